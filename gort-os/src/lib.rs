@@ -1,0 +1,71 @@
+//! # gort-os: the OS layer under gort's scheduler
+//!
+//! Everything the scheduler needs from the machine, and nothing it does not:
+//!
+//! * [`context`] — the stackful context switch. A goroutine is a
+//!   [`context::Context`]: a corosensei coroutine on a gort [`stack::Stack`],
+//!   labelled with the goroutine's id and name so that a stack overflow can say
+//!   whose it was.
+//! * [`stack`] — stacks, pooled per thread (per M) with a global overflow list
+//!   and batched `madvise`. Guarded stacks (a `PROT_NONE` page under each) while
+//!   the kernel's mapping budget allows; past it, unguarded slab stacks with a
+//!   zero canary checked at every switch, so a million goroutines run on the
+//!   default `vm.max_map_count` of 65530.
+//! * [`futex`] — waiting on a 32-bit word, and [`futex::Parker`], the one-token
+//!   parker that idle Ms and plain OS threads sleep on.
+//! * [`thread`] — named OS threads with an alternate signal stack.
+//! * [`clock`] — [`clock::nanotime`], the monotonic clock.
+//! * [`cpu`] — [`cpu::num_cpu`] (the affinity mask) and
+//!   [`cpu::default_procs`] (Go 1.25's cgroup-aware default for `GOMAXPROCS`).
+//! * [`signal`] — the SIGSEGV handler that turns a guard-page hit into
+//!   `fatal error: stack overflow in goroutine N "name"`.
+//!
+//! ## Design
+//!
+//! The context switch is corosensei's: about 2 ns a round trip, correct forced
+//! unwinding (dropping a parked goroutine runs its destructors), backtraces
+//! through the switch, and no process-wide side effects. We considered hand
+//! written assembly (may, Go): no faster, and it would have to re-derive
+//! corosensei's unwinding and CFI work. We considered `ucontext` (swapcontext
+//! does a signal-mask system call per switch: ~100x slower).
+//!
+//! Stacks cost what they touch: a parked goroutine that never went deeper than
+//! a few hundred bytes has one resident page. Memory is returned to the kernel
+//! only in batches, when a thread's cache overflows; a goroutine exit is a push
+//! onto a thread-local vector.
+//!
+//! Rejected: growing stacks by copying (Go's way) needs precise pointer maps
+//! Rust does not have; segmented stacks need compiler support. Fixed-size
+//! virtual stacks with lazy commit are the Rust answer.
+//!
+//! ## Platform
+//!
+//! Linux is the first-class target (futex, cgroups, `max_map_count`). Other
+//! Unixes build, with `parking_lot_core` for parking and no cgroup limit.
+//!
+//! # Invariants
+//!
+//! * A `Context` is resumed only by one OS thread at a time, and (for the safe
+//!   scheduler API) always the same one.
+//! * While a context runs, the thread-local overflow info points at it.
+//! * A slab stack's canary is zero unless its goroutine overflowed.
+
+#![cfg(unix)]
+
+mod loom;
+
+pub mod clock;
+pub mod cpu;
+pub mod futex;
+
+#[cfg(not(gort_loom))]
+pub mod context;
+#[cfg(not(gort_loom))]
+pub mod signal;
+#[cfg(not(gort_loom))]
+pub mod stack;
+#[cfg(not(gort_loom))]
+pub mod thread;
+
+#[cfg(all(test, gort_loom))]
+mod tests;

@@ -1,0 +1,160 @@
+//! # gort-sched: Go's G/M/P scheduler for Rust
+//!
+//! Goroutines (G) are stackful coroutines from gort-os. Machines (M) are OS
+//! threads that run them. Processors (P), `GOMAXPROCS` of them, are the right
+//! to run goroutines: an M must hold a P to run anything. This is Go's
+//! runtime/proc.go design, and the names follow it: `runq_put`, `runnext`,
+//! `find_runnable`, `wakep`, `startm`, `stopm`, `gopark`/`goready` (here
+//! [`park`] / [`Waiter::ready`]).
+//!
+//! ## Run queues
+//!
+//! Each P has a 256-slot lock-free ring plus a `runnext` slot (`runq.rs`):
+//! the owner pushes at the tail; the owner and thieves pop at the head by
+//! CAS; a thief takes half in one CAS. A full ring spills half to the global
+//! queue, a mutex-protected intrusive list that every M checks every 61st
+//! schedule for fairness. A new goroutine goes to its spawner's `runnext`.
+//!
+//! ## The one departure from Go: a started goroutine keeps its thread
+//!
+//! A goroutine's stack can hold what Rust's type system cannot see across a
+//! switch: thread-local references, TLS addresses the compiler cached in a
+//! register, `!Send` values (`Rc`, a `MutexGuard`, `ThreadRng`, an epoch
+//! `Guard`). Moving that stack to another OS thread is undefined behaviour
+//! (the `may` crate had to make spawning `unsafe` for this). So in gort:
+//!
+//! * a fresh goroutine sits in a P's run queue and may be stolen by any P;
+//! * from its first instruction on it is *bound* to the M that started it;
+//! * when readied it goes back to that M: onto its local `runnext` if the
+//!   waker runs on the same M, else into the M's *inbox* (a lock-free stack
+//!   the M drains), waking the M if it sleeps.
+//!
+//! An M therefore has two sources of work: its bound goroutines (M-local
+//! queue and inbox) and its P's fresh ones. It alternates between the two
+//! queues and caps how often `runnext` may jump the line (64 in a row, the
+//! count-based stand-in for Go's time-slice inheritance), so ping-ponging
+//! pairs cannot starve the rest.
+//!
+//! An M with runnable bound goroutines but no P (possible after
+//! `gomaxprocs` shrinks) queues for a P; Ms that hold one hand it over after
+//! a quantum of 64 schedules. Goroutines that promise to hold nothing
+//! thread-affine across blocking calls may opt in to Go's free migration
+//! ([`Builder::migratable`], `unsafe`): they are readied onto the waker's P.
+//!
+//! ## Idle Ms
+//!
+//! An M without work first spins — steals from other Ps (if fewer than half
+//! of the busy Ps already have a spinning M, as in Go), then briefly watches
+//! its inbox — then gives up its P and sleeps on a futex. Whoever makes work
+//! calls `wakep`: if a P is idle and no M is spinning, an idle M (or a new
+//! one) is started spinning. The last spinning M to find work wakes another.
+//! Idle Ms use no CPU.
+//!
+//! ## Park and ready
+//!
+//! [`park`] and [`Waiter`] are the single blocking primitive for every layer
+//! above, from goroutines and plain threads alike (`park_state.rs` has the
+//! protocol and its loom model). A goroutine's park switches to the M's own
+//! stack first and only then publishes itself as parked, so a waker can never
+//! resume a goroutine whose stack is still in use.
+//!
+//! ## Sources
+//!
+//! Timers and the network poller plug in as [`Source`]s: the idle path asks
+//! them for ready goroutines and the next deadline; one idle M may block in a
+//! source's wait (epoll) with that deadline as timeout, one sleeps until it.
+//!
+//! ## Rejected alternatives
+//!
+//! * Free migration by default (Go, `may`): unsound for safe Rust, above.
+//! * One run queue per M instead of per P: loses Go's `GOMAXPROCS` model and
+//!   the hand-off of fresh work when an M blocks.
+//! * A mutex-protected inbox: costs a lock on every cross-thread wake; the
+//!   Treiber stack is one CAS and the M takes it whole.
+//!
+//! # Invariants
+//!
+//! * A G is in at most one queue (P ring/runnext, global, M runnext/runq/
+//!   inbox, free list) and is touched only by whoever dequeued it.
+//! * A started, non-migratable G only ever runs on `g.m`.
+//! * An M runs goroutines only while it holds a P; a P is held by at most one
+//!   M, or is idle (in `pidle`), or dead (id >= GOMAXPROCS).
+//! * `nmspinning` counts Ms in the spinning state; `npidle` equals
+//!   `pidle.len()` outside the idle lock.
+
+#[cfg(not(gort_loom))]
+mod config;
+mod loom;
+mod park_state;
+#[cfg(not(gort_loom))]
+mod rt;
+mod runq;
+#[cfg(not(gort_loom))]
+mod source;
+#[cfg(not(gort_loom))]
+mod spawn;
+#[cfg(not(gort_loom))]
+mod waiter;
+
+#[cfg(all(test, gort_loom))]
+mod tests;
+
+#[cfg(not(gort_loom))]
+pub use api::*;
+
+#[cfg(not(gort_loom))]
+mod api {
+    pub use crate::config::{parse_procs, parse_stack_size, Config, ConfigError};
+    pub use crate::rt::MAX_PROCS;
+    pub use crate::source::{note_deadline, register_source, Source};
+    pub use crate::spawn::{go, goexit, run, Builder, Goexit, JoinError, JoinHandle};
+    pub use crate::waiter::{park, park_thread_timeout, WaitReason, Waiter};
+
+    /// Lets other goroutines run; the caller continues later on the same
+    /// thread (Go's `runtime.Gosched`). On a plain thread, yields the thread.
+    pub fn gosched() {
+        crate::rt::gosched()
+    }
+
+    /// Goroutines that exist now: spawned and not yet finished (Go's
+    /// `runtime.NumGoroutine`). 0 if the runtime has not started.
+    pub fn num_goroutine() -> usize {
+        if crate::rt::started() {
+            crate::rt::sched().num_goroutine()
+        } else {
+            0
+        }
+    }
+
+    /// Sets GOMAXPROCS to `n` and returns the previous value; `n == 0` only
+    /// queries (Go's `runtime.GOMAXPROCS`). Takes effect without stopping
+    /// the world: Ps above `n` are retired by their Ms at their next schedule,
+    /// their queued goroutines moving to the global queue.
+    ///
+    /// # Panics
+    /// If `n` > [`MAX_PROCS`].
+    pub fn gomaxprocs(n: usize) -> usize {
+        if n == 0 {
+            return crate::rt::sched().gomaxprocs();
+        }
+        crate::rt::set_gomaxprocs(n)
+    }
+
+    /// Logical CPUs usable by this process (Go's `runtime.NumCPU`).
+    pub fn num_cpu() -> usize {
+        gort_os::cpu::num_cpu()
+    }
+
+    /// Starts the runtime with an explicit configuration instead of the
+    /// environment. Returns false (and changes nothing) if it already runs.
+    pub fn init(cfg: Config) -> bool {
+        crate::rt::init(cfg)
+    }
+
+    /// The running goroutine's id, or `None` on a plain thread.
+    pub fn goid() -> Option<u64> {
+        let g = crate::rt::current_g();
+        // SAFETY: the running G is live while it runs this code.
+        (!g.is_null()).then(|| unsafe { &*g }.goid())
+    }
+}

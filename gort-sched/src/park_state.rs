@@ -1,0 +1,160 @@
+//! The park/ready handshake, shared by goroutines and plain OS threads.
+//!
+//! One 64-bit word per waiter: `epoch << 2 | state`, state one of `EMPTY`,
+//! `NOTIFIED`, `PARKED`. A [`crate::Waiter`] remembers the epoch it was made
+//! in; it can wake only the park of that epoch. Every completed park (and
+//! every goroutine exit) advances the epoch, so a stale waiter is a no-op
+//! instead of a spurious wake-up of some later park.
+//!
+//! ```text
+//!   parker                               waker (epoch e)
+//!   ------                               ---------------
+//!   commit()   (e.g. unlock)             EMPTY    -> NOTIFIED   (parker will not sleep)
+//!   switch out / prepare to sleep        NOTIFIED -> (no-op)
+//!   EMPTY -> PARKED  (try_park)          PARKED   -> e+1,EMPTY  then enqueue/unpark it
+//!   NOTIFIED -> e+1,EMPTY, don't sleep
+//! ```
+//!
+//! The goroutine side runs `try_park` on the M's own stack *after* switching
+//! away from the goroutine, so a waker that sees `PARKED` may run the
+//! goroutine anywhere at once: its stack is no longer in use. A waker that
+//! comes earlier (`EMPTY`) leaves `NOTIFIED` and the park returns at once. No
+//! interleaving loses a wake-up (see `tests/loom_park.rs`).
+//!
+//! # Invariants
+//! * Only the owner moves `EMPTY -> PARKED` and `NOTIFIED -> EMPTY`.
+//! * Only a waker of the current epoch moves `PARKED -> (e+1, EMPTY)`, and
+//!   then it alone is responsible for resuming the owner.
+
+use crate::loom::{AtomicU64, Ordering};
+
+const EMPTY: u64 = 0;
+const NOTIFIED: u64 = 1;
+const PARKED: u64 = 2;
+const STATE: u64 = 3;
+
+pub(crate) struct ParkState {
+    /// Written by the owner (try_park, consume) and wakers (notify); see the
+    /// module table. Every transition is a CAS with AcqRel, pairing the
+    /// owner's commit (before try_park) with the waker's resume of it.
+    word: AtomicU64,
+}
+
+/// What a waker must do after [`ParkState::notify`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Notify {
+    /// The owner is parked and now belongs to the waker: resume it.
+    Resume,
+    /// The owner will see the token itself (or the waiter was stale).
+    Done,
+}
+
+impl ParkState {
+    pub(crate) fn new() -> Self {
+        ParkState {
+            word: AtomicU64::new(EMPTY),
+        }
+    }
+
+    /// The epoch a new waiter for the owner's next park gets.
+    #[inline]
+    pub(crate) fn epoch(&self) -> u64 {
+        self.word.load(Ordering::Acquire) >> 2
+    }
+
+    /// Waker side.
+    #[inline]
+    pub(crate) fn notify(&self, epoch: u64) -> Notify {
+        let mut w = self.word.load(Ordering::Acquire);
+        loop {
+            if w >> 2 != epoch {
+                return Notify::Done; // stale: that park already completed
+            }
+            let (new, res) = match w & STATE {
+                EMPTY => (epoch << 2 | NOTIFIED, Notify::Done),
+                PARKED => ((epoch + 1) << 2 | EMPTY, Notify::Resume),
+                _ => return Notify::Done, // already notified
+            };
+            // AcqRel: Acquire pairs with the owner's Release in try_park (its
+            // switch-out is complete); Release pairs with its Acquire in
+            // consume_notified (our writes before notify are visible).
+            match self
+                .word
+                .compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return res,
+                Err(cur) => w = cur,
+            }
+        }
+    }
+
+    /// Owner: if a token is already there, consumes it (advancing the epoch)
+    /// and returns true.
+    #[inline]
+    pub(crate) fn consume_notified(&self) -> bool {
+        let w = self.word.load(Ordering::Acquire);
+        if w & STATE != NOTIFIED {
+            return false;
+        }
+        // Only the owner leaves NOTIFIED, so this cannot fail.
+        self.word.store(((w >> 2) + 1) << 2 | EMPTY, Ordering::Release);
+        true
+    }
+
+    /// Owner, once it is ready to sleep: EMPTY -> PARKED. Returns false (and
+    /// consumes the token) if a waker came first.
+    #[inline]
+    pub(crate) fn try_park(&self) -> bool {
+        let w = self.word.load(Ordering::Acquire);
+        if w & STATE == EMPTY
+            && self
+                .word
+                // Release: everything the owner did (its commit, its
+                // switch-out) happens before a waker that sees PARKED.
+                .compare_exchange(w, w | PARKED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            return true;
+        }
+        let consumed = self.consume_notified();
+        debug_assert!(consumed, "try_park from a state other than EMPTY/NOTIFIED");
+        false
+    }
+
+    /// Owner, after sleeping: whether the park of `epoch` was woken.
+    #[inline]
+    pub(crate) fn woken(&self, epoch: u64) -> bool {
+        self.word.load(Ordering::Acquire) >> 2 != epoch
+    }
+
+    /// Owner, giving up a park (a timeout): returns true if it withdrew the
+    /// park, false if a waker resumed it meanwhile (then the wake counts).
+    pub(crate) fn cancel(&self, epoch: u64) -> bool {
+        self.word
+            .compare_exchange(
+                epoch << 2 | PARKED,
+                (epoch + 1) << 2 | EMPTY,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// Owner exits or is reused: waiters for its current epoch go stale.
+    pub(crate) fn retire(&self) {
+        let w = self.word.load(Ordering::Acquire);
+        // The owner is running, so the state is EMPTY or NOTIFIED; a
+        // concurrent notify can only move EMPTY -> NOTIFIED, retried here.
+        let mut w = w;
+        loop {
+            let new = ((w >> 2) + 1) << 2 | EMPTY;
+            match self
+                .word
+                .compare_exchange(w, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(cur) => w = cur,
+            }
+        }
+    }
+}

@@ -1,0 +1,1311 @@
+//! The runtime proper: G, M, P, the scheduler loop (`schedule` /
+//! `find_runnable`), spinning and wake-up of Ms (`wakep` / `startm` /
+//! `stopm`), the global run queue, goroutine descriptors' free lists,
+//! `gomaxprocs` and the source hooks. Go's runtime/proc.go is the model; the
+//! differences all come from DESIGN.md §2 (a started goroutine never changes
+//! OS thread) and are described in the crate docs.
+
+use crate::config::Config;
+use crate::loom::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::park_state::ParkState;
+use crate::runq::RunQueue;
+use crate::source::Source;
+use crate::waiter::{WaitReason, Waiter};
+use gort_os::clock::nanotime;
+use gort_os::context::{Context, Label, Resumed, Suspender};
+use gort_os::futex::Parker;
+use gort_os::stack::Stack;
+use std::cell::{Cell, UnsafeCell};
+use std::collections::VecDeque;
+use std::ptr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+
+/// Most Ps a runtime may have.
+pub const MAX_PROCS: usize = 1024;
+
+/// How many goroutines an M runs from `runnext` in a row before it lets the
+/// rest of its queues go first (Go's time-slice inheritance, by count).
+const RUNNEXT_STREAK: u32 = 64;
+/// Rounds an idle M spins checking for bound work before it gives up its P.
+const IDLE_SPINS: u32 = 64;
+/// Schedules an M may run on its P while another M waits for one.
+const P_QUANTUM: u32 = 64;
+/// Free goroutine descriptors a P keeps.
+const GFREE_MAX: usize = 64;
+
+// ---------------------------------------------------------------------------
+// G
+
+/// What a goroutine asks its M to do after it switched out.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Req {
+    None,
+    Park,
+    Yield,
+}
+
+/// A goroutine descriptor. Never freed (like Go's `allgs`): exited
+/// descriptors are reused, so a [`Waiter`] pointer is always valid memory and
+/// the park epoch tells a stale one apart.
+pub(crate) struct G {
+    /// Park handshake; see `park_state.rs`.
+    pub(crate) park: ParkState,
+    /// Intrusive link for the global queue, M inboxes and free lists.
+    /// Written by whoever owns the G while it is queued; published by the
+    /// queue's lock or the inbox CAS.
+    link: AtomicPtr<G>,
+    /// The M this goroutine is bound to once it has run (null while fresh).
+    /// Written by that M before the goroutine first runs; read by wakers
+    /// after they won `park` (Acquire, pairing with the park's Release).
+    m: AtomicPtr<M>,
+    /// Set at spawn before the G is published; read by wakers.
+    migratable: AtomicBool,
+    /// Goroutine id; written at spawn before publication, read by anyone.
+    goid: AtomicU64,
+    /// Owned by the thread that currently holds the G: the spawner until
+    /// queued, then the M that dequeued or runs it. Never accessed by two
+    /// threads at once; hand-offs go through queues (Release/Acquire).
+    inner: UnsafeCell<GInner>,
+}
+
+struct GInner {
+    entry: Option<Box<dyn FnOnce() + Send>>,
+    ctx: Option<Context>,
+    suspender: Option<Suspender>,
+    name: Option<Arc<str>>,
+    stack_size: usize,
+    req: Req,
+    wait_reason: WaitReason,
+}
+
+impl G {
+    fn new() -> G {
+        G {
+            park: ParkState::new(),
+            link: AtomicPtr::new(ptr::null_mut()),
+            m: AtomicPtr::new(ptr::null_mut()),
+            migratable: AtomicBool::new(false),
+            goid: AtomicU64::new(0),
+            inner: UnsafeCell::new(GInner {
+                entry: None,
+                ctx: None,
+                suspender: None,
+                name: None,
+                stack_size: 0,
+                req: Req::None,
+                wait_reason: WaitReason::Unspecified,
+            }),
+        }
+    }
+
+    pub(crate) fn goid(&self) -> u64 {
+        self.goid.load(Ordering::Relaxed)
+    }
+
+    /// # Safety
+    /// The caller holds the G (see the field docs of `inner`).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn inner(&self) -> &mut GInner {
+        // SAFETY: forwarded to the caller.
+        unsafe { &mut *self.inner.get() }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// P
+
+const P_IDLE: u32 = 0;
+const P_RUNNING: u32 = 1;
+const P_DEAD: u32 = 2;
+
+/// A processor: the right to run goroutines, with a local run queue of fresh
+/// (and migratable) goroutines that other Ps may steal.
+pub(crate) struct P {
+    id: usize,
+    runq: RunQueue<G>,
+    /// P_IDLE / P_RUNNING / P_DEAD; changed under the scheduler lock (or by
+    /// the M taking the P from the idle list), read racily by thieves.
+    status: AtomicU32,
+    /// Free descriptors; only the M holding the P touches it.
+    gfree: UnsafeCell<Vec<*mut G>>,
+}
+
+// SAFETY: `gfree` is only touched by the M that holds the P (ownership of a P
+// passes through the scheduler lock or the nextp hand-off, both of which
+// synchronise); everything else is atomic.
+unsafe impl Sync for P {}
+// SAFETY: as above.
+unsafe impl Send for P {}
+
+// ---------------------------------------------------------------------------
+// M
+
+/// A machine: one OS thread running goroutines. Ms are never freed.
+pub(crate) struct M {
+    /// The M sleeps on this when idle; wakers unpark it.
+    parker: Parker,
+    /// Bound goroutines readied by other threads: a Treiber stack that the
+    /// M takes whole (swap) and reverses. Pushed with Release CAS, taken
+    /// with an Acquire swap.
+    inbox: AtomicPtr<G>,
+    /// A P handed to this M while it sleeps (by startm or a P hand-off);
+    /// stored under the scheduler lock, taken by the M (Acquire swap).
+    nextp: AtomicPtr<P>,
+    /// Whether the M handed `nextp` should start out spinning.
+    start_spinning: AtomicBool,
+    /// True while the M blocks inside a source's wait; wakers of its bound
+    /// goroutines then also call the source's wake. SeqCst with the inbox
+    /// check (a Dekker pair).
+    in_source: AtomicBool,
+    /// Owner-thread-only scheduling state.
+    local: UnsafeCell<MLocal>,
+}
+
+struct MLocal {
+    p: *const P,
+    /// Bound goroutine readied on this thread, to run next.
+    runnext: *mut G,
+    /// Bound goroutines ready to resume on this M.
+    runq: VecDeque<*mut G>,
+    spinning: bool,
+    schedtick: u32,
+    /// `schedtick` when the current P was acquired.
+    ptick: u32,
+    /// Consecutive goroutines taken from `runnext`.
+    streak: u32,
+    rand: u32,
+}
+
+// SAFETY: `local` is only touched by the M's own thread; the rest is atomic.
+unsafe impl Sync for M {}
+// SAFETY: as above.
+unsafe impl Send for M {}
+
+impl M {
+    /// # Safety
+    /// Only the M's own thread may call this, and must not hold the result
+    /// across a goroutine switch.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn local(&self) -> &mut MLocal {
+        // SAFETY: forwarded to the caller.
+        unsafe { &mut *self.local.get() }
+    }
+
+    fn has_inbox(&self) -> bool {
+        !self.inbox.load(Ordering::Acquire).is_null()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Thread-local state. Read through non-inlined functions, so that code on a
+// migratable goroutine never uses a TLS address cached from another thread.
+
+thread_local! {
+    static CUR_M: Cell<*const M> = const { Cell::new(ptr::null()) };
+    static CUR_G: Cell<*mut G> = const { Cell::new(ptr::null_mut()) };
+}
+
+#[inline(never)]
+fn current_m() -> *const M {
+    CUR_M.with(|c| c.get())
+}
+
+/// The running goroutine, or null on a plain thread (or an M's own stack).
+#[inline(never)]
+pub(crate) fn current_g() -> *mut G {
+    CUR_G.with(|c| c.get())
+}
+
+// ---------------------------------------------------------------------------
+// The scheduler
+
+struct Idle {
+    /// Idle Ps.
+    pidle: Vec<&'static P>,
+    /// Idle Ms with no bound work.
+    midle: Vec<&'static M>,
+    /// Ms with runnable bound goroutines waiting for a P, FIFO.
+    mwaitp: VecDeque<&'static M>,
+}
+
+struct GQueue {
+    head: *mut G,
+    tail: *mut G,
+    len: usize,
+}
+
+// SAFETY: the queue is only accessed under its Mutex.
+unsafe impl Send for GQueue {}
+
+pub(crate) struct Sched {
+    /// P descriptors by id; slots fill as gomaxprocs grows and are never
+    /// cleared (a shrunk P is P_DEAD and reused when it grows again).
+    allp: Box<[AtomicPtr<P>]>,
+    /// GOMAXPROCS. Written under `idle`; read racily by everyone.
+    nprocs: AtomicUsize,
+    idle: Mutex<Idle>,
+    /// Mirrors `idle.pidle.len()`, for lock-free checks in wakep.
+    npidle: AtomicUsize,
+    /// Spinning Ms (looking for work with a P).
+    nmspinning: AtomicUsize,
+    /// Mirrors `idle.mwaitp.len()`.
+    nmwaitp: AtomicUsize,
+    global: Mutex<GQueue>,
+    /// Mirrors `global.len` for lock-free emptiness checks.
+    global_len: AtomicUsize,
+    gfree: Mutex<Vec<usize>>,
+    goid_gen: AtomicU64,
+    mid_gen: AtomicU64,
+    /// Live goroutines (spawned and not finished).
+    ngoroutine: AtomicUsize,
+    zero_waiters: Mutex<Vec<Waiter>>,
+    sources: RwLock<Vec<Arc<dyn Source>>>,
+    /// Earliest deadline any source reported (i64::MAX: none).
+    next_deadline: AtomicI64,
+    /// The M sleeping with a timeout for `next_deadline`, if any.
+    timekeeper: AtomicPtr<M>,
+    /// Whether some M is blocked inside a source's wait.
+    source_blocked: AtomicBool,
+    /// Default stack size for new goroutines.
+    stack_size: AtomicUsize,
+}
+
+static SCHED: OnceLock<Sched> = OnceLock::new();
+
+/// The runtime, started with the environment's configuration on first use.
+#[inline]
+pub(crate) fn sched() -> &'static Sched {
+    match SCHED.get() {
+        Some(s) => s,
+        None => start_default(),
+    }
+}
+
+#[cold]
+fn start_default() -> &'static Sched {
+    SCHED.get_or_init(|| match Config::from_env() {
+        Ok(c) => Sched::new(c),
+        Err(e) => panic!("gort: {e}"),
+    })
+}
+
+/// Starts the runtime with `cfg`; false if it was already running.
+pub(crate) fn init(cfg: Config) -> bool {
+    let mut fresh = false;
+    SCHED.get_or_init(|| {
+        fresh = true;
+        Sched::new(cfg)
+    });
+    fresh
+}
+
+pub(crate) fn started() -> bool {
+    SCHED.get().is_some()
+}
+
+impl Sched {
+    fn new(cfg: Config) -> Sched {
+        let n = cfg.procs;
+        let allp: Box<[AtomicPtr<P>]> = (0..MAX_PROCS).map(|_| AtomicPtr::new(ptr::null_mut())).collect();
+        let mut pidle = Vec::with_capacity(n);
+        for id in (0..n).rev() {
+            let p = new_p(id);
+            allp[id].store(p as *const P as *mut P, Ordering::Release);
+            pidle.push(p);
+        }
+        Sched {
+            allp,
+            nprocs: AtomicUsize::new(n),
+            idle: Mutex::new(Idle {
+                pidle,
+                midle: Vec::new(),
+                mwaitp: VecDeque::new(),
+            }),
+            npidle: AtomicUsize::new(n),
+            nmspinning: AtomicUsize::new(0),
+            nmwaitp: AtomicUsize::new(0),
+            global: Mutex::new(GQueue {
+                head: ptr::null_mut(),
+                tail: ptr::null_mut(),
+                len: 0,
+            }),
+            global_len: AtomicUsize::new(0),
+            gfree: Mutex::new(Vec::new()),
+            goid_gen: AtomicU64::new(0),
+            mid_gen: AtomicU64::new(0),
+            ngoroutine: AtomicUsize::new(0),
+            zero_waiters: Mutex::new(Vec::new()),
+            sources: RwLock::new(Vec::new()),
+            next_deadline: AtomicI64::new(i64::MAX),
+            timekeeper: AtomicPtr::new(ptr::null_mut()),
+            source_blocked: AtomicBool::new(false),
+            stack_size: AtomicUsize::new(cfg.stack_size),
+        }
+    }
+
+    fn lock_idle(&self) -> MutexGuard<'_, Idle> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn p(&self, id: usize) -> Option<&'static P> {
+        let p = self.allp[id].load(Ordering::Acquire);
+        // SAFETY: Ps are leaked, so a non-null slot is a live &'static P.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    pub(crate) fn num_goroutine(&self) -> usize {
+        self.ngoroutine.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn gomaxprocs(&self) -> usize {
+        self.nprocs.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn default_stack_size(&self) -> usize {
+        self.stack_size.load(Ordering::Relaxed)
+    }
+}
+
+fn new_p(id: usize) -> &'static P {
+    Box::leak(Box::new(P {
+        id,
+        runq: RunQueue::new(),
+        status: AtomicU32::new(P_IDLE),
+        gfree: UnsafeCell::new(Vec::new()),
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// Spawning (newproc) and goroutine descriptors
+
+pub(crate) struct Spawn {
+    pub(crate) entry: Box<dyn FnOnce() + Send>,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) stack_size: usize,
+    pub(crate) migratable: bool,
+}
+
+/// Creates a goroutine and queues it. Returns its id.
+pub(crate) fn newproc(sp: Spawn) -> u64 {
+    let s = sched();
+    let g = gfget(s);
+    // SAFETY: a descriptor from the free list belongs to us until queued.
+    let gr = unsafe { &*g };
+    let goid = s.goid_gen.fetch_add(1, Ordering::Relaxed) + 1;
+    gr.goid.store(goid, Ordering::Relaxed);
+    gr.m.store(ptr::null_mut(), Ordering::Relaxed);
+    gr.migratable.store(sp.migratable, Ordering::Relaxed);
+    // SAFETY: we hold the G (not yet published).
+    let gi = unsafe { gr.inner() };
+    gi.entry = Some(sp.entry);
+    gi.name = sp.name;
+    gi.stack_size = sp.stack_size;
+    gi.req = Req::None;
+    s.ngoroutine.fetch_add(1, Ordering::Relaxed);
+    runq_put_here(s, g, true);
+    goid
+}
+
+/// Queues a fresh or migratable G on the current P (runnext if `next`), or
+/// on the global queue from a thread without a P; then wakes an M if one
+/// could help.
+fn runq_put_here(s: &'static Sched, g: *mut G, next: bool) {
+    let m = current_m();
+    if !m.is_null() {
+        // SAFETY: current_m() is this thread's own M; no switch happens here.
+        let ml = unsafe { (*m).local() };
+        if !ml.p.is_null() {
+            // SAFETY: a P we hold is live and ours.
+            let p = unsafe { &*ml.p };
+            if let Err(batch) = p.runq.put(g, next) {
+                global_put_batch(s, &batch);
+            }
+            wakep(s);
+            return;
+        }
+    }
+    global_put_batch(s, &[g]);
+    wakep(s);
+}
+
+fn gfget(s: &'static Sched) -> *mut G {
+    let m = current_m();
+    if !m.is_null() {
+        // SAFETY: our own M, no switch here.
+        let ml = unsafe { (*m).local() };
+        if !ml.p.is_null() {
+            // SAFETY: only the M holding the P touches gfree.
+            let free = unsafe { &mut *(*ml.p).gfree.get() };
+            if free.is_empty() {
+                let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
+                let n = gl.len().min(GFREE_MAX / 2);
+                let at = gl.len() - n;
+                free.extend(gl.drain(at..).map(|a| a as *mut G));
+            }
+            if let Some(g) = free.pop() {
+                return g;
+            }
+            return Box::into_raw(Box::new(G::new()));
+        }
+    }
+    if let Some(a) = s.gfree.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+        return a as *mut G;
+    }
+    Box::into_raw(Box::new(G::new()))
+}
+
+/// Returns an exited G's descriptor to the current P's free list.
+fn gfput(s: &'static Sched, ml: &mut MLocal, g: *mut G) {
+    // SAFETY: the P we hold; only we touch its gfree.
+    let free = unsafe { &mut *(*ml.p).gfree.get() };
+    free.push(g);
+    if free.len() > GFREE_MAX {
+        let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
+        gl.extend(free.drain(..GFREE_MAX / 2).map(|g| g as usize));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The global run queue
+
+fn global_put_batch(s: &'static Sched, gs: &[*mut G]) {
+    if gs.is_empty() {
+        return;
+    }
+    let mut q = s.global.lock().unwrap_or_else(|e| e.into_inner());
+    for &g in gs {
+        // SAFETY: we own every G we queue; link is only used by its holder.
+        unsafe { (*g).link.store(ptr::null_mut(), Ordering::Relaxed) };
+        if q.tail.is_null() {
+            q.head = g;
+        } else {
+            // SAFETY: the tail is a queued G, protected by the queue lock.
+            unsafe { (*q.tail).link.store(g, Ordering::Relaxed) };
+        }
+        q.tail = g;
+        q.len += 1;
+    }
+    s.global_len.store(q.len, Ordering::Release);
+}
+
+/// Takes a fair share of the global queue: returns one G to run and puts the
+/// rest on `p`'s local queue (Go's globrunqget).
+fn global_get(s: &'static Sched, p: &P, max: usize) -> Option<*mut G> {
+    if s.global_len.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    let mut taken = Vec::new();
+    {
+        let mut q = s.global.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len == 0 {
+            return None;
+        }
+        let np = s.gomaxprocs().max(1);
+        let mut n = q.len.min(q.len / np + 1).min(crate::loom::RUNQ_SIZE / 2);
+        if max > 0 {
+            n = n.min(max);
+        }
+        for _ in 0..n {
+            let g = q.head;
+            // SAFETY: queued Gs are protected by the queue lock.
+            q.head = unsafe { (*g).link.load(Ordering::Relaxed) };
+            if q.head.is_null() {
+                q.tail = ptr::null_mut();
+            }
+            q.len -= 1;
+            taken.push(g);
+        }
+        s.global_len.store(q.len, Ordering::Release);
+    }
+    let first = taken[0];
+    for &g in &taken[1..] {
+        if let Err(batch) = p.runq.put(g, false) {
+            global_put_batch(s, &batch);
+        }
+    }
+    Some(first)
+}
+
+// ---------------------------------------------------------------------------
+// Readying goroutines
+
+/// Makes a parked G runnable. Called by the waker that won its park.
+pub(crate) fn ready_g(g: *mut G) {
+    // SAFETY: Gs are immortal.
+    let gr = unsafe { &*g };
+    if gr.migratable.load(Ordering::Relaxed) {
+        // Go's goready: the waker's P runs it next.
+        runq_put_here(sched(), g, true);
+        return;
+    }
+    // Acquire pairs with the M's store before the goroutine first ran.
+    let owner = gr.m.load(Ordering::Acquire);
+    debug_assert!(!owner.is_null(), "a parked goroutine has an M");
+    if ptr::eq(owner, current_m()) {
+        // SAFETY: we are on the owner's thread; no switch in between.
+        let ml = unsafe { (*owner).local() };
+        if !ml.runnext.is_null() {
+            ml.runq.push_back(ml.runnext);
+        }
+        ml.runnext = g;
+        return;
+    }
+    // SAFETY: Ms are immortal.
+    let m = unsafe { &*owner };
+    let mut head = m.inbox.load(Ordering::Relaxed);
+    loop {
+        gr.link.store(head, Ordering::Relaxed);
+        // Release publishes the G's link (and the waker's prior writes) to
+        // the M's Acquire swap in take_inbox.
+        match m
+            .inbox
+            .compare_exchange_weak(head, g, Ordering::SeqCst, Ordering::Relaxed)
+        {
+            Ok(_) => break,
+            Err(h) => head = h,
+        }
+    }
+    m.parker.unpark();
+    // SeqCst pairs with the M's SeqCst store of in_source before it re-checks
+    // its inbox: either it sees our G, or we see it blocked in the source.
+    if m.in_source.load(Ordering::SeqCst) {
+        wake_sources(sched());
+    }
+}
+
+/// Moves everything in the M's inbox to its local queue, oldest first.
+fn take_inbox(m: &M, ml: &mut MLocal) {
+    // Acquire pairs with the Release CAS in ready_g.
+    let mut g = m.inbox.swap(ptr::null_mut(), Ordering::Acquire);
+    if g.is_null() {
+        return;
+    }
+    let start = ml.runq.len();
+    while !g.is_null() {
+        ml.runq.push_back(g);
+        // SAFETY: the G is ours now; its link was published by the CAS.
+        g = unsafe { (*g).link.load(Ordering::Relaxed) };
+    }
+    // The stack gave newest first; restore FIFO.
+    ml.runq.make_contiguous()[start..].reverse();
+}
+
+// ---------------------------------------------------------------------------
+// Park / yield from a goroutine
+
+pub(crate) fn park_g<F: FnOnce() -> bool>(g: *mut G, reason: WaitReason, commit: F) {
+    if !commit() {
+        return;
+    }
+    // SAFETY: `g` is the running goroutine: this thread holds it.
+    let gr = unsafe { &*g };
+    if gr.park.consume_notified() {
+        return; // woken before we even switched
+    }
+    // SAFETY: as above; the borrow ends before the switch.
+    let s = unsafe {
+        let gi = gr.inner();
+        gi.req = Req::Park;
+        gi.wait_reason = reason;
+        gi.suspender.expect("running goroutine has a suspender")
+    };
+    // SAFETY: we are on this goroutine's stack, and it is running.
+    unsafe { s.suspend() };
+}
+
+/// Gosched: lets other goroutines run, then continues.
+pub(crate) fn gosched() {
+    let g = current_g();
+    if g.is_null() {
+        std::thread::yield_now();
+        return;
+    }
+    // SAFETY: the running goroutine is held by this thread.
+    let s = unsafe {
+        let gi = (*g).inner();
+        gi.req = Req::Yield;
+        gi.suspender.expect("running goroutine has a suspender")
+    };
+    // SAFETY: on the goroutine's own stack while it runs.
+    unsafe { s.suspend() };
+}
+
+// ---------------------------------------------------------------------------
+// M lifecycle
+
+fn newm(s: &'static Sched, p: &'static P, spinning: bool) {
+    let id = s.mid_gen.fetch_add(1, Ordering::Relaxed) + 1;
+    let m: &'static M = Box::leak(Box::new(M {
+        parker: Parker::new(),
+        inbox: AtomicPtr::new(ptr::null_mut()),
+        nextp: AtomicPtr::new(p as *const P as *mut P),
+        start_spinning: AtomicBool::new(spinning),
+        in_source: AtomicBool::new(false),
+        local: UnsafeCell::new(MLocal {
+            p: ptr::null(),
+            runnext: ptr::null_mut(),
+            runq: VecDeque::new(),
+            spinning: false,
+            schedtick: 0,
+            ptick: 0,
+            streak: 0,
+            rand: (id as u32).wrapping_mul(0x9E37_79B9) | 1,
+        }),
+    }));
+    let r = gort_os::thread::spawn_named(format!("gort-m{id}"), 0, move || mstart(s, m));
+    if let Err(e) = r {
+        fatal(&format!("runtime: failed to create new OS thread for M{id}: {e}"));
+    }
+}
+
+fn mstart(s: &'static Sched, m: &'static M) -> ! {
+    CUR_M.with(|c| c.set(m));
+    // SAFETY: this is m's thread.
+    let ml = unsafe { m.local() };
+    let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
+    // SAFETY: newm gave us a live P.
+    acquirep(ml, unsafe { &*p });
+    ml.spinning = m.start_spinning.swap(false, Ordering::Relaxed);
+    loop {
+        let g = find_runnable(s, m);
+        execute(s, m, g);
+    }
+}
+
+fn acquirep(ml: &mut MLocal, p: &'static P) {
+    p.status.store(P_RUNNING, Ordering::Relaxed);
+    ml.p = p;
+    ml.ptick = ml.schedtick;
+}
+
+#[cold]
+pub(crate) fn fatal(msg: &str) -> ! {
+    eprintln!("fatal error: {msg}");
+    std::process::abort()
+}
+
+/// Runs `g` on this M until it parks, yields or exits.
+fn execute(s: &'static Sched, m: &'static M, g: *mut G) {
+    // SAFETY: Gs are immortal and we hold this one (we dequeued it).
+    let gr = unsafe { &*g };
+    // SAFETY: we hold the G; the borrow ends before any switch.
+    let mut ctx = match unsafe { gr.inner() }.ctx.take() {
+        Some(c) => c,
+        None => start_g(s, m, g),
+    };
+    CUR_G.with(|c| c.set(g));
+    loop {
+        let r = ctx.resume();
+        match r {
+            Resumed::Finished => {
+                CUR_G.with(|c| c.set(ptr::null_mut()));
+                drop(ctx.into_stack()); // back to this M's stack cache
+                gr.park.retire();
+                // SAFETY: the goroutine finished; we hold its descriptor.
+                let gi = unsafe { gr.inner() };
+                gi.suspender = None;
+                gi.name = None;
+                // SAFETY: our own M; no switch until this borrow ends.
+                gfput(s, unsafe { m.local() }, g);
+                return;
+            }
+            Resumed::Suspended => {
+                // SAFETY: the goroutine is switched out; we hold it.
+                let gi = unsafe { gr.inner() };
+                let req = std::mem::replace(&mut gi.req, Req::None);
+                gi.ctx = Some(ctx);
+                match req {
+                    Req::Park => {
+                        // Release (in try_park): after this a waker may run
+                        // the G, so its context must already be stored.
+                        if gr.park.try_park() {
+                            break;
+                        }
+                        // Woken while switching out: run it again now.
+                        ctx = gi.ctx.take().expect("context just stored");
+                    }
+                    Req::Yield => {
+                        if gr.migratable.load(Ordering::Relaxed) {
+                            global_put_batch(s, &[g]);
+                        } else {
+                            // SAFETY: our own M.
+                            unsafe { m.local() }.runq.push_back(g);
+                        }
+                        break;
+                    }
+                    Req::None => fatal("goroutine switched out with no request"),
+                }
+            }
+        }
+    }
+    CUR_G.with(|c| c.set(ptr::null_mut()));
+}
+
+/// First run of a fresh G on this M: give it a stack and bind it here.
+fn start_g(s: &'static Sched, m: &'static M, g: *mut G) -> Context {
+    // SAFETY: we hold the G.
+    let gr = unsafe { &*g };
+    // SAFETY: we hold the G.
+    let gi = unsafe { gr.inner() };
+    let size = if gi.stack_size == 0 {
+        s.default_stack_size()
+    } else {
+        gi.stack_size
+    };
+    let stack = Stack::new(size).unwrap_or_else(|e| {
+        fatal(&format!(
+            "runtime: cannot allocate a {size}-byte stack for goroutine {}: {e}",
+            gr.goid()
+        ))
+    });
+    // Release pairs with wakers' Acquire load of `m`.
+    gr.m.store(m as *const M as *mut M, Ordering::Release);
+    let label = Label {
+        id: gr.goid(),
+        name: gi.name.clone(),
+    };
+    let gp = g as usize;
+    Context::new(stack, label, move |sus| goroutine_main(gp as *mut G, sus))
+}
+
+fn goroutine_main(g: *mut G, sus: Suspender) {
+    // SAFETY: this goroutine holds its own descriptor while it runs; the
+    // borrow ends before the entry runs (which may switch).
+    let entry = unsafe {
+        let gi = (*g).inner();
+        gi.suspender = Some(sus);
+        gi.entry.take().expect("fresh goroutine has an entry")
+    };
+    entry();
+}
+
+/// Called by a goroutine's entry just before it publishes its result.
+pub(crate) fn goroutine_done() {
+    let s = sched();
+    if s.ngoroutine.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let ws = std::mem::take(&mut *s.zero_waiters.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in ws {
+            w.ready();
+        }
+    }
+}
+
+/// Blocks until no goroutine is alive.
+pub(crate) fn wait_no_goroutines() {
+    let s = sched();
+    loop {
+        let mut ws = s.zero_waiters.lock().unwrap_or_else(|e| e.into_inner());
+        if s.ngoroutine.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        ws.push(Waiter::current());
+        crate::waiter::park(WaitReason::Other("wait for all goroutines"), move || {
+            drop(ws);
+            true
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Finding work
+
+fn fastrand(ml: &mut MLocal) -> u32 {
+    let mut x = ml.rand;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    ml.rand = x;
+    x
+}
+
+/// Returns the next goroutine for this M to run. Blocks (giving up the P)
+/// when there is none. On return the M holds a P.
+fn find_runnable(s: &'static Sched, m: &'static M) -> *mut G {
+    loop {
+        // SAFETY: our own thread; no switch happens inside this function.
+        let ml = unsafe { m.local() };
+        // SAFETY: we hold a P here.
+        let p: &'static P = unsafe { &*ml.p };
+        ml.schedtick = ml.schedtick.wrapping_add(1);
+
+        if p.id >= s.gomaxprocs() {
+            retire_p(s, m, p);
+            continue;
+        }
+        if s.nmwaitp.load(Ordering::Relaxed) > 0
+            && ml.schedtick.wrapping_sub(ml.ptick) > P_QUANTUM
+            && handoff_to_waiting_m(s, m, p)
+        {
+            continue;
+        }
+        check_deadline(s);
+
+        if let Some(g) = local_work(s, m, ml, p) {
+            stop_spinning(s, ml);
+            return g;
+        }
+        if let Some(g) = global_get(s, p, 0) {
+            stop_spinning(s, ml);
+            return g;
+        }
+
+        // Nothing here: steal fresh goroutines from other Ps.
+        if !ml.spinning {
+            let busy = s.gomaxprocs().saturating_sub(s.npidle.load(Ordering::Relaxed));
+            if 2 * s.nmspinning.load(Ordering::Relaxed) < busy {
+                ml.spinning = true;
+                s.nmspinning.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        if ml.spinning {
+            if let Some(g) = steal_work(s, ml, p) {
+                stop_spinning(s, ml);
+                return g;
+            }
+        }
+
+        // Our own goroutines may be readied from another thread any moment
+        // (a ping-pong across Ms): spin briefly before giving up the P.
+        let mut found = false;
+        for _ in 0..IDLE_SPINS {
+            if m.has_inbox() || s.global_len.load(Ordering::Relaxed) > 0 {
+                found = true;
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        if found {
+            continue;
+        }
+        if poll_sources(s) {
+            continue;
+        }
+        release_and_sleep(s, m);
+    }
+}
+
+/// Bound goroutines of this M, then the P's fresh ones, with the fairness
+/// rules from the crate docs.
+#[inline]
+fn local_work(s: &'static Sched, m: &M, ml: &mut MLocal, p: &'static P) -> Option<*mut G> {
+    if m.has_inbox() {
+        take_inbox(m, ml);
+    }
+    // Every 61st schedule, the global queue goes first (Go's fairness rule).
+    if ml.schedtick % 61 == 0 {
+        if let Some(g) = global_get(s, p, 1) {
+            return Some(g);
+        }
+    }
+    if !ml.runnext.is_null() {
+        let g = std::mem::replace(&mut ml.runnext, ptr::null_mut());
+        if ml.streak < RUNNEXT_STREAK {
+            ml.streak += 1;
+            return Some(g);
+        }
+        ml.runq.push_back(g);
+    }
+    ml.streak = 0;
+    if ml.schedtick & 1 == 0 {
+        if let Some(g) = ml.runq.pop_front() {
+            return Some(g);
+        }
+        p.runq.get().map(|(g, _)| g)
+    } else {
+        if let Some((g, _)) = p.runq.get() {
+            return Some(g);
+        }
+        ml.runq.pop_front()
+    }
+}
+
+fn steal_work(s: &'static Sched, ml: &mut MLocal, p: &P) -> Option<*mut G> {
+    let n = s.gomaxprocs();
+    for round in 0..4 {
+        let start = fastrand(ml) as usize % n.max(1);
+        for i in 0..n {
+            let id = (start + i) % n;
+            if id == p.id {
+                continue;
+            }
+            let Some(v) = s.p(id) else { continue };
+            if let Some(g) = v.runq.steal_into(&p.runq, round == 3) {
+                return Some(g);
+            }
+        }
+        if let Some(g) = global_get(s, p, 0) {
+            return Some(g);
+        }
+    }
+    None
+}
+
+fn stop_spinning(s: &'static Sched, ml: &mut MLocal) {
+    if ml.spinning {
+        ml.spinning = false;
+        // The last spinning M to find work wakes another to keep looking
+        // (Go's resetspinning): there may be more work than we took.
+        if s.nmspinning.fetch_sub(1, Ordering::SeqCst) == 1 {
+            wakep(s);
+        }
+    }
+}
+
+/// Go's wakep: if there is an idle P and nobody is spinning, start a
+/// spinning M.
+#[inline]
+pub(crate) fn wakep(s: &'static Sched) {
+    if s.npidle.load(Ordering::SeqCst) == 0 || s.nmspinning.load(Ordering::SeqCst) != 0 {
+        return;
+    }
+    if s
+        .nmspinning
+        .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    startm(s, true);
+}
+
+/// Gives an idle P to an idle (or new) M. With `spinning`, the caller has
+/// already counted the new M in nmspinning.
+fn startm(s: &'static Sched, spinning: bool) {
+    let mut idle = s.lock_idle();
+    let Some(p) = idle.pidle.pop() else {
+        drop(idle);
+        if spinning {
+            s.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        }
+        return;
+    };
+    s.npidle.fetch_sub(1, Ordering::SeqCst);
+    p.status.store(P_RUNNING, Ordering::Relaxed);
+    if let Some(m) = idle.midle.pop() {
+        m.start_spinning.store(spinning, Ordering::Relaxed);
+        // Release pairs with the M's Acquire swap of nextp.
+        m.nextp.store(p as *const P as *mut P, Ordering::Release);
+        drop(idle);
+        m.parker.unpark();
+    } else {
+        drop(idle);
+        newm(s, p, spinning);
+    }
+}
+
+/// Releases `p`: to the first M waiting for a P, else to the idle list (or
+/// retires it if gomaxprocs shrank). Caller holds the idle lock.
+fn put_p(s: &'static Sched, idle: &mut Idle, p: &'static P) {
+    if p.id >= s.gomaxprocs() {
+        p.status.store(P_DEAD, Ordering::Relaxed);
+        return;
+    }
+    if let Some(m2) = idle.mwaitp.pop_front() {
+        s.nmwaitp.fetch_sub(1, Ordering::Relaxed);
+        p.status.store(P_RUNNING, Ordering::Relaxed);
+        m2.start_spinning.store(false, Ordering::Relaxed);
+        m2.nextp.store(p as *const P as *mut P, Ordering::Release);
+        m2.parker.unpark();
+        return;
+    }
+    p.status.store(P_IDLE, Ordering::Relaxed);
+    idle.pidle.push(p);
+    s.npidle.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Another M has runnable goroutines but no P and we had ours long enough.
+fn handoff_to_waiting_m(s: &'static Sched, m: &'static M, p: &'static P) -> bool {
+    let mut idle = s.lock_idle();
+    if idle.mwaitp.is_empty() {
+        return false;
+    }
+    drop_p_local(s, m);
+    put_p(s, &mut idle, p);
+    drop(idle);
+    stopm(s, m);
+    true
+}
+
+/// Forgets the current P locally (the caller gives it away).
+fn drop_p_local(s: &'static Sched, m: &M) {
+    // SAFETY: our own thread.
+    let ml = unsafe { m.local() };
+    ml.p = ptr::null();
+    if ml.spinning {
+        ml.spinning = false;
+        s.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// gomaxprocs shrank below this P's id: move its queue to the global queue
+/// and give it up.
+fn retire_p(s: &'static Sched, m: &'static M, p: &'static P) {
+    let idle = s.lock_idle();
+    if p.id < s.gomaxprocs() {
+        return; // grew back meanwhile
+    }
+    let mut moved = Vec::new();
+    while let Some((g, _)) = p.runq.get() {
+        moved.push(g);
+    }
+    global_put_batch(s, &moved);
+    // SAFETY: we hold the P.
+    let free = unsafe { &mut *p.gfree.get() };
+    s.gfree
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(free.drain(..).map(|g| g as usize));
+    p.status.store(P_DEAD, Ordering::Relaxed);
+    drop_p_local(s, m);
+    drop(idle);
+    if !moved.is_empty() {
+        wakep(s);
+    }
+    stopm(s, m);
+}
+
+/// Gives up the P (nothing to run) and sleeps until this M has work and a P.
+fn release_and_sleep(s: &'static Sched, m: &'static M) {
+    // SAFETY: our own thread.
+    let p = unsafe { &*m.local().p };
+    let was_spinning = unsafe { m.local() }.spinning;
+    {
+        let mut idle = s.lock_idle();
+        // Work may have arrived on the global queue after we looked.
+        if s.global_len.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        drop_p_local(s, m);
+        put_p(s, &mut idle, p);
+    }
+    // Go's findrunnable: after dropping the P (and the spinning count), look
+    // once more at every run queue; a spawner that saw us spinning did not
+    // wake anybody.
+    if was_spinning {
+        for id in 0..s.gomaxprocs() {
+            if let Some(v) = s.p(id) {
+                if !v.runq.is_empty() {
+                    wakep(s);
+                    break;
+                }
+            }
+        }
+    }
+    stopm(s, m);
+}
+
+/// Sleeps until this M is handed a P, or has bound work and can take one.
+fn stopm(s: &'static Sched, m: &'static M) {
+    loop {
+        // Acquire pairs with the Release store by startm / put_p.
+        let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
+        if !p.is_null() {
+            remove_idle_m(s, m);
+            // SAFETY: our own thread; the P was handed to us.
+            let ml = unsafe { m.local() };
+            acquirep(ml, unsafe { &*p });
+            ml.spinning = m.start_spinning.swap(false, Ordering::Relaxed);
+            return;
+        }
+        // SAFETY: our own thread.
+        let has_work = {
+            let ml = unsafe { m.local() };
+            m.has_inbox() || !ml.runnext.is_null() || !ml.runq.is_empty()
+        };
+        {
+            let mut idle = s.lock_idle();
+            if !m.nextp.load(Ordering::Acquire).is_null() {
+                continue;
+            }
+            idle.midle.retain(|x| !ptr::eq(*x, m));
+            if has_work {
+                if let Some(p) = idle.pidle.pop() {
+                    s.npidle.fetch_sub(1, Ordering::SeqCst);
+                    if let Some(i) = idle.mwaitp.iter().position(|x| ptr::eq(*x, m)) {
+                        idle.mwaitp.remove(i);
+                        s.nmwaitp.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    drop(idle);
+                    // SAFETY: our own thread.
+                    acquirep(unsafe { m.local() }, p);
+                    return;
+                }
+                if !idle.mwaitp.iter().any(|x| ptr::eq(*x, m)) {
+                    idle.mwaitp.push_back(m);
+                    s.nmwaitp.fetch_add(1, Ordering::Relaxed);
+                }
+            } else if !idle.mwaitp.iter().any(|x| ptr::eq(*x, m)) {
+                idle.midle.push(m);
+            }
+        }
+        sleep_idle(s, m);
+    }
+}
+
+fn remove_idle_m(s: &'static Sched, m: &M) {
+    let mut idle = s.lock_idle();
+    idle.midle.retain(|x| !ptr::eq(*x, m));
+}
+
+// ---------------------------------------------------------------------------
+// Sources (timers, netpoll) and sleeping until their deadlines
+
+pub(crate) fn register_source(src: Arc<dyn Source>) {
+    let s = sched();
+    s.sources.write().unwrap_or_else(|e| e.into_inner()).push(src);
+    note_deadline(s, 0);
+}
+
+/// A source has something due at `when` (nanotime): make sure some M looks
+/// by then.
+pub(crate) fn note_deadline(s: &'static Sched, when: i64) {
+    let prev = s.next_deadline.fetch_min(when, Ordering::SeqCst);
+    if when >= prev {
+        return; // someone already waits for an earlier one
+    }
+    let tk = s.timekeeper.load(Ordering::SeqCst);
+    if !tk.is_null() {
+        // SAFETY: Ms are immortal.
+        unsafe { &*tk }.parker.unpark();
+        return;
+    }
+    if s.source_blocked.load(Ordering::SeqCst) {
+        wake_sources(s);
+        return;
+    }
+    // Wake an idle M (it needs no P to poll), or start one if Ps are idle.
+    let m = s.lock_idle().midle.last().copied();
+    match m {
+        Some(m) => m.parker.unpark(),
+        None => wakep(s),
+    }
+}
+
+fn wake_sources(s: &'static Sched) {
+    for src in s.sources.read().unwrap_or_else(|e| e.into_inner()).iter() {
+        src.wake();
+    }
+}
+
+/// Runs the sources if their earliest deadline has passed.
+#[inline]
+fn check_deadline(s: &'static Sched) {
+    let d = s.next_deadline.load(Ordering::Relaxed);
+    if d != i64::MAX && d <= nanotime() {
+        poll_sources(s);
+    }
+}
+
+/// Polls every source without blocking; returns whether any reported
+/// progress possible (a deadline now due).
+fn poll_sources(s: &'static Sched) -> bool {
+    let srcs = s.sources.read().unwrap_or_else(|e| e.into_inner());
+    if srcs.is_empty() {
+        return false;
+    }
+    s.next_deadline.store(i64::MAX, Ordering::SeqCst);
+    let now = nanotime();
+    let mut next = i64::MAX;
+    for src in srcs.iter() {
+        if let Some(d) = src.poll(now) {
+            next = next.min(d);
+        }
+    }
+    s.next_deadline.fetch_min(next, Ordering::SeqCst);
+    next <= nanotime()
+}
+
+/// Sleeps an idle M until woken, or until the next source deadline (one M
+/// keeps time; one may block inside a blocking source).
+fn sleep_idle(s: &'static Sched, m: &'static M) {
+    poll_sources(s);
+    let deadline = s.next_deadline.load(Ordering::SeqCst);
+    let blocking = {
+        let srcs = s.sources.read().unwrap_or_else(|e| e.into_inner());
+        srcs.iter().find(|x| x.blocks()).cloned()
+    };
+    if let Some(src) = blocking {
+        if s
+            .source_blocked
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            m.in_source.store(true, Ordering::SeqCst);
+            if !m.has_inbox() && m.nextp.load(Ordering::SeqCst).is_null() {
+                src.block((deadline != i64::MAX).then_some(deadline));
+            }
+            m.in_source.store(false, Ordering::SeqCst);
+            s.source_blocked.store(false, Ordering::SeqCst);
+            return;
+        }
+    }
+    if deadline != i64::MAX
+        && s
+            .timekeeper
+            .compare_exchange(ptr::null_mut(), m as *const M as *mut M, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    {
+        let wait = deadline - nanotime();
+        if wait > 0 {
+            m.parker.park_timeout(std::time::Duration::from_nanos(wait as u64));
+        }
+        s.timekeeper.store(ptr::null_mut(), Ordering::SeqCst);
+        return;
+    }
+    m.parker.park();
+}
+
+// ---------------------------------------------------------------------------
+// GOMAXPROCS
+
+/// Sets the number of Ps; returns the previous number.
+pub(crate) fn set_gomaxprocs(n: usize) -> usize {
+    assert!(
+        (1..=MAX_PROCS).contains(&n),
+        "gomaxprocs: {n} is out of range (1 to {MAX_PROCS})"
+    );
+    let s = sched();
+    let mut idle = s.lock_idle();
+    let old = s.gomaxprocs();
+    if n == old {
+        return old;
+    }
+    s.nprocs.store(n, Ordering::SeqCst);
+    if n > old {
+        for id in old..n {
+            let p = match s.p(id) {
+                Some(p) => p,
+                None => {
+                    let p = new_p(id);
+                    s.allp[id].store(p as *const P as *mut P, Ordering::Release);
+                    p
+                }
+            };
+            // A P still held by an M that has not noticed the shrink simply
+            // stays with it; a retired one becomes available again.
+            if p.status.load(Ordering::Relaxed) == P_DEAD
+                || (p.status.load(Ordering::Relaxed) == P_IDLE && !idle.pidle.iter().any(|x| ptr::eq(*x, p)))
+            {
+                put_p(s, &mut idle, p);
+            }
+        }
+        drop(idle);
+        for _ in old..n {
+            wakep(s);
+        }
+    } else {
+        let before = idle.pidle.len();
+        idle.pidle.retain(|p| {
+            let keep = p.id < n;
+            if !keep {
+                p.status.store(P_DEAD, Ordering::Relaxed);
+            }
+            keep
+        });
+        let removed = before - idle.pidle.len();
+        s.npidle.fetch_sub(removed, Ordering::SeqCst);
+        // Ps >= n still running are retired by their Ms at the next
+        // schedule (retire_p); their queues move to the global queue.
+    }
+    old
+}

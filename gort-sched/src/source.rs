@@ -1,0 +1,51 @@
+//! Hooks for the layers above: timers and the network poller are *sources*
+//! that the scheduler's idle path asks for ready goroutines and deadlines.
+//!
+//! gort-sched knows nothing of timers or sockets. A source registers itself
+//! once ([`register_source`]); from then on:
+//! * every M, when it looks for work and the earliest reported deadline has
+//!   passed — and every M, before it sleeps — calls [`Source::poll`], which
+//!   readies whatever is due (through [`crate::Waiter::ready`] or
+//!   [`crate::go`]) and returns its next deadline;
+//! * one idle M at a time may block inside a source that [`Source::blocks`]
+//!   (the netpoller's `epoll_wait`), with the earliest deadline as timeout;
+//!   anyone who readies a goroutine bound to that M, or reports an earlier
+//!   deadline, interrupts it with [`Source::wake`] (Go's netpollBreak);
+//! * otherwise one idle M sleeps on its futex exactly until the earliest
+//!   deadline (no polling loop, no tick); [`note_deadline`] wakes it when an
+//!   earlier deadline appears.
+
+use std::sync::Arc;
+
+/// Something that makes goroutines ready at times or on events.
+pub trait Source: Send + Sync + 'static {
+    /// Readies everything due at `now` (nanotime) without blocking; returns
+    /// the next deadline (nanotime), if any.
+    fn poll(&self, now: i64) -> Option<i64>;
+
+    /// Whether this source can block an idle M in [`Source::block`].
+    fn blocks(&self) -> bool {
+        false
+    }
+
+    /// Blocks until an event, `until` (nanotime) or a [`Source::wake`]; then
+    /// readies what became ready. Called by at most one M at a time.
+    fn block(&self, until: Option<i64>) {
+        let _ = until;
+    }
+
+    /// Interrupts a concurrent [`Source::block`]. Must be cheap and must not
+    /// block.
+    fn wake(&self) {}
+}
+
+/// Registers a source with the runtime (starting it if needed).
+pub fn register_source(src: Arc<dyn Source>) {
+    crate::rt::register_source(src)
+}
+
+/// Tells the scheduler a source has something due at `when` (nanotime), so
+/// that an idle M wakes by then.
+pub fn note_deadline(when: i64) {
+    crate::rt::note_deadline(crate::rt::sched(), when)
+}

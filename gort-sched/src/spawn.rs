@@ -1,0 +1,269 @@
+//! The public face of goroutines: `go`, `Builder`, `JoinHandle`, `goexit`,
+//! `run`.
+
+use crate::rt;
+use crate::waiter::{park, WaitReason, Waiter};
+use std::any::Any;
+use std::fmt;
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+/// Why a goroutine did not return a value.
+pub enum JoinError {
+    /// It panicked; the payload, as `std::thread::JoinHandle::join` gives it.
+    Panic(Box<dyn Any + Send + 'static>),
+    /// It called [`goexit`].
+    Goexit,
+}
+
+impl JoinError {
+    /// Whether the goroutine panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panic(_))
+    }
+
+    /// Whether the goroutine called [`goexit`].
+    pub fn is_goexit(&self) -> bool {
+        matches!(self, JoinError::Goexit)
+    }
+
+    /// The panic payload (to `resume_unwind`, or to downcast).
+    ///
+    /// # Panics
+    /// If the goroutine called [`goexit`] instead.
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        match self {
+            JoinError::Panic(p) => p,
+            JoinError::Goexit => panic!("JoinError::into_panic on a goroutine that called goexit"),
+        }
+    }
+
+    fn message(&self) -> Option<&str> {
+        match self {
+            JoinError::Panic(p) => p
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str())),
+            JoinError::Goexit => None,
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panic(_) => write!(f, "JoinError::Panic({:?})", self.message().unwrap_or("..")),
+            JoinError::Goexit => f.write_str("JoinError::Goexit"),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self, self.message()) {
+            (JoinError::Panic(_), Some(m)) => write!(f, "goroutine panicked: {m}"),
+            (JoinError::Panic(_), None) => f.write_str("goroutine panicked"),
+            (JoinError::Goexit, _) => f.write_str("goroutine called goexit"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// The unwinding payload of [`goexit`]. Code that catches panics should
+/// resume unwinding when it sees this (`payload.is::<Goexit>()`).
+#[derive(Debug)]
+pub struct Goexit;
+
+struct Slot<T> {
+    result: Option<Result<T, JoinError>>,
+    waiter: Option<Waiter>,
+    done: bool,
+}
+
+struct Packet<T> {
+    slot: Mutex<Slot<T>>,
+}
+
+/// An owned permission to wait for a goroutine and take its result.
+///
+/// Dropping it detaches the goroutine. `join` works from a goroutine (parks
+/// it) and from a plain thread (parks the thread).
+pub struct JoinHandle<T> {
+    packet: Arc<Packet<T>>,
+    id: u64,
+    _not_sync: PhantomData<*const ()>,
+}
+
+// SAFETY: the handle only moves `T` out of a Mutex; sending it is as safe as
+// sending T.
+unsafe impl<T: Send> Send for JoinHandle<T> {}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the goroutine to finish. `Err` if it panicked (with the
+    /// payload, like `std::thread`) or called [`goexit`].
+    pub fn join(self) -> Result<T, JoinError> {
+        let mut slot = self.packet.slot.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(r) = slot.result.take() {
+                return r;
+            }
+            slot.waiter = Some(Waiter::current());
+            park(WaitReason::Join, move || {
+                drop(slot);
+                true
+            });
+            slot = self.packet.slot.lock().unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Whether the goroutine has finished.
+    pub fn is_finished(&self) -> bool {
+        self.packet.slot.lock().unwrap_or_else(|e| e.into_inner()).done
+    }
+
+    /// The goroutine's id (as in Go's tracebacks).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("id", &self.id).finish()
+    }
+}
+
+/// Configures a goroutine before spawning it.
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+    migratable: bool,
+}
+
+impl Builder {
+    /// Default settings: no name, the runtime's default stack size.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the goroutine (shown in stack-overflow reports).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Virtual stack size in bytes (rounded up to whole pages, at least
+    /// 16 KiB). Pages are committed only when touched.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Lets the goroutine move between OS threads after it started, as Go's
+    /// do: a waker's thread runs it next, which saves a cross-thread wake-up.
+    ///
+    /// # Safety
+    /// Across every blocking call (anything that may park: channel and lock
+    /// operations, `join`, sleeps, I/O, `gosched`) the goroutine must hold
+    /// nothing thread-affine: no thread-local references or addresses, no
+    /// `!Send` values (`Rc`, `MutexGuard` of std, `RefCell` borrows of a
+    /// thread-local, `ThreadRng`, crossbeam-epoch `Guard`s, ...). Violating
+    /// this is undefined behaviour.
+    pub unsafe fn migratable(mut self, yes: bool) -> Builder {
+        self.migratable = yes;
+        self
+    }
+
+    /// Starts `f` as a new goroutine.
+    pub fn spawn<F, T>(self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let packet = Arc::new(Packet {
+            slot: Mutex::new(Slot {
+                result: None,
+                waiter: None,
+                done: false,
+            }),
+        });
+        let theirs = packet.clone();
+        let entry = Box::new(move || {
+            let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
+                Ok(v) => Ok(v),
+                Err(p) if p.is::<Goexit>() => Err(JoinError::Goexit),
+                Err(p) => Err(JoinError::Panic(p)),
+            };
+            rt::goroutine_done();
+            let w = {
+                let mut s = theirs.slot.lock().unwrap_or_else(|e| e.into_inner());
+                s.result = Some(r);
+                s.done = true;
+                s.waiter.take()
+            };
+            if let Some(w) = w {
+                w.ready();
+            }
+        });
+        let id = rt::newproc(rt::Spawn {
+            entry,
+            name: self.name.map(Arc::from),
+            stack_size: self.stack_size.unwrap_or(0),
+            migratable: self.migratable,
+        });
+        JoinHandle {
+            packet,
+            id,
+            _not_sync: PhantomData,
+        }
+    }
+}
+
+/// Starts `f` as a new goroutine (Go's `go f()`), starting the runtime if
+/// needed.
+pub fn go<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Builder::new().spawn(f)
+}
+
+/// Ends the calling goroutine after running every destructor on its stack
+/// (Go's `runtime.Goexit`). Its `JoinHandle` reports [`JoinError::Goexit`].
+///
+/// On the main goroutine of [`run`], the other goroutines keep running; when
+/// none is left, `run` panics with Go's message
+/// `no goroutines (main called goexit) - deadlock!`.
+///
+/// # Panics
+/// If called from a thread that is not a goroutine.
+pub fn goexit() -> ! {
+    assert!(
+        !rt::current_g().is_null(),
+        "gort::goexit called from a thread that is not a goroutine"
+    );
+    panic::resume_unwind(Box::new(Goexit))
+}
+
+/// Runs `f` as the main goroutine and returns its value when it finishes; a
+/// panic in it is resumed here. Starts the runtime if needed. Goroutines
+/// still running when `f` returns keep running (in Go the process would
+/// exit; here the caller decides).
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match Builder::new().name("main").spawn(f).join() {
+        Ok(v) => v,
+        Err(JoinError::Panic(p)) => panic::resume_unwind(p),
+        Err(JoinError::Goexit) => {
+            rt::wait_no_goroutines();
+            panic!("no goroutines (main called goexit) - deadlock!");
+        }
+    }
+}

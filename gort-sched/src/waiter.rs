@@ -1,0 +1,240 @@
+//! `Waiter`, `park`, and the wait reasons: the one blocking primitive every
+//! upper layer (semaphores, channels, timers, netpoll) is built from, for
+//! goroutines and plain OS threads alike.
+
+use crate::park_state::{Notify, ParkState};
+use crate::rt::{self, G};
+use gort_os::futex::Parker;
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+/// Why a goroutine or thread is parked (Go's `waitReason`), for dumps and
+/// debugging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitReason {
+    /// No reason given.
+    Unspecified,
+    /// Waiting in `JoinHandle::join`.
+    Join,
+    /// Blocked receiving from a channel.
+    ChanReceive,
+    /// Blocked sending on a channel.
+    ChanSend,
+    /// Blocked in `select!`.
+    Select,
+    /// Blocked in `select!` with no cases.
+    SelectNoCases,
+    /// Semaphore acquire.
+    SemAcquire,
+    /// `Mutex::lock`.
+    SyncMutexLock,
+    /// `RwLock::read`.
+    SyncRwLockRead,
+    /// `RwLock::write`.
+    SyncRwLockWrite,
+    /// `WaitGroup::wait`.
+    SyncWaitGroupWait,
+    /// `Cond::wait`.
+    SyncCondWait,
+    /// `sleep`.
+    Sleep,
+    /// Waiting for network I/O.
+    IoWait,
+    /// Waiting for a garbage collection.
+    GcWait,
+    /// The finalizer goroutine, idle.
+    FinalizerWait,
+    /// A layer-specific reason.
+    Other(&'static str),
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitReason::Unspecified => "",
+            WaitReason::Join => "join",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::Select => "select",
+            WaitReason::SelectNoCases => "select (no cases)",
+            WaitReason::SemAcquire => "semacquire",
+            WaitReason::SyncMutexLock => "sync.Mutex.Lock",
+            WaitReason::SyncRwLockRead => "sync.RWMutex.RLock",
+            WaitReason::SyncRwLockWrite => "sync.RWMutex.Lock",
+            WaitReason::SyncWaitGroupWait => "sync.WaitGroup.Wait",
+            WaitReason::SyncCondWait => "sync.Cond.Wait",
+            WaitReason::Sleep => "sleep",
+            WaitReason::IoWait => "IO wait",
+            WaitReason::GcWait => "GC wait",
+            WaitReason::FinalizerWait => "finalizer wait",
+            WaitReason::Other(s) => s,
+        })
+    }
+}
+
+/// A plain OS thread's park state (one per thread, shared with its waiters).
+pub(crate) struct ThreadWaiter {
+    state: ParkState,
+    parker: Parker,
+}
+
+thread_local! {
+    static THREAD_WAITER: Arc<ThreadWaiter> = Arc::new(ThreadWaiter {
+        state: ParkState::new(),
+        parker: Parker::new(),
+    });
+}
+
+enum Target {
+    /// Goroutine descriptors are never freed (like Go's `allgs`), so the
+    /// pointer stays valid; the epoch makes a waiter for a finished park or
+    /// an exited goroutine a no-op.
+    G(NonNull<G>),
+    Thread(Arc<ThreadWaiter>),
+}
+
+/// A handle that wakes one park of one goroutine or OS thread.
+///
+/// Take it with [`Waiter::current`] *before* calling [`park`], publish it
+/// where a waker will find it (under the lock that [`park`]'s commit
+/// releases), and the waker calls [`Waiter::ready`].
+///
+/// A waiter wakes exactly the next park of its owner after it was created:
+/// * `ready` before that park has started makes the park return at once
+///   (nothing is lost);
+/// * `ready` after that park completed (woken by someone else), or after the
+///   goroutine exited, does nothing.
+pub struct Waiter {
+    target: Target,
+    epoch: u64,
+}
+
+// SAFETY: a Waiter is a handle: a pointer to an immortal G whose shared state
+// is atomic, or an Arc of an atomic state + parker.
+unsafe impl Send for Waiter {}
+// SAFETY: as above; `&Waiter` gives no access beyond Send-safe reads.
+unsafe impl Sync for Waiter {}
+
+impl fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.target {
+            // SAFETY: G descriptors are immortal.
+            Target::G(g) => write!(f, "Waiter(goroutine {}, epoch {})", unsafe { g.as_ref() }.goid(), self.epoch),
+            Target::Thread(_) => write!(f, "Waiter(thread, epoch {})", self.epoch),
+        }
+    }
+}
+
+impl Waiter {
+    /// A waiter for the calling goroutine's (or thread's) next park.
+    #[inline]
+    pub fn current() -> Waiter {
+        match NonNull::new(rt::current_g()) {
+            Some(g) => Waiter {
+                // SAFETY: the current G is live (it is running this code).
+                epoch: unsafe { g.as_ref() }.park.epoch(),
+                target: Target::G(g),
+            },
+            None => THREAD_WAITER.with(|t| Waiter {
+                epoch: t.state.epoch(),
+                target: Target::Thread(t.clone()),
+            }),
+        }
+    }
+
+    /// Whether this waiter belongs to a goroutine (else a plain thread).
+    pub fn is_goroutine(&self) -> bool {
+        matches!(self.target, Target::G(_))
+    }
+
+    /// Wakes the park this waiter was made for (see the type docs).
+    #[inline]
+    pub fn ready(self) {
+        match self.target {
+            Target::G(g) => {
+                // SAFETY: G descriptors are immortal; state access is atomic.
+                let gr = unsafe { g.as_ref() };
+                if gr.park.notify(self.epoch) == Notify::Resume {
+                    rt::ready_g(g.as_ptr());
+                }
+            }
+            Target::Thread(t) => {
+                if t.state.notify(self.epoch) == Notify::Resume {
+                    t.parker.unpark();
+                }
+            }
+        }
+    }
+}
+
+/// Parks the calling goroutine (or thread) until a [`Waiter`] made for this
+/// park is readied.
+///
+/// `commit` runs first; if it returns `false` the park is abandoned and
+/// `park` returns at once. Use it to release the lock that protects the
+/// queue where the waiter was published: a waker that runs between the
+/// commit and the actual switch is not lost (the park then returns at once).
+///
+/// From a goroutine this switches to the M's scheduler, which runs other
+/// goroutines; from a plain thread it sleeps on a futex.
+#[inline]
+pub fn park<F: FnOnce() -> bool>(reason: WaitReason, commit: F) {
+    let g = rt::current_g();
+    if !g.is_null() {
+        rt::park_g(g, reason, commit);
+        return;
+    }
+    THREAD_WAITER.with(|t| {
+        let epoch = t.state.epoch();
+        if !commit() {
+            return;
+        }
+        if !t.state.try_park() {
+            return;
+        }
+        while !t.state.woken(epoch) {
+            t.parker.park();
+        }
+    });
+}
+
+/// Like [`park`], for a plain OS thread only, giving up after `timeout`.
+/// Returns true if woken by a waiter, false on timeout.
+///
+/// Goroutines get timeouts from gort-timer, which readies their waiter.
+///
+/// # Panics
+/// If called from a goroutine.
+pub fn park_thread_timeout<F: FnOnce() -> bool>(
+    _reason: WaitReason,
+    timeout: std::time::Duration,
+    commit: F,
+) -> bool {
+    assert!(
+        rt::current_g().is_null(),
+        "park_thread_timeout called from a goroutine; use gort-timer for goroutine timeouts"
+    );
+    THREAD_WAITER.with(|t| {
+        let epoch = t.state.epoch();
+        if !commit() {
+            return true;
+        }
+        if !t.state.try_park() {
+            return true;
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if t.state.woken(epoch) {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                // Withdraw; if a waker won the race, its wake counts.
+                return !t.state.cancel(epoch);
+            }
+            t.parker.park_timeout(deadline - now);
+        }
+    })
+}

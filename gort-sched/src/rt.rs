@@ -1203,13 +1203,24 @@ fn poll_sources(s: &'static Sched) -> bool {
     if srcs.is_empty() {
         return false;
     }
-    s.next_deadline.store(i64::MAX, Ordering::SeqCst);
-    let now = nanotime();
+    // `next_deadline` may be lowered by anyone (note_deadline's fetch_min)
+    // but raised only here, by CAS from the value seen *before* polling: a
+    // deadline noted meanwhile either changed the word (the CAS fails and we
+    // look again) or was no earlier than it — and then was pushed before our
+    // CAS, so the next round's poll sees it.
     let mut next = i64::MAX;
-    for src in srcs.iter() {
-        if let Some(d) = src.poll(now) {
-            next = next.min(d);
+    for _ in 0..4 {
+        let seen = s.next_deadline.load(Ordering::SeqCst);
+        let now = nanotime();
+        next = srcs.iter().filter_map(|src| src.poll(now)).min().unwrap_or(i64::MAX);
+        if next <= seen {
+            s.next_deadline.fetch_min(next, Ordering::SeqCst);
+            break;
         }
+        // Raising: look once more after a successful CAS (see above).
+        let _ = s
+            .next_deadline
+            .compare_exchange(seen, next, Ordering::SeqCst, Ordering::SeqCst);
     }
     s.next_deadline.fetch_min(next, Ordering::SeqCst);
     next <= nanotime()
@@ -1219,6 +1230,15 @@ fn poll_sources(s: &'static Sched) -> bool {
 /// keeps time; one may block inside a blocking source).
 fn sleep_idle(s: &'static Sched, m: &'static M) {
     poll_sources(s);
+    // Polling may have readied our own goroutines (onto our local queue,
+    // since we are their M): then do not sleep.
+    {
+        // SAFETY: our own thread, no switch.
+        let ml = unsafe { m.local() };
+        if !ml.runnext.is_null() || !ml.runq.is_empty() || m.has_inbox() {
+            return;
+        }
+    }
     let deadline = s.next_deadline.load(Ordering::SeqCst);
     let blocking = {
         let srcs = s.sources.read().unwrap_or_else(|e| e.into_inner());

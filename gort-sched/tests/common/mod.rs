@@ -1,0 +1,64 @@
+//! Test helpers built only on the public park/ready API.
+#![allow(dead_code)]
+
+use gort_sched::{park, WaitReason, Waiter};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+/// A counting semaphore with direct hand-off, for tests.
+#[derive(Default)]
+pub struct Sema {
+    inner: Mutex<(usize, VecDeque<Waiter>)>,
+}
+
+impl Sema {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn acquire(&self) {
+        let mut g = self.inner.lock().unwrap();
+        if g.0 > 0 {
+            g.0 -= 1;
+            return;
+        }
+        g.1.push_back(Waiter::current());
+        park(WaitReason::SemAcquire, move || {
+            drop(g);
+            true
+        });
+    }
+
+    pub fn release(&self) {
+        let mut g = self.inner.lock().unwrap();
+        match g.1.pop_front() {
+            Some(w) => {
+                drop(g);
+                w.ready();
+            }
+            None => g.0 += 1,
+        }
+    }
+
+    pub fn waiters(&self) -> usize {
+        self.inner.lock().unwrap().1.len()
+    }
+}
+
+/// Re-runs this test binary for one test with extra environment; returns
+/// (success, stderr).
+pub fn run_child(test: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
+    cmd.env("GORT_TEST_CHILD", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+pub fn is_child() -> bool {
+    std::env::var_os("GORT_TEST_CHILD").is_some()
+}

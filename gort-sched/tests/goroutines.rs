@@ -1,0 +1,295 @@
+//! Public API tests: go/join, Builder, panics, goexit, gosched, park/ready
+//! from goroutines and plain threads, thread affinity, gomaxprocs.
+
+mod common;
+use common::Sema;
+use gort_sched::*;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[test]
+fn join_returns_values_from_goroutines_and_threads() {
+    let hs: Vec<_> = (0..1000u64).map(|i| go(move || i * 2)).collect();
+    let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, 999 * 1000);
+    // join from inside a goroutine
+    let v = run(|| go(|| "inner").join().unwrap());
+    assert_eq!(v, "inner");
+}
+
+#[test]
+fn run_returns_the_main_goroutines_value_and_resumes_its_panic() {
+    assert_eq!(run(|| goid().is_some()), true);
+    let r = std::panic::catch_unwind(|| run(|| -> u8 { panic!("main went wrong") }));
+    let p = r.unwrap_err();
+    assert_eq!(p.downcast_ref::<&str>(), Some(&"main went wrong"));
+}
+
+#[test]
+fn panic_is_reported_to_join() {
+    let n = std::hint::black_box(7); // a runtime value: the payload is a String
+    let h = go(move || -> u32 { panic!("boom {n}") });
+    let e = h.join().unwrap_err();
+    assert!(e.is_panic() && !e.is_goexit());
+    assert_eq!(e.to_string(), "goroutine panicked: boom 7");
+    let p = e.into_panic();
+    assert_eq!(p.downcast_ref::<String>().map(|s| s.as_str()), Some("boom 7"));
+}
+
+#[test]
+fn goexit_runs_every_drop_and_is_told_apart() {
+    struct Flag(Arc<AtomicUsize>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = drops.clone();
+    let h = go(move || -> u32 {
+        let _a = Flag(d.clone());
+        fn deep(d: Arc<AtomicUsize>, n: u32) {
+            let _b = Flag(d.clone());
+            if n == 0 {
+                goexit();
+            }
+            deep(d, n - 1);
+        }
+        deep(d.clone(), 5);
+        unreachable!()
+    });
+    let e = h.join().unwrap_err();
+    assert!(e.is_goexit() && !e.is_panic());
+    assert_eq!(e.to_string(), "goroutine called goexit");
+    assert_eq!(drops.load(Ordering::SeqCst), 7, "outer guard + 6 frames");
+}
+
+#[test]
+fn goexit_outside_a_goroutine_panics_clearly() {
+    let r = std::panic::catch_unwind(|| goexit());
+    let p = r.unwrap_err();
+    let msg = p.downcast_ref::<&str>().copied().unwrap_or("");
+    assert!(msg.contains("not a goroutine"), "{msg}");
+}
+
+#[test]
+fn builder_names_and_sizes() {
+    let h = Builder::new()
+        .name("worker-1")
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            // Use well over the default 64 KiB.
+            let buf = [1u8; 160 * 1024];
+            std::hint::black_box(&buf).iter().map(|&b| b as u32).sum::<u32>()
+        });
+    assert!(h.id() > 0);
+    assert_eq!(h.join().unwrap(), 160 * 1024);
+}
+
+#[test]
+fn is_finished_and_detached_goroutines() {
+    let s = Arc::new(Sema::new());
+    let s2 = s.clone();
+    let h = go(move || s2.acquire());
+    std::thread::sleep(Duration::from_millis(10));
+    assert!(!h.is_finished());
+    s.release();
+    while !h.is_finished() {
+        std::thread::yield_now();
+    }
+    h.join().unwrap();
+    // A dropped handle detaches: the goroutine still runs.
+    let done = Arc::new(Sema::new());
+    let d2 = done.clone();
+    drop(go(move || d2.release()));
+    done.acquire();
+}
+
+#[test]
+fn gosched_lets_others_run() {
+    // On one goroutine's M: two goroutines alternate via gosched.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    run({
+        let log = log.clone();
+        move || {
+            let l2 = log.clone();
+            let other = go(move || {
+                for i in 0..3 {
+                    l2.lock().unwrap().push(("b", i));
+                    gosched();
+                }
+            });
+            for i in 0..3 {
+                log.lock().unwrap().push(("a", i));
+                gosched();
+            }
+            other.join().unwrap();
+        }
+    });
+    assert_eq!(log.lock().unwrap().len(), 6);
+    gosched(); // from a plain thread: a yield, no panic
+}
+
+thread_local! {
+    static SLOT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// DESIGN.md §2: a started goroutine always resumes on its own OS thread, so
+/// thread-local addresses it saw stay valid across parks — while other
+/// goroutines keep every P busy and wakers run on other threads.
+#[test]
+fn a_started_goroutine_never_changes_thread() {
+    let sems: Arc<Vec<Sema>> = Arc::new((0..32).map(|_| Sema::new()).collect());
+    let stop = Arc::new(AtomicUsize::new(0));
+    // Busy goroutines on all Ps.
+    let busy: Vec<_> = (0..8)
+        .map(|_| {
+            let stop = stop.clone();
+            go(move || {
+                while stop.load(Ordering::Relaxed) == 0 {
+                    gosched();
+                }
+            })
+        })
+        .collect();
+    let checkers: Vec<_> = (0..32)
+        .map(|i| {
+            let sems = sems.clone();
+            go(move || {
+                let addr = SLOT.with(|s| s as *const Cell<usize> as usize);
+                let tid = std::thread::current().id();
+                for _ in 0..200 {
+                    sems[i].acquire();
+                    assert_eq!(SLOT.with(|s| s as *const Cell<usize> as usize), addr);
+                    assert_eq!(std::thread::current().id(), tid);
+                }
+            })
+        })
+        .collect();
+    // Wake them from plain threads and from goroutines.
+    let wakers: Vec<_> = (0..2)
+        .map(|t| {
+            let sems = sems.clone();
+            std::thread::spawn(move || {
+                for i in (t..32).step_by(2) {
+                    for _ in 0..100 {
+                        sems[i].release();
+                    }
+                }
+            })
+        })
+        .collect();
+    let gw = {
+        let sems = sems.clone();
+        go(move || {
+            for s in sems.iter() {
+                for _ in 0..100 {
+                    s.release();
+                }
+            }
+        })
+    };
+    for w in wakers {
+        w.join().unwrap();
+    }
+    gw.join().unwrap();
+    for c in checkers {
+        c.join().unwrap();
+    }
+    stop.store(1, Ordering::Relaxed);
+    for b in busy {
+        b.join().unwrap();
+    }
+}
+
+#[test]
+fn goroutines_readied_from_plain_threads() {
+    let n = 2000;
+    let sema = Arc::new(Sema::new());
+    let hs: Vec<_> = (0..n)
+        .map(|_| {
+            let s = sema.clone();
+            go(move || s.acquire())
+        })
+        .collect();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let s = sema.clone();
+            std::thread::spawn(move || {
+                for _ in 0..n / 4 {
+                    s.release();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for h in hs {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn plain_threads_park_on_goroutines() {
+    // A plain thread waits on a Sema a goroutine releases.
+    let s = Arc::new(Sema::new());
+    let s2 = s.clone();
+    let t = std::thread::spawn(move || {
+        for _ in 0..100 {
+            s2.acquire();
+        }
+    });
+    let s3 = s.clone();
+    go(move || {
+        for _ in 0..100 {
+            s3.release();
+            gosched();
+        }
+    })
+    .join()
+    .unwrap();
+    t.join().unwrap();
+}
+
+#[test]
+fn ready_before_park_is_not_lost_and_stale_waiters_are_noops() {
+    run(|| {
+        // ready() before park(): park returns at once.
+        let w = Waiter::current();
+        w.ready();
+        park(WaitReason::Unspecified, || true);
+        // A waiter whose park already completed does nothing to later parks.
+        let w1 = Waiter::current();
+        let w1b = Waiter::current();
+        w1.ready();
+        park(WaitReason::Unspecified, || true);
+        w1b.ready(); // stale: same epoch as w1, which completed
+        // commit returning false abandons the park.
+        park(WaitReason::Unspecified, || false);
+        // Now a real park must wait for its own waiter.
+        let w2 = Waiter::current();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            w2.ready();
+        });
+        let t0 = std::time::Instant::now();
+        park(WaitReason::Unspecified, || true);
+        assert!(t0.elapsed() >= Duration::from_millis(15), "woken by a stale waiter");
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn park_thread_timeout_times_out_and_wakes() {
+    let w = Waiter::current();
+    assert!(!w.is_goroutine());
+    drop(w);
+    assert!(!park_thread_timeout(WaitReason::Sleep, Duration::from_millis(10), || true));
+    let w = Waiter::current();
+    let t = std::thread::spawn(move || w.ready());
+    assert!(park_thread_timeout(WaitReason::Sleep, Duration::from_secs(10), || true));
+    t.join().unwrap();
+}

@@ -1,0 +1,127 @@
+//! The source hook: a minimal timer source registered from outside the
+//! scheduler readies sleeping goroutines on time, an idle M sleeps exactly
+//! until the next deadline (no polling loop), and an earlier deadline added
+//! later wakes it.
+
+use gort_os::clock::nanotime;
+use gort_sched::*;
+use std::collections::BinaryHeap;
+use std::cmp::Reverse;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+struct TestTimers {
+    heap: Mutex<BinaryHeap<Reverse<(i64, u64)>>>,
+    waiters: Mutex<Vec<(u64, Waiter)>>,
+    seq: std::sync::atomic::AtomicU64,
+}
+
+impl Source for TestTimers {
+    fn poll(&self, now: i64) -> Option<i64> {
+        let mut heap = self.heap.lock().unwrap();
+        let mut due = Vec::new();
+        while let Some(Reverse((when, id))) = heap.peek().copied() {
+            if when > now {
+                break;
+            }
+            heap.pop();
+            due.push(id);
+        }
+        let next = heap.peek().map(|Reverse((w, _))| *w);
+        drop(heap);
+        let mut ws = self.waiters.lock().unwrap();
+        for id in due {
+            if let Some(i) = ws.iter().position(|(x, _)| *x == id) {
+                ws.swap_remove(i).1.ready();
+            }
+        }
+        next
+    }
+}
+
+fn timers() -> &'static Arc<TestTimers> {
+    static T: OnceLock<Arc<TestTimers>> = OnceLock::new();
+    T.get_or_init(|| {
+        let t = Arc::new(TestTimers::default());
+        register_source(t.clone());
+        t
+    })
+}
+
+fn sleep(d: Duration) {
+    let t = timers();
+    let when = nanotime() + d.as_nanos() as i64;
+    let id = t.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ws = t.waiters.lock().unwrap();
+    let mut ws = ws;
+    ws.push((id, Waiter::current()));
+    t.heap.lock().unwrap().push(Reverse((when, id)));
+    park(WaitReason::Sleep, move || {
+        drop(ws);
+        note_deadline(when);
+        true
+    });
+}
+
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut ru: libc_rusage = unsafe { std::mem::zeroed() };
+    unsafe { getrusage(0, &mut ru) };
+    let us = |t: [i64; 2]| t[0] as u64 * 1_000_000 + t[1] as u64;
+    Duration::from_micros(us(ru.utime) + us(ru.stime))
+}
+
+#[repr(C)]
+struct libc_rusage {
+    utime: [i64; 2],
+    stime: [i64; 2],
+    rest: [i64; 14],
+}
+
+extern "C" {
+    fn getrusage(who: i32, usage: *mut libc_rusage) -> i32;
+}
+
+#[test]
+fn sources_ready_goroutines_on_time_and_idle_ms_sleep() {
+    // Goroutines sleeping on the source wake at their deadlines, in order.
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let t0 = Instant::now();
+    let hs: Vec<_> = [60u64, 20, 40]
+        .into_iter()
+        .map(|ms| {
+            let order = order.clone();
+            go(move || {
+                sleep(Duration::from_millis(ms));
+                order.lock().unwrap().push(ms);
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let el = t0.elapsed();
+    assert!(el >= Duration::from_millis(60), "{el:?}");
+    assert!(el < Duration::from_secs(2), "{el:?}");
+    assert_eq!(*order.lock().unwrap(), vec![20, 40, 60]);
+
+    // An idle runtime with one long sleeper burns (almost) no CPU: the idle
+    // M sleeps until the deadline instead of polling.
+    let c0 = cpu_time();
+    let w0 = Instant::now();
+    go(|| sleep(Duration::from_millis(300))).join().unwrap();
+    let (cpu, wall) = (cpu_time() - c0, w0.elapsed());
+    assert!(wall >= Duration::from_millis(300));
+    assert!(cpu < Duration::from_millis(100), "idle runtime used {cpu:?} CPU in {wall:?}");
+
+    // A long sleeper first, then a short one: the earlier deadline must wake
+    // the idle M that was sleeping until the later one.
+    let long = go(|| sleep(Duration::from_millis(500)));
+    std::thread::sleep(Duration::from_millis(50));
+    let t1 = Instant::now();
+    go(|| sleep(Duration::from_millis(30))).join().unwrap();
+    let el = t1.elapsed();
+    assert!(el < Duration::from_millis(300), "short sleep took {el:?}");
+    long.join().unwrap();
+}

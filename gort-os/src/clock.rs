@@ -26,6 +26,10 @@ mod tests {
         let a = nanotime();
         std::thread::sleep(std::time::Duration::from_millis(2));
         let b = nanotime();
-        assert!(b - a >= 2_000_000, "slept 2ms but clock advanced {} ns", b - a);
+        assert!(
+            b - a >= 2_000_000,
+            "slept 2ms but clock advanced {} ns",
+            b - a
+        );
     }
 }

@@ -112,10 +112,7 @@ impl Context {
     /// # Panics
     /// If the context has not finished.
     pub fn into_stack(mut self) -> Stack {
-        self.co
-            .take()
-            .expect("context already taken")
-            .into_stack()
+        self.co.take().expect("context already taken").into_stack()
     }
 
     /// The label this context was created with.

@@ -190,13 +190,25 @@ mod tests {
         let cg = "4:cpu,cpuacct:/docker/abc\n3:memory:/docker/abc\n";
         let mi = "40 30 0:35 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n";
         let read = fake(&[
-            ("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "250000\n"),
-            ("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n"),
+            (
+                "/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us",
+                "250000\n",
+            ),
+            (
+                "/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us",
+                "100000\n",
+            ),
         ]);
         assert_eq!(limit_from(cg, mi, &read), Some(2.5));
         let read = fake(&[
-            ("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1\n"),
-            ("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n"),
+            (
+                "/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us",
+                "-1\n",
+            ),
+            (
+                "/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us",
+                "100000\n",
+            ),
         ]);
         assert_eq!(limit_from(cg, mi, &read), None);
     }

@@ -146,7 +146,10 @@ pub(crate) fn report_canary(info: &OverflowInfo) -> ! {
 /// Writes the fatal message with async-signal-safe calls only, then aborts.
 fn report(info: &OverflowInfo, what: &str) -> ! {
     let mut buf = [0u8; 512];
-    let mut w = Writer { buf: &mut buf, len: 0 };
+    let mut w = Writer {
+        buf: &mut buf,
+        len: 0,
+    };
     w.put(b"fatal error: ");
     w.put(what.as_bytes());
     w.put(b" in goroutine ");

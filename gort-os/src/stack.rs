@@ -430,7 +430,11 @@ mod tests {
             .map(|_| Stack::new(48 * 1024).unwrap())
             .collect();
         drop(v);
-        let n = global().free.iter().filter(|s| s.size() == 48 * 1024).count();
+        let n = global()
+            .free
+            .iter()
+            .filter(|s| s.size() == 48 * 1024)
+            .count();
         assert!(n >= BATCH, "expected a batch on the global list, found {n}");
     }
 }

@@ -82,9 +82,17 @@ pub fn parse_stack_size(v: &str) -> Result<usize, ConfigError> {
         reason: reason.to_string(),
     };
     let t = v.trim();
-    let (num, mul) = if let Some(n) = t.strip_suffix("KiB").or(t.strip_suffix('k')).or(t.strip_suffix('K')) {
+    let (num, mul) = if let Some(n) = t
+        .strip_suffix("KiB")
+        .or(t.strip_suffix('k'))
+        .or(t.strip_suffix('K'))
+    {
         (n, 1024)
-    } else if let Some(n) = t.strip_suffix("MiB").or(t.strip_suffix('m')).or(t.strip_suffix('M')) {
+    } else if let Some(n) = t
+        .strip_suffix("MiB")
+        .or(t.strip_suffix('m'))
+        .or(t.strip_suffix('M'))
+    {
         (n, 1024 * 1024)
     } else {
         (t, 1)

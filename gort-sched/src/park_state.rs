@@ -97,7 +97,8 @@ impl ParkState {
             return false;
         }
         // Only the owner leaves NOTIFIED, so this cannot fail.
-        self.word.store(((w >> 2) + 1) << 2 | EMPTY, Ordering::Release);
+        self.word
+            .store(((w >> 2) + 1) << 2 | EMPTY, Ordering::Release);
         true
     }
 
@@ -141,6 +142,7 @@ impl ParkState {
     }
 
     /// Owner exits or is reused: waiters for its current epoch go stale.
+    #[cfg_attr(gort_loom, allow(dead_code))]
     pub(crate) fn retire(&self) {
         let w = self.word.load(Ordering::Acquire);
         // The owner is running, so the state is EMPTY or NOTIFIED; a

@@ -213,6 +213,7 @@ impl<T> RunQueue<T> {
     }
 
     /// Entries queued (a racy snapshot, including `runnext`).
+    #[cfg_attr(gort_loom, allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
         let h = self.head.load(Ordering::Acquire);
         let t = self.tail.load(Ordering::Acquire);
@@ -221,6 +222,7 @@ impl<T> RunQueue<T> {
     }
 
     /// Whether empty (racy snapshot).
+    #[cfg_attr(gort_loom, allow(dead_code))]
     pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -53,7 +53,9 @@ impl JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JoinError::Panic(_) => write!(f, "JoinError::Panic({:?})", self.message().unwrap_or("..")),
+            JoinError::Panic(_) => {
+                write!(f, "JoinError::Panic({:?})", self.message().unwrap_or(".."))
+            }
             JoinError::Goexit => f.write_str("JoinError::Goexit"),
         }
     }
@@ -120,7 +122,11 @@ impl<T> JoinHandle<T> {
 
     /// Whether the goroutine has finished.
     pub fn is_finished(&self) -> bool {
-        self.packet.slot.lock().unwrap_or_else(|e| e.into_inner()).done
+        self.packet
+            .slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .done
     }
 
     /// The goroutine's id (as in Go's tracebacks).

@@ -121,7 +121,12 @@ impl fmt::Debug for Waiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.target {
             // SAFETY: G descriptors are immortal.
-            Target::G(g) => write!(f, "Waiter(goroutine {}, epoch {})", unsafe { g.as_ref() }.goid(), self.epoch),
+            Target::G(g) => write!(
+                f,
+                "Waiter(goroutine {}, epoch {})",
+                unsafe { g.as_ref() }.goid(),
+                self.epoch
+            ),
             Target::Thread(_) => write!(f, "Waiter(thread, epoch {})", self.epoch),
         }
     }

@@ -35,7 +35,10 @@ fn panic_is_reported_to_join() {
     assert!(e.is_panic() && !e.is_goexit());
     assert_eq!(e.to_string(), "goroutine panicked: boom 7");
     let p = e.into_panic();
-    assert_eq!(p.downcast_ref::<String>().map(|s| s.as_str()), Some("boom 7"));
+    assert_eq!(
+        p.downcast_ref::<String>().map(|s| s.as_str()),
+        Some("boom 7")
+    );
 }
 
 #[test]
@@ -82,7 +85,10 @@ fn builder_names_and_sizes() {
         .spawn(|| {
             // Use well over the default 64 KiB.
             let buf = [1u8; 160 * 1024];
-            std::hint::black_box(&buf).iter().map(|&b| b as u32).sum::<u32>()
+            std::hint::black_box(&buf)
+                .iter()
+                .map(|&b| b as u32)
+                .sum::<u32>()
         });
     assert!(h.id() > 0);
     assert_eq!(h.join().unwrap(), 160 * 1024);
@@ -267,7 +273,7 @@ fn ready_before_park_is_not_lost_and_stale_waiters_are_noops() {
         w1.ready();
         park(WaitReason::Unspecified, || true);
         w1b.ready(); // stale: same epoch as w1, which completed
-        // commit returning false abandons the park.
+                     // commit returning false abandons the park.
         park(WaitReason::Unspecified, || false);
         // Now a real park must wait for its own waiter.
         let w2 = Waiter::current();
@@ -277,7 +283,10 @@ fn ready_before_park_is_not_lost_and_stale_waiters_are_noops() {
         });
         let t0 = std::time::Instant::now();
         park(WaitReason::Unspecified, || true);
-        assert!(t0.elapsed() >= Duration::from_millis(15), "woken by a stale waiter");
+        assert!(
+            t0.elapsed() >= Duration::from_millis(15),
+            "woken by a stale waiter"
+        );
         t.join().unwrap();
     });
 }
@@ -287,9 +296,17 @@ fn park_thread_timeout_times_out_and_wakes() {
     let w = Waiter::current();
     assert!(!w.is_goroutine());
     drop(w);
-    assert!(!park_thread_timeout(WaitReason::Sleep, Duration::from_millis(10), || true));
+    assert!(!park_thread_timeout(
+        WaitReason::Sleep,
+        Duration::from_millis(10),
+        || true
+    ));
     let w = Waiter::current();
     let t = std::thread::spawn(move || w.ready());
-    assert!(park_thread_timeout(WaitReason::Sleep, Duration::from_secs(10), || true));
+    assert!(park_thread_timeout(
+        WaitReason::Sleep,
+        Duration::from_secs(10),
+        || true
+    ));
     t.join().unwrap();
 }

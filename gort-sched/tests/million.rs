@@ -59,12 +59,17 @@ fn a_million_goroutines_parked_at_once() {
         std::thread::yield_now();
     }
     assert_eq!(num_goroutine(), N);
-    let maps = std::fs::read_to_string("/proc/self/maps").map(|m| m.lines().count()).unwrap_or(0);
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map(|m| m.lines().count())
+        .unwrap_or(0);
     let max = std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(65530);
-    assert!(maps < max, "{maps} mappings for {N} goroutines exceeds vm.max_map_count {max}");
+    assert!(
+        maps < max,
+        "{maps} mappings for {N} goroutines exceeds vm.max_map_count {max}"
+    );
     for _ in 0..N {
         release.release();
     }

@@ -81,7 +81,10 @@ fn find_stack_bottom(sp: usize, size: usize) -> usize {
     for line in maps.lines() {
         let range = line.split(' ').next().unwrap();
         let (a, b) = range.split_once('-').unwrap();
-        let (a, b) = (usize::from_str_radix(a, 16).unwrap(), usize::from_str_radix(b, 16).unwrap());
+        let (a, b) = (
+            usize::from_str_radix(a, 16).unwrap(),
+            usize::from_str_radix(b, 16).unwrap(),
+        );
         if sp >= a && sp < b {
             // Slabs may merge; stacks are laid from the mapping's end? No:
             // from its start, every `size` bytes.

@@ -92,7 +92,10 @@ fn invalid_gomaxprocs_is_reported() {
         for bad in ["abc", "0", "-2", "99999"] {
             let (ok, err) = run_child("invalid_gomaxprocs_is_reported", &[("GOMAXPROCS", bad)]);
             assert!(!ok);
-            assert!(err.contains(&format!("invalid GOMAXPROCS={bad:?}")), "{err}");
+            assert!(
+                err.contains(&format!("invalid GOMAXPROCS={bad:?}")),
+                "{err}"
+            );
         }
         return;
     }
@@ -133,7 +136,10 @@ fn goexit_on_main_goroutine_behaves_as_go() {
 #[test]
 fn explicit_init_configures_the_runtime() {
     if !is_child() {
-        let (ok, err) = run_child("explicit_init_configures_the_runtime", &[("GOMAXPROCS", "junk")]);
+        let (ok, err) = run_child(
+            "explicit_init_configures_the_runtime",
+            &[("GOMAXPROCS", "junk")],
+        );
         assert!(ok, "init() must not read the environment: {err}");
         return;
     }

@@ -5,8 +5,8 @@
 
 use gort_os::clock::nanotime;
 use gort_sched::*;
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -113,7 +113,10 @@ fn sources_ready_goroutines_on_time_and_idle_ms_sleep() {
     go(|| sleep(Duration::from_millis(300))).join().unwrap();
     let (cpu, wall) = (cpu_time() - c0, w0.elapsed());
     assert!(wall >= Duration::from_millis(300));
-    assert!(cpu < Duration::from_millis(100), "idle runtime used {cpu:?} CPU in {wall:?}");
+    assert!(
+        cpu < Duration::from_millis(100),
+        "idle runtime used {cpu:?} CPU in {wall:?}"
+    );
 
     // A long sleeper first, then a short one: the earlier deadline must wake
     // the idle M that was sleeping until the later one.

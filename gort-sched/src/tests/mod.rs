@@ -1,0 +1,2 @@
+mod loom_park;
+mod loom_runq;

@@ -1,0 +1,97 @@
+//! A tour of what gort can do so far. Run it with
+//! `cargo run --release --example tour`.
+
+use gort::sched::{park, WaitReason, Waiter};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+fn main() {
+    println!(
+        "gort tour — GOMAXPROCS={}, NumCPU={}",
+        gort::gomaxprocs(0),
+        gort::num_cpu()
+    );
+
+    // 1. run() runs the main goroutine and returns its value.
+    let answer = gort::run(|| 6 * 7);
+    println!("1. run(|| 6 * 7) = {answer}");
+
+    // 2. A hundred thousand goroutines, spawned and joined.
+    let t0 = Instant::now();
+    let n = 100_000u64;
+    let sum = gort::run(move || {
+        let hs: Vec<_> = (0..n).map(|i| gort::go(move || i)).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+    });
+    println!(
+        "2. {n} goroutines summed their ids to {sum} in {:?}",
+        t0.elapsed()
+    );
+
+    // 3. Panics and Goexit come back through join, as with std::thread.
+    let e = gort::go(|| -> () { panic!("a goroutine panicked (this message is expected)") })
+        .join()
+        .unwrap_err();
+    println!("3. join -> Err({e})");
+    let e = gort::go(|| -> () { gort::goexit() }).join().unwrap_err();
+    println!("   join -> Err({e}), after running every drop on its stack");
+
+    // 4. park/ready: the primitive every blocking type is built from. Two
+    //    goroutines hand a token back and forth.
+    let rounds = 100_000;
+    let slots: Arc<[Mutex<Option<Waiter>>; 2]> = Arc::new([Mutex::new(None), Mutex::new(None)]);
+    let turn = Arc::new(AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let players: Vec<_> = (0..2)
+        .map(|me| {
+            let (slots, turn) = (slots.clone(), turn.clone());
+            gort::go(move || {
+                for _ in 0..rounds {
+                    // Wait for my turn.
+                    loop {
+                        let mut slot = slots[me].lock().unwrap();
+                        if turn.load(Ordering::Acquire) % 2 == me {
+                            break;
+                        }
+                        *slot = Some(Waiter::current());
+                        park(WaitReason::Other("ping-pong"), move || {
+                            drop(slot);
+                            true
+                        });
+                    }
+                    // Pass the token.
+                    let mut other = slots[1 - me].lock().unwrap();
+                    turn.fetch_add(1, Ordering::AcqRel);
+                    if let Some(w) = other.take() {
+                        drop(other);
+                        w.ready();
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in players {
+        p.join().unwrap();
+    }
+    let per = t0.elapsed() / (rounds as u32);
+    println!("4. ping-pong through park/ready: {rounds} round trips, {per:?} each");
+
+    // 5. GOMAXPROCS changes at run time.
+    let old = gort::gomaxprocs(1);
+    let hs: Vec<_> = (0..1000).map(|i| gort::go(move || i)).collect();
+    let s: i32 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    gort::gomaxprocs(old);
+    println!("5. gomaxprocs({old} -> 1 -> {old}); 1000 goroutines on one P summed to {s}");
+
+    // 6. Goroutines keep their OS thread once started (sound thread-locals).
+    let same = gort::run(|| {
+        let before = std::thread::current().id();
+        for _ in 0..100 {
+            gort::gosched();
+        }
+        before == std::thread::current().id()
+    });
+    println!("6. same OS thread across 100 gosched calls: {same}");
+    println!("   live goroutines now: {}", gort::num_goroutine());
+}

@@ -1,0 +1,37 @@
+//! # gort: Go's runtime, for Rust
+//!
+//! Goroutines — cheap stackful green threads on Go's G/M/P scheduler — for
+//! blocking-style Rust code. This facade re-exports every layer; depend on
+//! the layers directly to take only what you need:
+//!
+//! | crate | what it gives |
+//! |-------|---------------|
+//! | [`gort_os`] (`gort::os`) | context switch and pooled stacks, futex parking, threads, clock, CPU quota |
+//! | [`gort_sched`] (`gort::sched`) | goroutines: `go`, `run`, `JoinHandle`, `gosched`, `goexit`, `gomaxprocs`, park/ready |
+//!
+//! ```
+//! let total = gort::run(|| {
+//!     let hs: Vec<_> = (0..100u64).map(|i| gort::go(move || i * i)).collect();
+//!     hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(total, 328_350);
+//! ```
+//!
+//! The runtime starts itself on first use, as Go's does: `GOMAXPROCS` from
+//! the environment, else the cgroup CPU limit, else the CPU count.
+//!
+//! One rule differs from Go, for soundness: a goroutine that has started
+//! never changes OS thread, so thread-locals and `!Send` values on its stack
+//! stay valid across blocking calls (see the `gort_sched` docs).
+
+pub use gort_os as os;
+pub use gort_sched as sched;
+
+pub use gort_sched::{
+    go, goexit, gomaxprocs, gosched, num_cpu, num_goroutine, run, Builder, JoinError, JoinHandle,
+};
+
+/// The names most programs need: `use gort::prelude::*;`.
+pub mod prelude {
+    pub use gort_sched::{go, gosched, run, Builder, JoinHandle};
+}

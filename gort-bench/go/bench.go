@@ -1,0 +1,87 @@
+// Go's side of `cargo xtask bench`. Built by xtask with $GO (or go on PATH):
+// go build -o target/bench/go-bench gort-bench/go/bench.go
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+func report(v float64, unit string) { fmt.Printf("RESULT %.1f %s\n", v, unit) }
+
+func per(d time.Duration, n int) float64 { return float64(d.Nanoseconds()) / float64(n) }
+
+func rss() int64 {
+	b, _ := os.ReadFile("/proc/self/statm")
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	p, _ := strconv.ParseInt(f[1], 10, 64)
+	return p * 4096
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: go-bench <workload> [n]")
+		os.Exit(2)
+	}
+	n := 0
+	if len(os.Args) > 2 {
+		n, _ = strconv.Atoi(os.Args[2])
+	}
+	def := func(d int) int {
+		if n == 0 {
+			return d
+		}
+		return n
+	}
+	switch os.Args[1] {
+	case "spawn_join":
+		n := def(1000000)
+		var wg sync.WaitGroup
+		wg.Add(n)
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			go func() { wg.Done() }()
+		}
+		wg.Wait()
+		report(per(time.Since(t0), n), "ns/task")
+	case "park_pingpong":
+		n := def(1000000)
+		a, b := make(chan int), make(chan int)
+		go func() {
+			for i := 0; i < n; i++ {
+				b <- <-a
+			}
+		}()
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			a <- i
+			<-b
+		}
+		report(per(time.Since(t0), n), "ns/roundtrip")
+	case "parked_mem":
+		n := def(100000)
+		go func() {}()
+		rss0 := rss()
+		var wg sync.WaitGroup
+		wg.Add(n)
+		gate := make(chan struct{})
+		for i := 0; i < n; i++ {
+			go func() { wg.Done(); <-gate }()
+		}
+		wg.Wait()
+		time.Sleep(50 * time.Millisecond)
+		rss1 := rss()
+		close(gate)
+		report(float64(rss1-rss0)/float64(n), "bytes/goroutine")
+	default:
+		fmt.Fprintln(os.Stderr, "unknown workload", os.Args[1])
+		os.Exit(2)
+	}
+}

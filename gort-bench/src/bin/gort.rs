@@ -1,0 +1,137 @@
+//! gort's side of `cargo xtask bench`.
+
+use gort::sched::{park, WaitReason, Waiter};
+use gort_bench::{args, per, report, rss, unknown};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A counting semaphore with hand-off: the analogue of a Go channel's
+/// lock + sudog queue, built on park/ready.
+#[derive(Default)]
+struct Sema {
+    inner: Mutex<(usize, VecDeque<Waiter>)>,
+}
+
+impl Sema {
+    fn acquire(&self) {
+        let mut g = self.inner.lock().unwrap();
+        if g.0 > 0 {
+            g.0 -= 1;
+            return;
+        }
+        g.1.push_back(Waiter::current());
+        park(WaitReason::SemAcquire, move || {
+            drop(g);
+            true
+        });
+    }
+
+    fn release(&self) {
+        let mut g = self.inner.lock().unwrap();
+        match g.1.pop_front() {
+            Some(w) => {
+                drop(g);
+                w.ready();
+            }
+            None => g.0 += 1,
+        }
+    }
+}
+
+/// Counts down; the last arrival readies the waiter.
+struct Latch {
+    left: AtomicUsize,
+    sema: Sema,
+}
+
+impl Latch {
+    fn new(n: usize) -> Arc<Latch> {
+        Arc::new(Latch {
+            left: AtomicUsize::new(n),
+            sema: Sema::default(),
+        })
+    }
+    fn done(&self) {
+        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.sema.release();
+        }
+    }
+    fn wait(&self) {
+        self.sema.acquire();
+    }
+}
+
+fn main() {
+    let (w, n) = args();
+    match w.as_str() {
+        "spawn_join" => {
+            let n = n.unwrap_or(1_000_000);
+            let el = gort::run(move || {
+                let latch = Latch::new(n as usize);
+                let t0 = Instant::now();
+                for _ in 0..n {
+                    let l = latch.clone();
+                    drop(gort::go(move || l.done()));
+                }
+                latch.wait();
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/task");
+        }
+        "park_pingpong" => {
+            let n = n.unwrap_or(1_000_000);
+            let el = gort::run(move || {
+                let (a, b) = (Arc::new(Sema::default()), Arc::new(Sema::default()));
+                let (a2, b2) = (a.clone(), b.clone());
+                let pong = gort::go(move || {
+                    for _ in 0..n {
+                        a2.acquire();
+                        b2.release();
+                    }
+                });
+                let t0 = Instant::now();
+                for _ in 0..n {
+                    a.release();
+                    b.acquire();
+                }
+                let el = t0.elapsed();
+                pong.join().unwrap();
+                el
+            });
+            report(per(el, n), "ns/roundtrip");
+        }
+        "parked_mem" => {
+            let n = n.unwrap_or(100_000);
+            let per_g = gort::run(move || {
+                // Warm the runtime (threads, pools) before the baseline.
+                gort::go(|| ()).join().unwrap();
+                let rss0 = rss();
+                let parked = Latch::new(n as usize);
+                let gate = Arc::new(Sema::default());
+                let hs: Vec<_> = (0..n)
+                    .map(|_| {
+                        let (p, g) = (parked.clone(), gate.clone());
+                        gort::go(move || {
+                            p.done();
+                            g.acquire();
+                        })
+                    })
+                    .collect();
+                parked.wait();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let rss1 = rss();
+                for _ in 0..n {
+                    gate.release();
+                }
+                for h in hs {
+                    h.join().unwrap();
+                }
+                (rss1.saturating_sub(rss0)) as f64 / n as f64
+            });
+            report(per_g, "bytes/goroutine");
+        }
+        _ => unknown(&w),
+    }
+}

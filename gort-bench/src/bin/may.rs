@@ -1,0 +1,83 @@
+//! may's side of `cargo xtask bench` (stackful coroutines; spawning is
+//! `unsafe` in may, which is what gort's thread-binding rule avoids).
+
+use gort_bench::{args, per, procs, report, rss, unknown};
+use may::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() {
+    let (w, n) = args();
+    may::config().set_workers(procs());
+    match w.as_str() {
+        "spawn_join" => {
+            let n = n.unwrap_or(1_000_000);
+            let left = Arc::new(AtomicUsize::new(n as usize));
+            let (tx, rx) = mpsc::channel::<()>();
+            let t0 = Instant::now();
+            for _ in 0..n {
+                let (l, tx) = (left.clone(), tx.clone());
+                may::go!(move || {
+                    if l.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        tx.send(()).unwrap();
+                    }
+                });
+            }
+            rx.recv().unwrap();
+            report(per(t0.elapsed(), n), "ns/task");
+        }
+        "park_pingpong" => {
+            let n = n.unwrap_or(1_000_000);
+            let (atx, arx) = mpsc::channel::<u64>();
+            let (btx, brx) = mpsc::channel::<u64>();
+            let pong = may::go!(move || {
+                for _ in 0..n {
+                    let v = arx.recv().unwrap();
+                    btx.send(v).unwrap();
+                }
+            });
+            let ping = may::go!(move || {
+                let t0 = Instant::now();
+                for i in 0..n {
+                    atx.send(i).unwrap();
+                    brx.recv().unwrap();
+                }
+                t0.elapsed()
+            });
+            let el = ping.join().unwrap();
+            pong.join().unwrap();
+            report(per(el, n), "ns/roundtrip");
+        }
+        "parked_mem" => {
+            let n = n.unwrap_or(100_000);
+            let rss0 = rss();
+            let parked = Arc::new(AtomicUsize::new(0));
+            let mut gates = Vec::with_capacity(n as usize);
+            let hs: Vec<_> = (0..n)
+                .map(|_| {
+                    let (tx, rx) = mpsc::channel::<()>();
+                    gates.push(tx);
+                    let p = parked.clone();
+                    may::go!(move || {
+                        p.fetch_add(1, Ordering::Release);
+                        rx.recv().unwrap();
+                    })
+                })
+                .collect();
+            while parked.load(Ordering::Acquire) < n as usize {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let rss1 = rss();
+            for g in gates {
+                g.send(()).unwrap();
+            }
+            for h in hs {
+                h.join().unwrap();
+            }
+            report(rss1.saturating_sub(rss0) as f64 / n as f64, "bytes/goroutine");
+        }
+        _ => unknown(&w),
+    }
+}

@@ -1,0 +1,92 @@
+//! tokio's side of `cargo xtask bench` (multi-thread runtime, GOMAXPROCS
+//! workers). Tasks are stackless, so these are the async analogues.
+
+use gort_bench::{args, per, procs, report, rss, unknown};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, Notify};
+
+fn main() {
+    let (w, n) = args();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(procs())
+        .enable_all()
+        .build()
+        .unwrap();
+    match w.as_str() {
+        "spawn_join" => {
+            let n = n.unwrap_or(1_000_000);
+            let el = rt.block_on(async move {
+                let left = Arc::new(AtomicUsize::new(n as usize));
+                let done = Arc::new(Notify::new());
+                let t0 = Instant::now();
+                for _ in 0..n {
+                    let (l, d) = (left.clone(), done.clone());
+                    tokio::spawn(async move {
+                        if l.fetch_sub(1, Ordering::AcqRel) == 1 {
+                            d.notify_one();
+                        }
+                    });
+                }
+                done.notified().await;
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/task");
+        }
+        "park_pingpong" => {
+            let n = n.unwrap_or(1_000_000);
+            let el = rt.block_on(async move {
+                let (atx, mut arx) = mpsc::channel::<u64>(1);
+                let (btx, mut brx) = mpsc::channel::<u64>(1);
+                let pong = tokio::spawn(async move {
+                    while let Some(v) = arx.recv().await {
+                        btx.send(v).await.unwrap();
+                    }
+                });
+                let ping = tokio::spawn(async move {
+                    let t0 = Instant::now();
+                    for i in 0..n {
+                        atx.send(i).await.unwrap();
+                        brx.recv().await.unwrap();
+                    }
+                    t0.elapsed()
+                });
+                let el = ping.await.unwrap();
+                pong.await.unwrap();
+                el
+            });
+            report(per(el, n), "ns/roundtrip");
+        }
+        "parked_mem" => {
+            let n = n.unwrap_or(100_000);
+            let v = rt.block_on(async move {
+                let rss0 = rss();
+                let gate = Arc::new(Notify::new());
+                let parked = Arc::new(AtomicUsize::new(0));
+                let hs: Vec<_> = (0..n)
+                    .map(|_| {
+                        let (g, p) = (gate.clone(), parked.clone());
+                        tokio::spawn(async move {
+                            let f = g.notified();
+                            p.fetch_add(1, Ordering::Release);
+                            f.await;
+                        })
+                    })
+                    .collect();
+                while parked.load(Ordering::Acquire) < n as usize {
+                    tokio::task::yield_now().await;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let rss1 = rss();
+                gate.notify_waiters();
+                for h in hs {
+                    let _ = h.await;
+                }
+                rss1.saturating_sub(rss0) as f64 / n as f64
+            });
+            report(v, "bytes/goroutine");
+        }
+        _ => unknown(&w),
+    }
+}

@@ -1,0 +1,52 @@
+//! Shared helpers for the benchmark binaries: argument parsing, the result
+//! line `cargo xtask bench` reads, and RSS measurement.
+
+use std::time::Duration;
+
+/// The workload name and its numeric parameters from the command line:
+/// `<bin> <workload> [n]`.
+pub fn args() -> (String, Option<u64>) {
+    let mut a = std::env::args().skip(1);
+    let w = a.next().unwrap_or_else(|| {
+        eprintln!("usage: <bench> <workload> [n]");
+        std::process::exit(2)
+    });
+    let n = a.next().map(|s| {
+        s.parse().unwrap_or_else(|_| {
+            eprintln!("bad count {s:?}");
+            std::process::exit(2)
+        })
+    });
+    (w, n)
+}
+
+/// Worker count for peers: GOMAXPROCS if set, else the CPU count.
+pub fn procs() -> usize {
+    std::env::var("GOMAXPROCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Prints the result line: `RESULT <value> <unit>`.
+pub fn report(value: f64, unit: &str) {
+    println!("RESULT {value:.1} {unit}");
+}
+
+/// Nanoseconds per item.
+pub fn per(el: Duration, n: u64) -> f64 {
+    el.as_nanos() as f64 / n as f64
+}
+
+/// Resident set size of this process in bytes.
+pub fn rss() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+/// Fails loudly on an unknown workload.
+pub fn unknown(w: &str) -> ! {
+    eprintln!("unknown workload {w:?}");
+    std::process::exit(2)
+}

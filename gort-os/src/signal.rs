@@ -113,11 +113,12 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // Not ours: hand the fault to whoever handled it before us.
     // SAFETY: PREV_* were initialised before our handler was installed.
     unsafe {
-        let prev = if sig == libc::SIGBUS {
-            (*(&raw const PREV_BUS)).assume_init_ref()
+        let prev: *const libc::sigaction = if sig == libc::SIGBUS {
+            (&raw const PREV_BUS).cast()
         } else {
-            (*(&raw const PREV_SEGV)).assume_init_ref()
+            (&raw const PREV_SEGV).cast()
         };
+        let prev = &*prev;
         let h = prev.sa_sigaction;
         if h == libc::SIG_DFL || h == libc::SIG_IGN {
             // Restore and return: the faulting instruction re-runs and gets

@@ -102,7 +102,7 @@ pub fn parse_stack_size(v: &str) -> Result<usize, ConfigError> {
         .parse()
         .map_err(|_| err("expected bytes, e.g. 65536, 64K or 1M"))?;
     let bytes = n.checked_mul(mul).ok_or_else(|| err("too large"))?;
-    if bytes < gort_os::stack::MIN_STACK_SIZE || bytes > (1 << 30) {
+    if !(gort_os::stack::MIN_STACK_SIZE..=(1 << 30)).contains(&bytes) {
         return Err(err("must be from 16K to 1024M"));
     }
     Ok(bytes)

@@ -1096,9 +1096,11 @@ fn retire_p(s: &'static Sched, m: &'static M, p: &'static P) {
 
 /// Gives up the P (nothing to run) and sleeps until this M has work and a P.
 fn release_and_sleep(s: &'static Sched, m: &'static M) {
-    // SAFETY: our own thread.
-    let p = unsafe { &*m.local().p };
-    let was_spinning = unsafe { m.local() }.spinning;
+    // SAFETY: our own thread; we hold a P here.
+    let (p, was_spinning) = unsafe {
+        let ml = m.local();
+        (&*ml.p, ml.spinning)
+    };
     {
         let mut idle = s.lock_idle();
         // Work may have arrived on the global queue after we looked.
@@ -1131,14 +1133,14 @@ fn stopm(s: &'static Sched, m: &'static M) {
         let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
         if !p.is_null() {
             remove_idle_m(s, m);
-            // SAFETY: our own thread; the P was handed to us.
-            let ml = unsafe { m.local() };
-            acquirep(ml, unsafe { &*p });
+            // SAFETY: our own thread; the P was handed to us and is live.
+            let (ml, p) = unsafe { (m.local(), &*p) };
+            acquirep(ml, p);
             ml.spinning = m.start_spinning.swap(false, Ordering::Relaxed);
             return;
         }
-        // SAFETY: our own thread.
         let has_work = {
+            // SAFETY: our own thread.
             let ml = unsafe { m.local() };
             m.has_inbox() || !ml.runnext.is_null() || !ml.runq.is_empty()
         };

@@ -120,13 +120,11 @@ unsafe impl Sync for Waiter {}
 impl fmt::Debug for Waiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.target {
-            // SAFETY: G descriptors are immortal.
-            Target::G(g) => write!(
-                f,
-                "Waiter(goroutine {}, epoch {})",
-                unsafe { g.as_ref() }.goid(),
-                self.epoch
-            ),
+            Target::G(g) => {
+                // SAFETY: G descriptors are immortal.
+                let goid = unsafe { g.as_ref() }.goid();
+                write!(f, "Waiter(goroutine {goid}, epoch {})", self.epoch)
+            }
             Target::Thread(_) => write!(f, "Waiter(thread, epoch {})", self.epoch),
         }
     }

@@ -21,7 +21,7 @@ fn join_returns_values_from_goroutines_and_threads() {
 
 #[test]
 fn run_returns_the_main_goroutines_value_and_resumes_its_panic() {
-    assert_eq!(run(|| goid().is_some()), true);
+    assert!(run(|| goid().is_some()));
     let r = std::panic::catch_unwind(|| run(|| -> u8 { panic!("main went wrong") }));
     let p = r.unwrap_err();
     assert_eq!(p.downcast_ref::<&str>(), Some(&"main went wrong"));

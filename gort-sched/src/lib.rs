@@ -94,6 +94,8 @@ mod source;
 #[cfg(not(gort_loom))]
 mod spawn;
 #[cfg(not(gort_loom))]
+mod task;
+#[cfg(not(gort_loom))]
 mod waiter;
 
 #[cfg(all(test, gort_loom))]

@@ -10,13 +10,15 @@ use crate::loom::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Atomic
 use crate::park_state::ParkState;
 use crate::runq::RunQueue;
 use crate::source::Source;
-use crate::waiter::{WaitReason, Waiter};
+use crate::task::{Payload, TaskVtable, DONE, RUNNING, WAITING};
+use crate::waiter::{park, WaitReason, Waiter};
 use gort_os::clock::nanotime;
 use gort_os::context::{Context, Label, Resumed, Suspender};
 use gort_os::futex::Parker;
 use gort_os::stack::Stack;
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
@@ -65,6 +67,17 @@ pub(crate) struct G {
     migratable: AtomicBool,
     /// Goroutine id; written at spawn before publication, read by anyone.
     goid: AtomicU64,
+    /// References: the goroutine's and its JoinHandle's. The last one to let
+    /// go recycles the descriptor (AcqRel).
+    refs: AtomicU32,
+    /// Join handshake (task.rs): RUNNING, DONE or WAITING.
+    join_state: AtomicU32,
+    /// The joiner's waiter; written by the joiner before its Release CAS to
+    /// WAITING, taken by the goroutine after its AcqRel swap to DONE.
+    join_waiter: UnsafeCell<Option<Waiter>>,
+    /// Closure, then result (task.rs). Owned by the goroutine until DONE,
+    /// then by the handle.
+    payload: UnsafeCell<Payload>,
     /// Owned by the thread that currently holds the G: the spawner until
     /// queued, then the M that dequeued or runs it. Never accessed by two
     /// threads at once; hand-offs go through queues (Release/Acquire).
@@ -72,7 +85,7 @@ pub(crate) struct G {
 }
 
 struct GInner {
-    entry: Option<Box<dyn FnOnce() + Send>>,
+    task: Option<TaskVtable>,
     ctx: Option<Context>,
     suspender: Option<Suspender>,
     name: Option<Arc<str>>,
@@ -89,8 +102,12 @@ impl G {
             m: AtomicPtr::new(ptr::null_mut()),
             migratable: AtomicBool::new(false),
             goid: AtomicU64::new(0),
+            refs: AtomicU32::new(0),
+            join_state: AtomicU32::new(RUNNING as u32),
+            join_waiter: UnsafeCell::new(None),
+            payload: UnsafeCell::new(Payload::new()),
             inner: UnsafeCell::new(GInner {
-                entry: None,
+                task: None,
                 ctx: None,
                 suspender: None,
                 name: None,
@@ -387,14 +404,19 @@ fn new_p(id: usize) -> &'static P {
 // Spawning (newproc) and goroutine descriptors
 
 pub(crate) struct Spawn {
-    pub(crate) entry: Box<dyn FnOnce() + Send>,
     pub(crate) name: Option<Arc<str>>,
     pub(crate) stack_size: usize,
     pub(crate) migratable: bool,
 }
 
-/// Creates a goroutine and queues it. Returns its id.
-pub(crate) fn newproc(sp: Spawn) -> u64 {
+/// Creates a goroutine whose task `install` writes into the payload, and
+/// queues it. Returns the G (with a reference held for the JoinHandle) and
+/// its id.
+pub(crate) fn newproc(
+    sp: Spawn,
+    task: TaskVtable,
+    install: impl FnOnce(*mut Payload),
+) -> (*mut G, u64) {
     let s = sched();
     let g = gfget(s);
     // SAFETY: a descriptor from the free list belongs to us until queued.
@@ -403,15 +425,96 @@ pub(crate) fn newproc(sp: Spawn) -> u64 {
     gr.goid.store(goid, Ordering::Relaxed);
     gr.m.store(ptr::null_mut(), Ordering::Relaxed);
     gr.migratable.store(sp.migratable, Ordering::Relaxed);
+    gr.refs.store(2, Ordering::Relaxed);
+    gr.join_state.store(RUNNING as u32, Ordering::Relaxed);
+    install(gr.payload.get());
     // SAFETY: we hold the G (not yet published).
     let gi = unsafe { gr.inner() };
-    gi.entry = Some(sp.entry);
+    gi.task = Some(task);
     gi.name = sp.name;
     gi.stack_size = sp.stack_size;
     gi.req = Req::None;
     s.ngoroutine.fetch_add(1, Ordering::Relaxed);
     runq_put_here(s, g, true);
-    goid
+    (g, goid)
+}
+
+/// The payload of a G (task.rs).
+pub(crate) fn payload(g: *mut G) -> *mut Payload {
+    // SAFETY: Gs are immortal; this only computes a field address.
+    unsafe { (*g).payload.get() }
+}
+
+/// Goroutine side of the join handshake, after the result is stored.
+///
+/// # Safety
+/// `g` is the running goroutine, which has written its result.
+pub(crate) unsafe fn join_complete(g: *mut G) {
+    // SAFETY: Gs are immortal.
+    let gr = unsafe { &*g };
+    // AcqRel: Release publishes the result to the joiner; Acquire pairs
+    // with the joiner's Release CAS to WAITING (its waiter is visible).
+    if gr.join_state.swap(DONE as u32, Ordering::AcqRel) == WAITING as u32 {
+        // SAFETY: the joiner stored the waiter before its CAS and will not
+        // touch the cell again.
+        if let Some(w) = unsafe { (*gr.join_waiter.get()).take() } {
+            w.ready();
+        }
+    }
+}
+
+/// Whether the goroutine has published its result.
+pub(crate) fn join_done(g: *mut G) -> bool {
+    // SAFETY: Gs are immortal. Acquire pairs with join_complete's swap.
+    unsafe { &*g }.join_state.load(Ordering::Acquire) == DONE as u32
+}
+
+/// Handle side: waits until the goroutine published its result.
+pub(crate) fn join_wait(g: *mut G) {
+    // SAFETY: Gs are immortal; the caller holds a reference.
+    let gr = unsafe { &*g };
+    while gr.join_state.load(Ordering::Acquire) != DONE as u32 {
+        // SAFETY: only the (single) handle writes the cell, and only while
+        // the state is RUNNING (the goroutine reads it after WAITING).
+        unsafe { *gr.join_waiter.get() = Some(Waiter::current()) };
+        match gr.join_state.compare_exchange(
+            RUNNING as u32,
+            WAITING as u32,
+            // Release publishes the waiter to join_complete's Acquire.
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => park(WaitReason::Join, || true),
+            Err(_) => {
+                // DONE already: the goroutine never looks at the cell.
+                // SAFETY: as above; nobody else touches it now.
+                unsafe { *gr.join_waiter.get() = None };
+            }
+        }
+    }
+}
+
+/// Drops one reference to `g`; the last one recycles the descriptor.
+pub(crate) fn release_g(g: *mut G) {
+    // SAFETY: Gs are immortal.
+    let gr = unsafe { &*g };
+    // AcqRel: the last releaser sees every write of the other side.
+    if gr.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
+        return;
+    }
+    // SAFETY: no other reference: we own the G and its payload.
+    let gi = unsafe { gr.inner() };
+    if let Some(t) = gi.task.take() {
+        let p = gr.payload.get();
+        // A panicking destructor of an unjoined result must not unwind
+        // into the scheduler.
+        // SAFETY: the payload holds the task's state (pending or done).
+        if panic::catch_unwind(AssertUnwindSafe(|| unsafe { (t.destroy)(p) })).is_err() {
+            fatal("a goroutine's result panicked while being dropped");
+        }
+    }
+    gi.name = None;
+    gfput_any(sched(), g);
 }
 
 /// Queues a fresh or migratable G on the current P (runnext if `next`), or
@@ -450,16 +553,42 @@ fn gfget(s: &'static Sched) -> *mut G {
                 let at = gl.len() - n;
                 free.extend(gl.drain(at..).map(|a| a as *mut G));
             }
-            if let Some(g) = free.pop() {
-                return g;
+            if free.is_empty() {
+                free.extend(alloc_gs());
             }
-            return Box::into_raw(Box::new(G::new()));
+            return free.pop().expect("just refilled");
         }
     }
-    if let Some(a) = s.gfree.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-        return a as *mut G;
+    let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
+    if gl.is_empty() {
+        gl.extend(alloc_gs().map(|g| g as usize));
     }
-    Box::into_raw(Box::new(G::new()))
+    gl.pop().expect("just refilled") as *mut G
+}
+
+/// Allocates a chunk of descriptors (they are never freed).
+fn alloc_gs() -> impl Iterator<Item = *mut G> {
+    const CHUNK: usize = 32;
+    let chunk: &'static mut [G] = Box::leak((0..CHUNK).map(|_| G::new()).collect());
+    chunk.iter_mut().map(|g| g as *mut G)
+}
+
+/// Returns a recycled G to the current P's free list, or the global one
+/// from a thread without a P.
+fn gfput_any(s: &'static Sched, g: *mut G) {
+    let m = current_m();
+    if !m.is_null() {
+        // SAFETY: our own M; no switch here.
+        let ml = unsafe { (*m).local() };
+        if !ml.p.is_null() {
+            gfput(s, ml, g);
+            return;
+        }
+    }
+    s.gfree
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(g as usize);
 }
 
 /// Returns an exited G's descriptor to the current P's free list.
@@ -713,13 +842,10 @@ fn execute(s: &'static Sched, m: &'static M, g: *mut G) {
                 drop(ctx.into_stack()); // back to this M's stack cache
                 gr.park.retire();
                 // SAFETY: the goroutine finished; we hold its descriptor.
-                let gi = unsafe { gr.inner() };
-                gi.suspender = None;
-                gi.name = None;
+                unsafe { gr.inner() }.suspender = None;
                 // SAFETY: our own M; no switch until this borrow ends.
-                let ml = unsafe { m.local() };
-                ml.bound_live -= 1;
-                gfput(s, ml, g);
+                unsafe { m.local() }.bound_live -= 1;
+                release_g(g);
                 return;
             }
             Resumed::Suspended => {
@@ -785,13 +911,14 @@ fn start_g(s: &'static Sched, m: &'static M, g: *mut G) -> Context {
 
 fn goroutine_main(g: *mut G, sus: Suspender) {
     // SAFETY: this goroutine holds its own descriptor while it runs; the
-    // borrow ends before the entry runs (which may switch).
-    let entry = unsafe {
+    // borrow ends before the task runs (which may switch).
+    let run = unsafe {
         let gi = (*g).inner();
         gi.suspender = Some(sus);
-        gi.entry.take().expect("fresh goroutine has an entry")
+        gi.task.expect("fresh goroutine has a task").run
     };
-    entry();
+    // SAFETY: called once, by this goroutine on its own stack.
+    unsafe { run(g) };
 }
 
 /// Called by a goroutine's entry just before it publishes its result.
@@ -814,7 +941,7 @@ pub(crate) fn wait_no_goroutines() {
             return;
         }
         ws.push(Waiter::current());
-        crate::waiter::park(WaitReason::Other("wait for all goroutines"), move || {
+        park(WaitReason::Other("wait for all goroutines"), move || {
             drop(ws);
             true
         });

@@ -1,13 +1,14 @@
 //! The public face of goroutines: `go`, `Builder`, `JoinHandle`, `goexit`,
 //! `run`.
 
-use crate::rt;
-use crate::waiter::{park, WaitReason, Waiter};
+use crate::rt::{self, G};
+use crate::task::{Payload, Task};
 use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::panic;
+use std::ptr::NonNull;
+use std::sync::Arc;
 
 /// Why a goroutine did not return a value.
 pub enum JoinError {
@@ -78,60 +79,49 @@ impl std::error::Error for JoinError {}
 #[derive(Debug)]
 pub struct Goexit;
 
-struct Slot<T> {
-    result: Option<Result<T, JoinError>>,
-    waiter: Option<Waiter>,
-    done: bool,
-}
-
-struct Packet<T> {
-    slot: Mutex<Slot<T>>,
-}
-
 /// An owned permission to wait for a goroutine and take its result.
 ///
 /// Dropping it detaches the goroutine. `join` works from a goroutine (parks
 /// it) and from a plain thread (parks the thread).
 pub struct JoinHandle<T> {
-    packet: Arc<Packet<T>>,
+    /// The goroutine's descriptor; this handle holds one of its two
+    /// references, so it is not recycled before the handle is gone.
+    g: NonNull<G>,
     id: u64,
+    take: unsafe fn(*mut Payload) -> Result<T, JoinError>,
     _not_sync: PhantomData<*const ()>,
 }
 
-// SAFETY: the handle only moves `T` out of a Mutex; sending it is as safe as
-// sending T.
+// SAFETY: the handle moves a `T` out of the goroutine's descriptor; sending
+// the handle is as safe as sending T.
 unsafe impl<T: Send> Send for JoinHandle<T> {}
 
 impl<T> JoinHandle<T> {
     /// Waits for the goroutine to finish. `Err` if it panicked (with the
     /// payload, like `std::thread`) or called [`goexit`].
     pub fn join(self) -> Result<T, JoinError> {
-        let mut slot = self.packet.slot.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Some(r) = slot.result.take() {
-                return r;
-            }
-            slot.waiter = Some(Waiter::current());
-            park(WaitReason::Join, move || {
-                drop(slot);
-                true
-            });
-            slot = self.packet.slot.lock().unwrap_or_else(|e| e.into_inner());
-        }
+        let g = self.g.as_ptr();
+        rt::join_wait(g);
+        // SAFETY: the goroutine published DONE and we hold our reference.
+        let r = unsafe { (self.take)(rt::payload(g)) };
+        drop(self); // releases the reference
+        r
     }
 
     /// Whether the goroutine has finished.
     pub fn is_finished(&self) -> bool {
-        self.packet
-            .slot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .done
+        rt::join_done(self.g.as_ptr())
     }
 
     /// The goroutine's id (as in Go's tracebacks).
     pub fn id(&self) -> u64 {
         self.id
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        rt::release_g(self.g.as_ptr());
     }
 }
 
@@ -189,40 +179,20 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let packet = Arc::new(Packet {
-            slot: Mutex::new(Slot {
-                result: None,
-                waiter: None,
-                done: false,
-            }),
-        });
-        let theirs = packet.clone();
-        let entry = Box::new(move || {
-            let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
-                Ok(v) => Ok(v),
-                Err(p) if p.is::<Goexit>() => Err(JoinError::Goexit),
-                Err(p) => Err(JoinError::Panic(p)),
-            };
-            rt::goroutine_done();
-            let w = {
-                let mut s = theirs.slot.lock().unwrap_or_else(|e| e.into_inner());
-                s.result = Some(r);
-                s.done = true;
-                s.waiter.take()
-            };
-            if let Some(w) = w {
-                w.ready();
-            }
-        });
-        let id = rt::newproc(rt::Spawn {
-            entry,
-            name: self.name.map(Arc::from),
-            stack_size: self.stack_size.unwrap_or(0),
-            migratable: self.migratable,
-        });
+        let (g, id) = rt::newproc(
+            rt::Spawn {
+                name: self.name.map(Arc::from),
+                stack_size: self.stack_size.unwrap_or(0),
+                migratable: self.migratable,
+            },
+            Task::<F, T>::VTABLE,
+            // SAFETY: newproc hands us the fresh G's unused payload.
+            |p| unsafe { Task::<F, T>::install(p, f) },
+        );
         JoinHandle {
-            packet,
+            g: NonNull::new(g).expect("newproc returns a descriptor"),
             id,
+            take: Task::<F, T>::take,
             _not_sync: PhantomData,
         }
     }

@@ -1,0 +1,144 @@
+//! A goroutine's closure and result, stored inline in its descriptor.
+//!
+//! Spawning allocates nothing in the common case: the closure is written
+//! into the G's 128-byte payload area (boxed only when it is larger), the
+//! goroutine replaces it with its result there, and the `JoinHandle` reads
+//! the result from the same place. The G is recycled when both the
+//! goroutine and its handle are done with it (a two-count reference).
+//!
+//! The join handshake is one atomic: `RUNNING -> DONE` by the goroutine, or
+//! `RUNNING -> WAITING` by a joiner that first stored its [`Waiter`] in the
+//! G; the goroutine that then finds `WAITING` readies that waiter.
+
+use crate::rt::{self, G};
+use crate::spawn::{Goexit, JoinError};
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of, MaybeUninit};
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+
+/// Bytes of closure/result state kept inline in a G.
+pub(crate) const PAYLOAD: usize = 128;
+
+/// Inline storage for a goroutine's task state.
+#[repr(C, align(16))]
+pub(crate) struct Payload(#[allow(dead_code)] [MaybeUninit<u8>; PAYLOAD]);
+
+impl Payload {
+    pub(crate) const fn new() -> Payload {
+        Payload([MaybeUninit::uninit(); PAYLOAD])
+    }
+}
+
+/// Join states.
+pub(crate) const RUNNING: u8 = 0;
+pub(crate) const DONE: u8 = 1;
+pub(crate) const WAITING: u8 = 2;
+
+enum State<F, T> {
+    Pending(F),
+    Done(Result<T, JoinError>),
+    Taken,
+}
+
+/// Type-erased operations on a payload holding `State<F, T>`.
+#[derive(Clone, Copy)]
+pub(crate) struct TaskVtable {
+    /// Runs the closure and stores the result (on the goroutine's stack).
+    pub(crate) run: unsafe fn(*mut G),
+    /// Drops whatever state is left when the G is recycled.
+    pub(crate) destroy: unsafe fn(*mut Payload),
+}
+
+pub(crate) struct Task<F, T>(PhantomData<(F, T)>);
+
+impl<F, T> Task<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    const INLINE: bool = size_of::<State<F, T>>() <= PAYLOAD && align_of::<State<F, T>>() <= 16;
+
+    pub(crate) const VTABLE: TaskVtable = TaskVtable {
+        run: Self::run,
+        destroy: Self::destroy,
+    };
+
+    /// # Safety
+    /// `p` holds a `State<F, T>` installed by [`Task::install`].
+    unsafe fn state(p: *mut Payload) -> *mut State<F, T> {
+        if Self::INLINE {
+            p.cast()
+        } else {
+            // SAFETY: install stored a Box pointer at the start of p.
+            unsafe { *p.cast::<*mut State<F, T>>() }
+        }
+    }
+
+    /// # Safety
+    /// `p` is an unused payload owned by the caller.
+    pub(crate) unsafe fn install(p: *mut Payload, f: F) {
+        // SAFETY: p is valid for PAYLOAD bytes, 16-aligned; INLINE checked
+        // the size and alignment; otherwise we store one pointer.
+        unsafe {
+            if Self::INLINE {
+                ptr::write(p.cast(), State::<F, T>::Pending(f));
+            } else {
+                ptr::write(
+                    p.cast::<*mut State<F, T>>(),
+                    Box::into_raw(Box::new(State::<F, T>::Pending(f))),
+                );
+            }
+        }
+    }
+
+    /// # Safety
+    /// Called once, by the goroutine `g`, on its own stack.
+    unsafe fn run(g: *mut G) {
+        // SAFETY: the payload of a running goroutine belongs to it until it
+        // publishes DONE.
+        let st = unsafe { Self::state(rt::payload(g)) };
+        // SAFETY: as above.
+        let f = match unsafe { ptr::replace(st, State::Taken) } {
+            State::Pending(f) => f,
+            _ => unreachable!("goroutine run twice"),
+        };
+        let r = match panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(v) => Ok(v),
+            Err(p) if p.is::<Goexit>() => Err(JoinError::Goexit),
+            Err(p) => Err(JoinError::Panic(p)),
+        };
+        rt::goroutine_done();
+        // SAFETY: still ours until complete() below publishes DONE.
+        unsafe { ptr::write(st, State::Done(r)) };
+        // SAFETY: g is the running goroutine.
+        unsafe { rt::join_complete(g) };
+    }
+
+    /// Takes the result after the join state became DONE.
+    ///
+    /// # Safety
+    /// `p` holds a `State<F, T>` whose goroutine published DONE, and the
+    /// caller holds the handle's reference.
+    pub(crate) unsafe fn take(p: *mut Payload) -> Result<T, JoinError> {
+        // SAFETY: forwarded.
+        match unsafe { ptr::replace(Self::state(p), State::Taken) } {
+            State::Done(r) => r,
+            _ => unreachable!("join without a result"),
+        }
+    }
+
+    /// # Safety
+    /// Called once when the G is recycled (no other reference left).
+    unsafe fn destroy(p: *mut Payload) {
+        // SAFETY: forwarded; frees the box when the state was boxed.
+        unsafe {
+            let st = Self::state(p);
+            if Self::INLINE {
+                ptr::drop_in_place(st);
+            } else {
+                drop(Box::from_raw(st));
+            }
+        }
+    }
+}

@@ -6,7 +6,9 @@
 //! OS thread) and are described in the crate docs.
 
 use crate::config::Config;
-use crate::loom::{AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use crate::loom::{
+    AtomicBool, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use crate::park_state::ParkState;
 use crate::runq::RunQueue;
 use crate::source::Source;
@@ -148,6 +150,10 @@ pub(crate) struct P {
     status: AtomicU32,
     /// Free descriptors; only the M holding the P touches it.
     gfree: UnsafeCell<Vec<*mut G>>,
+    /// Goroutines spawned minus finished on this P. Written only by the M
+    /// holding the P (load + Release store, no lock prefix); read by
+    /// num_goroutine. Ownership of the P moves through the idle lock.
+    ngoroutine: AtomicIsize,
 }
 
 // SAFETY: `gfree` is only touched by the M that holds the P (ownership of a P
@@ -251,13 +257,11 @@ struct Idle {
     mwaitp: VecDeque<&'static M>,
 }
 
-struct GQueue {
-    head: *mut G,
-    tail: *mut G,
-    len: usize,
-}
+/// The global run queue: G pointers in a ring buffer, so that taking a
+/// batch reads contiguous memory instead of chasing links through cold Gs.
+struct GQueue(VecDeque<*mut G>);
 
-// SAFETY: the queue is only accessed under its Mutex.
+// SAFETY: the queue is only accessed under its Mutex; it only moves pointers.
 unsafe impl Send for GQueue {}
 
 pub(crate) struct Sched {
@@ -279,9 +283,9 @@ pub(crate) struct Sched {
     gfree: Mutex<Vec<usize>>,
     goid_gen: AtomicU64,
     mid_gen: AtomicU64,
-    /// Live goroutines (spawned and not finished).
-    ngoroutine: AtomicUsize,
-    zero_waiters: Mutex<Vec<Waiter>>,
+    /// Goroutines spawned minus finished by threads without a P (each P
+    /// counts its own; num_goroutine sums them all).
+    ngoroutine_ext: AtomicIsize,
     sources: RwLock<Vec<Arc<dyn Source>>>,
     /// Earliest deadline any source reported (i64::MAX: none).
     next_deadline: AtomicI64,
@@ -349,17 +353,12 @@ impl Sched {
             npidle: AtomicUsize::new(n),
             nmspinning: AtomicUsize::new(0),
             nmwaitp: AtomicUsize::new(0),
-            global: Mutex::new(GQueue {
-                head: ptr::null_mut(),
-                tail: ptr::null_mut(),
-                len: 0,
-            }),
+            global: Mutex::new(GQueue(VecDeque::new())),
             global_len: AtomicUsize::new(0),
             gfree: Mutex::new(Vec::new()),
             goid_gen: AtomicU64::new(0),
             mid_gen: AtomicU64::new(0),
-            ngoroutine: AtomicUsize::new(0),
-            zero_waiters: Mutex::new(Vec::new()),
+            ngoroutine_ext: AtomicIsize::new(0),
             sources: RwLock::new(Vec::new()),
             next_deadline: AtomicI64::new(i64::MAX),
             timekeeper: AtomicPtr::new(ptr::null_mut()),
@@ -379,7 +378,16 @@ impl Sched {
     }
 
     pub(crate) fn num_goroutine(&self) -> usize {
-        self.ngoroutine.load(Ordering::Relaxed)
+        let mut n = self.ngoroutine_ext.load(Ordering::Acquire);
+        for slot in self.allp.iter() {
+            let p = slot.load(Ordering::Acquire);
+            if p.is_null() {
+                break; // slots fill in order and are never cleared
+            }
+            // SAFETY: Ps are leaked.
+            n += unsafe { &*p }.ngoroutine.load(Ordering::Acquire);
+        }
+        n.max(0) as usize
     }
 
     pub(crate) fn gomaxprocs(&self) -> usize {
@@ -397,6 +405,7 @@ fn new_p(id: usize) -> &'static P {
         runq: RunQueue::new(),
         status: AtomicU32::new(P_IDLE),
         gfree: UnsafeCell::new(Vec::new()),
+        ngoroutine: AtomicIsize::new(0),
     }))
 }
 
@@ -434,7 +443,7 @@ pub(crate) fn newproc(
     gi.name = sp.name;
     gi.stack_size = sp.stack_size;
     gi.req = Req::None;
-    s.ngoroutine.fetch_add(1, Ordering::Relaxed);
+    count_goroutines(s, 1);
     runq_put_here(s, g, true);
     (g, goid)
 }
@@ -610,19 +619,9 @@ fn global_put_batch(s: &'static Sched, gs: &[*mut G]) {
         return;
     }
     let mut q = s.global.lock().unwrap_or_else(|e| e.into_inner());
-    for &g in gs {
-        // SAFETY: we own every G we queue; link is only used by its holder.
-        unsafe { (*g).link.store(ptr::null_mut(), Ordering::Relaxed) };
-        if q.tail.is_null() {
-            q.head = g;
-        } else {
-            // SAFETY: the tail is a queued G, protected by the queue lock.
-            unsafe { (*q.tail).link.store(g, Ordering::Relaxed) };
-        }
-        q.tail = g;
-        q.len += 1;
-    }
-    s.global_len.store(q.len, Ordering::Release);
+    q.0.extend(gs.iter().copied());
+    // Release pairs with the Acquire checks before taking the lock.
+    s.global_len.store(q.0.len(), Ordering::Release);
 }
 
 /// Takes a fair share of the global queue: returns one G to run and puts the
@@ -631,31 +630,27 @@ fn global_get(s: &'static Sched, p: &P, max: usize) -> Option<*mut G> {
     if s.global_len.load(Ordering::Acquire) == 0 {
         return None;
     }
-    let mut taken = Vec::new();
+    let mut taken = [ptr::null_mut::<G>(); crate::loom::RUNQ_SIZE / 2];
+    let n;
     {
         let mut q = s.global.lock().unwrap_or_else(|e| e.into_inner());
-        if q.len == 0 {
+        let len = q.0.len();
+        if len == 0 {
             return None;
         }
         let np = s.gomaxprocs().max(1);
-        let mut n = q.len.min(q.len / np + 1).min(crate::loom::RUNQ_SIZE / 2);
+        let mut want = len.min(len / np + 1).min(taken.len());
         if max > 0 {
-            n = n.min(max);
+            want = want.min(max);
         }
-        for _ in 0..n {
-            let g = q.head;
-            // SAFETY: queued Gs are protected by the queue lock.
-            q.head = unsafe { (*g).link.load(Ordering::Relaxed) };
-            if q.head.is_null() {
-                q.tail = ptr::null_mut();
-            }
-            q.len -= 1;
-            taken.push(g);
+        for (slot, g) in taken.iter_mut().zip(q.0.drain(..want)) {
+            *slot = g;
         }
-        s.global_len.store(q.len, Ordering::Release);
+        n = want;
+        s.global_len.store(q.0.len(), Ordering::Release);
     }
     let first = taken[0];
-    for &g in &taken[1..] {
+    for &g in &taken[1..n] {
         if let Err(batch) = p.runq.put(g, false) {
             global_put_batch(s, &batch);
         }
@@ -921,30 +916,37 @@ fn goroutine_main(g: *mut G, sus: Suspender) {
     unsafe { run(g) };
 }
 
-/// Called by a goroutine's entry just before it publishes its result.
+/// Called by a goroutine's task just before it publishes its result.
 pub(crate) fn goroutine_done() {
-    let s = sched();
-    if s.ngoroutine.fetch_sub(1, Ordering::AcqRel) == 1 {
-        let ws = std::mem::take(&mut *s.zero_waiters.lock().unwrap_or_else(|e| e.into_inner()));
-        for w in ws {
-            w.ready();
-        }
-    }
+    count_goroutines(sched(), -1);
 }
 
-/// Blocks until no goroutine is alive.
-pub(crate) fn wait_no_goroutines() {
-    let s = sched();
-    loop {
-        let mut ws = s.zero_waiters.lock().unwrap_or_else(|e| e.into_inner());
-        if s.ngoroutine.load(Ordering::Acquire) == 0 {
+/// Adds `d` to the goroutine count of the current P (no atomic read-modify-
+/// write: only the M holding the P writes its counter), or of the runtime
+/// for threads without a P.
+#[inline]
+fn count_goroutines(s: &'static Sched, d: isize) {
+    let m = current_m();
+    if !m.is_null() {
+        // SAFETY: our own M; no switch here.
+        let ml = unsafe { (*m).local() };
+        if !ml.p.is_null() {
+            // SAFETY: the P we hold.
+            let c = &unsafe { &*ml.p }.ngoroutine;
+            // Release pairs with num_goroutine's Acquire loads.
+            c.store(c.load(Ordering::Relaxed) + d, Ordering::Release);
             return;
         }
-        ws.push(Waiter::current());
-        park(WaitReason::Other("wait for all goroutines"), move || {
-            drop(ws);
-            true
-        });
+    }
+    s.ngoroutine_ext.fetch_add(d, Ordering::AcqRel);
+}
+
+/// Blocks until no goroutine is alive (used after the main goroutine calls
+/// goexit; polling keeps the hot exit path free of any check).
+pub(crate) fn wait_no_goroutines() {
+    let s = sched();
+    while s.num_goroutine() > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

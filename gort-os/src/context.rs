@@ -1,7 +1,20 @@
 //! The stackful context switch: a thin layer over corosensei that adds what a
 //! runtime needs — a label naming the goroutine for overflow reports, the
-//! overflow checks at every switch, and a `Copy` handle to suspend from deep
-//! inside the goroutine.
+//! overflow checks at every switch, a `Copy` handle to suspend from deep
+//! inside the goroutine, and *compaction* of suspended stacks.
+//!
+//! # Compaction
+//!
+//! A parked goroutine keeps at least one resident page of stack (4 KiB),
+//! although it typically uses a few hundred bytes of it. [`Context::compact`]
+//! copies the live part — from the stack pointer saved at the last suspend
+//! (less a safety margin for the switch's own pushes) to the top — into a
+//! heap buffer of exactly that size, and hands back the stack's range so the
+//! caller can return its pages to the kernel (batched with others). The next
+//! [`Context::resume`] copies the bytes back to the *same addresses* before
+//! switching in, so pointers into the stack stay valid. Compaction is for
+//! goroutines parked a long time; it costs a copy each way and one page fault
+//! on resume.
 
 use crate::signal::{self, OverflowInfo};
 use crate::stack::Stack;
@@ -26,11 +39,29 @@ pub struct Context {
     co: Option<Coroutine<(), (), (), Stack>>,
     info: OverflowInfo,
     canary: Option<crate::stack::RawStack>,
+    /// Where the suspend path stores the stack pointer (top of the stack).
+    sp_slot: *mut usize,
+    /// The live bytes of a compacted stack and the address they belong at.
+    saved: Option<(usize, Box<[u8]>)>,
+    /// The stack's whole mapping region (guard included).
+    region: (usize, usize),
 }
+
+/// Compactions performed so far, process-wide (statistics only).
+static COMPACTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many stack compactions have happened in this process.
+pub fn compactions() -> u64 {
+    COMPACTIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Bytes below the recorded stack pointer that the switch itself may still
+/// push (corosensei pushes three words; the rest is margin).
+const SP_MARGIN: usize = 256;
 
 /// Handle used from inside a context to switch back to whoever resumed it.
 #[derive(Debug, Clone, Copy)]
-pub struct Suspender(*const Yielder<(), ()>);
+pub struct Suspender(*const Yielder<(), ()>, *mut usize);
 
 impl Suspender {
     /// Switches back to the thread's scheduler stack; returns when resumed.
@@ -38,11 +69,42 @@ impl Suspender {
     /// # Safety
     /// Must be called on the stack of the context this handle was given to,
     /// while that context is running (not after it finished).
-    #[inline]
+    #[inline(never)]
     pub unsafe fn suspend(self) {
+        // SAFETY: the slot is the reserved top word of this very stack.
+        unsafe { *self.1 = stack_pointer() };
         // SAFETY: the caller guarantees we are on this context's stack, where
         // the Yielder lives for as long as the context runs.
         unsafe { (*self.0).suspend(()) }
+    }
+}
+
+/// The current stack pointer (approximately, on targets without asm here:
+/// the address of a local, which the margin covers).
+#[inline(always)]
+fn stack_pointer() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let sp: usize;
+        // SAFETY: reads rsp; no memory access, no stack use.
+        unsafe {
+            std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
+        };
+        sp
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let sp: usize;
+        // SAFETY: reads sp; no memory access, no stack use.
+        unsafe {
+            std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+        };
+        sp
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let x = 0u8;
+        std::hint::black_box(&x) as *const u8 as usize
     }
 }
 
@@ -70,13 +132,21 @@ impl Context {
             name: label.name,
         };
         let canary = (!stack.is_guarded()).then(|| stack.raw());
+        let sp_slot = stack.sp_slot();
+        let region = stack.region();
+        // SAFETY: the slot is the reserved top word of a stack we own.
+        unsafe { *sp_slot = 0 };
+        let slot = sp_slot as usize;
         let co = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
-            f(Suspender(y as *const _))
+            f(Suspender(y as *const _, slot as *mut usize))
         });
         Context {
             co: Some(co),
             info,
             canary,
+            sp_slot,
+            saved: None,
+            region,
         }
     }
 
@@ -88,6 +158,9 @@ impl Context {
     #[inline]
     pub fn resume(&mut self) -> Resumed {
         let co = self.co.as_mut().expect("resume of a finished context");
+        if let Some((at, bytes)) = self.saved.take() {
+            restore(at, &bytes);
+        }
         let prev = signal::set_current(&self.info);
         let r = co.resume(());
         signal::set_current(prev);
@@ -100,6 +173,43 @@ impl Context {
             CoroutineResult::Yield(()) => Resumed::Suspended,
             CoroutineResult::Return(()) => Resumed::Finished,
         }
+    }
+
+    /// Compacts a suspended context (see the module docs): saves its live
+    /// stack bytes on the heap and returns the stack's whole region, whose
+    /// pages the caller must then give back (`stack::release_memory`, which
+    /// batches many) before the next resume. Returns `None` if the context
+    /// is not suspended mid-run, or is already compacted.
+    pub fn compact(&mut self) -> Option<(usize, usize)> {
+        let co = self.co.as_ref()?;
+        if self.saved.is_some() || !co.started() || co.done() {
+            return None;
+        }
+        // SAFETY: the slot lies in our stack's reserved top word.
+        let sp = unsafe { *self.sp_slot };
+        let (bottom, top) = self.info.stack;
+        if sp <= bottom || sp >= top {
+            return None;
+        }
+        let lo = sp.saturating_sub(SP_MARGIN).max(bottom) & !15;
+        let len = top - lo;
+        let mut buf = vec![0u8; len].into_boxed_slice();
+        // SAFETY: [lo, top) is inside our suspended stack; nothing runs on
+        // it; the buffer is a fresh allocation of the same length.
+        unsafe { std::ptr::copy_nonoverlapping(lo as *const u8, buf.as_mut_ptr(), len) };
+        self.saved = Some((lo, buf));
+        COMPACTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(self.region)
+    }
+
+    /// Whether the live stack bytes are currently saved on the heap.
+    pub fn is_compacted(&self) -> bool {
+        self.saved.is_some()
+    }
+
+    /// Bytes of stack a compaction saved (0 if not compacted).
+    pub fn compacted_len(&self) -> usize {
+        self.saved.as_ref().map_or(0, |s| s.1.len())
     }
 
     /// Whether the function has returned.
@@ -119,6 +229,12 @@ impl Context {
     pub fn label_id(&self) -> u64 {
         self.info.id
     }
+}
+
+fn restore(at: usize, bytes: &[u8]) {
+    // SAFETY: `at..at+len` is the range compact() saved from this same
+    // stack, which stays mapped; nothing runs on it until we switch in.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) };
 }
 
 impl std::fmt::Debug for Context {
@@ -154,6 +270,38 @@ mod tests {
         assert_eq!(log.get(), 2);
         assert!(c.is_finished());
         let _stack = c.into_stack();
+    }
+
+    #[test]
+    fn compacted_stack_comes_back_intact() {
+        let stack = Stack::new(crate::stack::DEFAULT_STACK_SIZE).unwrap();
+        let out = Rc::new(Cell::new(0u64));
+        let o2 = out.clone();
+        let mut c = Context::new(stack, Label::default(), move |s| {
+            // Live data on the stack, and a pointer into it, across the park.
+            let mut arr = [0u64; 64];
+            for (i, x) in arr.iter_mut().enumerate() {
+                *x = i as u64 * 3;
+            }
+            let p: *const u64 = &arr[10];
+            // SAFETY: on this context's own stack while it runs.
+            unsafe { s.suspend() };
+            // SAFETY: p points into this frame, which is live.
+            o2.set(arr.iter().sum::<u64>() + unsafe { *p });
+        });
+        assert_eq!(c.resume(), Resumed::Suspended);
+        let region = c.compact().expect("suspended context compacts");
+        assert!(c.is_compacted());
+        assert!(
+            c.compacted_len() < 4096,
+            "saved {} bytes",
+            c.compacted_len()
+        );
+        assert!(c.compact().is_none(), "already compacted");
+        // Give the pages back, as the scheduler does: they read as zero now.
+        crate::stack::release_memory(vec![region]);
+        assert_eq!(c.resume(), Resumed::Finished);
+        assert_eq!(out.get(), (0..64).map(|i| i * 3).sum::<u64>() + 30);
     }
 
     #[test]

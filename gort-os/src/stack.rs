@@ -55,6 +55,9 @@ pub const LOCAL_MAX: usize = 64;
 /// Stacks moved between a thread's cache and the global list at once.
 pub const BATCH: usize = 32;
 const SLAB_BYTES: usize = 16 << 20;
+/// Bytes reserved at the top of every stack for gort's own bookkeeping (the
+/// saved stack pointer); keeps corosensei's base 16-byte aligned.
+const SP_SLOT_RESERVE: usize = 16;
 
 /// Guarded stacks alive now (written on map/unmap; read for the budget).
 static GUARDED_LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -213,6 +216,18 @@ impl Stack {
         (self.raw.bottom, self.raw.top)
     }
 
+    /// The word at the very top of the stack that gort reserves for the
+    /// stack pointer saved at each suspend (see `context.rs`). corosensei's
+    /// frames start below it.
+    pub(crate) fn sp_slot(&self) -> *mut usize {
+        (self.raw.top - SP_SLOT_RESERVE) as *mut usize
+    }
+
+    /// `[lo, hi)` of the whole mapping region of this stack (guard included).
+    pub(crate) fn region(&self) -> (usize, usize) {
+        (self.raw.map, self.raw.top)
+    }
+
     /// `[lo, hi)` of the guard page, if any.
     pub fn guard(&self) -> Option<(usize, usize)> {
         self.raw.guarded.then_some((self.raw.map, self.raw.bottom))
@@ -237,7 +252,8 @@ impl Drop for Stack {
 // only needs the bounds. base/limit are page aligned, so 16-byte aligned.
 unsafe impl corosensei::stack::Stack for Stack {
     fn base(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::StackPointer::new(self.raw.top).expect("stack top is non-null")
+        corosensei::stack::StackPointer::new(self.raw.top - SP_SLOT_RESERVE)
+            .expect("stack top is non-null")
     }
 
     fn limit(&self) -> corosensei::stack::StackPointer {
@@ -357,30 +373,41 @@ fn carve_slab(size: usize) -> io::Result<RawStack> {
     })
 }
 
-/// Returns the memory of `batch` to the kernel (one `madvise` per run of
-/// adjacent stacks) and puts the stacks on the global list.
-fn release_batch(mut batch: Vec<RawStack>) {
+/// Returns the memory of `batch` to the kernel and puts the stacks on the
+/// global list.
+fn release_batch(batch: Vec<RawStack>) {
     if batch.is_empty() {
         return;
     }
-    batch.sort_unstable_by_key(|s| s.map);
+    release_memory(batch.iter().map(|s| (s.map, s.top)).collect());
+    global().free.extend(batch);
+}
+
+/// Gives the pages of every `[lo, hi)` range back to the kernel
+/// (`MADV_DONTNEED`: they read as zero afterwards), with one call per run of
+/// adjacent ranges.
+///
+/// The ranges must be regions of stacks nobody runs on whose live bytes, if
+/// any, are saved elsewhere (a compacted [`crate::context::Context`]):
+/// their contents are lost. Passing any other memory discards it.
+pub fn release_memory(mut ranges: Vec<(usize, usize)>) {
+    ranges.sort_unstable_by_key(|r| r.0);
     let mut run: Option<(usize, usize)> = None;
-    for s in &batch {
+    for &(lo, hi) in &ranges {
         // Guard pages are included: madvise does not care about protection.
         match run {
-            Some((lo, hi)) if hi == s.map => run = Some((lo, s.top)),
+            Some((rlo, rhi)) if rhi == lo => run = Some((rlo, hi)),
             _ => {
-                if let Some((lo, hi)) = run {
-                    dontneed(lo, hi);
+                if let Some((rlo, rhi)) = run {
+                    dontneed(rlo, rhi);
                 }
-                run = Some((s.map, s.top));
+                run = Some((lo, hi));
             }
         }
     }
-    if let Some((lo, hi)) = run {
-        dontneed(lo, hi);
+    if let Some((rlo, rhi)) = run {
+        dontneed(rlo, rhi);
     }
-    global().free.extend(batch);
 }
 
 fn dontneed(lo: usize, hi: usize) {

@@ -122,6 +122,12 @@ impl ParkState {
         false
     }
 
+    /// Whether the owner is parked now (a racy snapshot).
+    #[cfg_attr(gort_loom, allow(dead_code))]
+    pub(crate) fn is_parked(&self) -> bool {
+        self.word.load(Ordering::Relaxed) & STATE == PARKED
+    }
+
     /// Owner, after sleeping: whether the park of `epoch` was woken.
     #[inline]
     pub(crate) fn woken(&self, epoch: u64) -> bool {

@@ -39,6 +39,9 @@ const IDLE_SPIN_NS: i64 = 50_000;
 const P_QUANTUM: u32 = 64;
 /// Free goroutine descriptors a P keeps.
 const GFREE_MAX: usize = 64;
+/// Interval of an M's stack-compaction passes: a goroutine parked through a
+/// whole interval (10-20 ms) has its stack compacted (gort-os `context.rs`).
+const COMPACT_NS: i64 = 10_000_000;
 
 // ---------------------------------------------------------------------------
 // G
@@ -94,6 +97,10 @@ struct GInner {
     stack_size: usize,
     req: Req,
     wait_reason: WaitReason,
+    /// The M's compaction pass number when this goroutine last parked.
+    park_pass: u32,
+    /// Whether the G is in its M's compaction candidates.
+    in_cand: bool,
 }
 
 impl G {
@@ -116,6 +123,8 @@ impl G {
                 stack_size: 0,
                 req: Req::None,
                 wait_reason: WaitReason::Unspecified,
+                park_pass: 0,
+                in_cand: false,
             }),
         }
     }
@@ -202,6 +211,13 @@ struct MLocal {
     /// Started, unfinished goroutines bound to this M (they may be readied
     /// from other threads at any time).
     bound_live: usize,
+    /// Parked goroutines to consider for stack compaction, with their goid
+    /// when queued (a finished G's goid is zeroed, so stale entries are
+    /// recognised without touching a recycled descriptor).
+    cands: VecDeque<(*mut G, u64)>,
+    /// Compaction pass number and the time of the last pass.
+    pass: u32,
+    last_pass: i64,
     rand: u32,
 }
 
@@ -443,6 +459,7 @@ pub(crate) fn newproc(
     gi.name = sp.name;
     gi.stack_size = sp.stack_size;
     gi.req = Req::None;
+    gi.in_cand = false;
     count_goroutines(s, 1);
     runq_put_here(s, g, true);
     (g, goid)
@@ -782,6 +799,9 @@ fn newm(s: &'static Sched, p: &'static P, spinning: bool) {
             ptick: 0,
             streak: 0,
             bound_live: 0,
+            cands: VecDeque::new(),
+            pass: 0,
+            last_pass: 0,
             rand: (id as u32).wrapping_mul(0x9E37_79B9) | 1,
         }),
     }));
@@ -836,6 +856,8 @@ fn execute(s: &'static Sched, m: &'static M, g: *mut G) {
                 CUR_G.with(|c| c.set(ptr::null_mut()));
                 drop(ctx.into_stack()); // back to this M's stack cache
                 gr.park.retire();
+                // Compaction candidates recognise the exit by the zero goid.
+                gr.goid.store(0, Ordering::Relaxed);
                 // SAFETY: the goroutine finished; we hold its descriptor.
                 unsafe { gr.inner() }.suspender = None;
                 // SAFETY: our own M; no switch until this borrow ends.
@@ -850,6 +872,15 @@ fn execute(s: &'static Sched, m: &'static M, g: *mut G) {
                 gi.ctx = Some(ctx);
                 match req {
                     Req::Park => {
+                        if !gr.migratable.load(Ordering::Relaxed) {
+                            // SAFETY: our own M; no switch here.
+                            let ml = unsafe { m.local() };
+                            gi.park_pass = ml.pass;
+                            if !gi.in_cand {
+                                gi.in_cand = true;
+                                ml.cands.push_back((g, gr.goid()));
+                            }
+                        }
                         // Release (in try_park): after this a waker may run
                         // the G, so its context must already be stored.
                         if gr.park.try_park() {
@@ -983,6 +1014,9 @@ fn find_runnable(s: &'static Sched, m: &'static M) -> *mut G {
             continue;
         }
         check_deadline(s);
+        if ml.schedtick % 256 == 0 && compaction_due(ml) {
+            compact_pass(ml);
+        }
 
         if let Some(g) = local_work(s, m, ml, p) {
             stop_spinning(s, ml);
@@ -1020,6 +1054,52 @@ fn find_runnable(s: &'static Sched, m: &'static M) -> *mut G {
             continue;
         }
         release_and_sleep(s, m);
+    }
+}
+
+fn compaction_due(ml: &MLocal) -> bool {
+    !ml.cands.is_empty() && nanotime() - ml.last_pass >= COMPACT_NS
+}
+
+/// One compaction pass over this M's parked goroutines: those parked since
+/// before the previous pass (so for at least one whole interval) get their
+/// stacks compacted and the pages returned, in one batch.
+fn compact_pass(ml: &mut MLocal) {
+    ml.pass = ml.pass.wrapping_add(1);
+    ml.last_pass = nanotime();
+    let cutoff = ml.pass.wrapping_sub(1);
+    let mut ranges = Vec::new();
+    for _ in 0..ml.cands.len() {
+        let Some((g, goid)) = ml.cands.pop_front() else {
+            break;
+        };
+        // SAFETY: Gs are immortal; goid is atomic.
+        let gr = unsafe { &*g };
+        if goid == 0 || gr.goid() != goid {
+            continue; // exited (maybe reused elsewhere): not ours any more
+        }
+        // SAFETY: a live bound G of this M; only this thread touches its
+        // inner state, and no goroutine runs while the M is in the scheduler.
+        let gi = unsafe { gr.inner() };
+        let Some(ctx) = gi.ctx.as_mut() else {
+            gi.in_cand = false;
+            continue;
+        };
+        if !gr.park.is_parked() {
+            gi.in_cand = false; // runnable again; re-queued at its next park
+            continue;
+        }
+        if (gi.park_pass.wrapping_sub(cutoff) as i32) >= 0 {
+            ml.cands.push_back((g, goid)); // parked too recently
+            continue;
+        }
+        gi.in_cand = false;
+        if let Some(r) = ctx.compact() {
+            ranges.push(r);
+        }
+    }
+    if !ranges.is_empty() {
+        gort_os::stack::release_memory(ranges);
     }
 }
 
@@ -1397,6 +1477,18 @@ fn poll_sources(s: &'static Sched) -> bool {
 /// Sleeps an idle M until woken, or until the next source deadline (one M
 /// keeps time; one may block inside a blocking source).
 fn sleep_idle(s: &'static Sched, m: &'static M) {
+    let compact_at = {
+        // SAFETY: our own thread, no switch.
+        let ml = unsafe { m.local() };
+        if compaction_due(ml) {
+            compact_pass(ml);
+        }
+        if ml.cands.is_empty() {
+            i64::MAX
+        } else {
+            ml.last_pass + COMPACT_NS
+        }
+    };
     poll_sources(s);
     // Polling may have readied our own goroutines (onto our local queue,
     // since we are their M): then do not sleep.
@@ -1407,7 +1499,8 @@ fn sleep_idle(s: &'static Sched, m: &'static M) {
             return;
         }
     }
-    let deadline = s.next_deadline.load(Ordering::SeqCst);
+    let source_deadline = s.next_deadline.load(Ordering::SeqCst);
+    let deadline = source_deadline.min(compact_at);
     let blocking = {
         let srcs = s.sources.read().unwrap_or_else(|e| e.into_inner());
         srcs.iter().find(|x| x.blocks()).cloned()
@@ -1426,7 +1519,7 @@ fn sleep_idle(s: &'static Sched, m: &'static M) {
             return;
         }
     }
-    if deadline != i64::MAX
+    if source_deadline != i64::MAX
         && s.timekeeper
             .compare_exchange(
                 ptr::null_mut(),
@@ -1442,6 +1535,14 @@ fn sleep_idle(s: &'static Sched, m: &'static M) {
                 .park_timeout(std::time::Duration::from_nanos(wait as u64));
         }
         s.timekeeper.store(ptr::null_mut(), Ordering::SeqCst);
+        return;
+    }
+    if compact_at != i64::MAX {
+        let wait = compact_at - nanotime();
+        if wait > 0 {
+            m.parker
+                .park_timeout(std::time::Duration::from_nanos(wait as u64));
+        }
         return;
     }
     m.parker.park();

@@ -5,7 +5,9 @@
 //! * [`context`] — the stackful context switch. A goroutine is a
 //!   [`context::Context`]: a corosensei coroutine on a gort [`stack::Stack`],
 //!   labelled with the goroutine's id and name so that a stack overflow can say
-//!   whose it was.
+//!   whose it was. A suspended context can be *compacted*: its live stack
+//!   bytes saved on the heap and its pages returned, restored in place on
+//!   resume.
 //! * [`stack`] — stacks, pooled per thread (per M) with a global overflow list
 //!   and batched `madvise`. Guarded stacks (a `PROT_NONE` page under each) while
 //!   the kernel's mapping budget allows; past it, unguarded slab stacks with a

@@ -58,6 +58,25 @@
 //! stack first and only then publishes itself as parked, so a waker can never
 //! resume a goroutine whose stack is still in use.
 //!
+//! ## Spawning costs no allocation
+//!
+//! Goroutine descriptors are never freed (as Go's `allgs`), are allocated
+//! 32 at a time and recycled through per-P free lists. The closure and
+//! later the result live inline in the descriptor's 128-byte payload
+//! (`task.rs`; larger closures are boxed), and the `JoinHandle` holds one of
+//! the descriptor's two references, so `go` + `join` is a free-list pop, a
+//! run-queue push and one atomic handshake. The goroutine count is kept per
+//! P without atomic read-modify-writes and summed on demand.
+//!
+//! ## Parked goroutines cost about 1 KiB
+//!
+//! A parked goroutine pins at least one 4 KiB page of stack. Each M lists
+//! its parked goroutines; every 10 ms (while it has any) a pass compacts
+//! those parked for a whole interval: the live bytes go to the heap, the
+//! pages back to the kernel in batched `madvise` calls, and the bytes are
+//! copied back to the same addresses before the goroutine resumes
+//! (`gort_os::context`). Busy goroutines are never touched.
+//!
 //! ## Sources
 //!
 //! Timers and the network poller plug in as [`Source`]s: the idle path asks
@@ -71,6 +90,13 @@
 //!   the hand-off of fresh work when an M blocks.
 //! * A mutex-protected inbox: costs a lock on every cross-thread wake; the
 //!   Treiber stack is one CAS and the M takes it whole.
+//! * An intrusive linked list for the global queue: taking a batch chased
+//!   links through cold descriptors (a fifth of `spawn_join`'s time); it is
+//!   a ring of pointers now.
+//! * Sleeping an idle M at once: two goroutines bound to different Ms that
+//!   ping-pong would pay a futex wake-up (tens of microseconds on a VM) per
+//!   message. An M with parked goroutines of its own watches its inbox for
+//!   up to 50 us first.
 //!
 //! # Invariants
 //!

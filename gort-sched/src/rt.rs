@@ -860,8 +860,10 @@ fn execute(s: &'static Sched, m: &'static M, g: *mut G) {
                 gr.goid.store(0, Ordering::Relaxed);
                 // SAFETY: the goroutine finished; we hold its descriptor.
                 unsafe { gr.inner() }.suspender = None;
-                // SAFETY: our own M; no switch until this borrow ends.
-                unsafe { m.local() }.bound_live -= 1;
+                if !gr.migratable.load(Ordering::Relaxed) {
+                    // SAFETY: our own M; no switch here.
+                    unsafe { m.local() }.bound_live -= 1;
+                }
                 release_g(g);
                 return;
             }
@@ -925,8 +927,10 @@ fn start_g(s: &'static Sched, m: &'static M, g: *mut G) -> Context {
     });
     // Release pairs with wakers' Acquire load of `m`.
     gr.m.store(m as *const M as *mut M, Ordering::Release);
-    // SAFETY: our own M; no switch here.
-    unsafe { m.local() }.bound_live += 1;
+    if !gr.migratable.load(Ordering::Relaxed) {
+        // SAFETY: our own M; no switch here.
+        unsafe { m.local() }.bound_live += 1;
+    }
     let label = Label {
         id: gr.goid(),
         name: gi.name.clone(),

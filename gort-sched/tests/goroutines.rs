@@ -310,3 +310,41 @@ fn park_thread_timeout_times_out_and_wakes() {
     ));
     t.join().unwrap();
 }
+
+/// Go-style migratable goroutines (the unsafe opt-in) are readied onto the
+/// waker's P and may resume on any thread; they still run to completion.
+#[test]
+fn migratable_goroutines_ping_pong_across_threads() {
+    let pairs = 8;
+    let rounds = 2000;
+    let hs: Vec<_> = (0..pairs)
+        .flat_map(|_| {
+            let (a, b) = (Arc::new(Sema::new()), Arc::new(Sema::new()));
+            let (a2, b2) = (a.clone(), b.clone());
+            // SAFETY: these goroutines hold nothing thread-affine (only Arcs
+            // and integers) across their blocking calls.
+            let ping = unsafe { Builder::new().migratable(true) }.spawn(move || {
+                let mut threads = std::collections::HashSet::new();
+                for _ in 0..rounds {
+                    a.release();
+                    b.acquire();
+                    threads.insert(std::thread::current().id());
+                }
+                threads.len()
+            });
+            // SAFETY: as above.
+            let pong = unsafe { Builder::new().migratable(true) }.spawn(move || {
+                for _ in 0..rounds {
+                    a2.acquire();
+                    b2.release();
+                    gosched();
+                }
+                1
+            });
+            [ping, pong]
+        })
+        .collect();
+    for h in hs {
+        assert!(h.join().unwrap() >= 1);
+    }
+}

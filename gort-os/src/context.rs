@@ -231,6 +231,16 @@ impl Context {
     }
 }
 
+impl Drop for Context {
+    fn drop(&mut self) {
+        // Dropping a suspended coroutine unwinds its stack (running its
+        // destructors): the stack must hold its bytes again first.
+        if let Some((at, bytes)) = self.saved.take() {
+            restore(at, &bytes);
+        }
+    }
+}
+
 fn restore(at: usize, bytes: &[u8]) {
     // SAFETY: `at..at+len` is the range compact() saved from this same
     // stack, which stays mapped; nothing runs on it until we switch in.
@@ -302,6 +312,30 @@ mod tests {
         crate::stack::release_memory(vec![region]);
         assert_eq!(c.resume(), Resumed::Finished);
         assert_eq!(out.get(), (0..64).map(|i| i * 3).sum::<u64>() + 30);
+    }
+
+    #[test]
+    fn dropping_a_compacted_context_unwinds_an_intact_stack() {
+        let seen = Rc::new(Cell::new(0u64));
+        let s2 = seen.clone();
+        struct D(Rc<Cell<u64>>, [u64; 8]);
+        impl Drop for D {
+            fn drop(&mut self) {
+                self.0.set(self.1.iter().sum());
+            }
+        }
+        let stack = Stack::new(crate::stack::DEFAULT_STACK_SIZE).unwrap();
+        let mut c = Context::new(stack, Label::default(), move |s| {
+            let _d = D(s2, [1, 2, 3, 4, 5, 6, 7, 8]);
+            // SAFETY: on this context's own stack while it runs.
+            unsafe { s.suspend() };
+            unreachable!("never resumed");
+        });
+        c.resume();
+        let region = c.compact().unwrap();
+        crate::stack::release_memory(vec![region]);
+        drop(c);
+        assert_eq!(seen.get(), 36, "the destructor saw its data");
     }
 
     #[test]

@@ -42,6 +42,9 @@ const GFREE_MAX: usize = 64;
 /// Interval of an M's stack-compaction passes: a goroutine parked through a
 /// whole interval (10-20 ms) has its stack compacted (gort-os `context.rs`).
 const COMPACT_NS: i64 = 10_000_000;
+/// Most stacks an M compacts in one pass while it holds a P (an idle M has
+/// no limit).
+const COMPACT_BUSY_MAX: usize = 1024;
 
 // ---------------------------------------------------------------------------
 // G
@@ -1019,7 +1022,8 @@ fn find_runnable(s: &'static Sched, m: &'static M) -> *mut G {
         }
         check_deadline(s);
         if ml.schedtick % 256 == 0 && compaction_due(ml) {
-            compact_pass(ml);
+            // Holding a P: bound the pause for runnable goroutines.
+            compact_pass(ml, COMPACT_BUSY_MAX);
         }
 
         if let Some(g) = local_work(s, m, ml, p) {
@@ -1067,13 +1071,17 @@ fn compaction_due(ml: &MLocal) -> bool {
 
 /// One compaction pass over this M's parked goroutines: those parked since
 /// before the previous pass (so for at least one whole interval) get their
-/// stacks compacted and the pages returned, in one batch.
-fn compact_pass(ml: &mut MLocal) {
+/// stacks compacted and the pages returned, in one batch. At most `budget`
+/// stacks are compacted; the rest wait for the next pass.
+fn compact_pass(ml: &mut MLocal, budget: usize) {
     ml.pass = ml.pass.wrapping_add(1);
     ml.last_pass = nanotime();
     let cutoff = ml.pass.wrapping_sub(1);
     let mut ranges = Vec::new();
     for _ in 0..ml.cands.len() {
+        if ranges.len() >= budget {
+            break;
+        }
         let Some((g, goid)) = ml.cands.pop_front() else {
             break;
         };
@@ -1485,7 +1493,7 @@ fn sleep_idle(s: &'static Sched, m: &'static M) {
         // SAFETY: our own thread, no switch.
         let ml = unsafe { m.local() };
         if compaction_due(ml) {
-            compact_pass(ml);
+            compact_pass(ml, usize::MAX);
         }
         if ml.cands.is_empty() {
             i64::MAX

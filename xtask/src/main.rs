@@ -398,7 +398,7 @@ fn render_svg(rows: &[Row<'_>]) -> String {
         ("may", "#c0804a"),
     ];
     let bar_h = 14.0;
-    let group_h = bar_h * colors.len() as f64 + 18.0;
+    let group_h = bar_h * colors.len() as f64 + 30.0;
     let height = 40.0 + group_h * rows.len() as f64;
     let (left, width) = (200.0, 760.0);
     let max_ratio = rows
@@ -422,7 +422,12 @@ fn render_svg(rows: &[Row<'_>]) -> String {
     );
     for (i, (label, _, res)) in rows.iter().enumerate() {
         let y0 = 36.0 + group_h * i as f64;
-        let _ = writeln!(s, "<text x=\"10\" y=\"{}\">{label}</text>", y0 + 12.0);
+        let _ = writeln!(
+            s,
+            "<text x=\"10\" y=\"{}\" font-weight=\"bold\">{label}</text>",
+            y0 + 10.0
+        );
+        let y0 = y0 + 14.0;
         let g = res
             .get("gort")
             .and_then(|r| r.as_ref().ok())

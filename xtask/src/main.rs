@@ -233,12 +233,13 @@ fn measure(exe: &Path, case: &Case) -> Result<Sample, String> {
             }
             None => {
                 let err = String::from_utf8_lossy(&out.stderr);
-                let last = err
+                // The root cause, if a line names one; else the last line.
+                let why = err
                     .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
+                    .find(|l| l.contains("failed to") || l.contains("Cannot allocate"))
+                    .or_else(|| err.lines().rev().find(|l| !l.trim().is_empty()))
                     .unwrap_or("no output");
-                return Err(format!("failed ({}): {}", out.status, last.trim()));
+                return Err(format!("failed ({}): {}", out.status, why.trim()));
             }
         }
     }

@@ -63,9 +63,8 @@ enum Req {
 pub(crate) struct G {
     /// Park handshake; see `park_state.rs`.
     pub(crate) park: ParkState,
-    /// Intrusive link for the global queue, M inboxes and free lists.
-    /// Written by whoever owns the G while it is queued; published by the
-    /// queue's lock or the inbox CAS.
+    /// Intrusive link for an M's inbox (a Treiber stack). Written by the
+    /// waker that pushes the G; published by the inbox CAS.
     link: AtomicPtr<G>,
     /// The M this goroutine is bound to once it has run (null while fresh).
     /// Written by that M before the goroutine first runs; read by wakers

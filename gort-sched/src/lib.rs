@@ -68,14 +68,18 @@
 //! run-queue push and one atomic handshake. The goroutine count is kept per
 //! P without atomic read-modify-writes and summed on demand.
 //!
-//! ## Parked goroutines cost about 1 KiB
+//! ## Stack compaction, opt-in
 //!
-//! A parked goroutine pins at least one 4 KiB page of stack. Each M lists
-//! its parked goroutines; every 10 ms (while it has any) a pass compacts
-//! those parked for a whole interval: the live bytes go to the heap, the
-//! pages back to the kernel in batched `madvise` calls, and the bytes are
-//! copied back to the same addresses before the goroutine resumes
-//! (`gort_os::context`). Busy goroutines are never touched.
+//! A parked goroutine pins at least one 4 KiB page of stack. Goroutines
+//! spawned with the `unsafe` [`Builder::compact_when_parked`] promise that
+//! nothing else touches their stack while they are parked; for them, every
+//! 10 ms (while it has any) their M compacts those parked for a whole
+//! interval: the live bytes go to the heap, the pages back to the kernel in
+//! batched `madvise` calls, and the bytes are copied back to the same
+//! addresses before the goroutine resumes (`gort_os::context`). A parked
+//! goroutine then costs about 1 KiB. It cannot be the default: safe Rust
+//! can lend a goroutine's locals to a scoped thread, which would read the
+//! released (zeroed) pages.
 //!
 //! ## Sources
 //!
@@ -107,6 +111,9 @@
 //!   M, or is idle (in `pidle`), or dead (id >= GOMAXPROCS).
 //! * `nmspinning` counts Ms in the spinning state; `npidle` equals
 //!   `pidle.len()` outside the idle lock.
+
+// Under loom only the modelled internals are built (and used by the models).
+#![cfg_attr(gort_loom, allow(dead_code))]
 
 #[cfg(not(gort_loom))]
 mod config;

@@ -103,6 +103,9 @@ struct GInner {
     park_pass: u32,
     /// Whether the G is in its M's compaction candidates.
     in_cand: bool,
+    /// Whether the spawner allowed compaction of this goroutine's stack
+    /// while it is parked (`Builder::compact_when_parked`, unsafe).
+    compactable: bool,
 }
 
 impl G {
@@ -127,6 +130,7 @@ impl G {
                 wait_reason: WaitReason::Unspecified,
                 park_pass: 0,
                 in_cand: false,
+                compactable: false,
             }),
         }
     }
@@ -434,6 +438,7 @@ pub(crate) struct Spawn {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) stack_size: usize,
     pub(crate) migratable: bool,
+    pub(crate) compactable: bool,
 }
 
 /// Creates a goroutine whose task `install` writes into the payload, and
@@ -462,6 +467,7 @@ pub(crate) fn newproc(
     gi.stack_size = sp.stack_size;
     gi.req = Req::None;
     gi.in_cand = false;
+    gi.compactable = sp.compactable && !sp.migratable;
     count_goroutines(s, 1);
     runq_put_here(s, g, true);
     (g, goid)
@@ -876,7 +882,7 @@ fn execute(s: &'static Sched, m: &'static M, g: *mut G) {
                 gi.ctx = Some(ctx);
                 match req {
                     Req::Park => {
-                        if !gr.migratable.load(Ordering::Relaxed) {
+                        if gi.compactable {
                             // SAFETY: our own M; no switch here.
                             let ml = unsafe { m.local() };
                             gi.park_pass = ml.pass;

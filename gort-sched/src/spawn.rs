@@ -137,6 +137,7 @@ pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
     migratable: bool,
+    compactable: bool,
 }
 
 impl Builder {
@@ -173,6 +174,23 @@ impl Builder {
         self
     }
 
+    /// Lets the runtime compact this goroutine's stack while it is parked
+    /// for a long time (10-20 ms): the live bytes (typically a few hundred)
+    /// move to the heap and the stack's pages go back to the kernel, so a
+    /// parked goroutine costs about 1 KiB instead of at least 4 KiB. The
+    /// bytes are copied back to the same addresses before it resumes.
+    ///
+    /// # Safety
+    /// While the goroutine is parked, nothing but the goroutine itself may
+    /// read or write its stack: no scoped thread or other goroutine may hold
+    /// a reference into its stack frames, and no raw pointer to its locals
+    /// may be used by others (gort's own primitives never do this). Such an
+    /// access would see zeroed memory, and its writes would be lost.
+    pub unsafe fn compact_when_parked(mut self, yes: bool) -> Builder {
+        self.compactable = yes;
+        self
+    }
+
     /// Starts `f` as a new goroutine.
     pub fn spawn<F, T>(self, f: F) -> JoinHandle<T>
     where
@@ -184,6 +202,7 @@ impl Builder {
                 name: self.name.map(Arc::from),
                 stack_size: self.stack_size.unwrap_or(0),
                 migratable: self.migratable,
+                compactable: self.compactable,
             },
             Task::<F, T>::VTABLE,
             // SAFETY: newproc hands us the fresh G's unused payload.

@@ -8,6 +8,7 @@
 //! |-------|---------------|
 //! | [`gort_os`] (`gort::os`) | context switch and pooled stacks, futex parking, threads, clock, CPU quota |
 //! | [`gort_sched`] (`gort::sched`) | goroutines: `go`, `run`, `JoinHandle`, `gosched`, `goexit`, `gomaxprocs`, park/ready |
+//! | [`gort_sema`] (`gort::sema`) | Go's runtime semaphores: `semacquire`/`semrelease`, `NotifyList`, `Note` |
 //!
 //! ```
 //! let total = gort::run(|| {
@@ -26,6 +27,7 @@
 
 pub use gort_os as os;
 pub use gort_sched as sched;
+pub use gort_sema as sema;
 
 pub use gort_sched::{
     go, goexit, gomaxprocs, gosched, num_cpu, num_goroutine, run, Builder, JoinError, JoinHandle,

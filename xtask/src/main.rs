@@ -16,6 +16,8 @@ use std::process::{Command, ExitCode};
 /// One benchmark configuration: a workload at a GOMAXPROCS (None: default).
 struct Case {
     workload: &'static str,
+    /// What the peers run, when it differs (a gort-only variant).
+    peer_workload: Option<&'static str>,
     procs: Option<usize>,
     /// Lower is better for every workload here (time or bytes).
     what: &'static str,
@@ -24,23 +26,33 @@ struct Case {
 const CASES: &[Case] = &[
     Case {
         workload: "spawn_join",
+        peer_workload: None,
         procs: None,
         what: "spawn 1M goroutines that each signal a latch; wait for all",
     },
     Case {
         workload: "park_pingpong",
+        peer_workload: None,
         procs: Some(1),
         what: "two goroutines hand a token back and forth, 1M round trips, 1 P",
     },
     Case {
         workload: "park_pingpong",
+        peer_workload: None,
         procs: Some(2),
         what: "the same at 2 Ps",
     },
     Case {
         workload: "parked_mem",
+        peer_workload: None,
         procs: None,
         what: "RSS per goroutine with 100,000 goroutines parked",
+    },
+    Case {
+        workload: "parked_mem_compact",
+        peer_workload: Some("parked_mem"),
+        procs: None,
+        what: "the same, gort goroutines opting in to stack compaction (unsafe)",
     },
 ];
 
@@ -97,6 +109,8 @@ fn run_loom(root: &Path) -> ExitCode {
                 "gort-os",
                 "-p",
                 "gort-sched",
+                "-p",
+                "gort-sema",
             ])
             .env("RUSTFLAGS", "--cfg gort_loom")
             .env(
@@ -208,7 +222,11 @@ fn measure(exe: &Path, case: &Case) -> Result<Sample, String> {
     let mut unit = String::new();
     for _ in 0..RUNS {
         let mut cmd = Command::new(exe);
-        cmd.arg(case.workload);
+        let is_gort = exe.file_name().is_some_and(|f| f == "gort");
+        cmd.arg(match case.peer_workload {
+            Some(w) if !is_gort => w,
+            _ => case.workload,
+        });
         match case.procs {
             Some(p) => {
                 cmd.env("GOMAXPROCS", p.to_string());

@@ -102,8 +102,9 @@ fn main() {
             });
             report(per(el, n), "ns/roundtrip");
         }
-        "parked_mem" => {
+        "parked_mem" | "parked_mem_compact" => {
             let n = n.unwrap_or(100_000);
+            let compact = w == "parked_mem_compact";
             let per_g = gort::run(move || {
                 // Warm the runtime (threads, pools) before the baseline.
                 gort::go(|| ()).join().unwrap();
@@ -113,7 +114,10 @@ fn main() {
                 let hs: Vec<_> = (0..n)
                     .map(|_| {
                         let (p, g) = (parked.clone(), gate.clone());
-                        gort::go(move || {
+                        // SAFETY: nothing outside these goroutines touches
+                        // their stacks while they are parked.
+                        let b = unsafe { gort::Builder::new().compact_when_parked(compact) };
+                        b.spawn(move || {
                             p.done();
                             g.acquire();
                         })

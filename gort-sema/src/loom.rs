@@ -1,0 +1,75 @@
+//! The one place this crate takes atomics, locks and parking from.
+//!
+//! Normally parking is gort-sched's [`park`]/[`Waiter`], which serve
+//! goroutines and plain threads alike. Under `--cfg gort_loom` the scheduler
+//! is not available, so a loom-thread parker with the same contract stands
+//! in (a waiter wakes the next park of the thread that made it, and a ready
+//! before the park is not lost), and atomics and mutexes are loom's.
+
+#[cfg(not(gort_loom))]
+pub(crate) use gort_sched::{park, WaitReason, Waiter};
+#[cfg(not(gort_loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicU32, Ordering};
+#[cfg(not(gort_loom))]
+pub(crate) use std::sync::Mutex;
+
+#[cfg(gort_loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, Ordering};
+#[cfg(gort_loom)]
+pub(crate) use loom::sync::Mutex;
+#[cfg(gort_loom)]
+pub(crate) use shim::{park, WaitReason, Waiter};
+
+#[cfg(gort_loom)]
+mod shim {
+    use loom::sync::atomic::{AtomicBool, Ordering};
+    use loom::sync::Arc;
+    use std::cell::RefCell;
+
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum WaitReason {
+        SemAcquire,
+        SyncCondWait,
+        #[allow(dead_code)]
+        Other(&'static str),
+    }
+
+    struct Inner {
+        notified: AtomicBool,
+        thread: loom::thread::Thread,
+    }
+
+    loom::thread_local! {
+        static CURRENT: RefCell<Option<Arc<Inner>>> = RefCell::new(None);
+    }
+
+    pub(crate) struct Waiter(Arc<Inner>);
+
+    impl Waiter {
+        pub(crate) fn current() -> Waiter {
+            let inner = Arc::new(Inner {
+                notified: AtomicBool::new(false),
+                thread: loom::thread::current(),
+            });
+            CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
+            Waiter(inner)
+        }
+
+        pub(crate) fn ready(self) {
+            self.0.notified.store(true, Ordering::Release);
+            self.0.thread.unpark();
+        }
+    }
+
+    pub(crate) fn park<F: FnOnce() -> bool>(_reason: WaitReason, commit: F) {
+        let inner = CURRENT
+            .with(|c| c.borrow_mut().take())
+            .expect("park without Waiter::current");
+        if !commit() {
+            return;
+        }
+        while !inner.notified.load(Ordering::Acquire) {
+            loom::thread::park();
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! `NotifyList`: the ticket-based wait list under sync.Cond (Go's
+//! notifyList in runtime/sema.go).
+//!
+//! A waiter first takes a ticket ([`NotifyList::add`]) while it still holds
+//! the user's lock, then releases that lock and waits for its ticket
+//! ([`NotifyList::wait`]). `notify_one` wakes the oldest ticket not yet
+//! notified; `notify_all` every ticket issued so far. A notify therefore
+//! wakes only waiters that registered before it, even if they had not yet
+//! reached `wait` — and never one that registers after.
+
+use crate::loom::{park, AtomicU32, Mutex, Ordering, WaitReason, Waiter};
+use std::collections::VecDeque;
+
+/// A list of waiters ordered by ticket.
+pub struct NotifyList {
+    /// Next ticket to hand out. Incremented atomically outside the lock.
+    wait: AtomicU32,
+    /// Next ticket to notify. Written under `waiters`' lock; read without
+    /// it for the no-waiter fast path.
+    notify: AtomicU32,
+    /// Tickets that reached `wait` and sleep, with their waiters.
+    waiters: Mutex<VecDeque<(u32, Waiter)>>,
+}
+
+impl Default for NotifyList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `a` comes before `b` in wrapping ticket order.
+fn less(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+impl NotifyList {
+    /// An empty list.
+    pub fn new() -> NotifyList {
+        NotifyList {
+            wait: AtomicU32::new(0),
+            notify: AtomicU32::new(0),
+            waiters: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Takes a ticket. Call while holding the lock that protects the
+    /// condition, before releasing it.
+    pub fn add(&self) -> u32 {
+        // SeqCst: ordered with notifiers' loads of `wait`.
+        self.wait.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Sleeps until `ticket` has been notified (returns at once if it
+    /// already was). Parks the goroutine, or the plain thread.
+    pub fn wait(&self, ticket: u32) {
+        let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        if less(ticket, self.notify.load(Ordering::SeqCst)) {
+            return;
+        }
+        w.push_back((ticket, Waiter::current()));
+        park(WaitReason::SyncCondWait, move || {
+            drop(w);
+            true
+        });
+    }
+
+    /// Wakes every ticket issued so far.
+    pub fn notify_all(&self) {
+        if self.wait.load(Ordering::SeqCst) == self.notify.load(Ordering::SeqCst) {
+            return; // nobody took a ticket since the last notify
+        }
+        let woken = {
+            let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            self.notify
+                .store(self.wait.load(Ordering::SeqCst), Ordering::SeqCst);
+            std::mem::take(&mut *w)
+        };
+        for (_, waiter) in woken {
+            waiter.ready();
+        }
+    }
+
+    /// Wakes the oldest ticket not yet notified, if any was issued.
+    pub fn notify_one(&self) {
+        if self.wait.load(Ordering::SeqCst) == self.notify.load(Ordering::SeqCst) {
+            return;
+        }
+        let woken = {
+            let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            let t = self.notify.load(Ordering::SeqCst);
+            if t == self.wait.load(Ordering::SeqCst) {
+                return;
+            }
+            self.notify.store(t.wrapping_add(1), Ordering::SeqCst);
+            // The ticket's owner may not have reached wait() yet; then it
+            // will see it was notified and not sleep.
+            w.iter()
+                .position(|(tk, _)| *tk == t)
+                .and_then(|i| w.remove(i))
+        };
+        if let Some((_, waiter)) = woken {
+            waiter.ready();
+        }
+    }
+}

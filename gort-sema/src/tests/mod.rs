@@ -1,0 +1,2 @@
+mod loom_notify;
+mod loom_sema;

@@ -186,6 +186,23 @@ mod api {
         crate::rt::init(cfg)
     }
 
+    /// For sync primitives (Go's `sync_runtime_canSpin`): whether to spin
+    /// once more (`iter` = spins so far) before parking. True only for the
+    /// first few tries, on a multicore machine, with another P running and
+    /// nothing else waiting to run on this M.
+    pub fn can_spin(iter: u32) -> bool {
+        crate::rt::can_spin(iter)
+    }
+
+    /// One round of active spinning (Go's `sync_runtime_doSpin`: 30 pause
+    /// instructions).
+    #[inline]
+    pub fn do_spin() {
+        for _ in 0..30 {
+            std::hint::spin_loop();
+        }
+    }
+
     /// The running goroutine's id, or `None` on a plain thread.
     pub fn goid() -> Option<u64> {
         let g = crate::rt::current_g();

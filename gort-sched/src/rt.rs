@@ -317,6 +317,8 @@ pub(crate) struct Sched {
     source_blocked: AtomicBool,
     /// Default stack size for new goroutines.
     stack_size: AtomicUsize,
+    /// Logical CPUs, read once at start (spinning is pointless on one).
+    ncpu: usize,
 }
 
 static SCHED: OnceLock<Sched> = OnceLock::new();
@@ -386,6 +388,7 @@ impl Sched {
             timekeeper: AtomicPtr::new(ptr::null_mut()),
             source_blocked: AtomicBool::new(false),
             stack_size: AtomicUsize::new(cfg.stack_size),
+            ncpu: gort_os::cpu::num_cpu(),
         }
     }
 
@@ -1619,4 +1622,42 @@ pub(crate) fn set_gomaxprocs(n: usize) -> usize {
         // schedule (retire_p); their queues move to the global queue.
     }
     old
+}
+
+// ---------------------------------------------------------------------------
+// Spinning for sync primitives (Go's sync_runtime_canSpin / doSpin)
+
+/// Whether a sync primitive that failed to get a lock should spin once more
+/// (`iter` = spins so far) instead of parking: only a few times, only on a
+/// multicore machine with GOMAXPROCS > 1 and at least one other P running
+/// (someone may release the lock soon), and only while this M has nothing
+/// else to run (spinning would delay it).
+pub(crate) fn can_spin(iter: u32) -> bool {
+    const ACTIVE_SPIN: u32 = 4;
+    if iter >= ACTIVE_SPIN {
+        return false;
+    }
+    let s = sched();
+    if s.ncpu <= 1 {
+        return false;
+    }
+    let m = current_m();
+    if m.is_null() {
+        return true; // a plain thread: a short spin before a futex sleep
+    }
+    // SAFETY: current_m() is this thread's own live M; no switch here.
+    let (m, ml) = unsafe { (&*m, (*m).local()) };
+    if ml.p.is_null() {
+        return false;
+    }
+    let busy_others = s.gomaxprocs() as isize
+        - s.npidle.load(Ordering::Relaxed) as isize
+        - s.nmspinning.load(Ordering::Relaxed) as isize
+        - 1;
+    if busy_others <= 0 {
+        return false;
+    }
+    // SAFETY: the P we hold.
+    let p = unsafe { &*ml.p };
+    ml.runnext.is_null() && ml.runq.is_empty() && !m.has_inbox() && p.runq.is_empty()
 }

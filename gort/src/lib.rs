@@ -9,6 +9,7 @@
 //! | [`gort_os`] (`gort::os`) | context switch and pooled stacks, futex parking, threads, clock, CPU quota |
 //! | [`gort_sched`] (`gort::sched`) | goroutines: `go`, `run`, `JoinHandle`, `gosched`, `goexit`, `gomaxprocs`, park/ready |
 //! | [`gort_sema`] (`gort::sema`) | Go's runtime semaphores: `semacquire`/`semrelease`, `NotifyList`, `Note` |
+//! | [`gort_std`] (`gort::sync`) | Go's sync package: `Mutex`, `WaitGroup`, `Cond`, `Once`, `OnceValue` (RwLock, Pool, channels to come) |
 //!
 //! ```
 //! let total = gort::run(|| {
@@ -28,6 +29,7 @@
 pub use gort_os as os;
 pub use gort_sched as sched;
 pub use gort_sema as sema;
+pub use gort_std as sync;
 
 pub use gort_sched::{
     go, goexit, gomaxprocs, gosched, num_cpu, num_goroutine, run, Builder, JoinError, JoinHandle,
@@ -36,4 +38,5 @@ pub use gort_sched::{
 /// The names most programs need: `use gort::prelude::*;`.
 pub mod prelude {
     pub use gort_sched::{go, gosched, run, Builder, JoinHandle};
+    pub use gort_std::{Cond, Mutex, Once, WaitGroup};
 }

@@ -1,0 +1,29 @@
+//! # gort-std: Go's sync package for goroutines and threads
+//!
+//! So far: [`Mutex`] / [`RawMutex`] (sync.Mutex with Go's spinning and
+//! starvation mode), [`WaitGroup`] (with Go 1.25's `go`), [`Cond`], [`Once`]
+//! and [`OnceValue`]. Every blocking operation parks the calling goroutine
+//! (its M runs other goroutines) or, from a plain OS thread such as `main`,
+//! parks the thread — `main` calling `wg.wait()` just works.
+//!
+//! Built on gort-sema (address-keyed semaphores, notify lists), which is
+//! built on gort-sched's park/ready. Misuse panics with Go's messages:
+//! unlocking an unlocked mutex, a negative WaitGroup counter, reusing a
+//! WaitGroup before `wait` returned.
+//!
+//! Still to come (issue 3): RwLock, Pool, channels and `select!`.
+//!
+//! # Invariants
+//! * A mutex's state word counts exactly the goroutines/threads queued on
+//!   its semaphore (plus those about to queue) in its waiter bits.
+//! * A WaitGroup's waiter count is only cleared when its counter is zero.
+
+mod cond;
+mod mutex;
+mod once;
+mod waitgroup;
+
+pub use cond::Cond;
+pub use mutex::{Mutex, MutexGuard, RawMutex};
+pub use once::{Once, OnceValue};
+pub use waitgroup::WaitGroup;

@@ -1,0 +1,140 @@
+//! `WaitGroup`: Go's sync.WaitGroup (sync/waitgroup.go), including Go 1.25's
+//! `WaitGroup.Go`.
+//!
+//! One 64-bit word: the counter in the high half, the number of waiters in
+//! the low half; waiters sleep on a gort-sema semaphore. Misuse panics with
+//! Go's messages: a negative counter, `add` racing with `wait` on a group
+//! whose counter was zero, and reuse before the previous `wait` returned.
+
+use gort_sema::{semacquire, semrelease};
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Waits for a collection of goroutines (or threads) to finish.
+#[derive(Default)]
+pub struct WaitGroup {
+    /// counter << 32 | waiters. SeqCst throughout: add/done pair with wait.
+    state: AtomicU64,
+    sema: AtomicU32,
+}
+
+impl WaitGroup {
+    /// A group with a zero counter.
+    pub const fn new() -> WaitGroup {
+        WaitGroup {
+            state: AtomicU64::new(0),
+            sema: AtomicU32::new(0),
+        }
+    }
+
+    /// Adds `delta` (may be negative) to the counter; when it reaches zero,
+    /// every `wait` returns.
+    ///
+    /// # Panics
+    /// `sync: negative WaitGroup counter` if the counter goes below zero;
+    /// `sync: WaitGroup misuse: Add called concurrently with Wait` when a
+    /// positive add on a zero counter races with waiters.
+    pub fn add(&self, delta: i32) {
+        let d = (delta as i64 as u64) << 32;
+        let state = self.state.fetch_add(d, Ordering::SeqCst).wrapping_add(d);
+        let v = (state >> 32) as i32;
+        let w = state as u32;
+        if v < 0 {
+            // Restore, so the group is not left corrupted by the panic.
+            self.state.fetch_sub(d, Ordering::SeqCst);
+            panic!("sync: negative WaitGroup counter");
+        }
+        if w != 0 && delta > 0 && v == delta {
+            panic!("sync: WaitGroup misuse: Add called concurrently with Wait");
+        }
+        if v > 0 || w == 0 {
+            return;
+        }
+        // Counter is 0 with waiters: nothing else may change the state now.
+        if self.state.load(Ordering::SeqCst) != state {
+            panic!("sync: WaitGroup misuse: Add called concurrently with Wait");
+        }
+        self.state.store(0, Ordering::SeqCst);
+        for _ in 0..w {
+            semrelease(&self.sema, false);
+        }
+    }
+
+    /// Decrements the counter by one.
+    pub fn done(&self) {
+        self.add(-1)
+    }
+
+    /// Blocks until the counter is zero. From a goroutine it parks the
+    /// goroutine; from a plain thread (e.g. `main`), the thread.
+    ///
+    /// # Panics
+    /// `sync: WaitGroup is reused before previous Wait has returned`.
+    pub fn wait(&self) {
+        let mut state = self.state.load(Ordering::SeqCst);
+        loop {
+            if state >> 32 == 0 {
+                return;
+            }
+            match self
+                .state
+                .compare_exchange(state, state + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    semacquire(&self.sema);
+                    if self.state.load(Ordering::SeqCst) != 0 {
+                        panic!("sync: WaitGroup is reused before previous Wait has returned");
+                    }
+                    return;
+                }
+                Err(cur) => state = cur,
+            }
+        }
+    }
+
+    /// Runs `f` in a new goroutine and adds it to the group (Go 1.25's
+    /// `WaitGroup.Go`). The goroutine counts as done when `f` returns, panics
+    /// or calls goexit.
+    pub fn go<F>(&'static self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.add(1);
+        drop(gort_sched::go(move || {
+            let _done = Done(self);
+            f()
+        }));
+    }
+
+    /// Like [`WaitGroup::go`] for a group shared through an `Arc`.
+    pub fn go_arc<F>(self: &std::sync::Arc<Self>, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.add(1);
+        let wg = self.clone();
+        drop(gort_sched::go(move || {
+            let _done = Done(&wg);
+            f()
+        }));
+    }
+}
+
+/// Calls `done` when dropped (also on panic and goexit).
+struct Done<'a>(&'a WaitGroup);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.done();
+    }
+}
+
+impl fmt::Debug for WaitGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.state.load(Ordering::SeqCst);
+        f.debug_struct("WaitGroup")
+            .field("counter", &((s >> 32) as i32))
+            .field("waiters", &(s as u32))
+            .finish()
+    }
+}

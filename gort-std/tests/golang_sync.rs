@@ -1,0 +1,402 @@
+//! Ports of Go's own sync tests (go/src/sync/*_test.go); each case names the
+//! Go test it follows. Goroutines are gort goroutines; some cases also run
+//! from plain threads, which Go has no counterpart for.
+
+use gort_sched::{go, gosched, run};
+use gort_std::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// mutex_test.go TestMutex / HammerMutex: goroutines hammer one mutex, with
+/// TryLock mixed in; the count is exact.
+#[test]
+fn test_mutex_hammer() {
+    let m = Arc::new(Mutex::new(0u64));
+    let hs: Vec<_> = (0..10)
+        .map(|_| {
+            let m = m.clone();
+            go(move || {
+                for i in 0..2000 {
+                    if i % 3 == 0 {
+                        if let Some(mut g) = m.try_lock() {
+                            *g += 1;
+                            continue;
+                        }
+                    }
+                    *m.lock() += 1;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(*m.lock(), 20_000);
+}
+
+/// mutex_test.go TestMutexMisuse: "Mutex.Unlock" of an unlocked mutex.
+#[test]
+fn test_mutex_misuse_unlock_of_unlocked() {
+    let m = RawMutex::new();
+    let e = std::panic::catch_unwind(|| m.unlock()).unwrap_err();
+    assert_eq!(panic_message(e), "sync: unlock of unlocked mutex");
+    // The mutex is still usable afterwards.
+    m.lock();
+    assert!(m.is_locked());
+    m.unlock();
+    // Also from a goroutine.
+    let e = go(|| RawMutex::new().unlock()).join().unwrap_err();
+    assert!(
+        e.to_string().contains("sync: unlock of unlocked mutex"),
+        "{e}"
+    );
+}
+
+/// mutex_test.go TestMutexFairness: a goroutine that re-locks in a tight
+/// loop cannot starve another one (starvation mode hands the lock over).
+#[test]
+fn test_mutex_fairness() {
+    let m = Arc::new(Mutex::new(()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (m2, stop2) = (m.clone(), stop.clone());
+    let hog = go(move || {
+        while !stop2.load(Ordering::Relaxed) {
+            let _g = m2.lock();
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    });
+    let m3 = m.clone();
+    let t0 = Instant::now();
+    let polite = go(move || {
+        for _ in 0..10 {
+            std::thread::sleep(Duration::from_micros(100));
+            let _g = m3.lock();
+        }
+    });
+    polite.join().unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "can't acquire Mutex in 10 seconds"
+    );
+    stop.store(true, Ordering::Relaxed);
+    hog.join().unwrap();
+}
+
+/// A guard held across a park (another goroutine blocks on the mutex
+/// meanwhile) and mutexes shared between goroutines and plain threads.
+#[test]
+fn test_mutex_goroutines_and_threads() {
+    let m = Arc::new(Mutex::new(Vec::new()));
+    let gs: Vec<_> = (0..4)
+        .map(|i| {
+            let m = m.clone();
+            go(move || {
+                for j in 0..500 {
+                    let mut g = m.lock();
+                    g.push(i * 1000 + j);
+                    if j % 50 == 0 {
+                        gosched(); // hold the lock across a switch
+                    }
+                }
+            })
+        })
+        .collect();
+    let ts: Vec<_> = (4..6)
+        .map(|i| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for j in 0..500 {
+                    m.lock().push(i * 1000 + j);
+                }
+            })
+        })
+        .collect();
+    for g in gs {
+        g.join().unwrap();
+    }
+    for t in ts {
+        t.join().unwrap();
+    }
+    assert_eq!(m.lock().len(), 3000);
+}
+
+/// waitgroup_test.go TestWaitGroup: two groups released in turn.
+#[test]
+fn test_waitgroup() {
+    let wg1 = Arc::new(WaitGroup::new());
+    let wg2 = Arc::new(WaitGroup::new());
+    for _ in 0..8 {
+        let n = 16;
+        wg1.add(n);
+        wg2.add(n);
+        let exited = Arc::new(AtomicUsize::new(0));
+        for _ in 0..n {
+            let (wg1, wg2, ex) = (wg1.clone(), wg2.clone(), exited.clone());
+            go(move || {
+                wg1.done();
+                wg2.wait();
+                ex.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        wg1.wait();
+        for _ in 0..n {
+            assert_eq!(
+                exited.load(Ordering::SeqCst),
+                0,
+                "WaitGroup released group too soon"
+            );
+            wg2.done();
+        }
+        while exited.load(Ordering::SeqCst) != n as usize {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// waitgroup_test.go TestWaitGroupMisuse: a negative counter panics.
+#[test]
+fn test_waitgroup_misuse() {
+    let wg = WaitGroup::new();
+    wg.add(1);
+    wg.done();
+    let e = std::panic::catch_unwind(|| wg.done()).unwrap_err();
+    assert_eq!(panic_message(e), "sync: negative WaitGroup counter");
+    wg.add(1); // still usable: the failed done was undone
+    wg.done();
+    wg.wait();
+}
+
+/// waitgroup_test.go TestWaitGroupRace: done from many goroutines, wait
+/// sees every increment.
+#[test]
+fn test_waitgroup_race() {
+    for _ in 0..200 {
+        let wg = Arc::new(WaitGroup::new());
+        let n = Arc::new(AtomicUsize::new(0));
+        wg.add(2);
+        for _ in 0..2 {
+            let (wg, n) = (wg.clone(), n.clone());
+            go(move || {
+                n.fetch_add(1, Ordering::SeqCst);
+                wg.done();
+            });
+        }
+        wg.wait();
+        assert_eq!(n.load(Ordering::SeqCst), 2, "Spurious wakeup from Wait");
+    }
+}
+
+/// waitgroup_test.go TestWaitGroupGo (Go 1.25): WaitGroup.Go counts the
+/// goroutine, even when it panics.
+#[test]
+fn test_waitgroup_go() {
+    static WG: WaitGroup = WaitGroup::new();
+    let n = Arc::new(AtomicUsize::new(0));
+    for _ in 0..100 {
+        let n = n.clone();
+        WG.go(move || {
+            n.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    WG.go(|| panic!("a panicking goroutine still counts as done (expected)"));
+    WG.wait(); // from a plain thread, as main would
+    assert_eq!(n.load(Ordering::SeqCst), 100);
+    let wg = Arc::new(WaitGroup::new());
+    wg.go_arc(|| ());
+    wg.wait();
+}
+
+/// cond_test.go TestCondSignal: each signal wakes one waiter.
+#[test]
+fn test_cond_signal() {
+    run(|| {
+        let m = Arc::new(Mutex::new(0usize)); // number of goroutines running
+        let c = Arc::new(Cond::new());
+        let n = 2;
+        let awake = Arc::new(AtomicUsize::new(0));
+        let mut hs = Vec::new();
+        for _ in 0..n {
+            let (m, c, awake) = (m.clone(), c.clone(), awake.clone());
+            hs.push(go(move || {
+                let mut g = m.lock();
+                *g += 1;
+                g = c.wait(g);
+                awake.fetch_add(1, Ordering::SeqCst);
+                drop(g);
+            }));
+        }
+        while *m.lock() < n {
+            gosched();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        for i in 0..n {
+            assert_eq!(
+                awake.load(Ordering::SeqCst),
+                i,
+                "cond.Signal() woke wrong number"
+            );
+            c.signal();
+            while awake.load(Ordering::SeqCst) < i + 1 {
+                gosched();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            assert_eq!(
+                awake.load(Ordering::SeqCst),
+                i + 1,
+                "too many goroutines awake"
+            );
+        }
+        c.signal(); // no waiters: must not panic or wake anyone later
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+}
+
+/// cond_test.go TestCondBroadcast: broadcast wakes every waiter, and the
+/// waiting threads include plain OS threads.
+#[test]
+fn test_cond_broadcast() {
+    let state = Arc::new((Mutex::new(false), Cond::new()));
+    let woken = Arc::new(AtomicUsize::new(0));
+    let mut gs = Vec::new();
+    for _ in 0..20 {
+        let (st, w) = (state.clone(), woken.clone());
+        gs.push(go(move || {
+            let (m, c) = &*st;
+            let g = c.wait_while(m.lock(), |ready| !*ready);
+            assert!(*g);
+            w.fetch_add(1, Ordering::SeqCst);
+        }));
+    }
+    let (st, w) = (state.clone(), woken.clone());
+    let t = std::thread::spawn(move || {
+        let (m, c) = &*st;
+        let _g = c.wait_while(m.lock(), |ready| !*ready);
+        w.fetch_add(1, Ordering::SeqCst);
+    });
+    std::thread::sleep(Duration::from_millis(10));
+    {
+        let (m, c) = &*state;
+        *m.lock() = true;
+        c.broadcast();
+    }
+    for g in gs {
+        g.join().unwrap();
+    }
+    t.join().unwrap();
+    assert_eq!(woken.load(Ordering::SeqCst), 21);
+}
+
+/// cond_test.go TestCondSignalStealing: a signal never wakes a waiter that
+/// started waiting after it.
+#[test]
+fn test_cond_signal_stealing() {
+    run(|| {
+        for _ in 0..100 {
+            let m = Arc::new(Mutex::new(()));
+            let c = Arc::new(Cond::new());
+            let in_lock = Arc::new(AtomicBool::new(false));
+            let (m2, c2, il) = (m.clone(), c.clone(), in_lock.clone());
+            let first = go(move || {
+                let g = m2.lock();
+                il.store(true, Ordering::SeqCst);
+                drop(c2.wait(g)); // takes its ticket before releasing the lock
+            });
+            while !in_lock.load(Ordering::SeqCst) {
+                gosched();
+            }
+            // Locking succeeds only once `first` released it inside wait.
+            let g = m.lock();
+            c.signal();
+            drop(g);
+            // A late waiter must not steal the earlier signal.
+            let (m3, c3) = (m.clone(), c.clone());
+            let late_woken = Arc::new(AtomicBool::new(false));
+            let lw = late_woken.clone();
+            let late = go(move || {
+                let g = m3.lock();
+                drop(c3.wait(g));
+                lw.store(true, Ordering::SeqCst);
+            });
+            first.join().unwrap();
+            std::thread::sleep(Duration::from_micros(200));
+            assert!(
+                !late_woken.load(Ordering::SeqCst),
+                "signal stolen by a later waiter"
+            );
+            c.broadcast();
+            while !late.is_finished() {
+                c.broadcast();
+                gosched();
+            }
+            late.join().unwrap();
+        }
+    });
+}
+
+/// once_test.go TestOnce: ten goroutines, one call.
+#[test]
+fn test_once() {
+    static ONCE: Once = Once::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let hs: Vec<_> = (0..10)
+        .map(|_| {
+            let calls = calls.clone();
+            go(move || {
+                ONCE.call_once(|| {
+                    std::thread::sleep(Duration::from_millis(5));
+                    calls.fetch_add(1, Ordering::SeqCst);
+                });
+                // Everyone returns only after the call finished.
+                assert_eq!(calls.load(Ordering::SeqCst), 1);
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(ONCE.is_completed());
+}
+
+/// once_test.go TestOncePanic: a panicking function counts as done.
+#[test]
+fn test_once_panic() {
+    let once = Once::new();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        once.call_once(|| panic!("failed (expected)"));
+    }));
+    assert!(r.is_err(), "Once.Do did not panic");
+    let mut ran = false;
+    once.call_once(|| ran = true);
+    assert!(!ran, "Once.Do called twice");
+}
+
+/// oncefunc_test.go TestOnceValue / TestOnceXGoExit-style panics: the value
+/// is computed once; a panic repeats on every call.
+#[test]
+fn test_once_value() {
+    let calls = AtomicUsize::new(0);
+    let v = OnceValue::new(|| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        42
+    });
+    assert_eq!(*v.get(), 42);
+    assert_eq!(*v.get(), 42);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    let bad: OnceValue<u32> = OnceValue::new(|| panic!("x"));
+    for _ in 0..3 {
+        let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *bad.get())).unwrap_err();
+        assert_eq!(panic_message(e), "x");
+    }
+}

@@ -3,9 +3,19 @@
 
 use gort_sched::{go, gosched, run};
 use gort_sema::*;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Waits until a goroutine signalled it is about to block, then a few ms:
+/// it does not yield between the signal and its enqueue, so this covers
+/// that window even when the machine is loaded.
+fn wait_started(started: &AtomicBool) {
+    while !started.load(Ordering::SeqCst) {
+        gosched(); // lets it run even on this goroutine's own M
+    }
+    std::thread::sleep(Duration::from_millis(5));
+}
 
 #[test]
 fn release_before_acquire_is_kept() {
@@ -69,12 +79,15 @@ fn waiters_are_woken_in_fifo_order() {
         let hs: Vec<_> = (0..5)
             .map(|i| {
                 let (s, o) = (s.clone(), order.clone());
+                let started = Arc::new(AtomicBool::new(false));
+                let st = started.clone();
                 let h = go(move || {
+                    st.store(true, Ordering::SeqCst);
                     semacquire(&s);
                     o.lock().unwrap().push(i);
                 });
                 // Let it run and queue before the next one.
-                std::thread::sleep(Duration::from_millis(5));
+                wait_started(&started);
                 h
             })
             .collect();
@@ -97,11 +110,14 @@ fn lifo_queues_at_the_head() {
         let mut hs = Vec::new();
         for (i, lifo) in [(0, false), (1, false), (2, true)] {
             let (s, o) = (s.clone(), order.clone());
+            let started = Arc::new(AtomicBool::new(false));
+            let st = started.clone();
             hs.push(go(move || {
+                st.store(true, Ordering::SeqCst);
                 semacquire_mutex(&s, lifo);
                 o.lock().unwrap().push(i);
             }));
-            std::thread::sleep(Duration::from_millis(5));
+            wait_started(&started);
         }
         for _ in 0..3 {
             semrelease(&s, true);
@@ -263,8 +279,13 @@ fn handoff_gives_the_count_to_the_waiter() {
     run(|| {
         let s = Arc::new(AtomicU32::new(0));
         let s2 = s.clone();
-        let waiter = go(move || semacquire(&s2));
-        std::thread::sleep(Duration::from_millis(10)); // let it queue
+        let started = Arc::new(AtomicBool::new(false));
+        let st = started.clone();
+        let waiter = go(move || {
+            st.store(true, Ordering::SeqCst);
+            semacquire(&s2)
+        });
+        wait_started(&started);
         semrelease(&s, true);
         assert_eq!(s.load(Ordering::SeqCst), 0, "the count went to the waiter");
         waiter.join().unwrap();

@@ -1,8 +1,9 @@
 //! # gort-std: Go's sync package for goroutines and threads
 //!
 //! So far: [`Mutex`] / [`RawMutex`] (sync.Mutex with Go's spinning and
-//! starvation mode), [`WaitGroup`] (with Go 1.25's `go`), [`Cond`], [`Once`]
-//! and [`OnceValue`]. Every blocking operation parks the calling goroutine
+//! starvation mode), [`RwLock`] / [`RawRwLock`] (writer preference),
+//! [`WaitGroup`] (with Go 1.25's `go`), [`Cond`], [`Once`] and
+//! [`OnceValue`]. Every blocking operation parks the calling goroutine
 //! (its M runs other goroutines) or, from a plain OS thread such as `main`,
 //! parks the thread — `main` calling `wg.wait()` just works.
 //!
@@ -11,7 +12,7 @@
 //! unlocking an unlocked mutex, a negative WaitGroup counter, reusing a
 //! WaitGroup before `wait` returned.
 //!
-//! Still to come (issue 3): RwLock, Pool, channels and `select!`.
+//! Still to come (issue 3): Pool, channels and `select!`.
 //!
 //! # Invariants
 //! * A mutex's state word counts exactly the goroutines/threads queued on
@@ -21,9 +22,11 @@
 mod cond;
 mod mutex;
 mod once;
+mod rwlock;
 mod waitgroup;
 
 pub use cond::Cond;
 pub use mutex::{Mutex, MutexGuard, RawMutex};
 pub use once::{Once, OnceValue};
+pub use rwlock::{RawRwLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use waitgroup::WaitGroup;

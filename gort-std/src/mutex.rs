@@ -268,7 +268,7 @@ impl<T: ?Sized> Mutex<T> {
     /// Locks if free right now.
     #[inline]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        self.raw.try_lock().then_some(MutexGuard {
+        self.raw.try_lock().then(|| MutexGuard {
             m: self,
             _not_send: PhantomData,
         })

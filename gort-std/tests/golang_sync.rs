@@ -62,22 +62,30 @@ fn test_mutex_misuse_unlock_of_unlocked() {
 
 /// mutex_test.go TestMutexFairness: a goroutine that re-locks in a tight
 /// loop cannot starve another one (starvation mode hands the lock over).
+/// Go's hog sleeps 100us holding the lock; without timers (gort-timer) it
+/// holds it for 100us while yielding, which lets others run meanwhile.
 #[test]
 fn test_mutex_fairness() {
+    fn hold_for(d: Duration) {
+        let t = Instant::now();
+        while t.elapsed() < d {
+            gosched();
+        }
+    }
     let m = Arc::new(Mutex::new(()));
     let stop = Arc::new(AtomicBool::new(false));
     let (m2, stop2) = (m.clone(), stop.clone());
     let hog = go(move || {
         while !stop2.load(Ordering::Relaxed) {
             let _g = m2.lock();
-            std::thread::sleep(Duration::from_micros(100));
+            hold_for(Duration::from_micros(100));
         }
     });
     let m3 = m.clone();
     let t0 = Instant::now();
     let polite = go(move || {
         for _ in 0..10 {
-            std::thread::sleep(Duration::from_micros(100));
+            hold_for(Duration::from_micros(100));
             let _g = m3.lock();
         }
     });
@@ -399,4 +407,129 @@ fn test_once_value() {
         let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *bad.get())).unwrap_err();
         assert_eq!(panic_message(e), "x");
     }
+}
+
+/// rwmutex_test.go TestParallelReaders: readers hold the lock together.
+#[test]
+fn test_rwmutex_parallel_readers() {
+    run(|| {
+        let l = Arc::new(RwLock::new(()));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let n = 4;
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                let (l, inside) = (l.clone(), inside.clone());
+                go(move || {
+                    let _r = l.read();
+                    inside.fetch_add(1, Ordering::SeqCst);
+                    // Every reader waits until all are inside at once.
+                    while inside.load(Ordering::SeqCst) < n {
+                        gosched();
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+}
+
+/// rwmutex_test.go HammerRWMutex / TestRWMutex: readers never see a
+/// writer's partial update; writers are exclusive.
+#[test]
+fn test_rwmutex_hammer() {
+    let l = Arc::new(RwLock::new((0u64, 0u64)));
+    let mut hs = Vec::new();
+    for i in 0..8 {
+        let l = l.clone();
+        hs.push(go(move || {
+            for j in 0..2000 {
+                if (i + j) % 10 == 0 {
+                    let mut w = l.write();
+                    w.0 += 1;
+                    gosched(); // a reader must not see the half-done update
+                    w.1 += 1;
+                } else {
+                    let r = l.read();
+                    assert_eq!(r.0, r.1, "reader saw a partial write");
+                }
+            }
+        }));
+    }
+    for h in hs {
+        h.join().unwrap();
+    }
+    let r = l.read();
+    assert_eq!(r.0, r.1);
+    assert_eq!(r.0, 8 * 200);
+}
+
+/// Writer preference: a waiting writer blocks new readers.
+#[test]
+fn test_rwmutex_writer_preference() {
+    run(|| {
+        let l = Arc::new(RwLock::new(0));
+        let r1 = l.read();
+        let l2 = l.clone();
+        let writer = go(move || *l2.write() += 1);
+        // Once the writer waits (for r1), new readers are refused.
+        let t0 = Instant::now();
+        while l.try_read().is_some() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the writer never queued"
+            );
+            gosched();
+        }
+        assert!(
+            !writer.is_finished(),
+            "the writer ran while a reader held the lock"
+        );
+        assert!(
+            l.try_read().is_none(),
+            "a new reader got in ahead of a waiting writer"
+        );
+        drop(r1);
+        writer.join().unwrap();
+        assert_eq!(*l.read(), 1);
+    });
+}
+
+/// rwmutex_test.go TestRUnlockOfUnlockedRWMutex / TestUnlockOfUnlockedRWMutex.
+#[test]
+fn test_rwmutex_misuse() {
+    let l = RawRwLock::new();
+    let e = std::panic::catch_unwind(|| l.read_unlock()).unwrap_err();
+    assert_eq!(panic_message(e), "sync: RUnlock of unlocked RWMutex");
+    let e = std::panic::catch_unwind(|| l.write_unlock()).unwrap_err();
+    assert_eq!(panic_message(e), "sync: Unlock of unlocked RWMutex");
+    // Still usable.
+    l.write_lock();
+    assert!(!l.try_read_lock());
+    l.write_unlock();
+    assert!(l.try_read_lock());
+    assert!(!l.try_write_lock());
+    l.read_unlock();
+    assert!(l.try_write_lock());
+    l.write_unlock();
+}
+
+/// A failed try_lock leaves the holder's lock alone (regression: building
+/// the guard eagerly unlocked someone else's mutex).
+#[test]
+fn test_failed_try_lock_does_not_unlock() {
+    let m = Mutex::new(1);
+    let g = m.lock();
+    assert!(m.try_lock().is_none());
+    assert!(m.raw().is_locked(), "a failed try_lock released the lock");
+    drop(g);
+    let l = RwLock::new(1);
+    let w = l.write();
+    assert!(l.try_read().is_none());
+    assert!(l.try_write().is_none());
+    drop(w); // would panic "Unlock of unlocked" if a failed try unlocked it
+    let r = l.read();
+    assert!(l.try_write().is_none());
+    drop(r);
 }

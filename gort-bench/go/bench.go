@@ -80,6 +80,73 @@ func main() {
 		rss1 := rss()
 		close(gate)
 		report(float64(rss1-rss0)/float64(n), "bytes/goroutine")
+	case "mutex_uncontended":
+		n := def(10000000)
+		var m sync.Mutex
+		x := 0
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			m.Lock()
+			x++
+			m.Unlock()
+		}
+		report(per(time.Since(t0), n), "ns/op")
+	case "mutex_contended":
+		perG := def(100000)
+		var m sync.Mutex
+		var wg sync.WaitGroup
+		x := 0
+		t0 := time.Now()
+		for g := 0; g < 64; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < perG; i++ {
+					m.Lock()
+					x++
+					m.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		report(per(time.Since(t0), 64*perG), "ns/op")
+	case "rwmutex_read":
+		perG := def(1000000)
+		var l sync.RWMutex
+		var wg sync.WaitGroup
+		x := 0
+		t0 := time.Now()
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sum := 0
+				for i := 0; i < perG; i++ {
+					if i%1000 == 0 {
+						l.Lock()
+						x++
+						l.Unlock()
+					} else {
+						l.RLock()
+						sum += x
+						l.RUnlock()
+					}
+				}
+				_ = sum
+			}()
+		}
+		wg.Wait()
+		report(per(time.Since(t0), 8*perG), "ns/op")
+	case "waitgroup":
+		n := def(10000000)
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			wg.Done()
+		}
+		wg.Wait()
+		report(per(time.Since(t0), n), "ns/op")
 	default:
 		fmt.Fprintln(os.Stderr, "unknown workload", os.Args[1])
 		os.Exit(2)

@@ -43,6 +43,30 @@ const CASES: &[Case] = &[
         what: "the same at 2 Ps",
     },
     Case {
+        workload: "mutex_uncontended",
+        peer_workload: None,
+        procs: None,
+        what: "10M lock/unlock pairs on one goroutine",
+    },
+    Case {
+        workload: "mutex_contended",
+        peer_workload: None,
+        procs: Some(2),
+        what: "64 goroutines x 100,000 increments under one mutex, 2 Ps",
+    },
+    Case {
+        workload: "rwmutex_read",
+        peer_workload: None,
+        procs: None,
+        what: "8 goroutines x 1M ops on an RwLock, every 1000th a write",
+    },
+    Case {
+        workload: "waitgroup",
+        peer_workload: None,
+        procs: None,
+        what: "10M Add(1)/Done() pairs",
+    },
+    Case {
         workload: "parked_mem",
         peer_workload: None,
         procs: None,
@@ -57,6 +81,10 @@ const CASES: &[Case] = &[
 ];
 
 const PEERS: &[&str] = &["gort", "go", "tokio", "may"];
+/// Exit status of a bench program without a counterpart for a workload
+/// (gort-bench's NOT_APPLICABLE).
+const NOT_APPLICABLE: i32 = 3;
+const NA: &str = "n/a";
 const RUNS: usize = 3;
 
 fn main() -> ExitCode {
@@ -237,6 +265,9 @@ fn measure(exe: &Path, case: &Case) -> Result<Sample, String> {
         }
         cmd.env("RUST_BACKTRACE", "0");
         let out = cmd.output().map_err(|e| format!("cannot run: {e}"))?;
+        if out.status.code() == Some(NOT_APPLICABLE) {
+            return Err(NA.to_string());
+        }
         let stdout = String::from_utf8_lossy(&out.stdout);
         let line = stdout.lines().find(|l| l.starts_with("RESULT "));
         match line {
@@ -271,6 +302,7 @@ fn measure(exe: &Path, case: &Case) -> Result<Sample, String> {
 fn cell(r: Option<&Result<Sample, String>>) -> String {
     match r {
         Some(Ok(s)) => format!("{:.1}", s.value),
+        Some(Err(e)) if e == NA => "-".into(),
         Some(Err(_)) => "failed".into(),
         None => "-".into(),
     }
@@ -316,8 +348,11 @@ fn render_table(rows: &[Row<'_>]) -> String {
     let mut notes = String::new();
     for (label, _, res) in rows {
         for (peer, r) in res {
-            if let Err(e) = r {
-                let _ = writeln!(notes, "  {label} / {peer}: {e}");
+            match r {
+                Err(e) if e != NA => {
+                    let _ = writeln!(notes, "  {label} / {peer}: {e}");
+                }
+                _ => {}
             }
         }
     }

@@ -136,6 +136,84 @@ fn main() {
             });
             report(per_g, "bytes/goroutine");
         }
+        "mutex_uncontended" => {
+            let n = n.unwrap_or(10_000_000);
+            let el = gort::run(move || {
+                let m = gort::sync::Mutex::new(0u64);
+                let t0 = Instant::now();
+                for _ in 0..n {
+                    *m.lock() += 1;
+                }
+                assert_eq!(*m.lock(), n);
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/op");
+        }
+        "mutex_contended" => {
+            let per_g = n.unwrap_or(100_000);
+            let el = gort::run(move || {
+                let m = Arc::new(gort::sync::Mutex::new(0u64));
+                let t0 = Instant::now();
+                let hs: Vec<_> = (0..64)
+                    .map(|_| {
+                        let m = m.clone();
+                        gort::go(move || {
+                            for _ in 0..per_g {
+                                *m.lock() += 1;
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+                assert_eq!(*m.lock(), 64 * per_g);
+                t0.elapsed()
+            });
+            report(per(el, 64 * per_g), "ns/op");
+        }
+        "rwmutex_read" => {
+            let per_g = n.unwrap_or(1_000_000);
+            let el = gort::run(move || {
+                let l = Arc::new(gort::sync::RwLock::new(0u64));
+                let t0 = Instant::now();
+                let hs: Vec<_> = (0..8)
+                    .map(|_| {
+                        let l = l.clone();
+                        gort::go(move || {
+                            let mut sum = 0u64;
+                            for i in 0..per_g {
+                                if i % 1000 == 0 {
+                                    *l.write() += 1;
+                                } else {
+                                    sum += *l.read();
+                                }
+                            }
+                            std::hint::black_box(sum);
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+                t0.elapsed()
+            });
+            report(per(el, 8 * per_g), "ns/op");
+        }
+        "waitgroup" => {
+            let n = n.unwrap_or(10_000_000);
+            let el = gort::run(move || {
+                let wg = gort::sync::WaitGroup::new();
+                let t0 = Instant::now();
+                for _ in 0..n {
+                    wg.add(1);
+                    wg.done();
+                }
+                wg.wait();
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/op");
+        }
         _ => unknown(&w),
     }
 }

@@ -81,6 +81,62 @@ fn main() {
                 "bytes/goroutine",
             );
         }
+        "mutex_uncontended" => {
+            let n = n.unwrap_or(10_000_000);
+            let h = may::go!(move || {
+                let m = may::sync::Mutex::new(0u64);
+                let t0 = Instant::now();
+                for _ in 0..n {
+                    *m.lock().unwrap() += 1;
+                }
+                t0.elapsed()
+            });
+            report(per(h.join().unwrap(), n), "ns/op");
+        }
+        "mutex_contended" => {
+            let per_c = n.unwrap_or(100_000);
+            let m = Arc::new(may::sync::Mutex::new(0u64));
+            let t0 = Instant::now();
+            let hs: Vec<_> = (0..64)
+                .map(|_| {
+                    let m = m.clone();
+                    may::go!(move || {
+                        for _ in 0..per_c {
+                            *m.lock().unwrap() += 1;
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            report(per(t0.elapsed(), 64 * per_c), "ns/op");
+        }
+        "rwmutex_read" => {
+            let per_c = n.unwrap_or(1_000_000);
+            let l = Arc::new(may::sync::RwLock::new(0u64));
+            let t0 = Instant::now();
+            let hs: Vec<_> = (0..8)
+                .map(|_| {
+                    let l = l.clone();
+                    may::go!(move || {
+                        let mut sum = 0u64;
+                        for i in 0..per_c {
+                            if i % 1000 == 0 {
+                                *l.write().unwrap() += 1;
+                            } else {
+                                sum += *l.read().unwrap();
+                            }
+                        }
+                        std::hint::black_box(sum);
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            report(per(t0.elapsed(), 8 * per_c), "ns/op");
+        }
         _ => unknown(&w),
     }
 }

@@ -87,6 +87,68 @@ fn main() {
             });
             report(v, "bytes/goroutine");
         }
+        "mutex_uncontended" => {
+            let n = n.unwrap_or(10_000_000);
+            let el = rt.block_on(async move {
+                let m = tokio::sync::Mutex::new(0u64);
+                let t0 = Instant::now();
+                for _ in 0..n {
+                    *m.lock().await += 1;
+                }
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/op");
+        }
+        "mutex_contended" => {
+            let per_t = n.unwrap_or(100_000);
+            let el = rt.block_on(async move {
+                let m = Arc::new(tokio::sync::Mutex::new(0u64));
+                let t0 = Instant::now();
+                let hs: Vec<_> = (0..64)
+                    .map(|_| {
+                        let m = m.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..per_t {
+                                *m.lock().await += 1;
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+                t0.elapsed()
+            });
+            report(per(el, 64 * per_t), "ns/op");
+        }
+        "rwmutex_read" => {
+            let per_t = n.unwrap_or(1_000_000);
+            let el = rt.block_on(async move {
+                let l = Arc::new(tokio::sync::RwLock::new(0u64));
+                let t0 = Instant::now();
+                let hs: Vec<_> = (0..8)
+                    .map(|_| {
+                        let l = l.clone();
+                        tokio::spawn(async move {
+                            let mut sum = 0u64;
+                            for i in 0..per_t {
+                                if i % 1000 == 0 {
+                                    *l.write().await += 1;
+                                } else {
+                                    sum += *l.read().await;
+                                }
+                            }
+                            std::hint::black_box(sum);
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+                t0.elapsed()
+            });
+            report(per(el, 8 * per_t), "ns/op");
+        }
         _ => unknown(&w),
     }
 }

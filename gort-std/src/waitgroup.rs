@@ -34,6 +34,7 @@ impl WaitGroup {
     /// `sync: negative WaitGroup counter` if the counter goes below zero;
     /// `sync: WaitGroup misuse: Add called concurrently with Wait` when a
     /// positive add on a zero counter races with waiters.
+    #[inline]
     pub fn add(&self, delta: i32) {
         let d = (delta as i64 as u64) << 32;
         let state = self.state.fetch_add(d, Ordering::SeqCst).wrapping_add(d);
@@ -50,7 +51,13 @@ impl WaitGroup {
         if v > 0 || w == 0 {
             return;
         }
-        // Counter is 0 with waiters: nothing else may change the state now.
+        self.wake_waiters(state, w);
+    }
+
+    /// The counter reached zero with `w` waiters: release them all.
+    #[cold]
+    fn wake_waiters(&self, state: u64, w: u32) {
+        // Nothing else may change the state now.
         if self.state.load(Ordering::SeqCst) != state {
             panic!("sync: WaitGroup misuse: Add called concurrently with Wait");
         }
@@ -61,6 +68,7 @@ impl WaitGroup {
     }
 
     /// Decrements the counter by one.
+    #[inline]
     pub fn done(&self) {
         self.add(-1)
     }

@@ -47,7 +47,6 @@ mod sema;
 
 pub use note::Note;
 pub use notify::NotifyList;
-#[cfg(not(gort_loom))]
 pub use sema::{semacquire, semacquire_mutex, semrelease};
 
 #[cfg(all(test, gort_loom))]

@@ -4,10 +4,16 @@
 //! goroutines and plain threads alike. Under `--cfg gort_loom` the scheduler
 //! is not available, so a loom-thread parker with the same contract stands
 //! in (a waiter wakes the next park of the thread that made it, and a ready
-//! before the park is not lost), and atomics and mutexes are loom's.
+//! before the park is not lost), and atomics and mutexes are loom's. The
+//! public semaphore functions then take loom atomics, so the layers above
+//! can model their own state machines on top of them.
 
 #[cfg(not(gort_loom))]
+pub(crate) use gort_sched::gosched as yield_now;
+#[cfg(not(gort_loom))]
 pub(crate) use gort_sched::{park, WaitReason, Waiter};
+#[cfg(gort_loom)]
+pub(crate) use loom::thread::yield_now;
 #[cfg(not(gort_loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicU32, Ordering};
 #[cfg(not(gort_loom))]

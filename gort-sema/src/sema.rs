@@ -183,15 +183,23 @@ fn can_acquire(sema: &AtomicU32) -> bool {
     }
 }
 
-#[cfg(not(gort_loom))]
 mod global {
     use super::SemaTable;
-    use std::sync::atomic::AtomicU32;
-    use std::sync::OnceLock;
+    use crate::loom::AtomicU32;
 
+    #[cfg(not(gort_loom))]
     fn table() -> &'static SemaTable {
-        static T: OnceLock<SemaTable> = OnceLock::new();
+        static T: std::sync::OnceLock<SemaTable> = std::sync::OnceLock::new();
         T.get_or_init(SemaTable::new)
+    }
+
+    // Under loom the table must be fresh for every explored execution.
+    #[cfg(gort_loom)]
+    fn table() -> &'static SemaTable {
+        loom::lazy_static! {
+            static ref T: SemaTable = SemaTable::new();
+        }
+        &T
     }
 
     /// Waits until `*sema > 0`, then atomically decrements it (Go's
@@ -217,10 +225,9 @@ mod global {
     #[inline]
     pub fn semrelease(sema: &AtomicU32, handoff: bool) {
         if table().release(sema, handoff) {
-            gort_sched::gosched();
+            crate::loom::yield_now();
         }
     }
 }
 
-#[cfg(not(gort_loom))]
 pub use global::{semacquire, semacquire_mutex, semrelease};

@@ -19,14 +19,24 @@
 //!   its semaphore (plus those about to queue) in its waiter bits.
 //! * A WaitGroup's waiter count is only cleared when its counter is zero.
 
+#[cfg(not(gort_loom))]
 mod cond;
+mod loom;
 mod mutex;
+#[cfg(not(gort_loom))]
 mod once;
+#[cfg(not(gort_loom))]
 mod rwlock;
 mod waitgroup;
 
+#[cfg(not(gort_loom))]
 pub use cond::Cond;
 pub use mutex::{Mutex, MutexGuard, RawMutex};
+#[cfg(not(gort_loom))]
 pub use once::{Once, OnceValue};
+#[cfg(not(gort_loom))]
 pub use rwlock::{RawRwLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use waitgroup::WaitGroup;
+
+#[cfg(all(test, gort_loom))]
+mod tests;

@@ -18,25 +18,23 @@
 //! Like Go's (and parking_lot's) mutex there is no poisoning: a panic while
 //! locked unlocks (the guard drops) and the data stays usable.
 
-use gort_os::clock::nanotime;
+use crate::loom::{
+    can_spin, do_spin, loom_const_fn, nanotime, AtomicI32, AtomicU32, Ordering, STARVATION_NS,
+};
 use gort_sema::{semacquire_mutex, semrelease};
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 const LOCKED: i32 = 1;
 const WOKEN: i32 = 2;
 const STARVING: i32 = 4;
 const WAITER_SHIFT: u32 = 3;
-/// A waiter blocked longer than this switches the mutex to starvation mode.
-const STARVATION_NS: i64 = 1_000_000;
 
 /// A mutual-exclusion lock without data, with Go's `Lock`/`Unlock`
 /// semantics: any goroutine or thread may unlock it, and unlocking an
 /// unlocked mutex panics.
-#[derive(Default)]
 pub struct RawMutex {
     /// LOCKED | WOKEN | STARVING | waiters << WAITER_SHIFT. All transitions
     /// are CAS or fetch_add with AcqRel: Acquire on taking the lock pairs with
@@ -47,11 +45,13 @@ pub struct RawMutex {
 }
 
 impl RawMutex {
-    /// An unlocked mutex.
-    pub const fn new() -> RawMutex {
-        RawMutex {
-            state: AtomicI32::new(0),
-            sema: AtomicU32::new(0),
+    loom_const_fn! {
+        /// An unlocked mutex.
+        pub fn new() -> RawMutex {
+            RawMutex {
+                state: AtomicI32::new(0),
+                sema: AtomicU32::new(0),
+            }
         }
     }
 
@@ -94,7 +94,7 @@ impl RawMutex {
         let mut old = self.state.load(Ordering::Relaxed);
         loop {
             // Spin while locked (not starving) and spinning can help.
-            if old & (LOCKED | STARVING) == LOCKED && gort_sched::can_spin(iter) {
+            if old & (LOCKED | STARVING) == LOCKED && can_spin(iter) {
                 // Tell unlock not to wake anyone: we are awake already.
                 if !awoke
                     && old & WOKEN == 0
@@ -106,7 +106,7 @@ impl RawMutex {
                 {
                     awoke = true;
                 }
-                gort_sched::do_spin();
+                do_spin();
                 iter += 1;
                 old = self.state.load(Ordering::Relaxed);
                 continue;
@@ -215,6 +215,12 @@ impl RawMutex {
     }
 }
 
+impl Default for RawMutex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl fmt::Debug for RawMutex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.state.load(Ordering::Relaxed);
@@ -228,7 +234,6 @@ impl fmt::Debug for RawMutex {
 
 /// A mutex protecting a `T`, with an RAII guard (Go's sync.Mutex, the Rust
 /// way). Works from goroutines (parks the goroutine) and plain threads.
-#[derive(Default)]
 pub struct Mutex<T: ?Sized> {
     raw: RawMutex,
     data: UnsafeCell<T>,
@@ -240,11 +245,13 @@ unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
 
 impl<T> Mutex<T> {
-    /// A new unlocked mutex.
-    pub const fn new(value: T) -> Mutex<T> {
-        Mutex {
-            raw: RawMutex::new(),
-            data: UnsafeCell::new(value),
+    loom_const_fn! {
+        /// A new unlocked mutex.
+        pub fn new(value: T) -> Mutex<T> {
+            Mutex {
+                raw: RawMutex::new(),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 
@@ -282,6 +289,12 @@ impl<T: ?Sized> Mutex<T> {
     /// The underlying lock (for `Cond`).
     pub fn raw(&self) -> &RawMutex {
         &self.raw
+    }
+}
+
+impl<T: Default> Default for Mutex<T> {
+    fn default() -> Self {
+        Self::new(T::default())
     }
 }
 

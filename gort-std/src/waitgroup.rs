@@ -6,12 +6,11 @@
 //! Go's messages: a negative counter, `add` racing with `wait` on a group
 //! whose counter was zero, and reuse before the previous `wait` returned.
 
+use crate::loom::{loom_const_fn, AtomicU32, AtomicU64, Ordering};
 use gort_sema::{semacquire, semrelease};
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Waits for a collection of goroutines (or threads) to finish.
-#[derive(Default)]
 pub struct WaitGroup {
     /// counter << 32 | waiters. SeqCst throughout: add/done pair with wait.
     state: AtomicU64,
@@ -19,11 +18,13 @@ pub struct WaitGroup {
 }
 
 impl WaitGroup {
-    /// A group with a zero counter.
-    pub const fn new() -> WaitGroup {
-        WaitGroup {
-            state: AtomicU64::new(0),
-            sema: AtomicU32::new(0),
+    loom_const_fn! {
+        /// A group with a zero counter.
+        pub fn new() -> WaitGroup {
+            WaitGroup {
+                state: AtomicU64::new(0),
+                sema: AtomicU32::new(0),
+            }
         }
     }
 
@@ -103,6 +104,7 @@ impl WaitGroup {
     /// Runs `f` in a new goroutine and adds it to the group (Go 1.25's
     /// `WaitGroup.Go`). The goroutine counts as done when `f` returns, panics
     /// or calls goexit.
+    #[cfg(not(gort_loom))]
     pub fn go<F>(&'static self, f: F)
     where
         F: FnOnce() + Send + 'static,
@@ -115,6 +117,7 @@ impl WaitGroup {
     }
 
     /// Like [`WaitGroup::go`] for a group shared through an `Arc`.
+    #[cfg(not(gort_loom))]
     pub fn go_arc<F>(self: &std::sync::Arc<Self>, f: F)
     where
         F: FnOnce() + Send + 'static,
@@ -128,9 +131,17 @@ impl WaitGroup {
     }
 }
 
+impl Default for WaitGroup {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Calls `done` when dropped (also on panic and goexit).
+#[cfg(not(gort_loom))]
 struct Done<'a>(&'a WaitGroup);
 
+#[cfg(not(gort_loom))]
 impl Drop for Done<'_> {
     fn drop(&mut self) {
         self.0.done();

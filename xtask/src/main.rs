@@ -139,6 +139,8 @@ fn run_loom(root: &Path) -> ExitCode {
                 "gort-sched",
                 "-p",
                 "gort-sema",
+                "-p",
+                "gort-std",
             ])
             .env("RUSTFLAGS", "--cfg gort_loom")
             .env(

@@ -1,0 +1,2 @@
+mod loom_mutex;
+mod loom_waitgroup;

@@ -147,6 +147,43 @@ func main() {
 		}
 		wg.Wait()
 		report(per(time.Since(t0), n), "ns/op")
+	case "cond_broadcast":
+		rounds := def(1000)
+		const waiters = 1000
+		var mu sync.Mutex
+		goCond, doneCond := sync.NewCond(&mu), sync.NewCond(&mu)
+		round, arrived := 0, 0
+		var wg sync.WaitGroup
+		for i := 0; i < waiters; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := 1; r <= rounds; r++ {
+					mu.Lock()
+					for round < r {
+						goCond.Wait()
+					}
+					arrived++
+					if arrived == waiters {
+						doneCond.Signal()
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		t0 := time.Now()
+		for r := 1; r <= rounds; r++ {
+			mu.Lock()
+			round, arrived = r, 0
+			goCond.Broadcast()
+			for arrived < waiters {
+				doneCond.Wait()
+			}
+			mu.Unlock()
+		}
+		el := time.Since(t0)
+		wg.Wait()
+		report(per(el, rounds), "ns/round")
 	default:
 		fmt.Fprintln(os.Stderr, "unknown workload", os.Args[1])
 		os.Exit(2)

@@ -67,6 +67,12 @@ const CASES: &[Case] = &[
         what: "10M Add(1)/Done() pairs",
     },
     Case {
+        workload: "cond_broadcast",
+        peer_workload: None,
+        procs: None,
+        what: "1000 goroutines wait on a Cond; broadcast; all wake; 1000 rounds",
+    },
+    Case {
         workload: "parked_mem",
         peer_workload: None,
         procs: None,

@@ -214,6 +214,48 @@ fn main() {
             });
             report(per(el, n), "ns/op");
         }
+        "cond_broadcast" => {
+            let rounds = n.unwrap_or(1000);
+            const WAITERS: u64 = 1000;
+            let el = gort::run(move || {
+                // (round, arrived)
+                let st = Arc::new((
+                    gort::sync::Mutex::new((0u64, 0u64)),
+                    gort::sync::Cond::new(),
+                    gort::sync::Cond::new(),
+                ));
+                let hs: Vec<_> = (0..WAITERS)
+                    .map(|_| {
+                        let st = st.clone();
+                        gort::go(move || {
+                            let (m, go_cond, done_cond) = &*st;
+                            for r in 1..=rounds {
+                                let mut g = go_cond.wait_while(m.lock(), |s| s.0 < r);
+                                g.1 += 1;
+                                if g.1 == WAITERS {
+                                    done_cond.signal();
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                let (m, go_cond, done_cond) = &*st;
+                let t0 = Instant::now();
+                for r in 1..=rounds {
+                    let mut g = m.lock();
+                    g.0 = r;
+                    g.1 = 0;
+                    go_cond.broadcast();
+                    drop(done_cond.wait_while(g, |s| s.1 < WAITERS));
+                }
+                let el = t0.elapsed();
+                for h in hs {
+                    h.join().unwrap();
+                }
+                el
+            });
+            report(per(el, rounds), "ns/round");
+        }
         _ => unknown(&w),
     }
 }

@@ -184,6 +184,25 @@ func main() {
 		el := time.Since(t0)
 		wg.Wait()
 		report(per(el, rounds), "ns/round")
+	case "pool":
+		perG := def(10000000)
+		var p sync.Pool
+		p.New = func() any { return new(int) }
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		for g := 0; g < 2; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				x := new(int)
+				for i := 0; i < perG; i++ {
+					p.Put(x)
+					x = p.Get().(*int)
+				}
+			}()
+		}
+		wg.Wait()
+		report(per(time.Since(t0), 2*perG), "ns/op")
 	default:
 		fmt.Fprintln(os.Stderr, "unknown workload", os.Args[1])
 		os.Exit(2)

@@ -203,6 +203,15 @@ mod api {
         }
     }
 
+    /// Go's procPin, cooperative edition: the id of the P the calling
+    /// goroutine runs on, or `None` on a plain thread. It cannot change
+    /// until the goroutine parks or yields (there is no preemption), so
+    /// per-P data indexed by it (sync.Pool's shards) needs no lock against
+    /// other goroutines of the same P.
+    pub fn proc_pin() -> Option<usize> {
+        crate::rt::current_p()
+    }
+
     /// The running goroutine's id, or `None` on a plain thread.
     pub fn goid() -> Option<u64> {
         let g = crate::rt::current_g();

@@ -251,20 +251,41 @@ impl M {
 // Thread-local state. Read through non-inlined functions, so that code on a
 // migratable goroutine never uses a TLS address cached from another thread.
 
+/// This thread's M and the goroutine it runs, in one thread-local so that
+/// code that needs both pays for one TLS lookup.
+struct Cur {
+    m: Cell<*const M>,
+    g: Cell<*mut G>,
+}
+
 thread_local! {
-    static CUR_M: Cell<*const M> = const { Cell::new(ptr::null()) };
-    static CUR_G: Cell<*mut G> = const { Cell::new(ptr::null_mut()) };
+    static CUR: Cur = const {
+        Cur {
+            m: Cell::new(ptr::null()),
+            g: Cell::new(ptr::null_mut()),
+        }
+    };
 }
 
 #[inline(never)]
 fn current_m() -> *const M {
-    CUR_M.with(|c| c.get())
+    CUR.with(|c| c.m.get())
 }
 
 /// The running goroutine, or null on a plain thread (or an M's own stack).
 #[inline(never)]
 pub(crate) fn current_g() -> *mut G {
-    CUR_G.with(|c| c.get())
+    CUR.with(|c| c.g.get())
+}
+
+/// Both at once.
+#[inline(never)]
+fn current() -> (*const M, *mut G) {
+    CUR.with(|c| (c.m.get(), c.g.get()))
+}
+
+fn set_current_g(g: *mut G) {
+    CUR.with(|c| c.g.set(g));
 }
 
 // ---------------------------------------------------------------------------
@@ -825,7 +846,7 @@ fn newm(s: &'static Sched, p: &'static P, spinning: bool) {
 }
 
 fn mstart(s: &'static Sched, m: &'static M) -> ! {
-    CUR_M.with(|c| c.set(m));
+    CUR.with(|c| c.m.set(m));
     // SAFETY: this is m's thread.
     let ml = unsafe { m.local() };
     let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
@@ -859,12 +880,12 @@ fn execute(s: &'static Sched, m: &'static M, g: *mut G) {
         Some(c) => c,
         None => start_g(s, m, g),
     };
-    CUR_G.with(|c| c.set(g));
+    set_current_g(g);
     loop {
         let r = ctx.resume();
         match r {
             Resumed::Finished => {
-                CUR_G.with(|c| c.set(ptr::null_mut()));
+                set_current_g(ptr::null_mut());
                 drop(ctx.into_stack()); // back to this M's stack cache
                 gr.park.retire();
                 // Compaction candidates recognise the exit by the zero goid.
@@ -916,7 +937,7 @@ fn execute(s: &'static Sched, m: &'static M, g: *mut G) {
             }
         }
     }
-    CUR_G.with(|c| c.set(ptr::null_mut()));
+    set_current_g(ptr::null_mut());
 }
 
 /// First run of a fresh G on this M: give it a stack and bind it here.
@@ -1660,4 +1681,17 @@ pub(crate) fn can_spin(iter: u32) -> bool {
     // SAFETY: the P we hold.
     let p = unsafe { &*ml.p };
     ml.runnext.is_null() && ml.runq.is_empty() && !m.has_inbox() && p.runq.is_empty()
+}
+
+/// The id of the P the calling goroutine runs on (None on a plain thread).
+/// It stays the same until the goroutine next parks or yields.
+pub(crate) fn current_p() -> Option<usize> {
+    let (m, g) = current();
+    if m.is_null() || g.is_null() {
+        return None;
+    }
+    // SAFETY: our own M; no switch here.
+    let ml = unsafe { (*m).local() };
+    // SAFETY: the P we hold is live.
+    (!ml.p.is_null()).then(|| unsafe { &*ml.p }.id)
 }

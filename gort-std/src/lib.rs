@@ -2,8 +2,9 @@
 //!
 //! So far: [`Mutex`] / [`RawMutex`] (sync.Mutex with Go's spinning and
 //! starvation mode), [`RwLock`] / [`RawRwLock`] (writer preference),
-//! [`WaitGroup`] (with Go 1.25's `go`), [`Cond`], [`Once`] and
-//! [`OnceValue`]. Every blocking operation parks the calling goroutine
+//! [`WaitGroup`] (with Go 1.25's `go`), [`Cond`], [`Once`],
+//! [`OnceValue`] and [`Pool`] (per-P shards, victim cache, cleared by
+//! [`pool_cleanup`], the hook the GC layer will call). Every blocking operation parks the calling goroutine
 //! (its M runs other goroutines) or, from a plain OS thread such as `main`,
 //! parks the thread — `main` calling `wg.wait()` just works.
 //!
@@ -12,7 +13,7 @@
 //! unlocking an unlocked mutex, a negative WaitGroup counter, reusing a
 //! WaitGroup before `wait` returned.
 //!
-//! Still to come (issue 3): Pool, channels and `select!`.
+//! Still to come (issue 3): channels and `select!`.
 //!
 //! # Invariants
 //! * A mutex's state word counts exactly the goroutines/threads queued on
@@ -26,6 +27,8 @@ mod mutex;
 #[cfg(not(gort_loom))]
 mod once;
 #[cfg(not(gort_loom))]
+mod pool;
+#[cfg(not(gort_loom))]
 mod rwlock;
 mod waitgroup;
 
@@ -34,6 +37,8 @@ pub use cond::Cond;
 pub use mutex::{Mutex, MutexGuard, RawMutex};
 #[cfg(not(gort_loom))]
 pub use once::{Once, OnceValue};
+#[cfg(not(gort_loom))]
+pub use pool::{pool_cleanup, Pool};
 #[cfg(not(gort_loom))]
 pub use rwlock::{RawRwLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use waitgroup::WaitGroup;

@@ -533,3 +533,91 @@ fn test_failed_try_lock_does_not_unlock() {
     assert!(l.try_write().is_none());
     drop(r);
 }
+
+/// pool_test.go TestPool: a value put is got back on the same P; after two
+/// collections (cleanup moves to the victim cache, then drops it) the pool
+/// makes new values.
+#[test]
+fn test_pool() {
+    run(|| {
+        let made = Arc::new(AtomicUsize::new(0));
+        let m2 = made.clone();
+        let p = Pool::new(move || {
+            m2.fetch_add(1, Ordering::SeqCst);
+            String::from("new")
+        });
+        p.put("a".to_string());
+        p.put("b".to_string());
+        // Same goroutine, no park in between: same P, private slot first.
+        assert_eq!(p.get(), "b");
+        assert_eq!(p.get(), "a");
+        assert_eq!(p.get(), "new");
+        assert_eq!(made.load(Ordering::SeqCst), 1);
+        // One cleanup: the values survive in the victim cache.
+        p.put("c".to_string());
+        p.put("d".to_string());
+        pool_cleanup();
+        let got = [p.get(), p.get()];
+        assert!(
+            got.contains(&"d".to_string()) || got.contains(&"c".to_string()),
+            "{got:?}"
+        );
+        // Two cleanups drop everything.
+        p.put("e".to_string());
+        p.put("f".to_string());
+        pool_cleanup();
+        pool_cleanup();
+        let before = made.load(Ordering::SeqCst);
+        let _ = p.get(); // the private slot may still hold "f"
+        let _ = p.get();
+        assert!(
+            made.load(Ordering::SeqCst) > before,
+            "values outlived two collections"
+        );
+    });
+}
+
+/// pool_test.go TestPoolNew: New is called only when the pool is empty.
+#[test]
+fn test_pool_new() {
+    let i = Arc::new(AtomicUsize::new(0));
+    let i2 = i.clone();
+    let p = Pool::new(move || i2.fetch_add(1, Ordering::SeqCst) + 1);
+    assert_eq!(p.get(), 1);
+    assert_eq!(p.get(), 2);
+    p.put(42);
+    assert_eq!(p.get(), 42);
+    assert_eq!(p.get(), 3);
+}
+
+/// pool_test.go TestPoolStress: goroutines and threads get and put
+/// concurrently; every value is valid.
+#[test]
+fn test_pool_stress() {
+    let p = Arc::new(Pool::new(|| 0u64));
+    let mut hs = Vec::new();
+    for _ in 0..8 {
+        let p = p.clone();
+        hs.push(go(move || {
+            for i in 0..10_000u64 {
+                p.put(i);
+                let v = p.get();
+                assert!(v < 10_000);
+                if i % 100 == 0 {
+                    gosched();
+                }
+            }
+        }));
+    }
+    let p2 = p.clone();
+    let t = std::thread::spawn(move || {
+        for i in 0..10_000u64 {
+            p2.put(i);
+            assert!(p2.get() < 10_000);
+        }
+    });
+    for h in hs {
+        h.join().unwrap();
+    }
+    t.join().unwrap();
+}

@@ -73,6 +73,12 @@ const CASES: &[Case] = &[
         what: "1000 goroutines wait on a Cond; broadcast; all wake; 1000 rounds",
     },
     Case {
+        workload: "pool",
+        peer_workload: None,
+        procs: Some(2),
+        what: "Pool Put+Get pairs, 2 goroutines x 10M, 2 Ps",
+    },
+    Case {
         workload: "parked_mem",
         peer_workload: None,
         procs: None,

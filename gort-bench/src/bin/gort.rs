@@ -256,6 +256,29 @@ fn main() {
             });
             report(per(el, rounds), "ns/round");
         }
+        "pool" => {
+            let per_g = n.unwrap_or(10_000_000);
+            let el = gort::run(move || {
+                let p = Arc::new(gort::sync::Pool::new(|| 0u64));
+                let t0 = Instant::now();
+                let hs: Vec<_> = (0..2)
+                    .map(|_| {
+                        let p = p.clone();
+                        gort::go(move || {
+                            for i in 0..per_g {
+                                p.put(i);
+                                std::hint::black_box(p.get());
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+                t0.elapsed()
+            });
+            report(per(el, 2 * per_g), "ns/op");
+        }
         _ => unknown(&w),
     }
 }

@@ -94,4 +94,51 @@ fn main() {
     });
     println!("6. same OS thread across 100 gosched calls: {same}");
     println!("   live goroutines now: {}", gort::num_goroutine());
+
+    // 7. Go's sync package: a Mutex and a WaitGroup shared by 1000
+    //    goroutines, waited for from main (a plain thread).
+    let counter = Arc::new(gort::sync::Mutex::new(0u64));
+    let wg = Arc::new(gort::sync::WaitGroup::new());
+    for _ in 0..1000 {
+        let c = counter.clone();
+        wg.go_arc(move || {
+            for _ in 0..100 {
+                *c.lock() += 1;
+            }
+        });
+    }
+    wg.wait();
+    println!(
+        "7. 1000 goroutines x 100 increments under a gort Mutex = {}",
+        *counter.lock()
+    );
+
+    // 8. Cond: a broadcast wakes every waiter; Once runs once.
+    let state = Arc::new((gort::sync::Mutex::new(false), gort::sync::Cond::new()));
+    let once = Arc::new(gort::sync::Once::new());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let waiters: Vec<_> = (0..10)
+        .map(|_| {
+            let (st, once, ran) = (state.clone(), once.clone(), ran.clone());
+            gort::go(move || {
+                let (m, c) = &*st;
+                drop(c.wait_while(m.lock(), |go| !*go));
+                once.call_once(|| {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                });
+            })
+        })
+        .collect();
+    {
+        let (m, c) = &*state;
+        *m.lock() = true;
+        c.broadcast();
+    }
+    for w in waiters {
+        w.join().unwrap();
+    }
+    println!(
+        "8. broadcast woke 10 waiters; their Once ran {} time(s)",
+        ran.load(Ordering::SeqCst)
+    );
 }

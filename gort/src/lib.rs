@@ -9,7 +9,7 @@
 //! | [`gort_os`] (`gort::os`) | context switch and pooled stacks, futex parking, threads, clock, CPU quota |
 //! | [`gort_sched`] (`gort::sched`) | goroutines: `go`, `run`, `JoinHandle`, `gosched`, `goexit`, `gomaxprocs`, park/ready |
 //! | [`gort_sema`] (`gort::sema`) | Go's runtime semaphores: `semacquire`/`semrelease`, `NotifyList`, `Note` |
-//! | [`gort_std`] (`gort::sync`) | Go's sync package: `Mutex`, `WaitGroup`, `Cond`, `Once`, `OnceValue` (RwLock, Pool, channels to come) |
+//! | [`gort_std`] (`gort::sync`) | Go's sync package: `Mutex`, `RwLock`, `WaitGroup`, `Cond`, `Once`, `OnceValue`, `Pool` (channels and select to come) |
 //!
 //! ```
 //! let total = gort::run(|| {
@@ -38,5 +38,5 @@ pub use gort_sched::{
 /// The names most programs need: `use gort::prelude::*;`.
 pub mod prelude {
     pub use gort_sched::{go, gosched, run, Builder, JoinHandle};
-    pub use gort_std::{Cond, Mutex, Once, WaitGroup};
+    pub use gort_std::{Cond, Mutex, Once, Pool, RwLock, WaitGroup};
 }

@@ -575,47 +575,56 @@ pub(crate) fn release_g(g: *mut G) {
     gfput_any(sched(), g);
 }
 
+/// The calling thread's M-local state, if it is an M holding a P.
+///
+/// # Safety
+/// The result must not be held across a goroutine switch (it is the M's
+/// own state, which its scheduler loop also uses).
+#[inline]
+unsafe fn local_with_p<'a>() -> Option<&'a mut MLocal> {
+    let m = current_m();
+    if m.is_null() {
+        return None;
+    }
+    // SAFETY: current_m() is this thread's own M; the caller keeps the
+    // borrow within one stretch of code without a switch.
+    let ml = unsafe { (*m).local() };
+    (!ml.p.is_null()).then_some(ml)
+}
+
 /// Queues a fresh or migratable G on the current P (runnext if `next`), or
 /// on the global queue from a thread without a P; then wakes an M if one
 /// could help.
 fn runq_put_here(s: &'static Sched, g: *mut G, next: bool) {
-    let m = current_m();
-    if !m.is_null() {
-        // SAFETY: current_m() is this thread's own M; no switch happens here.
-        let ml = unsafe { (*m).local() };
-        if !ml.p.is_null() {
-            // SAFETY: a P we hold is live and ours.
-            let p = unsafe { &*ml.p };
-            if let Err(batch) = p.runq.put(g, next) {
-                global_put_batch(s, &batch);
-            }
-            wakep(s);
-            return;
+    // SAFETY: no switch in this function.
+    if let Some(ml) = unsafe { local_with_p() } {
+        // SAFETY: a P we hold is live and ours.
+        let p = unsafe { &*ml.p };
+        if let Err(batch) = p.runq.put(g, next) {
+            global_put_batch(s, &batch);
         }
+        wakep(s);
+        return;
     }
     global_put_batch(s, &[g]);
     wakep(s);
 }
 
 fn gfget(s: &'static Sched) -> *mut G {
-    let m = current_m();
-    if !m.is_null() {
-        // SAFETY: our own M, no switch here.
-        let ml = unsafe { (*m).local() };
-        if !ml.p.is_null() {
-            // SAFETY: only the M holding the P touches gfree.
-            let free = unsafe { &mut *(*ml.p).gfree.get() };
-            if free.is_empty() {
-                let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
-                let n = gl.len().min(GFREE_MAX / 2);
-                let at = gl.len() - n;
-                free.extend(gl.drain(at..).map(|a| a as *mut G));
-            }
-            if free.is_empty() {
-                free.extend(alloc_gs());
-            }
-            return free.pop().expect("just refilled");
+    // SAFETY: no switch in this function.
+    if let Some(ml) = unsafe { local_with_p() } {
+        // SAFETY: only the M holding the P touches gfree.
+        let free = unsafe { &mut *(*ml.p).gfree.get() };
+        if free.is_empty() {
+            let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
+            let n = gl.len().min(GFREE_MAX / 2);
+            let at = gl.len() - n;
+            free.extend(gl.drain(at..).map(|a| a as *mut G));
         }
+        if free.is_empty() {
+            free.extend(alloc_gs());
+        }
+        return free.pop().expect("just refilled");
     }
     let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
     if gl.is_empty() {
@@ -634,14 +643,10 @@ fn alloc_gs() -> impl Iterator<Item = *mut G> {
 /// Returns a recycled G to the current P's free list, or the global one
 /// from a thread without a P.
 fn gfput_any(s: &'static Sched, g: *mut G) {
-    let m = current_m();
-    if !m.is_null() {
-        // SAFETY: our own M; no switch here.
-        let ml = unsafe { (*m).local() };
-        if !ml.p.is_null() {
-            gfput(s, ml, g);
-            return;
-        }
+    // SAFETY: no switch in this function.
+    if let Some(ml) = unsafe { local_with_p() } {
+        gfput(s, ml, g);
+        return;
     }
     s.gfree
         .lock()
@@ -993,17 +998,13 @@ pub(crate) fn goroutine_done() {
 /// for threads without a P.
 #[inline]
 fn count_goroutines(s: &'static Sched, d: isize) {
-    let m = current_m();
-    if !m.is_null() {
-        // SAFETY: our own M; no switch here.
-        let ml = unsafe { (*m).local() };
-        if !ml.p.is_null() {
-            // SAFETY: the P we hold.
-            let c = &unsafe { &*ml.p }.ngoroutine;
-            // Release pairs with num_goroutine's Acquire loads.
-            c.store(c.load(Ordering::Relaxed) + d, Ordering::Release);
-            return;
-        }
+    // SAFETY: no switch in this function.
+    if let Some(ml) = unsafe { local_with_p() } {
+        // SAFETY: the P we hold.
+        let c = &unsafe { &*ml.p }.ngoroutine;
+        // Release pairs with num_goroutine's Acquire loads.
+        c.store(c.load(Ordering::Relaxed) + d, Ordering::Release);
+        return;
     }
     s.ngoroutine_ext.fetch_add(d, Ordering::AcqRel);
 }

@@ -1,65 +1,44 @@
 //! gort's side of `cargo xtask bench`.
 
 use gort::sched::{park, WaitReason, Waiter};
+use gort::sema::{semacquire, semrelease};
+use gort::sync::WaitGroup;
 use gort_bench::{args, per, report, rss, unknown};
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// A counting semaphore with hand-off: the analogue of a Go channel's
-/// lock + sudog queue, built on park/ready.
+/// park_pingpong measures the scheduler's park/ready itself (issue 2), so
+/// its token hand-off is built directly on them: one waiter slot and a
+/// token flag per side. (gort-sema's semaphores add their wait-queue
+/// machinery on top; they are used for the other workloads.)
 #[derive(Default)]
-struct Sema {
-    inner: Mutex<(usize, VecDeque<Waiter>)>,
+struct Baton {
+    slot: Mutex<(bool, Option<Waiter>)>,
 }
 
-impl Sema {
-    fn acquire(&self) {
-        let mut g = self.inner.lock().unwrap();
-        if g.0 > 0 {
-            g.0 -= 1;
-            return;
-        }
-        g.1.push_back(Waiter::current());
-        park(WaitReason::SemAcquire, move || {
-            drop(g);
-            true
-        });
-    }
-
-    fn release(&self) {
-        let mut g = self.inner.lock().unwrap();
-        match g.1.pop_front() {
-            Some(w) => {
+impl Baton {
+    fn take(&self) {
+        let mut g = self.slot.lock().unwrap();
+        while !g.0 {
+            g.1 = Some(Waiter::current());
+            park(WaitReason::Other("baton"), move || {
                 drop(g);
-                w.ready();
-            }
-            None => g.0 += 1,
+                true
+            });
+            g = self.slot.lock().unwrap();
         }
+        g.0 = false;
     }
-}
 
-/// Counts down; the last arrival readies the waiter.
-struct Latch {
-    left: AtomicUsize,
-    sema: Sema,
-}
-
-impl Latch {
-    fn new(n: usize) -> Arc<Latch> {
-        Arc::new(Latch {
-            left: AtomicUsize::new(n),
-            sema: Sema::default(),
-        })
-    }
-    fn done(&self) {
-        if self.left.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.sema.release();
+    fn give(&self) {
+        let mut g = self.slot.lock().unwrap();
+        g.0 = true;
+        let w = g.1.take();
+        drop(g);
+        if let Some(w) = w {
+            w.ready();
         }
-    }
-    fn wait(&self) {
-        self.sema.acquire();
     }
 }
 
@@ -69,13 +48,14 @@ fn main() {
         "spawn_join" => {
             let n = n.unwrap_or(1_000_000);
             let el = gort::run(move || {
-                let latch = Latch::new(n as usize);
+                let wg = Arc::new(WaitGroup::new());
+                wg.add(n as i32);
                 let t0 = Instant::now();
                 for _ in 0..n {
-                    let l = latch.clone();
-                    drop(gort::go(move || l.done()));
+                    let wg = wg.clone();
+                    drop(gort::go(move || wg.done()));
                 }
-                latch.wait();
+                wg.wait();
                 t0.elapsed()
             });
             report(per(el, n), "ns/task");
@@ -83,18 +63,18 @@ fn main() {
         "park_pingpong" => {
             let n = n.unwrap_or(1_000_000);
             let el = gort::run(move || {
-                let (a, b) = (Arc::new(Sema::default()), Arc::new(Sema::default()));
+                let (a, b) = (Arc::new(Baton::default()), Arc::new(Baton::default()));
                 let (a2, b2) = (a.clone(), b.clone());
                 let pong = gort::go(move || {
                     for _ in 0..n {
-                        a2.acquire();
-                        b2.release();
+                        a2.take();
+                        b2.give();
                     }
                 });
                 let t0 = Instant::now();
                 for _ in 0..n {
-                    a.release();
-                    b.acquire();
+                    a.give();
+                    b.take();
                 }
                 let el = t0.elapsed();
                 pong.join().unwrap();
@@ -109,8 +89,9 @@ fn main() {
                 // Warm the runtime (threads, pools) before the baseline.
                 gort::go(|| ()).join().unwrap();
                 let rss0 = rss();
-                let parked = Latch::new(n as usize);
-                let gate = Arc::new(Sema::default());
+                let parked = Arc::new(WaitGroup::new());
+                parked.add(n as i32);
+                let gate = Arc::new(AtomicU32::new(0));
                 let hs: Vec<_> = (0..n)
                     .map(|_| {
                         let (p, g) = (parked.clone(), gate.clone());
@@ -119,7 +100,7 @@ fn main() {
                         let b = unsafe { gort::Builder::new().compact_when_parked(compact) };
                         b.spawn(move || {
                             p.done();
-                            g.acquire();
+                            semacquire(&g);
                         })
                     })
                     .collect();
@@ -127,7 +108,7 @@ fn main() {
                 std::thread::sleep(std::time::Duration::from_millis(50));
                 let rss1 = rss();
                 for _ in 0..n {
-                    gate.release();
+                    semrelease(&gate, false);
                 }
                 for h in hs {
                     h.join().unwrap();

@@ -2,8 +2,9 @@
 //! parker every idle M and every plain OS thread that blocks in gort sleeps on.
 //!
 //! Linux: `futex(2)` with the private flag. Other Unixes: `parking_lot_core`
-//! keyed by the word's address. Under loom: a yield (spurious wake-ups are part
-//! of the contract, so callers always re-check in a loop).
+//! keyed by the word's address. Under loom: a model-wide mutex + condition
+//! variable (spurious wake-ups are part of the contract, so callers always
+//! re-check in a loop; a timeout is modelled as "never fires").
 
 use crate::loom::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -103,15 +104,28 @@ mod imp {
 
 #[cfg(gort_loom)]
 mod imp {
+    //! Under loom a futex is one model-wide mutex + condition variable: a
+    //! waiter re-checks the word under the mutex, a waker notifies under it,
+    //! so no wake-up is lost, and a blocked waiter is not runnable (loom does
+    //! not have to explore it spinning).
     use super::*;
+    use loom::sync::{Condvar, Mutex};
+
+    loom::lazy_static! {
+        static ref FUTEX: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+    }
 
     pub(super) fn wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) {
+        let guard = FUTEX.0.lock().unwrap();
         if word.load(Ordering::Acquire) == expected {
-            loom::thread::yield_now();
+            drop(FUTEX.1.wait(guard).unwrap());
         }
     }
 
-    pub(super) fn wake(_word: &AtomicU32, _n: u32) {}
+    pub(super) fn wake(_word: &AtomicU32, _n: u32) {
+        let _guard = FUTEX.0.lock().unwrap();
+        FUTEX.1.notify_all();
+    }
 }
 
 const EMPTY: u32 = 0;

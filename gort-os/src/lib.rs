@@ -15,6 +15,8 @@
 //!   default `vm.max_map_count` of 65530.
 //! * [`futex`] — waiting on a 32-bit word, and [`futex::Parker`], the one-token
 //!   parker that idle Ms and plain OS threads sleep on.
+//! * [`lock`] — [`lock::RawLock`], the runtime's short-hold lock (spin, yield,
+//!   then futex; Go's `runtime.mutex`) for channels and timer heaps.
 //! * [`thread`] — named OS threads with an alternate signal stack.
 //! * [`clock`] — [`clock::nanotime`], the monotonic clock.
 //! * [`cpu`] — [`cpu::num_cpu`] (the affinity mask) and
@@ -59,6 +61,7 @@ mod loom;
 pub mod clock;
 pub mod cpu;
 pub mod futex;
+pub mod lock;
 
 #[cfg(not(gort_loom))]
 pub mod context;

@@ -26,17 +26,25 @@ pub(crate) use loom::sync::Mutex;
 #[cfg(gort_loom)]
 pub(crate) use shim::{park, WaitReason, Waiter};
 
+/// The loom stand-in for gort-sched's `park`/`Waiter`, exported (under
+/// `--cfg gort_loom` only) so the layers above model their own protocols
+/// on the same parker.
 #[cfg(gort_loom)]
-mod shim {
+pub mod shim {
     use loom::sync::atomic::{AtomicBool, Ordering};
     use loom::sync::Arc;
     use std::cell::RefCell;
 
+    /// gort-sched's wait reasons (the ones used by the modelled layers).
     #[derive(Debug, Clone, Copy)]
-    pub(crate) enum WaitReason {
+    #[allow(missing_docs)]
+    pub enum WaitReason {
         SemAcquire,
         SyncCondWait,
-        #[allow(dead_code)]
+        ChanSend,
+        ChanReceive,
+        Select,
+        SelectNoCases,
         Other(&'static str),
     }
 
@@ -49,25 +57,36 @@ mod shim {
         static CURRENT: RefCell<Option<Arc<Inner>>> = RefCell::new(None);
     }
 
-    pub(crate) struct Waiter(Arc<Inner>);
+    /// Wakes the next `park` of the thread that made it (all waiters made
+    /// before one park share its state, as gort-sched's do through the
+    /// epoch).
+    pub struct Waiter(Arc<Inner>);
 
     impl Waiter {
-        pub(crate) fn current() -> Waiter {
-            let inner = Arc::new(Inner {
-                notified: AtomicBool::new(false),
-                thread: loom::thread::current(),
+        /// A waiter for this thread's next park.
+        pub fn current() -> Waiter {
+            let inner = CURRENT.with(|c| {
+                c.borrow_mut()
+                    .get_or_insert_with(|| {
+                        Arc::new(Inner {
+                            notified: AtomicBool::new(false),
+                            thread: loom::thread::current(),
+                        })
+                    })
+                    .clone()
             });
-            CURRENT.with(|c| *c.borrow_mut() = Some(inner.clone()));
             Waiter(inner)
         }
 
-        pub(crate) fn ready(self) {
+        /// Wakes the park this waiter was made for.
+        pub fn ready(self) {
             self.0.notified.store(true, Ordering::Release);
             self.0.thread.unpark();
         }
     }
 
-    pub(crate) fn park<F: FnOnce() -> bool>(_reason: WaitReason, commit: F) {
+    /// Parks until a waiter made for this park is readied.
+    pub fn park<F: FnOnce() -> bool>(_reason: WaitReason, commit: F) {
         let inner = CURRENT
             .with(|c| c.borrow_mut().take())
             .expect("park without Waiter::current");

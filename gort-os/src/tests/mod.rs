@@ -1,1 +1,2 @@
 mod loom_parker;
+mod loom_lock;

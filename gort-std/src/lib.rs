@@ -20,6 +20,7 @@
 //!   its semaphore (plus those about to queue) in its waiter bits.
 //! * A WaitGroup's waiter count is only cleared when its counter is zero.
 
+mod chan;
 #[cfg(not(gort_loom))]
 mod cond;
 mod loom;
@@ -32,6 +33,10 @@ mod pool;
 mod rwlock;
 mod waitgroup;
 
+pub use chan::{
+    chan, IntoIter, Iter, Receiver, RecvCase, RecvError, Select, SendCase, SendError, Sender,
+    TryIter, TryRecvError, TrySendError,
+};
 #[cfg(not(gort_loom))]
 pub use cond::Cond;
 pub use mutex::{Mutex, MutexGuard, RawMutex};

@@ -1,0 +1,605 @@
+//! `select`: Go's selectgo (runtime/select.go) over type-erased cases, and
+//! the [`select!`](crate::select!) macro that builds one.
+//!
+//! 1. Lock every case's channel, in address order (so two selects over the
+//!    same channels cannot deadlock), each distinct channel once.
+//! 2. Pass 1: poll the cases in a uniformly random order; the first that can
+//!    complete does, and the select returns.
+//! 3. With a `default`, give up. Otherwise pass 2: queue one sudog per case,
+//!    all pointing at one `done` flag, and park once; the park's commit
+//!    unlocks the channels.
+//! 4. A waker dequeuing one of these sudogs must flip `done` 0 -> 1 first; a
+//!    waker that fails drops the sudog from its queue and looks further.
+//! 5. Pass 3, after the wake-up: lock everything again, find the case the
+//!    waker completed (its `result` is set), remove the other sudogs from
+//!    the queues they are still in.
+
+use super::sudog::{Sudog, CLOSED, DISCONNECTED, OK, PENDING};
+use super::{ChanOps, Dir, Receiver, RecvError, Recvd, SendError, Sender, Sent};
+use crate::loom::{park, Ordering, WaitReason, Waiter};
+use std::cell::Cell;
+use std::marker::PhantomData;
+
+/// One operation of a [`Select`].
+struct Case<'a> {
+    chan: &'a dyn ChanOps,
+    dir: Dir,
+    /// Holds the case's value (a send's, or a receive's result) and, in
+    /// pass 2, its place in the channel's queue.
+    sg: *mut Sudog,
+}
+
+impl Case<'_> {
+    fn addr(&self) -> usize {
+        self.chan.raw_lock() as *const _ as usize
+    }
+}
+
+/// Cases inline up to this many (no allocation for the common selects).
+const INLINE_CASES: usize = 4;
+
+/// A dynamic `select` over send and receive cases, for when the cases are
+/// not known at compile time; [`select!`](crate::select!) is built on it.
+///
+/// Add cases with [`Select::recv`] and [`Select::send`], run it with
+/// [`Select::select`] (blocks) or [`Select::try_select`] (Go's `default`),
+/// then complete the chosen case with its token's `finish`, which consumes
+/// the `Select`. Values of send cases that were not chosen are dropped with
+/// the `Select`.
+///
+/// ```
+/// use gort_std::{chan, Select};
+/// let (tx1, rx1) = chan::<u32>(1);
+/// let (_tx2, rx2) = chan::<&str>(1);
+/// tx1.send(1).unwrap();
+/// let mut sel = Select::new();
+/// let a = sel.recv(&rx1);
+/// let b = sel.recv(&rx2);
+/// let i = sel.select();
+/// assert_eq!(i, a.index());
+/// assert_ne!(i, b.index());
+/// assert_eq!(a.finish(sel), Ok(1));
+/// ```
+pub struct Select<'a> {
+    inline: [Option<Case<'a>>; INLINE_CASES],
+    spill: Vec<Case<'a>>,
+    len: usize,
+    /// Brands this select's case tokens (unique per thread; tokens are !Send).
+    id: u64,
+    selected: Option<usize>,
+    /// Sudogs come from (and return to) this thread's cache.
+    _not_send: PhantomData<*mut ()>,
+}
+
+/// The token of a receive case of a [`Select`].
+#[derive(Debug)]
+pub struct RecvCase<T> {
+    index: usize,
+    id: u64,
+    _t: PhantomData<*const T>,
+}
+
+/// The token of a send case of a [`Select`].
+#[derive(Debug)]
+pub struct SendCase<T> {
+    index: usize,
+    id: u64,
+    _t: PhantomData<*const T>,
+}
+
+thread_local! {
+    static NEXT_ID: Cell<u64> = const { Cell::new(0) };
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A uniformly distributed number below `n` (wyrand; Go: cheaprandn).
+#[cfg(not(gort_loom))]
+fn rand_below(n: usize) -> usize {
+    let x = RNG.with(|r| {
+        let mut s = r.get();
+        if s == 0 {
+            // Seed from the thread-local's address and the clock.
+            s = ((r as *const _ as u64) ^ (gort_os::clock::nanotime() as u64)) | 1;
+        }
+        s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        r.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    });
+    ((u128::from(x) * n as u128) >> 64) as usize
+}
+
+impl Default for Select<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a> Select<'a> {
+    /// An empty select. Running it blocks forever (Go's `select {}`), or
+    /// with [`Select::try_select`] returns `None`.
+    pub fn new() -> Self {
+        Select {
+            inline: [None, None, None, None],
+            spill: Vec::new(),
+            len: 0,
+            id: NEXT_ID.with(|c| {
+                c.set(c.get() + 1);
+                c.get()
+            }),
+            selected: None,
+            _not_send: PhantomData,
+        }
+    }
+
+    fn push(&mut self, c: Case<'a>) -> usize {
+        assert!(self.len < u16::MAX as usize, "select: too many cases");
+        assert!(self.selected.is_none(), "select: case added after selection");
+        if self.len < INLINE_CASES {
+            self.inline[self.len] = Some(c);
+        } else {
+            self.spill.push(c);
+        }
+        self.len += 1;
+        self.len - 1
+    }
+
+    #[inline]
+    fn case(&self, i: usize) -> &Case<'a> {
+        if i < INLINE_CASES {
+            self.inline[i].as_ref().expect("select: case index")
+        } else {
+            &self.spill[i - INLINE_CASES]
+        }
+    }
+
+    /// Adds a case receiving from `rx`.
+    pub fn recv<T>(&mut self, rx: &'a Receiver<T>) -> RecvCase<T> {
+        let sg = Sudog::acquire::<T>();
+        let index = self.push(Case {
+            chan: &*rx.c,
+            dir: Dir::Recv,
+            sg,
+        });
+        RecvCase {
+            index,
+            id: self.id,
+            _t: PhantomData,
+        }
+    }
+
+    /// Adds a case sending `v` on `tx`. If another case is chosen, `v` is
+    /// dropped with the `Select`.
+    pub fn send<T>(&mut self, tx: &'a Sender<T>, v: T) -> SendCase<T> {
+        let sg = Sudog::acquire::<T>();
+        // SAFETY: the sudog is ours; `elem` is a slot for a `T`.
+        unsafe {
+            (*sg).elem.cast::<T>().write(v);
+            (*sg).live = true;
+        }
+        let index = self.push(Case {
+            chan: &*tx.c,
+            dir: Dir::Send,
+            sg,
+        });
+        SendCase {
+            index,
+            id: self.id,
+            _t: PhantomData,
+        }
+    }
+
+    /// Blocks until one case can complete, completes it, and returns its
+    /// index. With no cases, blocks forever.
+    ///
+    /// # Panics
+    /// `send on closed channel` if the chosen case sends on a closed
+    /// channel (as Go's select does); if the select already ran.
+    pub fn select(&mut self) -> usize {
+        self.run(true).expect("blocking select returned without a case")
+    }
+
+    /// Completes a case that is ready now (choosing uniformly among the
+    /// ready ones) and returns its index, or returns `None` — Go's select
+    /// with a `default`.
+    ///
+    /// # Panics
+    /// As [`Select::select`].
+    pub fn try_select(&mut self) -> Option<usize> {
+        self.run(false)
+    }
+
+    fn lock_all(&self, order: &[u16]) {
+        let mut prev = 0;
+        for &i in order {
+            let c = self.case(i as usize);
+            let a = c.addr();
+            if a != prev {
+                c.chan.raw_lock().lock();
+                prev = a;
+            }
+        }
+    }
+
+    fn unlock_all(&self, order: &[u16]) {
+        let mut prev = 0;
+        for &i in order.iter().rev() {
+            let c = self.case(i as usize);
+            let a = c.addr();
+            if a != prev {
+                // SAFETY: `lock_all` locked each distinct channel once.
+                unsafe { c.chan.raw_lock().unlock() };
+                prev = a;
+            }
+        }
+    }
+
+    fn run(&mut self, block: bool) -> Option<usize> {
+        assert!(self.selected.is_none(), "select: already ran");
+        let n = self.len;
+        if n == 0 {
+            if !block {
+                return None;
+            }
+            loop {
+                // Nobody can wake us (Go's `select {}`).
+                park(WaitReason::SelectNoCases, || true);
+            }
+        }
+        let mut inline = [0u16; 2 * INLINE_CASES * 2];
+        let mut heap = Vec::new();
+        let (poll, lock) = if n <= INLINE_CASES * 2 {
+            let (a, b) = inline.split_at_mut(INLINE_CASES * 2);
+            (&mut a[..n], &mut b[..n])
+        } else {
+            heap.resize(2 * n, 0u16);
+            heap.split_at_mut(n)
+        };
+        for i in 0..n {
+            poll[i] = i as u16;
+            lock[i] = i as u16;
+        }
+        // Random poll order (Fisher-Yates). Under loom: source order (a
+        // model must be deterministic).
+        #[cfg(not(gort_loom))]
+        for i in 1..n {
+            poll.swap(i, rand_below(i + 1));
+        }
+        lock.sort_unstable_by_key(|&i| self.case(i as usize).addr());
+
+        self.lock_all(lock);
+        // Pass 1: is any case ready?
+        for &i in poll.iter() {
+            let i = i as usize;
+            let c = self.case(i);
+            let sg = c.sg;
+            match c.dir {
+                // SAFETY: locked; `elem` is a slot for the channel's T.
+                Dir::Recv => match unsafe { c.chan.select_recv((*sg).elem) } {
+                    Recvd::Done(w) => {
+                        // SAFETY: our sudog; the slot now holds a value.
+                        unsafe {
+                            (*sg).result = OK;
+                            (*sg).live = true;
+                        }
+                        return Some(self.chose(i, lock, w));
+                    }
+                    Recvd::Closed => {
+                        // SAFETY: our sudog.
+                        unsafe { (*sg).result = CLOSED };
+                        return Some(self.chose(i, lock, None));
+                    }
+                    Recvd::WouldBlock => {}
+                },
+                // SAFETY: locked; `elem` holds our live value.
+                Dir::Send => match unsafe { c.chan.select_send((*sg).elem) } {
+                    Sent::Done(w) => {
+                        // SAFETY: our sudog; the value was moved out.
+                        unsafe {
+                            (*sg).result = OK;
+                            (*sg).live = false;
+                        }
+                        return Some(self.chose(i, lock, w));
+                    }
+                    Sent::Closed => {
+                        self.chose(i, lock, None);
+                        panic!("send on closed channel");
+                    }
+                    Sent::Disconnected => {
+                        // SAFETY: our sudog; the value stays for SendError.
+                        unsafe { (*sg).result = DISCONNECTED };
+                        return Some(self.chose(i, lock, None));
+                    }
+                    Sent::WouldBlock => {}
+                },
+            }
+        }
+        if !block {
+            self.unlock_all(lock);
+            return None;
+        }
+
+        // Pass 2: queue on every channel, park once.
+        let done = {
+            let first = self.case(0).sg;
+            // SAFETY: our sudog. Relaxed: published by the channel locks
+            // released after the enqueues below.
+            unsafe { (*first).done.store(0, Ordering::Relaxed) };
+            // SAFETY: as above.
+            unsafe { &(*first).done as *const _ }
+        };
+        for &i in lock.iter() {
+            let c = self.case(i as usize);
+            // SAFETY: our sudog, not queued; the channel is locked.
+            unsafe {
+                (*c.sg).sel_done = done;
+                (*c.sg).result = PENDING;
+                (*c.sg).waiter = Some(Waiter::current());
+                c.chan.enqueue(c.dir, c.sg);
+            }
+        }
+        park(WaitReason::Select, || {
+            self.unlock_all(lock);
+            true
+        });
+
+        // Pass 3: find the winner, withdraw the rest.
+        self.lock_all(lock);
+        let mut won = None;
+        for &i in lock.iter() {
+            let c = self.case(i as usize);
+            // SAFETY: locked; our sudogs (a waker that completed one set its
+            // result under this same lock).
+            unsafe {
+                if (*c.sg).result != PENDING {
+                    debug_assert!(won.is_none(), "select: two cases won");
+                    won = Some(i as usize);
+                } else {
+                    c.chan.remove(c.dir, c.sg);
+                }
+                (*c.sg).waiter = None;
+                (*c.sg).sel_done = std::ptr::null();
+            }
+        }
+        self.unlock_all(lock);
+        let i = won.expect("select: woken without a completed case");
+        self.selected = Some(i);
+        let c = self.case(i);
+        // SAFETY: our sudog, no longer queued anywhere.
+        unsafe {
+            match (c.dir, (*c.sg).result) {
+                (Dir::Recv, OK) => (*c.sg).live = true,
+                (Dir::Send, OK) => (*c.sg).live = false,
+                (Dir::Send, CLOSED) => panic!("send on closed channel"),
+                _ => {}
+            }
+        }
+        Some(i)
+    }
+
+    /// Pass 1 chose case `i`: unlock, then wake the peer it completed with.
+    fn chose(&mut self, i: usize, lock: &[u16], w: Option<Waiter>) -> usize {
+        self.unlock_all(lock);
+        self.selected = Some(i);
+        if let Some(w) = w {
+            w.ready();
+        }
+        i
+    }
+
+    fn check(&self, id: u64, index: usize) -> *mut Sudog {
+        assert!(
+            id == self.id && self.selected == Some(index),
+            "select: finish called with a case that this Select did not choose"
+        );
+        self.case(index).sg
+    }
+}
+
+impl Drop for Select<'_> {
+    fn drop(&mut self) {
+        for i in 0..self.len {
+            // SAFETY: no sudog of a finished (or never run) select is queued;
+            // `release` drops a live value left in it.
+            unsafe { Sudog::release(self.case(i).sg) };
+        }
+    }
+}
+
+impl<T> RecvCase<T> {
+    /// This case's index, as returned by [`Select::select`].
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Completes the chosen receive case: the value, or [`RecvError`] if the
+    /// channel was closed and drained.
+    ///
+    /// # Panics
+    /// If `sel` did not choose this case.
+    pub fn finish(self, sel: Select<'_>) -> Result<T, RecvError> {
+        let sg = sel.check(self.id, self.index);
+        // SAFETY: the token's brand proves the case holds a slot for `T`;
+        // OK means the slot holds a value we own.
+        unsafe {
+            if (*sg).result == OK {
+                (*sg).live = false;
+                Ok((*sg).elem.cast::<T>().read())
+            } else {
+                Err(RecvError)
+            }
+        }
+    }
+}
+
+impl<T> SendCase<T> {
+    /// This case's index, as returned by [`Select::select`].
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Completes the chosen send case: `Ok` if the value was sent, or the
+    /// value back if every receiver is gone.
+    ///
+    /// # Panics
+    /// If `sel` did not choose this case.
+    pub fn finish(self, sel: Select<'_>) -> Result<(), SendError<T>> {
+        let sg = sel.check(self.id, self.index);
+        // SAFETY: as for RecvCase; DISCONNECTED leaves our live value.
+        unsafe {
+            if (*sg).result == DISCONNECTED {
+                (*sg).live = false;
+                Err(SendError((*sg).elem.cast::<T>().read()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Waits on several channel operations at once — Go's `select` statement.
+///
+/// ```
+/// use gort_std::{chan, select};
+/// let (tx, rx) = chan::<i32>(1);
+/// let (_tx2, rx2) = chan::<String>(0);
+/// tx.send(7).unwrap();
+/// let got = select! {
+///     recv(rx) -> v => v.unwrap(),
+///     recv(rx2) -> s => s.unwrap().len() as i32,
+/// };
+/// assert_eq!(got, 7);
+/// let r = select! {
+///     send(tx, 8) -> res => { res.unwrap(); "sent" },
+///     default => "full",
+/// };
+/// assert_eq!(r, "sent");
+/// ```
+///
+/// Cases:
+/// * `recv(rx) -> pat => body` — `pat` binds `Result<T, RecvError>`
+///   (`Err` once the channel is closed and drained);
+/// * `send(tx, value) -> pat => body` — `pat` binds
+///   `Result<(), SendError<T>>` (`Err` if every receiver is gone);
+/// * `default => body` — at most one; taken when no case is ready.
+///
+/// As in Go: channel and value expressions are evaluated once, in source
+/// order, before selecting; among ready cases one is chosen uniformly at
+/// random; without `default`, the caller parks once on all cases; a chosen
+/// send on a closed channel panics; `select! {}` blocks forever. Values of
+/// send cases that were not chosen are dropped. `break`, `continue`,
+/// `return` and `?` in bodies act on the enclosing code.
+#[macro_export]
+macro_rules! select {
+    ($($tokens:tt)*) => {
+        $crate::__select_munch!(@cases () @default () $($tokens)*)
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_munch {
+    // recv(rx) -> pat => body
+    (@cases ($($c:tt)*) @default ($($d:tt)*)
+        recv($rx:expr) -> $p:pat => $body:block, $($rest:tt)*) => {
+        $crate::__select_munch!(@cases ($($c)* [recv __case ($rx) $p => $body]) @default ($($d)*) $($rest)*)
+    };
+    (@cases ($($c:tt)*) @default ($($d:tt)*)
+        recv($rx:expr) -> $p:pat => $body:block $($rest:tt)*) => {
+        $crate::__select_munch!(@cases ($($c)* [recv __case ($rx) $p => $body]) @default ($($d)*) $($rest)*)
+    };
+    (@cases ($($c:tt)*) @default ($($d:tt)*)
+        recv($rx:expr) -> $p:pat => $body:expr, $($rest:tt)*) => {
+        $crate::__select_munch!(@cases ($($c)* [recv __case ($rx) $p => { $body }]) @default ($($d)*) $($rest)*)
+    };
+    (@cases ($($c:tt)*) @default ($($d:tt)*)
+        recv($rx:expr) -> $p:pat => $body:expr) => {
+        $crate::__select_munch!(@cases ($($c)* [recv __case ($rx) $p => { $body }]) @default ($($d)*))
+    };
+    // send(tx, value) -> pat => body
+    (@cases ($($c:tt)*) @default ($($d:tt)*)
+        send($tx:expr, $v:expr) -> $p:pat => $body:block, $($rest:tt)*) => {
+        $crate::__select_munch!(@cases ($($c)* [send __case ($tx, $v) $p => $body]) @default ($($d)*) $($rest)*)
+    };
+    (@cases ($($c:tt)*) @default ($($d:tt)*)
+        send($tx:expr, $v:expr) -> $p:pat => $body:block $($rest:tt)*) => {
+        $crate::__select_munch!(@cases ($($c)* [send __case ($tx, $v) $p => $body]) @default ($($d)*) $($rest)*)
+    };
+    (@cases ($($c:tt)*) @default ($($d:tt)*)
+        send($tx:expr, $v:expr) -> $p:pat => $body:expr, $($rest:tt)*) => {
+        $crate::__select_munch!(@cases ($($c)* [send __case ($tx, $v) $p => { $body }]) @default ($($d)*) $($rest)*)
+    };
+    (@cases ($($c:tt)*) @default ($($d:tt)*)
+        send($tx:expr, $v:expr) -> $p:pat => $body:expr) => {
+        $crate::__select_munch!(@cases ($($c)* [send __case ($tx, $v) $p => { $body }]) @default ($($d)*))
+    };
+    // default => body (once)
+    (@cases ($($c:tt)*) @default () default => $body:block, $($rest:tt)*) => {
+        $crate::__select_munch!(@cases ($($c)*) @default ($body) $($rest)*)
+    };
+    (@cases ($($c:tt)*) @default () default => $body:block $($rest:tt)*) => {
+        $crate::__select_munch!(@cases ($($c)*) @default ($body) $($rest)*)
+    };
+    (@cases ($($c:tt)*) @default () default => $body:expr, $($rest:tt)*) => {
+        $crate::__select_munch!(@cases ($($c)*) @default ({ $body }) $($rest)*)
+    };
+    (@cases ($($c:tt)*) @default () default => $body:expr) => {
+        $crate::__select_munch!(@cases ($($c)*) @default ({ $body }))
+    };
+    (@cases ($($c:tt)*) @default ($($d:tt)+) default $($rest:tt)*) => {
+        ::core::compile_error!("select!: more than one `default` case")
+    };
+    // All parsed.
+    (@cases ($([$kind:ident $case:ident ($($args:expr),*) $p:pat => $body:block])*) @default ($($d:tt)*)) => {{
+        let mut __sel = $crate::Select::new();
+        $( let $case = $crate::__select_add!(__sel, $kind, $($args),*); )*
+        let __idx = $crate::__select_run!(__sel, $($d)*);
+        $(
+            if __idx == ::core::option::Option::Some($case.index()) {
+                let $p = $case.finish(__sel);
+                $body
+            } else
+        )*
+        { $crate::__select_default!(__sel, __idx, $($d)*) }
+    }};
+    (@cases ($($c:tt)*) @default ($($d:tt)*) $($rest:tt)+) => {
+        ::core::compile_error!(
+            "select!: expected `recv(rx) -> pat => body`, `send(tx, value) -> pat => body` or `default => body`"
+        )
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_add {
+    ($sel:ident, recv, $rx:expr) => {
+        $sel.recv(&$rx)
+    };
+    ($sel:ident, send, $tx:expr, $v:expr) => {
+        $sel.send(&$tx, $v)
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_run {
+    ($sel:ident,) => {
+        ::core::option::Option::Some($sel.select())
+    };
+    ($sel:ident, $d:block) => {
+        $sel.try_select()
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __select_default {
+    ($sel:ident, $idx:ident,) => {{
+        let _ = $idx;
+        ::core::unreachable!("select!: no case chosen")
+    }};
+    ($sel:ident, $idx:ident, $d:block) => {{
+        ::core::mem::drop($sel);
+        $d
+    }};
+}

@@ -1,0 +1,268 @@
+//! Ports of Go's channel tests (go/src/runtime/chan_test.go); each case
+//! names the Go test it follows. Go's `time.Sleep(time.Millisecond)` "make
+//! sure the goroutine blocked" steps become a check that the goroutine has
+//! started plus a short sleep of the (plain) test thread, which does not
+//! hold up any goroutine. The select cases of chan_test.go are in
+//! golang_select.rs.
+
+use gort_sched::{go, gosched, Builder};
+use gort_std::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn settle() {
+    std::thread::sleep(Duration::from_millis(2));
+}
+
+/// TestChan, "receive from empty chan blocks" / "non-blocking receive does
+/// not block" / "send to full chan blocks" / "non-blocking send does not
+/// block", for capacities 0..20.
+#[test]
+fn test_chan_blocking() {
+    for cap in 0..20 {
+        let (tx, rx) = chan::<i32>(cap);
+        let recv1 = Arc::new(AtomicBool::new(false));
+        let recv2 = Arc::new(AtomicBool::new(false));
+        let hs: Vec<_> = [recv1.clone(), recv2.clone()]
+            .into_iter()
+            .map(|flag| {
+                let rx = rx.clone();
+                go(move || {
+                    let _ = rx.recv();
+                    flag.store(true, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        settle();
+        assert!(
+            !recv1.load(Ordering::SeqCst) && !recv2.load(Ordering::SeqCst),
+            "chan[{cap}]: receive from empty chan"
+        );
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "chan[{cap}]");
+        select! {
+            recv(rx) -> _v => panic!("chan[{cap}]: receive from empty chan"),
+            default => {}
+        }
+        tx.send(0).unwrap();
+        tx.send(0).unwrap();
+        for h in hs {
+            h.join().unwrap();
+        }
+
+        let (tx, rx) = chan::<i32>(cap);
+        for i in 0..cap as i32 {
+            tx.send(i).unwrap();
+        }
+        let sent = Arc::new(AtomicU32::new(0));
+        let h = {
+            let (tx, sent) = (tx.clone(), sent.clone());
+            go(move || {
+                tx.send(0).unwrap();
+                sent.store(1, Ordering::SeqCst);
+            })
+        };
+        settle();
+        assert_eq!(sent.load(Ordering::SeqCst), 0, "chan[{cap}]: send to full chan");
+        assert!(matches!(tx.try_send(0), Err(TrySendError::Full(0))), "chan[{cap}]");
+        select! {
+            send(tx, 0) -> _r => panic!("chan[{cap}]: send to full chan"),
+            default => {}
+        }
+        rx.recv().unwrap();
+        h.join().unwrap();
+    }
+}
+
+/// TestChan, "we receive 0 from closed chan": buffered values first, in
+/// order, then closed (Go's zero value + ok=false is `Err(RecvError)`).
+#[test]
+fn test_chan_recv_from_closed() {
+    for cap in 0..20 {
+        let (tx, rx) = chan::<i32>(cap);
+        for i in 0..cap as i32 {
+            tx.send(i).unwrap();
+        }
+        tx.close();
+        for i in 0..cap as i32 {
+            assert_eq!(rx.recv(), Ok(i), "chan[{cap}]");
+        }
+        assert_eq!(rx.recv(), Err(RecvError), "chan[{cap}]");
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed), "chan[{cap}]");
+    }
+}
+
+/// TestChan, "close unblocks receive".
+#[test]
+fn test_chan_close_unblocks_receive() {
+    for cap in 0..20 {
+        let (tx, rx) = chan::<i32>(cap);
+        let (dtx, drx) = chan::<bool>(0);
+        let _h = go(move || {
+            let r = rx.recv();
+            dtx.send(r == Err(RecvError)).unwrap();
+        });
+        settle();
+        tx.close();
+        assert!(drx.recv().unwrap(), "chan[{cap}]: received a value from a closed chan");
+    }
+}
+
+/// TestChan: 100 integers arrive uncorrupted and in FIFO order; then 4
+/// senders x 1000 values and 4 receivers get every value exactly P times.
+#[test]
+fn test_chan_fifo_and_mpmc() {
+    for cap in [0, 1, 2, 7, 19] {
+        let (tx, rx) = chan::<i32>(cap);
+        {
+            let tx = tx.clone();
+            go(move || {
+                for i in 0..100 {
+                    tx.send(i).unwrap();
+                }
+            });
+        }
+        for i in 0..100 {
+            assert_eq!(rx.recv(), Ok(i), "chan[{cap}]");
+        }
+
+        const P: usize = 4;
+        const L: i32 = 1000;
+        for _ in 0..P {
+            let tx = tx.clone();
+            go(move || {
+                for i in 0..L {
+                    tx.send(i).unwrap();
+                }
+            });
+        }
+        let (dtx, drx) = chan::<HashMap<i32, usize>>(0);
+        for _ in 0..P {
+            let (rx, dtx) = (rx.clone(), dtx.clone());
+            go(move || {
+                let mut m = HashMap::new();
+                for _ in 0..L {
+                    *m.entry(rx.recv().unwrap()).or_insert(0) += 1;
+                }
+                dtx.send(m).unwrap();
+            });
+        }
+        let mut all = HashMap::new();
+        for _ in 0..P {
+            for (k, v) in drx.recv().unwrap() {
+                *all.entry(k).or_insert(0) += v;
+            }
+        }
+        assert_eq!(all.len(), L as usize, "chan[{cap}]");
+        assert!(all.values().all(|&v| v == P), "chan[{cap}]");
+    }
+}
+
+/// TestChan, "len/cap".
+#[test]
+fn test_chan_len_cap() {
+    for cap in 0..20 {
+        let (tx, rx) = chan::<i32>(cap);
+        assert_eq!((tx.len(), tx.capacity()), (0, cap));
+        for i in 0..cap as i32 {
+            tx.send(i).unwrap();
+        }
+        assert_eq!((rx.len(), rx.capacity()), (cap, cap));
+    }
+}
+
+/// TestNonblockRecvRace: a buffered value is visible to a non-blocking
+/// receive in another goroutine even while the channel is being closed.
+#[test]
+fn test_nonblock_recv_race() {
+    for _ in 0..2000 {
+        let (tx, rx) = chan::<i32>(1);
+        tx.send(1).unwrap();
+        let h = {
+            let rx = rx.clone();
+            go(move || {
+                select! {
+                    recv(rx) -> _v => {},
+                    default => panic!("chan is not ready"),
+                }
+            })
+        };
+        tx.close();
+        let _ = rx.recv();
+        h.join().unwrap();
+    }
+}
+
+/// TestMultiConsumer: 23 workers range over a queue (Gosched-ing now and
+/// then), forward to a result channel closed after a WaitGroup; the sum and
+/// count are exact.
+#[test]
+fn test_multi_consumer() {
+    const NWORK: usize = 23;
+    const NITER: usize = 100_000;
+    let pn = [2, 3, 7, 11, 13, 17, 19, 23, 27, 31];
+    let (qtx, qrx) = chan::<usize>(NWORK * 3);
+    let (rtx, rrx) = chan::<usize>(NWORK * 3);
+    let wg = Arc::new(WaitGroup::new());
+    for w in 0..NWORK {
+        wg.add(1);
+        let (qrx, rtx, wg) = (qrx.clone(), rtx.clone(), wg.clone());
+        go(move || {
+            for v in &qrx {
+                if pn[w % pn.len()] == v {
+                    gosched();
+                }
+                rtx.send(v).unwrap();
+            }
+            wg.done();
+        });
+    }
+    drop(qrx);
+    let feeder = go(move || {
+        let mut expect = 0;
+        for i in 0..NITER {
+            let v = pn[i % pn.len()];
+            expect += v;
+            qtx.send(v).unwrap();
+        }
+        qtx.close(); // no more work
+        wg.wait(); // workers done
+        rtx.close(); // so there can be no more results
+        expect
+    });
+    let (mut n, mut s) = (0, 0);
+    for v in rrx {
+        n += 1;
+        s += v;
+    }
+    let expect = feeder.join().unwrap();
+    assert_eq!((n, s), (NITER, expect));
+}
+
+/// TestShrinkStackDuringBlockedSend: channel operations work while the
+/// blocked sender's stack is compacted away (gort's counterpart of Go
+/// shrinking it).
+#[test]
+fn test_compacted_stack_during_blocked_send() {
+    const N: i32 = 10;
+    let (tx, rx) = chan::<i32>(0);
+    let (dtx, drx) = chan::<()>(0);
+    // SAFETY: nothing outside this goroutine refers to its stack: the
+    // channel keeps values and queue entries on the heap.
+    let b = unsafe { Builder::new().compact_when_parked(true) };
+    b.spawn(move || {
+        for i in 0..N {
+            tx.send(i).unwrap();
+            // Use some stack, briefly.
+            std::hint::black_box([0u8; 16 << 10]);
+        }
+        dtx.send(()).unwrap();
+    });
+    for i in 0..N {
+        assert_eq!(rx.recv(), Ok(i));
+        // Let the sender block again and be compacted (passes run every 10 ms).
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    drx.recv().unwrap();
+}

@@ -648,6 +648,13 @@ impl<T> Receiver<T> {
     }
 }
 
+// A panic never leaves a channel inconsistent: no code panics while the
+// lock is held, and misuse panics happen after it is released.
+impl<T> std::panic::UnwindSafe for Sender<T> {}
+impl<T> std::panic::RefUnwindSafe for Sender<T> {}
+impl<T> std::panic::UnwindSafe for Receiver<T> {}
+impl<T> std::panic::RefUnwindSafe for Receiver<T> {}
+
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         // Relaxed: we hold a sender, so the count cannot reach zero meanwhile.

@@ -255,9 +255,8 @@ impl<'a> Select<'a> {
             heap.resize(2 * n, 0u16);
             heap.split_at_mut(n)
         };
-        for i in 0..n {
-            poll[i] = i as u16;
-            lock[i] = i as u16;
+        for (i, p) in poll.iter_mut().enumerate() {
+            *p = i as u16;
         }
         // Random poll order (Fisher-Yates). Under loom: source order (a
         // model must be deterministic).
@@ -265,7 +264,11 @@ impl<'a> Select<'a> {
         for i in 1..n {
             poll.swap(i, rand_below(i + 1));
         }
-        lock.sort_unstable_by_key(|&i| self.case(i as usize).addr());
+        // Lock order: by channel address; cases on the same channel keep
+        // their random poll order (a stable sort), so pass 2 queues them in
+        // random order too and neither is always served first.
+        lock.copy_from_slice(poll);
+        lock.sort_by_key(|&i| self.case(i as usize).addr());
 
         self.lock_all(lock);
         // Pass 1: is any case ready?

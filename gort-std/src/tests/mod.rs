@@ -1,2 +1,4 @@
+mod loom_chan;
 mod loom_mutex;
+mod loom_select;
 mod loom_waitgroup;

@@ -141,4 +141,52 @@ fn main() {
         "8. broadcast woke 10 waiters; their Once ran {} time(s)",
         ran.load(Ordering::SeqCst)
     );
+
+    // 9. Channels: Go's concurrent prime sieve — a chain of goroutines, one
+    //    per prime, each filtering the unbuffered channel before it.
+    let primes = gort::run(|| {
+        let (tx, mut rx) = gort::chan::<u32>(0);
+        gort::go(move || {
+            for i in 2.. {
+                if tx.send(i).is_err() {
+                    return; // the sieve is done: nobody receives any more
+                }
+            }
+        });
+        let mut primes = Vec::new();
+        for _ in 0..20 {
+            let p = rx.recv().unwrap();
+            primes.push(p);
+            let (next_tx, next_rx) = gort::chan::<u32>(0);
+            gort::go(move || {
+                for v in rx {
+                    if v % p != 0 && next_tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            });
+            rx = next_rx;
+        }
+        primes
+    });
+    println!("9. prime sieve over 20 chained goroutines: {primes:?}");
+
+    // 10. select: fan-in from two producers until both channels close; a
+    //     default case makes it non-blocking.
+    let (a_tx, a_rx) = gort::chan::<&'static str>(4);
+    let (b_tx, b_rx) = gort::chan::<u64>(4);
+    gort::go(move || ["ping", "pong", "ping"].into_iter().for_each(|s| a_tx.send(s).unwrap()));
+    gort::go(move || (1..=5).for_each(|n| b_tx.send(n).unwrap()));
+    let (mut words, mut total) = (0, 0);
+    let (mut a_open, mut b_open) = (true, true);
+    while a_open || b_open {
+        // A closed channel is always ready; the loop ends once both are.
+        gort::select! {
+            recv(a_rx) -> s => match s { Ok(_) => words += 1, Err(_) => a_open = false },
+            recv(b_rx) -> n => match n { Ok(n) => total += n, Err(_) => b_open = false },
+        }
+    }
+    let (_keep, empty) = gort::chan::<u8>(1);
+    let idle = gort::select! { recv(empty) -> _v => "ready", default => "default" };
+    println!("10. select fan-in: {words} words and numbers summing to {total}; then select took {idle:?}");
 }

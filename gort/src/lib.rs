@@ -9,7 +9,7 @@
 //! | [`gort_os`] (`gort::os`) | context switch and pooled stacks, futex parking, threads, clock, CPU quota |
 //! | [`gort_sched`] (`gort::sched`) | goroutines: `go`, `run`, `JoinHandle`, `gosched`, `goexit`, `gomaxprocs`, park/ready |
 //! | [`gort_sema`] (`gort::sema`) | Go's runtime semaphores: `semacquire`/`semrelease`, `NotifyList`, `Note` |
-//! | [`gort_std`] (`gort::sync`) | Go's sync package: `Mutex`, `RwLock`, `WaitGroup`, `Cond`, `Once`, `OnceValue`, `Pool` (channels and select to come) |
+//! | [`gort_std`] (`gort::sync`) | Go's sync package: `Mutex`, `RwLock`, `WaitGroup`, `Cond`, `Once`, `OnceValue`, `Pool`; channels (`chan`, `Sender`, `Receiver`) and `select!` |
 //!
 //! ```
 //! let total = gort::run(|| {
@@ -17,6 +17,19 @@
 //!     hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
 //! });
 //! assert_eq!(total, 328_350);
+//!
+//! // Channels and select, from goroutines or plain threads.
+//! let (tx, rx) = gort::chan::<u32>(0);
+//! let (_quit_tx, quit) = gort::chan::<()>(0);
+//! gort::go(move || (1..=3).for_each(|i| tx.send(i).unwrap()));
+//! let mut sum = 0;
+//! loop {
+//!     gort::select! {
+//!         recv(rx) -> v => match v { Ok(v) => sum += v, Err(_) => break },
+//!         recv(quit) -> _q => break,
+//!     }
+//! }
+//! assert_eq!(sum, 6);
 //! ```
 //!
 //! The runtime starts itself on first use, as Go's does: `GOMAXPROCS` from
@@ -34,9 +47,12 @@ pub use gort_std as sync;
 pub use gort_sched::{
     go, goexit, gomaxprocs, gosched, num_cpu, num_goroutine, run, Builder, JoinError, JoinHandle,
 };
+pub use gort_std::{chan, select, Receiver, RecvError, Select, SendError, Sender};
 
 /// The names most programs need: `use gort::prelude::*;`.
 pub mod prelude {
     pub use gort_sched::{go, gosched, run, Builder, JoinHandle};
-    pub use gort_std::{Cond, Mutex, Once, Pool, RwLock, WaitGroup};
+    pub use gort_std::{
+        chan, select, Cond, Mutex, Once, Pool, Receiver, RwLock, Select, Sender, WaitGroup,
+    };
 }

@@ -203,8 +203,95 @@ func main() {
 		}
 		wg.Wait()
 		report(per(time.Since(t0), 2*perG), "ns/op")
+	case "chan_buffered":
+		n := def(10000000)
+		c := make(chan int, 1024)
+		t0 := time.Now()
+		go func() {
+			for i := 0; i < n; i++ {
+				c <- i
+			}
+			close(c)
+		}()
+		s := 0
+		for v := range c {
+			s += v
+		}
+		if s != n*(n-1)/2 {
+			panic("bad sum")
+		}
+		report(per(time.Since(t0), n), "ns/msg")
+	case "chan_mpmc":
+		n := def(10000000)
+		c := make(chan int, 1024)
+		t0 := time.Now()
+		var pw, cw sync.WaitGroup
+		for p := 0; p < 4; p++ {
+			pw.Add(1)
+			go func() {
+				defer pw.Done()
+				for i := 0; i < n/4; i++ {
+					c <- i
+				}
+			}()
+		}
+		go func() { pw.Wait(); close(c) }()
+		var got [4]int
+		for k := 0; k < 4; k++ {
+			cw.Add(1)
+			go func(k int) {
+				defer cw.Done()
+				for range c {
+					got[k]++
+				}
+			}(k)
+		}
+		cw.Wait()
+		if got[0]+got[1]+got[2]+got[3] != n/4*4 {
+			panic("lost messages")
+		}
+		report(per(time.Since(t0), n), "ns/msg")
+	case "chan_pingpong":
+		n := def(1000000)
+		a, b := make(chan int), make(chan int)
+		go func() {
+			for v := range a {
+				b <- v
+			}
+		}()
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			a <- i
+			<-b
+		}
+		report(per(time.Since(t0), n), "ns/rt")
+	case "select2":
+		n := def(10000000)
+		a, b := make(chan int, 1024), make(chan int, 1024)
+		t0 := time.Now()
+		go func() {
+			for i := 0; i < n/2; i++ {
+				a <- i
+			}
+		}()
+		go func() {
+			for i := 0; i < n/2; i++ {
+				b <- i
+			}
+		}()
+		s := 0
+		for i := 0; i < n/2*2; i++ {
+			select {
+			case v := <-a:
+				s += v
+			case v := <-b:
+				s += v
+			}
+		}
+		_ = s
+		report(per(time.Since(t0), n), "ns/msg")
 	default:
 		fmt.Fprintln(os.Stderr, "unknown workload", os.Args[1])
-		os.Exit(2)
+		os.Exit(3)
 	}
 }

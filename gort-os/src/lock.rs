@@ -26,6 +26,13 @@ const UNLOCKED: u32 = 0;
 const LOCKED: u32 = 1;
 const SLEEPING: u32 = 2;
 
+/// A contended locker looks at the lock `SPIN_ROUNDS` times, `SPIN_PAUSES`
+/// pauses apart, before yielding its time slice once and then sleeping.
+#[cfg(not(gort_loom))]
+const SPIN_ROUNDS: u32 = 2;
+#[cfg(not(gort_loom))]
+const SPIN_PAUSES: u32 = 200;
+
 /// A futex-based mutual-exclusion lock without data (see the module docs).
 ///
 /// Not reentrant. Unlocking is `unsafe`: only the holder may do it.
@@ -88,14 +95,20 @@ impl RawLock {
         loop {
             #[cfg(not(gort_loom))]
             {
-                // Active spin while there is a CPU the holder could run on.
-                let spins = if multicore() { 4 } else { 0 };
-                for _ in 0..spins {
-                    if self.try_take(wait) {
-                        return;
-                    }
-                    for _ in 0..30 {
-                        std::hint::spin_loop();
+                // Active spin while there is a CPU the holder could run on:
+                // a few long rounds. Looking at the word often steals its
+                // cache line from the holder and slows the release we wait
+                // for (measured: 128 single-pause looks made select2 ~1.7x
+                // slower; 2 x 200 pauses beat Go's 4 x 30 by ~1.5x on
+                // chan_mpmc).
+                if multicore() {
+                    for _ in 0..SPIN_ROUNDS {
+                        if self.try_take(wait) {
+                            return;
+                        }
+                        for _ in 0..SPIN_PAUSES {
+                            std::hint::spin_loop();
+                        }
                     }
                 }
                 if self.try_take(wait) {

@@ -259,7 +259,7 @@ fn finish_with_a_case_that_was_not_chosen_panics() {
     let _a = sel.recv(&rx);
     let b = sel.recv(&rx2);
     sel.select();
-    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.finish(sel))).unwrap_err();
+    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.finish(&mut sel))).unwrap_err();
     assert!(panic_message(e).contains("did not choose"));
 }
 
@@ -286,7 +286,7 @@ fn many_selects_over_many_channels() {
                         .collect();
                     let i = sel.select();
                     let (k, case) = cases.into_iter().find(|(_, c)| c.index() == i).unwrap();
-                    match case.finish(sel) {
+                    match case.finish(&mut sel) {
                         Ok(v) => {
                             total.fetch_add(v, Ordering::SeqCst);
                             count.fetch_add(1, Ordering::SeqCst);
@@ -315,4 +315,31 @@ fn many_selects_over_many_channels() {
     }
     assert_eq!(count.load(Ordering::SeqCst), 16 * PER);
     assert_eq!(total.load(Ordering::SeqCst), 16 * (PER * (PER - 1) / 2));
+}
+
+#[test]
+fn select_over_two_busy_channels_delivers_each_value_once() {
+    for round in 0..20 {
+        let n = 200_000u64;
+        let (atx, arx) = chan::<u64>(1024);
+        let (btx, brx) = chan::<u64>(1024);
+        // Keep a sender of each: a producer finishing must not close its
+        // channel (a closed channel would be always ready).
+        let (_keep_a, _keep_b) = (atx.clone(), btx.clone());
+        let pa = go(move || (0..n).for_each(|i| atx.send(i).unwrap()));
+        let pb = go(move || (0..n).for_each(|i| btx.send(n + i).unwrap()));
+        let mut seen = vec![0u8; 2 * n as usize];
+        for _ in 0..2 * n {
+            let v = select! {
+                recv(arx) -> v => v.unwrap(),
+                recv(brx) -> v => v.unwrap(),
+            };
+            seen[v as usize] += 1;
+        }
+        let dup = seen.iter().filter(|&&c| c > 1).count();
+        let miss = seen.iter().filter(|&&c| c == 0).count();
+        assert_eq!((dup, miss), (0, 0), "round {round}");
+        pa.join().unwrap();
+        pb.join().unwrap();
+    }
 }

@@ -135,7 +135,7 @@ fn test_select_stress() {
                 .collect();
             let i = sel.select();
             let (k, case) = cases.into_iter().find(|(_, c)| c.index() == i).unwrap();
-            case.finish(sel).unwrap();
+            case.finish(&mut sel).unwrap();
             n[k] += 1;
         }
         wg1.done();
@@ -152,7 +152,7 @@ fn test_select_stress() {
                 .collect();
             let i = sel.select();
             let (k, case) = cases.into_iter().find(|(_, c)| c.index() == i).unwrap();
-            case.finish(sel).unwrap();
+            case.finish(&mut sel).unwrap();
             n[k] += 1;
         }
         wg2.done();

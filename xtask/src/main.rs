@@ -79,6 +79,36 @@ const CASES: &[Case] = &[
         what: "Pool Put+Get pairs, 2 goroutines x 10M, 2 Ps",
     },
     Case {
+        workload: "chan_buffered",
+        peer_workload: None,
+        procs: None,
+        what: "1 producer, 1 consumer, channel of capacity 1024, 10M messages",
+    },
+    Case {
+        workload: "chan_mpmc",
+        peer_workload: None,
+        procs: None,
+        what: "4 producers, 4 consumers, one channel of capacity 1024, 10M messages",
+    },
+    Case {
+        workload: "chan_pingpong",
+        peer_workload: None,
+        procs: Some(1),
+        what: "ping-pong over two unbuffered channels, 1M round trips, 1 P",
+    },
+    Case {
+        workload: "chan_pingpong",
+        peer_workload: None,
+        procs: Some(2),
+        what: "the same at 2 Ps",
+    },
+    Case {
+        workload: "select2",
+        peer_workload: None,
+        procs: None,
+        what: "one receiver selects over two capacity-1024 channels fed by two producers, 10M messages",
+    },
+    Case {
         workload: "parked_mem",
         peer_workload: None,
         procs: None,

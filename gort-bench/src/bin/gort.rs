@@ -260,6 +260,81 @@ fn main() {
             });
             report(per(el, 2 * per_g), "ns/op");
         }
+        "chan_buffered" => {
+            let n = n.unwrap_or(10_000_000);
+            let el = gort::run(move || {
+                let (tx, rx) = gort::chan::<u64>(1024);
+                let t0 = Instant::now();
+                gort::go(move || (0..n).for_each(|i| tx.send(i).unwrap()));
+                let s: u64 = rx.iter().sum();
+                assert_eq!(s, n * (n - 1) / 2);
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/msg");
+        }
+        "chan_mpmc" => {
+            let n = n.unwrap_or(10_000_000);
+            let el = gort::run(move || {
+                let (tx, rx) = gort::chan::<u64>(1024);
+                let t0 = Instant::now();
+                for _ in 0..4 {
+                    let tx = tx.clone();
+                    gort::go(move || (0..n / 4).for_each(|i| tx.send(i).unwrap()));
+                }
+                drop(tx);
+                let hs: Vec<_> = (0..4)
+                    .map(|_| {
+                        let rx = rx.clone();
+                        gort::go(move || rx.iter().count() as u64)
+                    })
+                    .collect();
+                let got: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+                assert_eq!(got, n / 4 * 4);
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/msg");
+        }
+        "chan_pingpong" => {
+            let n = n.unwrap_or(1_000_000);
+            let el = gort::run(move || {
+                let (atx, arx) = gort::chan::<u64>(0);
+                let (btx, brx) = gort::chan::<u64>(0);
+                gort::go(move || {
+                    for v in arx {
+                        btx.send(v).unwrap();
+                    }
+                });
+                let t0 = Instant::now();
+                for i in 0..n {
+                    atx.send(i).unwrap();
+                    brx.recv().unwrap();
+                }
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/rt");
+        }
+        "select2" => {
+            let n = n.unwrap_or(10_000_000);
+            let el = gort::run(move || {
+                let (atx, arx) = gort::chan::<u64>(1024);
+                let (btx, brx) = gort::chan::<u64>(1024);
+                // Senders kept open, as in Go (a closed channel is always ready).
+                let _keep = (atx.clone(), btx.clone());
+                let t0 = Instant::now();
+                gort::go(move || (0..n / 2).for_each(|i| atx.send(i).unwrap()));
+                gort::go(move || (0..n / 2).for_each(|i| btx.send(i).unwrap()));
+                let mut s = 0u64;
+                for _ in 0..n / 2 * 2 {
+                    s += gort::select! {
+                        recv(arx) -> v => v.unwrap(),
+                        recv(brx) -> v => v.unwrap(),
+                    };
+                }
+                std::hint::black_box(s);
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/msg");
+        }
         _ => unknown(&w),
     }
 }

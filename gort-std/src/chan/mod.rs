@@ -763,10 +763,8 @@ impl<T> IntoIterator for Receiver<T> {
 }
 
 /// The type-erased view of a channel that `select` works through. All
-/// methods but `raw_lock` require the channel's lock to be held.
+/// methods require the channel's lock to be held.
 pub(crate) trait ChanOps {
-    fn raw_lock(&self) -> &RawLock;
-
     /// `recv_locked` into an erased slot.
     ///
     /// # Safety
@@ -793,10 +791,6 @@ pub(crate) trait ChanOps {
 }
 
 impl<T> ChanOps for Chan<T> {
-    fn raw_lock(&self) -> &RawLock {
-        &self.lock
-    }
-
     unsafe fn select_recv(&self, slot: *mut u8) -> Recvd {
         // SAFETY: forwarded contract.
         unsafe { self.recv_locked(slot.cast()) }

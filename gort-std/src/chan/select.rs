@@ -17,12 +17,15 @@
 use super::sudog::{Sudog, CLOSED, DISCONNECTED, OK, PENDING};
 use super::{ChanOps, Dir, Receiver, RecvError, Recvd, SendError, Sender, Sent};
 use crate::loom::{park, Ordering, WaitReason, Waiter};
+use gort_os::lock::RawLock;
 use std::cell::Cell;
 use std::marker::PhantomData;
 
 /// One operation of a [`Select`].
 struct Case<'a> {
     chan: &'a dyn ChanOps,
+    /// The channel's lock (cached: no virtual call per lock/unlock/sort).
+    lock: &'a RawLock,
     dir: Dir,
     /// Holds the case's value (a send's, or a receive's result) and, in
     /// pass 2, its place in the channel's queue.
@@ -30,9 +33,18 @@ struct Case<'a> {
 }
 
 impl Case<'_> {
+    #[inline]
     fn addr(&self) -> usize {
-        self.chan.raw_lock() as *const _ as usize
+        self.lock as *const RawLock as usize
     }
+}
+
+/// A case that completed when polled.
+enum Polled {
+    /// Done; ready this peer (after unlocking).
+    Done(Option<Waiter>),
+    /// A send on a closed channel: the select panics (after unlocking).
+    SendOnClosed,
 }
 
 /// Cases inline up to this many (no allocation for the common selects).
@@ -43,8 +55,7 @@ const INLINE_CASES: usize = 4;
 ///
 /// Add cases with [`Select::recv`] and [`Select::send`], run it with
 /// [`Select::select`] (blocks) or [`Select::try_select`] (Go's `default`),
-/// then complete the chosen case with its token's `finish`, which consumes
-/// the `Select`. Values of send cases that were not chosen are dropped with
+/// then complete the chosen case with its token's `finish`. Values of send cases that were not chosen are dropped with
 /// the `Select`.
 ///
 /// ```
@@ -58,7 +69,7 @@ const INLINE_CASES: usize = 4;
 /// let i = sel.select();
 /// assert_eq!(i, a.index());
 /// assert_ne!(i, b.index());
-/// assert_eq!(a.finish(sel), Ok(1));
+/// assert_eq!(a.finish(&mut sel), Ok(1));
 /// ```
 pub struct Select<'a> {
     inline: [Option<Case<'a>>; INLINE_CASES],
@@ -158,6 +169,7 @@ impl<'a> Select<'a> {
         let sg = Sudog::acquire::<T>();
         let index = self.push(Case {
             chan: &*rx.c,
+            lock: &rx.c.lock,
             dir: Dir::Recv,
             sg,
         });
@@ -179,6 +191,7 @@ impl<'a> Select<'a> {
         }
         let index = self.push(Case {
             chan: &*tx.c,
+            lock: &tx.c.lock,
             dir: Dir::Send,
             sg,
         });
@@ -215,7 +228,7 @@ impl<'a> Select<'a> {
             let c = self.case(i as usize);
             let a = c.addr();
             if a != prev {
-                c.chan.raw_lock().lock();
+                c.lock.lock();
                 prev = a;
             }
         }
@@ -228,7 +241,7 @@ impl<'a> Select<'a> {
             let a = c.addr();
             if a != prev {
                 // SAFETY: `lock_all` locked each distinct channel once.
-                unsafe { c.chan.raw_lock().unlock() };
+                unsafe { c.lock.unlock() };
                 prev = a;
             }
         }
@@ -255,66 +268,61 @@ impl<'a> Select<'a> {
             heap.resize(2 * n, 0u16);
             heap.split_at_mut(n)
         };
-        for (i, p) in poll.iter_mut().enumerate() {
-            *p = i as u16;
-        }
-        // Random poll order (Fisher-Yates). Under loom: source order (a
-        // model must be deterministic).
-        #[cfg(not(gort_loom))]
-        for i in 1..n {
-            poll.swap(i, rand_below(i + 1));
+        // Random poll order (Fisher-Yates, "inside-out"). Under loom: source
+        // order (a model must be deterministic).
+        for i in 0..n {
+            #[cfg(not(gort_loom))]
+            let j = rand_below(i + 1);
+            #[cfg(gort_loom)]
+            let j = i;
+            poll[i] = poll[j];
+            poll[j] = i as u16;
         }
         // Lock order: by channel address; cases on the same channel keep
-        // their random poll order (a stable sort), so pass 2 queues them in
-        // random order too and neither is always served first.
-        lock.copy_from_slice(poll);
-        lock.sort_by_key(|&i| self.case(i as usize).addr());
+        // their random poll order (a stable insertion sort), so pass 2
+        // queues them in random order too and neither is always served
+        // first. Selects are small; this is what Go does too (heap sort
+        // for large ones aside).
+        if n > 32 {
+            lock.copy_from_slice(poll);
+            lock.sort_by_key(|&i| self.case(i as usize).addr());
+        } else {
+            for k in 0..n {
+                let v = poll[k];
+                let a = self.case(v as usize).addr();
+                let mut j = k;
+                while j > 0 && self.case(lock[j - 1] as usize).addr() > a {
+                    lock[j] = lock[j - 1];
+                    j -= 1;
+                }
+                lock[j] = v;
+            }
+        }
+
+        // Pass 0 (not in Go): try each case under its own lock alone, in
+        // poll order. A busy select usually finds a ready case here and
+        // pays for one lock instead of all of them. Nothing is decided on
+        // a miss: pass 1 looks again with every lock held, so a select
+        // still acts on the channels' state at one instant.
+        for &i in poll.iter() {
+            let i = i as usize;
+            let c = self.case(i);
+            c.lock.lock();
+            let r = self.poll_case(i);
+            // SAFETY: locked just above.
+            unsafe { c.lock.unlock() };
+            if let Some(r) = r {
+                return Some(self.chosen(i, r));
+            }
+        }
 
         self.lock_all(lock);
         // Pass 1: is any case ready?
         for &i in poll.iter() {
             let i = i as usize;
-            let c = self.case(i);
-            let sg = c.sg;
-            match c.dir {
-                // SAFETY: locked; `elem` is a slot for the channel's T.
-                Dir::Recv => match unsafe { c.chan.select_recv((*sg).elem) } {
-                    Recvd::Done(w) => {
-                        // SAFETY: our sudog; the slot now holds a value.
-                        unsafe {
-                            (*sg).result = OK;
-                            (*sg).live = true;
-                        }
-                        return Some(self.chose(i, lock, w));
-                    }
-                    Recvd::Closed => {
-                        // SAFETY: our sudog.
-                        unsafe { (*sg).result = CLOSED };
-                        return Some(self.chose(i, lock, None));
-                    }
-                    Recvd::WouldBlock => {}
-                },
-                // SAFETY: locked; `elem` holds our live value.
-                Dir::Send => match unsafe { c.chan.select_send((*sg).elem) } {
-                    Sent::Done(w) => {
-                        // SAFETY: our sudog; the value was moved out.
-                        unsafe {
-                            (*sg).result = OK;
-                            (*sg).live = false;
-                        }
-                        return Some(self.chose(i, lock, w));
-                    }
-                    Sent::Closed => {
-                        self.chose(i, lock, None);
-                        panic!("send on closed channel");
-                    }
-                    Sent::Disconnected => {
-                        // SAFETY: our sudog; the value stays for SendError.
-                        unsafe { (*sg).result = DISCONNECTED };
-                        return Some(self.chose(i, lock, None));
-                    }
-                    Sent::WouldBlock => {}
-                },
+            if let Some(r) = self.poll_case(i) {
+                self.unlock_all(lock);
+                return Some(self.chosen(i, r));
             }
         }
         if !block {
@@ -380,12 +388,60 @@ impl<'a> Select<'a> {
         Some(i)
     }
 
-    /// Pass 1 chose case `i`: unlock, then wake the peer it completed with.
-    fn chose(&mut self, i: usize, lock: &[u16], w: Option<Waiter>) -> usize {
-        self.unlock_all(lock);
+    /// Tries case `i` alone; its channel is locked. `Some` if the case
+    /// completed (or must panic): the waiter of the peer it completed with.
+    #[inline]
+    fn poll_case(&self, i: usize) -> Option<Polled> {
+        let c = self.case(i);
+        let sg = c.sg;
+        // SAFETY (all blocks): the channel is locked; `sg` is our sudog and
+        // its `elem` a slot for the channel's T (holding our live value for
+        // a send).
+        match c.dir {
+            Dir::Recv => match unsafe { c.chan.select_recv((*sg).elem) } {
+                Recvd::Done(w) => {
+                    // SAFETY: see above; the slot now holds a value.
+                    unsafe {
+                        (*sg).result = OK;
+                        (*sg).live = true;
+                    }
+                    Some(Polled::Done(w))
+                }
+                Recvd::Closed => {
+                    // SAFETY: see above.
+                    unsafe { (*sg).result = CLOSED };
+                    Some(Polled::Done(None))
+                }
+                Recvd::WouldBlock => None,
+            },
+            Dir::Send => match unsafe { c.chan.select_send((*sg).elem) } {
+                Sent::Done(w) => {
+                    // SAFETY: see above; the value was moved out.
+                    unsafe {
+                        (*sg).result = OK;
+                        (*sg).live = false;
+                    }
+                    Some(Polled::Done(w))
+                }
+                Sent::Closed => Some(Polled::SendOnClosed),
+                Sent::Disconnected => {
+                    // SAFETY: see above; the value stays for SendError.
+                    unsafe { (*sg).result = DISCONNECTED };
+                    Some(Polled::Done(None))
+                }
+                Sent::WouldBlock => None,
+            },
+        }
+    }
+
+    /// Case `i` was chosen in pass 0 or 1 (the channels are unlocked again):
+    /// wake the peer it completed with, or panic for a closed channel.
+    fn chosen(&mut self, i: usize, r: Polled) -> usize {
         self.selected = Some(i);
-        if let Some(w) = w {
-            w.ready();
+        match r {
+            Polled::Done(Some(w)) => w.ready(),
+            Polled::Done(None) => {}
+            Polled::SendOnClosed => panic!("send on closed channel"),
         }
         i
     }
@@ -420,7 +476,7 @@ impl<T> RecvCase<T> {
     ///
     /// # Panics
     /// If `sel` did not choose this case.
-    pub fn finish(self, sel: Select<'_>) -> Result<T, RecvError> {
+    pub fn finish(self, sel: &mut Select<'_>) -> Result<T, RecvError> {
         let sg = sel.check(self.id, self.index);
         // SAFETY: the token's brand proves the case holds a slot for `T`;
         // OK means the slot holds a value we own.
@@ -446,7 +502,7 @@ impl<T> SendCase<T> {
     ///
     /// # Panics
     /// If `sel` did not choose this case.
-    pub fn finish(self, sel: Select<'_>) -> Result<(), SendError<T>> {
+    pub fn finish(self, sel: &mut Select<'_>) -> Result<(), SendError<T>> {
         let sg = sel.check(self.id, self.index);
         // SAFETY: as for RecvCase; DISCONNECTED leaves our live value.
         unsafe {
@@ -559,7 +615,9 @@ macro_rules! __select_munch {
         let __idx = $crate::__select_run!(__sel, $($d)*);
         $(
             if __idx == ::core::option::Option::Some($case.index()) {
-                let $p = $case.finish(__sel);
+                let __r = $case.finish(&mut __sel);
+                ::core::mem::drop(__sel); // release the borrows before the body
+                let $p = __r;
                 $body
             } else
         )*

@@ -12,9 +12,9 @@ fn select_recv2(a: &crate::Receiver<u32>, b: &crate::Receiver<u32>) -> u32 {
     let cb = sel.recv(b);
     let i = sel.select();
     if i == ca.index() {
-        ca.finish(sel).unwrap()
+        ca.finish(&mut sel).unwrap()
     } else {
-        cb.finish(sel).unwrap()
+        cb.finish(&mut sel).unwrap()
     }
 }
 
@@ -53,7 +53,7 @@ fn select_send_meets_receiver() {
         let i = sel.select();
         assert_eq!(i, s.index());
         let _ = r;
-        s.finish(sel).unwrap();
+        s.finish(&mut sel).unwrap();
         assert_eq!(t.join().unwrap(), 5);
     });
 }

@@ -2,7 +2,7 @@
 //!
 //! * `cargo xtask bench [WORKLOAD...]` — runs every benchmark workload for gort
 //!   and its peers in the same run (Go when `$GO` or a `go` on `PATH` exists,
-//!   tokio, may), each in its own process, takes the median of several runs,
+//!   tokio, may, std threads + crossbeam-channel), each in its own process, takes the median of several runs,
 //!   prints a table with ratios and writes JSON and an SVG chart under
 //!   `target/bench/`.
 //! * `cargo xtask loom` — runs the loom models of every layer.
@@ -122,7 +122,7 @@ const CASES: &[Case] = &[
     },
 ];
 
-const PEERS: &[&str] = &["gort", "go", "tokio", "may"];
+const PEERS: &[&str] = &["gort", "go", "tokio", "may", "std"];
 /// Exit status of a bench program without a counterpart for a workload
 /// (gort-bench's NOT_APPLICABLE).
 const NOT_APPLICABLE: i32 = 3;
@@ -227,6 +227,7 @@ fn bench(root: &Path, filter: &[String]) -> ExitCode {
     programs.insert("gort", bin_dir.join("gort"));
     programs.insert("tokio", bin_dir.join("tokio"));
     programs.insert("may", bin_dir.join("may"));
+    programs.insert("std", bin_dir.join("std"));
     match find_go() {
         Some(go) => {
             let exe = out_dir.join("go-bench");
@@ -365,10 +366,10 @@ fn render_table(rows: &[Row<'_>]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "\n{:<22} {:<16} {:>10} {:>10} {:>10} {:>10}   {:>8} {:>8} {:>8}",
-        "workload", "unit", "gort", "go", "tokio", "may", "gort/go", "/tokio", "/may"
+        "\n{:<22} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9}   {:>7} {:>7} {:>7} {:>7}",
+        "workload", "unit", "gort", "go", "tokio", "may", "std", "gort/go", "/tokio", "/may", "/std"
     );
-    let _ = writeln!(s, "{}", "-".repeat(112));
+    let _ = writeln!(s, "{}", "-".repeat(118));
     for (label, _, res) in rows {
         let unit = res
             .values()
@@ -377,16 +378,18 @@ fn render_table(rows: &[Row<'_>]) -> String {
         let g = res.get("gort");
         let _ = writeln!(
             s,
-            "{:<22} {:<16} {:>10} {:>10} {:>10} {:>10}   {:>8} {:>8} {:>8}",
+            "{:<22} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9}   {:>7} {:>7} {:>7} {:>7}",
             label,
             unit,
             cell(g),
             cell(res.get("go")),
             cell(res.get("tokio")),
             cell(res.get("may")),
+            cell(res.get("std")),
             ratio(g, res.get("go")),
             ratio(g, res.get("tokio")),
             ratio(g, res.get("may")),
+            ratio(g, res.get("std")),
         );
     }
     let mut notes = String::new();
@@ -494,6 +497,7 @@ fn render_svg(rows: &[Row<'_>]) -> String {
         ("go", "#00add8"),
         ("tokio", "#7a5c99"),
         ("may", "#c0804a"),
+        ("std", "#888888"),
     ];
     let bar_h = 14.0;
     let group_h = bar_h * colors.len() as f64 + 30.0;

@@ -27,7 +27,8 @@ fn main() {
             rx.recv().unwrap();
             report(per(t0.elapsed(), n), "ns/task");
         }
-        "park_pingpong" => {
+        // may has no rendezvous channel; a ping-pong never queues more than one.
+        "park_pingpong" | "chan_pingpong" => {
             let n = n.unwrap_or(1_000_000);
             let (atx, arx) = mpsc::channel::<u64>();
             let (btx, brx) = mpsc::channel::<u64>();

@@ -34,7 +34,8 @@ fn main() {
             });
             report(per(el, n), "ns/task");
         }
-        "park_pingpong" => {
+        // tokio has no rendezvous channel: capacity 1 is the closest.
+        "park_pingpong" | "chan_pingpong" => {
             let n = n.unwrap_or(1_000_000);
             let el = rt.block_on(async move {
                 let (atx, mut arx) = mpsc::channel::<u64>(1);
@@ -148,6 +149,50 @@ fn main() {
                 t0.elapsed()
             });
             report(per(el, 8 * per_t), "ns/op");
+        }
+        "chan_buffered" => {
+            let n = n.unwrap_or(10_000_000);
+            let el = rt.block_on(async move {
+                let (tx, mut rx) = mpsc::channel::<u64>(1024);
+                let t0 = Instant::now();
+                tokio::spawn(async move {
+                    for i in 0..n {
+                        tx.send(i).await.unwrap();
+                    }
+                });
+                let mut s = 0u64;
+                while let Some(v) = rx.recv().await {
+                    s += v;
+                }
+                assert_eq!(s, n * (n - 1) / 2);
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/msg");
+        }
+        "select2" => {
+            let n = n.unwrap_or(10_000_000);
+            let el = rt.block_on(async move {
+                let (atx, mut arx) = mpsc::channel::<u64>(1024);
+                let (btx, mut brx) = mpsc::channel::<u64>(1024);
+                let t0 = Instant::now();
+                for tx in [atx, btx] {
+                    tokio::spawn(async move {
+                        for i in 0..n / 2 {
+                            tx.send(i).await.unwrap();
+                        }
+                    });
+                }
+                let mut s = 0u64;
+                for _ in 0..n / 2 * 2 {
+                    s += tokio::select! {
+                        Some(v) = arx.recv() => v,
+                        Some(v) = brx.recv() => v,
+                    };
+                }
+                std::hint::black_box(s);
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/msg");
         }
         _ => unknown(&w),
     }

@@ -1,24 +1,31 @@
 //! # gort-std: Go's sync package for goroutines and threads
 //!
-//! So far: [`Mutex`] / [`RawMutex`] (sync.Mutex with Go's spinning and
+//! [`Mutex`] / [`RawMutex`] (sync.Mutex with Go's spinning and
 //! starvation mode), [`RwLock`] / [`RawRwLock`] (writer preference),
 //! [`WaitGroup`] (with Go 1.25's `go`), [`Cond`], [`Once`],
 //! [`OnceValue`] and [`Pool`] (per-P shards, victim cache, cleared by
-//! [`pool_cleanup`], the hook the GC layer will call). Every blocking operation parks the calling goroutine
+//! [`pool_cleanup`], the hook the GC layer will call), and Go's channels:
+//! [`chan`] gives a cloneable [`Sender`]/[`Receiver`] pair (capacity 0 is
+//! a rendezvous), [`select!`] / [`Select`] wait on several operations at
+//! once. Every blocking operation parks the calling goroutine
 //! (its M runs other goroutines) or, from a plain OS thread such as `main`,
 //! parks the thread — `main` calling `wg.wait()` just works.
 //!
-//! Built on gort-sema (address-keyed semaphores, notify lists), which is
-//! built on gort-sched's park/ready. Misuse panics with Go's messages:
-//! unlocking an unlocked mutex, a negative WaitGroup counter, reusing a
-//! WaitGroup before `wait` returned.
-//!
-//! Still to come (issue 3): channels and `select!`.
+//! The sync types are built on gort-sema (address-keyed semaphores, notify
+//! lists); channels park directly through gort-sched's park/ready, with
+//! gort-os's short-hold `RawLock` per channel (design notes in `src/chan/`:
+//! Go's hchan and selectgo, plus a pass that tries each
+//! select case under its own lock first). Misuse panics with Go's
+//! messages: unlocking an unlocked mutex, a negative WaitGroup counter,
+//! reusing a WaitGroup before `wait` returned, sending on or closing a
+//! closed channel.
 //!
 //! # Invariants
 //! * A mutex's state word counts exactly the goroutines/threads queued on
 //!   its semaphore (plus those about to queue) in its waiter bits.
 //! * A WaitGroup's waiter count is only cleared when its counter is zero.
+//! * A channel's blocked operations are complete when their owners wake:
+//!   a waker moves the value and sets the result before readying them.
 
 mod chan;
 #[cfg(not(gort_loom))]

@@ -24,7 +24,7 @@ fn main() {
             // thread::park/unpark with a turn flag: the OS-thread analogue of
             // park/ready.
             use std::sync::atomic::{AtomicU64, Ordering};
-            let n = n.unwrap_or(200_000);
+            let n = n.unwrap_or(20_000);
             let turn = Arc::new(AtomicU64::new(0));
             let main_t = thread::current();
             let t2 = turn.clone();
@@ -51,7 +51,7 @@ fn main() {
             report(per(el, n), "ns/rt");
         }
         "chan_pingpong" => {
-            let n = n.unwrap_or(200_000);
+            let n = n.unwrap_or(20_000);
             let (atx, arx) = bounded::<u64>(0);
             let (btx, brx) = bounded::<u64>(0);
             let pong = thread::spawn(move || {

@@ -56,7 +56,11 @@ fn dropping_the_last_receiver_fails_senders_and_drops_buffered_values() {
     std::thread::sleep(Duration::from_millis(5));
     drop(rx);
     let back = blocked.join().unwrap().unwrap_err();
-    assert_eq!(live.load(Ordering::SeqCst), 1, "buffered values dropped, the blocked one returned");
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        1,
+        "buffered values dropped, the blocked one returned"
+    );
     drop(back);
     assert!(matches!(
         tx.try_send(Tracked::new(&live)),
@@ -180,7 +184,11 @@ fn select_drops_unsent_values_exactly_once() {
         }
     }
     assert_eq!(receiver.join().unwrap(), 1000);
-    assert_eq!(live.load(Ordering::SeqCst), 0, "a losing send's value leaked or double-dropped");
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "a losing send's value leaked or double-dropped"
+    );
 }
 
 #[test]
@@ -259,7 +267,8 @@ fn finish_with_a_case_that_was_not_chosen_panics() {
     let _a = sel.recv(&rx);
     let b = sel.recv(&rx2);
     sel.select();
-    let e = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.finish(&mut sel))).unwrap_err();
+    let e =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.finish(&mut sel))).unwrap_err();
     assert!(panic_message(e).contains("did not choose"));
 }
 

@@ -64,8 +64,15 @@ fn test_chan_blocking() {
             })
         };
         settle();
-        assert_eq!(sent.load(Ordering::SeqCst), 0, "chan[{cap}]: send to full chan");
-        assert!(matches!(tx.try_send(0), Err(TrySendError::Full(0))), "chan[{cap}]");
+        assert_eq!(
+            sent.load(Ordering::SeqCst),
+            0,
+            "chan[{cap}]: send to full chan"
+        );
+        assert!(
+            matches!(tx.try_send(0), Err(TrySendError::Full(0))),
+            "chan[{cap}]"
+        );
         select! {
             send(tx, 0) -> _r => panic!("chan[{cap}]: send to full chan"),
             default => {}
@@ -105,7 +112,10 @@ fn test_chan_close_unblocks_receive() {
         });
         settle();
         tx.close();
-        assert!(drx.recv().unwrap(), "chan[{cap}]: received a value from a closed chan");
+        assert!(
+            drx.recv().unwrap(),
+            "chan[{cap}]: received a value from a closed chan"
+        );
     }
 }
 

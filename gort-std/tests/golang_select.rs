@@ -248,7 +248,10 @@ fn test_pseudo_random_send() {
         let l = h.join().unwrap();
         let n1: usize = l.iter().sum();
         let n0 = N - n1;
-        assert!(n0 > N / 10 && n1 > N / 10, "want pseudorandom, got {n0} zeros and {n1} ones (cap {cap})");
+        assert!(
+            n0 > N / 10 && n1 > N / 10,
+            "want pseudorandom, got {n0} zeros and {n1} ones (cap {cap})"
+        );
     }
 }
 

@@ -175,7 +175,11 @@ fn main() {
     //     default case makes it non-blocking.
     let (a_tx, a_rx) = gort::chan::<&'static str>(4);
     let (b_tx, b_rx) = gort::chan::<u64>(4);
-    gort::go(move || ["ping", "pong", "ping"].into_iter().for_each(|s| a_tx.send(s).unwrap()));
+    gort::go(move || {
+        ["ping", "pong", "ping"]
+            .into_iter()
+            .for_each(|s| a_tx.send(s).unwrap())
+    });
     gort::go(move || (1..=5).for_each(|n| b_tx.send(n).unwrap()));
     let (mut words, mut total) = (0, 0);
     let (mut a_open, mut b_open) = (true, true);

@@ -367,7 +367,17 @@ fn render_table(rows: &[Row<'_>]) -> String {
     let _ = writeln!(
         s,
         "\n{:<22} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9}   {:>7} {:>7} {:>7} {:>7}",
-        "workload", "unit", "gort", "go", "tokio", "may", "std", "gort/go", "/tokio", "/may", "/std"
+        "workload",
+        "unit",
+        "gort",
+        "go",
+        "tokio",
+        "may",
+        "std",
+        "gort/go",
+        "/tokio",
+        "/may",
+        "/std"
     );
     let _ = writeln!(s, "{}", "-".repeat(118));
     for (label, _, res) in rows {

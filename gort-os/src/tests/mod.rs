@@ -1,2 +1,2 @@
-mod loom_parker;
 mod loom_lock;
+mod loom_parker;

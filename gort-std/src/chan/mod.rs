@@ -282,7 +282,11 @@ impl<T> Chan<T> {
                 }
                 if st.qcount < self.cap {
                     st.buf[st.sendx].write(ptr::read(val));
-                    st.sendx = if st.sendx + 1 == self.cap { 0 } else { st.sendx + 1 };
+                    st.sendx = if st.sendx + 1 == self.cap {
+                        0
+                    } else {
+                        st.sendx + 1
+                    };
                     st.qcount += 1;
                     self.len.store(st.qcount, Ordering::Relaxed);
                     return Sent::Done(None);
@@ -312,7 +316,11 @@ impl<T> Chan<T> {
                         let head = st.buf[st.recvx].as_mut_ptr();
                         ptr::copy_nonoverlapping(head, slot, 1);
                         ptr::copy_nonoverlapping(from, head, 1);
-                        st.recvx = if st.recvx + 1 == self.cap { 0 } else { st.recvx + 1 };
+                        st.recvx = if st.recvx + 1 == self.cap {
+                            0
+                        } else {
+                            st.recvx + 1
+                        };
                         st.sendx = st.recvx;
                     }
                     (*sg).result = OK;
@@ -320,7 +328,11 @@ impl<T> Chan<T> {
                 }
                 if st.qcount > 0 {
                     ptr::copy_nonoverlapping(st.buf[st.recvx].as_ptr(), slot, 1);
-                    st.recvx = if st.recvx + 1 == self.cap { 0 } else { st.recvx + 1 };
+                    st.recvx = if st.recvx + 1 == self.cap {
+                        0
+                    } else {
+                        st.recvx + 1
+                    };
                     st.qcount -= 1;
                     self.len.store(st.qcount, Ordering::Relaxed);
                     return Recvd::Done(None);
@@ -489,7 +501,11 @@ impl<T> Chan<T> {
                 let mut vs = Vec::with_capacity(st.qcount);
                 while st.qcount > 0 {
                     vs.push(st.buf[st.recvx].assume_init_read());
-                    st.recvx = if st.recvx + 1 == self.cap { 0 } else { st.recvx + 1 };
+                    st.recvx = if st.recvx + 1 == self.cap {
+                        0
+                    } else {
+                        st.recvx + 1
+                    };
                     st.qcount -= 1;
                 }
                 st.sendx = st.recvx;

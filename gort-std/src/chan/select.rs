@@ -145,7 +145,10 @@ impl<'a> Select<'a> {
 
     fn push(&mut self, c: Case<'a>) -> usize {
         assert!(self.len < u16::MAX as usize, "select: too many cases");
-        assert!(self.selected.is_none(), "select: case added after selection");
+        assert!(
+            self.selected.is_none(),
+            "select: case added after selection"
+        );
         if self.len < INLINE_CASES {
             self.inline[self.len] = Some(c);
         } else {
@@ -209,7 +212,8 @@ impl<'a> Select<'a> {
     /// `send on closed channel` if the chosen case sends on a closed
     /// channel (as Go's select does); if the select already ran.
     pub fn select(&mut self) -> usize {
-        self.run(true).expect("blocking select returned without a case")
+        self.run(true)
+            .expect("blocking select returned without a case")
     }
 
     /// Completes a case that is ready now (choosing uniformly among the
@@ -287,8 +291,7 @@ impl<'a> Select<'a> {
             lock.copy_from_slice(poll);
             lock.sort_by_key(|&i| self.case(i as usize).addr());
         } else {
-            for k in 0..n {
-                let v = poll[k];
+            for (k, &v) in poll.iter().enumerate() {
                 let a = self.case(v as usize).addr();
                 let mut j = k;
                 while j > 0 && self.case(lock[j - 1] as usize).addr() > a {
@@ -394,10 +397,9 @@ impl<'a> Select<'a> {
     fn poll_case(&self, i: usize) -> Option<Polled> {
         let c = self.case(i);
         let sg = c.sg;
-        // SAFETY (all blocks): the channel is locked; `sg` is our sudog and
-        // its `elem` a slot for the channel's T (holding our live value for
-        // a send).
         match c.dir {
+            // SAFETY: the channel is locked; `sg` is our sudog and its
+            // `elem` a slot for the channel's T.
             Dir::Recv => match unsafe { c.chan.select_recv((*sg).elem) } {
                 Recvd::Done(w) => {
                     // SAFETY: see above; the slot now holds a value.
@@ -414,6 +416,7 @@ impl<'a> Select<'a> {
                 }
                 Recvd::WouldBlock => None,
             },
+            // SAFETY: as above; the slot holds our live value.
             Dir::Send => match unsafe { c.chan.select_send((*sg).elem) } {
                 Sent::Done(w) => {
                     // SAFETY: see above; the value was moved out.

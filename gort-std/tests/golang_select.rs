@@ -9,15 +9,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// TestNonblockSelectRace: a select with default acts on one instant's
-/// state: from the goroutine's creation on, c1 or c2 is always ready, so
+/// TestNonblockSelectRace / TestNonblockSelectRace2: a select with default
+/// acts on one instant's state. c1 is ready when the goroutine starts; then
+/// `make_c2_ready` runs and c1 is drained: c1 or c2 is always ready, so the
 /// default must never be taken.
-#[test]
-fn test_nonblock_select_race() {
+fn nonblock_select_race(c2_cap: usize, make_c2_ready: fn(&Sender<i32>)) {
     let (dtx, drx) = chan::<bool>(1);
     for _ in 0..10_000 {
         let (c1tx, c1rx) = chan::<i32>(1);
-        let (c2tx, c2rx) = chan::<i32>(1);
+        let (c2tx, c2rx) = chan::<i32>(c2_cap);
         c1tx.send(1).unwrap();
         let (r1, r2, dtx2) = (c1rx.clone(), c2rx.clone(), dtx.clone());
         go(move || {
@@ -28,7 +28,7 @@ fn test_nonblock_select_race() {
             };
             dtx2.send(ok).unwrap();
         });
-        c2tx.send(1).unwrap();
+        make_c2_ready(&c2tx);
         select! {
             recv(c1rx) -> _v => {},
             default => {},
@@ -37,30 +37,16 @@ fn test_nonblock_select_race() {
     }
 }
 
-/// TestNonblockSelectRace2: as above, with close(c2) instead of a send.
+/// TestNonblockSelectRace: c2 becomes ready by a send.
+#[test]
+fn test_nonblock_select_race() {
+    nonblock_select_race(1, |c2| c2.send(1).unwrap());
+}
+
+/// TestNonblockSelectRace2: c2 (unbuffered) becomes ready by close.
 #[test]
 fn test_nonblock_select_race2() {
-    let (dtx, drx) = chan::<bool>(1);
-    for _ in 0..10_000 {
-        let (c1tx, c1rx) = chan::<i32>(1);
-        let (c2tx, c2rx) = chan::<i32>(0);
-        c1tx.send(1).unwrap();
-        let (r1, r2, dtx2) = (c1rx.clone(), c2rx.clone(), dtx.clone());
-        go(move || {
-            let ok = select! {
-                recv(r1) -> _v => true,
-                recv(r2) -> _v => true,
-                default => false,
-            };
-            dtx2.send(ok).unwrap();
-        });
-        c2tx.close();
-        select! {
-            recv(c1rx) -> _v => {},
-            default => {},
-        }
-        assert!(drx.recv().unwrap(), "no chan is ready");
-    }
+    nonblock_select_race(0, |c2| c2.close());
 }
 
 /// TestSelfSelect: send and receive on the same channel in one select

@@ -580,31 +580,6 @@ impl<T> Sender<T> {
     pub fn close(&self) {
         self.c.close(true)
     }
-
-    /// Whether the channel is closed.
-    pub fn is_closed(&self) -> bool {
-        self.c.is_closed()
-    }
-
-    /// Values buffered now (a snapshot, as Go's `len(ch)`).
-    pub fn len(&self) -> usize {
-        self.c.len.load(Ordering::Relaxed)
-    }
-
-    /// Whether nothing is buffered now (a snapshot).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The buffer capacity (Go's `cap(ch)`); 0 for an unbuffered channel.
-    pub fn capacity(&self) -> usize {
-        self.c.cap
-    }
-
-    /// Whether `self` and `other` send on the same channel.
-    pub fn same_channel(&self, other: &Sender<T>) -> bool {
-        Arc::ptr_eq(&self.c, &other.c)
-    }
 }
 
 impl<T> Receiver<T> {
@@ -637,32 +612,42 @@ impl<T> Receiver<T> {
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { rx: self }
     }
-
-    /// Whether the channel is closed (values may still be buffered).
-    pub fn is_closed(&self) -> bool {
-        self.c.is_closed()
-    }
-
-    /// Values buffered now (a snapshot, as Go's `len(ch)`).
-    pub fn len(&self) -> usize {
-        self.c.len.load(Ordering::Relaxed)
-    }
-
-    /// Whether nothing is buffered now (a snapshot).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The buffer capacity (Go's `cap(ch)`); 0 for an unbuffered channel.
-    pub fn capacity(&self) -> usize {
-        self.c.cap
-    }
-
-    /// Whether `self` and `other` receive from the same channel.
-    pub fn same_channel(&self, other: &Receiver<T>) -> bool {
-        Arc::ptr_eq(&self.c, &other.c)
-    }
 }
+
+/// The state queries both ends share.
+macro_rules! channel_queries {
+    ($ty:ident) => {
+        impl<T> $ty<T> {
+            /// Whether the channel is closed (values may still be buffered).
+            pub fn is_closed(&self) -> bool {
+                self.c.is_closed()
+            }
+
+            /// Values buffered now (a snapshot, as Go's `len(ch)`).
+            pub fn len(&self) -> usize {
+                self.c.len.load(Ordering::Relaxed)
+            }
+
+            /// Whether nothing is buffered now (a snapshot).
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            /// The buffer capacity (Go's `cap(ch)`); 0 for an unbuffered
+            /// channel.
+            pub fn capacity(&self) -> usize {
+                self.c.cap
+            }
+
+            /// Whether `self` and `other` are ends of the same channel.
+            pub fn same_channel(&self, other: &$ty<T>) -> bool {
+                Arc::ptr_eq(&self.c, &other.c)
+            }
+        }
+    };
+}
+channel_queries!(Sender);
+channel_queries!(Receiver);
 
 // A panic never leaves a channel inconsistent: no code panics while the
 // lock is held, and misuse panics happen after it is released.

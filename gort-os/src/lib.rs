@@ -15,6 +15,7 @@
 //!   default `vm.max_map_count` of 65530.
 //! * [`futex`] — waiting on a 32-bit word, and [`futex::Parker`], the one-token
 //!   parker that idle Ms and plain OS threads sleep on.
+//! * [`cell`] — [`cell::UnsafeCell`], checked by loom in model builds.
 //! * [`lock`] — [`lock::RawLock`], the runtime's short-hold lock (spin, yield,
 //!   then futex; Go's `runtime.mutex`) for channels and timer heaps.
 //! * [`thread`] — named OS threads with an alternate signal stack.
@@ -58,6 +59,7 @@
 
 mod loom;
 
+pub mod cell;
 pub mod clock;
 pub mod cpu;
 pub mod futex;

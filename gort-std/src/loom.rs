@@ -22,57 +22,7 @@ pub(crate) use gort_sched::{park, WaitReason, Waiter};
 #[cfg(gort_loom)]
 pub(crate) use gort_sema::loom_shim::{park, WaitReason, Waiter};
 
-/// A cell whose accesses loom checks for data races (under loom), with one
-/// API for both builds: `with_mut` hands out the `&mut` for a scope.
-pub(crate) struct UnsafeCell<T> {
-    #[cfg(not(gort_loom))]
-    inner: std::cell::UnsafeCell<T>,
-    #[cfg(gort_loom)]
-    inner: loom::cell::UnsafeCell<T>,
-}
-
-impl<T> UnsafeCell<T> {
-    pub(crate) fn new(v: T) -> Self {
-        UnsafeCell {
-            #[cfg(not(gort_loom))]
-            inner: std::cell::UnsafeCell::new(v),
-            #[cfg(gort_loom)]
-            inner: loom::cell::UnsafeCell::new(v),
-        }
-    }
-
-    /// Runs `f` with exclusive access to the contents.
-    ///
-    /// # Safety
-    /// No other access to the contents overlaps this call (the caller holds
-    /// the lock that protects the cell).
-    #[inline(always)]
-    pub(crate) unsafe fn with_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        #[cfg(not(gort_loom))]
-        {
-            // SAFETY: exclusive per the caller's contract.
-            f(unsafe { &mut *self.inner.get() })
-        }
-        #[cfg(gort_loom)]
-        {
-            // SAFETY: exclusive per the caller's contract (loom checks it).
-            self.inner.with_mut(|p| f(unsafe { &mut *p }))
-        }
-    }
-
-    /// Exclusive access through `&mut self`.
-    pub(crate) fn get_mut(&mut self) -> &mut T {
-        #[cfg(not(gort_loom))]
-        {
-            self.inner.get_mut()
-        }
-        #[cfg(gort_loom)]
-        {
-            // SAFETY: `&mut self` is exclusive.
-            self.inner.with_mut(|p| unsafe { &mut *p })
-        }
-    }
-}
+pub(crate) use gort_os::cell::UnsafeCell;
 
 #[cfg(not(gort_loom))]
 pub(crate) use gort_os::clock::nanotime;

@@ -123,7 +123,8 @@ impl Heap {
         // SAFETY: we hold the lock.
         let was = unsafe {
             self.v.with_mut(|v| {
-                let i = e.st.with_mut(|st| std::mem::replace(&mut st.idx, NOT_QUEUED));
+                let i =
+                    e.st.with_mut(|st| std::mem::replace(&mut st.idx, NOT_QUEUED));
                 if i == NOT_QUEUED {
                     return false;
                 }
@@ -152,7 +153,8 @@ impl Heap {
                     let period = e.st.with_mut(|st| st.period);
                     if period > 0 {
                         // Next tick after now; missed ticks are dropped.
-                        let next = when.saturating_add(period.saturating_mul(1 + (now - when) / period));
+                        let next =
+                            when.saturating_add(period.saturating_mul(1 + (now - when) / period));
                         v[0].0 = next;
                         sift_down(v, 0);
                     } else {

@@ -37,6 +37,8 @@
 //! * A heap's `min` is its first deadline (or i64::MAX), stored before the
 //!   lock is released.
 
+#![cfg_attr(gort_loom, allow(dead_code, unused_imports))]
+
 mod heap;
 mod loom;
 #[cfg(not(gort_loom))]

@@ -182,6 +182,8 @@ fn run_loom(root: &Path) -> ExitCode {
                 "-p",
                 "gort-sema",
                 "-p",
+                "gort-timer",
+                "-p",
                 "gort-std",
             ])
             .env("RUSTFLAGS", "--cfg gort_loom")

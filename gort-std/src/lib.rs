@@ -7,7 +7,9 @@
 //! [`pool_cleanup`], the hook the GC layer will call), and Go's channels:
 //! [`chan`] gives a cloneable [`Sender`]/[`Receiver`] pair (capacity 0 is
 //! a rendezvous), [`select!`] / [`Select`] wait on several operations at
-//! once. Every blocking operation parks the calling goroutine
+//! once; [`Timer`], [`Ticker`], [`after`], [`after_func`], [`sleep`] and
+//! [`Receiver::recv_timeout`] are Go's time package on top (Go 1.23
+//! semantics: no stale value after a stop or reset). Every blocking operation parks the calling goroutine
 //! (its M runs other goroutines) or, from a plain OS thread such as `main`,
 //! parks the thread — `main` calling `wg.wait()` just works.
 //!
@@ -38,6 +40,8 @@ mod once;
 mod pool;
 #[cfg(not(gort_loom))]
 mod rwlock;
+#[cfg(not(gort_loom))]
+mod time;
 mod waitgroup;
 
 pub use chan::{
@@ -53,6 +57,8 @@ pub use once::{Once, OnceValue};
 pub use pool::{pool_cleanup, Pool};
 #[cfg(not(gort_loom))]
 pub use rwlock::{RawRwLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+#[cfg(not(gort_loom))]
+pub use time::{after, after_func, sleep, sleep_until, AfterFunc, RecvTimeoutError, Ticker, Timer};
 pub use waitgroup::WaitGroup;
 
 #[cfg(all(test, gort_loom))]

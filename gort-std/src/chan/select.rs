@@ -545,8 +545,9 @@ impl<T> SendCase<T> {
 ///   `Result<(), SendError<T>>` (`Err` if every receiver is gone);
 /// * `default => body` — at most one; taken when no case is ready.
 ///
-/// As in Go: channel and value expressions are evaluated once, in source
-/// order, before selecting; among ready cases one is chosen uniformly at
+/// As in Go, channel and value expressions are evaluated once before
+/// selecting (the channels first, then the send values, each in source
+/// order; a temporary such as `recv(after(d))` lives through the select); among ready cases one is chosen uniformly at
 /// random; without `default`, the caller parks once on all cases; a chosen
 /// send on a closed channel panics; `select! {}` blocks forever. Values of
 /// send cases that were not chosen are dropped. `break`, `continue`,
@@ -564,36 +565,36 @@ macro_rules! __select_munch {
     // recv(rx) -> pat => body
     (@cases ($($c:tt)*) @default ($($d:tt)*)
         recv($rx:expr) -> $p:pat => $body:block, $($rest:tt)*) => {
-        $crate::__select_munch!(@cases ($($c)* [recv __case ($rx) $p => $body]) @default ($($d)*) $($rest)*)
+        $crate::__select_munch!(@cases ($($c)* [recv __case __chan ($rx) $p => $body]) @default ($($d)*) $($rest)*)
     };
     (@cases ($($c:tt)*) @default ($($d:tt)*)
         recv($rx:expr) -> $p:pat => $body:block $($rest:tt)*) => {
-        $crate::__select_munch!(@cases ($($c)* [recv __case ($rx) $p => $body]) @default ($($d)*) $($rest)*)
+        $crate::__select_munch!(@cases ($($c)* [recv __case __chan ($rx) $p => $body]) @default ($($d)*) $($rest)*)
     };
     (@cases ($($c:tt)*) @default ($($d:tt)*)
         recv($rx:expr) -> $p:pat => $body:expr, $($rest:tt)*) => {
-        $crate::__select_munch!(@cases ($($c)* [recv __case ($rx) $p => { $body }]) @default ($($d)*) $($rest)*)
+        $crate::__select_munch!(@cases ($($c)* [recv __case __chan ($rx) $p => { $body }]) @default ($($d)*) $($rest)*)
     };
     (@cases ($($c:tt)*) @default ($($d:tt)*)
         recv($rx:expr) -> $p:pat => $body:expr) => {
-        $crate::__select_munch!(@cases ($($c)* [recv __case ($rx) $p => { $body }]) @default ($($d)*))
+        $crate::__select_munch!(@cases ($($c)* [recv __case __chan ($rx) $p => { $body }]) @default ($($d)*))
     };
     // send(tx, value) -> pat => body
     (@cases ($($c:tt)*) @default ($($d:tt)*)
         send($tx:expr, $v:expr) -> $p:pat => $body:block, $($rest:tt)*) => {
-        $crate::__select_munch!(@cases ($($c)* [send __case ($tx, $v) $p => $body]) @default ($($d)*) $($rest)*)
+        $crate::__select_munch!(@cases ($($c)* [send __case __chan ($tx, $v) $p => $body]) @default ($($d)*) $($rest)*)
     };
     (@cases ($($c:tt)*) @default ($($d:tt)*)
         send($tx:expr, $v:expr) -> $p:pat => $body:block $($rest:tt)*) => {
-        $crate::__select_munch!(@cases ($($c)* [send __case ($tx, $v) $p => $body]) @default ($($d)*) $($rest)*)
+        $crate::__select_munch!(@cases ($($c)* [send __case __chan ($tx, $v) $p => $body]) @default ($($d)*) $($rest)*)
     };
     (@cases ($($c:tt)*) @default ($($d:tt)*)
         send($tx:expr, $v:expr) -> $p:pat => $body:expr, $($rest:tt)*) => {
-        $crate::__select_munch!(@cases ($($c)* [send __case ($tx, $v) $p => { $body }]) @default ($($d)*) $($rest)*)
+        $crate::__select_munch!(@cases ($($c)* [send __case __chan ($tx, $v) $p => { $body }]) @default ($($d)*) $($rest)*)
     };
     (@cases ($($c:tt)*) @default ($($d:tt)*)
         send($tx:expr, $v:expr) -> $p:pat => $body:expr) => {
-        $crate::__select_munch!(@cases ($($c)* [send __case ($tx, $v) $p => { $body }]) @default ($($d)*))
+        $crate::__select_munch!(@cases ($($c)* [send __case __chan ($tx, $v) $p => { $body }]) @default ($($d)*))
     };
     // default => body (once)
     (@cases ($($c:tt)*) @default () default => $body:block, $($rest:tt)*) => {
@@ -612,9 +613,12 @@ macro_rules! __select_munch {
         ::core::compile_error!("select!: more than one `default` case")
     };
     // All parsed.
-    (@cases ($([$kind:ident $case:ident ($($args:expr),*) $p:pat => $body:block])*) @default ($($d:tt)*)) => {{
+    (@cases ($([$kind:ident $case:ident $ch:ident ($first:expr $(, $rest:expr)*) $p:pat => $body:block])*) @default ($($d:tt)*)) => {{
+        // `let x = &expr;` keeps a temporary channel (`recv(after(d))`)
+        // alive for the whole select.
+        $( let $ch = &$first; )*
         let mut __sel = $crate::Select::new();
-        $( let $case = $crate::__select_add!(__sel, $kind, $($args),*); )*
+        $( let $case = $crate::__select_add!(__sel, $kind, $ch $(, $rest)*); )*
         let __idx = $crate::__select_run!(__sel, $($d)*);
         $(
             if __idx == ::core::option::Option::Some($case.index()) {
@@ -636,11 +640,11 @@ macro_rules! __select_munch {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __select_add {
-    ($sel:ident, recv, $rx:expr) => {
-        $sel.recv(&$rx)
+    ($sel:ident, recv, $rx:ident) => {
+        $sel.recv($rx)
     };
-    ($sel:ident, send, $tx:expr, $v:expr) => {
-        $sel.send(&$tx, $v)
+    ($sel:ident, send, $tx:ident, $v:expr) => {
+        $sel.send($tx, $v)
     };
 }
 

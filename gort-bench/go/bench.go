@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -290,6 +291,42 @@ func main() {
 		}
 		_ = s
 		report(per(time.Since(t0), n), "ns/msg")
+	case "timer_churn":
+		n := def(1000000)
+		t0 := time.Now()
+		ts := make([]*time.Timer, n)
+		for i := range ts {
+			ts[i] = time.AfterFunc(time.Hour, func() {})
+		}
+		for _, t := range ts {
+			if !t.Stop() {
+				panic("timer fired")
+			}
+		}
+		report(per(time.Since(t0), n), "ns/timer")
+	case "sleep_many":
+		n := def(100000)
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				time.Sleep(10 * time.Millisecond)
+			}()
+		}
+		wg.Wait()
+		report(float64(time.Since(t0).Nanoseconds())/1e6, "ms")
+	case "sleep_accuracy":
+		n := def(1000)
+		over := make([]float64, n)
+		for i := range over {
+			t0 := time.Now()
+			time.Sleep(time.Millisecond)
+			over[i] = float64(time.Since(t0).Nanoseconds())/1e3 - 1000
+		}
+		sort.Float64s(over)
+		report(over[n/2], "us")
 	default:
 		fmt.Fprintln(os.Stderr, "unknown workload", os.Args[1])
 		os.Exit(3)

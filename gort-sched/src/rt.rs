@@ -27,6 +27,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 /// Most Ps a runtime may have.
 pub const MAX_PROCS: usize = 1024;
 
+/// The timekeeper M sleeps until this long before the next deadline, then
+/// spins to it (bounded CPU per timer wake-up, for ~µs timer accuracy).
+const TIMER_EARLY_NS: i64 = 25_000;
+
 /// How many goroutines an M runs from `runnext` in a row before it lets the
 /// rest of its queues go first (Go's time-slice inheritance, by count).
 const RUNNEXT_STREAK: u32 = 64;
@@ -1573,8 +1577,18 @@ fn sleep_idle(s: &'static Sched, m: &'static M) {
     {
         let wait = deadline - nanotime();
         if wait > 0 {
-            m.parker
-                .park_timeout(std::time::Duration::from_nanos(wait as u64));
+            // Wake a little early and spin the rest: a futex timeout fires
+            // tens of microseconds late (more in VMs), and timers are the
+            // point of this sleep.
+            let early = wait.min(TIMER_EARLY_NS);
+            let woken = wait > early
+                && m.parker
+                    .park_timeout(std::time::Duration::from_nanos((wait - early) as u64));
+            if !woken {
+                while nanotime() < deadline && !m.has_inbox() {
+                    std::hint::spin_loop();
+                }
+            }
         }
         s.timekeeper.store(ptr::null_mut(), Ordering::SeqCst);
         return;

@@ -9,6 +9,7 @@
 //! | [`gort_os`] (`gort::os`) | context switch and pooled stacks, futex parking, threads, clock, CPU quota |
 //! | [`gort_sched`] (`gort::sched`) | goroutines: `go`, `run`, `JoinHandle`, `gosched`, `goexit`, `gomaxprocs`, park/ready |
 //! | [`gort_sema`] (`gort::sema`) | Go's runtime semaphores: `semacquire`/`semrelease`, `NotifyList`, `Note` |
+//! | [`gort_timer`] (`gort::timer`, `gort::time`) | per-P timer heaps, `sleep`, `RawTimer`; `gort::time` adds Go's channel timers (`Timer`, `Ticker`, `after`, `after_func`) |
 //! | [`gort_std`] (`gort::sync`) | Go's sync package: `Mutex`, `RwLock`, `WaitGroup`, `Cond`, `Once`, `OnceValue`, `Pool`; channels (`chan`, `Sender`, `Receiver`) and `select!` |
 //!
 //! ```
@@ -43,6 +44,14 @@ pub use gort_os as os;
 pub use gort_sched as sched;
 pub use gort_sema as sema;
 pub use gort_std as sync;
+pub use gort_timer as timer;
+
+/// Go's time package: sleeping, timers and tickers on channels.
+pub mod time {
+    pub use gort_std::{
+        after, after_func, sleep, sleep_until, AfterFunc, RecvTimeoutError, Ticker, Timer,
+    };
+}
 
 pub use gort_sched::{
     go, goexit, gomaxprocs, gosched, num_cpu, num_goroutine, run, Builder, JoinError, JoinHandle,

@@ -109,6 +109,24 @@ const CASES: &[Case] = &[
         what: "one receiver selects over two capacity-1024 channels fed by two producers, 10M messages",
     },
     Case {
+        workload: "timer_churn",
+        peer_workload: None,
+        procs: None,
+        what: "create 1M timers (AfterFunc, 1 h), then stop them all",
+    },
+    Case {
+        workload: "sleep_many",
+        peer_workload: None,
+        procs: None,
+        what: "100,000 goroutines each sleep 10 ms once; wall time until all woke",
+    },
+    Case {
+        workload: "sleep_accuracy",
+        peer_workload: None,
+        procs: None,
+        what: "one goroutine sleeps 1 ms, 1000 times; median overshoot",
+    },
+    Case {
         workload: "parked_mem",
         peer_workload: None,
         procs: None,

@@ -6,7 +6,7 @@ use gort::sync::WaitGroup;
 use gort_bench::{args, per, report, rss, unknown};
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// park_pingpong measures the scheduler's park/ready itself (issue 2), so
 /// its token hand-off is built directly on them: one waiter slot and a
@@ -334,6 +334,49 @@ fn main() {
                 t0.elapsed()
             });
             report(per(el, n), "ns/msg");
+        }
+        "timer_churn" => {
+            let n = n.unwrap_or(1_000_000);
+            let el = gort::run(move || {
+                let t0 = Instant::now();
+                let ts: Vec<_> = (0..n)
+                    .map(|_| gort::time::after_func(Duration::from_secs(3600), || {}))
+                    .collect();
+                for t in &ts {
+                    assert!(t.stop());
+                }
+                let el = t0.elapsed();
+                drop(ts);
+                el
+            });
+            report(per(el, n), "ns/timer");
+        }
+        "sleep_many" => {
+            let n = n.unwrap_or(100_000);
+            let el = gort::run(move || {
+                let wg = Arc::new(WaitGroup::new());
+                let t0 = Instant::now();
+                for _ in 0..n {
+                    wg.go_arc(|| gort::time::sleep(Duration::from_millis(10)));
+                }
+                wg.wait();
+                t0.elapsed()
+            });
+            report(el.as_secs_f64() * 1e3, "ms");
+        }
+        "sleep_accuracy" => {
+            let n = n.unwrap_or(1000);
+            let mut over = gort::run(move || {
+                (0..n)
+                    .map(|_| {
+                        let t0 = Instant::now();
+                        gort::time::sleep(Duration::from_millis(1));
+                        t0.elapsed().as_secs_f64() * 1e6 - 1000.0
+                    })
+                    .collect::<Vec<f64>>()
+            });
+            over.sort_by(f64::total_cmp);
+            report(over[over.len() / 2], "us");
         }
         _ => unknown(&w),
     }

@@ -2,6 +2,7 @@
 //! workers). Tasks are stackless, so these are the async analogues.
 
 use gort_bench::{args, per, procs, report, rss, unknown};
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -193,6 +194,53 @@ fn main() {
                 t0.elapsed()
             });
             report(per(el, n), "ns/msg");
+        }
+        "timer_churn" => {
+            // A tokio timer exists once its Sleep is polled (registered in
+            // the wheel); dropping it cancels.
+            let n = n.unwrap_or(1_000_000);
+            let el = rt.block_on(async move {
+                let waker = std::task::Waker::noop();
+                let mut cx = std::task::Context::from_waker(waker);
+                let t0 = Instant::now();
+                let mut ts: Vec<_> = (0..n)
+                    .map(|_| Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))))
+                    .collect();
+                for t in &mut ts {
+                    assert!(t.as_mut().poll(&mut cx).is_pending());
+                }
+                drop(ts);
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/timer");
+        }
+        "sleep_many" => {
+            let n = n.unwrap_or(100_000);
+            let el = rt.block_on(async move {
+                let t0 = Instant::now();
+                let hs: Vec<_> = (0..n)
+                    .map(|_| tokio::spawn(tokio::time::sleep(std::time::Duration::from_millis(10))))
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+                t0.elapsed()
+            });
+            report(el.as_secs_f64() * 1e3, "ms");
+        }
+        "sleep_accuracy" => {
+            let n = n.unwrap_or(1000);
+            let mut over = rt.block_on(async move {
+                let mut v = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    let t0 = Instant::now();
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    v.push(t0.elapsed().as_secs_f64() * 1e6 - 1000.0);
+                }
+                v
+            });
+            over.sort_by(f64::total_cmp);
+            report(over[over.len() / 2], "us");
         }
         _ => unknown(&w),
     }

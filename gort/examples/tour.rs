@@ -193,4 +193,26 @@ fn main() {
     let (_keep, empty) = gort::chan::<u8>(1);
     let idle = gort::select! { recv(empty) -> _v => "ready", default => "default" };
     println!("10. select fan-in: {words} words and numbers summing to {total}; then select took {idle:?}");
+
+    // 11. Timers: sleep parks the goroutine; a Ticker and a timeout in one
+    //     select; Stop leaves nothing behind (Go 1.23 semantics).
+    let (ticks, slept) = gort::run(|| {
+        let t0 = Instant::now();
+        gort::time::sleep(std::time::Duration::from_millis(2));
+        let slept = t0.elapsed();
+        let ticker = gort::time::Ticker::new(std::time::Duration::from_millis(1));
+        let timeout = gort::time::after(std::time::Duration::from_millis(20));
+        let mut ticks = 0;
+        loop {
+            gort::select! {
+                recv(ticker.c()) -> _t => ticks += 1,
+                recv(timeout) -> _t => break,
+            }
+        }
+        ticker.stop();
+        (ticks, slept)
+    });
+    let t = gort::time::Timer::new(std::time::Duration::from_secs(60));
+    let stopped = t.stop();
+    println!("11. sleep(2ms) took {slept:?}; {ticks} ticks of 1ms before a 20ms timeout; Timer::stop -> {stopped}");
 }

@@ -19,16 +19,21 @@ struct Timers {
 
 fn timers() -> &'static Timers {
     static T: OnceLock<Timers> = OnceLock::new();
-    T.get_or_init(|| {
-        let t = Timers {
-            heaps: (0..gort_sched::MAX_PROCS)
-                .map(|_| CachePadded::new(Heap::new()))
-                .collect(),
-            used: AtomicUsize::new(1),
-        };
-        gort_sched::register_source(Arc::new(TimerSource));
-        t
+    T.get_or_init(|| Timers {
+        heaps: (0..gort_sched::MAX_PROCS)
+            .map(|_| CachePadded::new(Heap::new()))
+            .collect(),
+        used: AtomicUsize::new(1),
     })
+}
+
+/// The heaps, with the source registered (it polls through `timers()`, so
+/// it is registered only after they exist, outside their initialisation).
+fn timers_registered() -> &'static Timers {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    let t = timers();
+    REGISTERED.call_once(|| gort_sched::register_source(Arc::new(TimerSource)));
+    t
 }
 
 /// The scheduler's view of the timers: any M that looks for work after the
@@ -94,7 +99,7 @@ impl RawTimer {
     /// An unarmed timer with callback `f`, on the calling goroutine's P's
     /// heap (heap 0 from a plain thread).
     pub fn new(f: impl FnMut() + Send + 'static) -> RawTimer {
-        let t = timers();
+        let t = timers_registered();
         let heap = gort_sched::proc_pin().unwrap_or(0);
         if heap >= t.used.load(Ordering::Relaxed) {
             // Release pairs with the pollers' Acquire: they see the heap.

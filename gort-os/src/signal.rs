@@ -10,7 +10,7 @@
 //! a real crash.
 //!
 //! Slab stacks have no guard page; their canary is checked at every switch
-//! ([`report_canary`]).
+//! (`report_canary`).
 
 use std::cell::Cell;
 use std::sync::Arc;

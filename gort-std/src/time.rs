@@ -39,6 +39,12 @@ fn sender_timer(tx: Sender<Instant>) -> RawTimer {
     })
 }
 
+/// Empties a stopped timer's one-slot channel (the Go 1.23 guarantee: no
+/// value from before a stop or reset is received).
+fn drain(c: &Receiver<Instant>) {
+    while c.try_recv().is_ok() {}
+}
+
 impl Timer {
     /// A timer that fires once, `d` from now.
     pub fn new(d: Duration) -> Timer {
@@ -54,15 +60,11 @@ impl Timer {
         &self.c
     }
 
-    fn drain(&self) {
-        while !matches!(self.c.try_recv(), Err(TryRecvError::Empty)) {}
-    }
-
     /// Stops the timer; returns whether it was still pending. Afterwards no
     /// value is received until the next [`Timer::reset`].
     pub fn stop(&self) -> bool {
         let was = self.raw.stop();
-        self.drain();
+        drain(&self.c);
         was
     }
 
@@ -70,7 +72,7 @@ impl Timer {
     /// No value from before the reset is received afterwards.
     pub fn reset(&self, d: Duration) -> bool {
         let was = self.raw.stop();
-        self.drain();
+        drain(&self.c);
         self.raw.reset(d);
         was
     }
@@ -111,7 +113,7 @@ impl Ticker {
     /// Stops the ticker; no tick is received afterwards (until a reset).
     pub fn stop(&self) {
         self.raw.stop();
-        while !matches!(self.c.try_recv(), Err(TryRecvError::Empty)) {}
+        drain(&self.c);
     }
 
     /// Stops and restarts the ticker with period `d`, the next tick `d`

@@ -362,10 +362,7 @@ impl<T> Chan<T> {
         // SAFETY: `sg` is ours until queued; the lock is held.
         unsafe {
             (*sg).waiter = Some(Waiter::current());
-            self.locked(|st| match dir {
-                Dir::Send => st.sendq.enqueue(sg),
-                Dir::Recv => st.recvq.enqueue(sg),
-            });
+            self.enqueue(dir, sg);
         }
         let reason = match dir {
             Dir::Send => WaitReason::ChanSend,

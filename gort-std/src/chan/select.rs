@@ -15,7 +15,7 @@
 //!    the queues they are still in.
 
 use super::sudog::{Sudog, CLOSED, DISCONNECTED, OK, PENDING};
-use super::{ChanOps, Dir, Receiver, RecvError, Recvd, SendError, Sender, Sent};
+use super::{Chan, ChanOps, Dir, Receiver, RecvError, Recvd, SendError, Sender, Sent};
 use crate::loom::{park, Ordering, WaitReason, Waiter};
 use gort_os::lock::RawLock;
 use std::cell::Cell;
@@ -167,15 +167,22 @@ impl<'a> Select<'a> {
         }
     }
 
-    /// Adds a case receiving from `rx`.
-    pub fn recv<T>(&mut self, rx: &'a Receiver<T>) -> RecvCase<T> {
+    /// Adds a case on channel `c` with a fresh sudog holding a slot for a
+    /// `T`; returns the case index and the sudog.
+    fn add<T>(&mut self, c: &'a Chan<T>, dir: Dir) -> (usize, *mut Sudog) {
         let sg = Sudog::acquire::<T>();
         let index = self.push(Case {
-            chan: &*rx.c,
-            lock: &rx.c.lock,
-            dir: Dir::Recv,
+            chan: c,
+            lock: &c.lock,
+            dir,
             sg,
         });
+        (index, sg)
+    }
+
+    /// Adds a case receiving from `rx`.
+    pub fn recv<T>(&mut self, rx: &'a Receiver<T>) -> RecvCase<T> {
+        let (index, _) = self.add(&rx.c, Dir::Recv);
         RecvCase {
             index,
             id: self.id,
@@ -186,18 +193,12 @@ impl<'a> Select<'a> {
     /// Adds a case sending `v` on `tx`. If another case is chosen, `v` is
     /// dropped with the `Select`.
     pub fn send<T>(&mut self, tx: &'a Sender<T>, v: T) -> SendCase<T> {
-        let sg = Sudog::acquire::<T>();
+        let (index, sg) = self.add(&tx.c, Dir::Send);
         // SAFETY: the sudog is ours; `elem` is a slot for a `T`.
         unsafe {
             (*sg).elem.cast::<T>().write(v);
             (*sg).live = true;
         }
-        let index = self.push(Case {
-            chan: &*tx.c,
-            lock: &tx.c.lock,
-            dir: Dir::Send,
-            sg,
-        });
         SendCase {
             index,
             id: self.id,

@@ -1,0 +1,1 @@
+//! gort-gc-derive (under construction).

@@ -1,0 +1,1 @@
+//! gort-netpoll (under construction).

@@ -45,6 +45,9 @@ pub mod shim {
         ChanReceive,
         Select,
         SelectNoCases,
+        IoWait,
+        GcWait,
+        FinalizerWait,
         Other(&'static str),
     }
 

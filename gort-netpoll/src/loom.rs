@@ -1,0 +1,19 @@
+//! The one place this crate takes atomics, cells and parking from.
+//!
+//! Under `--cfg gort_loom` they are loom's (parking through gort-sema's loom
+//! parker, which keeps gort-sched's contract), so the model in `src/tests/`
+//! explores the real [`Dir`](crate::pd::Dir) state machine. The socket layer
+//! is not compiled then.
+
+#[cfg(not(gort_loom))]
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+#[cfg(gort_loom)]
+pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
+
+#[cfg(not(gort_loom))]
+pub(crate) use gort_sched::{park, WaitReason, Waiter};
+#[cfg(gort_loom)]
+pub(crate) use gort_sema::loom_shim::{park, WaitReason, Waiter};
+
+pub(crate) use gort_os::cell::UnsafeCell;

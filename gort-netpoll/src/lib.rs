@@ -1,7 +1,118 @@
-//! gort-netpoll (under construction).
+//! Go's netpoller for gort: blocking-style networking on goroutines.
+//!
+//! # The problem
+//!
+//! A goroutine that reads from a socket must not hold its OS thread (its M)
+//! while no data is there: ten thousand connections would need ten thousand
+//! threads. Go makes every socket non-blocking; an operation that would
+//! block parks the goroutine on the descriptor's `pollDesc`, and the
+//! scheduler's idle path asks the OS poller (epoll) which descriptors became
+//! ready and readies their goroutines. Code stays blocking-style:
+//! `conn.read(&mut buf)` just returns later.
+//!
+//! # The design
+//!
+//! * **[`PollDesc`](poller::PollDesc)** (Go's runtime/netpoll.go): per
+//!   descriptor, a state word per direction ([`pd::Dir`], Go's `rg`/`wg`):
+//!   `NIL`, `READY` (readiness nobody consumed), `WAIT` (a waiter is
+//!   committing to park), `PARKED` (its waiter is in the slot) — plus two
+//!   flag bits, `EXPIRED` (deadline) and `CLOSING`. Readiness is never lost:
+//!   it lands in the word whether or not anyone waits, and a waiter that
+//!   finds it consumes it instead of parking. PollDescs are never freed (an
+//!   event for a closed descriptor can still be in flight); a generation in
+//!   the event key makes such stale events no-ops on a reused PollDesc.
+//! * **The poller** is one `polling::Poller` (epoll on Linux), descriptors
+//!   registered edge-triggered for both directions at creation. It plugs into
+//!   gort-sched as a blocking *source*: an M about to sleep polls it without
+//!   blocking (only if anyone waits on a descriptor, Go's
+//!   `netpollAnyWaiters`), and one idle M at a time blocks inside
+//!   `epoll_wait` with the next timer deadline as timeout. Readying a
+//!   goroutine bound to that M, or arming an earlier timer, interrupts the
+//!   wait through the poller's notify (Go's `netpollBreak`). Like the
+//!   scheduler's timekeeper, the blocked M wakes 25 µs before a timer
+//!   deadline and spins the rest, so timers stay exact while an M sleeps in
+//!   the poller.
+//! * **Deadlines** (Go's `SetReadDeadline` & co.) are gort-timer
+//!   `RawTimer`s per direction whose callback sets `EXPIRED` and wakes the
+//!   waiter; a deadline not in the future sets it at once, so the next
+//!   operation fails immediately, as Go's does. Setting a deadline stops the
+//!   old timer exactly before clearing the flag, so a stale expiry can never
+//!   land after a new deadline.
+//! * **Close** (Go's `pollUnblock`): `close(&self)` sets `CLOSING` in both
+//!   words, waking every blocked goroutine with [`NetError::Closed`]; later
+//!   operations fail the same way. The descriptor number is released when
+//!   the socket value drops, so an operation still running on another
+//!   goroutine can never touch a reused descriptor (Go counts references in
+//!   its fdMutex for the same reason; Rust ownership does it here).
+//! * **Sockets** ([`TcpListener`], [`TcpStream`], [`UdpSocket`],
+//!   [`UnixListener`], [`UnixStream`], [`UnixDatagram`]) mirror `std::net`
+//!   and `std::os::unix::net`: the system calls are std's own, made on a
+//!   borrowed std view of the non-blocking descriptor, retried after a park
+//!   when they return `WouldBlock` (Go's internal/poll `FD.Read` loop). One
+//!   operation per direction waits at a time: a small sleeping lock per
+//!   direction (Go's fdMutex) queues concurrent readers on gort-sema.
+//!   Streams split into owned halves for two goroutines
+//!   ([`TcpStream::into_split`]); `&TcpStream` implements `Read` and `Write`
+//!   for borrowed use.
+//!
+//! Everything works from plain OS threads too: a thread's wait parks the
+//! thread (gort-sched's thread waiter) and the runtime's Ms deliver its
+//! readiness. Name resolution (`ToSocketAddrs` with a host name) calls
+//! `getaddrinfo` and blocks the thread; pass `SocketAddr`s to avoid it.
+//!
+//! # Rejected alternatives
+//!
+//! * *Level-triggered epoll*: every poll would report every readable socket
+//!   nobody reads yet; edge-triggered plus the sticky `READY` state reports
+//!   each change once and loses nothing.
+//! * *A dedicated poller thread* (may, early tokio): every readiness then
+//!   costs a cross-thread wake-up; polling from the idle path lets the M that
+//!   finds the event run the goroutine, and a busy runtime batches events.
+//! * *Re-arming one-shot registrations per wait*: an `epoll_ctl` per blocking
+//!   operation; edge-triggered registration once per descriptor costs none.
+//! * *Error state in separate fields* (Go's `rd < 0`, `closing`): a
+//!   deadline setter and a committing waiter would need a store-load fence
+//!   pair; in the same word, the commit's CAS sees the flag or the setter's
+//!   CAS sees the waiter.
+//!
+//! # Invariants
+//!
+//! * At most one waiter per direction of a descriptor (the I/O lock); its
+//!   `Waiter` is in the slot exactly while the word says `PARKED`, and only
+//!   the waker whose CAS leaves `PARKED` takes it.
+//! * A PollDesc is registered with the poller only while its socket is
+//!   open; it is reset and returned to the free list after unregistering.
+//! * `CLOSING` is never cleared while the socket lives; `EXPIRED` is cleared
+//!   only by a deadline setter after stopping the timer exactly.
+//! * No goroutine blocks its M: every socket is non-blocking, every
+//!   would-block parks.
+
+#![cfg_attr(gort_loom, allow(dead_code))]
 
 mod loom;
 mod pd;
+
+#[cfg(not(gort_loom))]
+mod addr;
+#[cfg(not(gort_loom))]
+mod fd;
+#[cfg(not(gort_loom))]
+mod poller;
+#[cfg(not(gort_loom))]
+mod tcp;
+#[cfg(not(gort_loom))]
+mod udp;
+#[cfg(not(gort_loom))]
+mod unix;
+
+#[cfg(not(gort_loom))]
+pub use fd::{is_closed, is_timeout, NetError};
+#[cfg(not(gort_loom))]
+pub use tcp::{Incoming, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
+#[cfg(not(gort_loom))]
+pub use udp::UdpSocket;
+#[cfg(not(gort_loom))]
+pub use unix::{UnixDatagram, UnixListener, UnixOwnedReadHalf, UnixOwnedWriteHalf, UnixStream};
 
 #[cfg(all(test, gort_loom))]
 mod tests;

@@ -1,0 +1,348 @@
+//! `NetFd`: a non-blocking descriptor registered with the poller, with the
+//! retry-on-EAGAIN loops every socket type shares (Go's internal/poll.FD).
+
+use crate::loom::{AtomicU32, Ordering};
+use crate::pd::PollError;
+use crate::poller::{self, PollDesc};
+use std::fmt;
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+/// The error inside the [`io::Error`]s gort-netpoll returns for its own
+/// conditions (downcast with [`io::Error::get_ref`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The descriptor was closed with `close()` (Go's `net.ErrClosed`,
+    /// "use of closed network connection"); kind
+    /// [`io::ErrorKind::NotConnected`].
+    Closed,
+    /// The read or write deadline passed (Go's
+    /// `os.ErrDeadlineExceeded`, "i/o timeout"); kind
+    /// [`io::ErrorKind::TimedOut`].
+    Timeout,
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetError::Closed => "use of closed network connection",
+            NetError::Timeout => "i/o timeout",
+        })
+    }
+}
+
+impl std::error::Error for NetError {}
+
+impl From<NetError> for io::Error {
+    fn from(e: NetError) -> io::Error {
+        let kind = match e {
+            NetError::Closed => io::ErrorKind::NotConnected,
+            NetError::Timeout => io::ErrorKind::TimedOut,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+impl From<PollError> for io::Error {
+    fn from(e: PollError) -> io::Error {
+        match e {
+            PollError::Closing => NetError::Closed.into(),
+            PollError::Timeout => NetError::Timeout.into(),
+        }
+    }
+}
+
+/// Whether `e` is gort-netpoll's deadline error.
+pub fn is_timeout(e: &io::Error) -> bool {
+    e.get_ref().and_then(|e| e.downcast_ref::<NetError>()) == Some(&NetError::Timeout)
+}
+
+/// Whether `e` is gort-netpoll's "use of closed network connection".
+pub fn is_closed(e: &io::Error) -> bool {
+    e.get_ref().and_then(|e| e.downcast_ref::<NetError>()) == Some(&NetError::Closed)
+}
+
+/// A sleeping lock that lets one operation per direction use the
+/// descriptor's wait slot at a time (the part of Go's fdMutex that
+/// serialises readers and writers). Uncontended: one CAS each way.
+struct IoLock {
+    /// Bit 0: locked; the rest: waiters × 2. RMW only.
+    state: AtomicU32,
+    /// Semaphore the waiters sleep on (gort-sema, address-keyed).
+    sema: AtomicU32,
+}
+
+const LOCKED: u32 = 1;
+const WAITER: u32 = 2;
+
+impl IoLock {
+    const fn new() -> IoLock {
+        IoLock {
+            state: AtomicU32::new(0),
+            sema: AtomicU32::new(0),
+        }
+    }
+
+    #[inline]
+    fn lock(&self) -> IoGuard<'_> {
+        // Acquire pairs with the Release in unlock.
+        if self
+            .state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_slow();
+        }
+        IoGuard(self)
+    }
+
+    #[cold]
+    fn lock_slow(&self) {
+        let mut s = self.state.load(Ordering::Relaxed);
+        loop {
+            if s & LOCKED == 0 {
+                match self.state.compare_exchange_weak(
+                    s,
+                    s | LOCKED,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return,
+                    Err(a) => s = a,
+                }
+                continue;
+            }
+            match self.state.compare_exchange_weak(
+                s,
+                s + WAITER,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    gort_sema::semacquire(&self.sema);
+                    s = self.state.load(Ordering::Relaxed);
+                }
+                Err(a) => s = a,
+            }
+        }
+    }
+
+    #[inline]
+    fn unlock(&self) {
+        // Release pairs with the Acquire of the next locker.
+        if self
+            .state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            // Waiters: hand one a wake-up (it competes for the lock again).
+            self.state.fetch_sub(LOCKED + WAITER, Ordering::Release);
+            gort_sema::semrelease(&self.sema, false);
+        }
+    }
+}
+
+struct IoGuard<'a>(&'a IoLock);
+
+impl Drop for IoGuard<'_> {
+    fn drop(&mut self) {
+        self.0.unlock();
+    }
+}
+
+/// A non-blocking socket registered with the poller.
+pub(crate) struct NetFd {
+    fd: OwnedFd,
+    pd: &'static PollDesc,
+    rlock: IoLock,
+    wlock: IoLock,
+}
+
+impl NetFd {
+    /// Takes a descriptor that is already in non-blocking mode.
+    pub(crate) fn new(fd: OwnedFd) -> io::Result<NetFd> {
+        // SAFETY: `fd` is owned by the NetFd, whose Drop unregisters it
+        // before the OwnedFd closes it.
+        let pd = unsafe { poller::open(fd.as_raw_fd())? };
+        Ok(NetFd {
+            fd,
+            pd,
+            rlock: IoLock::new(),
+            wlock: IoLock::new(),
+        })
+    }
+
+    /// Sets `std_sock` non-blocking and registers it.
+    pub(crate) fn from_std(std_sock: impl Into<OwnedFd>) -> io::Result<NetFd> {
+        let fd: OwnedFd = std_sock.into();
+        set_nonblocking(fd.as_raw_fd())?;
+        NetFd::new(fd)
+    }
+
+    /// A std socket type viewing this descriptor, for the system calls and
+    /// options std already wraps. Never dropped (it does not own the fd).
+    #[inline]
+    pub(crate) fn view<T: FromRawFd>(&self) -> ManuallyDrop<T> {
+        // SAFETY: the fd is open for as long as `self`; ManuallyDrop keeps
+        // the view from closing it.
+        ManuallyDrop::new(unsafe { T::from_raw_fd(self.fd.as_raw_fd()) })
+    }
+
+    /// Runs `f` (a non-blocking read-side system call) until it does not
+    /// return `WouldBlock`, parking on read readiness in between.
+    #[inline]
+    pub(crate) fn read_with<R>(&self, f: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+        let _g = self.rlock.lock();
+        self.io_loop(false, f)
+    }
+
+    /// As [`NetFd::read_with`], for the write side.
+    #[inline]
+    pub(crate) fn write_with<R>(&self, f: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+        let _g = self.wlock.lock();
+        self.io_loop(true, f)
+    }
+
+    #[inline]
+    fn io_loop<R>(&self, write: bool, mut f: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+        let dir = if write { &self.pd.wd } else { &self.pd.rd };
+        // Go's prepareRead/prepareWrite: a passed deadline or a close fails
+        // at once, even with data available.
+        dir.check()?;
+        loop {
+            match f() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.pd.wait(write)?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// Connects a fresh non-blocking socket: `connect(2)`, then wait for
+    /// writability and read `SO_ERROR` (Go's netFD.connect).
+    pub(crate) fn connect_raw(
+        &self,
+        addr: *const libc::sockaddr,
+        len: libc::socklen_t,
+    ) -> io::Result<()> {
+        // SAFETY: addr/len describe a valid sockaddr (the caller built it).
+        let r = unsafe { libc::connect(self.fd.as_raw_fd(), addr, len) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINPROGRESS) | Some(libc::EALREADY) | Some(libc::EINTR) => {}
+            _ => return Err(e),
+        }
+        self.write_with(|| match take_error(self.fd.as_raw_fd())? {
+            Some(e) => Err(e),
+            None => {
+                // Writable without an error means connected; still
+                // connecting means EAGAIN-equivalent: wait again.
+                let mut sa: libc::sockaddr_storage =
+                    // SAFETY: all-zero is a valid sockaddr_storage.
+                    unsafe { std::mem::zeroed() };
+                let mut l = std::mem::size_of_val(&sa) as libc::socklen_t;
+                // SAFETY: valid out-pointers of the right size.
+                let r = unsafe {
+                    libc::getpeername(
+                        self.fd.as_raw_fd(),
+                        &mut sa as *mut _ as *mut libc::sockaddr,
+                        &mut l,
+                    )
+                };
+                if r == 0 {
+                    Ok(())
+                } else {
+                    match io::Error::last_os_error().raw_os_error() {
+                        Some(libc::ENOTCONN) => Err(io::ErrorKind::WouldBlock.into()),
+                        _ => Err(io::Error::last_os_error()),
+                    }
+                }
+            }
+        })
+    }
+
+    pub(crate) fn set_deadline(&self, read: bool, write: bool, t: Option<Instant>) {
+        let when = t.map(gort_timer::deadline_at);
+        if read {
+            self.pd.set_deadline(false, when);
+        }
+        if write {
+            self.pd.set_deadline(true, when);
+        }
+    }
+
+    /// Go's Close as far as other handles can see it: every blocked and
+    /// future operation fails with [`NetError::Closed`], and the connection
+    /// is shut down so the peer sees it end. The descriptor number itself is
+    /// released when the owner drops (no operation in flight on another
+    /// goroutine can then hit a reused number).
+    pub(crate) fn close(&self) {
+        self.pd.evict();
+        // SAFETY: plain shutdown(2) on our open fd; errors (e.g. ENOTCONN
+        // on an unconnected UDP socket) do not matter here.
+        unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_RDWR) };
+    }
+}
+
+impl Drop for NetFd {
+    fn drop(&mut self) {
+        poller::close(self.fd.as_fd(), self.pd);
+    }
+}
+
+impl AsFd for NetFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for NetFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    let mut on: libc::c_int = 1;
+    // SAFETY: FIONBIO takes a pointer to an int.
+    if unsafe { libc::ioctl(fd, libc::FIONBIO, &mut on) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A fresh non-blocking, close-on-exec socket.
+pub(crate) fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2).
+    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: valid out-pointers of the right size.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            &mut err as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
+}

@@ -1,0 +1,277 @@
+//! The poller driver: one OS poller (epoll through the `polling` crate) for
+//! the process, plugged into gort-sched as a blocking [`Source`]; the
+//! never-freed [`PollDesc`]s it reports readiness into; and their deadline
+//! timers.
+
+use crate::loom::{AtomicBool, AtomicUsize, Ordering, UnsafeCell};
+use crate::pd::{Dir, PollError, CLOSING, EXPIRED};
+use gort_os::clock::nanotime;
+use gort_sched::Source;
+use gort_timer::RawTimer;
+use polling::{Event, Events, PollMode, Poller};
+use std::num::NonZeroUsize;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// A descriptor's readiness state: a [`Dir`] per direction and their
+/// deadline timers.
+///
+/// PollDescs are never freed (Go allocates them off-heap for the same
+/// reason): the poller's events carry a PollDesc's address, and an event
+/// can be in flight in another M while the descriptor closes. A released
+/// PollDesc goes to a free list; its generation, also in the event key,
+/// makes events for the previous owner no-ops.
+pub(crate) struct PollDesc {
+    pub(crate) rd: Dir,
+    pub(crate) wd: Dir,
+    /// Bumped at each release; the low 16 bits ride in the event key.
+    /// Written by the owner at release, read by the poller's dispatch.
+    generation: AtomicUsize,
+    /// The deadline timers, created on first use and kept across reuse.
+    /// The locks serialise deadline setters; timer callbacks never take
+    /// them (they only set a flag), so the lock order lock → timer heap has
+    /// no reverse.
+    rtimer: Mutex<Option<RawTimer>>,
+    wtimer: Mutex<Option<RawTimer>>,
+}
+
+const GEN_SHIFT: u32 = 48;
+const GEN_MASK: usize = 0xffff;
+
+impl PollDesc {
+    fn key(&'static self) -> usize {
+        let addr = self as *const PollDesc as usize;
+        debug_assert_eq!(addr >> GEN_SHIFT, 0, "PollDesc address above 2^48");
+        addr | ((self.generation.load(Ordering::Relaxed) & GEN_MASK) << GEN_SHIFT)
+    }
+
+    /// Sets (or clears, `None`) the deadline of one direction, as an
+    /// absolute nanotime; a deadline not in the future expires at once.
+    pub(crate) fn set_deadline(&'static self, write: bool, when: Option<i64>) {
+        let (dir, timer) = if write {
+            (&self.wd, &self.wtimer)
+        } else {
+            (&self.rd, &self.rtimer)
+        };
+        let mut t = timer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = t.as_ref() {
+            // Exact: the callback is neither running nor going to run.
+            t.stop();
+        }
+        dir.clear_flag(EXPIRED);
+        let Some(when) = when else { return };
+        if when <= nanotime() {
+            dir.set_flag(EXPIRED);
+            return;
+        }
+        let t = t.get_or_insert_with(|| {
+            let d: &'static Dir = dir;
+            RawTimer::new(move || d.set_flag(EXPIRED))
+        });
+        t.reset_at(when, Duration::ZERO);
+    }
+
+    /// Go's pollUnblock: every current and future wait fails with
+    /// [`PollError::Closing`].
+    pub(crate) fn evict(&'static self) {
+        self.rd.set_flag(CLOSING);
+        self.wd.set_flag(CLOSING);
+        for t in [&self.rtimer, &self.wtimer] {
+            if let Some(t) = t.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                t.stop();
+            }
+        }
+    }
+
+    /// Waits for readiness in one direction, counting the waiter so the
+    /// poller knows someone needs it.
+    pub(crate) fn wait(&'static self, write: bool) -> Result<(), PollError> {
+        let np = netpoll();
+        // SeqCst pairs with the source's load: a poller that misses us was
+        // polling already, and an idle M polls before it sleeps.
+        np.waiters.fetch_add(1, Ordering::SeqCst);
+        let r = if write { self.wd.wait() } else { self.rd.wait() };
+        np.waiters.fetch_sub(1, Ordering::Relaxed);
+        r
+    }
+}
+
+/// Registers `fd` with the poller (edge-triggered, both directions) and
+/// returns its PollDesc.
+///
+/// # Safety
+/// `fd` must stay open until [`close`] is called with it.
+pub(crate) unsafe fn open(fd: RawFd) -> std::io::Result<&'static PollDesc> {
+    let np = netpoll();
+    let pd = np.alloc();
+    // SAFETY: the caller keeps fd open until `close` deletes it.
+    let r = unsafe {
+        np.poller
+            .add_with_mode(fd, Event::all(pd.key()), PollMode::Edge)
+    };
+    if let Err(e) = r {
+        np.free(pd);
+        return Err(e);
+    }
+    Ok(pd)
+}
+
+/// Unregisters `fd` (before the caller closes it) and releases its
+/// PollDesc.
+pub(crate) fn close(fd: std::os::fd::BorrowedFd<'_>, pd: &'static PollDesc) {
+    let np = netpoll();
+    let _ = np.poller.delete(fd);
+    pd.evict();
+    np.free(pd);
+}
+
+/// The process's poller and its scheduler source.
+struct Netpoll {
+    poller: Poller,
+    /// Events buffer of whoever holds `busy`.
+    events: UnsafeCell<Events>,
+    /// Held by the M inside `Poller::wait` (blocking or not); others skip
+    /// polling meanwhile (the holder dispatches what arrives). Acquire on
+    /// taking pairs with the Release on giving back (the events buffer).
+    busy: AtomicBool,
+    /// Set by `wake` (netpollBreak): the blocked M returns without spinning
+    /// out the rest of its timeout.
+    woken: AtomicBool,
+    /// Goroutines/threads waiting on some descriptor (Go's
+    /// netpollWaiters): with none, polling is skipped.
+    waiters: AtomicUsize,
+    /// Released PollDescs.
+    free: Mutex<Vec<&'static PollDesc>>,
+}
+
+// SAFETY: `events` is only touched by the holder of `busy`.
+unsafe impl Sync for Netpoll {}
+// SAFETY: as above.
+unsafe impl Send for Netpoll {}
+
+/// Wake this long before a timer deadline and spin the rest (a timerfd
+/// expiry arrives tens of microseconds late in VMs); as the scheduler's
+/// timekeeper does.
+const EARLY_NS: i64 = 25_000;
+
+fn netpoll() -> &'static Netpoll {
+    static NP: OnceLock<Netpoll> = OnceLock::new();
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    let np = NP.get_or_init(|| Netpoll {
+        poller: Poller::new().unwrap_or_else(|e| panic!("gort-netpoll: cannot create the poller: {e}")),
+        events: UnsafeCell::new(Events::with_capacity(NonZeroUsize::new(128).unwrap())),
+        busy: AtomicBool::new(false),
+        woken: AtomicBool::new(false),
+        waiters: AtomicUsize::new(0),
+        free: Mutex::new(Vec::new()),
+    });
+    REGISTERED.call_once(|| gort_sched::register_source(Arc::new(NetpollSource)));
+    np
+}
+
+impl Netpoll {
+    fn alloc(&self) -> &'static PollDesc {
+        if let Some(pd) = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return pd;
+        }
+        Box::leak(Box::new(PollDesc {
+            rd: Dir::new(),
+            wd: Dir::new(),
+            generation: AtomicUsize::new(0),
+            rtimer: Mutex::new(None),
+            wtimer: Mutex::new(None),
+        }))
+    }
+
+    fn free(&self, pd: &'static PollDesc) {
+        pd.generation.fetch_add(1, Ordering::Relaxed);
+        pd.rd.reset();
+        pd.wd.reset();
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).push(pd);
+    }
+
+    /// Waits for events (at most until `until`, nanotime; `Some(now)` or
+    /// earlier: do not block) and readies their waiters. Skips if another M
+    /// is inside the poller.
+    fn poll(&self, until: Option<i64>, block: bool) {
+        if self.busy.swap(true, Ordering::Acquire) {
+            return;
+        }
+        let timeout = match (block, until) {
+            (false, _) => Some(Duration::ZERO),
+            (true, None) => None,
+            (true, Some(u)) => Some(Duration::from_nanos((u - nanotime() - EARLY_NS).max(0) as u64)),
+        };
+        // SAFETY: we hold `busy`.
+        unsafe {
+            self.events.with_mut(|ev| {
+                ev.clear();
+                // Errors (EINTR is retried inside) leave nothing to dispatch.
+                let _ = self.poller.wait(ev, timeout);
+                for e in ev.iter() {
+                    dispatch(e);
+                }
+            })
+        };
+        if block {
+            let woken = self.woken.swap(false, Ordering::AcqRel);
+            if let (false, Some(u)) = (woken, until) {
+                // Timed out early on purpose: spin to the deadline unless
+                // someone needs this M.
+                while nanotime() < u && !self.woken.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        self.busy.store(false, Ordering::Release);
+    }
+}
+
+fn dispatch(e: Event) {
+    let addr = e.key & ((1 << GEN_SHIFT) - 1);
+    if addr == 0 {
+        return;
+    }
+    // SAFETY: keys are addresses of leaked (never freed) PollDescs.
+    let pd = unsafe { &*(addr as *const PollDesc) };
+    if pd.generation.load(Ordering::Relaxed) & GEN_MASK != e.key >> GEN_SHIFT {
+        return; // for a previous owner of this slot
+    }
+    if e.readable {
+        pd.rd.ready();
+    }
+    if e.writable {
+        pd.wd.ready();
+    }
+}
+
+/// The scheduler's view of the poller: idle Ms poll it without blocking
+/// (when anyone waits on a descriptor), and one idle M at a time blocks in
+/// it until the next timer deadline; readying a goroutine bound to that M
+/// interrupts the wait (Go's netpollBreak).
+struct NetpollSource;
+
+impl Source for NetpollSource {
+    fn poll(&self, _now: i64) -> Option<i64> {
+        let np = netpoll();
+        if np.waiters.load(Ordering::SeqCst) != 0 {
+            np.poll(None, false);
+        }
+        None
+    }
+
+    fn blocks(&self) -> bool {
+        true
+    }
+
+    fn block(&self, until: Option<i64>) {
+        netpoll().poll(until, true);
+    }
+
+    fn wake(&self) {
+        let np = netpoll();
+        np.woken.store(true, Ordering::Release);
+        let _ = np.poller.notify();
+    }
+}

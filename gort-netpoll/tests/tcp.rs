@@ -1,0 +1,256 @@
+//! TcpListener / TcpStream: echo between goroutines and plain threads,
+//! split halves, shutdown, addresses, options, and that a blocked read
+//! parks the goroutine rather than its thread.
+
+use gort_netpoll::{TcpListener, TcpStream};
+use gort_sched::{go, run};
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn echo_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(go(move || loop {
+        let (mut c, _) = match l.accept() {
+            Ok(x) => x,
+            Err(_) => return,
+        };
+        drop(go(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if c.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }));
+    }));
+    addr
+}
+
+#[test]
+fn echo_many_goroutines() {
+    run(|| {
+        let addr = echo_server();
+        let hs: Vec<_> = (0..50)
+            .map(|i| {
+                go(move || {
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    c.set_nodelay(true).unwrap();
+                    for j in 0..100u32 {
+                        let msg = [(i as u8) ^ (j as u8); 64];
+                        c.write_all(&msg).unwrap();
+                        let mut got = [0u8; 64];
+                        c.read_exact(&mut got).unwrap();
+                        assert_eq!(got, msg);
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn plain_threads_use_the_poller_too() {
+    // No goroutine at all on the client side: the thread parks, the
+    // runtime's Ms deliver the readiness.
+    let addr = echo_server();
+    let ts: Vec<_> = (0..4)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                for j in 0..50u8 {
+                    c.write_all(&[i ^ j; 100]).unwrap();
+                    let mut got = [0u8; 100];
+                    c.read_exact(&mut got).unwrap();
+                    assert_eq!(got, [i ^ j; 100]);
+                }
+            })
+        })
+        .collect();
+    for t in ts {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn large_transfer_both_directions() {
+    // 8 MiB each way through one connection: writes block on a full socket
+    // buffer and resume on writability.
+    run(|| {
+        let addr = echo_server();
+        let c = Arc::new(TcpStream::connect(addr).unwrap());
+        let n = 8 << 20;
+        let w = {
+            let c = c.clone();
+            go(move || {
+                let chunk: Vec<u8> = (0..65536).map(|i| (i % 251) as u8).collect();
+                let mut sent = 0;
+                while sent < n {
+                    (&*c).write_all(&chunk).unwrap();
+                    sent += chunk.len();
+                }
+            })
+        };
+        let mut buf = vec![0u8; 65536];
+        let mut got = 0usize;
+        while got < n {
+            let k = (&*c).read(&mut buf).unwrap();
+            assert!(k > 0);
+            for (i, b) in buf[..k].iter().enumerate() {
+                assert_eq!(*b, ((got + i) % 65536 % 251) as u8);
+            }
+            got += k;
+        }
+        w.join().unwrap();
+    });
+}
+
+#[test]
+fn owned_halves_in_two_goroutines() {
+    run(|| {
+        let addr = echo_server();
+        let (mut r, mut w) = TcpStream::connect(addr).unwrap().into_split();
+        let writer = go(move || {
+            for i in 0..1000u32 {
+                w.write_all(&i.to_le_bytes()).unwrap();
+            }
+            // Dropping the write half shuts down writing: the echo server
+            // sees EOF and closes, so the reader ends.
+        });
+        let reader = go(move || {
+            let mut all = Vec::new();
+            r.read_to_end(&mut all).unwrap();
+            all
+        });
+        writer.join().unwrap();
+        let all = reader.join().unwrap();
+        assert_eq!(all.len(), 4000);
+        for (i, c) in all.chunks(4).enumerate() {
+            assert_eq!(u32::from_le_bytes(c.try_into().unwrap()), i as u32);
+        }
+    });
+}
+
+#[test]
+fn shutdown_write_gives_peer_eof() {
+    run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let srv = go(move || {
+            let (mut c, peer) = l.accept().unwrap();
+            assert_eq!(c.peer_addr().unwrap(), peer);
+            let mut s = String::new();
+            c.read_to_string(&mut s).unwrap();
+            c.write_all(s.to_uppercase().as_bytes()).unwrap();
+        });
+        let mut c = TcpStream::connect(addr).unwrap();
+        assert_eq!(c.peer_addr().unwrap(), addr);
+        assert_eq!(c.local_addr().unwrap().ip(), addr.ip());
+        c.write_all(b"hello").unwrap();
+        c.shutdown(Shutdown::Write).unwrap();
+        let mut s = String::new();
+        c.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "HELLO");
+        srv.join().unwrap();
+    });
+}
+
+#[test]
+fn options_roundtrip() {
+    run(|| {
+        let addr = echo_server();
+        let c = TcpStream::connect(addr).unwrap();
+        c.set_nodelay(true).unwrap();
+        assert!(c.nodelay().unwrap());
+        c.set_nodelay(false).unwrap();
+        assert!(!c.nodelay().unwrap());
+        c.set_ttl(42).unwrap();
+        assert_eq!(c.ttl().unwrap(), 42);
+        assert!(c.take_error().unwrap().is_none());
+        let mut p = [0u8; 1];
+        (&c).write_all(b"x").unwrap();
+        assert_eq!(c.peek(&mut p).unwrap(), 1);
+        assert_eq!(&p, b"x");
+        assert_eq!((&c).read(&mut p).unwrap(), 1);
+    });
+}
+
+#[test]
+fn connect_refused_is_an_error() {
+    run(|| {
+        // Bind then drop: nothing listens on that port now.
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let e = TcpStream::connect(addr).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+        let e = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+    });
+}
+
+#[test]
+fn blocked_reads_do_not_hold_threads() {
+    // Far more goroutines blocked in read than there are threads; another
+    // goroutine still runs and then releases them all.
+    run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let n = 200;
+        let done = Arc::new(AtomicUsize::new(0));
+        let mut clients = Vec::new();
+        let mut readers = Vec::new();
+        for _ in 0..n {
+            let c = TcpStream::connect(addr).unwrap();
+            let (s, _) = l.accept().unwrap();
+            let done = done.clone();
+            readers.push(go(move || {
+                let mut s = s;
+                let mut b = [0u8; 1];
+                s.read_exact(&mut b).unwrap();
+                done.fetch_add(1, Ordering::SeqCst);
+                b[0]
+            }));
+            clients.push(c);
+        }
+        // Everyone is blocked; this goroutine still runs.
+        let other = go(|| 7).join().unwrap();
+        assert_eq!(other, 7);
+        assert_eq!(done.load(Ordering::SeqCst), 0);
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.write_all(&[i as u8]).unwrap();
+        }
+        for (i, r) in readers.into_iter().enumerate() {
+            assert_eq!(r.join().unwrap(), i as u8);
+        }
+    });
+}
+
+#[test]
+fn from_std_and_incoming() {
+    run(|| {
+        let l = TcpListener::from_std(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        let h = go(move || {
+            let mut c = TcpStream::from_std(std::net::TcpStream::connect(addr).unwrap()).unwrap();
+            c.write_all(b"std").unwrap();
+        });
+        let mut s = l.incoming().next().unwrap().unwrap();
+        let mut b = Vec::new();
+        s.read_to_end(&mut b).unwrap();
+        assert_eq!(b, b"std");
+        h.join().unwrap();
+    });
+}

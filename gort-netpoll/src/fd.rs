@@ -216,6 +216,9 @@ impl NetFd {
             match f() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.pd.wait(write)?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A close that raced the system call (its shutdown makes
+                // accept fail with EINVAL, say) reports as the close.
+                Err(e) => return Err(dir.check().err().map_or(e, io::Error::from)),
                 r => return r,
             }
         }
@@ -265,6 +268,12 @@ impl NetFd {
                 }
             }
         })
+    }
+
+    /// Whether `close` was called (a read returning end-of-stream then
+    /// reports the close instead).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.pd.rd.check() == Err(PollError::Closing)
     }
 
     pub(crate) fn set_deadline(&self, read: bool, write: bool, t: Option<Instant>) {

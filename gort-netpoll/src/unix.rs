@@ -99,12 +99,24 @@ impl UnixStream {
 
     fn read_buf(&self, buf: &mut [u8]) -> io::Result<usize> {
         let s = self.fd.view::<unet::UnixStream>();
-        self.fd.read_with(|| (&*s).read(buf))
+        let n = self.fd.read_with(|| (&*s).read(buf))?;
+        self.eof_or_closed(n, buf.len())
     }
 
     fn read_vectored_buf(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let s = self.fd.view::<unet::UnixStream>();
-        self.fd.read_with(|| (&*s).read_vectored(bufs))
+        let want = bufs.iter().map(|b| b.len()).sum();
+        let n = self.fd.read_with(|| (&*s).read_vectored(bufs))?;
+        self.eof_or_closed(n, want)
+    }
+
+    /// End-of-stream caused by our own `close` (its shutdown) reports as
+    /// the close.
+    fn eof_or_closed(&self, n: usize, want: usize) -> io::Result<usize> {
+        if n == 0 && want > 0 && self.fd.is_closing() {
+            return Err(crate::NetError::Closed.into());
+        }
+        Ok(n)
     }
 
     fn write_buf(&self, buf: &[u8]) -> io::Result<usize> {

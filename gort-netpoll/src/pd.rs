@@ -176,7 +176,11 @@ impl Dir {
         let mut s = self.state.load(Ordering::Acquire);
         loop {
             let parked = s & ST_MASK == PARKED;
-            let new = if parked { (s | flag) & !ST_MASK } else { s | flag };
+            let new = if parked {
+                (s | flag) & !ST_MASK
+            } else {
+                s | flag
+            };
             // AcqRel: as in `ready`.
             match self
                 .state

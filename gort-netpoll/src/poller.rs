@@ -91,7 +91,11 @@ impl PollDesc {
         // SeqCst pairs with the source's load: a poller that misses us was
         // polling already, and an idle M polls before it sleeps.
         np.waiters.fetch_add(1, Ordering::SeqCst);
-        let r = if write { self.wd.wait() } else { self.rd.wait() };
+        let r = if write {
+            self.wd.wait()
+        } else {
+            self.rd.wait()
+        };
         np.waiters.fetch_sub(1, Ordering::Relaxed);
         r
     }
@@ -159,7 +163,8 @@ fn netpoll() -> &'static Netpoll {
     static NP: OnceLock<Netpoll> = OnceLock::new();
     static REGISTERED: std::sync::Once = std::sync::Once::new();
     let np = NP.get_or_init(|| Netpoll {
-        poller: Poller::new().unwrap_or_else(|e| panic!("gort-netpoll: cannot create the poller: {e}")),
+        poller: Poller::new()
+            .unwrap_or_else(|e| panic!("gort-netpoll: cannot create the poller: {e}")),
         events: UnsafeCell::new(Events::with_capacity(NonZeroUsize::new(128).unwrap())),
         busy: AtomicBool::new(false),
         woken: AtomicBool::new(false),
@@ -201,10 +206,12 @@ impl Netpoll {
         let timeout = match (block, until) {
             (false, _) => Some(Duration::ZERO),
             (true, None) => None,
-            (true, Some(u)) => Some(Duration::from_nanos((u - nanotime() - EARLY_NS).max(0) as u64)),
+            (true, Some(u)) => Some(Duration::from_nanos(
+                (u - nanotime() - EARLY_NS).max(0) as u64
+            )),
         };
         // SAFETY: we hold `busy`.
-        unsafe {
+        let got = unsafe {
             self.events.with_mut(|ev| {
                 ev.clear();
                 // Errors (EINTR is retried inside) leave nothing to dispatch.
@@ -212,14 +219,20 @@ impl Netpoll {
                 for e in ev.iter() {
                     dispatch(e);
                 }
+                !ev.is_empty()
             })
         };
         if block {
             let woken = self.woken.swap(false, Ordering::AcqRel);
-            if let (false, Some(u)) = (woken, until) {
+            if let (false, false, Some(u)) = (got, woken, until) {
                 // Timed out early on purpose: spin to the deadline unless
-                // someone needs this M.
-                while nanotime() < u && !self.woken.load(Ordering::Relaxed) {
+                // someone needs this M (bounded: a wait that returned for
+                // another reason long before the deadline does not spin).
+                let now = nanotime();
+                while now + 2 * EARLY_NS >= u
+                    && nanotime() < u
+                    && !self.woken.load(Ordering::Relaxed)
+                {
                     std::hint::spin_loop();
                 }
             }

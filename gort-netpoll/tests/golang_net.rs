@@ -245,7 +245,10 @@ fn concurrent_readers_share_a_stream() {
             s.write_all(&[i]).unwrap();
         }
         drop(s);
-        let mut all: Vec<u8> = readers.into_iter().flat_map(|r| r.join().unwrap()).collect();
+        let mut all: Vec<u8> = readers
+            .into_iter()
+            .flat_map(|r| r.join().unwrap())
+            .collect();
         all.sort();
         assert_eq!(all, (0..200u8).collect::<Vec<_>>());
     });

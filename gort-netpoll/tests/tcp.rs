@@ -254,3 +254,35 @@ fn from_std_and_incoming() {
         h.join().unwrap();
     });
 }
+
+#[test]
+fn readiness_arrives_while_an_m_waits_for_a_timer() {
+    // Regression: the M blocked in the poller with a timer deadline got the
+    // event and then spun out the rest of that (30 s) deadline instead of
+    // running the readied goroutine.
+    run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(go(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut b = [0u8; 1];
+            loop {
+                c.set_read_deadline(Some(std::time::Instant::now() + Duration::from_secs(30)));
+                if c.read(&mut b).unwrap() == 0 {
+                    return;
+                }
+                c.write_all(&b).unwrap();
+            }
+        }));
+        let mut c = TcpStream::connect(addr).unwrap();
+        let t0 = std::time::Instant::now();
+        for i in 0..5u8 {
+            c.write_all(&[i]).unwrap();
+            let mut b = [0u8; 1];
+            c.read_exact(&mut b).unwrap();
+            assert_eq!(b[0], i);
+            gort_timer::sleep(Duration::from_millis(10));
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    });
+}

@@ -45,7 +45,9 @@ fn udp_peek_and_deadline() {
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
         a.set_read_deadline(Some(Instant::now() + Duration::from_millis(20)));
-        assert!(gort_netpoll::is_timeout(&a.recv_from(&mut [0u8; 4]).unwrap_err()));
+        assert!(gort_netpoll::is_timeout(
+            &a.recv_from(&mut [0u8; 4]).unwrap_err()
+        ));
         a.set_read_deadline(None);
         b.send_to(b"ping", a.local_addr().unwrap()).unwrap();
         let mut buf = [0u8; 8];

@@ -1,1 +1,260 @@
-//! gort-gc (under construction).
+//! gort-gc: Go's garbage collector API — `Gc<T>`, finalizers, cleanups,
+//! weak pointers, `gc()`, GOGC/GOMEMLIMIT pacing and MemStats — for Rust
+//! values shared between goroutines and threads.
+//!
+//! # The problem
+//!
+//! Go programs share pointers freely, build cyclic structures, and rely on
+//! the runtime to reclaim them, to run finalizers (`runtime.SetFinalizer`)
+//! and cleanups (`runtime.AddCleanup`), to clear weak pointers, and to pace
+//! collections with `GOGC` and `GOMEMLIMIT`. Rust has `Arc`, which leaks
+//! cycles and has none of the rest. A Rust collector cannot scan stacks or
+//! registers (it does not know where the `Gc`s are), cannot stop the world
+//! at safepoints (arbitrary Rust code has none), and must stay sound while
+//! other threads mutate the graph during a collection.
+//!
+//! # The design
+//!
+//! **Counting for the common case.** Every object is a `GcBox`: a header
+//! (strong count, weak count, vtable, finalizer/cleanup "specials",
+//! registry position) and the value. Cloning a [`Gc`] increments, dropping
+//! decrements; at zero the object is freed at once on the dropping thread
+//! (iteratively, so a million-long list does not overflow a goroutine
+//! stack) — or, if it has a finalizer, resurrected and queued to the
+//! finalizer goroutine. Acyclic garbage never waits for a collection.
+//!
+//! **Trial deletion for cycles.** Every object is in a sharded registry.
+//! A cycle ([`gc`], or the background thread when the pacer triggers) is
+//! Bacon and Rajan's synchronous cycle collection made concurrent:
+//!
+//! 1. *Start*: store the cycle's epoch into `ACTIVE`. From then on every
+//!    mutator clone, drop, dereference and weak upgrade *touches* the
+//!    object: it writes the epoch into the object's count word (in the same
+//!    RMW as a count change).
+//! 2. *Pin*: under each shard's lock, add one strong count to every
+//!    registered object whose count is positive. A pinned object cannot
+//!    reach zero, so nothing the collector looks at is freed under it; the
+//!    free path unregisters under the same lock before deallocating.
+//! 3. *Trace* each pinned object once, through [`Trace`]; record its edges
+//!    (the snapshot) and count, per object, the handles found inside pinned
+//!    objects (`internal`). Locks are taken with `try_lock`; a held lock
+//!    makes the object a root ([`Tracer::opaque`]). Each handle's tag is
+//!    set to the epoch; a handle met a second time (it was moved between
+//!    two traced objects) makes its second container a root.
+//! 4. *Decide*: read each count word once. An object is a root if it was
+//!    touched this cycle, if it has more handles than were found inside
+//!    pinned objects (the rest are on stacks, in statics, in `Arc`s, in
+//!    objects allocated after the pin, in finalizer closures), or if it was
+//!    not fully traced. Mark from the roots over the *snapshot* edges.
+//!    Unmarked objects with a finalizer keep what they reach (as Go marks
+//!    the referents of finalizable objects).
+//! 5. *Claim* every unmarked object with a CAS from the exact word read in
+//!    step 4. If any CAS fails, something touched the set: nothing is freed
+//!    this cycle. Claimed objects become dead (weak upgrades fail), or, with
+//!    a finalizer, resurrected (weak pointers cleared, the pin becomes the
+//!    finalizer's handle).
+//! 6. *Free*: mark the handles between dead objects severed (dropping one
+//!    does nothing, dereferencing or cloning one panics, so a `Drop` impl
+//!    cannot use or smuggle out a handle to a freed sibling), drop the
+//!    values, queue cleanups, unregister and deallocate (or leave the header
+//!    to its weak pointers). Then clear `ACTIVE` and unpin the rest.
+//!
+//! Mutators never wait for the collector except for a shard lock while
+//! that shard is pinned (tens of µs; reported as the pause in
+//! [`MemStats`]), and a weak upgrade of an object in the middle of being
+//! claimed (the claim pass does no tracing).
+//!
+//! ## Why no live object is freed
+//!
+//! Suppose the collector frees X, yet a mutator can still reach X. Every
+//! way to reach X's interior goes through a handle to X. Take the handles
+//! to X at the decision read; since X was not a root, there were exactly
+//! `internal(X)` of them (counted once each, by tag), each seen inside a
+//! pinned object at that object's trace; and X was untouched, so the count
+//! did not change from the start of the cycle through the claim (a change
+//! would have failed the claim CAS: count changes and touches are RMWs on
+//! the same word, in one total order with the claim).
+//!
+//! The mutator reaches X through some chain of handles starting outside
+//! managed objects (a stack, a static, an `Arc`). Each handle on the chain
+//! is either in the field where the collector saw it, or it was moved
+//! there. A move writes the field of some object P after, or before, the
+//! collector read that field. *Before*: the trace saw the new content.
+//! *After*: the collector's read happens-before the mutator's write
+//! (through the lock guarding the field — a field without a lock cannot be
+//! written while shared), and the collector stored `ACTIVE` before that
+//! read, so the mutator's later count operations see `ACTIVE` and touch —
+//! and reaching P's field to write it required dereferencing a handle to P
+//! after that point (a touch: P is a root, and P's snapshot edges, taken
+//! before the move, mark what P held) or holding a borrow of P from before
+//! the cycle (the borrow pins the chain of handles it came through: they
+//! cannot move while borrowed, so that chain is in the snapshot from a
+//! handle outside managed objects, whose target is a root, down to P).
+//! Either way the objects the chain passes through are marked, the
+//! snapshot edges from them are marked, and X is marked — contradiction.
+//! The loom models in `src/tests/` check the counting, touching, claiming
+//! and weak-upgrade races on the real code.
+//!
+//! A weak upgrade is a count change on the same word: it either precedes
+//! the claim (which then fails) or sees `CLAIMING` and waits for the claim
+//! pass to resolve to dead (upgrade fails) or released (it succeeds).
+//!
+//! # Finalizers, cleanups, weak pointers
+//!
+//! [`set_finalizer`] follows Go: one-shot, run on a single finalizer
+//! goroutine (started on first use with `gort_sched::go`, parked on the
+//! queue with `WaitReason::FinalizerWait`), the object resurrected for it
+//! and freed later if still unreachable, referents kept until it has run,
+//! a closure capturing its own object keeps it alive forever, nothing runs
+//! at process exit. [`add_cleanup`] follows Go 1.24's `AddCleanup`: several
+//! per object, run after the object is freed, never resurrect, do not keep
+//! cycles alive; returns a [`Cleanup`] with `stop`. [`Weak`] is Go's
+//! `weak.Pointer`.
+//!
+//! # Pacing
+//!
+//! A background collection starts when the managed heap reaches the goal:
+//! `live_after_last_cycle × (1 + GOGC/100)` (at least 4 MiB × GOGC/100), or
+//! the soft limit ([`set_memory_limit`], `GOMEMLIMIT` with Go's unit
+//! syntax) if lower. `GOGC=off` leaves only the limit. Allocation only
+//! adds to a per-shard counter; the trigger wakes the `gort-gc` thread.
+//!
+//! # Rejected alternatives
+//!
+//! * *Tracing from registered roots* (`gc-arena`, `rust-gc`'s `Root`):
+//!   makes users register roots, which the issue rules out.
+//! * *Re-tracing in the mark phase* (mark from roots by tracing again):
+//!   a `Gc` moved from a traced field to the stack changes no count and is
+//!   then seen by neither pass; marking uses the counting pass's snapshot.
+//! * *Stop-the-world with a global lock around every clone/drop*: simple,
+//!   but every mutator waits for the whole trace (tens of ms for a million
+//!   objects); the touch is one load of `ACTIVE` when no cycle runs.
+//! * *Possible-roots buffers* (objects decremented to non-zero, as in the
+//!   `dumpster` crate): cheaper cycles when little changed, but every drop
+//!   pays for buffering; a registry keeps drops to one RMW and makes
+//!   `HeapObjects` exact.
+//! * *Deref writes on every access* (dumpster stores a generation on every
+//!   dereference): gort only writes while a cycle is active.
+//!
+//! # Invariants
+//!
+//! * A pinned object's strong count is ≥ 1; the collector pins only under
+//!   the shard lock, and a registered object's memory is valid under it.
+//! * An object is freed once: by the thread whose decrement reached zero
+//!   (the collector never pins an object at zero), or by the collector
+//!   after a successful claim of its whole garbage set.
+//! * `DEAD` or `WEAK_DEAD` is set before the value is dropped or the
+//!   object resurrected for a finalizer; a weak upgrade never succeeds
+//!   after either.
+//! * The allocation is freed when the weak count (weak handles + one for
+//!   the strong side, released after unregistering) reaches zero.
+//! * Only one collection runs at a time; `scan` and handle tags are
+//!   written by it alone.
+//!
+//! # Testing under miri
+//!
+//! The unsafe core (headers, pin/claim/free, severing) is exercised by the
+//! unit tests in `src/tests/` and the API tests, which shrink their sizes
+//! under `cfg(miri)`; they are written to run under `cargo +nightly miri
+//! test -p gort-gc --lib` (miri is not installed on the build machine, so
+//! they have not been run there yet).
+
+mod collect;
+mod gc;
+mod heap;
+mod loom;
+mod pacer;
+mod special;
+mod trace;
+#[cfg(test)]
+mod tests;
+
+pub use collect::{add_gc_hook, gc, Tracer};
+pub use gc::{Gc, Weak};
+pub use gort_gc_derive::Trace;
+pub use pacer::{
+    config_from_env, parse_gogc, parse_gomemlimit, set_gc_percent, set_memory_limit, ConfigError,
+};
+pub use special::{add_cleanup, clear_finalizer, set_finalizer, Cleanup};
+pub use trace::Trace;
+
+use crate::loom::Ordering::Relaxed;
+
+/// Keeps `x` alive up to this call (Go's `runtime.KeepAlive`). With
+/// reference counting a handle is alive until it is dropped; this marks the
+/// point explicitly and stops the optimizer from moving the drop earlier.
+#[inline]
+pub fn keep_alive<T: ?Sized>(x: &T) {
+    std::hint::black_box(x);
+}
+
+/// Statistics of the managed heap (the fields of Go's `runtime.MemStats`
+/// that apply here).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemStats {
+    /// Bytes of live managed objects (headers included).
+    pub heap_alloc: u64,
+    /// Live managed objects.
+    pub heap_objects: u64,
+    /// Objects allocated, ever.
+    pub mallocs: u64,
+    /// Objects freed, ever (by counting or by the cycle collector).
+    pub frees: u64,
+    /// Completed collection cycles.
+    pub num_gc: u32,
+    /// Cycles started by [`gc`].
+    pub num_forced_gc: u32,
+    /// Sum of [`MemStats::last_pause_ns`] over all cycles. gort-gc never
+    /// stops the world: a "pause" is the longest time one registry shard
+    /// was locked for pinning, the longest any allocating or freeing
+    /// mutator could have waited on the collector.
+    pub pause_total_ns: u64,
+    /// The pause of the last cycle (see `pause_total_ns`).
+    pub last_pause_ns: u64,
+    /// When the last cycle finished, ns since the Unix epoch.
+    pub last_gc: u64,
+    /// The heap size at which the next automatic cycle starts.
+    pub next_gc: u64,
+    /// Objects freed by the cycle collector (members of garbage cycles).
+    pub cycle_frees: u64,
+    /// Finalizers queued, ever.
+    pub finalizers_queued: u64,
+    /// Finalizers that have run.
+    pub finalizers_run: u64,
+    /// Cleanups queued, ever.
+    pub cleanups_queued: u64,
+    /// Cleanups that have run.
+    pub cleanups_run: u64,
+    /// GOGC (-1: off).
+    pub gc_percent: i64,
+    /// The soft memory limit in bytes (`i64::MAX`: none).
+    pub memory_limit: i64,
+}
+
+/// Reads the heap statistics (Go's `runtime.ReadMemStats`). Not a snapshot
+/// of one instant: counters are read one after the other, without stopping
+/// anyone.
+pub fn read_mem_stats() -> MemStats {
+    let hp = heap::heap();
+    let (mallocs, frees, bytes, objects) = heap::shard_totals();
+    let s = &hp.stats;
+    MemStats {
+        heap_alloc: bytes,
+        heap_objects: objects,
+        mallocs,
+        frees,
+        num_gc: s.num_gc.load(Relaxed) as u32,
+        num_forced_gc: s.num_forced_gc.load(Relaxed) as u32,
+        pause_total_ns: s.pause_total_ns.load(Relaxed),
+        last_pause_ns: s.last_pause_ns.load(Relaxed),
+        last_gc: s.last_gc_ns.load(Relaxed),
+        next_gc: hp.next_gc.load(Relaxed).max(0) as u64,
+        cycle_frees: s.cycles_freed.load(Relaxed),
+        finalizers_queued: s.fin_queued.load(Relaxed),
+        finalizers_run: s.fin_run.load(Relaxed),
+        cleanups_queued: s.cleanups_queued.load(Relaxed),
+        cleanups_run: s.cleanups_run.load(Relaxed),
+        gc_percent: hp.gc_percent.load(Relaxed),
+        memory_limit: hp.mem_limit.load(Relaxed),
+    }
+}

@@ -1,0 +1,447 @@
+//! The concurrent cycle collector: pin, trace (one snapshot of edges per
+//! object), decide, claim, free. See the crate docs for the protocol and
+//! why it never frees a live object.
+
+use crate::gc::{Gc, Header, CLAIMING, DEAD, EPOCH_SHIFT, FLAGS, SEVERED, STRONG, WEAK_DEAD};
+use crate::heap::{self, heap};
+use crate::loom::{gc_thread_local, lock, park, Ordering::*, WaitReason, Waiter};
+use crate::special;
+use crate::trace::Trace;
+use std::cell::Cell;
+use std::ptr::NonNull;
+use std::time::Instant;
+
+/// Who is collecting, and who waits for it.
+pub(crate) struct CollectorState {
+    running: bool,
+    waiters: Vec<Waiter>,
+    /// The last epoch used (1..=65535, cycling).
+    epoch: u64,
+    /// Managed bytes live after the last cycle (the pacer's base).
+    pub(crate) live_after_last: i64,
+}
+
+impl CollectorState {
+    pub(crate) const fn new() -> CollectorState {
+        CollectorState {
+            running: false,
+            waiters: Vec::new(),
+            epoch: 0,
+            live_after_last: 0,
+        }
+    }
+}
+
+/// One pinned object in the current cycle.
+struct Node {
+    h: NonNull<Header>,
+    /// The `rc` word at the decision read.
+    word: u64,
+    /// Handles to this object found inside other pinned objects.
+    internal: u64,
+    /// Edges `edges[start..end]` (node indices) from the snapshot.
+    start: u32,
+    end: u32,
+    /// Must be kept: externally referenced, touched, or not fully traced.
+    root: bool,
+    mark: bool,
+    /// Kept only because a finalizable garbage object reaches it.
+    fin_mark: bool,
+    has_fin: bool,
+}
+
+enum Mode<'a> {
+    Scan {
+        epoch: u64,
+        nodes: &'a mut Vec<Node>,
+        edges: &'a mut Vec<u32>,
+        cur: usize,
+    },
+    Sever,
+    Find {
+        target: NonNull<Header>,
+        found: bool,
+    },
+}
+
+/// What [`Trace::trace`] reports to: the collector's view of one object.
+pub struct Tracer<'a> {
+    mode: Mode<'a>,
+}
+
+impl Tracer<'_> {
+    /// Reports a `Gc` handle owned by the traced value.
+    pub fn visit<T: Trace + Send + Sync + 'static>(&mut self, gc: &Gc<T>) {
+        match &mut self.mode {
+            Mode::Scan {
+                epoch,
+                nodes,
+                edges,
+                cur,
+            } => {
+                let prev = gc.tag.load(Relaxed);
+                if prev == SEVERED {
+                    return;
+                }
+                // Only the collector writes tags (one collector at a time).
+                gc.tag.store(*epoch, Relaxed);
+                let seen_before = prev == *epoch;
+                if seen_before {
+                    // Moved during this cycle from an object traced earlier:
+                    // its count was taken there; keep this object and what it
+                    // reaches.
+                    nodes[*cur].root = true;
+                }
+                let s = gc.header().scan.load(Relaxed);
+                if s >> 32 == *epoch {
+                    let i = s as u32;
+                    edges.push(i);
+                    if !seen_before {
+                        nodes[i as usize].internal += 1;
+                    }
+                }
+            }
+            Mode::Sever => {
+                if gc.header().rc.load(SeqCst) & DEAD != 0 {
+                    gc.tag.store(SEVERED, Relaxed);
+                }
+            }
+            Mode::Find { target, found } => {
+                if gc.header_ptr() == *target {
+                    *found = true;
+                }
+            }
+        }
+    }
+
+    /// Reports that some of the value's handles could not be read (a lock
+    /// was held): the object is kept this cycle.
+    pub fn opaque(&mut self) {
+        if let Mode::Scan { nodes, cur, .. } = &mut self.mode {
+            nodes[*cur].root = true;
+        }
+    }
+}
+
+/// Whether `v` holds a handle to `target` (for `add_cleanup`'s check).
+pub(crate) fn points_to<A: Trace + ?Sized>(v: &A, target: NonNull<Header>) -> bool {
+    let mut t = Tracer {
+        mode: Mode::Find {
+            target,
+            found: false,
+        },
+    };
+    v.trace(&mut t);
+    matches!(t.mode, Mode::Find { found: true, .. })
+}
+
+gc_thread_local! {
+    static IN_GC: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a full collection and returns when it is done (Go's
+/// `runtime.GC`). If a collection is already running, waits for it and then
+/// runs a fresh one, so everything unreachable when `gc` was called is
+/// found.
+///
+/// Finalizers and cleanups found by the cycle are queued, not awaited.
+/// Calling `gc` from a finalizer or cleanup is fine (it does not wait for
+/// the finalizer goroutine). Calling it from a `Drop` impl that the
+/// collector itself is running (an object of a collected cycle) panics.
+pub fn gc() {
+    collect(true);
+}
+
+pub(crate) fn collect(forced: bool) {
+    if IN_GC.with(|c| c.get()) {
+        panic!("gort-gc: gc() called from a Drop impl run by the collector");
+    }
+    let hp = heap();
+    let mut st = lock(&hp.collector);
+    while st.running {
+        st.waiters.push(Waiter::current());
+        park(WaitReason::GcWait, move || {
+            drop(st);
+            true
+        });
+        st = lock(&hp.collector);
+    }
+    st.running = true;
+    st.epoch = st.epoch % 0xffff + 1;
+    let epoch = st.epoch;
+    drop(st);
+
+    IN_GC.with(|c| c.set(true));
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            IN_GC.with(|c| c.set(false));
+            let hp = heap();
+            hp.active.store(0, SeqCst);
+            let mut st = lock(&hp.collector);
+            st.running = false;
+            let ws = std::mem::take(&mut st.waiters);
+            drop(st);
+            for w in ws {
+                w.ready();
+            }
+        }
+    }
+    let done = Done;
+    let hooks: Vec<fn()> = lock(&hp.hooks).clone();
+    for f in hooks {
+        f();
+    }
+    let longest_hold = cycle(epoch);
+    let live = hp.live.load(Relaxed).max(0);
+    {
+        let mut st = lock(&hp.collector);
+        st.live_after_last = live;
+    }
+    crate::pacer::update_goal(live);
+    let s = &hp.stats;
+    s.num_gc.fetch_add(1, Relaxed);
+    if forced {
+        s.num_forced_gc.fetch_add(1, Relaxed);
+    }
+    s.pause_total_ns.fetch_add(longest_hold, Relaxed);
+    s.last_pause_ns.store(longest_hold, Relaxed);
+    s.last_gc_ns.store(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        Relaxed,
+    );
+    drop(done);
+}
+
+/// One cycle. Returns the longest time a registry shard was locked (the
+/// longest a mutator could have waited on the collector), in ns.
+fn cycle(epoch: u64) -> u64 {
+    let hp = heap();
+    // 0. Start: from here on every mutator clone/drop/deref/upgrade of an
+    //    object touches its word (pairs with the SeqCst load in `active`).
+    hp.active.store(epoch, SeqCst);
+
+    // 1. Pin every registered object with a positive count (+1 strong), so
+    //    nothing we look at is freed under us. Under the shard lock, which
+    //    the free path takes before deallocating.
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut longest = 0u64;
+    for sh in hp.shards.iter() {
+        let g = lock(&sh.inner);
+        let t0 = Instant::now();
+        for &h in g.objs.iter() {
+            // SAFETY: registered objects are allocated while we hold the lock.
+            let hr = unsafe { h.as_ref() };
+            let mut w = hr.rc.load(SeqCst);
+            let pinned = loop {
+                if w & STRONG == 0 || w & DEAD != 0 {
+                    break false;
+                }
+                match hr.rc.compare_exchange_weak(w, w + 1, SeqCst, SeqCst) {
+                    Ok(_) => break true,
+                    Err(x) => w = x,
+                }
+            };
+            if pinned {
+                hr.scan
+                    .store((epoch << 32) | nodes.len() as u64, Relaxed);
+                nodes.push(Node {
+                    h,
+                    word: 0,
+                    internal: 0,
+                    start: 0,
+                    end: 0,
+                    root: false,
+                    mark: false,
+                    fin_mark: false,
+                    has_fin: false,
+                });
+            }
+        }
+        longest = longest.max(t0.elapsed().as_nanos() as u64);
+        drop(g);
+    }
+
+    // 2. Trace each pinned object once; the edges recorded here are the
+    //    only ones used for marking (a field emptied later cannot hide an
+    //    edge the count saw).
+    let mut edges: Vec<u32> = Vec::new();
+    for i in 0..nodes.len() {
+        let h = nodes[i].h;
+        nodes[i].start = edges.len() as u32;
+        let mut t = Tracer {
+            mode: Mode::Scan {
+                epoch,
+                nodes: &mut nodes,
+                edges: &mut edges,
+                cur: i,
+            },
+        };
+        // SAFETY: pinned, so the value is alive.
+        unsafe { (h.as_ref().vtable.trace)(h, &mut t) };
+        nodes[i].end = edges.len() as u32;
+    }
+
+    // 3. Decide: after all traces, read each word once. Roots: touched this
+    //    cycle, flagged, or more handles than found inside pinned objects.
+    let mut stack: Vec<u32> = Vec::new();
+    for (i, n) in nodes.iter_mut().enumerate() {
+        // SAFETY: pinned.
+        let hr = unsafe { n.h.as_ref() };
+        let w = hr.rc.load(SeqCst);
+        n.word = w;
+        let strong = (w & STRONG) - 1;
+        if w >> EPOCH_SHIFT == epoch || w & FLAGS != 0 || strong > n.internal {
+            n.root = true;
+        }
+        if n.root {
+            n.mark = true;
+            stack.push(i as u32);
+        } else {
+            n.has_fin = special::has_finalizer(hr);
+        }
+    }
+    mark(&mut nodes, &edges, &mut stack, false);
+
+    // 4. Garbage with finalizers keeps what it reaches (Go marks the
+    //    referents of finalizable objects, not the objects themselves).
+    for i in 0..nodes.len() {
+        if !nodes[i].mark && nodes[i].has_fin {
+            let (s, e) = (nodes[i].start as usize, nodes[i].end as usize);
+            for &c in &edges[s..e] {
+                let c = c as usize;
+                if !nodes[c].mark && !nodes[c].fin_mark {
+                    nodes[c].fin_mark = true;
+                    stack.push(c as u32);
+                }
+            }
+        }
+    }
+    mark(&mut nodes, &edges, &mut stack, true);
+
+    // 5. Claim every unmarked object: CAS from the word we decided on. Any
+    //    mutator action since then changed the word, and the whole set is
+    //    released (kept) for this cycle.
+    let garbage: Vec<u32> = (0..nodes.len() as u32)
+        .filter(|&i| !nodes[i as usize].mark)
+        .collect();
+    let mut claimed = 0;
+    for &i in &garbage {
+        let n = &nodes[i as usize];
+        // SAFETY: pinned.
+        let hr = unsafe { n.h.as_ref() };
+        if hr
+            .rc
+            .compare_exchange(n.word, n.word | CLAIMING, SeqCst, SeqCst)
+            .is_err()
+        {
+            break;
+        }
+        claimed += 1;
+    }
+    let ok = claimed == garbage.len();
+    let mut dead: Vec<NonNull<Header>> = Vec::new();
+    let mut keep: Vec<NonNull<Header>> = Vec::with_capacity(nodes.len() - garbage.len());
+    for n in nodes.iter().filter(|n| n.mark) {
+        keep.push(n.h);
+    }
+    let mut fins = Vec::new();
+    for (k, &i) in garbage.iter().enumerate() {
+        let n = &nodes[i as usize];
+        // SAFETY: pinned.
+        let hr = unsafe { n.h.as_ref() };
+        if !ok {
+            if k < claimed {
+                hr.rc.fetch_and(!CLAIMING, SeqCst);
+            }
+            keep.push(n.h);
+        } else if n.fin_mark {
+            hr.rc.fetch_and(!CLAIMING, SeqCst);
+            keep.push(n.h);
+        } else if n.has_fin {
+            // Resurrect: weak pointers cleared, the pin becomes the
+            // finalizer's handle.
+            let _ = hr
+                .rc
+                .fetch_update(SeqCst, SeqCst, |w| Some((w & !CLAIMING) | WEAK_DEAD));
+            match special::take_finalizer(hr) {
+                Some(f) => fins.push((n.h, f)),
+                None => keep.push(n.h),
+            }
+        } else {
+            let _ = hr
+                .rc
+                .fetch_update(SeqCst, SeqCst, |w| Some((w & !CLAIMING) | DEAD | WEAK_DEAD));
+            dead.push(n.h);
+        }
+    }
+    drop(nodes);
+    drop(edges);
+    for (h, f) in fins {
+        special::queue_finalizer(h, f);
+    }
+
+    // 6. Free the dead: sever handles between them (so a Drop impl cannot
+    //    smuggle one out), drop all values, then release the allocations.
+    if !dead.is_empty() {
+        for &h in &dead {
+            let mut t = Tracer { mode: Mode::Sever };
+            // SAFETY: dead objects' values are alive until the next loop.
+            unsafe { (h.as_ref().vtable.trace)(h, &mut t) };
+        }
+        for &h in &dead {
+            // SAFETY: claimed dead: unreachable by every mutator; dropped once.
+            unsafe { (h.as_ref().vtable.drop_value)(h) };
+        }
+        hp.stats.cycles_freed.fetch_add(dead.len() as u64, Relaxed);
+        for &h in &dead {
+            // SAFETY: dropped above.
+            unsafe { heap::after_drop(h) };
+        }
+    }
+
+    // 7. End the cycle, then unpin the rest (which may free objects whose
+    //    last outside handle was dropped during the cycle).
+    hp.active.store(0, SeqCst);
+    for h in keep {
+        // Unpinning is not a mutator action: no touch.
+        // SAFETY: pinned.
+        let hr = unsafe { h.as_ref() };
+        let old = hr.rc.fetch_sub(1, SeqCst);
+        if old & STRONG == 1 && old & DEAD == 0 {
+            // SAFETY: we took the count to zero on a live object.
+            unsafe { heap::zero(h) };
+        }
+    }
+    longest
+}
+
+fn mark(nodes: &mut [Node], edges: &[u32], stack: &mut Vec<u32>, fin: bool) {
+    while let Some(i) = stack.pop() {
+        let (s, e) = (nodes[i as usize].start as usize, nodes[i as usize].end as usize);
+        for &c in &edges[s..e] {
+            let n = &mut nodes[c as usize];
+            if fin {
+                if !n.mark && !n.fin_mark {
+                    n.fin_mark = true;
+                    stack.push(c);
+                }
+            } else if !n.mark {
+                n.mark = true;
+                stack.push(c);
+            }
+        }
+    }
+}
+
+/// Registers a function to run at the start of every collection (gort-std
+/// registers its `Pool` cleanup here). Registering the same function twice
+/// runs it once.
+pub fn add_gc_hook(f: fn()) {
+    let mut g = lock(&heap().hooks);
+    if !g.iter().any(|&x| std::ptr::fn_addr_eq(x, f)) {
+        g.push(f);
+    }
+}

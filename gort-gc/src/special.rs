@@ -1,0 +1,320 @@
+//! Finalizers and cleanups (Go's "specials"), the queue they run from, and
+//! the finalizer goroutine.
+
+use crate::gc::{Gc, Header};
+use crate::heap::heap;
+use crate::loom::{lock, park, Ordering::*, WaitReason, Waiter};
+use crate::trace::Trace;
+use std::collections::VecDeque;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::{Arc, Mutex};
+
+type Finalizer = Box<dyn FnOnce(NonNull<Header>) + Send>;
+type CleanupFn = Box<dyn FnOnce() + Send>;
+
+/// An object's finalizer and cleanups. Shared (`Arc`) with [`Cleanup`]
+/// handles so `stop` works after the object is gone.
+pub(crate) struct Specials {
+    /// Written by `set_finalizer`/`add_cleanup`/`Cleanup::stop` (any
+    /// thread), taken by the zero path or the collector; the mutex protects
+    /// it.
+    inner: Mutex<SpecialsInner>,
+}
+
+#[derive(Default)]
+struct SpecialsInner {
+    finalizer: Option<Finalizer>,
+    cleanups: Vec<(u64, CleanupFn)>,
+}
+
+/// Gets or creates the object's specials.
+fn specials(h: &Header) -> &Specials {
+    let p = h.specials.load(Acquire); // pairs with the AcqRel CAS below
+    if !p.is_null() {
+        // SAFETY: set once, freed only with the header, which `h` keeps.
+        return unsafe { &*p };
+    }
+    let fresh = Arc::into_raw(Arc::new(Specials {
+        inner: Mutex::new(SpecialsInner::default()),
+    })) as *mut Specials;
+    match h
+        .specials
+        .compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire)
+    {
+        // SAFETY: we just published it; it lives as long as the header.
+        Ok(_) => unsafe { &*fresh },
+        Err(other) => {
+            // SAFETY: `fresh` was never published; `other` is the winner's.
+            unsafe {
+                drop(Arc::from_raw(fresh));
+                &*other
+            }
+        }
+    }
+}
+
+fn inner(s: &Specials) -> std::sync::MutexGuard<'_, SpecialsInner> {
+    s.inner.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether the object has a finalizer (collector, for a pinned object).
+pub(crate) fn has_finalizer(h: &Header) -> bool {
+    let p = h.specials.load(Acquire);
+    // SAFETY: as in `specials`.
+    !p.is_null() && inner(unsafe { &*p }).finalizer.is_some()
+}
+
+/// Removes and returns the finalizer.
+pub(crate) fn take_finalizer(h: &Header) -> Option<Finalizer> {
+    let p = h.specials.load(Acquire);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: as in `specials`.
+    inner(unsafe { &*p }).finalizer.take()
+}
+
+/// The object was freed: queue its cleanups.
+pub(crate) fn on_free(h: &Header) {
+    let p = h.specials.load(Acquire);
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: as in `specials`.
+    let cs = std::mem::take(&mut inner(unsafe { &*p }).cleanups);
+    if !cs.is_empty() {
+        heap()
+            .stats
+            .cleanups_queued
+            .fetch_add(cs.len() as u64, Relaxed);
+        enqueue(cs.into_iter().map(|(_, f)| Job::Cleanup(f)));
+    }
+}
+
+/// Releases the header's reference to its specials (when the header is
+/// freed).
+///
+/// # Safety
+/// Called once, when the header is being deallocated.
+pub(crate) unsafe fn free_specials(h: &Header) {
+    let p = h.specials.load(Acquire);
+    if !p.is_null() {
+        // SAFETY: the header's reference, released once.
+        drop(unsafe { Arc::from_raw(p) });
+    }
+}
+
+/// Queues a finalizer call for a resurrected object (its strong count
+/// already includes the handle the finalizer will receive).
+pub(crate) fn queue_finalizer(h: NonNull<Header>, f: Finalizer) {
+    heap().stats.fin_queued.fetch_add(1, Relaxed);
+    enqueue(std::iter::once(Job::Finalize(SendHeader(h), f)));
+}
+
+/// Sets a finalizer on the object (Go's `runtime.SetFinalizer`).
+///
+/// When the object becomes unreachable — its last handle is dropped, or the
+/// cycle collector finds it in unreachable garbage — it is not freed:
+/// its weak pointers are cleared, it is resurrected, and `f` runs with a
+/// handle to it on the single finalizer goroutine. The finalizer is
+/// one-shot; once it has run (and unless it stored the handle somewhere or
+/// set a new finalizer), the object is freed when that handle is dropped.
+///
+/// Objects reachable from an object with a finalizer stay alive until the
+/// finalizer has run. In a cycle of objects that all have finalizers, each
+/// keeps the others alive: such a cycle is never collected (as in Go).
+///
+/// A finalizer closure that captures a handle to its own object keeps the
+/// object alive forever, and the finalizer never runs (as in Go): pass the
+/// object in through the argument instead. Finalizers do not run when the
+/// process exits. A finalizer that panics aborts the process (Go crashes
+/// too).
+///
+/// # Panics
+/// If the object already has a finalizer (Go: "finalizer already set").
+pub fn set_finalizer<T, F>(obj: &Gc<T>, f: F)
+where
+    T: Trace + Send + Sync + 'static,
+    F: FnOnce(Gc<T>) + Send + 'static,
+{
+    let s = specials(obj.header());
+    let mut g = inner(s);
+    if g.finalizer.is_some() {
+        drop(g);
+        panic!("runtime.SetFinalizer: finalizer already set");
+    }
+    g.finalizer = Some(Box::new(move |h| {
+        // SAFETY: queued with one strong count for this handle.
+        f(unsafe { Gc::from_header(h) })
+    }));
+}
+
+/// Removes the object's finalizer, if any (Go's `SetFinalizer(obj, nil)`).
+pub fn clear_finalizer<T: Trace + Send + Sync + 'static>(obj: &Gc<T>) {
+    drop(take_finalizer(obj.header()));
+}
+
+static CLEANUP_ID: StdAtomicU64 = StdAtomicU64::new(1);
+
+/// A handle to a cleanup registered with [`add_cleanup`].
+pub struct Cleanup {
+    specials: Arc<Specials>,
+    id: u64,
+}
+
+impl Cleanup {
+    /// Cancels the cleanup (Go's `Cleanup.Stop`). If the object has already
+    /// been freed and the cleanup queued or run, this does nothing.
+    pub fn stop(&self) {
+        inner(&self.specials).cleanups.retain(|(id, _)| *id != self.id);
+    }
+}
+
+impl std::fmt::Debug for Cleanup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cleanup({})", self.id)
+    }
+}
+
+/// Attaches a cleanup to the object (Go 1.24's `runtime.AddCleanup`): once
+/// the object has been freed, `f(arg)` runs on the finalizer goroutine.
+///
+/// Unlike a finalizer, a cleanup never sees its object and never
+/// resurrects it; an object may have several; objects with cleanups in an
+/// unreachable cycle are collected normally. `arg` must not be the object
+/// itself (then the cleanup could never run): if `arg` holds a handle to
+/// the object directly (at the top level of its [`Trace`]), this panics. If
+/// `f` or `arg` reach the object some other way, it is never freed, as in
+/// Go.
+///
+/// # Panics
+/// With Go's message if `arg` is (or directly holds) the object.
+pub fn add_cleanup<T, A, F>(obj: &Gc<T>, f: F, arg: A) -> Cleanup
+where
+    T: Trace + Send + Sync + 'static,
+    A: Trace + Send + 'static,
+    F: FnOnce(A) + Send + 'static,
+{
+    if crate::collect::points_to(&arg, obj.header_ptr()) {
+        panic!("runtime.AddCleanup: ptr is equal to arg, cleanup will never run");
+    }
+    let s = specials(obj.header());
+    let id = CLEANUP_ID.fetch_add(1, Relaxed);
+    inner(s).cleanups.push((id, Box::new(move || f(arg))));
+    // SAFETY: `s` came from Arc::into_raw and stays alive while the header
+    // lives; we add a reference for the handle.
+    let arc = unsafe {
+        Arc::increment_strong_count(s as *const Specials);
+        Arc::from_raw(s as *const Specials)
+    };
+    Cleanup { specials: arc, id }
+}
+
+pub(crate) struct SendHeader(pub(crate) NonNull<Header>);
+// SAFETY: a header pointer handed to the finalizer goroutine with a strong
+// count; the object is Send + Sync.
+unsafe impl Send for SendHeader {}
+
+pub(crate) enum Job {
+    Finalize(SendHeader, Finalizer),
+    Cleanup(CleanupFn),
+}
+
+/// The finalizer queue (Go's `finq`): jobs, and the finalizer goroutine's
+/// waiter while it is parked.
+pub(crate) struct FinQueue {
+    pub(crate) jobs: VecDeque<Job>,
+    pub(crate) waiter: Option<Waiter>,
+    pub(crate) started: bool,
+    /// Whether the finalizer goroutine is running a batch.
+    pub(crate) busy: bool,
+}
+
+impl FinQueue {
+    pub(crate) const fn new() -> FinQueue {
+        FinQueue {
+            jobs: VecDeque::new(),
+            waiter: None,
+            started: false,
+            busy: false,
+        }
+    }
+}
+
+pub(crate) fn enqueue(jobs: impl Iterator<Item = Job>) {
+    let mut q = lock(&heap().fin);
+    q.jobs.extend(jobs);
+    let start = !q.started;
+    q.started = true;
+    let w = q.waiter.take();
+    drop(q);
+    if start {
+        start_finalizer_goroutine();
+    }
+    if let Some(w) = w {
+        w.ready();
+    }
+}
+
+#[cfg(not(gort_loom))]
+fn start_finalizer_goroutine() {
+    drop(gort_sched::go(finalizer_loop));
+}
+
+#[cfg(gort_loom)]
+fn start_finalizer_goroutine() {}
+
+crate::loom::gc_thread_local! {
+    static IN_FINALIZER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The finalizer goroutine's body (Go's `runfinq`).
+#[cfg_attr(gort_loom, allow(dead_code))]
+fn finalizer_loop() {
+    loop {
+        run_queued(true);
+    }
+}
+
+/// Runs queued jobs; with `wait`, parks first when there are none. Returns
+/// the number run.
+pub(crate) fn run_queued(wait: bool) -> usize {
+    let mut q = lock(&heap().fin);
+    if q.jobs.is_empty() {
+        q.busy = false;
+        if !wait {
+            return 0;
+        }
+        q.waiter = Some(Waiter::current());
+        park(WaitReason::FinalizerWait, move || {
+            drop(q);
+            true
+        });
+        return 0;
+    }
+    q.busy = true;
+    let batch = std::mem::take(&mut q.jobs);
+    drop(q);
+    let n = batch.len();
+    let st = &heap().stats;
+    IN_FINALIZER.with(|c| c.set(true));
+    for job in batch {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match job {
+            Job::Finalize(h, f) => {
+                f(h.0);
+                st.fin_run.fetch_add(1, Relaxed);
+            }
+            Job::Cleanup(f) => {
+                f();
+                st.cleanups_run.fetch_add(1, Relaxed);
+            }
+        }));
+        if r.is_err() {
+            eprintln!("fatal error: panic in a gort-gc finalizer or cleanup");
+            std::process::abort();
+        }
+    }
+    IN_FINALIZER.with(|c| c.set(false));
+    n
+}

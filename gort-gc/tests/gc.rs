@@ -1,0 +1,348 @@
+//! Public API tests for `Gc<T>`: counting, cycles of many shapes, cells,
+//! weak pointers, stats, hooks, pacing.
+
+use gort_gc::{gc, read_mem_stats, Gc, Trace, Weak};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        gc();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    f()
+}
+
+/// Counts drops through a shared counter.
+struct Drops(Arc<AtomicUsize>);
+impl Drop for Drops {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+// SAFETY: no handles.
+unsafe impl Trace for Drops {
+    fn trace(&self, _: &mut gort_gc::Tracer<'_>) {}
+}
+
+#[derive(Trace)]
+struct Node {
+    d: Drops,
+    next: Mutex<Option<Gc<Node>>>,
+    more: Mutex<Vec<Gc<Node>>>,
+}
+
+fn node(c: &Arc<AtomicUsize>) -> Gc<Node> {
+    Gc::new(Node {
+        d: Drops(c.clone()),
+        next: Mutex::new(None),
+        more: Mutex::new(Vec::new()),
+    })
+}
+
+#[test]
+fn acyclic_freed_at_last_drop() {
+    let c = Arc::new(AtomicUsize::new(0));
+    let a = node(&c);
+    let b = a.clone();
+    drop(a);
+    assert_eq!(c.load(SeqCst), 0);
+    drop(b);
+    // At once, unless a concurrent test's cycle had it pinned.
+    assert!(wait_until(|| c.load(SeqCst) == 1));
+}
+
+#[test]
+fn long_list_drop_does_not_overflow() {
+    let c = Arc::new(AtomicUsize::new(0));
+    let n = if cfg!(miri) { 100 } else { 200_000 };
+    let head = node(&c);
+    let mut cur = head.clone();
+    for _ in 0..n {
+        let x = node(&c);
+        *cur.next.lock().unwrap() = Some(x.clone());
+        cur = x;
+    }
+    drop(cur);
+    // Run the drop on a small-stack thread.
+    std::thread::Builder::new()
+        .stack_size(64 << 10)
+        .spawn(move || drop(head))
+        .unwrap()
+        .join()
+        .unwrap();
+    // Freed at once, or (if a concurrent cycle had it pinned) at the unpin.
+    assert!(wait_until(|| c.load(SeqCst) == n + 1));
+}
+
+#[test]
+fn self_cycle_collected() {
+    let c = Arc::new(AtomicUsize::new(0));
+    let a = node(&c);
+    *a.next.lock().unwrap() = Some(a.clone());
+    drop(a);
+    assert!(wait_until(|| c.load(SeqCst) == 1));
+}
+
+#[test]
+fn cycles_of_many_shapes_collected() {
+    let c = Arc::new(AtomicUsize::new(0));
+    let mut expected = 0;
+    // Ring of 2, ring of 100, a clique of 10, a doubly linked list, a tree
+    // with parent pointers, a ring with a tail hanging off it.
+    for ring in [2usize, 100] {
+        let ns: Vec<_> = (0..ring).map(|_| node(&c)).collect();
+        for i in 0..ring {
+            *ns[i].next.lock().unwrap() = Some(ns[(i + 1) % ring].clone());
+        }
+        expected += ring;
+    }
+    {
+        let ns: Vec<_> = (0..10).map(|_| node(&c)).collect();
+        for a in &ns {
+            a.more.lock().unwrap().extend(ns.iter().cloned());
+        }
+        expected += 10;
+    }
+    {
+        let ns: Vec<_> = (0..50).map(|_| node(&c)).collect();
+        for i in 0..49 {
+            *ns[i].next.lock().unwrap() = Some(ns[i + 1].clone());
+            ns[i + 1].more.lock().unwrap().push(ns[i].clone());
+        }
+        expected += 50;
+    }
+    {
+        let root = node(&c);
+        let mut level = vec![root.clone()];
+        let mut count = 1;
+        for _ in 0..5 {
+            let mut next = Vec::new();
+            for p in &level {
+                for _ in 0..2 {
+                    let ch = node(&c);
+                    *ch.next.lock().unwrap() = Some(p.clone());
+                    p.more.lock().unwrap().push(ch.clone());
+                    next.push(ch);
+                    count += 1;
+                }
+            }
+            level = next;
+        }
+        expected += count;
+    }
+    {
+        let a = node(&c);
+        let b = node(&c);
+        let tail = node(&c);
+        *a.next.lock().unwrap() = Some(b.clone());
+        *b.next.lock().unwrap() = Some(a.clone());
+        a.more.lock().unwrap().push(tail.clone());
+        expected += 3;
+    }
+    assert!(wait_until(|| c.load(SeqCst) == expected), "{} of {expected}", c.load(SeqCst));
+}
+
+#[test]
+fn reachable_cycle_is_kept() {
+    let c = Arc::new(AtomicUsize::new(0));
+    let a = node(&c);
+    let b = node(&c);
+    *a.next.lock().unwrap() = Some(b.clone());
+    *b.next.lock().unwrap() = Some(a.clone());
+    drop(b);
+    for _ in 0..3 {
+        gc();
+    }
+    assert_eq!(c.load(SeqCst), 0);
+    // Still intact.
+    let b2 = a.next.lock().unwrap().clone().unwrap();
+    assert!(b2.next.lock().unwrap().as_ref().is_some());
+    drop(b2);
+    drop(a);
+    assert!(wait_until(|| c.load(SeqCst) == 2));
+}
+
+#[test]
+fn cycle_kept_by_arc_outside_heap() {
+    let c = Arc::new(AtomicUsize::new(0));
+    let a = node(&c);
+    *a.next.lock().unwrap() = Some(a.clone());
+    let holder = Arc::new(Mutex::new(Some(a)));
+    gc();
+    gc();
+    assert_eq!(c.load(SeqCst), 0);
+    holder.lock().unwrap().take();
+    assert!(wait_until(|| c.load(SeqCst) == 1));
+}
+
+#[derive(Trace)]
+enum Shape {
+    Leaf(#[gc(skip)] u32),
+    Pair(Gc<Cells>, Gc<Cells>),
+    Named { m: HashMap<u32, Gc<Cells>> },
+}
+
+#[derive(Trace)]
+struct Cells {
+    d: Drops,
+    rw: RwLock<Option<Gc<Cells>>>,
+    once: OnceLock<Gc<Cells>>,
+    shape: Mutex<Option<Shape>>,
+    boxed: Box<Option<Gc<Cells>>>,
+}
+
+fn cells(c: &Arc<AtomicUsize>) -> Gc<Cells> {
+    Gc::new(Cells {
+        d: Drops(c.clone()),
+        rw: RwLock::new(None),
+        once: OnceLock::new(),
+        shape: Mutex::new(Some(Shape::Leaf(1))),
+        boxed: Box::new(None),
+    })
+}
+
+#[test]
+fn cycles_through_every_cell_kind() {
+    let c = Arc::new(AtomicUsize::new(0));
+    let a = cells(&c);
+    let b = cells(&c);
+    let d = cells(&c);
+    *a.rw.write().unwrap() = Some(b.clone());
+    let _ = b.once.set(d.clone());
+    *d.shape.lock().unwrap() = Some(Shape::Named {
+        m: [(1, a.clone())].into_iter().collect(),
+    });
+    let e = Gc::new(Cells {
+        d: Drops(c.clone()),
+        rw: RwLock::new(None),
+        once: OnceLock::new(),
+        shape: Mutex::new(Some(Shape::Pair(a.clone(), d.clone()))),
+        boxed: Box::new(Some(a.clone())),
+    });
+    *b.rw.write().unwrap() = Some(e.clone());
+    drop((a, b, d, e));
+    assert!(wait_until(|| c.load(SeqCst) == 4));
+}
+
+#[test]
+fn held_lock_makes_object_a_root() {
+    let c = Arc::new(AtomicUsize::new(0));
+    let a = node(&c);
+    *a.next.lock().unwrap() = Some(a.clone());
+    let w = Gc::downgrade(&a);
+    let guard_holder = a.clone();
+    drop(a);
+    {
+        let g = guard_holder.next.lock().unwrap();
+        gc();
+        assert_eq!(c.load(SeqCst), 0);
+        drop(g);
+    }
+    drop(guard_holder);
+    assert!(wait_until(|| c.load(SeqCst) == 1));
+    assert!(w.upgrade().is_none());
+}
+
+#[test]
+fn weak_upgrade_until_collected() {
+    let c = Arc::new(AtomicUsize::new(0));
+    let a = node(&c);
+    let w: Weak<Node> = Gc::downgrade(&a);
+    let w2 = w.clone();
+    assert!(Gc::ptr_eq(&w.upgrade().unwrap(), &a));
+    *a.next.lock().unwrap() = Some(a.clone());
+    drop(a);
+    gc();
+    assert!(wait_until(|| c.load(SeqCst) == 1));
+    assert!(w.upgrade().is_none());
+    assert!(w2.upgrade().is_none());
+    assert!(Weak::ptr_eq(&w, &w2));
+}
+
+#[test]
+fn weak_upgrade_keeps_cycle_alive() {
+    let c = Arc::new(AtomicUsize::new(0));
+    let a = node(&c);
+    *a.next.lock().unwrap() = Some(a.clone());
+    let w = Gc::downgrade(&a);
+    drop(a);
+    // Upgrade races nothing here, but an upgraded handle is a root.
+    let back = w.upgrade();
+    if let Some(back) = back {
+        gc();
+        assert_eq!(c.load(SeqCst), 0);
+        assert!(back.next.lock().unwrap().is_some());
+        back.next.lock().unwrap().take();
+    }
+    assert!(wait_until(|| c.load(SeqCst) == 1));
+}
+
+#[test]
+fn stats_count_objects() {
+    let before = read_mem_stats();
+    let v: Vec<Gc<u64>> = (0..1000).map(Gc::new).collect();
+    let mid = read_mem_stats();
+    assert!(mid.mallocs >= before.mallocs + 1000);
+    assert!(mid.heap_objects >= 1000);
+    assert!(mid.heap_alloc >= 1000 * std::mem::size_of::<u64>() as u64);
+    drop(v);
+    gc();
+    let after = read_mem_stats();
+    assert!(after.frees >= before.frees + 1000);
+    assert!(after.num_gc > before.num_gc);
+    assert!(after.num_forced_gc > before.num_forced_gc);
+    assert!(after.next_gc > 0);
+    assert!(after.last_gc > 0);
+}
+
+static HOOK_RUNS: AtomicUsize = AtomicUsize::new(0);
+fn hook() {
+    HOOK_RUNS.fetch_add(1, SeqCst);
+}
+
+#[test]
+fn hooks_run_each_cycle() {
+    gort_gc::add_gc_hook(hook);
+    gort_gc::add_gc_hook(hook);
+    let n = HOOK_RUNS.load(SeqCst);
+    gc();
+    gc();
+    assert!(HOOK_RUNS.load(SeqCst) >= n + 2);
+}
+
+#[test]
+fn deref_and_traits() {
+    let a = Gc::new(String::from("hi"));
+    assert_eq!(a.len(), 2);
+    assert_eq!(format!("{a} {a:?}"), "hi \"hi\"");
+    assert_eq!(Gc::strong_count(&a), 1);
+    let b = a.clone();
+    assert_eq!(Gc::strong_count(&a), 2);
+    assert_eq!(Gc::as_ptr(&a), Gc::as_ptr(&b));
+    gort_gc::keep_alive(&b);
+    let d: Gc<u32> = Gc::default();
+    assert_eq!(*d, 0);
+}
+
+#[test]
+fn gc_concurrent_callers_all_return() {
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..5 {
+                    gc();
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+}

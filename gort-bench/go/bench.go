@@ -1,5 +1,5 @@
 // Go's side of `cargo xtask bench`. Built by xtask with $GO (or go on PATH):
-// go build -o target/bench/go-bench gort-bench/go/bench.go
+// go build -o target/bench/go-bench gort-bench/go/*.go
 package main
 
 import (
@@ -328,7 +328,17 @@ func main() {
 		sort.Float64s(over)
 		report(over[n/2], "us")
 	default:
+		// Workloads in the other files of this directory (net.go, gc.go).
+		for _, more := range extra {
+			if more(os.Args[1], n) {
+				return
+			}
+		}
 		fmt.Fprintln(os.Stderr, "unknown workload", os.Args[1])
 		os.Exit(3)
 	}
 }
+
+// extra holds the workload dispatchers of the other files; each registers
+// itself in an init function and returns false for names it does not know.
+var extra []func(w string, n int) bool

@@ -58,3 +58,36 @@ pub fn unknown(w: &str) -> ! {
     eprintln!("no counterpart for workload {w:?} here");
     std::process::exit(NOT_APPLICABLE)
 }
+
+/// Peak resident set size of this process in bytes (`VmHWM`).
+pub fn peak_rss() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Raises the descriptor limit to the hard limit, as Go's runtime does at
+/// start (tcp_conns needs ~20,000 descriptors).
+pub fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointers to an rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Messages per tcp_echo client, and clients.
+pub const TCP_ECHO_CLIENTS: u64 = 100;
+/// Bytes per tcp_echo message.
+pub const TCP_MSG: usize = 64;
+/// Connections held open by tcp_conns.
+pub const TCP_CONNS: usize = 9_900;

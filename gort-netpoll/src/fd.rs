@@ -326,6 +326,26 @@ pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Re-listens with the system's maximum backlog (Go's
+/// `maxListenerBacklog`: /proc/sys/net/core/somaxconn); std listens with
+/// 128, and a burst of connects beyond it waits a full SYN retransmission
+/// (1 s). Linux applies a new backlog to a listening socket.
+pub(crate) fn listen_max_backlog(fd: RawFd) -> io::Result<()> {
+    static BACKLOG: std::sync::OnceLock<libc::c_int> = std::sync::OnceLock::new();
+    let b = *BACKLOG.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|&n: &libc::c_int| n > 0)
+            .unwrap_or(4096)
+    });
+    // SAFETY: plain listen(2) on a socket we hold open.
+    if unsafe { libc::listen(fd, b) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// A fresh non-blocking, close-on-exec socket.
 pub(crate) fn socket(domain: libc::c_int, ty: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2).

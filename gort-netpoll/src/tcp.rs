@@ -186,9 +186,12 @@ impl std::fmt::Debug for TcpListener {
 common_socket_methods!(TcpListener);
 
 impl TcpListener {
-    /// Binds and listens (backlog: the system maximum, as Go uses).
+    /// Binds and listens with the system's maximum backlog (as Go does;
+    /// std uses 128).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        TcpListener::from_std(net::TcpListener::bind(addr)?)
+        let l = net::TcpListener::bind(addr)?;
+        crate::fd::listen_max_backlog(std::os::fd::AsRawFd::as_raw_fd(&l))?;
+        TcpListener::from_std(l)
     }
 
     /// Takes over a std listener (switching it to non-blocking mode).

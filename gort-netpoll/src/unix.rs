@@ -24,9 +24,11 @@ impl std::fmt::Debug for UnixListener {
 common_socket_methods!(UnixListener);
 
 impl UnixListener {
-    /// Binds to `path` and listens.
+    /// Binds to `path` and listens with the system's maximum backlog.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
-        UnixListener::from_std(unet::UnixListener::bind(path)?)
+        let l = unet::UnixListener::bind(path)?;
+        crate::fd::listen_max_backlog(std::os::fd::AsRawFd::as_raw_fd(&l))?;
+        UnixListener::from_std(l)
     }
 
     /// Takes over a std listener (switching it to non-blocking mode).

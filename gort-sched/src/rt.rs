@@ -1268,10 +1268,11 @@ fn startm(s: &'static Sched, spinning: bool) {
     p.status.store(P_RUNNING, Ordering::Relaxed);
     if let Some(m) = idle.midle.pop() {
         m.start_spinning.store(spinning, Ordering::Relaxed);
-        // Release pairs with the M's Acquire swap of nextp.
-        m.nextp.store(p as *const P as *mut P, Ordering::Release);
+        // SeqCst: pairs with the M's Acquire swap of nextp, and with its
+        // SeqCst in_source store before re-checking nextp (see hand_p_wake).
+        m.nextp.store(p as *const P as *mut P, Ordering::SeqCst);
         drop(idle);
-        m.parker.unpark();
+        hand_p_wake(s, m);
     } else {
         drop(idle);
         newm(s, p, spinning);
@@ -1289,8 +1290,8 @@ fn put_p(s: &'static Sched, idle: &mut Idle, p: &'static P) {
         s.nmwaitp.fetch_sub(1, Ordering::Relaxed);
         p.status.store(P_RUNNING, Ordering::Relaxed);
         m2.start_spinning.store(false, Ordering::Relaxed);
-        m2.nextp.store(p as *const P as *mut P, Ordering::Release);
-        m2.parker.unpark();
+        m2.nextp.store(p as *const P as *mut P, Ordering::SeqCst);
+        hand_p_wake(s, m2);
         return;
     }
     p.status.store(P_IDLE, Ordering::Relaxed);
@@ -1426,6 +1427,17 @@ fn stopm(s: &'static Sched, m: &'static M) {
             }
         }
         sleep_idle(s, m);
+    }
+}
+
+/// Wakes an idle M that was just handed a P (`nextp`, stored SeqCst): it
+/// may sleep on its parker or block inside a source's wait (epoll), which
+/// the parker cannot interrupt. The M stores `in_source` (SeqCst) before it
+/// re-checks `nextp`: either it sees the P, or we see it in the source.
+fn hand_p_wake(s: &'static Sched, m: &'static M) {
+    m.parker.unpark();
+    if m.in_source.load(Ordering::SeqCst) {
+        wake_sources(s);
     }
 }
 

@@ -1,9 +1,13 @@
 //! gort's side of `cargo xtask bench`.
 
+use gort::net::{TcpListener, TcpStream};
 use gort::sched::{park, WaitReason, Waiter};
 use gort::sema::{semacquire, semrelease};
 use gort::sync::WaitGroup;
-use gort_bench::{args, per, report, rss, unknown};
+use gort_bench::{
+    args, peak_rss, per, raise_nofile, report, rss, unknown, TCP_CONNS, TCP_ECHO_CLIENTS, TCP_MSG,
+};
+use std::io::{Read, Write};
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,6 +42,22 @@ impl Baton {
         drop(g);
         if let Some(w) = w {
             w.ready();
+        }
+    }
+}
+
+/// The echo servers' per-connection loop.
+fn echo_conn(mut c: TcpStream) {
+    let _ = c.set_nodelay(true);
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if c.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
         }
     }
 }
@@ -377,6 +397,60 @@ fn main() {
             });
             over.sort_by(f64::total_cmp);
             report(over[over.len() / 2], "us");
+        }
+        "tcp_echo" => {
+            let msgs = n.unwrap_or(10_000);
+            let el = gort::run(move || {
+                let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = l.local_addr().unwrap();
+                gort::go(move || loop {
+                    let (c, _) = l.accept().unwrap();
+                    gort::go(move || echo_conn(c));
+                });
+                let wg = Arc::new(WaitGroup::new());
+                let t0 = Instant::now();
+                for i in 0..TCP_ECHO_CLIENTS {
+                    wg.go_arc(move || {
+                        let mut c = TcpStream::connect(addr).unwrap();
+                        c.set_nodelay(true).unwrap();
+                        let mut msg = [i as u8; TCP_MSG];
+                        for _ in 0..msgs {
+                            c.write_all(&msg).unwrap();
+                            c.read_exact(&mut msg).unwrap();
+                        }
+                    });
+                }
+                wg.wait();
+                t0.elapsed()
+            });
+            report(per(el, TCP_ECHO_CLIENTS * msgs), "ns/rt");
+        }
+        "tcp_conns" | "tcp_conns_ms" => {
+            raise_nofile();
+            let el = gort::run(move || {
+                let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = l.local_addr().unwrap();
+                gort::go(move || loop {
+                    let (c, _) = l.accept().unwrap();
+                    gort::go(move || echo_conn(c));
+                });
+                let t0 = Instant::now();
+                let mut conns: Vec<TcpStream> = (0..TCP_CONNS)
+                    .map(|_| TcpStream::connect(addr).unwrap())
+                    .collect();
+                let mut msg = [7u8; TCP_MSG];
+                for c in &mut conns {
+                    c.set_nodelay(true).unwrap();
+                    c.write_all(&msg).unwrap();
+                    c.read_exact(&mut msg).unwrap();
+                }
+                t0.elapsed()
+            });
+            if w == "tcp_conns" {
+                report(peak_rss() as f64 / 1e6, "MB");
+            } else {
+                report(el.as_secs_f64() * 1e3, "ms");
+            }
         }
         _ => unknown(&w),
     }

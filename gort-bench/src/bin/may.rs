@@ -1,11 +1,32 @@
 //! may's side of `cargo xtask bench` (stackful coroutines; spawning is
 //! `unsafe` in may, which is what gort's thread-binding rule avoids).
 
-use gort_bench::{args, per, procs, report, rss, unknown};
+use gort_bench::{
+    args, peak_rss, per, procs, raise_nofile, report, rss, unknown, TCP_CONNS, TCP_ECHO_CLIENTS,
+    TCP_MSG,
+};
+use may::net::{TcpListener, TcpStream};
 use may::sync::mpsc;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The echo servers' per-connection coroutine.
+fn echo_conn(mut c: TcpStream) {
+    let _ = c.set_nodelay(true);
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if c.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
 
 fn main() {
     let (w, n) = args();
@@ -137,6 +158,62 @@ fn main() {
                 h.join().unwrap();
             }
             report(per(t0.elapsed(), 8 * per_c), "ns/op");
+        }
+        "tcp_echo" => {
+            let msgs = n.unwrap_or(10_000);
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            may::go!(move || loop {
+                let (c, _) = l.accept().unwrap();
+                may::go!(move || echo_conn(c));
+            });
+            let t0 = Instant::now();
+            let hs: Vec<_> = (0..TCP_ECHO_CLIENTS)
+                .map(|i| {
+                    may::go!(move || {
+                        let mut c = TcpStream::connect(addr).unwrap();
+                        c.set_nodelay(true).unwrap();
+                        let mut msg = [i as u8; TCP_MSG];
+                        for _ in 0..msgs {
+                            c.write_all(&msg).unwrap();
+                            c.read_exact(&mut msg).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            report(per(t0.elapsed(), TCP_ECHO_CLIENTS * msgs), "ns/rt");
+        }
+        "tcp_conns" | "tcp_conns_ms" => {
+            raise_nofile();
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            may::go!(move || loop {
+                let (c, _) = l.accept().unwrap();
+                may::go!(move || echo_conn(c));
+            });
+            let el = may::go!(move || {
+                let t0 = Instant::now();
+                let mut conns: Vec<TcpStream> = (0..TCP_CONNS)
+                    .map(|_| TcpStream::connect(addr).unwrap())
+                    .collect();
+                let mut msg = [7u8; TCP_MSG];
+                for c in &mut conns {
+                    c.set_nodelay(true).unwrap();
+                    c.write_all(&msg).unwrap();
+                    c.read_exact(&mut msg).unwrap();
+                }
+                t0.elapsed()
+            })
+            .join()
+            .unwrap();
+            if w == "tcp_conns" {
+                report(peak_rss() as f64 / 1e6, "MB");
+            } else {
+                report(el.as_secs_f64() * 1e3, "ms");
+            }
         }
         _ => unknown(&w),
     }

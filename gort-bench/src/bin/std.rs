@@ -3,7 +3,8 @@
 //! what a Rust program uses without a green-thread runtime.
 
 use crossbeam_channel::{bounded, select};
-use gort_bench::{args, per, report, unknown};
+use gort_bench::{args, per, report, unknown, TCP_ECHO_CLIENTS, TCP_MSG};
+use std::io::{Read, Write};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 use std::time::Instant;
@@ -171,6 +172,47 @@ fn main() {
             }
             std::hint::black_box(s);
             report(per(t0.elapsed(), n), "ns/msg");
+        }
+        // Thread per connection (200 threads): the classic blocking server.
+        "tcp_echo" => {
+            let msgs = n.unwrap_or(10_000);
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            thread::spawn(move || loop {
+                let (mut c, _) = l.accept().unwrap();
+                thread::spawn(move || {
+                    let _ = c.set_nodelay(true);
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match c.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                if c.write_all(&buf[..n]).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            });
+            let t0 = Instant::now();
+            let hs: Vec<_> = (0..TCP_ECHO_CLIENTS)
+                .map(|i| {
+                    thread::spawn(move || {
+                        let mut c = std::net::TcpStream::connect(addr).unwrap();
+                        c.set_nodelay(true).unwrap();
+                        let mut msg = [i as u8; TCP_MSG];
+                        for _ in 0..msgs {
+                            c.write_all(&msg).unwrap();
+                            c.read_exact(&mut msg).unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            report(per(t0.elapsed(), TCP_ECHO_CLIENTS * msgs), "ns/rt");
         }
         _ => unknown(&w),
     }

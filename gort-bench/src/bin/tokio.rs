@@ -1,12 +1,33 @@
 //! tokio's side of `cargo xtask bench` (multi-thread runtime, GOMAXPROCS
 //! workers). Tasks are stackless, so these are the async analogues.
 
-use gort_bench::{args, per, procs, report, rss, unknown};
+use gort_bench::{
+    args, peak_rss, per, procs, raise_nofile, report, rss, unknown, TCP_CONNS, TCP_ECHO_CLIENTS,
+    TCP_MSG,
+};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
+
+/// The echo servers' per-connection task.
+async fn echo_conn(mut c: TcpStream) {
+    let _ = c.set_nodelay(true);
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if c.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
 
 fn main() {
     let (w, n) = args();
@@ -241,6 +262,68 @@ fn main() {
             });
             over.sort_by(f64::total_cmp);
             report(over[over.len() / 2], "us");
+        }
+        "tcp_echo" => {
+            let msgs = n.unwrap_or(10_000);
+            let el = rt.block_on(async move {
+                let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = l.local_addr().unwrap();
+                tokio::spawn(async move {
+                    loop {
+                        let (c, _) = l.accept().await.unwrap();
+                        tokio::spawn(echo_conn(c));
+                    }
+                });
+                let t0 = Instant::now();
+                let hs: Vec<_> = (0..TCP_ECHO_CLIENTS)
+                    .map(|i| {
+                        tokio::spawn(async move {
+                            let mut c = TcpStream::connect(addr).await.unwrap();
+                            c.set_nodelay(true).unwrap();
+                            let mut msg = [i as u8; TCP_MSG];
+                            for _ in 0..msgs {
+                                c.write_all(&msg).await.unwrap();
+                                c.read_exact(&mut msg).await.unwrap();
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+                t0.elapsed()
+            });
+            report(per(el, TCP_ECHO_CLIENTS * msgs), "ns/rt");
+        }
+        "tcp_conns" | "tcp_conns_ms" => {
+            raise_nofile();
+            let el = rt.block_on(async move {
+                let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = l.local_addr().unwrap();
+                tokio::spawn(async move {
+                    loop {
+                        let (c, _) = l.accept().await.unwrap();
+                        tokio::spawn(echo_conn(c));
+                    }
+                });
+                let t0 = Instant::now();
+                let mut conns = Vec::with_capacity(TCP_CONNS);
+                for _ in 0..TCP_CONNS {
+                    conns.push(TcpStream::connect(addr).await.unwrap());
+                }
+                let mut msg = [7u8; TCP_MSG];
+                for c in &mut conns {
+                    c.set_nodelay(true).unwrap();
+                    c.write_all(&msg).await.unwrap();
+                    c.read_exact(&mut msg).await.unwrap();
+                }
+                t0.elapsed()
+            });
+            if w == "tcp_conns" {
+                report(peak_rss() as f64 / 1e6, "MB");
+            } else {
+                report(el.as_secs_f64() * 1e3, "ms");
+            }
         }
         _ => unknown(&w),
     }

@@ -58,10 +58,6 @@ enum Mode<'a> {
         cur: usize,
     },
     Sever,
-    Find {
-        target: NonNull<Header>,
-        found: bool,
-    },
 }
 
 /// What [`Trace::trace`] reports to: the collector's view of one object.
@@ -106,11 +102,6 @@ impl Tracer<'_> {
                     gc.tag.store(SEVERED, Relaxed);
                 }
             }
-            Mode::Find { target, found } => {
-                if gc.header_ptr() == *target {
-                    *found = true;
-                }
-            }
         }
     }
 
@@ -121,18 +112,6 @@ impl Tracer<'_> {
             nodes[*cur].root = true;
         }
     }
-}
-
-/// Whether `v` holds a handle to `target` (for `add_cleanup`'s check).
-pub(crate) fn points_to<A: Trace + ?Sized>(v: &A, target: NonNull<Header>) -> bool {
-    let mut t = Tracer {
-        mode: Mode::Find {
-            target,
-            found: false,
-        },
-    };
-    v.trace(&mut t);
-    matches!(t.mode, Mode::Find { found: true, .. })
 }
 
 gc_thread_local! {
@@ -245,8 +224,7 @@ fn cycle(epoch: u64) -> u64 {
                 }
             };
             if pinned {
-                hr.scan
-                    .store((epoch << 32) | nodes.len() as u64, Relaxed);
+                hr.scan.store((epoch << 32) | nodes.len() as u64, Relaxed);
                 nodes.push(Node {
                     h,
                     word: 0,
@@ -420,7 +398,10 @@ fn cycle(epoch: u64) -> u64 {
 
 fn mark(nodes: &mut [Node], edges: &[u32], stack: &mut Vec<u32>, fin: bool) {
     while let Some(i) = stack.pop() {
-        let (s, e) = (nodes[i as usize].start as usize, nodes[i as usize].end as usize);
+        let (s, e) = (
+            nodes[i as usize].start as usize,
+            nodes[i as usize].end as usize,
+        );
         for &c in &edges[s..e] {
             let n = &mut nodes[c as usize];
             if fin {

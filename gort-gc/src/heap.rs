@@ -3,7 +3,9 @@
 
 use crate::collect::CollectorState;
 use crate::gc::{Header, DEAD, STRONG, WEAK_DEAD};
-use crate::loom::{gc_thread_local, lock, AtomicBool, AtomicI64, AtomicU64, Mutex, Ordering::*, SHARDS};
+use crate::loom::{
+    gc_thread_local, lock, AtomicBool, AtomicI64, AtomicU64, Mutex, Ordering::*, SHARDS,
+};
 use crate::special::{self, FinQueue};
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
@@ -219,7 +221,8 @@ pub(crate) unsafe fn zero(hp: NonNull<Header>) {
     if let Some(f) = special::take_finalizer(h) {
         // Resurrect for the finalizer: weak pointers are cleared first, in
         // the same RMW (an upgrade sees either count 0 or WEAK_DEAD).
-        let _ = h.rc.fetch_update(SeqCst, SeqCst, |w| Some((w | WEAK_DEAD) + 1));
+        let _ =
+            h.rc.fetch_update(SeqCst, SeqCst, |w| Some((w | WEAK_DEAD) + 1));
         special::queue_finalizer(hp, f);
         return;
     }

@@ -165,9 +165,9 @@ mod heap;
 mod loom;
 mod pacer;
 mod special;
-mod trace;
 #[cfg(test)]
 mod tests;
+mod trace;
 
 pub use collect::{add_gc_hook, gc, Tracer};
 pub use gc::{Gc, Weak};

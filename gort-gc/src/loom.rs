@@ -8,12 +8,16 @@
 //! `heap::heap`), and the registry has 2 shards instead of 64.
 
 #[cfg(not(gort_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+};
 #[cfg(not(gort_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(gort_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering,
+};
 #[cfg(gort_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 

@@ -167,7 +167,9 @@ impl Cleanup {
     /// Cancels the cleanup (Go's `Cleanup.Stop`). If the object has already
     /// been freed and the cleanup queued or run, this does nothing.
     pub fn stop(&self) {
-        inner(&self.specials).cleanups.retain(|(id, _)| *id != self.id);
+        inner(&self.specials)
+            .cleanups
+            .retain(|(id, _)| *id != self.id);
     }
 }
 
@@ -184,19 +186,22 @@ impl std::fmt::Debug for Cleanup {
 /// resurrects it; an object may have several; objects with cleanups in an
 /// unreachable cycle are collected normally. `arg` must not be the object
 /// itself (then the cleanup could never run): if `arg` holds a handle to
-/// the object directly (at the top level of its [`Trace`]), this panics. If
-/// `f` or `arg` reach the object some other way, it is never freed, as in
-/// Go.
+/// the object itself (a `Gc<T>` to the same object), this panics, as Go's
+/// does for `ptr == arg`. If `f` or `arg` reach the object some other way,
+/// it is never freed, as in Go.
 ///
 /// # Panics
-/// With Go's message if `arg` is (or directly holds) the object.
+/// With Go's message if `arg` is a handle to the object.
 pub fn add_cleanup<T, A, F>(obj: &Gc<T>, f: F, arg: A) -> Cleanup
 where
     T: Trace + Send + Sync + 'static,
-    A: Trace + Send + 'static,
+    A: Send + 'static,
     F: FnOnce(A) + Send + 'static,
 {
-    if crate::collect::points_to(&arg, obj.header_ptr()) {
+    let same = (&arg as &dyn std::any::Any)
+        .downcast_ref::<Gc<T>>()
+        .is_some_and(|a| Gc::ptr_eq(a, obj));
+    if same {
         panic!("runtime.AddCleanup: ptr is equal to arg, cleanup will never run");
     }
     let s = specials(obj.header());

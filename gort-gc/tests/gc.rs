@@ -146,7 +146,11 @@ fn cycles_of_many_shapes_collected() {
         a.more.lock().unwrap().push(tail.clone());
         expected += 3;
     }
-    assert!(wait_until(|| c.load(SeqCst) == expected), "{} of {expected}", c.load(SeqCst));
+    assert!(
+        wait_until(|| c.load(SeqCst) == expected),
+        "{} of {expected}",
+        c.load(SeqCst)
+    );
 }
 
 #[test]

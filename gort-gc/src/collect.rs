@@ -115,7 +115,7 @@ impl Tracer<'_> {
 }
 
 gc_thread_local! {
-    static IN_GC: Cell<bool> = const { Cell::new(false) };
+    static IN_GC: Cell<bool> = Cell::new(false);
 }
 
 /// Runs a full collection and returns when it is done (Go's

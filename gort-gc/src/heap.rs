@@ -4,7 +4,7 @@
 use crate::collect::CollectorState;
 use crate::gc::{Header, DEAD, STRONG, WEAK_DEAD};
 use crate::loom::{
-    gc_thread_local, lock, AtomicBool, AtomicI64, AtomicU64, Mutex, Ordering::*, SHARDS,
+    gc_thread_local, lock, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Mutex, Ordering::*, SHARDS,
 };
 use crate::special::{self, FinQueue};
 use std::cell::{Cell, RefCell};
@@ -78,25 +78,51 @@ pub(crate) struct Heap {
     /// The finalizer queue.
     pub(crate) fin: Mutex<FinQueue>,
     /// The background collector thread's wake-up.
+    #[cfg_attr(gort_loom, allow(dead_code))]
     pub(crate) bg: Mutex<Option<crate::loom::Waiter>>,
+    #[cfg_attr(gort_loom, allow(dead_code))]
     pub(crate) bg_started: AtomicBool,
+    /// Round-robin shard assignment for new threads.
+    pub(crate) next_shard: AtomicUsize,
+}
+
+#[cfg(not(gort_loom))]
+macro_rules! new_shards {
+    () => {
+        [const {
+            Shard {
+                inner: Mutex::new(ShardInner::new()),
+            }
+        }; SHARDS]
+    };
+}
+
+#[cfg(gort_loom)]
+macro_rules! new_shards {
+    () => {
+        std::array::from_fn(|_| Shard {
+            inner: Mutex::new(ShardInner::new()),
+        })
+    };
+}
+
+impl ShardInner {
+    const fn new() -> ShardInner {
+        ShardInner {
+            objs: Vec::new(),
+            mallocs: 0,
+            frees: 0,
+            bytes: 0,
+            unflushed: 0,
+        }
+    }
 }
 
 macro_rules! new_heap {
     () => {
         Heap {
             active: AtomicU64::new(0),
-            shards: [const {
-                Shard {
-                    inner: Mutex::new(ShardInner {
-                        objs: Vec::new(),
-                        mallocs: 0,
-                        frees: 0,
-                        bytes: 0,
-                        unflushed: 0,
-                    }),
-                }
-            }; SHARDS],
+            shards: new_shards!(),
             live: AtomicI64::new(0),
             next_gc: AtomicI64::new(crate::pacer::HEAP_MINIMUM),
             gc_percent: AtomicI64::new(100),
@@ -120,6 +146,7 @@ macro_rules! new_heap {
             fin: Mutex::new(FinQueue::new()),
             bg: Mutex::new(None),
             bg_started: AtomicBool::new(false),
+            next_shard: AtomicUsize::new(0),
         }
     };
 }
@@ -142,11 +169,11 @@ pub(crate) fn heap() -> &'static Heap {
 }
 
 gc_thread_local! {
-    static MY_SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+    static MY_SHARD: Cell<usize> = Cell::new(usize::MAX);
     /// Objects whose values are waiting to be dropped by the outermost
     /// free on this thread (iterative, so freeing a long list does not
     /// overflow a goroutine's stack). `None` when no free is running.
-    static FREEING: RefCell<Option<Vec<NonNull<Header>>>> = const { RefCell::new(None) };
+    static FREEING: RefCell<Option<Vec<NonNull<Header>>>> = RefCell::new(None);
 }
 
 fn my_shard() -> usize {
@@ -155,8 +182,7 @@ fn my_shard() -> usize {
         if s != usize::MAX {
             return s;
         }
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let s = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS;
+        let s = heap().next_shard.fetch_add(1, Relaxed) % SHARDS;
         c.set(s);
         s
     })

@@ -271,7 +271,7 @@ fn start_finalizer_goroutine() {
 fn start_finalizer_goroutine() {}
 
 crate::loom::gc_thread_local! {
-    static IN_FINALIZER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static IN_FINALIZER: std::cell::Cell<bool> = std::cell::Cell::new(false);
 }
 
 /// The finalizer goroutine's body (Go's `runfinq`).

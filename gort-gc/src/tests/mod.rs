@@ -1,1 +1,4 @@
+#[cfg(gort_loom)]
+mod loom_collect;
+#[cfg(not(gort_loom))]
 mod unit;

@@ -4,7 +4,8 @@
 //! starvation mode), [`RwLock`] / [`RawRwLock`] (writer preference),
 //! [`WaitGroup`] (with Go 1.25's `go`), [`Cond`], [`Once`],
 //! [`OnceValue`] and [`Pool`] (per-P shards, victim cache, cleared by
-//! [`pool_cleanup`], the hook the GC layer will call), and Go's channels:
+//! [`pool_cleanup`], which the first `Pool` registers as a gort-gc hook, so
+//! every collection rotates the victim caches), and Go's channels:
 //! [`chan`] gives a cloneable [`Sender`]/[`Receiver`] pair (capacity 0 is
 //! a rendezvous), [`select!`] / [`Select`] wait on several operations at
 //! once; [`Timer`], [`Ticker`], [`after`], [`after_func`], [`sleep`] and

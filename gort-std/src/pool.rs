@@ -7,7 +7,9 @@
 //! short lock). Plain threads use the shared lists only. A collection (the
 //! GC layer calls [`pool_cleanup`]) moves every pool's contents to its
 //! victim cache and drops the previous victims: a value survives one cycle
-//! unused, as in Go.
+//! unused, as in Go. The first `Pool::new` registers [`pool_cleanup`] as a
+//! gort-gc hook, so every collection (`gort_gc::gc()` or a paced
+//! background cycle) runs it.
 
 use crossbeam_utils::CachePadded;
 use std::cell::UnsafeCell;
@@ -82,6 +84,8 @@ pub struct Pool<T: Send + 'static> {
 impl<T: Send + 'static> Pool<T> {
     /// A pool that makes a value with `new` when it has none.
     pub fn new(new: impl Fn() -> T + Send + Sync + 'static) -> Pool<T> {
+        static GC_HOOK: std::sync::Once = std::sync::Once::new();
+        GC_HOOK.call_once(|| gort_gc::add_gc_hook(pool_cleanup));
         let n = gort_sched::gomaxprocs(0).max(1);
         let inner = Arc::new(Inner {
             shards: (0..n)
@@ -192,4 +196,37 @@ fn thread_index() -> usize {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     std::thread::current().id().hash(&mut h);
     h.finish() as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    /// Each collection moves the pools' contents to their victim caches and
+    /// drops the previous victims: after two collections a plain thread's
+    /// pooled value is gone.
+    #[test]
+    fn collections_clear_pools() {
+        let made = Arc::new(AtomicUsize::new(0));
+        let m = made.clone();
+        let p = Pool::new(move || {
+            m.fetch_add(1, SeqCst);
+            vec![0u8; 16]
+        });
+        let v = p.get();
+        assert_eq!(made.load(SeqCst), 1);
+        p.put(v);
+        let v = p.get();
+        assert_eq!(made.load(SeqCst), 1, "reused before any collection");
+        p.put(v);
+        gort_gc::gc();
+        let v = p.get();
+        assert_eq!(made.load(SeqCst), 1, "a value survives one cycle (victim cache)");
+        p.put(v);
+        gort_gc::gc();
+        gort_gc::gc();
+        let _ = p.get();
+        assert_eq!(made.load(SeqCst), 2, "two cycles drop the value");
+    }
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub mod gc;
+
 /// The workload name and its numeric parameters from the command line:
 /// `<bin> <workload> [n]`.
 pub fn args() -> (String, Option<u64>) {

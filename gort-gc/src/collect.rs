@@ -19,7 +19,25 @@ pub(crate) struct CollectorState {
     epoch: u64,
     /// Managed bytes live after the last cycle (the pacer's base).
     pub(crate) live_after_last: i64,
+    /// The cycle's work vectors, kept between cycles so a cycle does not
+    /// map and unmap tens of MB (munmap holds the process's mmap lock, which
+    /// stalls every mutator page fault). Taken by the running cycle.
+    bufs: Option<Box<Bufs>>,
 }
+
+#[derive(Default)]
+struct Bufs {
+    nodes: Vec<Node>,
+    edges: Vec<u32>,
+    stack: Vec<u32>,
+    garbage: Vec<u32>,
+    keep: Vec<NonNull<Header>>,
+    dead: Vec<NonNull<Header>>,
+}
+
+// SAFETY: the headers in the buffers are only used by the cycle that owns
+// the buffers; between cycles the vectors are empty.
+unsafe impl Send for Bufs {}
 
 impl CollectorState {
     pub(crate) const fn new() -> CollectorState {
@@ -28,6 +46,7 @@ impl CollectorState {
             waiters: Vec::new(),
             epoch: 0,
             live_after_last: 0,
+            bufs: None,
         }
     }
 }
@@ -89,7 +108,13 @@ impl Tracer<'_> {
                     nodes[*cur].root = true;
                 }
                 let s = gc.header().scan.load(Relaxed);
-                if s >> 32 == *epoch {
+                // The node check guards against a stale `scan` from 65535
+                // cycles ago.
+                if s >> 32 == *epoch
+                    && nodes
+                        .get(s as u32 as usize)
+                        .is_some_and(|n| n.h == gc.header_ptr())
+                {
                     let i = s as u32;
                     edges.push(i);
                     if !seen_before {
@@ -148,6 +173,7 @@ pub(crate) fn collect(forced: bool) {
     st.running = true;
     st.epoch = st.epoch % 0xffff + 1;
     let epoch = st.epoch;
+    let mut bufs = st.bufs.take().unwrap_or_default();
     drop(st);
 
     IN_GC.with(|c| c.set(true));
@@ -171,11 +197,12 @@ pub(crate) fn collect(forced: bool) {
     for f in hooks {
         f();
     }
-    let longest_hold = cycle(epoch);
+    let longest_hold = cycle(epoch, &mut bufs);
     let live = hp.live.load(Relaxed).max(0);
     {
         let mut st = lock(&hp.collector);
         st.live_after_last = live;
+        st.bufs = Some(bufs);
     }
     crate::pacer::update_goal(live);
     let s = &hp.stats;
@@ -196,8 +223,22 @@ pub(crate) fn collect(forced: bool) {
 
 /// One cycle. Returns the longest time a registry shard was locked (the
 /// longest a mutator could have waited on the collector), in ns.
-fn cycle(epoch: u64) -> u64 {
+fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
     let hp = heap();
+    let Bufs {
+        nodes,
+        edges,
+        stack,
+        garbage,
+        keep,
+        dead,
+    } = bufs;
+    nodes.clear();
+    edges.clear();
+    stack.clear();
+    garbage.clear();
+    keep.clear();
+    dead.clear();
     // 0. Start: from here on every mutator clone/drop/deref/upgrade of an
     //    object touches its word (pairs with the SeqCst load in `active`).
     hp.active.store(epoch, SeqCst);
@@ -205,55 +246,75 @@ fn cycle(epoch: u64) -> u64 {
     // 1. Pin every registered object with a positive count (+1 strong), so
     //    nothing we look at is freed under us. Under the shard lock, which
     //    the free path takes before deallocating.
-    let mut nodes: Vec<Node> = Vec::new();
+    //    The lock is dropped every PIN_CHUNK objects so that no mutator
+    //    waits long; objects moved by a swap_remove meanwhile may be missed
+    //    (not pinned: then their handles count as external and they are not
+    //    examined — both safe) and are never pinned twice (`scan` check).
+    const PIN_CHUNK: usize = 4096;
     let mut longest = 0u64;
+    let t_start = Instant::now();
+    let mut phases = [0u64; 5];
     for sh in hp.shards.iter() {
-        let g = lock(&sh.inner);
-        let t0 = Instant::now();
-        for &h in g.objs.iter() {
-            // SAFETY: registered objects are allocated while we hold the lock.
-            let hr = unsafe { h.as_ref() };
-            let mut w = hr.rc.load(SeqCst);
-            let pinned = loop {
-                if w & STRONG == 0 || w & DEAD != 0 {
-                    break false;
-                }
-                match hr.rc.compare_exchange_weak(w, w + 1, SeqCst, SeqCst) {
-                    Ok(_) => break true,
-                    Err(x) => w = x,
-                }
-            };
-            if pinned {
-                hr.scan.store((epoch << 32) | nodes.len() as u64, Relaxed);
-                nodes.push(Node {
-                    h,
-                    word: 0,
-                    internal: 0,
-                    start: 0,
-                    end: 0,
-                    root: false,
-                    mark: false,
-                    fin_mark: false,
-                    has_fin: false,
-                });
+        let mut i = 0;
+        loop {
+            let g = lock(&sh.inner);
+            if i >= g.objs.len() {
+                break;
             }
+            let t0 = Instant::now();
+            let end = (i + PIN_CHUNK).min(g.objs.len());
+            for &h in &g.objs[i..end] {
+                // SAFETY: registered objects are allocated while we hold the
+                // lock.
+                let hr = unsafe { h.as_ref() };
+                let sc = hr.scan.load(Relaxed);
+                if sc >> 32 == epoch && nodes.get(sc as u32 as usize).is_some_and(|n| n.h == h) {
+                    continue;
+                }
+                let mut w = hr.rc.load(SeqCst);
+                let pinned = loop {
+                    if w & STRONG == 0 || w & DEAD != 0 {
+                        break false;
+                    }
+                    match hr.rc.compare_exchange_weak(w, w + 1, SeqCst, SeqCst) {
+                        Ok(_) => break true,
+                        Err(x) => w = x,
+                    }
+                };
+                if pinned {
+                    hr.scan.store((epoch << 32) | nodes.len() as u64, Relaxed);
+                    nodes.push(Node {
+                        h,
+                        word: 0,
+                        internal: 0,
+                        start: 0,
+                        end: 0,
+                        root: false,
+                        mark: false,
+                        fin_mark: false,
+                        has_fin: false,
+                    });
+                }
+            }
+            i = end;
+            longest = longest.max(t0.elapsed().as_nanos() as u64);
+            drop(g);
         }
-        longest = longest.max(t0.elapsed().as_nanos() as u64);
-        drop(g);
     }
 
+    phases[0] = t_start.elapsed().as_micros() as u64;
+    let examined = nodes.len();
     // 2. Trace each pinned object once; the edges recorded here are the
     //    only ones used for marking (a field emptied later cannot hide an
     //    edge the count saw).
-    let mut edges: Vec<u32> = Vec::new();
     for i in 0..nodes.len() {
         let h = nodes[i].h;
         nodes[i].start = edges.len() as u32;
         let mut t = Tracer {
             mode: Mode::Scan {
                 epoch,
-                nodes: &mut nodes,
-                edges: &mut edges,
+                nodes,
+                edges,
                 cur: i,
             },
         };
@@ -262,9 +323,9 @@ fn cycle(epoch: u64) -> u64 {
         nodes[i].end = edges.len() as u32;
     }
 
+    phases[1] = t_start.elapsed().as_micros() as u64;
     // 3. Decide: after all traces, read each word once. Roots: touched this
     //    cycle, flagged, or more handles than found inside pinned objects.
-    let mut stack: Vec<u32> = Vec::new();
     for (i, n) in nodes.iter_mut().enumerate() {
         // SAFETY: pinned.
         let hr = unsafe { n.h.as_ref() };
@@ -281,7 +342,7 @@ fn cycle(epoch: u64) -> u64 {
             n.has_fin = special::has_finalizer(hr);
         }
     }
-    mark(&mut nodes, &edges, &mut stack, false);
+    mark(nodes, edges, stack, false);
 
     // 4. Garbage with finalizers keeps what it reaches (Go marks the
     //    referents of finalizable objects, not the objects themselves).
@@ -297,16 +358,15 @@ fn cycle(epoch: u64) -> u64 {
             }
         }
     }
-    mark(&mut nodes, &edges, &mut stack, true);
+    mark(nodes, edges, stack, true);
 
+    phases[2] = t_start.elapsed().as_micros() as u64;
     // 5. Claim every unmarked object: CAS from the word we decided on. Any
     //    mutator action since then changed the word, and the whole set is
     //    released (kept) for this cycle.
-    let garbage: Vec<u32> = (0..nodes.len() as u32)
-        .filter(|&i| !nodes[i as usize].mark)
-        .collect();
+    garbage.extend((0..nodes.len() as u32).filter(|&i| !nodes[i as usize].mark));
     let mut claimed = 0;
-    for &i in &garbage {
+    for &i in garbage.iter() {
         let n = &nodes[i as usize];
         // SAFETY: pinned.
         let hr = unsafe { n.h.as_ref() };
@@ -320,8 +380,6 @@ fn cycle(epoch: u64) -> u64 {
         claimed += 1;
     }
     let ok = claimed == garbage.len();
-    let mut dead: Vec<NonNull<Header>> = Vec::new();
-    let mut keep: Vec<NonNull<Header>> = Vec::with_capacity(nodes.len() - garbage.len());
     for n in nodes.iter().filter(|n| n.mark) {
         keep.push(n.h);
     }
@@ -355,8 +413,8 @@ fn cycle(epoch: u64) -> u64 {
             dead.push(n.h);
         }
     }
-    drop(nodes);
-    drop(edges);
+    nodes.clear();
+    edges.clear();
     for (h, f) in fins {
         special::queue_finalizer(h, f);
     }
@@ -364,26 +422,27 @@ fn cycle(epoch: u64) -> u64 {
     // 6. Free the dead: sever handles between them (so a Drop impl cannot
     //    smuggle one out), drop all values, then release the allocations.
     if !dead.is_empty() {
-        for &h in &dead {
+        for &h in dead.iter() {
             let mut t = Tracer { mode: Mode::Sever };
             // SAFETY: dead objects' values are alive until the next loop.
             unsafe { (h.as_ref().vtable.trace)(h, &mut t) };
         }
-        for &h in &dead {
+        for &h in dead.iter() {
             // SAFETY: claimed dead: unreachable by every mutator; dropped once.
             unsafe { (h.as_ref().vtable.drop_value)(h) };
         }
         hp.stats.cycles_freed.fetch_add(dead.len() as u64, Relaxed);
-        for &h in &dead {
+        for &h in dead.iter() {
             // SAFETY: dropped above.
             unsafe { heap::after_drop(h) };
         }
     }
 
+    phases[3] = t_start.elapsed().as_micros() as u64;
     // 7. End the cycle, then unpin the rest (which may free objects whose
     //    last outside handle was dropped during the cycle).
     hp.active.store(0, SeqCst);
-    for h in keep {
+    for h in keep.drain(..) {
         // Unpinning is not a mutator action: no touch.
         // SAFETY: pinned.
         let hr = unsafe { h.as_ref() };
@@ -393,7 +452,27 @@ fn cycle(epoch: u64) -> u64 {
             unsafe { heap::zero(h) };
         }
     }
+    phases[4] = t_start.elapsed().as_micros() as u64;
+    if gctrace() {
+        eprintln!(
+            "gort-gc: cycle {epoch}: {} objects, {} freed as cycles; pin {} us, trace {} us, decide+mark {} us, claim+free {} us, unpin {} us; longest shard hold {} us",
+            examined,
+            dead.len(),
+            phases[0],
+            phases[1] - phases[0],
+            phases[2] - phases[1],
+            phases[3] - phases[2],
+            phases[4] - phases[3],
+            longest / 1000
+        );
+    }
     longest
+}
+
+/// `GORT_GCTRACE=1` prints one line per cycle (Go's `GODEBUG=gctrace=1`).
+fn gctrace() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("GORT_GCTRACE").is_ok_and(|v| v == "1"))
 }
 
 fn mark(nodes: &mut [Node], edges: &[u32], stack: &mut Vec<u32>, fin: bool) {

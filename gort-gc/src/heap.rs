@@ -4,11 +4,13 @@
 use crate::collect::CollectorState;
 use crate::gc::{Header, DEAD, STRONG, WEAK_DEAD};
 use crate::loom::{
-    gc_thread_local, lock, AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Mutex, Ordering::*, SHARDS,
+    gc_thread_local, lock, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Mutex,
+    MutexGuard, Ordering::*, SHARDS,
 };
 use crate::special::{self, FinQueue};
 use std::cell::{Cell, RefCell};
 use std::ptr::NonNull;
+use std::sync::TryLockError;
 
 /// Bytes a shard accumulates before it publishes them to `Heap::live`.
 const FLUSH: i64 = 64 << 10;
@@ -19,6 +21,11 @@ pub(crate) struct Shard {
     /// Protected by the mutex: registration (allocating thread),
     /// unregistration (freeing thread), the collector's pin pass.
     pub(crate) inner: Mutex<ShardInner>,
+    /// Freed objects whose unregistration was deferred because the lock
+    /// was busy: a Treiber stack linked through `Header::scan`. Pushed by
+    /// freeing mutators (Release CAS), drained by every lock holder
+    /// (Acquire swap).
+    pub(crate) pending: AtomicPtr<Header>,
 }
 
 pub(crate) struct ShardInner {
@@ -92,6 +99,7 @@ macro_rules! new_shards {
         [const {
             Shard {
                 inner: Mutex::new(ShardInner::new()),
+                pending: AtomicPtr::new(std::ptr::null_mut()),
             }
         }; SHARDS]
     };
@@ -102,6 +110,7 @@ macro_rules! new_shards {
     () => {
         std::array::from_fn(|_| Shard {
             inner: Mutex::new(ShardInner::new()),
+            pending: AtomicPtr::new(std::ptr::null_mut()),
         })
     };
 }
@@ -188,12 +197,75 @@ fn my_shard() -> usize {
     })
 }
 
-/// Adds a new object to the registry.
+/// Locks a shard for a mutator without waiting if the collector (or
+/// anyone) holds it: `None` if busy.
+fn try_lock_shard(s: usize) -> Option<MutexGuard<'static, ShardInner>> {
+    match heap().shards[s].inner.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// Locks a shard, then unregisters the objects whose frees were deferred
+/// to it. Returns the guard and the drained list (release their weak
+/// counts with [`release_drained`] after unlocking).
+pub(crate) fn lock_shard(s: usize) -> (MutexGuard<'static, ShardInner>, *mut Header) {
+    let g = lock(&heap().shards[s].inner);
+    drain_locked(s, g)
+}
+
+fn drain_locked(
+    s: usize,
+    mut g: MutexGuard<'static, ShardInner>,
+) -> (MutexGuard<'static, ShardInner>, *mut Header) {
+    let sh = &heap().shards[s];
+    // Acquire: pairs with the Release push in `unregister`.
+    let list = if sh.pending.load(Relaxed).is_null() {
+        std::ptr::null_mut()
+    } else {
+        sh.pending.swap(std::ptr::null_mut(), Acquire)
+    };
+    let mut p = list;
+    while let Some(h) = NonNull::new(p) {
+        // SAFETY: pending objects stay allocated until `release_drained`.
+        let hr = unsafe { h.as_ref() };
+        p = hr.scan.load(Relaxed) as usize as *mut Header;
+        unregister_locked(s, &mut g, hr);
+    }
+    (g, list)
+}
+
+/// Releases the strong side's weak count of drained objects.
+pub(crate) fn release_drained(mut p: *mut Header) {
+    while let Some(h) = NonNull::new(p) {
+        // SAFETY: as in `drain_locked`; read the link before releasing.
+        p = unsafe { h.as_ref() }.scan.load(Relaxed) as usize as *mut Header;
+        // SAFETY: the strong side's weak count, released once.
+        unsafe { release_weak(h) };
+    }
+}
+
+/// Adds a new object to the registry: to this thread's shard, or, if
+/// that one is locked (the collector pinning it), to any free one — an
+/// allocating mutator never waits for the collector.
 pub(crate) fn register(h: NonNull<Header>, size: usize) {
     let hp = heap();
     crate::pacer::load_env_once();
-    let s = my_shard();
-    let mut g = lock(&hp.shards[s].inner);
+    let mine = my_shard();
+    let mut found = None;
+    for k in 0..SHARDS {
+        let s = (mine + k) % SHARDS;
+        if let Some(g) = try_lock_shard(s) {
+            found = Some((s, g));
+            break;
+        }
+    }
+    let (s, g) = match found {
+        Some(x) => x,
+        None => (mine, lock(&hp.shards[mine].inner)),
+    };
+    let (mut g, drained) = drain_locked(s, g);
     // SAFETY: `h` is a fresh allocation we own.
     unsafe { h.as_ref() }
         .reg
@@ -202,21 +274,21 @@ pub(crate) fn register(h: NonNull<Header>, size: usize) {
     g.mallocs += 1;
     g.bytes += size as u64;
     g.unflushed += size as i64;
-    if g.unflushed >= FLUSH {
-        let d = std::mem::take(&mut g.unflushed);
-        drop(g);
-        let live = hp.live.fetch_add(d, Relaxed) + d;
+    let flush = if g.unflushed >= FLUSH {
+        std::mem::take(&mut g.unflushed)
+    } else {
+        0
+    };
+    drop(g);
+    release_drained(drained);
+    if flush != 0 {
+        let live = hp.live.fetch_add(flush, Relaxed) + flush;
         crate::pacer::maybe_trigger(live);
     }
 }
 
-/// Removes a freed object from the registry.
-fn unregister(h: &Header) {
-    let hp = heap();
+fn unregister_locked(s: usize, g: &mut ShardInner, h: &Header) {
     let size = h.vtable.size;
-    let r = h.reg.load(Relaxed);
-    let s = (r >> 32) as usize;
-    let mut g = lock(&hp.shards[s].inner);
     let slot = h.reg.load(Relaxed) as u32 as usize;
     let last = g.objs.pop().expect("registered object");
     if slot < g.objs.len() {
@@ -231,8 +303,46 @@ fn unregister(h: &Header) {
     g.unflushed -= size as i64;
     if g.unflushed <= -FLUSH {
         let d = std::mem::take(&mut g.unflushed);
-        drop(g);
-        hp.live.fetch_add(d, Relaxed);
+        heap().live.fetch_add(d, Relaxed);
+    }
+}
+
+/// Removes a freed object from the registry and releases the strong side's
+/// weak count — or, if its shard is locked, defers both to the next holder
+/// (a freeing mutator never waits for the collector).
+///
+/// # Safety
+/// The object's value has been dropped; the caller owns the strong side's
+/// weak count.
+unsafe fn unregister_and_release(hp: NonNull<Header>) {
+    // SAFETY: the strong side's weak count keeps the header.
+    let h = unsafe { hp.as_ref() };
+    let s = (h.reg.load(Relaxed) >> 32) as usize;
+    match try_lock_shard(s) {
+        Some(g) => {
+            let (mut g, drained) = drain_locked(s, g);
+            unregister_locked(s, &mut g, h);
+            drop(g);
+            release_drained(drained);
+            // SAFETY: the strong side's weak count, released once.
+            unsafe { release_weak(hp) };
+        }
+        None => {
+            let sh = &heap().shards[s];
+            let mut head = sh.pending.load(Relaxed);
+            loop {
+                h.scan.store(head as usize as u64, Relaxed);
+                // Release: the link and the dropped value are visible to the
+                // drainer (pairs with its Acquire swap).
+                match sh
+                    .pending
+                    .compare_exchange_weak(head, hp.as_ptr(), Release, Relaxed)
+                {
+                    Ok(_) => break,
+                    Err(x) => head = x,
+                }
+            }
+        }
     }
 }
 
@@ -313,9 +423,8 @@ pub(crate) unsafe fn after_drop(hp: NonNull<Header>) {
     // SAFETY: the strong side's weak count keeps the header.
     let h = unsafe { hp.as_ref() };
     special::on_free(h);
-    unregister(h);
-    // SAFETY: the strong side's weak count, released once.
-    unsafe { release_weak(hp) };
+    // SAFETY: dropped; we own the strong side's weak count.
+    unsafe { unregister_and_release(hp) };
 }
 
 /// Drops one weak count; frees the allocation at zero.
@@ -339,12 +448,14 @@ pub(crate) unsafe fn release_weak(hp: NonNull<Header>) {
 /// Sums of the shard counters: (mallocs, frees, bytes, objects).
 pub(crate) fn shard_totals() -> (u64, u64, u64, u64) {
     let (mut m, mut f, mut b, mut o) = (0, 0, 0, 0);
-    for s in heap().shards.iter() {
-        let g = lock(&s.inner);
+    for s in 0..SHARDS {
+        let (g, drained) = lock_shard(s);
         m += g.mallocs;
         f += g.frees;
         b += g.bytes;
         o += g.objs.len() as u64;
+        drop(g);
+        release_drained(drained);
     }
     (m, f, b, o)
 }

@@ -1,0 +1,94 @@
+//! The `dumpster` crate's side of the GC workloads of `cargo xtask bench`
+//! (a thread-safe, cycle-collecting `Gc` without root registration; see
+//! `gort_bench::gc` for the workloads). dumpster has no finalizers or
+//! cleanups: those workloads have no counterpart here.
+
+use dumpster::sync::{collect, Gc};
+use dumpster::Trace;
+use gort_bench::{args, report, unknown};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Trace)]
+struct Obj {
+    v: u64,
+    p: Option<Gc<Obj>>,
+}
+
+#[derive(Trace)]
+struct L {
+    v: u64,
+    next: Option<Gc<L>>,
+}
+
+/// One `collect()` over `n` live objects with a mutator thread running:
+/// (duration, longest mutator iteration gap during it).
+fn gc_cycle(n: u64) -> (Duration, Duration) {
+    let mut head: Option<Gc<L>> = None;
+    for i in 0..n {
+        head = Some(Gc::new(L { v: i, next: head }));
+    }
+    let head = head.expect("n > 0");
+    collect();
+    let running = Arc::new(AtomicBool::new(true));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
+    let max_gap = Arc::new(AtomicU64::new(0));
+    let m = {
+        let (running, measuring, max_gap, started) = (
+            running.clone(),
+            measuring.clone(),
+            max_gap.clone(),
+            started.clone(),
+        );
+        let h = head.clone();
+        std::thread::spawn(move || {
+            let mut prev = Instant::now();
+            let mut sum = 0u64;
+            while running.load(Relaxed) {
+                let x = Gc::new(Obj {
+                    v: sum,
+                    p: Some(Gc::new(Obj { v: 1, p: None })),
+                });
+                let y = h.clone();
+                sum = sum.wrapping_add(x.v + y.v + x.p.as_ref().map_or(0, |p| p.v));
+                drop((x, y));
+                let now = Instant::now();
+                if measuring.load(Relaxed) {
+                    max_gap.fetch_max(now.duration_since(prev).as_nanos() as u64, Relaxed);
+                }
+                prev = now;
+                started.store(true, Relaxed);
+            }
+            std::hint::black_box(sum);
+        })
+    };
+    while !started.load(Relaxed) {
+        std::thread::yield_now();
+    }
+    measuring.store(true, SeqCst);
+    let t0 = Instant::now();
+    collect();
+    let el = t0.elapsed();
+    measuring.store(false, SeqCst);
+    running.store(false, SeqCst);
+    m.join().expect("mutator");
+    drop(head);
+    (el, Duration::from_nanos(max_gap.load(SeqCst)))
+}
+
+fn main() {
+    let (w, n) = args();
+    match w.as_str() {
+        "gc_cycle" | "gc_pause" => {
+            let (cycle, pause) = gc_cycle(n.unwrap_or(1_000_000));
+            if w == "gc_cycle" {
+                report(cycle.as_secs_f64() * 1e3, "ms");
+            } else {
+                report(pause.as_secs_f64() * 1e6, "us");
+            }
+        }
+        _ => unknown(&w),
+    }
+}

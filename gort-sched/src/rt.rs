@@ -334,6 +334,9 @@ pub(crate) struct Sched {
     /// counts its own; num_goroutine sums them all).
     ngoroutine_ext: AtomicIsize,
     sources: RwLock<Vec<Arc<dyn Source>>>,
+    /// The first blocking source (the netpoller), polled without blocking
+    /// by every M that runs dry, before it spins (no lock on this path).
+    eager: std::sync::OnceLock<Arc<dyn Source>>,
     /// Earliest deadline any source reported (i64::MAX: none).
     next_deadline: AtomicI64,
     /// The M sleeping with a timeout for `next_deadline`, if any.
@@ -409,6 +412,7 @@ impl Sched {
             mid_gen: AtomicU64::new(0),
             ngoroutine_ext: AtomicIsize::new(0),
             sources: RwLock::new(Vec::new()),
+            eager: std::sync::OnceLock::new(),
             next_deadline: AtomicI64::new(i64::MAX),
             timekeeper: AtomicPtr::new(ptr::null_mut()),
             source_blocked: AtomicBool::new(false),
@@ -1086,6 +1090,18 @@ fn find_runnable(s: &'static Sched, m: &'static M) -> *mut G {
             }
         }
 
+        // Ask the network poller before spinning: goroutines waiting on
+        // sockets are readied only by whoever polls (Go's findrunnable
+        // polls the network before stealing). What it readies for this M
+        // lands in our own queues. (It returns at once when nobody waits
+        // on a descriptor.)
+        if let Some(src) = s.eager.get() {
+            src.poll(nanotime());
+            if m.has_inbox() || !ml.runnext.is_null() || !ml.runq.is_empty() {
+                continue;
+            }
+        }
+
         // Our own goroutines may be readied from another thread any moment
         // (a ping-pong across Ms): watch for them a while before giving up
         // the P.
@@ -1451,6 +1467,9 @@ fn remove_idle_m(s: &'static Sched, m: &M) {
 
 pub(crate) fn register_source(src: Arc<dyn Source>) {
     let s = sched();
+    if src.blocks() {
+        let _ = s.eager.set(src.clone());
+    }
     s.sources
         .write()
         .unwrap_or_else(|e| e.into_inner())

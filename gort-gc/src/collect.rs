@@ -297,6 +297,7 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
                 }
             }
             i = end;
+            yield_cpu();
             longest = longest.max(t0.elapsed().as_nanos() as u64);
             drop(g);
         }
@@ -308,6 +309,9 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
     //    only ones used for marking (a field emptied later cannot hide an
     //    edge the count saw).
     for i in 0..nodes.len() {
+        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+            yield_cpu();
+        }
         let h = nodes[i].h;
         nodes[i].start = edges.len() as u32;
         let mut t = Tracer {
@@ -327,6 +331,9 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
     // 3. Decide: after all traces, read each word once. Roots: touched this
     //    cycle, flagged, or more handles than found inside pinned objects.
     for (i, n) in nodes.iter_mut().enumerate() {
+        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+            yield_cpu();
+        }
         // SAFETY: pinned.
         let hr = unsafe { n.h.as_ref() };
         let w = hr.rc.load(SeqCst);
@@ -442,7 +449,10 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
     // 7. End the cycle, then unpin the rest (which may free objects whose
     //    last outside handle was dropped during the cycle).
     hp.active.store(0, SeqCst);
-    for h in keep.drain(..) {
+    for (i, h) in keep.drain(..).enumerate() {
+        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+            yield_cpu();
+        }
         // Unpinning is not a mutator action: no touch.
         // SAFETY: pinned.
         let hr = unsafe { h.as_ref() };
@@ -467,6 +477,16 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
         );
     }
     longest
+}
+
+/// The collector offers its CPU to other runnable threads this often
+/// (objects): on a machine with more runnable threads than cores, the OS
+/// then preempts the collector rather than a mutator.
+const YIELD_EVERY: usize = 8192;
+
+fn yield_cpu() {
+    #[cfg(not(gort_loom))]
+    std::thread::yield_now();
 }
 
 /// `GORT_GCTRACE=1` prints one line per cycle (Go's `GODEBUG=gctrace=1`).

@@ -206,7 +206,14 @@ where
     }
     let s = specials(obj.header());
     let id = CLEANUP_ID.fetch_add(1, Relaxed);
-    inner(s).cleanups.push((id, Box::new(move || f(arg))));
+    {
+        let mut g = inner(s);
+        if g.cleanups.capacity() == 0 {
+            // Most objects have one cleanup: no room for four.
+            g.cleanups.reserve_exact(1);
+        }
+        g.cleanups.push((id, Box::new(move || f(arg))));
+    }
     // SAFETY: `s` came from Arc::into_raw and stays alive while the header
     // lives; we add a reference for the handle.
     let arc = unsafe {

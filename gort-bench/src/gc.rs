@@ -110,7 +110,15 @@ pub fn nivcsw() -> i64 {
 fn gc_cycle(n: u64) -> (Duration, Duration, Duration) {
     let mut head: Option<Gc<L>> = None;
     for i in 0..n {
-        head = Some(Gc::new(L { v: i, next: head }));
+        // Link through a clone and drop the original, as a program passing
+        // handles around would (for dumpster this makes every node a
+        // candidate its collector must examine).
+        let prev = head.take();
+        head = Some(Gc::new(L {
+            v: i,
+            next: prev.clone(),
+        }));
+        drop(prev);
     }
     let head = head.expect("n > 0");
     gc(); // warm up: the finalizer/GC machinery, page faults

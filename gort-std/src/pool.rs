@@ -222,7 +222,11 @@ mod tests {
         p.put(v);
         gort_gc::gc();
         let v = p.get();
-        assert_eq!(made.load(SeqCst), 1, "a value survives one cycle (victim cache)");
+        assert_eq!(
+            made.load(SeqCst),
+            1,
+            "a value survives one cycle (victim cache)"
+        );
         p.put(v);
         gort_gc::gc();
         gort_gc::gc();

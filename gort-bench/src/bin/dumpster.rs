@@ -29,10 +29,20 @@ struct L {
 fn gc_cycle(n: u64) -> (Duration, Duration, Duration) {
     let mut head: Option<Gc<L>> = None;
     for i in 0..n {
-        head = Some(Gc::new(L { v: i, next: head }));
+        // Link through a clone and drop the original, as a program passing
+        // handles around would (for dumpster this makes every node a
+        // candidate its collector must examine).
+        let prev = head.take();
+        head = Some(Gc::new(L {
+            v: i,
+            next: prev.clone(),
+        }));
+        drop(prev);
     }
     let head = head.expect("n > 0");
-    collect();
+    // No warm-up collect: the measured one examines the million candidates
+    // the construction left (after a warm-up it would find none, as
+    // dumpster only looks at handles dropped since its last collection).
     let running = Arc::new(AtomicBool::new(true));
     let measuring = Arc::new(AtomicBool::new(false));
     let started = Arc::new(AtomicBool::new(false));
@@ -47,33 +57,38 @@ fn gc_cycle(n: u64) -> (Duration, Duration, Duration) {
             started.clone(),
         );
         let h = head.clone();
-        std::thread::spawn(move || {
-            let mut prev = Instant::now();
-            let mut prev_cs = nivcsw();
-            let mut sum = 0u64;
-            while running.load(Relaxed) {
-                let x = Gc::new(Obj {
-                    v: sum,
-                    p: Some(Gc::new(Obj { v: 1, p: None })),
-                });
-                let y = h.clone();
-                sum = sum.wrapping_add(x.v + y.v + x.p.as_ref().map_or(0, |p| p.v));
-                drop((x, y));
-                let now = Instant::now();
-                let cs = nivcsw();
-                if measuring.load(Relaxed) {
-                    let gap = now.duration_since(prev).as_nanos() as u64;
-                    max_wall.fetch_max(gap, Relaxed);
-                    if cs == prev_cs {
-                        max_gap.fetch_max(gap, Relaxed);
+        // dumpster may start a collection from any drop: a big stack here
+        // too.
+        std::thread::Builder::new()
+            .stack_size(4 << 30)
+            .spawn(move || {
+                let mut prev = Instant::now();
+                let mut prev_cs = nivcsw();
+                let mut sum = 0u64;
+                while running.load(Relaxed) {
+                    let x = Gc::new(Obj {
+                        v: sum,
+                        p: Some(Gc::new(Obj { v: 1, p: None })),
+                    });
+                    let y = h.clone();
+                    sum = sum.wrapping_add(x.v + y.v + x.p.as_ref().map_or(0, |p| p.v));
+                    drop((x, y));
+                    let now = Instant::now();
+                    let cs = nivcsw();
+                    if measuring.load(Relaxed) {
+                        let gap = now.duration_since(prev).as_nanos() as u64;
+                        max_wall.fetch_max(gap, Relaxed);
+                        if cs == prev_cs {
+                            max_gap.fetch_max(gap, Relaxed);
+                        }
                     }
+                    prev = now;
+                    prev_cs = cs;
+                    started.store(true, Relaxed);
                 }
-                prev = now;
-                prev_cs = cs;
-                started.store(true, Relaxed);
-            }
-            std::hint::black_box(sum);
-        })
+                std::hint::black_box(sum);
+            })
+            .expect("spawn")
     };
     while !started.load(Relaxed) {
         std::thread::yield_now();
@@ -97,7 +112,15 @@ fn main() {
     let (w, n) = args();
     match w.as_str() {
         "gc_cycle" | "gc_pause" | "gc_pause_wall" => {
-            let (cycle, pause, wall) = gc_cycle(n.unwrap_or(1_000_000));
+            // dumpster's collector and drops recurse once per list node: a
+            // million nodes need a big stack (the default 8 MiB overflows).
+            let n = n.unwrap_or(1_000_000);
+            let (cycle, pause, wall) = std::thread::Builder::new()
+                .stack_size(4 << 30)
+                .spawn(move || gc_cycle(n))
+                .expect("spawn")
+                .join()
+                .expect("gc_cycle");
             match w.as_str() {
                 "gc_cycle" => report(cycle.as_secs_f64() * 1e3, "ms"),
                 "gc_pause" => report(pause.as_secs_f64() * 1e6, "us"),

@@ -232,7 +232,11 @@ fn background() {
     let hp = heap();
     loop {
         if hp.triggered.load(Acquire) {
-            crate::collect::collect(false);
+            // Re-check: the goal may have moved (GOGC turned off, a forced
+            // cycle ran) since the trigger.
+            if hp.live.load(Relaxed) >= hp.next_gc.load(Relaxed) {
+                crate::collect::collect(false);
+            }
             // Allow the next trigger only after the goal was recomputed.
             hp.triggered.store(false, Release);
             maybe_trigger(hp.live.load(Relaxed));

@@ -21,17 +21,20 @@
 //!   finds it consumes it instead of parking. PollDescs are never freed (an
 //!   event for a closed descriptor can still be in flight); a generation in
 //!   the event key makes such stale events no-ops on a reused PollDesc.
-//! * **The poller** is one `polling::Poller` (epoll on Linux), descriptors
-//!   registered edge-triggered for both directions at creation. It plugs into
-//!   gort-sched as a blocking *source*: an M about to sleep polls it without
-//!   blocking (only if anyone waits on a descriptor, Go's
-//!   `netpollAnyWaiters`), and one idle M at a time blocks inside
-//!   `epoll_wait` with the next timer deadline as timeout. Readying a
-//!   goroutine bound to that M, or arming an earlier timer, interrupts the
-//!   wait through the poller's notify (Go's `netpollBreak`). Like the
-//!   scheduler's timekeeper, the blocked M wakes 25 µs before a timer
-//!   deadline and spins the rest, so timers stay exact while an M sleeps in
-//!   the poller.
+//! * **The poller** is one epoll instance, created and fed through the
+//!   `polling` crate (descriptors registered edge-triggered for both
+//!   directions at creation); the wait itself is a single `epoll_pwait2`
+//!   (nanosecond timeout) on that instance with our own eventfd for
+//!   netpollBreak, because `Poller::wait` spends five system calls per call
+//!   re-arming its timerfd and notifier. It plugs into gort-sched as a
+//!   blocking *source*: an M that runs dry polls it without blocking before
+//!   it spins (only if anyone waits on a descriptor, Go's
+//!   `netpollAnyWaiters`), and one idle M at a time blocks inside it until
+//!   the next timer deadline. Readying a goroutine bound to that M, handing
+//!   it a P, or arming an earlier timer interrupts the wait (Go's
+//!   `netpollBreak`). Like the scheduler's timekeeper, the blocked M wakes
+//!   25 µs before a timer deadline and spins the rest, so timers stay exact
+//!   while an M sleeps in the poller.
 //! * **Deadlines** (Go's `SetReadDeadline` & co.) are gort-timer
 //!   `RawTimer`s per direction whose callback sets `EXPIRED` and wakes the
 //!   waiter; a deadline not in the future sets it at once, so the next
@@ -70,6 +73,9 @@
 //!   finds the event run the goroutine, and a busy runtime batches events.
 //! * *Re-arming one-shot registrations per wait*: an `epoll_ctl` per blocking
 //!   operation; edge-triggered registration once per descriptor costs none.
+//! * *`polling::Poller::wait`* for the wait: five system calls per poll
+//!   (timerfd_settime, two epoll_ctl, eventfd read, epoll_wait); the idle
+//!   path polls often, and tcp_echo trailed Go with it.
 //! * *Error state in separate fields* (Go's `rd < 0`, `closing`): a
 //!   deadline setter and a committing waiter would need a store-load fence
 //!   pair; in the same word, the commit's CAS sees the flag or the setter's

@@ -127,6 +127,24 @@ const CASES: &[Case] = &[
         what: "one goroutine sleeps 1 ms, 1000 times; median overshoot",
     },
     Case {
+        workload: "tcp_echo",
+        peer_workload: None,
+        procs: None,
+        what: "100 client goroutines x 10,000 64-byte echoes over 127.0.0.1 (ns per round trip)",
+    },
+    Case {
+        workload: "tcp_conns",
+        peer_workload: None,
+        procs: None,
+        what: "9,900 idle TCP connections (client + server side in one process), one echo each: peak RSS",
+    },
+    Case {
+        workload: "tcp_conns_ms",
+        peer_workload: None,
+        procs: None,
+        what: "the same: total time to open all and echo once on each",
+    },
+    Case {
         workload: "parked_mem",
         peer_workload: None,
         procs: None,
@@ -202,6 +220,8 @@ fn run_loom(root: &Path) -> ExitCode {
                 "-p",
                 "gort-timer",
                 "-p",
+                "gort-netpoll",
+                "-p",
                 "gort-std",
             ])
             .env("RUSTFLAGS", "--cfg gort_loom")
@@ -251,10 +271,17 @@ fn bench(root: &Path, filter: &[String]) -> ExitCode {
     match find_go() {
         Some(go) => {
             let exe = out_dir.join("go-bench");
+            // Every .go file of the directory: bench.go dispatches to the
+            // workloads of the others (net.go, gc.go).
+            let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("gort-bench/go"))
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            files.retain(|f| f.extension().is_some_and(|e| e == "go"));
+            files.sort();
             let ok = Command::new(&go)
                 .args(["build", "-o"])
                 .arg(&exe)
-                .arg(root.join("gort-bench/go/bench.go"))
+                .args(&files)
                 .env("GO111MODULE", "off")
                 .env("GOFLAGS", "")
                 .status()

@@ -215,4 +215,47 @@ fn main() {
     let t = gort::time::Timer::new(std::time::Duration::from_secs(60));
     let stopped = t.stop();
     println!("11. sleep(2ms) took {slept:?}; {ticks} ticks of 1ms before a 20ms timeout; Timer::stop -> {stopped}");
+
+    // 12. The netpoller: a TCP echo server with a goroutine per connection,
+    //     500 client goroutines; every blocked read parks a goroutine, not
+    //     a thread. A read deadline fails a read that waits too long.
+    let (echoed, timed_out) = gort::run(|| {
+        use gort::net::{TcpListener, TcpStream};
+        use std::io::{Read, Write};
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        gort::go(move || {
+            while let Ok((mut c, _)) = l.accept() {
+                gort::go(move || {
+                    let mut buf = [0u8; 512];
+                    while let Ok(n @ 1..) = c.read(&mut buf) {
+                        if c.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let clients: Vec<_> = (0..500u32)
+            .map(|i| {
+                gort::go(move || {
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    c.write_all(&i.to_le_bytes()).unwrap();
+                    let mut b = [0u8; 4];
+                    c.read_exact(&mut b).unwrap();
+                    u32::from_le_bytes(b) == i
+                })
+            })
+            .collect();
+        let echoed = clients
+            .into_iter()
+            .filter_map(|h| h.join().ok())
+            .filter(|ok| *ok)
+            .count();
+        let idle = TcpStream::connect(addr).unwrap();
+        idle.set_read_deadline(Some(Instant::now() + std::time::Duration::from_millis(5)));
+        let timed_out = gort::net::is_timeout(&(&idle).read(&mut [0u8; 1]).unwrap_err());
+        (echoed, timed_out)
+    });
+    println!("12. TCP echo: {echoed}/500 client goroutines got their bytes back; a 5ms read deadline timed out: {timed_out}");
 }

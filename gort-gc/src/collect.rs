@@ -292,12 +292,13 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
                         root: false,
                         mark: false,
                         fin_mark: false,
-                        has_fin: false,
+                        // Read once here, while the header is in cache; a
+                        // finalizer set later needs a handle (a touch).
+                        has_fin: special::has_finalizer(hr),
                     });
                 }
             }
             i = end;
-            yield_cpu();
             longest = longest.max(t0.elapsed().as_nanos() as u64);
             drop(g);
         }
@@ -309,9 +310,6 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
     //    only ones used for marking (a field emptied later cannot hide an
     //    edge the count saw).
     for i in 0..nodes.len() {
-        if i % YIELD_EVERY == YIELD_EVERY - 1 {
-            yield_cpu();
-        }
         let h = nodes[i].h;
         nodes[i].start = edges.len() as u32;
         let mut t = Tracer {
@@ -331,9 +329,6 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
     // 3. Decide: after all traces, read each word once. Roots: touched this
     //    cycle, flagged, or more handles than found inside pinned objects.
     for (i, n) in nodes.iter_mut().enumerate() {
-        if i % YIELD_EVERY == YIELD_EVERY - 1 {
-            yield_cpu();
-        }
         // SAFETY: pinned.
         let hr = unsafe { n.h.as_ref() };
         let w = hr.rc.load(SeqCst);
@@ -345,8 +340,6 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
         if n.root {
             n.mark = true;
             stack.push(i as u32);
-        } else {
-            n.has_fin = special::has_finalizer(hr);
         }
     }
     mark(nodes, edges, stack, false);
@@ -449,10 +442,7 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
     // 7. End the cycle, then unpin the rest (which may free objects whose
     //    last outside handle was dropped during the cycle).
     hp.active.store(0, SeqCst);
-    for (i, h) in keep.drain(..).enumerate() {
-        if i % YIELD_EVERY == YIELD_EVERY - 1 {
-            yield_cpu();
-        }
+    for h in keep.drain(..) {
         // Unpinning is not a mutator action: no touch.
         // SAFETY: pinned.
         let hr = unsafe { h.as_ref() };
@@ -477,16 +467,6 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
         );
     }
     longest
-}
-
-/// The collector offers its CPU to other runnable threads this often
-/// (objects): on a machine with more runnable threads than cores, the OS
-/// then preempts the collector rather than a mutator.
-const YIELD_EVERY: usize = 8192;
-
-fn yield_cpu() {
-    #[cfg(not(gort_loom))]
-    std::thread::yield_now();
 }
 
 /// `GORT_GCTRACE=1` prints one line per cycle (Go's `GODEBUG=gctrace=1`).

@@ -2,6 +2,26 @@
 //! weak pointers, `gc()`, GOGC/GOMEMLIMIT pacing and MemStats — for Rust
 //! values shared between goroutines and threads.
 //!
+//! ```
+//! use gort_gc::{gc, set_finalizer, Gc, Trace};
+//! use std::sync::Mutex;
+//!
+//! #[derive(Trace)]
+//! struct Node {
+//!     name: String,
+//!     next: Mutex<Option<Gc<Node>>>,
+//! }
+//!
+//! let a = Gc::new(Node { name: "a".into(), next: Mutex::new(None) });
+//! let b = Gc::new(Node { name: "b".into(), next: Mutex::new(Some(a.clone())) });
+//! *a.next.lock().unwrap() = Some(b.clone()); // a cycle
+//! let w = Gc::downgrade(&a);
+//! set_finalizer(&b, |b| println!("finalizing {}", b.name));
+//! drop((a, b));
+//! gc(); // b's finalizer is queued (it keeps a alive until it has run)
+//! # let _ = w;
+//! ```
+//!
 //! # The problem
 //!
 //! Go programs share pointers freely, build cyclic structures, and rely on
@@ -31,10 +51,11 @@
 //!    mutator clone, drop, dereference and weak upgrade *touches* the
 //!    object: it writes the epoch into the object's count word (in the same
 //!    RMW as a count change).
-//! 2. *Pin*: under each shard's lock, add one strong count to every
-//!    registered object whose count is positive. A pinned object cannot
-//!    reach zero, so nothing the collector looks at is freed under it; the
-//!    free path unregisters under the same lock before deallocating.
+//! 2. *Pin*: under each shard's lock (taken for 4096 objects at a time),
+//!    add one strong count to every registered object whose count is
+//!    positive. A pinned object cannot reach zero, so nothing the collector
+//!    looks at is freed under it; a freed object's memory is released only
+//!    after it has been unregistered under its shard's lock.
 //! 3. *Trace* each pinned object once, through [`Trace`]; record its edges
 //!    (the snapshot) and count, per object, the handles found inside pinned
 //!    objects (`internal`). Locks are taken with `try_lock`; a held lock
@@ -59,10 +80,17 @@
 //!    values, queue cleanups, unregister and deallocate (or leave the header
 //!    to its weak pointers). Then clear `ACTIVE` and unpin the rest.
 //!
-//! Mutators never wait for the collector except for a shard lock while
-//! that shard is pinned (tens of µs; reported as the pause in
-//! [`MemStats`]), and a weak upgrade of an object in the middle of being
-//! claimed (the claim pass does no tracing).
+//! Mutators never wait for the collector. An allocating thread that finds
+//! its shard locked registers in the next free shard; a freeing thread
+//! that finds the object's shard locked pushes it on the shard's lock-free
+//! `pending` stack, and whoever takes the lock next (an allocation, the
+//! collector's next chunk) unregisters and releases it. The one exception
+//! is a weak upgrade of an object in the middle of being claimed: it
+//! yields until the claim pass (no tracing, one CAS per object) resolves.
+//! The collector's buffers are kept between cycles, so a cycle does not
+//! map and unmap tens of megabytes (munmap holds the mmap lock every
+//! mutator page fault needs). `GORT_GCTRACE=1` prints each cycle's phase
+//! times (Go's `GODEBUG=gctrace=1`).
 //!
 //! ## Why no live object is freed
 //!
@@ -139,7 +167,12 @@
 //! # Invariants
 //!
 //! * A pinned object's strong count is ≥ 1; the collector pins only under
-//!   the shard lock, and a registered object's memory is valid under it.
+//!   the shard lock, and a registered object's memory is valid under it
+//!   (a freed object is unregistered — directly, or from the shard's
+//!   `pending` stack — under that lock before its memory is released).
+//! * An object is pinned at most once per cycle (its `scan` word names its
+//!   node, checked against the node's header, so a stale word from 65535
+//!   cycles ago or a `pending` link is never taken for a node).
 //! * An object is freed once: by the thread whose decrement reached zero
 //!   (the collector never pins an object at zero), or by the collector
 //!   after a successful claim of its whole garbage set.

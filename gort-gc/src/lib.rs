@@ -16,10 +16,13 @@
 //! let b = Gc::new(Node { name: "b".into(), next: Mutex::new(Some(a.clone())) });
 //! *a.next.lock().unwrap() = Some(b.clone()); // a cycle
 //! let w = Gc::downgrade(&a);
-//! set_finalizer(&b, |b| println!("finalizing {}", b.name));
 //! drop((a, b));
-//! gc(); // b's finalizer is queued (it keeps a alive until it has run)
-//! # let _ = w;
+//! gc(); // finds and frees the unreachable cycle
+//! assert!(w.upgrade().is_none());
+//!
+//! let c = Gc::new(Node { name: "c".into(), next: Mutex::new(None) });
+//! set_finalizer(&c, |c| println!("finalizing {}", c.name));
+//! drop(c); // queued to the finalizer goroutine at once
 //! ```
 //!
 //! # The problem

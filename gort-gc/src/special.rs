@@ -239,8 +239,6 @@ pub(crate) struct FinQueue {
     pub(crate) jobs: VecDeque<Job>,
     pub(crate) waiter: Option<Waiter>,
     pub(crate) started: bool,
-    /// Whether the finalizer goroutine is running a batch.
-    pub(crate) busy: bool,
 }
 
 impl FinQueue {
@@ -249,7 +247,6 @@ impl FinQueue {
             jobs: VecDeque::new(),
             waiter: None,
             started: false,
-            busy: false,
         }
     }
 }
@@ -277,10 +274,6 @@ fn start_finalizer_goroutine() {
 #[cfg(gort_loom)]
 fn start_finalizer_goroutine() {}
 
-crate::loom::gc_thread_local! {
-    static IN_FINALIZER: std::cell::Cell<bool> = std::cell::Cell::new(false);
-}
-
 /// The finalizer goroutine's body (Go's `runfinq`).
 #[cfg_attr(gort_loom, allow(dead_code))]
 fn finalizer_loop() {
@@ -294,7 +287,6 @@ fn finalizer_loop() {
 pub(crate) fn run_queued(wait: bool) -> usize {
     let mut q = lock(&heap().fin);
     if q.jobs.is_empty() {
-        q.busy = false;
         if !wait {
             return 0;
         }
@@ -305,12 +297,10 @@ pub(crate) fn run_queued(wait: bool) -> usize {
         });
         return 0;
     }
-    q.busy = true;
     let batch = std::mem::take(&mut q.jobs);
     drop(q);
     let n = batch.len();
     let st = &heap().stats;
-    IN_FINALIZER.with(|c| c.set(true));
     for job in batch {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match job {
             Job::Finalize(h, f) => {
@@ -327,6 +317,5 @@ pub(crate) fn run_queued(wait: bool) -> usize {
             std::process::abort();
         }
     }
-    IN_FINALIZER.with(|c| c.set(false));
     n
 }

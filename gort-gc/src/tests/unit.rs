@@ -30,8 +30,23 @@ fn gomemlimit_byte_counts() {
         assert_eq!(parse_gomemlimit(s), Ok(want), "{s}");
     }
     for bad in [
-        "", "B", "KiB", "1b", "1kib", "1KB", "1Ki", "1iB", "1 MiB", "-1", "-1B", "1.5GiB", "8EiB",
-        "9223372036854775808", "99999999999999999999", "1XiB", " 1",
+        "",
+        "B",
+        "KiB",
+        "1b",
+        "1kib",
+        "1KB",
+        "1Ki",
+        "1iB",
+        "1 MiB",
+        "-1",
+        "-1B",
+        "1.5GiB",
+        "8EiB",
+        "9223372036854775808",
+        "99999999999999999999",
+        "1XiB",
+        " 1",
     ] {
         let e = parse_gomemlimit(bad).unwrap_err();
         assert_eq!(e.var, "GOMEMLIMIT");

@@ -1381,6 +1381,14 @@ fn release_and_sleep(s: &'static Sched, m: &'static M) {
         }
         drop_p_local(s, m);
         put_p(s, &mut idle, p);
+        // Idle M and idle P become visible together (Go's stopm runs
+        // mput under the same sched.lock as pidleput): a spawner's startm
+        // that found the P but not the M would start a new thread, and
+        // while that thread started, nmspinning != 0 made every later
+        // wakep a no-op — a burst of spawns then all ran here.
+        if !idle.midle.iter().any(|x| ptr::eq(*x, m)) {
+            idle.midle.push(m);
+        }
     }
     // Go's findrunnable: after dropping the P (and the spinning count), look
     // once more at every run queue; a spawner that saw us spinning did not

@@ -1,7 +1,8 @@
 //! Ports of Go's finalizer, cleanup and weak pointer tests
 //! (runtime/mfinal_test.go, runtime/mcleanup_test.go, weak/pointer_test.go),
 //! plus Go-documented behaviour of SetFinalizer/AddCleanup. Each case cites
-//! what it ports.
+//! what it ports. Under miri, the cases that wait for the finalizer
+//! goroutine are skipped (miri cannot switch corosensei stacks).
 
 use gort_gc::{add_cleanup, clear_finalizer, gc, keep_alive, set_finalizer, Gc, Trace};
 use std::sync::atomic::{AtomicUsize, Ordering::*};
@@ -40,6 +41,7 @@ fn t(v: i64) -> Gc<T> {
 
 /// TestFinalizerType: the finalizer gets the object, with its value.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn finalizer_type() {
     let (tx, rx) = channel();
     let tx = Mutex::new(tx);
@@ -60,6 +62,7 @@ struct BigValue {
 
 /// TestFinalizerInterfaceBig: a larger value arrives intact.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn finalizer_interface_big() {
     let (tx, rx) = channel();
     let tx = Mutex::new(tx);
@@ -99,6 +102,7 @@ fn finalizer_on_global() {
 /// TestDeferKeepAlive: a finalizer does not run while the object is kept
 /// alive; it runs after.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn defer_keep_alive() {
     let ran = Arc::new(AtomicUsize::new(0));
     let x = t(1);
@@ -140,6 +144,7 @@ fn finalizer_already_set_panics() {
 /// may store it; it is freed on a later cycle once unreachable again, and
 /// the finalizer is one-shot.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn finalizer_resurrects_once() {
     struct D(Arc<AtomicUsize>);
     impl Drop for D {
@@ -197,6 +202,7 @@ fn holder() -> Gc<Holder> {
 /// what it points to (here another cycle) is kept alive until the
 /// finalizer has run.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn finalizer_referents_kept_alive() {
     let c1 = holder();
     let c2 = holder();
@@ -223,6 +229,7 @@ fn finalizer_referents_kept_alive() {
 /// SetFinalizer docs: a finalizer that captures its own object keeps it
 /// reachable, so it never runs.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn finalizer_capturing_its_object_never_runs() {
     let ran = Arc::new(AtomicUsize::new(0));
     let x = t(5);
@@ -247,6 +254,7 @@ fn finalizer_capturing_its_object_never_runs() {
 
 /// gc() from inside a finalizer does not deadlock.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn gc_inside_finalizer() {
     let (tx, rx) = channel();
     let tx = Mutex::new(tx);
@@ -262,6 +270,7 @@ fn gc_inside_finalizer() {
 
 /// TestCleanup.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn cleanup() {
     let (tx, rx) = channel();
     let x = t(97531);
@@ -285,6 +294,7 @@ unsafe impl Trace for Tx {
 
 /// TestCleanupMultiple.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn cleanup_multiple() {
     let (tx, rx) = channel();
     let x = t(1);
@@ -311,6 +321,7 @@ fn cleanup_zero_sized_struct() {
 /// TestCleanupAfterFinalizer: the finalizer runs first; the cleanup only
 /// after the object is really freed.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn cleanup_after_finalizer() {
     let (tx, rx) = channel();
     let x = t(97531);
@@ -345,6 +356,7 @@ fn cleanup_arg_is_object_panics() {
 
 /// Cleanup.Stop: a stopped cleanup never runs.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn cleanup_stop() {
     let (tx, rx) = channel();
     let x = t(1);
@@ -368,6 +380,7 @@ fn cleanup_stop() {
 
 /// AddCleanup docs: cleanups do not keep cycles alive.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn cleanup_on_cycle_runs() {
     let (tx, rx) = channel();
     let a = t(1);
@@ -432,6 +445,7 @@ fn weak_pointer_equality() {
 /// weak TestPointerFinalizer: weak pointers go nil when the finalizer is
 /// queued, and stay nil after it ran.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn weak_pointer_finalizer() {
     let bt = t(1);
     let wt = Gc::downgrade(&bt);
@@ -460,6 +474,7 @@ fn weak_pointer_finalizer() {
 
 /// weak TestPointerCleanup.
 #[test]
+#[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn weak_pointer_cleanup() {
     let bt = t(1);
     let wt = Gc::downgrade(&bt);

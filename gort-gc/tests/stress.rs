@@ -213,6 +213,7 @@ fn hidden_moves_during_collections() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "goroutines (corosensei stacks)")]
 fn graph_rewired_during_collections() {
     let iters = if cfg!(miri) { 200 } else { 300_000 };
     let roots: Roots = Arc::new((0..32).map(|_| Mutex::new(Some(new_node()))).collect());

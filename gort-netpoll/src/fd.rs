@@ -5,7 +5,7 @@ use crate::loom::{AtomicU32, Ordering};
 use crate::pd::PollError;
 use crate::poller::{self, PollDesc};
 use std::fmt;
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Instant;
@@ -270,10 +270,65 @@ impl NetFd {
         })
     }
 
-    /// Whether `close` was called (a read returning end-of-stream then
-    /// reports the close instead).
-    pub(crate) fn is_closing(&self) -> bool {
+    /// Whether `close` was called.
+    fn is_closing(&self) -> bool {
         self.pd.rd.check() == Err(PollError::Closing)
+    }
+
+    /// End-of-stream caused by our own `close` (its shutdown) reports as
+    /// the close.
+    fn eof_or_closed(&self, n: usize, want: usize) -> io::Result<usize> {
+        if n == 0 && want > 0 && self.is_closing() {
+            return Err(NetError::Closed.into());
+        }
+        Ok(n)
+    }
+
+    /// `read(2)` on a stream socket through std's `S` (TcpStream,
+    /// UnixStream), parking on read readiness.
+    pub(crate) fn stream_read<S: FromRawFd>(&self, buf: &mut [u8]) -> io::Result<usize>
+    where
+        for<'a> &'a S: Read,
+    {
+        let s = self.view::<S>();
+        let want = buf.len();
+        let n = self.read_with(|| (&*s).read(buf))?;
+        self.eof_or_closed(n, want)
+    }
+
+    /// `readv(2)`, as [`NetFd::stream_read`].
+    pub(crate) fn stream_read_vectored<S: FromRawFd>(
+        &self,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> io::Result<usize>
+    where
+        for<'a> &'a S: Read,
+    {
+        let s = self.view::<S>();
+        let want = bufs.iter().map(|b| b.len()).sum();
+        let n = self.read_with(|| (&*s).read_vectored(bufs))?;
+        self.eof_or_closed(n, want)
+    }
+
+    /// `write(2)` on a stream socket, parking on write readiness.
+    pub(crate) fn stream_write<S: FromRawFd>(&self, buf: &[u8]) -> io::Result<usize>
+    where
+        for<'a> &'a S: Write,
+    {
+        let s = self.view::<S>();
+        self.write_with(|| (&*s).write(buf))
+    }
+
+    /// `writev(2)`, as [`NetFd::stream_write`].
+    pub(crate) fn stream_write_vectored<S: FromRawFd>(
+        &self,
+        bufs: &[IoSlice<'_>],
+    ) -> io::Result<usize>
+    where
+        for<'a> &'a S: Write,
+    {
+        let s = self.view::<S>();
+        self.write_with(|| (&*s).write_vectored(bufs))
     }
 
     pub(crate) fn set_deadline(&self, read: bool, write: bool, t: Option<Instant>) {

@@ -1,7 +1,7 @@
 //! TCP: [`TcpListener`] and [`TcpStream`], mirroring `std::net`.
 
 use crate::fd::{socket, NetFd};
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::{self, Shutdown, SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -55,10 +55,27 @@ macro_rules! common_socket_methods {
 }
 pub(crate) use common_socket_methods;
 
-/// Implements `Read` and `Write` for `$t` and `&$t` through its
-/// `read`/`write`/`*_vectored` inherent methods.
+/// Implements `Read` and `Write` for `$t` and `&$t` (a stream type with a
+/// `fd: NetFd` field) with std's `$std` doing the system calls.
 macro_rules! stream_io {
-    ($t:ty) => {
+    ($t:ty, $std:ty) => {
+        impl $t {
+            fn read_buf(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.fd.stream_read::<$std>(buf)
+            }
+            fn read_vectored_buf(
+                &self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.fd.stream_read_vectored::<$std>(bufs)
+            }
+            fn write_buf(&self, buf: &[u8]) -> std::io::Result<usize> {
+                self.fd.stream_write::<$std>(buf)
+            }
+            fn write_vectored_buf(&self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.fd.stream_write_vectored::<$std>(bufs)
+            }
+        }
         impl std::io::Read for $t {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 <$t>::read_buf(self, buf)
@@ -266,7 +283,7 @@ impl std::fmt::Debug for TcpStream {
 }
 
 common_socket_methods!(TcpStream);
-stream_io!(TcpStream);
+stream_io!(TcpStream, net::TcpStream);
 owned_halves!(TcpStream, OwnedReadHalf, OwnedWriteHalf);
 
 impl TcpStream {
@@ -305,38 +322,6 @@ impl TcpStream {
         Ok(TcpStream {
             fd: NetFd::from_std(s)?,
         })
-    }
-
-    fn read_buf(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let s = self.fd.view::<net::TcpStream>();
-        let n = self.fd.read_with(|| (&*s).read(buf))?;
-        self.eof_or_closed(n, buf.len())
-    }
-
-    fn read_vectored_buf(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let s = self.fd.view::<net::TcpStream>();
-        let want = bufs.iter().map(|b| b.len()).sum();
-        let n = self.fd.read_with(|| (&*s).read_vectored(bufs))?;
-        self.eof_or_closed(n, want)
-    }
-
-    /// End-of-stream caused by our own `close` (its shutdown) reports as
-    /// the close.
-    fn eof_or_closed(&self, n: usize, want: usize) -> io::Result<usize> {
-        if n == 0 && want > 0 && self.fd.is_closing() {
-            return Err(crate::NetError::Closed.into());
-        }
-        Ok(n)
-    }
-
-    fn write_buf(&self, buf: &[u8]) -> io::Result<usize> {
-        let s = self.fd.view::<net::TcpStream>();
-        self.fd.write_with(|| (&*s).write(buf))
-    }
-
-    fn write_vectored_buf(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let s = self.fd.view::<net::TcpStream>();
-        self.fd.write_with(|| (&*s).write_vectored(bufs))
     }
 
     /// Receives data without removing it from the queue.

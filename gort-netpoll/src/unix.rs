@@ -3,7 +3,7 @@
 
 use crate::fd::{socket, NetFd};
 use crate::tcp::{common_socket_methods, owned_halves, stream_io};
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::unix::net::{self as unet, SocketAddr};
 use std::path::Path;
@@ -73,7 +73,7 @@ impl std::fmt::Debug for UnixStream {
 }
 
 common_socket_methods!(UnixStream);
-stream_io!(UnixStream);
+stream_io!(UnixStream, unet::UnixStream);
 owned_halves!(UnixStream, UnixOwnedReadHalf, UnixOwnedWriteHalf);
 
 impl UnixStream {
@@ -97,38 +97,6 @@ impl UnixStream {
         Ok(UnixStream {
             fd: NetFd::from_std(s)?,
         })
-    }
-
-    fn read_buf(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let s = self.fd.view::<unet::UnixStream>();
-        let n = self.fd.read_with(|| (&*s).read(buf))?;
-        self.eof_or_closed(n, buf.len())
-    }
-
-    fn read_vectored_buf(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let s = self.fd.view::<unet::UnixStream>();
-        let want = bufs.iter().map(|b| b.len()).sum();
-        let n = self.fd.read_with(|| (&*s).read_vectored(bufs))?;
-        self.eof_or_closed(n, want)
-    }
-
-    /// End-of-stream caused by our own `close` (its shutdown) reports as
-    /// the close.
-    fn eof_or_closed(&self, n: usize, want: usize) -> io::Result<usize> {
-        if n == 0 && want > 0 && self.fd.is_closing() {
-            return Err(crate::NetError::Closed.into());
-        }
-        Ok(n)
-    }
-
-    fn write_buf(&self, buf: &[u8]) -> io::Result<usize> {
-        let s = self.fd.view::<unet::UnixStream>();
-        self.fd.write_with(|| (&*s).write(buf))
-    }
-
-    fn write_vectored_buf(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let s = self.fd.view::<unet::UnixStream>();
-        self.fd.write_with(|| (&*s).write_vectored(bufs))
     }
 
     /// Shuts down the read, write or both halves.

@@ -64,19 +64,30 @@ pub(crate) struct Heap {
     /// cycle (then the cycle's trace sees its effects, through the lock
     /// that protects the field) or after the store (then it touches).
     pub(crate) active: AtomicU64,
+    /// The registry (see `Shard`).
     pub(crate) shards: [Shard; SHARDS],
-    /// Approximate live managed bytes (shards flush in 64 KiB steps).
+    /// Approximate live managed bytes: shards add their deltas in 64 KiB
+    /// steps (Relaxed RMW: a pacing hint, no ordering needed); read by the
+    /// pacer and at the end of each cycle.
     pub(crate) live: AtomicI64,
-    /// Heap goal: a cycle is triggered when `live` reaches it.
+    /// Heap goal: a cycle is triggered when `live` reaches it. Written by
+    /// the end of a cycle and by the setters, read by allocators; Relaxed
+    /// (a stale goal only moves a trigger by one flush).
     pub(crate) next_gc: AtomicI64,
-    /// GOGC (negative: off).
+    /// GOGC (negative: off). Written by `set_gc_percent`/the environment,
+    /// read when the goal is recomputed; Relaxed.
     pub(crate) gc_percent: AtomicI64,
-    /// GOMEMLIMIT in bytes (i64::MAX: none).
+    /// GOMEMLIMIT in bytes (i64::MAX: none). As `gc_percent`.
     pub(crate) mem_limit: AtomicI64,
-    /// A background cycle has been requested and not yet started.
+    /// A background cycle has been requested and not yet run. Set by the
+    /// allocator that crossed the goal (AcqRel swap: one wake-up per
+    /// trigger), cleared by the background thread after its cycle
+    /// (Release, pairs with its Acquire load before parking).
     pub(crate) triggered: AtomicBool,
-    /// GOGC/GOMEMLIMIT read from the environment.
+    /// GOGC/GOMEMLIMIT read from the environment (set once, AcqRel swap;
+    /// the Acquire fast-path load pairs with it).
     pub(crate) env_loaded: AtomicBool,
+    /// Counters for `MemStats`.
     pub(crate) stats: Stats,
     /// One collection at a time; `gc()` callers wait here.
     pub(crate) collector: Mutex<CollectorState>,
@@ -84,12 +95,14 @@ pub(crate) struct Heap {
     pub(crate) hooks: Mutex<Vec<fn()>>,
     /// The finalizer queue.
     pub(crate) fin: Mutex<FinQueue>,
-    /// The background collector thread's wake-up.
+    /// The background collector thread's waiter while it is parked
+    /// (published under the lock, taken by the trigger).
     #[cfg_attr(gort_loom, allow(dead_code))]
     pub(crate) bg: Mutex<Option<crate::loom::Waiter>>,
+    /// Whether the background thread was spawned (AcqRel swap: once).
     #[cfg_attr(gort_loom, allow(dead_code))]
     pub(crate) bg_started: AtomicBool,
-    /// Round-robin shard assignment for new threads.
+    /// Round-robin shard assignment for new threads (Relaxed counter).
     pub(crate) next_shard: AtomicUsize,
 }
 

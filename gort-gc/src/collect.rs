@@ -31,7 +31,6 @@ struct Bufs {
     edges: Vec<u32>,
     stack: Vec<u32>,
     garbage: Vec<u32>,
-    keep: Vec<NonNull<Header>>,
     dead: Vec<NonNull<Header>>,
 }
 
@@ -57,7 +56,7 @@ struct Node {
     /// The `rc` word at the decision read.
     word: u64,
     /// Handles to this object found inside other pinned objects.
-    internal: u64,
+    internal: u32,
     /// Edges `edges[start..end]` (node indices) from the snapshot.
     start: u32,
     end: u32,
@@ -230,14 +229,12 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
         edges,
         stack,
         garbage,
-        keep,
         dead,
     } = bufs;
     nodes.clear();
     edges.clear();
     stack.clear();
     garbage.clear();
-    keep.clear();
     dead.clear();
     // 0. Start: from here on every mutator clone/drop/deref/upgrade of an
     //    object touches its word (pairs with the SeqCst load in `active`).
@@ -334,7 +331,7 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
         let w = hr.rc.load(SeqCst);
         n.word = w;
         let strong = (w & STRONG) - 1;
-        if w >> EPOCH_SHIFT == epoch || w & FLAGS != 0 || strong > n.internal {
+        if w >> EPOCH_SHIFT == epoch || w & FLAGS != 0 || strong > n.internal as u64 {
             n.root = true;
         }
         if n.root {
@@ -380,22 +377,20 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
         claimed += 1;
     }
     let ok = claimed == garbage.len();
-    for n in nodes.iter().filter(|n| n.mark) {
-        keep.push(n.h);
-    }
+    // From here `mark` means "keep (unpin at the end)".
     let mut fins = Vec::new();
     for (k, &i) in garbage.iter().enumerate() {
-        let n = &nodes[i as usize];
+        let n = &mut nodes[i as usize];
         // SAFETY: pinned.
         let hr = unsafe { n.h.as_ref() };
         if !ok {
             if k < claimed {
                 hr.rc.fetch_and(!CLAIMING, SeqCst);
             }
-            keep.push(n.h);
+            n.mark = true;
         } else if n.fin_mark {
             hr.rc.fetch_and(!CLAIMING, SeqCst);
-            keep.push(n.h);
+            n.mark = true;
         } else if n.has_fin {
             // Resurrect: weak pointers cleared, the pin becomes the
             // finalizer's handle.
@@ -404,7 +399,7 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
                 .fetch_update(SeqCst, SeqCst, |w| Some((w & !CLAIMING) | WEAK_DEAD));
             match special::take_finalizer(hr) {
                 Some(f) => fins.push((n.h, f)),
-                None => keep.push(n.h),
+                None => n.mark = true,
             }
         } else {
             let _ = hr
@@ -413,8 +408,6 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
             dead.push(n.h);
         }
     }
-    nodes.clear();
-    edges.clear();
     for (h, f) in fins {
         special::queue_finalizer(h, f);
     }
@@ -442,7 +435,8 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
     // 7. End the cycle, then unpin the rest (which may free objects whose
     //    last outside handle was dropped during the cycle).
     hp.active.store(0, SeqCst);
-    for h in keep.drain(..) {
+    for n in nodes.iter().filter(|n| n.mark) {
+        let h = n.h;
         // Unpinning is not a mutator action: no touch.
         // SAFETY: pinned.
         let hr = unsafe { h.as_ref() };
@@ -452,6 +446,8 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
             unsafe { heap::zero(h) };
         }
     }
+    nodes.clear();
+    edges.clear();
     phases[4] = t_start.elapsed().as_micros() as u64;
     if gctrace() {
         eprintln!(

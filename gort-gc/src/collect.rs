@@ -156,7 +156,7 @@ pub fn gc() {
 }
 
 pub(crate) fn collect(forced: bool) {
-    if IN_GC.with(|c| c.get()) {
+    if IN_GC.try_with(|c| c.get()).unwrap_or(false) {
         panic!("gort-gc: gc() called from a Drop impl run by the collector");
     }
     let hp = heap();
@@ -175,11 +175,11 @@ pub(crate) fn collect(forced: bool) {
     let mut bufs = st.bufs.take().unwrap_or_default();
     drop(st);
 
-    IN_GC.with(|c| c.set(true));
+    let _ = IN_GC.try_with(|c| c.set(true));
     struct Done;
     impl Drop for Done {
         fn drop(&mut self) {
-            IN_GC.with(|c| c.set(false));
+            let _ = IN_GC.try_with(|c| c.set(false));
             let hp = heap();
             hp.active.store(0, SeqCst);
             let mut st = lock(&hp.collector);

@@ -199,15 +199,18 @@ gc_thread_local! {
 }
 
 fn my_shard() -> usize {
-    MY_SHARD.with(|c| {
-        let s = c.get();
-        if s != usize::MAX {
-            return s;
-        }
-        let s = heap().next_shard.fetch_add(1, Relaxed) % SHARDS;
-        c.set(s);
-        s
-    })
+    // During thread-local destruction the slot is gone: use shard 0.
+    MY_SHARD
+        .try_with(|c| {
+            let s = c.get();
+            if s != usize::MAX {
+                return s;
+            }
+            let s = heap().next_shard.fetch_add(1, Relaxed) % SHARDS;
+            c.set(s);
+            s
+        })
+        .unwrap_or(0)
 }
 
 /// Locks a shard for a mutator without waiting if the collector (or
@@ -386,7 +389,7 @@ pub(crate) unsafe fn zero(hp: NonNull<Header>) {
 /// # Safety
 /// `hp` is DEAD and unreachable; its value has not been dropped.
 unsafe fn free_iterative(hp: NonNull<Header>) {
-    let nested = FREEING.with(|f| {
+    let nested = FREEING.try_with(|f| {
         let mut f = f.borrow_mut();
         match f.as_mut() {
             Some(v) => {
@@ -399,13 +402,20 @@ unsafe fn free_iterative(hp: NonNull<Header>) {
             }
         }
     });
-    if nested {
-        return;
+    match nested {
+        Ok(true) => return,
+        Ok(false) => {}
+        Err(_) => {
+            // Thread-local destruction: free recursively.
+            // SAFETY: the caller's contract.
+            unsafe { finish_free(hp) };
+            return;
+        }
     }
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
-            FREEING.with(|f| *f.borrow_mut() = None);
+            let _ = FREEING.try_with(|f| *f.borrow_mut() = None);
         }
     }
     let _reset = Reset;
@@ -413,7 +423,10 @@ unsafe fn free_iterative(hp: NonNull<Header>) {
     while let Some(hp) = next {
         // SAFETY: each queued object is dead and unreachable (caller).
         unsafe { finish_free(hp) };
-        next = FREEING.with(|f| f.borrow_mut().as_mut().and_then(Vec::pop));
+        next = FREEING
+            .try_with(|f| f.borrow_mut().as_mut().and_then(Vec::pop))
+            .ok()
+            .flatten();
     }
 }
 

@@ -350,3 +350,32 @@ fn gc_concurrent_callers_all_return() {
         h.join().unwrap();
     }
 }
+
+/// Objects made and dropped in thread-local destructors (where the
+/// collector's own thread-locals are gone) are still managed and freed.
+#[test]
+fn thread_local_destructors() {
+    static C: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+    let c = C.get_or_init(|| Arc::new(AtomicUsize::new(0))).clone();
+    struct Late;
+    impl Drop for Late {
+        fn drop(&mut self) {
+            let c = C.get().unwrap();
+            let head = node(c);
+            let mut cur = head.clone();
+            for _ in 0..1000 {
+                let x = node(c);
+                *cur.next.lock().unwrap() = Some(x.clone());
+                cur = x;
+            }
+            drop(cur);
+            drop(head);
+        }
+    }
+    thread_local! {
+        static LATE: Late = const { Late };
+    }
+    std::thread::spawn(|| LATE.with(|_| {})).join().unwrap();
+    // Freed at once or, if a concurrent cycle had them pinned, at its end.
+    assert!(wait_until(|| c.load(SeqCst) == 1001));
+}

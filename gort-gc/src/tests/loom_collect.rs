@@ -129,3 +129,37 @@ fn clone_drop_vs_collect() {
         assert!(dropped.load(SeqCst), "garbage cycle not collected");
     });
 }
+
+/// A finalizable object in a garbage cycle, upgraded through a weak
+/// pointer while a collection runs: the upgrade either fails (the
+/// finalizer was queued first, weak pointers cleared) or keeps the object
+/// alive; either way the finalizer runs exactly once, and the value is
+/// never dropped while a handle is held.
+#[test]
+fn finalizer_vs_weak_upgrade() {
+    model(|| {
+        let (a, dropped) = node();
+        a.edges.lock().unwrap().push(a.clone());
+        let runs = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+        let r = runs.clone();
+        crate::set_finalizer(&a, move |a: Gc<N>| {
+            r.fetch_add(1, SeqCst);
+            a.edges.lock().unwrap().clear(); // break the cycle
+        });
+        let w = Gc::downgrade(&a);
+        // The only strong path left is the self-loop: cyclic garbage.
+        drop(a);
+        let d2 = dropped.clone();
+        let m = loom::thread::spawn(move || {
+            if let Some(a) = w.upgrade() {
+                assert!(!d2.load(SeqCst), "upgraded a freed object");
+                a.edges.lock().unwrap().clear(); // now dies by counting
+            }
+        });
+        gc();
+        m.join().unwrap();
+        gc();
+        crate::special::run_queued(false);
+        assert_eq!(runs.load(SeqCst), 1, "finalizer must run exactly once");
+    });
+}

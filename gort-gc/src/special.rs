@@ -25,7 +25,10 @@ pub(crate) struct Specials {
 #[derive(Default)]
 struct SpecialsInner {
     finalizer: Option<Finalizer>,
-    cleanups: Vec<(u64, CleanupFn)>,
+    /// The first cleanup inline (most objects have at most one), the rest
+    /// in `more`.
+    first: Option<(u64, CleanupFn)>,
+    more: Vec<(u64, CleanupFn)>,
 }
 
 /// Gets or creates the object's specials.
@@ -81,14 +84,15 @@ pub(crate) fn on_free(h: &Header) {
     if p.is_null() {
         return;
     }
-    // SAFETY: as in `specials`.
-    let cs = std::mem::take(&mut inner(unsafe { &*p }).cleanups);
-    if !cs.is_empty() {
-        heap()
-            .stats
-            .cleanups_queued
-            .fetch_add(cs.len() as u64, Relaxed);
-        enqueue(cs.into_iter().map(|(_, f)| Job::Cleanup(f)));
+    let (first, more) = {
+        // SAFETY: as in `specials`.
+        let mut g = inner(unsafe { &*p });
+        (g.first.take(), std::mem::take(&mut g.more))
+    };
+    let n = first.is_some() as u64 + more.len() as u64;
+    if n > 0 {
+        heap().stats.cleanups_queued.fetch_add(n, Relaxed);
+        enqueue(first.into_iter().chain(more).map(|(_, f)| Job::Cleanup(f)));
     }
 }
 
@@ -167,9 +171,11 @@ impl Cleanup {
     /// Cancels the cleanup (Go's `Cleanup.Stop`). If the object has already
     /// been freed and the cleanup queued or run, this does nothing.
     pub fn stop(&self) {
-        inner(&self.specials)
-            .cleanups
-            .retain(|(id, _)| *id != self.id);
+        let mut g = inner(&self.specials);
+        if g.first.as_ref().is_some_and(|(id, _)| *id == self.id) {
+            g.first = None;
+        }
+        g.more.retain(|(id, _)| *id != self.id);
     }
 }
 
@@ -207,12 +213,13 @@ where
     let s = specials(obj.header());
     let id = CLEANUP_ID.fetch_add(1, Relaxed);
     {
+        let c: (u64, CleanupFn) = (id, Box::new(move || f(arg)));
         let mut g = inner(s);
-        if g.cleanups.capacity() == 0 {
-            // Most objects have one cleanup: no room for four.
-            g.cleanups.reserve_exact(1);
+        if g.first.is_none() {
+            g.first = Some(c);
+        } else {
+            g.more.push(c);
         }
-        g.cleanups.push((id, Box::new(move || f(arg))));
     }
     // SAFETY: `s` came from Arc::into_raw and stays alive while the header
     // lives; we add a reference for the handle.

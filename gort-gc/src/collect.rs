@@ -204,6 +204,7 @@ pub(crate) fn collect(forced: bool) {
         st.bufs = Some(bufs);
     }
     crate::pacer::update_goal(live);
+    special::flush();
     let s = &hp.stats;
     s.num_gc.fetch_add(1, Relaxed);
     if forced {

@@ -131,8 +131,10 @@ pub(crate) fn queue_finalizer(h: NonNull<Header>, f: Finalizer) {
 ///
 /// A finalizer closure that captures a handle to its own object keeps the
 /// object alive forever, and the finalizer never runs (as in Go): pass the
-/// object in through the argument instead. Finalizers do not run when the
-/// process exits. A finalizer that panics aborts the process (Go crashes
+/// object in through the argument instead. As in Go, finalizers run after
+/// a collection: one queued by a last drop runs after the next [`gc`](fn@crate::gc)
+/// (or paced cycle), or sooner once 256 are pending. Finalizers do not
+/// run when the process exits. A finalizer that panics aborts the process (Go crashes
 /// too).
 ///
 /// # Panics
@@ -188,7 +190,8 @@ impl std::fmt::Debug for Cleanup {
 /// Attaches a cleanup to the object (Go 1.24's `runtime.AddCleanup`): once
 /// the object has been freed, `f(arg)` runs on the finalizer goroutine.
 ///
-/// Unlike a finalizer, a cleanup never sees its object and never
+/// Like finalizers, cleanups run after a collection (or once 256 are
+/// pending). Unlike a finalizer, a cleanup never sees its object and never
 /// resurrects it; an object may have several; objects with cleanups in an
 /// unreachable cycle are collected normally. `arg` must not be the object
 /// itself (then the cleanup could never run): if `arg` holds a handle to
@@ -258,16 +261,43 @@ impl FinQueue {
     }
 }
 
+/// Jobs queued before the finalizer goroutine is woken without a
+/// collection (see [`enqueue`]).
+const WAKE_BATCH: usize = 256;
+
+/// Queues jobs for the finalizer goroutine. As in Go, they run after a
+/// collection: the goroutine is woken at the end of each cycle
+/// ([`flush`]), or here once `WAKE_BATCH` jobs are pending, so a loop
+/// dropping finalizable objects costs one wake-up per batch, not one per
+/// object.
 pub(crate) fn enqueue(jobs: impl Iterator<Item = Job>) {
     let mut q = lock(&heap().fin);
     q.jobs.extend(jobs);
     let start = !q.started;
     q.started = true;
-    let w = q.waiter.take();
+    let w = if q.jobs.len() >= WAKE_BATCH {
+        q.waiter.take()
+    } else {
+        None
+    };
     drop(q);
     if start {
         start_finalizer_goroutine();
     }
+    if let Some(w) = w {
+        w.ready();
+    }
+}
+
+/// Wakes the finalizer goroutine if jobs are pending (end of a cycle).
+pub(crate) fn flush() {
+    let mut q = lock(&heap().fin);
+    let w = if q.jobs.is_empty() {
+        None
+    } else {
+        q.waiter.take()
+    };
+    drop(q);
     if let Some(w) = w {
         w.ready();
     }

@@ -137,7 +137,10 @@
 //! queue with `WaitReason::FinalizerWait`), the object resurrected for it
 //! and freed later if still unreachable, referents kept until it has run,
 //! a closure capturing its own object keeps it alive forever, nothing runs
-//! at process exit. [`add_cleanup`] follows Go 1.24's `AddCleanup`: several
+//! at process exit. As in Go, queued finalizers and cleanups run after a
+//! collection: the goroutine is woken at the end of each cycle, or once 256
+//! jobs are pending (a loop dropping finalizable objects then costs one
+//! wake-up per batch). [`add_cleanup`] follows Go 1.24's `AddCleanup`: several
 //! per object, run after the object is freed, never resurrect, do not keep
 //! cycles alive; returns a [`Cleanup`] with `stop`. [`Weak`] is Go's
 //! `weak.Pointer`.

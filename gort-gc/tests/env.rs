@@ -1,0 +1,54 @@
+//! GOGC and GOMEMLIMIT from the environment, in child processes (the
+//! values are read once, at the first allocation).
+
+use gort_gc::{read_mem_stats, Gc};
+use std::process::Command;
+
+/// The child: allocates once, then prints what the pacer uses.
+#[test]
+fn child_report() {
+    if std::env::var_os("GORT_GC_ENV_CHILD").is_none() {
+        return;
+    }
+    drop(Gc::new(1u8));
+    let s = read_mem_stats();
+    println!("SETTINGS {} {}", s.gc_percent, s.memory_limit);
+}
+
+fn run_child(vars: &[(&str, &str)]) -> (bool, String) {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--exact", "child_report", "--nocapture", "--test-threads=1"])
+        .env("GORT_GC_ENV_CHILD", "1")
+        .env_remove("GOGC")
+        .env_remove("GOMEMLIMIT");
+    for (k, v) in vars {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn env_values_used() {
+    let (ok, out) = run_child(&[("GOGC", "50"), ("GOMEMLIMIT", "64MiB")]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("SETTINGS 50 {}", 64 << 20)), "{out}");
+    let (ok, out) = run_child(&[("GOGC", "off"), ("GOMEMLIMIT", "off")]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("SETTINGS -1 {}", i64::MAX)), "{out}");
+    let (ok, out) = run_child(&[]);
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("SETTINGS 100 {}", i64::MAX)), "{out}");
+}
+
+#[test]
+fn invalid_env_values_reported() {
+    let (ok, out) = run_child(&[("GOMEMLIMIT", "64MB")]);
+    assert!(!ok);
+    assert!(out.contains("invalid GOMEMLIMIT=\"64MB\""), "{out}");
+    let (ok, out) = run_child(&[("GOGC", "lots")]);
+    assert!(!ok);
+    assert!(out.contains("invalid GOGC=\"lots\""), "{out}");
+}

@@ -379,3 +379,43 @@ fn thread_local_destructors() {
     // Freed at once or, if a concurrent cycle had them pinned, at its end.
     assert!(wait_until(|| c.load(SeqCst) == 1001));
 }
+
+#[derive(Trace)]
+struct Generic<T: Send + Sync + 'static, const N: usize> {
+    items: [T; N],
+    unit: (),
+    tuple: (u8, Option<Gc<Node>>),
+}
+
+#[derive(Trace)]
+struct Tuple(
+    Mutex<Option<Gc<Tuple>>>,
+    #[gc(skip)] std::sync::mpsc::SyncSender<()>,
+);
+
+#[derive(Trace)]
+struct Unit;
+
+/// The derive handles generics, const generics, tuple structs, unit
+/// structs and `#[gc(skip)]`.
+#[test]
+fn derive_shapes() {
+    let c = Arc::new(AtomicUsize::new(0));
+    let n = node(&c);
+    let g = Gc::new(Generic::<Option<Gc<Node>>, 2> {
+        items: [Some(n.clone()), None],
+        unit: (),
+        tuple: (1, Some(n.clone())),
+    });
+    *n.next.lock().unwrap() = Some(n.clone());
+    drop(n);
+    let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+    let t = Gc::new(Tuple(Mutex::new(None), tx));
+    *t.0.lock().unwrap() = Some(t.clone());
+    drop(t);
+    let _u = Gc::new(Unit);
+    gc();
+    assert_eq!(c.load(SeqCst), 0, "reachable through the generic struct");
+    drop(g);
+    assert!(wait_until(|| c.load(SeqCst) == 1));
+}

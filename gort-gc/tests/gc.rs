@@ -419,3 +419,31 @@ fn derive_shapes() {
     drop(g);
     assert!(wait_until(|| c.load(SeqCst) == 1));
 }
+
+mod reexported {
+    //! The derive through a re-export, as the `gort` facade will use it.
+    pub mod facade {
+        pub use gort_gc as gc;
+    }
+
+    #[derive(facade::gc::Trace)]
+    #[gc(crate = "facade::gc")]
+    struct Via {
+        next: std::sync::Mutex<Option<facade::gc::Gc<Via>>>,
+    }
+
+    #[test]
+    fn derive_with_crate_path() {
+        let v = facade::gc::Gc::new(Via {
+            next: std::sync::Mutex::new(None),
+        });
+        *v.next.lock().unwrap() = Some(v.clone());
+        let w = facade::gc::Gc::downgrade(&v);
+        drop(v);
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while w.upgrade().is_some() && std::time::Instant::now() < end {
+            facade::gc::gc();
+        }
+        assert!(w.upgrade().is_none());
+    }
+}

@@ -422,7 +422,7 @@ fn derive_shapes() {
 
 mod reexported {
     //! The derive through a re-export, as the `gort` facade will use it.
-    pub mod facade {
+    pub(crate) mod facade {
         pub use gort_gc as gc;
     }
 

@@ -423,7 +423,7 @@ fn derive_shapes() {
 mod reexported {
     //! The derive through a re-export, as the `gort` facade will use it.
     pub(crate) mod facade {
-        pub use gort_gc as gc;
+        pub(crate) use gort_gc as gc;
     }
 
     #[derive(facade::gc::Trace)]

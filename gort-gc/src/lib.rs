@@ -22,7 +22,7 @@
 //!
 //! let c = Gc::new(Node { name: "c".into(), next: Mutex::new(None) });
 //! set_finalizer(&c, |c| println!("finalizing {}", c.name));
-//! drop(c); // queued to the finalizer goroutine at once
+//! drop(c); // queued at once; runs on the finalizer goroutine after a gc()
 //! ```
 //!
 //! # The problem

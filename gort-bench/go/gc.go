@@ -1,6 +1,6 @@
 // Go's side of the garbage collector workloads (issue 6); see
-// gort-bench/src/gc.rs for the definitions. Called from bench.go's
-// dispatch: `if gcBench(os.Args[1], n) { return }`.
+// gort-bench/src/gc.rs for the definitions. Registered with bench.go's
+// dispatch (the extra list) below.
 package main
 
 import (
@@ -29,6 +29,8 @@ type gcList struct {
 
 // gcBench runs a GC workload; false if w is not one of them. n == 0 means
 // the default size.
+func init() { extra = append(extra, gcBench) }
+
 func gcBench(w string, n int) bool {
 	if n == 0 {
 		n = 1_000_000

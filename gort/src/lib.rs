@@ -11,6 +11,7 @@
 //! | [`gort_sema`] (`gort::sema`) | Go's runtime semaphores: `semacquire`/`semrelease`, `NotifyList`, `Note` |
 //! | [`gort_timer`] (`gort::timer`, `gort::time`) | per-P timer heaps, `sleep`, `RawTimer`; `gort::time` adds Go's channel timers (`Timer`, `Ticker`, `after`, `after_func`) |
 //! | [`gort_netpoll`] (`gort::net`) | the netpoller: `TcpListener`, `TcpStream`, `UdpSocket`, `UnixListener`, `UnixStream`, `UnixDatagram` with deadlines; blocking calls park the goroutine |
+//! | [`gort_gc`] (`gort::gc`) | garbage collection: `Gc<T>` (reference counts + a concurrent cycle collector, no stack scanning, no root registration), `#[derive(Trace)]`, `Weak`, `set_finalizer`, `add_cleanup`, `gc()`, GOGC/GOMEMLIMIT pacing, `read_mem_stats` |
 //! | [`gort_std`] (`gort::sync`) | Go's sync package: `Mutex`, `RwLock`, `WaitGroup`, `Cond`, `Once`, `OnceValue`, `Pool`; channels (`chan`, `Sender`, `Receiver`) and `select!` |
 //!
 //! ```
@@ -41,6 +42,7 @@
 //! never changes OS thread, so thread-locals and `!Send` values on its stack
 //! stay valid across blocking calls (see the `gort_sched` docs).
 
+pub use gort_gc as gc;
 pub use gort_netpoll as net;
 pub use gort_os as os;
 pub use gort_sched as sched;

@@ -2,7 +2,8 @@
 //!
 //! * `cargo xtask bench [WORKLOAD...]` — runs every benchmark workload for gort
 //!   and its peers in the same run (Go when `$GO` or a `go` on `PATH` exists,
-//!   tokio, may, std threads + crossbeam-channel), each in its own process, takes the median of several runs,
+//!   tokio, may, std threads + crossbeam-channel, dumpster for the GC), each in
+//!   its own process, takes the median of several runs,
 //!   prints a table with ratios and writes JSON and an SVG chart under
 //!   `target/bench/`.
 //! * `cargo xtask loom` — runs the loom models of every layer.
@@ -145,6 +146,36 @@ const CASES: &[Case] = &[
         what: "the same: total time to open all and echo once on each",
     },
     Case {
+        workload: "finalizers",
+        peer_workload: None,
+        procs: None,
+        what: "1M objects with a finalizer, all dropped; collect until every finalizer ran (ns per object)",
+    },
+    Case {
+        workload: "cleanups",
+        peer_workload: None,
+        procs: None,
+        what: "the same with AddCleanup",
+    },
+    Case {
+        workload: "gc_cycle",
+        peer_workload: None,
+        procs: None,
+        what: "one full collection with 1M live objects in a linked list, a mutator running",
+    },
+    Case {
+        workload: "gc_pause",
+        peer_workload: None,
+        procs: None,
+        what: "the longest gap the mutator saw meanwhile (OS preemptions of its thread left out)",
+    },
+    Case {
+        workload: "gc_pause_wall",
+        peer_workload: None,
+        procs: None,
+        what: "the same, raw wall-clock gap",
+    },
+    Case {
         workload: "parked_mem",
         peer_workload: None,
         procs: None,
@@ -158,7 +189,7 @@ const CASES: &[Case] = &[
     },
 ];
 
-const PEERS: &[&str] = &["gort", "go", "tokio", "may", "std"];
+const PEERS: &[&str] = &["gort", "go", "tokio", "may", "std", "dumpster"];
 /// Exit status of a bench program without a counterpart for a workload
 /// (gort-bench's NOT_APPLICABLE).
 const NOT_APPLICABLE: i32 = 3;
@@ -222,6 +253,8 @@ fn run_loom(root: &Path) -> ExitCode {
                 "-p",
                 "gort-netpoll",
                 "-p",
+                "gort-gc",
+                "-p",
                 "gort-std",
             ])
             .env("RUSTFLAGS", "--cfg gort_loom")
@@ -268,6 +301,7 @@ fn bench(root: &Path, filter: &[String]) -> ExitCode {
     programs.insert("tokio", bin_dir.join("tokio"));
     programs.insert("may", bin_dir.join("may"));
     programs.insert("std", bin_dir.join("std"));
+    programs.insert("dumpster", bin_dir.join("dumpster"));
     match find_go() {
         Some(go) => {
             let exe = out_dir.join("go-bench");
@@ -411,43 +445,32 @@ type Row<'a> = (String, &'a Case, BTreeMap<&'a str, Result<Sample, String>>);
 
 fn render_table(rows: &[Row<'_>]) -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "\n{:<22} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9}   {:>7} {:>7} {:>7} {:>7}",
-        "workload",
-        "unit",
-        "gort",
-        "go",
-        "tokio",
-        "may",
-        "std",
-        "gort/go",
-        "/tokio",
-        "/may",
-        "/std"
-    );
-    let _ = writeln!(s, "{}", "-".repeat(118));
+    let peers = &PEERS[1..];
+    let _ = write!(s, "\n{:<22} {:<10} {:>9}", "workload", "unit", "gort");
+    for p in peers {
+        let _ = write!(s, " {p:>9}");
+    }
+    let _ = write!(s, "   {:>7}", "gort/go");
+    for p in &peers[1..] {
+        let _ = write!(s, " {:>8}", format!("/{p}"));
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(s, "{}", "-".repeat(46 + 10 * peers.len() + 9 * peers.len()));
     for (label, _, res) in rows {
         let unit = res
             .values()
             .find_map(|r| r.as_ref().ok().map(|s| s.unit.clone()))
             .unwrap_or_default();
         let g = res.get("gort");
-        let _ = writeln!(
-            s,
-            "{:<22} {:<10} {:>9} {:>9} {:>9} {:>9} {:>9}   {:>7} {:>7} {:>7} {:>7}",
-            label,
-            unit,
-            cell(g),
-            cell(res.get("go")),
-            cell(res.get("tokio")),
-            cell(res.get("may")),
-            cell(res.get("std")),
-            ratio(g, res.get("go")),
-            ratio(g, res.get("tokio")),
-            ratio(g, res.get("may")),
-            ratio(g, res.get("std")),
-        );
+        let _ = write!(s, "{:<22} {:<10} {:>9}", label, unit, cell(g));
+        for p in peers {
+            let _ = write!(s, " {:>9}", cell(res.get(p)));
+        }
+        let _ = write!(s, "   {:>7}", ratio(g, res.get("go")));
+        for p in &peers[1..] {
+            let _ = write!(s, " {:>8}", ratio(g, res.get(p)));
+        }
+        let _ = writeln!(s);
     }
     let mut notes = String::new();
     for (label, _, res) in rows {
@@ -555,6 +578,7 @@ fn render_svg(rows: &[Row<'_>]) -> String {
         ("tokio", "#7a5c99"),
         ("may", "#c0804a"),
         ("std", "#888888"),
+        ("dumpster", "#6a9a3a"),
     ];
     let bar_h = 14.0;
     let group_h = bar_h * colors.len() as f64 + 30.0;

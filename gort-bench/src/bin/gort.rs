@@ -64,6 +64,10 @@ fn echo_conn(mut c: TcpStream) {
 
 fn main() {
     let (w, n) = args();
+    // The garbage collector's workloads live in gort_bench::gc.
+    if gort_bench::gc::run(&w, n) {
+        return;
+    }
     match w.as_str() {
         "spawn_join" => {
             let n = n.unwrap_or(1_000_000);

@@ -122,6 +122,12 @@ impl Tracer<'_> {
                 }
             }
             Mode::Sever => {
+                // A handle severed earlier (smuggled out of a previous dead
+                // cycle into this object) points at freed memory: skip it
+                // before reading its header.
+                if gc.tag.load(Relaxed) == SEVERED {
+                    return;
+                }
                 if gc.header().rc.load(SeqCst) & DEAD != 0 {
                     gc.tag.store(SEVERED, Relaxed);
                 }

@@ -192,9 +192,15 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
         Gc::from_inner(h.cast())
     }
 
+    /// The header, for a handle that owns a count. A severed handle (taken
+    /// out of a member of a freed cycle by a Drop impl) owns none and may
+    /// point at freed memory: every use of the header goes through here, so
+    /// such a handle panics before touching it.
     #[inline]
     pub(crate) fn header(&self) -> &Header {
-        // SAFETY: a handle keeps the allocation (and its header) alive.
+        self.check_severed();
+        // SAFETY: a non-severed handle owns a strong count, which keeps the
+        // allocation (and its header) alive.
         unsafe { &self.ptr.as_ref().header }
     }
 
@@ -218,6 +224,7 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
 
     /// The address of the value.
     pub fn as_ptr(this: &Gc<T>) -> *const T {
+        this.check_severed();
         // SAFETY: the handle keeps the allocation alive; no reference is made.
         unsafe { (&raw const (*this.ptr.as_ptr()).value).cast::<T>() }
     }

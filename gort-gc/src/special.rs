@@ -173,11 +173,19 @@ impl Cleanup {
     /// Cancels the cleanup (Go's `Cleanup.Stop`). If the object has already
     /// been freed and the cleanup queued or run, this does nothing.
     pub fn stop(&self) {
-        let mut g = inner(&self.specials);
-        if g.first.as_ref().is_some_and(|(id, _)| *id == self.id) {
-            g.first = None;
-        }
-        g.more.retain(|(id, _)| *id != self.id);
+        // The closure is dropped after the lock is released: it may hold
+        // the last handle to the object (in `arg`), whose release takes
+        // this same lock (review finding: self-deadlock).
+        let removed = {
+            let mut g = inner(&self.specials);
+            if g.first.as_ref().is_some_and(|(id, _)| *id == self.id) {
+                g.first.take()
+            } else {
+                let i = g.more.iter().position(|(id, _)| *id == self.id);
+                i.map(|i| g.more.remove(i))
+            }
+        };
+        drop(removed);
     }
 }
 

@@ -55,7 +55,50 @@ fn drop_using_a_dead_sibling_panics() {
     let h = SMUGGLED.lock().unwrap().take().expect("smuggled");
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h.s.len()));
     assert!(r.is_err());
-    drop(h);
+    // Every operation that would touch the freed header panics first
+    // (review finding: downgrade, strong_count and the specials did not).
+    let ops: Vec<(&str, Box<dyn Fn(&Gc<Bad>)>)> = vec![
+        ("clone", Box::new(|h| drop(h.clone()))),
+        ("downgrade", Box::new(|h| drop(Gc::downgrade(h)))),
+        ("strong_count", Box::new(|h| drop(Gc::strong_count(h)))),
+        ("as_ptr", Box::new(|h| drop(Gc::as_ptr(h)))),
+        (
+            "set_finalizer",
+            Box::new(|h| gort_gc::set_finalizer(h, |_| {})),
+        ),
+        ("clear_finalizer", Box::new(|h| gort_gc::clear_finalizer(h))),
+        (
+            "add_cleanup",
+            Box::new(|h| drop(gort_gc::add_cleanup(h, |_: u8| {}, 0u8))),
+        ),
+    ];
+    for (name, op) in &ops {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op(&h)));
+        assert!(r.is_err(), "{name} on a severed handle must panic");
+    }
+    // A severed handle stored in a live object that later dies in a cycle
+    // is skipped by that collection's sever pass (it points at freed
+    // memory), and dropping it with the ring is a no-op.
+    let a = Gc::new(Ring {
+        severed: Mutex::new(Some(h)),
+        next: Mutex::new(None),
+    });
+    let b = Gc::new(Ring {
+        severed: Mutex::new(None),
+        next: Mutex::new(Some(a.clone())),
+    });
+    *a.next.lock().unwrap() = Some(b);
+    let w = Gc::downgrade(&a);
+    drop(a);
+    gc();
+    assert!(w.upgrade().is_none(), "the ring was collected");
     // The collector still works afterwards.
     gc();
+}
+
+/// A two-node ring, one node holding a severed handle.
+#[derive(Trace)]
+struct Ring {
+    severed: Mutex<Option<Gc<Bad>>>,
+    next: Mutex<Option<Gc<Ring>>>,
 }

@@ -447,3 +447,16 @@ mod reexported {
         assert!(w.upgrade().is_none());
     }
 }
+
+#[test]
+fn stopping_a_cleanup_whose_arg_holds_the_last_handle() {
+    // Review finding: Cleanup::stop dropped the closure under the specials
+    // lock; the closure's arg held the last handle, whose release takes the
+    // same lock — a self-deadlock. Now the object is simply freed.
+    let c = Arc::new(AtomicUsize::new(0));
+    let x = node(&c);
+    let cleanup = gort_gc::add_cleanup(&x, |_arg: (Gc<Node>,)| {}, (x.clone(),));
+    drop(x);
+    cleanup.stop();
+    assert!(wait_until(|| c.load(SeqCst) == 1));
+}

@@ -175,6 +175,11 @@ pub(crate) fn collect(forced: bool) {
         });
         st = lock(&hp.collector);
     }
+    // A background cycle re-checks its trigger here, after any forced cycle
+    // that ran meanwhile recomputed the goal (GOGC may have been turned off).
+    if !forced && hp.live.load(Relaxed) < hp.next_gc.load(Relaxed) {
+        return;
+    }
     st.running = true;
     st.epoch = st.epoch % 0xffff + 1;
     let epoch = st.epoch;
@@ -202,7 +207,7 @@ pub(crate) fn collect(forced: bool) {
     for f in hooks {
         f();
     }
-    let longest_hold = cycle(epoch, &mut bufs);
+    let (longest_hold, panicked) = cycle(epoch, &mut bufs);
     let live = hp.live.load(Relaxed).max(0);
     {
         let mut st = lock(&hp.collector);
@@ -225,12 +230,23 @@ pub(crate) fn collect(forced: bool) {
         Relaxed,
     );
     drop(done);
+    // A user Drop or Trace impl panicked during the cycle: the cycle was
+    // wound down completely (nothing left pinned or undropped); now the
+    // panic goes on to the caller.
+    if let Some(p) = panicked {
+        std::panic::resume_unwind(p);
+    }
 }
 
+/// A panic caught from user code during a cycle.
+type Panic = Box<dyn std::any::Any + Send>;
+
 /// One cycle. Returns the longest time a registry shard was locked (the
-/// longest a mutator could have waited on the collector), in ns.
-fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
+/// longest a mutator could have waited on the collector), in ns, and the
+/// first panic of a user Trace or Drop impl, if any.
+fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
     let hp = heap();
+    let mut panicked: Option<Panic> = None;
     let Bufs {
         nodes,
         edges,
@@ -324,8 +340,18 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
                 cur: i,
             },
         };
-        // SAFETY: pinned, so the value is alive.
-        unsafe { (h.as_ref().vtable.trace)(h, &mut t) };
+        // A panicking Trace impl must not abandon the cycle (every pinned
+        // object would stay pinned): its object becomes a root (the edges
+        // recorded so far are real, so counts stay conservative) and the
+        // panic resumes once the cycle is wound down.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: pinned, so the value is alive.
+            unsafe { (h.as_ref().vtable.trace)(h, &mut t) };
+        }));
+        if let Err(p) = r {
+            nodes[i].root = true;
+            panicked.get_or_insert(p);
+        }
         nodes[i].end = edges.len() as u32;
     }
 
@@ -428,8 +454,17 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
             unsafe { (h.as_ref().vtable.trace)(h, &mut t) };
         }
         for &h in dead.iter() {
-            // SAFETY: claimed dead: unreachable by every mutator; dropped once.
-            unsafe { (h.as_ref().vtable.drop_value)(h) };
+            // A panicking Drop (e.g. one that used a dead sibling) must not
+            // leave the other dead values undropped or the live ones
+            // pinned: keep going, resume the panic at the end.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // SAFETY: claimed dead: unreachable by every mutator;
+                // dropped once.
+                unsafe { (h.as_ref().vtable.drop_value)(h) };
+            }));
+            if let Err(p) = r {
+                panicked.get_or_insert(p);
+            }
         }
         hp.stats.cycles_freed.fetch_add(dead.len() as u64, Relaxed);
         for &h in dead.iter() {
@@ -449,8 +484,13 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
         let hr = unsafe { h.as_ref() };
         let old = hr.rc.fetch_sub(1, SeqCst);
         if old & STRONG == 1 && old & DEAD == 0 {
-            // SAFETY: we took the count to zero on a live object.
-            unsafe { heap::zero(h) };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // SAFETY: we took the count to zero on a live object.
+                unsafe { heap::zero(h) };
+            }));
+            if let Err(p) = r {
+                panicked.get_or_insert(p);
+            }
         }
     }
     nodes.clear();
@@ -469,7 +509,7 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> u64 {
             longest / 1000
         );
     }
-    longest
+    (longest, panicked)
 }
 
 /// `GORT_GCTRACE=1` prints one line per cycle (Go's `GODEBUG=gctrace=1`).

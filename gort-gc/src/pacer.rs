@@ -235,7 +235,18 @@ fn background() {
             // Re-check: the goal may have moved (GOGC turned off, a forced
             // cycle ran) since the trigger.
             if hp.live.load(Relaxed) >= hp.next_gc.load(Relaxed) {
-                crate::collect::collect(false);
+                // A user Drop/Trace panic must not kill automatic collection
+                // (the cycle itself was wound down before it resumed).
+                if let Err(p) = std::panic::catch_unwind(|| crate::collect::collect(false)) {
+                    let msg = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    eprintln!(
+                        "gort-gc: a Drop or Trace impl panicked in a background collection: {msg}"
+                    );
+                }
             }
             // Allow the next trigger only after the goal was recomputed.
             hp.triggered.store(false, Release);

@@ -42,11 +42,21 @@ fn pair(a: &str, b: &str) {
 
 #[test]
 fn drop_using_a_dead_sibling_panics() {
+    // A live object pinned by the cycle that panics is unpinned anyway
+    // (review finding: a panic used to leave every examined object pinned,
+    // so none could be freed again).
+    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let keep = Gc::new(Flag(dropped.clone()));
     pair("user", "user");
     let r = std::panic::catch_unwind(gc);
     let e = r.expect_err("using a dead sibling must panic");
     let msg = e.downcast_ref::<&str>().copied().unwrap_or_default();
     assert!(msg.contains("collected"), "{msg}");
+    drop(keep);
+    assert!(
+        dropped.load(std::sync::atomic::Ordering::SeqCst),
+        "left pinned by the panicking cycle"
+    );
 
     // A handle moved out of a dying cycle is inert: dropping it is a no-op
     // and using it panics.
@@ -57,16 +67,27 @@ fn drop_using_a_dead_sibling_panics() {
     assert!(r.is_err());
     // Every operation that would touch the freed header panics first
     // (review finding: downgrade, strong_count and the specials did not).
-    let ops: Vec<(&str, Box<dyn Fn(&Gc<Bad>)>)> = vec![
+    type Op = Box<dyn Fn(&Gc<Bad>)>;
+    let ops: Vec<(&str, Op)> = vec![
         ("clone", Box::new(|h| drop(h.clone()))),
         ("downgrade", Box::new(|h| drop(Gc::downgrade(h)))),
-        ("strong_count", Box::new(|h| drop(Gc::strong_count(h)))),
-        ("as_ptr", Box::new(|h| drop(Gc::as_ptr(h)))),
+        (
+            "strong_count",
+            Box::new(|h| {
+                let _ = Gc::strong_count(h);
+            }),
+        ),
+        (
+            "as_ptr",
+            Box::new(|h| {
+                let _ = Gc::as_ptr(h);
+            }),
+        ),
         (
             "set_finalizer",
             Box::new(|h| gort_gc::set_finalizer(h, |_| {})),
         ),
-        ("clear_finalizer", Box::new(|h| gort_gc::clear_finalizer(h))),
+        ("clear_finalizer", Box::new(gort_gc::clear_finalizer)),
         (
             "add_cleanup",
             Box::new(|h| drop(gort_gc::add_cleanup(h, |_: u8| {}, 0u8))),
@@ -94,6 +115,18 @@ fn drop_using_a_dead_sibling_panics() {
     assert!(w.upgrade().is_none(), "the ring was collected");
     // The collector still works afterwards.
     gc();
+}
+
+/// Sets its flag when dropped.
+struct Flag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+impl Drop for Flag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+// SAFETY: no handles.
+unsafe impl Trace for Flag {
+    fn trace(&self, _: &mut gort_gc::Tracer<'_>) {}
 }
 
 /// A two-node ring, one node holding a severed handle.

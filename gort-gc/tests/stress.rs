@@ -13,6 +13,10 @@ const MAGIC: u64 = 0x5AFE_C0DE_5AFE_C0DE;
 const POISON: u64 = 0xDEAD_DEAD_DEAD_DEAD;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
+/// Both tests allocate counted nodes; the rewiring test ends by asserting
+/// that none is left, so they take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 #[derive(Trace)]
 struct SNode {
     #[gc(skip)]
@@ -178,6 +182,7 @@ fn spin(us: usize) {
 
 #[test]
 fn hidden_moves_during_collections() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // The mutators allocate first, so their registry shards come before the
     // ballast's and their objects are traced before it: the window between
     // a mutator object's trace and the decision is the ballast's trace.
@@ -215,6 +220,7 @@ fn hidden_moves_during_collections() {
 #[test]
 #[cfg_attr(miri, ignore = "goroutines (corosensei stacks)")]
 fn graph_rewired_during_collections() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let iters = if cfg!(miri) { 200 } else { 300_000 };
     let roots: Roots = Arc::new((0..32).map(|_| Mutex::new(Some(new_node()))).collect());
     // Ballast: live objects that make each collection long enough for the

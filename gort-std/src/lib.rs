@@ -33,6 +33,8 @@
 mod chan;
 #[cfg(not(gort_loom))]
 mod cond;
+#[cfg(not(gort_loom))]
+mod gc_trace;
 mod loom;
 mod mutex;
 #[cfg(not(gort_loom))]

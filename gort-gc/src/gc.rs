@@ -339,6 +339,52 @@ impl<T: Trace + Send + Sync + 'static + Default> Default for Gc<T> {
     }
 }
 
+// Comparison and hashing look at the values, as for `Arc` (use
+// [`Gc::ptr_eq`] for identity).
+impl<T: Trace + Send + Sync + 'static + PartialEq> PartialEq for Gc<T> {
+    fn eq(&self, other: &Gc<T>) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static + Eq> Eq for Gc<T> {}
+
+impl<T: Trace + Send + Sync + 'static + PartialOrd> PartialOrd for Gc<T> {
+    fn partial_cmp(&self, other: &Gc<T>) -> Option<std::cmp::Ordering> {
+        (**self).partial_cmp(&**other)
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static + Ord> Ord for Gc<T> {
+    fn cmp(&self, other: &Gc<T>) -> std::cmp::Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static + std::hash::Hash> std::hash::Hash for Gc<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static> fmt::Pointer for Gc<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Pointer::fmt(&Gc::as_ptr(self), f)
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static> AsRef<T> for Gc<T> {
+    fn as_ref(&self) -> &T {
+        self
+    }
+}
+
+impl<T: Trace + Send + Sync + 'static> std::borrow::Borrow<T> for Gc<T> {
+    fn borrow(&self) -> &T {
+        self
+    }
+}
+
 /// A weak pointer to a managed object (Go's `weak.Pointer`): it does not
 /// keep the object alive, and [`Weak::upgrade`] fails once the object has
 /// been collected — or, for an object with a finalizer, as soon as the

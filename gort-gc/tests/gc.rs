@@ -460,3 +460,22 @@ fn stopping_a_cleanup_whose_arg_holds_the_last_handle() {
     cleanup.stop();
     assert!(wait_until(|| c.load(SeqCst) == 1));
 }
+
+#[test]
+fn comparisons_and_hashing_use_the_values() {
+    use std::collections::{BTreeSet, HashSet};
+    let a = Gc::new(7u32);
+    let b = Gc::new(7u32);
+    let c = Gc::new(9u32);
+    assert_eq!(a, b);
+    assert!(!Gc::ptr_eq(&a, &b));
+    assert!(a < c);
+    let hs: HashSet<Gc<u32>> = [a.clone(), b.clone(), c.clone()].into_iter().collect();
+    assert_eq!(hs.len(), 2);
+    assert!(hs.contains(&7u32)); // Borrow<T>
+    let bs: BTreeSet<Gc<u32>> = [c.clone(), a.clone()].into_iter().collect();
+    assert_eq!(bs.iter().map(|g| **g).collect::<Vec<_>>(), [7, 9]);
+    assert_eq!(format!("{:p}", a), format!("{:p}", Gc::as_ptr(&a)));
+    let r: &u32 = a.as_ref();
+    assert_eq!(*r, 7);
+}

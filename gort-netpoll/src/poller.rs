@@ -1,8 +1,12 @@
-//! The poller driver: one OS poller (an epoll instance, registered through
-//! the `polling` crate) for
-//! the process, plugged into gort-sched as a blocking [`Source`]; the
-//! never-freed [`PollDesc`]s it reports readiness into; and their deadline
-//! timers.
+//! The poller driver: one OS poller for the process (an epoll instance,
+//! registered through the `polling` crate), plugged into gort-sched as a
+//! blocking [`Source`]; the never-freed [`PollDesc`]s it reports readiness
+//! into; and their deadline timers.
+//!
+//! A stale event (for a descriptor closed after epoll reported it) either
+//! fails the generation check or, if the PollDesc was reused in between,
+//! marks the new owner ready once: a spurious readiness, which costs one
+//! system call returning `WouldBlock` and is never a lost one.
 
 use crate::loom::{AtomicBool, AtomicUsize, Ordering, UnsafeCell};
 use crate::pd::{Dir, PollError, CLOSING, EXPIRED};
@@ -42,7 +46,7 @@ const GEN_MASK: usize = 0xffff;
 impl PollDesc {
     fn key(&'static self) -> usize {
         let addr = self as *const PollDesc as usize;
-        debug_assert_eq!(addr >> GEN_SHIFT, 0, "PollDesc address above 2^48");
+        assert_eq!(addr >> GEN_SHIFT, 0, "gort-netpoll: PollDesc address above 2^48");
         addr | ((self.generation.load(Ordering::Relaxed) & GEN_MASK) << GEN_SHIFT)
     }
 

@@ -46,7 +46,11 @@ const GEN_MASK: usize = 0xffff;
 impl PollDesc {
     fn key(&'static self) -> usize {
         let addr = self as *const PollDesc as usize;
-        assert_eq!(addr >> GEN_SHIFT, 0, "gort-netpoll: PollDesc address above 2^48");
+        assert_eq!(
+            addr >> GEN_SHIFT,
+            0,
+            "gort-netpoll: PollDesc address above 2^48"
+        );
         addr | ((self.generation.load(Ordering::Relaxed) & GEN_MASK) << GEN_SHIFT)
     }
 

@@ -40,6 +40,10 @@ const SPIN_PAUSES: u32 = 200;
 pub struct RawLock {
     /// Written by lockers (CAS/swap) and the unlocker (swap to UNLOCKED).
     key: AtomicU32,
+    /// Under loom: creation order, the lock-ordering key (see
+    /// [`RawLock::order_key`]). Written once at creation.
+    #[cfg(gort_loom)]
+    seq: u64,
 }
 
 impl Default for RawLock {
@@ -60,8 +64,29 @@ impl RawLock {
     /// An unlocked lock.
     #[cfg(gort_loom)]
     pub fn new() -> Self {
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         RawLock {
             key: AtomicU32::new(UNLOCKED),
+            seq: SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// A total order for taking several of these locks (select locks its
+    /// channels in this order): the lock's address — except under loom,
+    /// where it is the creation order. Addresses of a model's objects can
+    /// differ between loom's executions (the allocator is shared with other
+    /// tests), which flipped the lock order between replays of the same
+    /// schedule ("expected to be able to acquire lock"); creation order is
+    /// the same in every execution.
+    #[inline]
+    pub fn order_key(&self) -> usize {
+        #[cfg(not(gort_loom))]
+        {
+            self as *const RawLock as usize
+        }
+        #[cfg(gort_loom)]
+        {
+            self.seq as usize + 1
         }
     }
 

@@ -35,7 +35,7 @@ struct Case<'a> {
 impl Case<'_> {
     #[inline]
     fn addr(&self) -> usize {
-        self.lock as *const RawLock as usize
+        self.lock.order_key()
     }
 }
 
@@ -283,7 +283,8 @@ impl<'a> Select<'a> {
             poll[i] = poll[j];
             poll[j] = i as u16;
         }
-        // Lock order: by channel address; cases on the same channel keep
+        // Lock order: by channel (lock address; creation order under loom,
+        // see RawLock::order_key); cases on the same channel keep
         // their random poll order (a stable insertion sort), so pass 2
         // queues them in random order too and neither is always served
         // first. Selects are small; this is what Go does too (heap sort

@@ -62,6 +62,17 @@ fn echo_conn(mut c: TcpStream) {
     }
 }
 
+/// An echo server on 127.0.0.1 (a goroutine per connection); its address.
+fn echo_server() -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    gort::go(move || loop {
+        let (c, _) = l.accept().unwrap();
+        gort::go(move || echo_conn(c));
+    });
+    addr
+}
+
 fn main() {
     let (w, n) = args();
     // The garbage collector's workloads live in gort_bench::gc.
@@ -405,12 +416,7 @@ fn main() {
         "tcp_echo" => {
             let msgs = n.unwrap_or(10_000);
             let el = gort::run(move || {
-                let l = TcpListener::bind("127.0.0.1:0").unwrap();
-                let addr = l.local_addr().unwrap();
-                gort::go(move || loop {
-                    let (c, _) = l.accept().unwrap();
-                    gort::go(move || echo_conn(c));
-                });
+                let addr = echo_server();
                 let wg = Arc::new(WaitGroup::new());
                 let t0 = Instant::now();
                 for i in 0..TCP_ECHO_CLIENTS {
@@ -432,12 +438,7 @@ fn main() {
         "tcp_conns" | "tcp_conns_ms" => {
             raise_nofile();
             let el = gort::run(move || {
-                let l = TcpListener::bind("127.0.0.1:0").unwrap();
-                let addr = l.local_addr().unwrap();
-                gort::go(move || loop {
-                    let (c, _) = l.accept().unwrap();
-                    gort::go(move || echo_conn(c));
-                });
+                let addr = echo_server();
                 let t0 = Instant::now();
                 let mut conns: Vec<TcpStream> = (0..TCP_CONNS)
                     .map(|_| TcpStream::connect(addr).unwrap())

@@ -28,6 +28,17 @@ fn echo_conn(mut c: TcpStream) {
     }
 }
 
+/// An echo server on 127.0.0.1 (a coroutine per connection); its address.
+fn echo_server() -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    may::go!(move || loop {
+        let (c, _) = l.accept().unwrap();
+        may::go!(move || echo_conn(c));
+    });
+    addr
+}
+
 fn main() {
     let (w, n) = args();
     may::config().set_workers(procs());
@@ -161,12 +172,7 @@ fn main() {
         }
         "tcp_echo" => {
             let msgs = n.unwrap_or(10_000);
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = l.local_addr().unwrap();
-            may::go!(move || loop {
-                let (c, _) = l.accept().unwrap();
-                may::go!(move || echo_conn(c));
-            });
+            let addr = echo_server();
             let t0 = Instant::now();
             let hs: Vec<_> = (0..TCP_ECHO_CLIENTS)
                 .map(|i| {
@@ -188,12 +194,7 @@ fn main() {
         }
         "tcp_conns" | "tcp_conns_ms" => {
             raise_nofile();
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = l.local_addr().unwrap();
-            may::go!(move || loop {
-                let (c, _) = l.accept().unwrap();
-                may::go!(move || echo_conn(c));
-            });
+            let addr = echo_server();
             let el = may::go!(move || {
                 let t0 = Instant::now();
                 let mut conns: Vec<TcpStream> = (0..TCP_CONNS)

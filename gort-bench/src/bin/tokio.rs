@@ -29,6 +29,19 @@ async fn echo_conn(mut c: TcpStream) {
     }
 }
 
+/// An echo server on 127.0.0.1 (a task per connection); its address.
+async fn echo_server() -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (c, _) = l.accept().await.unwrap();
+            tokio::spawn(echo_conn(c));
+        }
+    });
+    addr
+}
+
 fn main() {
     let (w, n) = args();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -266,14 +279,7 @@ fn main() {
         "tcp_echo" => {
             let msgs = n.unwrap_or(10_000);
             let el = rt.block_on(async move {
-                let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let addr = l.local_addr().unwrap();
-                tokio::spawn(async move {
-                    loop {
-                        let (c, _) = l.accept().await.unwrap();
-                        tokio::spawn(echo_conn(c));
-                    }
-                });
+                let addr = echo_server().await;
                 let t0 = Instant::now();
                 let hs: Vec<_> = (0..TCP_ECHO_CLIENTS)
                     .map(|i| {
@@ -298,14 +304,7 @@ fn main() {
         "tcp_conns" | "tcp_conns_ms" => {
             raise_nofile();
             let el = rt.block_on(async move {
-                let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                let addr = l.local_addr().unwrap();
-                tokio::spawn(async move {
-                    loop {
-                        let (c, _) = l.accept().await.unwrap();
-                        tokio::spawn(echo_conn(c));
-                    }
-                });
+                let addr = echo_server().await;
                 let t0 = Instant::now();
                 let mut conns = Vec::with_capacity(TCP_CONNS);
                 for _ in 0..TCP_CONNS {

@@ -54,6 +54,8 @@ use std::sync::{Mutex, OnceLock};
 pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
 /// Smallest stack we hand out.
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
+/// Largest stack we hand out (Go's default `debug.SetMaxStack` on 64-bit).
+pub const MAX_STACK_SIZE: usize = 1 << 30;
 /// Bytes at the bottom of a slab stack that must stay zero.
 pub const CANARY_LEN: usize = 64;
 /// Free stacks one thread keeps warm.
@@ -83,10 +85,11 @@ pub fn page_size() -> usize {
 }
 
 /// Rounds a requested stack size to what we map: a page multiple, at least
-/// [`MIN_STACK_SIZE`].
+/// [`MIN_STACK_SIZE`] and at most [`MAX_STACK_SIZE`] (larger requests are
+/// clamped here; [`Stack::new`] rejects them).
 pub fn round_stack_size(size: usize) -> usize {
     let ps = page_size();
-    size.max(MIN_STACK_SIZE).div_ceil(ps) * ps
+    size.clamp(MIN_STACK_SIZE, MAX_STACK_SIZE).div_ceil(ps) * ps
 }
 
 /// Caps how many guarded stacks may exist at once; stacks beyond it come from
@@ -202,7 +205,17 @@ pub struct Stack {
 impl Stack {
     /// Takes a stack of at least `size` bytes (rounded by
     /// [`round_stack_size`]) from the pool, mapping a new one if needed.
+    ///
+    /// # Errors
+    /// `InvalidInput` if `size` exceeds [`MAX_STACK_SIZE`]; the OS error if
+    /// no memory could be mapped.
     pub fn new(size: usize) -> io::Result<Stack> {
+        if size > MAX_STACK_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a {size}-byte stack exceeds the maximum of {MAX_STACK_SIZE} bytes"),
+            ));
+        }
         let size = round_stack_size(size);
         if let Some(raw) = LOCAL.with(|l| l.borrow_mut().take(size)) {
             return Ok(Stack { raw });

@@ -182,7 +182,16 @@ mod api {
 
     /// Starts the runtime with an explicit configuration instead of the
     /// environment. Returns false (and changes nothing) if it already runs.
+    ///
+    /// # Panics
+    /// If `cfg.procs` is not from 1 to [`MAX_PROCS`], or `cfg.stack_size`
+    /// is not from [`gort_os::stack::MIN_STACK_SIZE`] to
+    /// [`gort_os::stack::MAX_STACK_SIZE`] (the same ranges `GOMAXPROCS` and
+    /// `GORT_STACK_SIZE` accept).
     pub fn init(cfg: Config) -> bool {
+        if let Err(e) = crate::rt::check_config(&cfg) {
+            panic!("gort::init: {e}");
+        }
         crate::rt::init(cfg)
     }
 

@@ -1,10 +1,12 @@
 //! The park/ready handshake, shared by goroutines and plain OS threads.
 //!
 //! One 64-bit word per waiter: `epoch << 2 | state`, state one of `EMPTY`,
-//! `NOTIFIED`, `PARKED`. A [`crate::Waiter`] remembers the epoch it was made
-//! in; it can wake only the park of that epoch. Every completed park (and
-//! every goroutine exit) advances the epoch, so a stale waiter is a no-op
-//! instead of a spurious wake-up of some later park.
+//! `NOTIFIED`, `PARKED`. Making a [`crate::Waiter`] starts a new epoch
+//! ([`ParkState::new_epoch`]); the waiter can wake only the park of that
+//! epoch. Every new waiter, every completed or abandoned park and every
+//! goroutine exit advances the epoch, so a stale waiter is a no-op instead
+//! of a spurious wake-up of some later park — in particular of a park inside
+//! the runtime (a channel receive, a semaphore) whose own waiter is newer.
 //!
 //! ```text
 //!   parker                               waker (epoch e)
@@ -22,7 +24,8 @@
 //! interleaving loses a wake-up (see `tests/loom_park.rs`).
 //!
 //! # Invariants
-//! * Only the owner moves `EMPTY -> PARKED` and `NOTIFIED -> EMPTY`.
+//! * Only the owner moves `EMPTY -> PARKED` and `NOTIFIED -> EMPTY`, and
+//!   only the owner starts a new epoch from `EMPTY`/`NOTIFIED`.
 //! * Only a waker of the current epoch moves `PARKED -> (e+1, EMPTY)`, and
 //!   then it alone is responsible for resuming the owner.
 
@@ -60,6 +63,35 @@ impl ParkState {
     #[inline]
     pub(crate) fn epoch(&self) -> u64 {
         self.word.load(Ordering::Acquire) >> 2
+    }
+
+    /// Owner, making a new waiter: starts a fresh epoch and returns it. Every
+    /// waiter made earlier goes stale (its `notify` becomes a no-op), and a
+    /// token an earlier waiter left (`NOTIFIED`) is discarded: it was for a
+    /// park that never happened, or that nobody owns any more. This is what
+    /// makes a leftover or late waiter harmless to every later park — the
+    /// runtime's own waits always make their waiter just before parking.
+    #[inline]
+    pub(crate) fn new_epoch(&self) -> u64 {
+        let mut w = self.word.load(Ordering::Acquire);
+        loop {
+            // The owner is running, so the state is EMPTY or NOTIFIED; a
+            // concurrent notify can only move EMPTY -> NOTIFIED (retried).
+            debug_assert_ne!(w & STATE, PARKED, "new_epoch while parked");
+            let e = (w >> 2) + 1;
+            // AcqRel: Release orders the owner's earlier writes before any
+            // waker of the new epoch; Acquire pairs with a stale waker's
+            // notify (its writes are visible, though its token is dropped).
+            match self.word.compare_exchange_weak(
+                w,
+                e << 2 | EMPTY,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return e,
+                Err(cur) => w = cur,
+            }
+        }
     }
 
     /// Waker side.
@@ -147,22 +179,11 @@ impl ParkState {
             .is_ok()
     }
 
-    /// Owner exits or is reused: waiters for its current epoch go stale.
+    /// Owner exits, is reused, or abandons a park: waiters for its current
+    /// epoch go stale.
     #[cfg_attr(gort_loom, allow(dead_code))]
+    #[inline]
     pub(crate) fn retire(&self) {
-        let w = self.word.load(Ordering::Acquire);
-        // The owner is running, so the state is EMPTY or NOTIFIED; a
-        // concurrent notify can only move EMPTY -> NOTIFIED, retried here.
-        let mut w = w;
-        loop {
-            let new = ((w >> 2) + 1) << 2 | EMPTY;
-            match self
-                .word
-                .compare_exchange(w, new, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return,
-                Err(cur) => w = cur,
-            }
-        }
+        self.new_epoch();
     }
 }

@@ -12,7 +12,7 @@ use crate::loom::{
 use crate::park_state::ParkState;
 use crate::runq::RunQueue;
 use crate::source::Source;
-use crate::task::{Payload, TaskVtable, DONE, RUNNING, WAITING};
+use crate::task::{Payload, TaskVtable, DETACHED, DONE, RUNNING, WAITING};
 use crate::waiter::{park, WaitReason, Waiter};
 use gort_os::clock::nanotime;
 use gort_os::context::{Context, Label, Resumed, Suspender};
@@ -368,6 +368,32 @@ fn start_default() -> &'static Sched {
     })
 }
 
+/// Checks an explicit configuration against the ranges the environment
+/// variables accept.
+pub(crate) fn check_config(cfg: &Config) -> Result<(), crate::config::ConfigError> {
+    use gort_os::stack::{MAX_STACK_SIZE, MIN_STACK_SIZE};
+    let err = |var, value: usize, reason: String| crate::config::ConfigError {
+        var,
+        value: value.to_string(),
+        reason,
+    };
+    if cfg.procs == 0 || cfg.procs > MAX_PROCS {
+        return Err(err(
+            "Config::procs",
+            cfg.procs,
+            format!("must be from 1 to {MAX_PROCS}"),
+        ));
+    }
+    if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&cfg.stack_size) {
+        return Err(err(
+            "Config::stack_size",
+            cfg.stack_size,
+            format!("must be from {MIN_STACK_SIZE} to {MAX_STACK_SIZE} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 /// Starts the runtime with `cfg`; false if it was already running.
 pub(crate) fn init(cfg: Config) -> bool {
     let mut fresh = false;
@@ -512,22 +538,58 @@ pub(crate) fn payload(g: *mut G) -> *mut Payload {
 }
 
 /// Goroutine side of the join handshake, after the result is stored.
+/// Returns true if the handle was dropped meanwhile (state `DETACHED`): the
+/// result is then still the goroutine's, to drop on its own stack.
 ///
 /// # Safety
 /// `g` is the running goroutine, which has written its result.
-pub(crate) unsafe fn join_complete(g: *mut G) {
+pub(crate) unsafe fn join_complete(g: *mut G) -> bool {
     // SAFETY: Gs are immortal.
     let gr = unsafe { &*g };
     // AcqRel: Release publishes the result to the joiner; Acquire pairs
     // with the joiner's Release CAS to WAITING (its waiter is visible).
-    if gr.join_state.swap(DONE as u32, Ordering::AcqRel) == WAITING as u32 {
-        // SAFETY: the joiner stored the waiter before its CAS and will not
-        // touch the cell again.
-        if let Some(w) = unsafe { (*gr.join_waiter.get()).take() } {
-            w.ready();
+    match gr.join_state.swap(DONE as u32, Ordering::AcqRel) {
+        WAITING_U32 => {
+            // SAFETY: the joiner stored the waiter before its CAS and will
+            // not touch the cell again.
+            if let Some(w) = unsafe { (*gr.join_waiter.get()).take() } {
+                w.ready();
+            }
+            false
         }
+        DETACHED_U32 => true,
+        _ => false,
     }
 }
+
+/// Goroutine side, before storing its result: whether the handle is gone
+/// already (then nobody will ever read the result).
+pub(crate) fn join_detached(g: *mut G) -> bool {
+    // SAFETY: Gs are immortal. Acquire pairs with join_detach's CAS.
+    unsafe { &*g }.join_state.load(Ordering::Acquire) == DETACHED as u32
+}
+
+/// Handle side, when it is dropped unjoined: `RUNNING -> DETACHED`, so the
+/// goroutine drops its own result on its own stack. Returns false if the
+/// goroutine has finished already (`DONE`): the result is the handle's to
+/// drop.
+pub(crate) fn join_detach(g: *mut G) -> bool {
+    // SAFETY: Gs are immortal; the caller holds a reference.
+    let gr = unsafe { &*g };
+    // AcqRel: Release/Acquire with the goroutine's swap in join_complete
+    // (whichever runs second sees the other's writes).
+    gr.join_state
+        .compare_exchange(
+            RUNNING as u32,
+            DETACHED as u32,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
+}
+
+const WAITING_U32: u32 = WAITING as u32;
+const DETACHED_U32: u32 = DETACHED as u32;
 
 /// Whether the goroutine has published its result.
 pub(crate) fn join_done(g: *mut G) -> bool {
@@ -788,11 +850,12 @@ fn take_inbox(m: &M, ml: &mut MLocal) {
 // Park / yield from a goroutine
 
 pub(crate) fn park_g<F: FnOnce() -> bool>(g: *mut G, reason: WaitReason, commit: F) {
-    if !commit() {
-        return;
-    }
     // SAFETY: `g` is the running goroutine: this thread holds it.
     let gr = unsafe { &*g };
+    if !commit() {
+        gr.park.retire(); // the abandoned park's waiters go stale
+        return;
+    }
     if gr.park.consume_notified() {
         return; // woken before we even switched
     }

@@ -99,12 +99,23 @@ unsafe impl<T: Send> Send for JoinHandle<T> {}
 impl<T> JoinHandle<T> {
     /// Waits for the goroutine to finish. `Err` if it panicked (with the
     /// payload, like `std::thread`) or called [`goexit`].
+    ///
+    /// # Panics
+    /// If a goroutine joins itself (its own handle reached it): that would
+    /// wait forever.
     pub fn join(self) -> Result<T, JoinError> {
         let g = self.g.as_ptr();
+        assert!(
+            g != rt::current_g(),
+            "JoinHandle::join: goroutine {} tried to join itself (deadlock)",
+            self.id
+        );
+        // Not dropped: the result is taken here, not detached.
+        let this = std::mem::ManuallyDrop::new(self);
         rt::join_wait(g);
         // SAFETY: the goroutine published DONE and we hold our reference.
-        let r = unsafe { (self.take)(rt::payload(g)) };
-        drop(self); // releases the reference
+        let r = unsafe { (this.take)(rt::payload(g)) };
+        rt::release_g(g);
         r
     }
 
@@ -120,8 +131,16 @@ impl<T> JoinHandle<T> {
 }
 
 impl<T> Drop for JoinHandle<T> {
+    /// Detaches the goroutine. Its result is dropped by the goroutine itself
+    /// when it finishes, or here if it has finished already.
     fn drop(&mut self) {
-        rt::release_g(self.g.as_ptr());
+        let g = self.g.as_ptr();
+        if !rt::join_detach(g) {
+            // SAFETY: the goroutine published DONE (the only state besides
+            // RUNNING a handle can see here) and we hold our reference.
+            drop(unsafe { (self.take)(rt::payload(g)) });
+        }
+        rt::release_g(g);
     }
 }
 
@@ -154,7 +173,16 @@ impl Builder {
 
     /// Virtual stack size in bytes (rounded up to whole pages, at least
     /// 16 KiB). Pages are committed only when touched.
+    ///
+    /// # Panics
+    /// If `bytes` exceeds [`gort_os::stack::MAX_STACK_SIZE`] (1 GiB, Go's
+    /// maximum stack).
     pub fn stack_size(mut self, bytes: usize) -> Builder {
+        assert!(
+            bytes <= gort_os::stack::MAX_STACK_SIZE,
+            "Builder::stack_size: {bytes} bytes exceeds the maximum goroutine stack of {} bytes",
+            gort_os::stack::MAX_STACK_SIZE
+        );
         self.stack_size = Some(bytes);
         self
     }

@@ -34,6 +34,9 @@ impl Payload {
 pub(crate) const RUNNING: u8 = 0;
 pub(crate) const DONE: u8 = 1;
 pub(crate) const WAITING: u8 = 2;
+/// The handle was dropped before the goroutine finished: the goroutine
+/// drops its result itself, on its own stack.
+pub(crate) const DETACHED: u8 = 3;
 
 enum State<F, T> {
     Pending(F),
@@ -51,6 +54,15 @@ pub(crate) struct TaskVtable {
 }
 
 pub(crate) struct Task<F, T>(PhantomData<(F, T)>);
+
+/// Drops the result of a goroutine nobody will join, on the goroutine's own
+/// stack (it may block or park). A panicking destructor ends the process, as
+/// std does for a thread's result ("thread result panicked on drop").
+fn drop_detached<T>(r: Result<T, JoinError>) {
+    if panic::catch_unwind(AssertUnwindSafe(move || drop(r))).is_err() {
+        rt::fatal("a detached goroutine's result panicked while being dropped");
+    }
+}
 
 impl<F, T> Task<F, T>
 where
@@ -109,10 +121,21 @@ where
             Err(p) => Err(JoinError::Panic(p)),
         };
         rt::goroutine_done();
+        if rt::join_detached(g) {
+            drop_detached(r);
+            return;
+        }
         // SAFETY: still ours until complete() below publishes DONE.
         unsafe { ptr::write(st, State::Done(r)) };
         // SAFETY: g is the running goroutine.
-        unsafe { rt::join_complete(g) };
+        if unsafe { rt::join_complete(g) } {
+            // Detached while we stored it: nobody will read it, and the
+            // payload is still ours.
+            // SAFETY: as above.
+            if let State::Done(r) = unsafe { ptr::replace(st, State::Taken) } {
+                drop_detached(r);
+            }
+        }
     }
 
     /// Takes the result after the join state became DONE.

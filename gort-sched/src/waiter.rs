@@ -87,6 +87,7 @@ thread_local! {
     });
 }
 
+#[derive(Clone)]
 enum Target {
     /// Goroutine descriptors are never freed (like Go's `allgs`), so the
     /// pointer stays valid; the epoch makes a waiter for a finished park or
@@ -101,11 +102,21 @@ enum Target {
 /// where a waker will find it (under the lock that [`park`]'s commit
 /// releases), and the waker calls [`Waiter::ready`].
 ///
-/// A waiter wakes exactly the next park of its owner after it was created:
+/// A waiter wakes at most the next park of its owner after it was made, and
+/// only while it is the owner's newest waiter:
 /// * `ready` before that park has started makes the park return at once
 ///   (nothing is lost);
-/// * `ready` after that park completed (woken by someone else), or after the
-///   goroutine exited, does nothing.
+/// * `ready` after that park completed or was abandoned (its commit returned
+///   false), after the owner made another waiter, or after the goroutine
+///   exited, does nothing.
+///
+/// So a waiter that outlives its park — kept by mistake, readied late — can
+/// never wake some later, unrelated park of the same goroutine, such as the
+/// runtime's own wait inside a channel receive or a mutex: every wait makes
+/// a fresh waiter. To wake one park from several places (a `select` queued
+/// on many channels), [`Clone`] the waiter: the first `ready` wins, the
+/// others are no-ops.
+#[derive(Clone)]
 pub struct Waiter {
     target: Target,
     epoch: u64,
@@ -131,17 +142,19 @@ impl fmt::Debug for Waiter {
 }
 
 impl Waiter {
-    /// A waiter for the calling goroutine's (or thread's) next park.
+    /// A waiter for the calling goroutine's (or thread's) next park. Every
+    /// waiter made before it by the same goroutine or thread goes stale.
     #[inline]
     pub fn current() -> Waiter {
         match NonNull::new(rt::current_g()) {
             Some(g) => Waiter {
-                // SAFETY: the current G is live (it is running this code).
-                epoch: unsafe { g.as_ref() }.park.epoch(),
+                // SAFETY: the current G is live (it is running this code),
+                // and only it starts new epochs of its park state.
+                epoch: unsafe { g.as_ref() }.park.new_epoch(),
                 target: Target::G(g),
             },
             None => THREAD_WAITER.with(|t| Waiter {
-                epoch: t.state.epoch(),
+                epoch: t.state.new_epoch(),
                 target: Target::Thread(t.clone()),
             }),
         }
@@ -192,6 +205,7 @@ pub fn park<F: FnOnce() -> bool>(reason: WaitReason, commit: F) {
     THREAD_WAITER.with(|t| {
         let epoch = t.state.epoch();
         if !commit() {
+            t.state.retire(); // the abandoned park's waiters go stale
             return;
         }
         if !t.state.try_park() {
@@ -222,6 +236,7 @@ pub fn park_thread_timeout<F: FnOnce() -> bool>(
     THREAD_WAITER.with(|t| {
         let epoch = t.state.epoch();
         if !commit() {
+            t.state.retire();
             return true;
         }
         if !t.state.try_park() {

@@ -267,14 +267,23 @@ fn ready_before_park_is_not_lost_and_stale_waiters_are_noops() {
         let w = Waiter::current();
         w.ready();
         park(WaitReason::Unspecified, || true);
-        // A waiter whose park already completed does nothing to later parks.
+        // A waiter whose park already completed does nothing to later parks,
+        // and neither does a clone of it.
         let w1 = Waiter::current();
-        let w1b = Waiter::current();
+        let w1b = w1.clone();
         w1.ready();
         park(WaitReason::Unspecified, || true);
-        w1b.ready(); // stale: same epoch as w1, which completed
-                     // commit returning false abandons the park.
+        w1b.ready(); // stale: its park completed
+                     // A waiter superseded by a newer one is stale too.
+        let old = Waiter::current();
+        let w3 = Waiter::current();
+        old.ready(); // no-op
+        w3.ready();
+        park(WaitReason::Unspecified, || true);
+        // commit returning false abandons the park; its waiter goes stale.
+        let abandoned = Waiter::current();
         park(WaitReason::Unspecified, || false);
+        abandoned.ready();
         // Now a real park must wait for its own waiter.
         let w2 = Waiter::current();
         let t = std::thread::spawn(move || {

@@ -63,6 +63,7 @@ pub mod shim {
     /// Wakes the next `park` of the thread that made it (all waiters made
     /// before one park share its state, as gort-sched's do through the
     /// epoch).
+    #[derive(Clone)]
     pub struct Waiter(Arc<Inner>);
 
     impl Waiter {

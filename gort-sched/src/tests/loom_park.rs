@@ -76,3 +76,39 @@ fn cancel_racing_notify() {
         assert!(st.woken(epoch));
     });
 }
+
+/// A stale waiter (made before the owner's newest one) racing the owner's
+/// new epoch and park: it never resumes the park; the current waiter does,
+/// exactly once. (Issue 11.2: a late `ready` of an old waiter used to wake
+/// the runtime's next internal park.)
+#[test]
+fn stale_waiter_racing_a_new_epoch_never_wakes() {
+    loom::model(|| {
+        let st = Arc::new(ParkState::new());
+        let resumed_by = Arc::new(AtomicUsize::new(0));
+        let stale = st.new_epoch();
+        let (st2, r2) = (st.clone(), resumed_by.clone());
+        let late = thread::spawn(move || {
+            if st2.notify(stale) == Notify::Resume {
+                r2.fetch_add(100, Ordering::SeqCst);
+            }
+        });
+        let current = st.new_epoch();
+        assert_ne!(stale, current);
+        let (st3, r3) = (st.clone(), resumed_by.clone());
+        let waker = thread::spawn(move || {
+            if st3.notify(current) == Notify::Resume {
+                r3.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        if st.consume_notified() || !st.try_park() {
+            resumed_by.fetch_add(1, Ordering::SeqCst);
+        } else {
+            // Parked: only a waker resumes us; wait for them to finish.
+        }
+        late.join().unwrap();
+        waker.join().unwrap();
+        assert_eq!(resumed_by.load(Ordering::SeqCst), 1);
+        assert!(st.woken(current));
+    });
+}

@@ -344,13 +344,16 @@ impl<'a> Select<'a> {
             // SAFETY: as above.
             unsafe { &(*first).done as *const _ }
         };
+        // One waiter for the one park, cloned into every case: a newer
+        // waiter would make the earlier cases' copies stale.
+        let waiter = Waiter::current();
         for &i in lock.iter() {
             let c = self.case(i as usize);
             // SAFETY: our sudog, not queued; the channel is locked.
             unsafe {
                 (*c.sg).sel_done = done;
                 (*c.sg).result = PENDING;
-                (*c.sg).waiter = Some(Waiter::current());
+                (*c.sg).waiter = Some(waiter.clone());
                 c.chan.enqueue(c.dir, c.sg);
             }
         }

@@ -117,6 +117,8 @@
 
 #[cfg(not(gort_loom))]
 mod config;
+#[cfg(not(gort_loom))]
+mod local;
 mod loom;
 mod park_state;
 #[cfg(not(gort_loom))]
@@ -140,6 +142,7 @@ pub use api::*;
 #[cfg(not(gort_loom))]
 mod api {
     pub use crate::config::{parse_procs, parse_stack_size, Config, ConfigError};
+    pub use crate::local::{AccessError, LocalKey};
     pub use crate::rt::MAX_PROCS;
     pub use crate::source::{note_deadline, register_source, Source};
     pub use crate::spawn::{go, goexit, run, Builder, Goexit, JoinError, JoinHandle};

@@ -89,6 +89,9 @@ pub(crate) struct G {
     /// Closure, then result (task.rs). Owned by the goroutine until DONE,
     /// then by the handle.
     payload: UnsafeCell<Payload>,
+    /// Goroutine-local scopes (local.rs): touched only by the goroutine
+    /// itself, on its own stack, never across a switch. Empty when it exits.
+    locals: UnsafeCell<Vec<crate::local::Entry>>,
     /// Owned by the thread that currently holds the G: the spawner until
     /// queued, then the M that dequeued or runs it. Never accessed by two
     /// threads at once; hand-offs go through queues (Release/Acquire).
@@ -124,6 +127,7 @@ impl G {
             join_state: AtomicU32::new(RUNNING as u32),
             join_waiter: UnsafeCell::new(None),
             payload: UnsafeCell::new(Payload::new()),
+            locals: UnsafeCell::new(Vec::new()),
             inner: UnsafeCell::new(GInner {
                 task: None,
                 ctx: None,
@@ -529,6 +533,16 @@ pub(crate) fn newproc(
     count_goroutines(s, 1);
     runq_put_here(s, g, true);
     (g, goid)
+}
+
+/// The goroutine-local scopes of `g` (local.rs).
+///
+/// # Safety
+/// `g` is the calling goroutine; the borrow ends before it can switch.
+#[allow(clippy::mut_from_ref)]
+pub(crate) unsafe fn locals<'a>(g: *mut G) -> &'a mut Vec<crate::local::Entry> {
+    // SAFETY: only the goroutine itself touches the cell (forwarded).
+    unsafe { &mut *(*g).locals.get() }
 }
 
 /// The payload of a G (task.rs).

@@ -1,0 +1,109 @@
+//! Goroutine-local storage (`goroutine_local!`): per goroutine, even when
+//! goroutines interleave on one OS thread (issue 11.6b, the sound
+//! replacement for LIFO thread-local disciplines such as `scoped-tls`).
+
+use gort_sched::{go, goroutine_local, gosched, init, run, Config};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+goroutine_local! {
+    /// A value per goroutine.
+    static ID: u64;
+    static NAME: String;
+}
+
+fn one_p() {
+    init(Config {
+        procs: 1,
+        ..Config::default()
+    });
+}
+
+#[test]
+fn scope_sets_with_reads_and_nests() {
+    one_p();
+    run(|| {
+        assert!(!ID.is_set());
+        assert!(ID.try_with(|_| ()).is_err());
+        ID.scope(1, || {
+            assert_eq!(ID.get(), 1);
+            ID.scope(2, || assert_eq!(ID.get(), 2));
+            assert_eq!(ID.get(), 1);
+            NAME.scope("x".to_string(), || {
+                NAME.with(|n| assert_eq!(n, "x"));
+                assert_eq!(ID.get(), 1);
+            });
+        });
+        assert!(!ID.is_set());
+    });
+}
+
+/// Goroutines interleaving on one thread each see their own value, in the
+/// order that breaks a thread-local LIFO discipline: A sets and parks, B
+/// sets and parks, A's scope ends first, then B reads, and C sees nothing.
+#[test]
+fn interleaved_goroutines_on_one_thread_see_their_own_values() {
+    one_p();
+    run(|| {
+        let step = Arc::new(AtomicUsize::new(0));
+        let wait_for = |step: &AtomicUsize, n: usize| {
+            while step.load(Ordering::SeqCst) < n {
+                gosched();
+            }
+        };
+        let s = step.clone();
+        let a = go(move || {
+            let t = std::thread::current().id();
+            ID.scope(10, || {
+                s.store(1, Ordering::SeqCst);
+                wait_for(&s, 2); // B sets its value meanwhile
+                assert_eq!(ID.get(), 10);
+            });
+            s.store(3, Ordering::SeqCst);
+            t
+        });
+        let s = step.clone();
+        let b = go(move || {
+            let t = std::thread::current().id();
+            wait_for(&s, 1);
+            ID.scope(20, || {
+                s.store(2, Ordering::SeqCst);
+                wait_for(&s, 3); // A's scope has ended
+                assert_eq!(ID.get(), 20);
+            });
+            assert!(!ID.is_set());
+            t
+        });
+        let (ta, tb) = (a.join().unwrap(), b.join().unwrap());
+        assert_eq!(ta, tb, "one P: both ran on the same thread");
+        let c = go(|| ID.is_set()).join().unwrap();
+        assert!(!c, "a fresh goroutine sees no value");
+    });
+}
+
+#[test]
+fn a_panic_ends_the_scope() {
+    one_p();
+    run(|| {
+        let r = std::panic::catch_unwind(|| ID.scope(5, || panic!("boom")));
+        assert!(r.is_err());
+        assert!(!ID.is_set());
+        ID.scope(6, || assert_eq!(ID.get(), 6));
+    });
+}
+
+#[test]
+fn plain_threads_have_their_own_scopes() {
+    ID.scope(1, || {
+        let t = std::thread::spawn(|| ID.is_set()).join().unwrap();
+        assert!(!t);
+        assert_eq!(ID.get(), 1);
+        assert!(!go(|| ID.is_set()).join().unwrap());
+    });
+}
+
+#[test]
+#[should_panic(expected = "not set in this goroutine")]
+fn with_on_an_unset_key_panics() {
+    ID.with(|_| ());
+}

@@ -119,7 +119,14 @@ pub enum Resumed {
 
 impl Context {
     /// Prepares `f` to run on `stack`. Nothing runs until [`Context::resume`].
-    pub fn new<F>(stack: Stack, label: Label, f: F) -> Context
+    ///
+    /// # Safety
+    /// The code that runs on the context must suspend only through the
+    /// [`Suspender`] it is given, never through another context's: in
+    /// particular it must not block or park a goroutine of gort-sched (whose
+    /// park suspends the *goroutine's* context) while running nested inside
+    /// this one. gort-sched's goroutines are the intended user.
+    pub unsafe fn new<F>(stack: Stack, label: Label, f: F) -> Context
     where
         F: FnOnce(Suspender) + 'static,
     {
@@ -177,10 +184,17 @@ impl Context {
 
     /// Compacts a suspended context (see the module docs): saves its live
     /// stack bytes on the heap and returns the stack's whole region, whose
-    /// pages the caller must then give back (`stack::release_memory`, which
+    /// pages the caller may then give back (`stack::release_memory`, which
     /// batches many) before the next resume. Returns `None` if the context
     /// is not suspended mid-run, or is already compacted.
-    pub fn compact(&mut self) -> Option<(usize, usize)> {
+    ///
+    /// # Safety
+    /// Until the next [`Context::resume`], nothing but this context's own
+    /// code may access its stack: no other thread or context may hold a
+    /// reference into its frames (the resume copies the saved bytes back
+    /// over whatever such an access wrote, and a released page reads as
+    /// zero meanwhile).
+    pub unsafe fn compact(&mut self) -> Option<(usize, usize)> {
         let co = self.co.as_ref()?;
         if self.saved.is_some() || !co.started() || co.done() {
             return None;
@@ -267,12 +281,14 @@ mod tests {
         let log = Rc::new(Cell::new(0));
         let l2 = log.clone();
         let stack = Stack::new(crate::stack::DEFAULT_STACK_SIZE).unwrap();
-        let mut c = Context::new(stack, Label::default(), move |s| {
+        let body = move |s: Suspender| {
             l2.set(1);
             // SAFETY: on this context's own stack while it runs.
             unsafe { s.suspend() };
             l2.set(2);
-        });
+        };
+        // SAFETY: the code suspends only through its own Suspender.
+        let mut c = unsafe { Context::new(stack, Label::default(), body) };
         assert_eq!(log.get(), 0);
         assert_eq!(c.resume(), Resumed::Suspended);
         assert_eq!(log.get(), 1);
@@ -287,7 +303,7 @@ mod tests {
         let stack = Stack::new(crate::stack::DEFAULT_STACK_SIZE).unwrap();
         let out = Rc::new(Cell::new(0u64));
         let o2 = out.clone();
-        let mut c = Context::new(stack, Label::default(), move |s| {
+        let body = move |s: Suspender| {
             // Live data on the stack, and a pointer into it, across the park.
             let mut arr = [0u64; 64];
             for (i, x) in arr.iter_mut().enumerate() {
@@ -298,18 +314,23 @@ mod tests {
             unsafe { s.suspend() };
             // SAFETY: p points into this frame, which is live.
             o2.set(arr.iter().sum::<u64>() + unsafe { *p });
-        });
+        };
+        // SAFETY: the code suspends only through its own Suspender.
+        let mut c = unsafe { Context::new(stack, Label::default(), body) };
         assert_eq!(c.resume(), Resumed::Suspended);
-        let region = c.compact().expect("suspended context compacts");
+        // SAFETY: nothing else touches the context's stack.
+        let region = unsafe { c.compact() }.expect("suspended context compacts");
         assert!(c.is_compacted());
         assert!(
             c.compacted_len() < 4096,
             "saved {} bytes",
             c.compacted_len()
         );
-        assert!(c.compact().is_none(), "already compacted");
+        // SAFETY: as above.
+        assert!(unsafe { c.compact() }.is_none(), "already compacted");
         // Give the pages back, as the scheduler does: they read as zero now.
-        crate::stack::release_memory(vec![region]);
+        // SAFETY: the region of a compacted stack nobody runs on.
+        unsafe { crate::stack::release_memory(vec![region]) };
         assert_eq!(c.resume(), Resumed::Finished);
         assert_eq!(out.get(), (0..64).map(|i| i * 3).sum::<u64>() + 30);
     }
@@ -325,15 +346,19 @@ mod tests {
             }
         }
         let stack = Stack::new(crate::stack::DEFAULT_STACK_SIZE).unwrap();
-        let mut c = Context::new(stack, Label::default(), move |s| {
+        let body = move |s: Suspender| {
             let _d = D(s2, [1, 2, 3, 4, 5, 6, 7, 8]);
             // SAFETY: on this context's own stack while it runs.
             unsafe { s.suspend() };
             unreachable!("never resumed");
-        });
+        };
+        // SAFETY: the code suspends only through its own Suspender.
+        let mut c = unsafe { Context::new(stack, Label::default(), body) };
         c.resume();
-        let region = c.compact().unwrap();
-        crate::stack::release_memory(vec![region]);
+        // SAFETY: nothing else touches the context's stack.
+        let region = unsafe { c.compact() }.unwrap();
+        // SAFETY: the region of a compacted stack nobody runs on.
+        unsafe { crate::stack::release_memory(vec![region]) };
         drop(c);
         assert_eq!(seen.get(), 36, "the destructor saw its data");
     }
@@ -349,12 +374,14 @@ mod tests {
         let dropped = Rc::new(Cell::new(false));
         let d2 = dropped.clone();
         let stack = Stack::new(crate::stack::DEFAULT_STACK_SIZE).unwrap();
-        let mut c = Context::new(stack, Label::default(), move |s| {
+        let body = move |s: Suspender| {
             let _d = D(d2);
             // SAFETY: on this context's own stack while it runs.
             unsafe { s.suspend() };
             unreachable!("never resumed");
-        });
+        };
+        // SAFETY: the code suspends only through its own Suspender.
+        let mut c = unsafe { Context::new(stack, Label::default(), body) };
         c.resume();
         drop(c);
         assert!(dropped.get());

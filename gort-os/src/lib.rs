@@ -9,10 +9,12 @@
 //!   bytes saved on the heap and its pages returned, restored in place on
 //!   resume.
 //! * [`stack`] — stacks, pooled per thread (per M) with a global overflow list
-//!   and batched `madvise`. Guarded stacks (a `PROT_NONE` page under each) while
-//!   the kernel's mapping budget allows; past it, unguarded slab stacks with a
-//!   zero canary checked at every switch, so a million goroutines run on the
-//!   default `vm.max_map_count` of 65530.
+//!   and batched `madvise`. Every stack has a guard page: installed inside
+//!   16 MiB slabs with `MADV_GUARD_INSTALL` (Linux 6.13+), so a million
+//!   guarded goroutines run on the default `vm.max_map_count` of 65530; on
+//!   older kernels, a guard mapping per stack within a budget of that cap,
+//!   then a clear error (or, by an `unsafe` opt-in, canary-checked unguarded
+//!   stacks).
 //! * [`futex`] — waiting on a 32-bit word, and [`futex::Parker`], the one-token
 //!   parker that idle Ms and plain OS threads sleep on.
 //! * [`cell`] — [`cell::UnsafeCell`], checked by loom in model builds.
@@ -53,7 +55,9 @@
 //! * A `Context` is resumed only by one OS thread at a time, and (for the safe
 //!   scheduler API) always the same one.
 //! * While a context runs, the thread-local overflow info points at it.
-//! * A slab stack's canary is zero unless its goroutine overflowed.
+//! * Every stack has a guard page, unless the program called the `unsafe`
+//!   `stack::allow_unguarded_stacks`; an unguarded stack's canary is zero
+//!   unless its goroutine overflowed.
 
 #![cfg(unix)]
 
@@ -73,6 +77,8 @@ pub mod signal;
 pub mod stack;
 #[cfg(not(gort_loom))]
 pub mod thread;
+#[cfg(not(gort_loom))]
+mod valgrind;
 
 #[cfg(all(test, gort_loom))]
 mod tests;

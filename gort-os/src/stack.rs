@@ -1,27 +1,38 @@
-//! Goroutine stacks: guarded mappings while the kernel's mapping budget
-//! allows, unguarded slab stacks with a zero canary after that, both pooled
-//! per M with a global overflow list.
+//! Goroutine stacks: every stack has a guard page, at any goroutine count,
+//! on default sysctls; all are pooled per M with a global overflow list.
 //!
-//! # Two kinds of stack
+//! # A guard page for every stack
 //!
-//! * **Guarded.** One `mmap` of `size + PAGE`, the lowest page `PROT_NONE`.
-//!   Overflow faults on the guard page; the SIGSEGV handler ([`crate::signal`])
-//!   sees the address is the running goroutine's guard and aborts with a
-//!   message naming it. Costs two kernel mappings (VMAs).
-//! * **Slab.** Linux caps mappings at `vm.max_map_count` (65530 by default), so
-//!   guarded stacks alone stop near 32k goroutines. Past a budget of a quarter
-//!   of that cap, stacks are carved from 16 MiB slabs: adjacent stacks with equal
-//!   protection merge into one mapping, so a million stacks need a few thousand
-//!   mappings. There is no guard page. Instead the lowest [`CANARY_LEN`] bytes of
-//!   each stack are a *zero canary*: fresh anonymous memory reads as zero, and
-//!   reading it maps the shared zero page, so the canary costs no RSS. Every
-//!   switch out of a goroutine ([`crate::context::Context::resume`]) checks it;
-//!   a clobbered canary aborts with the goroutine's name. Detection is at the
-//!   next switch, not at the faulting write: by then the overflow may have
-//!   written into the neighbouring stack, so the process aborts and never runs
-//!   on. Programs that need exact overflow detection for every goroutine keep
-//!   their goroutine count under the guarded budget
-//!   ([`set_guarded_stack_limit`]).
+//! A running goroutine that overflows its stack must be stopped at the
+//! faulting access, before it writes a byte of anybody else's memory. Only a
+//! hardware guard does that; a canary checked at the next switch detects the
+//! damage after a neighbour's stack was already trampled. Three ways to get
+//! a stack, in order of preference:
+//!
+//! * **Guarded slab** (Linux 6.13+, `madvise(MADV_GUARD_INSTALL)`). Stacks
+//!   are carved from 16 MiB slabs, each slot a guard page followed by the
+//!   stack; the guard is installed *inside* the slab's one mapping, so a
+//!   million stacks need a few thousand mappings, not two million. The guard
+//!   costs about a microsecond, once per slot (slots are pooled, never
+//!   unmapped, and the guard survives `MADV_DONTNEED`). Probed once at
+//!   first use; `GORT_STACK_GUARD=mappings` or [`disable_guard_install`]
+//!   pretend it is missing.
+//! * **Guarded mapping** (older kernels). One `mmap` of `size + PAGE`, the
+//!   lowest page `PROT_NONE`: two kernel mappings (VMAs) per stack, and
+//!   Linux caps a process at `vm.max_map_count` (65530 by default). gort
+//!   keeps to a budget of a quarter of that cap ([`set_guarded_stack_limit`]
+//!   changes it); past it, a new stack is an error naming the sysctl, which
+//!   the runtime reports as a fatal error when it starts the goroutine.
+//! * **Unguarded canary slab**, only after the `unsafe`
+//!   [`allow_unguarded_stacks`] (older kernels, past the budget). Adjacent
+//!   stacks with no guard; the lowest [`CANARY_LEN`] bytes of each are a
+//!   zero canary checked at every switch out of a goroutine. A clobbered
+//!   canary aborts naming the goroutine — after the fact, which is why this
+//!   is an opt-in whose contract is that no goroutine overflows.
+//!
+//! In all guarded cases the SIGSEGV handler ([`crate::signal`]) sees that
+//! the fault address is the running goroutine's guard and aborts with a
+//! message naming it.
 //!
 //! # Pooling
 //!
@@ -41,12 +52,14 @@
 //! # Invariants
 //! * A `RawStack` is in exactly one place: owned by a [`Stack`], in one
 //!   thread's cache, or in the global list.
-//! * The canary bytes of a slab stack are zero whenever no goroutine has
-//!   overflowed it.
+//! * A guarded stack's guard page faults on every access for the life of
+//!   the process (guards are never removed; slots are never unmapped).
+//! * Unguarded stacks exist only after [`allow_unguarded_stacks`]; their
+//!   canary bytes are zero whenever no goroutine has overflowed them.
 
 use std::cell::RefCell;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Default goroutine stack size (virtual; pages are committed when touched).
@@ -70,12 +83,21 @@ const SLAB_BYTES: usize = 16 << 20;
 /// saved stack pointer); keeps corosensei's base 16-byte aligned.
 const SP_SLOT_RESERVE: usize = 16;
 
-/// Guarded stacks alive now (written on map/unmap; read for the budget).
+/// Guarded mappings alive now (written when one is mapped; read for the
+/// budget). Relaxed: a budget, not a synchronisation.
 static GUARDED_LIVE: AtomicUsize = AtomicUsize::new(0);
-/// Slab stacks handed out (they are never unmapped; they return to the pool).
-static SLAB_CARVED: AtomicUsize = AtomicUsize::new(0);
+/// Slab stacks carved with an installed guard page (never unmapped).
+static GUARD_SLAB_CARVED: AtomicUsize = AtomicUsize::new(0);
+/// Unguarded canary slab stacks carved (never unmapped).
+static CANARY_CARVED: AtomicUsize = AtomicUsize::new(0);
 /// usize::MAX means "not set; derive from vm.max_map_count".
 static GUARDED_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// Set by [`disable_guard_install`]: later stacks use guard mappings.
+static NO_GUARD_INSTALL: AtomicBool = AtomicBool::new(false);
+/// Set by [`allow_unguarded_stacks`].
+static UNGUARDED_OK: AtomicBool = AtomicBool::new(false);
+/// `madvise` advice that installs guard pages inside a mapping (Linux 6.13).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
 
 /// The page size.
 pub fn page_size() -> usize {
@@ -92,10 +114,70 @@ pub fn round_stack_size(size: usize) -> usize {
     size.clamp(MIN_STACK_SIZE, MAX_STACK_SIZE).div_ceil(ps) * ps
 }
 
-/// Caps how many guarded stacks may exist at once; stacks beyond it come from
-/// slabs. The default is a quarter of `vm.max_map_count`.
+/// On kernels without `MADV_GUARD_INSTALL`: caps how many guarded stack
+/// mappings may exist at once (each costs two of the process's
+/// `vm.max_map_count` mappings). The default is a quarter of that cap. A
+/// stack beyond it is an error, unless [`allow_unguarded_stacks`] was called.
+/// Has no effect where guards are installed inside slabs.
 pub fn set_guarded_stack_limit(n: usize) {
     GUARDED_LIMIT.store(n, Ordering::Relaxed);
+}
+
+/// Makes stacks mapped from now on use guard *mappings* (two VMAs each,
+/// within the [`set_guarded_stack_limit`] budget), as on kernels older than
+/// Linux 6.13 that lack `MADV_GUARD_INSTALL`. For tests and comparisons;
+/// the environment variable `GORT_STACK_GUARD=mappings` does the same from
+/// the start. Every stack stays guarded either way.
+pub fn disable_guard_install() {
+    NO_GUARD_INSTALL.store(true, Ordering::Relaxed);
+}
+
+/// Lets stacks beyond the guarded-mapping budget come from unguarded slabs
+/// (only on kernels without `MADV_GUARD_INSTALL`, or after
+/// [`disable_guard_install`]). Their overflow is detected by a canary at the
+/// goroutine's next switch, after it may already have written into a
+/// neighbouring stack; the process then aborts.
+///
+/// # Safety
+/// No goroutine may overflow its stack: an overflow on an unguarded stack
+/// corrupts another goroutine's stack (undefined behaviour) before it is
+/// detected. Size stacks for the deepest recursion ([`crate::stack`]'s
+/// `MAX_STACK_SIZE` allows up to 1 GiB of virtual space, committed lazily).
+pub unsafe fn allow_unguarded_stacks() {
+    UNGUARDED_OK.store(true, Ordering::Relaxed);
+}
+
+/// Whether new stacks get their guard page inside a slab
+/// (`MADV_GUARD_INSTALL`, probed once), else a guard mapping each.
+pub fn guard_install_available() -> bool {
+    static PROBE: OnceLock<bool> = OnceLock::new();
+    if NO_GUARD_INSTALL.load(Ordering::Relaxed) {
+        return false;
+    }
+    *PROBE.get_or_init(|| {
+        if std::env::var_os("GORT_STACK_GUARD").is_some_and(|v| v == "mappings") {
+            return false;
+        }
+        let ps = page_size();
+        // SAFETY: a fresh two-page anonymous mapping, ours alone; we install
+        // a guard in its first page and unmap the whole of it.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                2 * ps,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                return false;
+            }
+            let ok = libc::madvise(p, ps, MADV_GUARD_INSTALL) == 0;
+            libc::munmap(p, 2 * ps);
+            ok
+        }
+    })
 }
 
 fn guarded_limit() -> usize {
@@ -113,20 +195,24 @@ fn guarded_limit() -> usize {
     })
 }
 
-/// Counters for tests and benchmarks.
+/// Counters for tests and benchmarks. Stacks are never unmapped, so each
+/// counts stacks made so far, in use or pooled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StackStats {
-    /// Guarded stacks mapped now.
-    pub guarded: usize,
-    /// Slab stacks carved so far (in use or pooled).
-    pub slab: usize,
+    /// Slab stacks with a guard page installed inside the slab.
+    pub guarded_slab: usize,
+    /// Stacks with a guard mapping of their own (two VMAs each).
+    pub guarded_mapped: usize,
+    /// Unguarded canary stacks (only after [`allow_unguarded_stacks`]).
+    pub unguarded: usize,
 }
 
 /// Current stack counters.
 pub fn stack_stats() -> StackStats {
     StackStats {
-        guarded: GUARDED_LIVE.load(Ordering::Relaxed),
-        slab: SLAB_CARVED.load(Ordering::Relaxed),
+        guarded_slab: GUARD_SLAB_CARVED.load(Ordering::Relaxed),
+        guarded_mapped: GUARDED_LIVE.load(Ordering::Relaxed),
+        unguarded: CANARY_CARVED.load(Ordering::Relaxed),
     }
 }
 
@@ -174,6 +260,7 @@ impl RawStack {
         }
         GUARDED_LIVE.fetch_add(1, Ordering::Relaxed);
         let map = p as usize;
+        crate::valgrind::stack_register(map + ps, map + len);
         Ok(RawStack {
             map,
             bottom: map + ps,
@@ -356,28 +443,49 @@ fn alloc_slow(size: usize) -> io::Result<Stack> {
         LOCAL.with(|l| l.borrow_mut().free.extend(got));
         return Ok(Stack { raw });
     }
-    if GUARDED_LIVE.load(Ordering::Relaxed) < guarded_limit() {
+    if guard_install_available() {
+        return carve_slab(size, true).map(|raw| Stack { raw });
+    }
+    let limit = guarded_limit();
+    if GUARDED_LIVE.load(Ordering::Relaxed) < limit {
         return RawStack::map_guarded(size).map(|raw| Stack { raw });
     }
-    carve_slab(size).map(|raw| Stack { raw })
+    if UNGUARDED_OK.load(Ordering::Relaxed) {
+        return carve_slab(size, false).map(|raw| Stack { raw });
+    }
+    Err(io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!(
+            "the guarded-stack budget of {limit} goroutine stacks is used up: without \
+             MADV_GUARD_INSTALL (Linux 6.13+; or GORT_STACK_GUARD=mappings), each guarded \
+             stack costs 2 of the process's vm.max_map_count mappings; raise that sysctl \
+             (sysctl -w vm.max_map_count=N) and gort_os::stack::set_guarded_stack_limit, \
+             or opt in to unguarded stacks with the unsafe \
+             gort_os::stack::allow_unguarded_stacks"
+        ),
+    ))
 }
 
-fn carve_slab(size: usize) -> io::Result<RawStack> {
+/// Carves one stack from the current slab of its size and kind: with a
+/// guard page installed below it (`guarded`), or an unguarded canary stack.
+fn carve_slab(size: usize, guarded: bool) -> io::Result<RawStack> {
+    let ps = page_size();
+    let slot = if guarded { size + ps } else { size };
     let mut g = global();
-    let idx = match g.slabs.iter().position(|s| s.0 == size) {
+    let idx = match g.slabs.iter().position(|s| s.0 == slot) {
         Some(i) => i,
         None => {
-            g.slabs.push((size, 0, 0));
+            g.slabs.push((slot, 0, 0));
             g.slabs.len() - 1
         }
     };
     if g.slabs[idx].2 == 0 {
-        let n = (SLAB_BYTES / size).max(1);
+        let n = (SLAB_BYTES / slot).max(1);
         // SAFETY: anonymous private mapping at a kernel-chosen address.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                n * size,
+                n * slot,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
@@ -391,15 +499,28 @@ fn carve_slab(size: usize) -> io::Result<RawStack> {
         g.slabs[idx].2 = n;
     }
     let s = &mut g.slabs[idx];
-    let bottom = s.1;
-    s.1 += size;
+    let map = s.1;
+    s.1 += slot;
     s.2 -= 1;
-    SLAB_CARVED.fetch_add(1, Ordering::Relaxed);
+    drop(g);
+    if guarded {
+        // SAFETY: the slot's first page lies inside a slab mapping we own and
+        // that nothing uses yet; the guard makes any access to it fault.
+        if unsafe { libc::madvise(map as *mut libc::c_void, ps, MADV_GUARD_INSTALL) } != 0 {
+            // The slot is lost (never handed out): a page of address space.
+            return Err(io::Error::last_os_error());
+        }
+        GUARD_SLAB_CARVED.fetch_add(1, Ordering::Relaxed);
+    } else {
+        CANARY_CARVED.fetch_add(1, Ordering::Relaxed);
+    }
+    let bottom = if guarded { map + ps } else { map };
+    crate::valgrind::stack_register(bottom, bottom + size);
     Ok(RawStack {
-        map: bottom,
+        map,
         bottom,
         top: bottom + size,
-        guarded: false,
+        guarded,
     })
 }
 
@@ -439,7 +560,10 @@ fn scavenger() -> &'static std::thread::Thread {
                         let n = g.dirty.len() - DIRTY_MAX / 2;
                         g.dirty.drain(..n).collect::<Vec<_>>()
                     };
-                    release_memory(sweep.iter().map(|s| (s.map, s.top)).collect());
+                    // SAFETY: these stacks are on no one's list but ours
+                    // (taken from the dirty list under its lock); their
+                    // contents are dead.
+                    unsafe { release_memory(sweep.iter().map(|s| (s.map, s.top)).collect()) };
                     global().free.extend(sweep);
                 }
             })
@@ -453,10 +577,13 @@ fn scavenger() -> &'static std::thread::Thread {
 /// (`MADV_DONTNEED`: they read as zero afterwards), with one call per run of
 /// adjacent ranges.
 ///
-/// The ranges must be regions of stacks nobody runs on whose live bytes, if
-/// any, are saved elsewhere (a compacted [`crate::context::Context`]):
-/// their contents are lost. Passing any other memory discards it.
-pub fn release_memory(mut ranges: Vec<(usize, usize)>) {
+/// # Safety
+/// Every range must be the region of a goroutine stack (as returned by
+/// [`crate::context::Context::compact`]) that nobody runs on and whose live
+/// bytes, if any, are saved elsewhere: the contents are discarded. Any
+/// other memory — a live `Vec`, a running stack — would silently read as
+/// zeros afterwards.
+pub unsafe fn release_memory(mut ranges: Vec<(usize, usize)>) {
     ranges.sort_unstable_by_key(|r| r.0);
     let mut run: Option<(usize, usize)> = None;
     for &(lo, hi) in &ranges {
@@ -508,13 +635,39 @@ mod tests {
         let s2 = Stack::new(DEFAULT_STACK_SIZE).unwrap();
         assert_eq!(s2.bounds(), (lo, hi));
 
-        let raw = carve_slab(32 * 1024).unwrap();
+        let raw = carve_slab(32 * 1024, false).unwrap();
         assert!(!raw.guarded && raw.canary_ok());
         // SAFETY: corrupting the canary of a slab stack nobody runs on.
         unsafe { (raw.bottom as *mut u8).write(1) };
         assert!(!raw.canary_ok());
         dontneed(raw.map, raw.top);
         assert!(raw.canary_ok(), "MADV_DONTNEED re-arms the canary");
+    }
+
+    #[test]
+    fn guard_install_keeps_one_mapping_per_slab() {
+        if !guard_install_available() {
+            eprintln!("MADV_GUARD_INSTALL unavailable here; the fallback is tested elsewhere");
+            return;
+        }
+        let maps = || {
+            std::fs::read_to_string("/proc/self/maps")
+                .unwrap()
+                .lines()
+                .count()
+        };
+        let before = maps();
+        let stacks: Vec<RawStack> = (0..2000)
+            .map(|_| carve_slab(40 * 1024, true).unwrap())
+            .collect();
+        assert!(stacks
+            .iter()
+            .all(|s| s.guarded && s.bottom == s.map + page_size()));
+        let grown = maps().saturating_sub(before);
+        assert!(grown < 50, "2000 guarded stacks took {grown} more mappings");
+        // Releasing a run of stacks (guards included) keeps the guards.
+        dontneed(stacks[0].map, stacks[3].top);
+        release_batch(stacks);
     }
 
     #[test]

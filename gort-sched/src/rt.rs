@@ -1058,7 +1058,10 @@ fn start_g(s: &'static Sched, m: &'static M, g: *mut G) -> Context {
         name: gi.name.clone(),
     };
     let gp = g as usize;
-    Context::new(stack, label, move |sus| goroutine_main(gp as *mut G, sus))
+    // SAFETY: a goroutine suspends only through its own Suspender (park_g
+    // and gosched use the running G's), and user code cannot reach a raw
+    // Context of its own without `unsafe`.
+    unsafe { Context::new(stack, label, move |sus| goroutine_main(gp as *mut G, sus)) }
 }
 
 fn goroutine_main(g: *mut G, sus: Suspender) {
@@ -1233,12 +1236,17 @@ fn compact_pass(ml: &mut MLocal, budget: usize) {
             continue;
         }
         gi.in_cand = false;
-        if let Some(r) = ctx.compact() {
+        // SAFETY: the goroutine's spawner promised, through the unsafe
+        // Builder::compact_when_parked, that nothing else touches its stack
+        // while it is parked; it is parked now (checked above, on its M).
+        if let Some(r) = unsafe { ctx.compact() } {
             ranges.push(r);
         }
     }
     if !ranges.is_empty() {
-        gort_os::stack::release_memory(ranges);
+        // SAFETY: regions of stacks compacted just now, whose goroutines are
+        // parked and whose live bytes are saved in their contexts.
+        unsafe { gort_os::stack::release_memory(ranges) };
     }
 }
 

@@ -25,6 +25,8 @@ pub(crate) struct OverflowInfo {
     pub(crate) name: Option<Arc<str>>,
 }
 
+// Right across a park: it describes whichever context the thread runs now
+// and is rewritten at every switch in (Context::resume), restored after.
 thread_local! {
     static CURRENT: Cell<*const OverflowInfo> = const { Cell::new(std::ptr::null()) };
 }

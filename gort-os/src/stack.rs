@@ -397,6 +397,8 @@ impl Drop for LocalCache {
     }
 }
 
+// Right across a park: a pool of free stacks, borrowed only inside
+// `Stack::new`/`Drop`, which never park; any goroutine of the M may use it.
 thread_local! {
     static LOCAL: RefCell<LocalCache> = const { RefCell::new(LocalCache { free: Vec::new() }) };
 }

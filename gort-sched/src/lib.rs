@@ -41,6 +41,36 @@
 //! thread-affine across blocking calls may opt in to Go's free migration
 //! ([`Builder::migratable`], `unsafe`): they are readied onto the waker's P.
 //!
+//! ## Goroutines share their thread (the contract)
+//!
+//! Staying on one thread is necessary, not sufficient: the goroutines bound
+//! to an M interleave on its OS thread, one running between another's park
+//! and resume. Everything kept per thread is therefore shared by them, and
+//! code that assumes calls on a thread nest (LIFO) across a call that may
+//! park breaks: `scoped-tls` and similar set/restore disciplines (a third
+//! goroutine reads a dead pointer), a `thread_local!` `RefCell` borrowed
+//! across a park, std's per-thread panic state (while a goroutine unwinds and
+//! parks in a `Drop`, the others see `std::thread::panicking() == true` and
+//! their std Mutexes get poisoned; a panic hook that parks makes a second
+//! panic on the thread abort), std guards and `std::thread::scope`'s join held
+//! across a park (they block the M, deadlocking any goroutine of it that the
+//! holder waits for). What gort guarantees:
+//!
+//! * runtime state that can live across a park belongs to the G, never to
+//!   the thread; every remaining `thread_local!` says beside it why it is
+//!   right across a park;
+//! * user code never runs on an M's scheduler stack or under a runtime lock
+//!   (a detached goroutine's result is dropped on its own stack);
+//! * gort's own `Drop`s never park or yield while the thread unwinds, and a
+//!   goroutine that parks while unwinding is reported (once) on stderr;
+//! * a stale [`Waiter`] cannot wake a later park: making a waiter starts a
+//!   new park epoch, so the runtime's own waits are immune to leftovers;
+//! * [`goroutine_local!`] gives per-goroutine scoped values, the sound
+//!   replacement for thread-local LIFO state (tokio's `task_local!`).
+//!
+//! What code running on goroutines must keep: no thread-local scope, borrow
+//! or std guard held across a call that may park.
+//!
 //! ## Idle Ms
 //!
 //! An M without work first spins — steals from other Ps (if fewer than half

@@ -266,6 +266,9 @@ struct Cur {
     g: Cell<*mut G>,
 }
 
+// Right across a park: it says which M this thread is and which goroutine it
+// runs *now*, set by the M at every switch; read through non-inlined
+// functions so no goroutine keeps a stale address of it across a switch.
 thread_local! {
     static CUR: Cur = const {
         Cur {
@@ -873,6 +876,9 @@ pub(crate) fn park_g<F: FnOnce() -> bool>(g: *mut G, reason: WaitReason, commit:
     if gr.park.consume_notified() {
         return; // woken before we even switched
     }
+    if std::thread::panicking() {
+        warn_park_while_unwinding(gr);
+    }
     // SAFETY: as above; the borrow ends before the switch.
     let s = unsafe {
         let gi = gr.inner();
@@ -882,6 +888,24 @@ pub(crate) fn park_g<F: FnOnce() -> bool>(g: *mut G, reason: WaitReason, commit:
     };
     // SAFETY: we are on this goroutine's stack, and it is running.
     unsafe { s.suspend() };
+}
+
+/// A goroutine about to park while its thread unwinds (a `Drop` run by a
+/// panic or `goexit` that blocks) lets other goroutines of this thread run
+/// with std's per-thread panic state set. Say so, once per process. (The
+/// check is one relaxed load of std's global panic count on the park path.)
+#[cold]
+fn warn_park_while_unwinding(gr: &G) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "gort: goroutine {} parks while unwinding (a Drop run by a panic or goexit \
+             blocks); until it resumes, other goroutines on its thread see \
+             std::thread::panicking() == true (std Mutexes they unlock get poisoned). \
+             See the README, \"Goroutines share their thread\".",
+            gr.goid()
+        );
+    }
 }
 
 /// Gosched: lets other goroutines run, then continues.
@@ -1139,6 +1163,10 @@ fn find_runnable(s: &'static Sched, m: &'static M) -> *mut G {
             continue;
         }
         check_deadline(s);
+        // Sources may have readied goroutines of this M, through ready_g's
+        // own borrow of the M-local state: take ours afresh.
+        // SAFETY: our own thread; no switch happens inside this function.
+        let ml = unsafe { m.local() };
         if ml.schedtick % 256 == 0 && compaction_due(ml) {
             // Holding a P: bound the pause for runnable goroutines.
             compact_pass(ml, COMPACT_BUSY_MAX);
@@ -1177,10 +1205,15 @@ fn find_runnable(s: &'static Sched, m: &'static M) -> *mut G {
         // on a descriptor.)
         if let Some(src) = s.eager.get() {
             src.poll(nanotime());
+            // As above: the poll may have readied our goroutines.
+            // SAFETY: our own thread; no switch happens inside this function.
+            let ml = unsafe { m.local() };
             if m.has_inbox() || !ml.runnext.is_null() || !ml.runq.is_empty() {
                 continue;
             }
         }
+        // SAFETY: as above.
+        let ml = unsafe { m.local() };
 
         // Our own goroutines may be readied from another thread any moment
         // (a ping-pong across Ms): watch for them a while before giving up

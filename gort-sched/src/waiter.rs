@@ -80,6 +80,8 @@ pub(crate) struct ThreadWaiter {
     parker: Parker,
 }
 
+// Only for plain threads (not goroutines): a plain thread that parks
+// blocks, so no other flow of control uses its waiter meanwhile.
 thread_local! {
     static THREAD_WAITER: Arc<ThreadWaiter> = Arc::new(ThreadWaiter {
         state: ParkState::new(),

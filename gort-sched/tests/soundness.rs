@@ -281,3 +281,44 @@ fn bad_config_and_stack_size_panic_clearly() {
         .unwrap();
     assert_eq!(v, 7);
 }
+
+/// Issue 11.6d: a goroutine that parks while its thread unwinds (a `Drop`
+/// run by `goexit` that blocks) is reported, naming it, since other
+/// goroutines of the thread then see std's panic state.
+#[test]
+fn parking_while_unwinding_is_reported() {
+    if !common::is_child() {
+        let (ok, err) = common::run_child("parking_while_unwinding_is_reported", &[]);
+        assert!(ok, "{err}");
+        assert!(
+            err.contains("child: ran"),
+            "child did not run the test: {err}"
+        );
+        assert!(
+            err.contains("parks while unwinding") && err.contains("goroutine"),
+            "{err}"
+        );
+        return;
+    }
+    one_p();
+    struct ParkInDrop(Arc<Sema>);
+    impl Drop for ParkInDrop {
+        fn drop(&mut self) {
+            self.0.acquire();
+        }
+    }
+    run(|| {
+        let sema = Arc::new(Sema::new());
+        let s2 = sema.clone();
+        let h = go(move || {
+            let _d = ParkInDrop(s2);
+            gort_sched::goexit();
+        });
+        while sema.waiters() == 0 {
+            gort_sched::gosched();
+        }
+        sema.release();
+        assert!(h.join().unwrap_err().is_goexit());
+    });
+    eprintln!("child: ran");
+}

@@ -223,8 +223,12 @@ mod global {
     /// passes directly to the first waiter and the caller yields so that it
     /// runs soon.
     #[inline]
+    ///
+    /// No yield while the thread unwinds (a guard dropped by a panic or
+    /// `goexit`): another goroutine of this thread would run while std's
+    /// per-thread panic state is set, and see `panicking() == true`.
     pub fn semrelease(sema: &AtomicU32, handoff: bool) {
-        if table().release(sema, handoff) {
+        if table().release(sema, handoff) && !std::thread::panicking() {
             crate::loom::yield_now();
         }
     }

@@ -98,6 +98,9 @@ pub struct SendCase<T> {
     _t: PhantomData<*const T>,
 }
 
+// Right across a park: each is read and updated in one step with no park in
+// between; interleaving goroutines only share a counter and a random stream
+// (ids need only be unique per thread, the stream only uniform).
 thread_local! {
     static NEXT_ID: Cell<u64> = const { Cell::new(0) };
     static RNG: Cell<u64> = const { Cell::new(0) };

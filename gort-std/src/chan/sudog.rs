@@ -313,6 +313,9 @@ mod cache {
             }
         }
 
+        // Right across a park: a free list of unused sudogs, popped and
+        // pushed in single steps; a sudog in use is owned by its goroutine,
+        // not by the cache.
         thread_local! {
             pub(super) static CACHE: Cache = const {
                 Cache { head: Cell::new(ptr::null_mut()), len: Cell::new(0) }

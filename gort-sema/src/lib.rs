@@ -46,7 +46,7 @@ mod notify;
 mod sema;
 
 pub use note::Note;
-pub use notify::NotifyList;
+pub use notify::{NotifyList, Ticket};
 pub use sema::{semacquire, semacquire_mutex, semrelease};
 
 /// Under `--cfg gort_loom`: the loom parker standing in for gort-sched's

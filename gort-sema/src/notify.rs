@@ -11,6 +11,25 @@
 use crate::loom::{park, AtomicU32, Mutex, Ordering, WaitReason, Waiter};
 use std::collections::VecDeque;
 
+/// A place in a [`NotifyList`]'s order, from [`NotifyList::add`]; spent by
+/// [`NotifyList::wait`]. Not `Copy` and not constructible outside this
+/// crate: a forged or reused ticket could take the wake-up meant for a real
+/// waiter (a lost wake-up, a hang).
+#[derive(Debug)]
+#[must_use = "a ticket must be waited for, or its notification is wasted"]
+pub struct Ticket {
+    n: u32,
+    /// The list that issued it (checked by `wait`).
+    list: usize,
+}
+
+impl Ticket {
+    /// The ticket's number in its list's order (wrapping).
+    pub fn number(&self) -> u32 {
+        self.n
+    }
+}
+
 /// A list of waiters ordered by ticket.
 pub struct NotifyList {
     /// Next ticket to hand out. Incremented atomically outside the lock.
@@ -45,14 +64,25 @@ impl NotifyList {
 
     /// Takes a ticket. Call while holding the lock that protects the
     /// condition, before releasing it.
-    pub fn add(&self) -> u32 {
-        // SeqCst: ordered with notifiers' loads of `wait`.
-        self.wait.fetch_add(1, Ordering::SeqCst)
+    pub fn add(&self) -> Ticket {
+        Ticket {
+            // SeqCst: ordered with notifiers' loads of `wait`.
+            n: self.wait.fetch_add(1, Ordering::SeqCst),
+            list: self as *const NotifyList as usize,
+        }
     }
 
     /// Sleeps until `ticket` has been notified (returns at once if it
     /// already was). Parks the goroutine, or the plain thread.
-    pub fn wait(&self, ticket: u32) {
+    ///
+    /// # Panics
+    /// If `ticket` was issued by another list.
+    pub fn wait(&self, ticket: Ticket) {
+        assert_eq!(
+            ticket.list, self as *const NotifyList as usize,
+            "NotifyList::wait: the ticket was issued by another NotifyList"
+        );
+        let ticket = ticket.n;
         let mut w = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         if less(ticket, self.notify.load(Ordering::SeqCst)) {
             return;

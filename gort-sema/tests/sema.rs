@@ -156,16 +156,18 @@ fn notify_one_wakes_the_oldest_ticket_and_never_a_later_one() {
         let l = Arc::new(NotifyList::new());
         let woken = Arc::new(Mutex::new(Vec::new()));
         // Tickets 0..3 taken in order; waiters reach wait() in reverse.
-        let tickets: Vec<u32> = (0..3).map(|_| l.add()).collect();
-        assert_eq!(tickets, vec![0, 1, 2]);
+        let tickets: Vec<_> = (0..3).map(|_| l.add()).collect();
+        let numbers: Vec<u32> = tickets.iter().map(|t| t.number()).collect();
+        assert_eq!(numbers, vec![0, 1, 2]);
         let hs: Vec<_> = tickets
             .into_iter()
             .rev()
             .map(|t| {
                 let (l, w) = (l.clone(), woken.clone());
                 go(move || {
+                    let n = t.number();
                     l.wait(t);
-                    w.lock().unwrap().push(t);
+                    w.lock().unwrap().push(n);
                 })
             })
             .collect();
@@ -189,6 +191,14 @@ fn notify_one_wakes_the_oldest_ticket_and_never_a_later_one() {
         l.notify_one();
         late_waiter.join().unwrap();
     });
+}
+
+#[test]
+#[should_panic(expected = "issued by another NotifyList")]
+fn a_ticket_of_another_list_is_refused() {
+    let (a, b) = (NotifyList::new(), NotifyList::new());
+    let t = a.add();
+    b.wait(t);
 }
 
 #[test]

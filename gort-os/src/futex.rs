@@ -137,7 +137,9 @@ const PARKED: u32 = u32::MAX;
 ///
 /// `unpark` stores the token; `park` consumes it, sleeping until there is one.
 /// An `unpark` before `park` makes that `park` return at once, so there is no
-/// lost wake-up. Only the owning thread may call [`Parker::park`].
+/// lost wake-up. Only the owning thread may call [`Parker::park`]: two
+/// threads parking on one `Parker` at once can both sleep through an
+/// `unpark` (a hang of those threads, never memory unsafety).
 ///
 /// # Invariants
 /// `state` is `EMPTY`, `NOTIFIED` or `PARKED`; only the owner moves it to

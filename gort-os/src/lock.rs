@@ -35,7 +35,11 @@ const SPIN_PAUSES: u32 = 200;
 
 /// A futex-based mutual-exclusion lock without data (see the module docs).
 ///
-/// Not reentrant. Unlocking is `unsafe`: only the holder may do it.
+/// Not reentrant. Unlocking is `unsafe`: only the holder may do it. A
+/// contended locker blocks its OS thread, not its goroutine: never hold a
+/// `RawLock` across a park (another goroutine of the same thread that wants
+/// it would block the thread the holder needs to run on: a deadlock). It is
+/// for short critical sections inside the runtime.
 #[derive(Debug)]
 pub struct RawLock {
     /// Written by lockers (CAS/swap) and the unlocker (swap to UNLOCKED).

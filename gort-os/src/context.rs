@@ -208,6 +208,8 @@ impl Context {
         let lo = sp.saturating_sub(SP_MARGIN).max(bottom) & !15;
         let len = top - lo;
         let mut buf = vec![0u8; len].into_boxed_slice();
+        // The margin below the recorded stack pointer is dead to memcheck.
+        crate::valgrind::make_mem_defined(lo, len);
         // SAFETY: [lo, top) is inside our suspended stack; nothing runs on
         // it; the buffer is a fresh allocation of the same length.
         unsafe { std::ptr::copy_nonoverlapping(lo as *const u8, buf.as_mut_ptr(), len) };
@@ -256,6 +258,7 @@ impl Drop for Context {
 }
 
 fn restore(at: usize, bytes: &[u8]) {
+    crate::valgrind::make_mem_defined(at, bytes.len());
     // SAFETY: `at..at+len` is the range compact() saved from this same
     // stack, which stays mapped; nothing runs on it until we switch in.
     unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) };

@@ -27,6 +27,23 @@ pub(crate) fn stack_register(lo: usize, hi: usize) {
     let _ = (lo, hi);
 }
 
+/// Tells memcheck that `[addr, addr + len)` is addressable and defined:
+/// compaction saves a margin below a suspended stack's recorded pointer (the
+/// switch's own pushes, which memcheck considers dead once the thread left
+/// that stack) and writes it back before the resume.
+#[inline]
+pub(crate) fn make_mem_defined(addr: usize, len: usize) {
+    #[cfg(all(gort_valgrind, target_arch = "x86_64"))]
+    {
+        /// `VG_USERREQ__MAKE_MEM_DEFINED` from memcheck.h.
+        const MAKE_MEM_DEFINED: usize = 0x4D43_0002;
+        // SAFETY: as in stack_register.
+        unsafe { client_request(MAKE_MEM_DEFINED, addr, len) };
+    }
+    #[cfg(not(all(gort_valgrind, target_arch = "x86_64")))]
+    let _ = (addr, len);
+}
+
 #[cfg(all(gort_valgrind, target_arch = "x86_64"))]
 unsafe fn client_request(req: usize, a1: usize, a2: usize) -> usize {
     let args: [usize; 6] = [req, a1, a2, 0, 0, 0];

@@ -7,6 +7,11 @@
 //!   prints a table with ratios and writes JSON and an SVG chart under
 //!   `target/bench/`.
 //! * `cargo xtask loom` — runs the loom models of every layer.
+//! * `cargo xtask valgrind [PACKAGE:TEST...]` — runs a subset of the test
+//!   binaries (the default list below, or the ones named; `lib` names a
+//!   crate's unit tests) under Valgrind's memcheck, built with
+//!   `--cfg gort_valgrind` so that goroutine stacks are registered with
+//!   Valgrind; fails on any memcheck error.
 //! * `cargo xtask ci` — runs `.ci/run`.
 
 use std::collections::BTreeMap;
@@ -202,13 +207,16 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("bench") => bench(&root, &args[1..]),
         Some("loom") => run_loom(&root),
+        Some("valgrind") => run_valgrind(&root, &args[1..]),
         Some("ci") => status(
             Command::new("bash")
                 .arg(root.join(".ci/run"))
                 .current_dir(&root),
         ),
         _ => {
-            eprintln!("usage: cargo xtask <bench [WORKLOAD...] | loom | ci>");
+            eprintln!(
+                "usage: cargo xtask <bench [WORKLOAD...] | loom | valgrind [PACKAGE:TEST...] | ci>"
+            );
             ExitCode::from(2)
         }
     }
@@ -232,6 +240,128 @@ fn status(cmd: &mut Command) -> ExitCode {
             eprintln!("xtask: cannot run {cmd:?}: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The test binaries `cargo xtask valgrind` runs by default: the unsafe
+/// cores (context switch, stacks, park/ready, goroutine-local storage,
+/// semaphores, channels and select with compaction, the collector), chosen
+/// to finish in a few minutes under memcheck.
+const VALGRIND_DEFAULT: &[&str] = &[
+    "gort-os:lib",
+    "gort-sched:goroutines",
+    "gort-sched:local",
+    "gort-sched:soundness",
+    "gort-sched:compaction",
+    "gort-sema:sema",
+    "gort-sema:soundness",
+    "gort-std:chan",
+    "gort-std:golang_chan",
+    "gort-std:golang_select",
+    "gort-std:soundness_waiter",
+    "gort-timer:timer",
+    "gort-gc:gc",
+];
+
+fn run_valgrind(root: &Path, args: &[String]) -> ExitCode {
+    let wanted: Vec<(String, String)> = if args.is_empty() {
+        VALGRIND_DEFAULT
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    } else {
+        args.to_vec()
+    }
+    .iter()
+    .map(|a| match a.split_once(':') {
+        Some((p, t)) => (p.to_string(), t.to_string()),
+        None => (a.clone(), "lib".to_string()),
+    })
+    .collect();
+    let mut pkgs: Vec<&str> = wanted.iter().map(|(p, _)| p.as_str()).collect();
+    pkgs.dedup();
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .args(["test", "--release", "--no-run", "--message-format=json"])
+        .env("RUSTFLAGS", "--cfg gort_valgrind")
+        .env("CARGO_TARGET_DIR", root.join("target/valgrind"))
+        .current_dir(root);
+    for p in &pkgs {
+        build.args(["-p", p]);
+    }
+    let out = match build.output() {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+            eprintln!("xtask: building the test binaries for valgrind failed");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("xtask: cannot run cargo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // (package directory, target name) -> executable, from cargo's JSON.
+    let field = |line: &str, key: &str| -> Option<String> {
+        let at = line.find(key)? + key.len();
+        let rest = &line[at..];
+        Some(rest[..rest.find('"')?].to_string())
+    };
+    let mut exes = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let (Some(exe), Some(manifest), Some(name)) = (
+            field(line, "\"executable\":\""),
+            field(line, "\"manifest_path\":\""),
+            field(line, "\"target\":{\"kind\":[\"").and_then(|kind| {
+                let name = field(line, "\"name\":\"")?;
+                Some(if kind == "lib" {
+                    "lib".to_string()
+                } else {
+                    name
+                })
+            }),
+        ) else {
+            continue;
+        };
+        let pkg = Path::new(&manifest)
+            .parent()
+            .and_then(|d| d.file_name())
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        exes.insert((pkg, name), exe);
+    }
+    let mut failed = Vec::new();
+    for (pkg, test) in &wanted {
+        let Some(exe) = exes.get(&(pkg.clone(), test.clone())) else {
+            eprintln!("xtask: no test binary {pkg}:{test}");
+            failed.push(format!("{pkg}:{test} (not found)"));
+            continue;
+        };
+        eprintln!("== valgrind {pkg}:{test}");
+        let st = Command::new("valgrind")
+            .args(["-q", "--error-exitcode=99", "--leak-check=no"])
+            .arg(exe)
+            .args(["--test-threads=1", "-q"])
+            .current_dir(root.join(pkg))
+            .status();
+        match st {
+            Ok(s) if s.success() => {}
+            Ok(s) => failed.push(format!("{pkg}:{test} ({s})")),
+            Err(e) => {
+                eprintln!("xtask: cannot run valgrind (apt-get install valgrind): {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if failed.is_empty() {
+        eprintln!("valgrind: {} test binaries, 0 errors", wanted.len());
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "valgrind: memcheck errors or failures in: {}",
+            failed.join(", ")
+        );
+        ExitCode::FAILURE
     }
 }
 

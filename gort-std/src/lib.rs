@@ -23,6 +23,23 @@
 //! reusing a WaitGroup before `wait` returned, sending on or closing a
 //! closed channel.
 //!
+//! ## Raw locks: releasing one is `unsafe`
+//!
+//! [`RawMutex`] and [`RawRwLock`] keep Go's shape — any goroutine may unlock
+//! what another locked — but their `unlock`, `read_unlock` and
+//! `write_unlock` are `unsafe fn`s, as in lock_api: the caller must own the
+//! hold it releases (it took it, or it was handed over) and no guard may
+//! still rely on it. With a safe unlock, `m.raw().unlock()` under a live
+//! [`MutexGuard`] let a second `lock()` in: two live `&mut T` to the same
+//! value, from safe code. Go's misuse panics (`sync: unlock of unlocked
+//! mutex`, `sync: RUnlock of unlocked RWMutex`, `sync: Unlock of unlocked
+//! RWMutex`) stay: they catch the broken contract they can see. Rejected:
+//! keeping unlock safe and making [`Mutex::raw`] private (`Cond`-style
+//! users and tests need the raw lock, and a standalone `RawMutex` guarding
+//! data through `unsafe` code would still have a safe way to break it);
+//! tracking the owner (Go does not, and hand-over between goroutines is
+//! legitimate). The guards are the safe API.
+//!
 //! # Invariants
 //! * A mutex's state word counts exactly the goroutines/threads queued on
 //!   its semaphore (plus those about to queue) in its waiter bits.

@@ -40,6 +40,14 @@
 //! tracking the owner (Go does not, and hand-over between goroutines is
 //! legitimate). The guards are the safe API.
 //!
+//! Timers: [`after_func`] runs its function on a goroutine of its own for
+//! each fire (gort-timer's safe `RawTimer`), never under the timer heap's
+//! lock; a panic in it ends the process with `fatal error: panic in a timer
+//! callback: ...`, as a panic in Go's `AfterFunc` goroutine does. The
+//! channel timers ([`Timer`], [`Ticker`], [`after`]) use the unchecked
+//! variant: their callback is a `try_send` that never blocks, and running
+//! it under the heap lock is what makes their stop exact.
+//!
 //! # Invariants
 //! * A mutex's state word counts exactly the goroutines/threads queued on
 //!   its semaphore (plus those about to queue) in its waiter bits.

@@ -6,8 +6,15 @@
 //! doc tests on `RawMutex::unlock`, `RawRwLock::read_unlock` and
 //! `RawRwLock::write_unlock` check that). Here: the guard API still works,
 //! the documented `unsafe` escape hatch works, and Go's misuse checks stay.
+//!
+//! Item 8 (gort-std's side): `after_func` runs the user's function on its
+//! own goroutine, never under the timer heap's lock — a function that
+//! blocks does not stop other timers; one that panics ends the process
+//! with a clear message instead of killing an M and hanging the heap.
 
-use gort_std::{Mutex, RawMutex, RwLock};
+use gort_std::{after_func, chan, sleep, Mutex, RawMutex, RwLock, Timer};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 #[test]
 fn mutex_guards_still_exclude_and_release() {
@@ -83,4 +90,94 @@ fn raw_unlock_of_unlocked_mutex_still_panics() {
     // SAFETY: locked just above by this thread.
     unsafe { m.unlock() };
     assert!(!m.is_locked());
+}
+
+/// `after_func`'s function may block (here: sleep, make and wait for a
+/// timer, receive on a channel): it runs on its own goroutine, so the heap
+/// is free and later timers and sleeps still work.
+#[test]
+fn after_func_may_block() {
+    let (tx, rx) = chan::<u32>(0);
+    let (done_tx, done_rx) = chan::<u32>(1);
+    let _f = after_func(Duration::from_millis(1), move || {
+        sleep(Duration::from_millis(2));
+        Timer::new(Duration::from_millis(2)).c().recv().unwrap();
+        let v = rx.recv().unwrap(); // blocks until the main goroutine sends
+        done_tx.send(v + 1).unwrap();
+    });
+    gort_sched::run(move || {
+        // The heap is not held by the blocked function: sleeping works.
+        let t0 = Instant::now();
+        sleep(Duration::from_millis(20));
+        assert!(t0.elapsed() >= Duration::from_millis(20));
+        tx.send(41).unwrap();
+        assert_eq!(
+            done_rx.recv_timeout(Duration::from_secs(10)),
+            Ok(42),
+            "after_func's function never finished"
+        );
+        let t0 = Instant::now();
+        sleep(Duration::from_millis(5));
+        assert!(t0.elapsed() < Duration::from_secs(5));
+    });
+}
+
+const CHILD_ENV: &str = "GORT_STD_SOUNDNESS_CHILD";
+
+/// Runs one test of this binary in a child process, killed after 20 s;
+/// returns whether it succeeded and its stdout + stderr.
+fn run_child(test: &str) -> (bool, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, test)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill(); // hung: fails below
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+fn is_child(test: &str) -> bool {
+    std::env::var(CHILD_ENV).as_deref() == Ok(test)
+}
+
+/// The child of `after_func_panic_is_fatal`.
+#[test]
+fn child_after_func_panics() {
+    if !is_child("child_after_func_panics") {
+        return;
+    }
+    println!("CHILD STARTED: after_func panics");
+    let _f = after_func(Duration::from_millis(1), || panic!("boom in after_func"));
+    // The process must end; if it does not, the parent sees this marker.
+    sleep(Duration::from_secs(5));
+    println!("CHILD SURVIVED");
+}
+
+/// A panic in `after_func`'s function ends the process with Go's kind of
+/// message (a panic in a timer func is fatal in Go), instead of killing an
+/// M with the heap locked.
+#[test]
+fn after_func_panic_is_fatal() {
+    let t0 = Instant::now();
+    let (ok, out) = run_child("child_after_func_panics");
+    assert!(
+        out.contains("CHILD STARTED: after_func panics"),
+        "the child did not run the test: {out}"
+    );
+    assert!(!ok, "the child survived the panic: {out}");
+    assert!(!out.contains("CHILD SURVIVED"), "{out}");
+    assert!(
+        out.contains("fatal error: panic in a timer callback: boom in after_func"),
+        "{out}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(15), "the child hung");
 }

@@ -153,6 +153,20 @@
 //! syntax) if lower. `GOGC=off` leaves only the limit. Allocation only
 //! adds to a per-shard counter; the trigger wakes the `gort-gc` thread.
 //!
+//! `GOGC` and `GOMEMLIMIT` are checked when the runtime starts, as
+//! `GOMAXPROCS` is: gort-sched's `Config::from_env` rejects an unusable
+//! value, so the first `gort::go`/`run` panics with `gort: invalid
+//! GOGC="abc": ...` before any `Gc` exists (issue 11, item 9). Before, the
+//! check ran at the first allocation: the error was a panic in whichever
+//! goroutine allocated first, and later allocations ignored it. The parser
+//! lives in gort-sched (one parser; the pacer reads its initial values
+//! through it at the first allocation, which still panics — every time —
+//! on a value that slipped past the start, e.g. a `Gc` made before the
+//! runtime started). An out-of-range `GOMEMLIMIT` (above 8 EiB - 1, or
+//! negative) is reported as out of range, not as malformed. The values are
+//! not fields of gort-sched's `Config`: it could not pass them up without
+//! a hook, and `init(Config)` reads no environment; gort-gc reads them.
+//!
 //! # Rejected alternatives
 //!
 //! * *Tracing from registered roots* (`gc-arena`, `rust-gc`'s `Root`):
@@ -211,9 +225,9 @@ mod trace;
 pub use collect::{add_gc_hook, gc, Tracer};
 pub use gc::{Gc, Weak};
 pub use gort_gc_derive::Trace;
-pub use pacer::{
-    config_from_env, parse_gogc, parse_gomemlimit, set_gc_percent, set_memory_limit, ConfigError,
-};
+#[cfg(not(gort_loom))]
+pub use pacer::{config_from_env, parse_gogc, parse_gomemlimit, ConfigError};
+pub use pacer::{set_gc_percent, set_memory_limit};
 pub use special::{add_cleanup, clear_finalizer, set_finalizer, Cleanup};
 pub use trace::Trace;
 

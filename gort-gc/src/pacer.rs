@@ -3,128 +3,61 @@
 
 use crate::heap::heap;
 use crate::loom::{lock, Ordering::*};
-use std::fmt;
 
 /// Go's `heapminimum` at GOGC=100: no automatic cycle below 4 MiB.
 pub(crate) const HEAP_MINIMUM: i64 = 4 << 20;
 
-/// A GOGC or GOMEMLIMIT value that could not be used (the same shape as
-/// gort-sched's `ConfigError`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The variable, `GOGC` or `GOMEMLIMIT`.
-    pub var: &'static str,
-    /// The value as found.
-    pub value: String,
-    /// What was wrong with it.
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid {}={:?}: {}", self.var, self.value, self.reason)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+/// A GOGC or GOMEMLIMIT value that could not be used: gort-sched's
+/// [`ConfigError`](gort_sched::ConfigError), the one type for every
+/// runtime variable.
+#[cfg(not(gort_loom))]
+pub use gort_sched::ConfigError;
 
 /// Parses a GOGC value (Go's `readGOGC`): `off` (returned as -1) or a
 /// whole number of percent; a negative number also means off.
 ///
 /// Go silently falls back to 100 for a malformed value; gort reports it.
+/// This is gort-sched's [`Config::parse_gogc`](gort_sched::Config::parse_gogc),
+/// the parser the runtime's start-up check uses.
+#[cfg(not(gort_loom))]
 pub fn parse_gogc(v: &str) -> Result<i64, ConfigError> {
-    let t = v.trim();
-    if t == "off" {
-        return Ok(-1);
-    }
-    match t.parse::<i32>() {
-        Ok(n) if n < 0 => Ok(-1),
-        Ok(n) => Ok(n as i64),
-        Err(_) => Err(ConfigError {
-            var: "GOGC",
-            value: v.to_string(),
-            reason: "expected a whole number of percent or \"off\"".into(),
-        }),
-    }
+    gort_sched::Config::parse_gogc(v)
 }
 
 /// Parses a GOMEMLIMIT value (Go's `readGOMEMLIMIT`/`parseByteCount`):
 /// `off`, or a byte count with an optional unit suffix `B`, `KiB`, `MiB`,
-/// `GiB`, `TiB`, `PiB` or `EiB`. `off` is returned as `i64::MAX`.
+/// `GiB`, `TiB`, `PiB` or `EiB`. `off` is returned as `i64::MAX`. A count
+/// above `i64::MAX` bytes is "out of range", not "malformed".
+///
+/// This is gort-sched's
+/// [`Config::parse_gomemlimit`](gort_sched::Config::parse_gomemlimit), the
+/// parser the runtime's start-up check uses.
+#[cfg(not(gort_loom))]
 pub fn parse_gomemlimit(v: &str) -> Result<i64, ConfigError> {
-    let err = |reason: &str| ConfigError {
-        var: "GOMEMLIMIT",
-        value: v.to_string(),
-        reason: reason.to_string(),
-    };
-    if v == "off" {
-        return Ok(i64::MAX);
-    }
-    parse_byte_count(v).ok_or_else(|| {
-        err("malformed GOMEMLIMIT; expected bytes with an optional unit (B, KiB, MiB, GiB, TiB) or \"off\"")
-    })
-}
-
-/// Go's `parseByteCount`.
-fn parse_byte_count(s: &str) -> Option<i64> {
-    let digits = |t: &str| -> Option<u64> {
-        if t.is_empty() || !t.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        t.parse::<i64>().ok().map(|n| n as u64)
-    };
-    let b = s.as_bytes();
-    let last = *b.last()?;
-    if last.is_ascii_digit() {
-        return digits(s).map(|n| n as i64);
-    }
-    if last != b'B' || b.len() < 2 {
-        return None;
-    }
-    let c = b[b.len() - 2];
-    if c.is_ascii_digit() {
-        return digits(&s[..s.len() - 1]).map(|n| n as i64);
-    }
-    if c != b'i' || b.len() < 4 {
-        return None;
-    }
-    let power = match b[b.len() - 3] {
-        b'K' => 1,
-        b'M' => 2,
-        b'G' => 3,
-        b'T' => 4,
-        b'P' => 5,
-        b'E' => 6,
-        _ => return None,
-    };
-    let m = 1024u64.pow(power);
-    let n = digits(&s[..s.len() - 3])?;
-    let un = n.checked_mul(m)?;
-    if un > i64::MAX as u64 {
-        return None;
-    }
-    Some(un as i64)
+    gort_sched::Config::parse_gomemlimit(v)
 }
 
 /// Reads GOGC and GOMEMLIMIT from the environment: the values to use, or
-/// the first invalid one.
+/// the first invalid one (gort-sched's
+/// [`Config::gc_from_env`](gort_sched::Config::gc_from_env), which the
+/// implicit runtime also checks at start).
+#[cfg(not(gort_loom))]
 pub fn config_from_env() -> Result<(i64, i64), ConfigError> {
-    let gogc = match std::env::var("GOGC") {
-        Ok(v) if !v.is_empty() => parse_gogc(&v)?,
-        _ => 100,
-    };
-    let limit = match std::env::var("GOMEMLIMIT") {
-        Ok(v) if !v.is_empty() => parse_gomemlimit(&v)?,
-        _ => i64::MAX,
-    };
-    Ok((gogc, limit))
+    gort_sched::Config::gc_from_env()
 }
 
 /// Applies the environment on the first allocation.
 ///
+/// An invalid value normally never gets here: the implicit runtime checks
+/// the same variables with the same parser when it starts (the first
+/// `gort::go`/`run` panics with `gort: invalid GOGC=...`). A `Gc` made
+/// before the runtime starts, or under an explicitly configured runtime,
+/// still meets the check here.
+///
 /// # Panics
 /// On an invalid GOGC or GOMEMLIMIT, with the value and the reason (Go
-/// throws "malformed GOMEMLIMIT" at start-up).
+/// throws "malformed GOMEMLIMIT" at start-up) — at every allocation, not
+/// only the first: the error is never swallowed.
 #[inline]
 pub(crate) fn load_env_once() {
     if !heap().env_loaded.load(Acquire) {
@@ -135,17 +68,20 @@ pub(crate) fn load_env_once() {
 #[cold]
 fn load_env_slow() {
     let hp = heap();
+    #[cfg(not(gort_loom))]
+    let (gogc, limit) = match config_from_env() {
+        Ok(v) => v,
+        // Not marked loaded: the next allocation reports it again.
+        Err(e) => panic!("gort: {e}"),
+    };
     if hp.env_loaded.swap(true, AcqRel) {
         return;
     }
     #[cfg(not(gort_loom))]
-    match config_from_env() {
-        Ok((gogc, limit)) => {
-            hp.gc_percent.store(gogc, Relaxed);
-            hp.mem_limit.store(limit, Relaxed);
-            update_goal(hp.live.load(Relaxed).max(0));
-        }
-        Err(e) => panic!("gort-gc: {e}"),
+    {
+        hp.gc_percent.store(gogc, Relaxed);
+        hp.mem_limit.store(limit, Relaxed);
+        update_goal(hp.live.load(Relaxed).max(0));
     }
 }
 

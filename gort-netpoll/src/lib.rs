@@ -36,8 +36,9 @@
 //!   25 µs before a timer deadline and spins the rest, so timers stay exact
 //!   while an M sleeps in the poller.
 //! * **Deadlines** (Go's `SetReadDeadline` & co.) are gort-timer
-//!   `RawTimer`s per direction whose callback sets `EXPIRED` and wakes the
-//!   waiter; a deadline not in the future sets it at once, so the next
+//!   `RawTimer`s per direction (`new_unchecked`: the callback runs under
+//!   the heap lock, so stopping it is exact) whose callback sets `EXPIRED`
+//!   and wakes the waiter; a deadline not in the future sets it at once, so the next
 //!   operation fails immediately, as Go's does. Setting a deadline stops the
 //!   old timer exactly before clearing the flag, so a stale expiry can never
 //!   land after a new deadline.

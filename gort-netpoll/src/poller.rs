@@ -75,7 +75,12 @@ impl PollDesc {
         }
         let t = t.get_or_insert_with(|| {
             let d: &'static Dir = dir;
-            RawTimer::new(move || d.set_flag(EXPIRED))
+            // SAFETY: the callback sets a flag on a never-freed Dir (a CAS
+            // loop) and, if a waiter is parked, readies it: it returns at
+            // once, never parks or panics, and touches no timer (nor these
+            // timer locks). Running under the heap lock is what makes the
+            // `stop` above exact.
+            unsafe { RawTimer::new_unchecked(move || d.set_flag(EXPIRED)) }
         });
         t.reset_at(when, Duration::ZERO);
     }

@@ -1,4 +1,15 @@
 //! Runtime configuration, from the environment or explicit.
+//!
+//! [`Config::from_env`] also checks the garbage collector's variables,
+//! `GOGC` and `GOMEMLIMIT`, so that an unusable value stops the implicit
+//! runtime at start, exactly as an unusable `GOMAXPROCS` does (Go checks
+//! them at start-up too), instead of surfacing later as a panic in
+//! whichever goroutine happens to allocate the first `Gc`. gort-gc, which
+//! sits above and owns the pacer, reads its initial values through the
+//! same parser ([`Config::gc_from_env`]), so both always agree. They are
+//! not `Config` fields: the values belong to gort-gc, which reads them
+//! itself, also when the runtime was started with an explicit [`crate::init`]
+//! (which, as for every other setting, reads no environment).
 
 use crate::rt::MAX_PROCS;
 use std::fmt;
@@ -44,7 +55,9 @@ impl Default for Config {
 impl Config {
     /// The defaults (Go 1.25's cgroup-aware CPU count, 64 KiB stacks),
     /// overridden by `GOMAXPROCS` and `GORT_STACK_SIZE` when set. A set but
-    /// unusable value is an error, never silently ignored.
+    /// unusable value is an error, never silently ignored — this includes
+    /// the collector's `GOGC` and `GOMEMLIMIT` ([`Config::gc_from_env`]),
+    /// checked here so that the runtime fails at start on them too.
     pub fn from_env() -> Result<Config, ConfigError> {
         let mut c = Config::default();
         if let Some(v) = std::env::var_os("GOMAXPROCS") {
@@ -53,8 +66,150 @@ impl Config {
         if let Some(v) = std::env::var_os("GORT_STACK_SIZE") {
             c.stack_size = parse_stack_size(&v.to_string_lossy())?;
         }
+        Config::gc_from_env()?;
         Ok(c)
     }
+
+    /// The collector's settings from the environment: `(GOGC, GOMEMLIMIT)`
+    /// as gort-gc uses them — GOGC in percent (-1: off; 100 when unset or
+    /// empty), GOMEMLIMIT in bytes (`i64::MAX`: none; the default). The
+    /// first unusable value is an error.
+    pub fn gc_from_env() -> Result<(i64, i64), ConfigError> {
+        let gogc = match std::env::var_os("GOGC") {
+            Some(v) if !v.is_empty() => Config::parse_gogc(&v.to_string_lossy())?,
+            _ => 100,
+        };
+        let limit = match std::env::var_os("GOMEMLIMIT") {
+            Some(v) if !v.is_empty() => Config::parse_gomemlimit(&v.to_string_lossy())?,
+            _ => i64::MAX,
+        };
+        Ok((gogc, limit))
+    }
+
+    /// Parses a GOGC value (Go's `readGOGC`): `off` (returned as -1) or a
+    /// whole number of percent that fits an `i32`; a negative number also
+    /// means off. Go silently falls back to 100 for an unusable value;
+    /// gort reports it.
+    pub fn parse_gogc(v: &str) -> Result<i64, ConfigError> {
+        let err = |reason: String| ConfigError {
+            var: "GOGC",
+            value: v.to_string(),
+            reason,
+        };
+        let out_of_range = || {
+            err(format!(
+                "out of range: a percent from {} to {} (negative: off)",
+                i32::MIN,
+                i32::MAX
+            ))
+        };
+        let t = v.trim();
+        if t == "off" {
+            return Ok(-1);
+        }
+        match parse_int(t) {
+            Int::Malformed => Err(err(
+                "malformed: expected a whole number of percent or \"off\"".into(),
+            )),
+            Int::TooLarge => Err(out_of_range()),
+            Int::Value(n) => match i32::try_from(n) {
+                Ok(n) if n < 0 => Ok(-1),
+                Ok(n) => Ok(i64::from(n)),
+                Err(_) => Err(out_of_range()),
+            },
+        }
+    }
+
+    /// Parses a GOMEMLIMIT value (Go's `readGOMEMLIMIT`/`parseByteCount`):
+    /// `off` (returned as `i64::MAX`), or a byte count with an optional
+    /// unit suffix `B`, `KiB`, `MiB`, `GiB`, `TiB`, `PiB` or `EiB`, at most
+    /// `i64::MAX` bytes. A well-formed count that is too large (or
+    /// negative) is reported as out of range, not as malformed.
+    pub fn parse_gomemlimit(v: &str) -> Result<i64, ConfigError> {
+        let err = |reason: String| ConfigError {
+            var: "GOMEMLIMIT",
+            value: v.to_string(),
+            reason,
+        };
+        if v == "off" {
+            return Ok(i64::MAX);
+        }
+        parse_byte_count(v).map_err(|e| match e {
+            ByteCount::Malformed => err(
+                "malformed: expected bytes with an optional unit (B, KiB, MiB, GiB, TiB, \
+                 PiB, EiB) or \"off\""
+                    .into(),
+            ),
+            ByteCount::OutOfRange => err(format!(
+                "out of range: from 0 to {} bytes (8 EiB - 1)",
+                i64::MAX
+            )),
+        })
+    }
+}
+
+/// A whole number as text: its value, too large for an `i64` (either
+/// sign), or not a number.
+enum Int {
+    Value(i64),
+    TooLarge,
+    Malformed,
+}
+
+/// An optional `-` then one or more ASCII digits (Go's `atoi64`; no `+`,
+/// no spaces).
+fn parse_int(t: &str) -> Int {
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return Int::Malformed;
+    }
+    match t.parse::<i64>() {
+        Ok(n) => Int::Value(n),
+        Err(_) => Int::TooLarge, // all digits: only the size can be wrong
+    }
+}
+
+/// Why a GOMEMLIMIT byte count was refused.
+enum ByteCount {
+    Malformed,
+    OutOfRange,
+}
+
+/// Go's `parseByteCount`, telling a malformed count from one out of range.
+fn parse_byte_count(s: &str) -> Result<i64, ByteCount> {
+    let count = |t: &str| match parse_int(t) {
+        Int::Malformed => Err(ByteCount::Malformed),
+        Int::TooLarge => Err(ByteCount::OutOfRange),
+        Int::Value(n) if n < 0 => Err(ByteCount::OutOfRange),
+        Int::Value(n) => Ok(n),
+    };
+    let b = s.as_bytes();
+    let last = *b.last().ok_or(ByteCount::Malformed)?;
+    if last.is_ascii_digit() {
+        return count(s);
+    }
+    if last != b'B' || b.len() < 2 {
+        return Err(ByteCount::Malformed);
+    }
+    let c = b[b.len() - 2];
+    if c.is_ascii_digit() {
+        return count(&s[..s.len() - 1]);
+    }
+    if c != b'i' || b.len() < 4 {
+        return Err(ByteCount::Malformed);
+    }
+    let power = match b[b.len() - 3] {
+        b'K' => 1,
+        b'M' => 2,
+        b'G' => 3,
+        b'T' => 4,
+        b'P' => 5,
+        b'E' => 6,
+        _ => return Err(ByteCount::Malformed),
+    };
+    let n = count(&s[..s.len() - 3])?;
+    n.checked_mul(1i64 << (10 * power))
+        .ok_or(ByteCount::OutOfRange)
 }
 
 /// Parses a GOMAXPROCS value: a whole number from 1 to [`MAX_PROCS`].
@@ -119,6 +274,48 @@ mod tests {
         for bad in ["", "0", "-1", "abc", "2.5", "100000"] {
             let e = parse_procs(bad).unwrap_err();
             assert!(e.to_string().starts_with("invalid GOMAXPROCS="), "{e}");
+        }
+    }
+
+    #[test]
+    fn gc_values() {
+        assert_eq!(Config::parse_gogc("off"), Ok(-1));
+        assert_eq!(Config::parse_gogc(" 50 "), Ok(50));
+        assert_eq!(Config::parse_gogc("-5"), Ok(-1));
+        for (bad, why) in [
+            ("abc", "malformed"),
+            ("1.5", "malformed"),
+            ("", "malformed"),
+            ("99999999999", "out of range"),
+            ("-99999999999", "out of range"),
+            ("99999999999999999999999", "out of range"),
+        ] {
+            let e = Config::parse_gogc(bad).unwrap_err();
+            assert!(e.to_string().starts_with("invalid GOGC="), "{e}");
+            assert!(e.reason.starts_with(why), "{bad}: {e}");
+        }
+        assert_eq!(Config::parse_gomemlimit("64MiB"), Ok(64 << 20));
+        assert_eq!(Config::parse_gomemlimit("off"), Ok(i64::MAX));
+        assert_eq!(
+            Config::parse_gomemlimit("9223372036854775807"),
+            Ok(i64::MAX)
+        );
+        assert_eq!(Config::parse_gomemlimit("7EiB"), Ok(7 << 60));
+        for (bad, why) in [
+            ("64MB", "malformed"),
+            ("1 MiB", "malformed"),
+            ("", "malformed"),
+            ("-", "malformed"),
+            ("1XiB", "malformed"),
+            ("8EiB", "out of range"),
+            ("9223372036854775808", "out of range"),
+            ("99999999999999999999999", "out of range"),
+            ("99999999999999999999999KiB", "out of range"),
+            ("-1", "out of range"),
+        ] {
+            let e = Config::parse_gomemlimit(bad).unwrap_err();
+            assert!(e.to_string().starts_with("invalid GOMEMLIMIT="), "{e}");
+            assert!(e.reason.starts_with(why), "{bad}: {e}");
         }
     }
 

@@ -23,6 +23,31 @@
 //! reusing a WaitGroup before `wait` returned, sending on or closing a
 //! closed channel.
 //!
+//! ## Raw locks: releasing one is `unsafe`
+//!
+//! [`RawMutex`] and [`RawRwLock`] keep Go's shape — any goroutine may unlock
+//! what another locked — but their `unlock`, `read_unlock` and
+//! `write_unlock` are `unsafe fn`s, as in lock_api: the caller must own the
+//! hold it releases (it took it, or it was handed over) and no guard may
+//! still rely on it. With a safe unlock, `m.raw().unlock()` under a live
+//! [`MutexGuard`] let a second `lock()` in: two live `&mut T` to the same
+//! value, from safe code. Go's misuse panics (`sync: unlock of unlocked
+//! mutex`, `sync: RUnlock of unlocked RWMutex`, `sync: Unlock of unlocked
+//! RWMutex`) stay: they catch the broken contract they can see. Rejected:
+//! keeping unlock safe and making [`Mutex::raw`] private (`Cond`-style
+//! users and tests need the raw lock, and a standalone `RawMutex` guarding
+//! data through `unsafe` code would still have a safe way to break it);
+//! tracking the owner (Go does not, and hand-over between goroutines is
+//! legitimate). The guards are the safe API.
+//!
+//! Timers: [`after_func`] runs its function on a goroutine of its own for
+//! each fire (gort-timer's safe `RawTimer`), never under the timer heap's
+//! lock; a panic in it ends the process with `fatal error: panic in a timer
+//! callback: ...`, as a panic in Go's `AfterFunc` goroutine does. The
+//! channel timers ([`Timer`], [`Ticker`], [`after`]) use the unchecked
+//! variant: their callback is a `try_send` that never blocks, and running
+//! it under the heap lock is what makes their stop exact.
+//!
 //! # Invariants
 //! * A mutex's state word counts exactly the goroutines/threads queued on
 //!   its semaphore (plus those about to queue) in its waiter bits.

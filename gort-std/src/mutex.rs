@@ -170,10 +170,42 @@ impl RawMutex {
 
     /// Unlocks.
     ///
+    /// Go lets any goroutine unlock a mutex, so the hold may have been
+    /// taken by someone else and handed over; what matters is that the
+    /// caller owns it now. A [`MutexGuard`] unlocks for you when it drops:
+    /// prefer [`Mutex`].
+    ///
+    /// ```
+    /// let m = gort_std::RawMutex::new();
+    /// m.lock();
+    /// // SAFETY: we locked it just above and nobody else relies on the hold.
+    /// unsafe { m.unlock() };
+    /// ```
+    ///
+    /// Safe code cannot release a lock behind a guard's back (that would
+    /// let a second guard in while the first is live: two `&mut T`):
+    ///
+    /// ```compile_fail,E0133
+    /// let m = gort_std::Mutex::new(vec![1]);
+    /// let g = m.lock();
+    /// m.raw().unlock(); // error: call to unsafe function
+    /// let g2 = m.lock();
+    /// ```
+    ///
+    /// # Safety
+    /// The caller owns the hold it releases: it locked this mutex (with
+    /// [`RawMutex::lock`] or a successful [`RawMutex::try_lock`]), or a
+    /// holder handed that hold to it, and nobody else relies on it any more —
+    /// in particular no [`MutexGuard`] for it is live. Releasing a hold
+    /// someone else relies on lets a second party into the critical section
+    /// while the first is still in it (for a [`Mutex`], two live `&mut T`).
+    ///
     /// # Panics
-    /// With `sync: unlock of unlocked mutex` if it is not locked.
+    /// With `sync: unlock of unlocked mutex` if it is not locked (Go's
+    /// misuse check, kept: it catches a broken contract when no one else
+    /// uses the mutex at that moment; the state is left as it was).
     #[inline]
-    pub fn unlock(&self) {
+    pub unsafe fn unlock(&self) {
         // Release pairs with the Acquire of the next locker.
         let new = self.state.fetch_sub(LOCKED, Ordering::Release) - LOCKED;
         if new != 0 {
@@ -286,7 +318,9 @@ impl<T: ?Sized> Mutex<T> {
         self.data.get_mut()
     }
 
-    /// The underlying lock (for `Cond`).
+    /// The underlying lock (e.g. to ask [`RawMutex::is_locked`]). Its
+    /// [`RawMutex::unlock`] is `unsafe`: only the owner of a hold may
+    /// release it, and a live guard owns its hold.
     pub fn raw(&self) -> &RawMutex {
         &self.raw
     }
@@ -344,7 +378,9 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        self.m.raw.unlock();
+        // SAFETY: the guard was built from a successful lock of this mutex
+        // and owns that hold; it is dropping, so nobody relies on it after.
+        unsafe { self.m.raw.unlock() };
     }
 }
 

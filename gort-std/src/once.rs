@@ -45,12 +45,16 @@ impl Once {
             fn drop(&mut self) {
                 // Done even if f panicked (Go's semantics), then unlock.
                 self.0.done.store(1, Ordering::Release);
-                self.0.m.unlock();
+                // SAFETY: `Finish` exists only while `call_slow` holds `m`
+                // (it locked it before creating us), and nothing else
+                // releases that hold.
+                unsafe { self.0.m.unlock() };
             }
         }
         self.m.lock();
         if self.done.load(Ordering::Relaxed) != 0 {
-            self.m.unlock();
+            // SAFETY: locked just above by this call; no `Finish` exists.
+            unsafe { self.m.unlock() };
             return;
         }
         let _finish = Finish(self);

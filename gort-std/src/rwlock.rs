@@ -73,10 +73,35 @@ impl RawRwLock {
 
     /// Unlocks one reader.
     ///
+    /// ```
+    /// let l = gort_std::RawRwLock::new();
+    /// l.read_lock();
+    /// // SAFETY: we took this read hold just above; nobody else relies on it.
+    /// unsafe { l.read_unlock() };
+    /// ```
+    ///
+    /// Safe code cannot release a read hold behind a guard's back:
+    ///
+    /// ```compile_fail,E0133
+    /// let l = gort_std::RawRwLock::new();
+    /// l.read_lock();
+    /// l.read_unlock(); // error: call to unsafe function
+    /// ```
+    ///
+    /// # Safety
+    /// The caller owns the read hold it releases: it took it (with
+    /// [`RawRwLock::read_lock`] or a successful [`RawRwLock::try_read_lock`])
+    /// or a reader handed it over, and nobody relies on it any more — in
+    /// particular no [`RwLockReadGuard`] for it is live. Releasing someone
+    /// else's read hold can let a writer in while that reader still reads
+    /// (for an [`RwLock`], a `&mut T` beside a `&T`).
+    ///
     /// # Panics
-    /// `sync: RUnlock of unlocked RWMutex` if no reader holds it.
+    /// `sync: RUnlock of unlocked RWMutex` if no reader holds it (Go's
+    /// misuse check, kept: it catches a broken contract when no one else
+    /// uses the lock at that moment).
     #[inline]
-    pub fn read_unlock(&self) {
+    pub unsafe fn read_unlock(&self) {
         let r = self.reader_count.fetch_sub(1, Ordering::SeqCst) - 1;
         if r < 0 {
             self.read_unlock_slow(r);
@@ -116,7 +141,9 @@ impl RawRwLock {
             .compare_exchange(0, -MAX_READERS, Ordering::SeqCst, Ordering::SeqCst)
             .is_err()
         {
-            self.w.unlock();
+            // SAFETY: we took `w` with the successful try_lock above and
+            // give it back before anyone could rely on it.
+            unsafe { self.w.unlock() };
             return false;
         }
         true
@@ -124,9 +151,33 @@ impl RawRwLock {
 
     /// Unlocks the writer and lets the readers that queued behind it in.
     ///
+    /// ```
+    /// let l = gort_std::RawRwLock::new();
+    /// l.write_lock();
+    /// // SAFETY: we took the write hold just above; nobody else relies on it.
+    /// unsafe { l.write_unlock() };
+    /// ```
+    ///
+    /// ```compile_fail,E0133
+    /// let l = gort_std::RawRwLock::new();
+    /// l.write_lock();
+    /// l.write_unlock(); // error: call to unsafe function
+    /// ```
+    ///
+    /// # Safety
+    /// The caller owns the write hold it releases: it took it (with
+    /// [`RawRwLock::write_lock`] or a successful
+    /// [`RawRwLock::try_write_lock`]) or the writer handed it over, and
+    /// nobody relies on it any more — in particular no [`RwLockWriteGuard`]
+    /// for it is live. Releasing someone else's write hold lets readers or
+    /// another writer in beside that writer (for an [`RwLock`], a second
+    /// reference beside a live `&mut T`).
+    ///
     /// # Panics
-    /// `sync: Unlock of unlocked RWMutex` if no writer holds it.
-    pub fn write_unlock(&self) {
+    /// `sync: Unlock of unlocked RWMutex` if no writer holds it (Go's misuse
+    /// check, kept: it catches a broken contract when no one else uses the
+    /// lock at that moment).
+    pub unsafe fn write_unlock(&self) {
         let r = self.reader_count.fetch_add(MAX_READERS, Ordering::SeqCst) + MAX_READERS;
         if r >= MAX_READERS {
             self.reader_count.fetch_sub(MAX_READERS, Ordering::SeqCst);
@@ -135,7 +186,9 @@ impl RawRwLock {
         for _ in 0..r {
             semrelease(&self.reader_sem, false);
         }
-        self.w.unlock();
+        // SAFETY: the caller owns the write hold (our contract), which
+        // includes `w`, taken by `write_lock`/`try_write_lock`.
+        unsafe { self.w.unlock() };
     }
 }
 
@@ -241,7 +294,9 @@ impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
-        self.l.raw.read_unlock();
+        // SAFETY: the guard was built from a successful read lock and owns
+        // that read hold; it is dropping, so nobody relies on it after.
+        unsafe { self.l.raw.read_unlock() };
     }
 }
 
@@ -272,6 +327,8 @@ impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
-        self.l.raw.write_unlock();
+        // SAFETY: the guard was built from a successful write lock and owns
+        // that hold; it is dropping, so nobody relies on it after.
+        unsafe { self.l.raw.write_unlock() };
     }
 }

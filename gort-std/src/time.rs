@@ -11,7 +11,6 @@
 use crate::{chan, Receiver, Sender, TryRecvError};
 use gort_timer::{deadline_after, RawTimer};
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use gort_timer::{sleep, sleep_until};
@@ -32,11 +31,19 @@ pub struct Timer {
 }
 
 fn sender_timer(tx: Sender<Instant>) -> RawTimer {
-    RawTimer::new(move || {
-        // Full: an earlier value is still unreceived (a ticker drops ticks
-        // for slow receivers); no receivers: nothing to do.
-        let _ = tx.try_send(Instant::now());
-    })
+    // SAFETY: the callback is one `try_send`: it takes the channel's
+    // short-hold lock and at most readies a receiver, never blocks or
+    // parks; it cannot panic (the channel is never closed: this private
+    // Sender is its only one and nobody calls `close` on it); it touches no
+    // timer. Running under the heap lock makes `stop` exact, which the
+    // drain after it relies on (no stale value).
+    unsafe {
+        RawTimer::new_unchecked(move || {
+            // Full: an earlier value is still unreceived (a ticker drops
+            // ticks for slow receivers); no receivers: nothing to do.
+            let _ = tx.try_send(Instant::now());
+        })
+    }
 }
 
 /// Empties a stopped timer's one-slot channel (the Go 1.23 guarantee: no
@@ -144,15 +151,14 @@ pub fn after(d: Duration) -> Receiver<Instant> {
     c
 }
 
-/// Runs `f` in its own goroutine `d` from now (Go's `time.AfterFunc`).
-/// Dropping the returned handle does not cancel it; [`AfterFunc::stop`]
-/// does.
+/// Runs `f` in its own goroutine `d` from now (Go's `time.AfterFunc`),
+/// never under a runtime lock: it may block, sleep and use timers. A panic
+/// in it ends the process (`fatal error: panic in a timer callback: ...`),
+/// as in Go. Dropping the returned handle does not cancel it;
+/// [`AfterFunc::stop`] does.
 pub fn after_func<F: Fn() + Send + Sync + 'static>(d: Duration, f: F) -> AfterFunc {
-    let f = Arc::new(f);
-    let raw = RawTimer::new(move || {
-        let f = f.clone();
-        drop(gort_sched::go(move || f()));
-    });
+    // gort-timer's safe RawTimer: each fire runs `f` on a new goroutine.
+    let raw = RawTimer::new(f);
     raw.reset(d);
     AfterFunc { raw: Some(raw) }
 }
@@ -168,7 +174,8 @@ impl AfterFunc {
     }
 
     /// Cancels the call if it has not started; returns whether it was
-    /// pending.
+    /// pending. As Go's `Timer.Stop`, it does not wait for a call that has
+    /// already started.
     pub fn stop(&self) -> bool {
         self.raw().stop()
     }

@@ -46,14 +46,20 @@ fn test_mutex_hammer() {
 #[test]
 fn test_mutex_misuse_unlock_of_unlocked() {
     let m = RawMutex::new();
-    let e = std::panic::catch_unwind(|| m.unlock()).unwrap_err();
+    // SAFETY: breaks the contract on purpose (no hold to release) to test
+    // Go's misuse check; nothing else uses this mutex and it guards no data.
+    let e = std::panic::catch_unwind(|| unsafe { m.unlock() }).unwrap_err();
     assert_eq!(panic_message(e), "sync: unlock of unlocked mutex");
     // The mutex is still usable afterwards.
     m.lock();
     assert!(m.is_locked());
-    m.unlock();
+    // SAFETY: locked just above by this thread.
+    unsafe { m.unlock() };
     // Also from a goroutine.
-    let e = go(|| RawMutex::new().unlock()).join().unwrap_err();
+    // SAFETY: as the first misuse: a fresh mutex nobody else uses.
+    let e = go(|| unsafe { RawMutex::new().unlock() })
+        .join()
+        .unwrap_err();
     assert!(
         e.to_string().contains("sync: unlock of unlocked mutex"),
         "{e}"
@@ -500,19 +506,26 @@ fn test_rwmutex_writer_preference() {
 #[test]
 fn test_rwmutex_misuse() {
     let l = RawRwLock::new();
-    let e = std::panic::catch_unwind(|| l.read_unlock()).unwrap_err();
+    // SAFETY: the contract is broken on purpose (no hold to release) to
+    // test Go's misuse checks; nothing else uses this lock and it guards no
+    // data.
+    let e = std::panic::catch_unwind(|| unsafe { l.read_unlock() }).unwrap_err();
     assert_eq!(panic_message(e), "sync: RUnlock of unlocked RWMutex");
-    let e = std::panic::catch_unwind(|| l.write_unlock()).unwrap_err();
+    // SAFETY: as above.
+    let e = std::panic::catch_unwind(|| unsafe { l.write_unlock() }).unwrap_err();
     assert_eq!(panic_message(e), "sync: Unlock of unlocked RWMutex");
     // Still usable.
     l.write_lock();
     assert!(!l.try_read_lock());
-    l.write_unlock();
+    // SAFETY: this thread holds the write lock (taken above).
+    unsafe { l.write_unlock() };
     assert!(l.try_read_lock());
     assert!(!l.try_write_lock());
-    l.read_unlock();
+    // SAFETY: this thread holds the read lock (try_read_lock succeeded).
+    unsafe { l.read_unlock() };
     assert!(l.try_write_lock());
-    l.write_unlock();
+    // SAFETY: this thread holds the write lock (try_write_lock succeeded).
+    unsafe { l.write_unlock() };
 }
 
 /// A failed try_lock leaves the holder's lock alone (regression: building

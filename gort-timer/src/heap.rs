@@ -7,12 +7,40 @@
 //! (ready a waiter, try a channel send, spawn a goroutine), and running it
 //! there makes `stop` exact: once `stop` returns, the callback is neither
 //! running nor going to run (Go 1.23's "no stale values" rests on this).
-//! Callbacks must therefore not touch timers of their own heap.
+//! Callbacks must therefore not block, park or touch timers — the contract
+//! of the `unsafe` `RawTimer::new_unchecked`; the safe `RawTimer::new`
+//! gives the heap a callback that only spawns a goroutine. A callback that
+//! panics anyway ends the process ([`callback_panicked`]): unwinding out of
+//! `run` would leave the heap locked and every later timer hung.
+//! One-shot entries that fired are handed back to the caller of `run`,
+//! which drops them after the lock is released, so their callbacks'
+//! captures never drop under it.
 
 use crate::loom::{AtomicI64, Ordering};
 use gort_os::cell::UnsafeCell;
 use gort_os::lock::RawLock;
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+
+/// A heap callback; its argument says whether the timer is periodic (the
+/// safe `RawTimer` skips a tick while the previous one still runs).
+pub(crate) type Callback = Box<dyn FnMut(bool) + Send>;
+
+/// A timer callback panicked: Go treats a panic in a timer function as
+/// fatal, and so does gort (unwinding on would kill the M, and from under
+/// the heap lock, leave every later timer hung). std's panic hook has
+/// already printed the panic and its location.
+#[cold]
+pub(crate) fn callback_panicked(p: Box<dyn Any + Send>) -> ! {
+    let msg = p
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("Box<dyn Any>");
+    eprintln!("fatal error: panic in a timer callback: {msg}");
+    std::process::abort()
+}
 
 /// `EntrySt::idx` of an entry not in its heap.
 const NOT_QUEUED: usize = usize::MAX;
@@ -21,6 +49,9 @@ const NOT_QUEUED: usize = usize::MAX;
 pub(crate) struct Entry {
     /// The heap this entry lives in (fixed).
     pub(crate) heap: usize,
+    /// Whether the callback holds user code (the safe `RawTimer::new`):
+    /// then the entry must not be freed on an M's scheduler stack (fixed).
+    pub(crate) user: bool,
     /// Protected by that heap's lock.
     st: UnsafeCell<EntrySt>,
 }
@@ -30,7 +61,7 @@ struct EntrySt {
     period: i64,
     /// Position in the heap's vector, or NOT_QUEUED.
     idx: usize,
-    f: Box<dyn FnMut() + Send>,
+    f: Callback,
 }
 
 // SAFETY: the mutable state is only touched under the heap lock; the
@@ -40,9 +71,10 @@ unsafe impl Sync for Entry {}
 unsafe impl Send for Entry {}
 
 impl Entry {
-    pub(crate) fn new(heap: usize, f: Box<dyn FnMut() + Send>) -> Arc<Entry> {
+    pub(crate) fn new(heap: usize, user: bool, f: Callback) -> Arc<Entry> {
         Arc::new(Entry {
             heap,
+            user,
             st: UnsafeCell::new(EntrySt {
                 period: 0,
                 idx: NOT_QUEUED,
@@ -139,8 +171,11 @@ impl Heap {
     }
 
     /// Runs every entry due at `now` (re-arming periodic ones); returns the
-    /// new earliest deadline.
-    pub(crate) fn run(&self, now: i64) -> i64 {
+    /// new earliest deadline. The one-shot entries that fired are pushed to
+    /// `fired`, for the caller to drop after the lock is released (a
+    /// detached timer's last reference may be that one, and its callback's
+    /// captures must not drop under the lock).
+    pub(crate) fn run(&self, now: i64, fired: &mut Vec<Arc<Entry>>) -> i64 {
         self.lock.lock();
         loop {
             // SAFETY: we hold the lock.
@@ -161,12 +196,20 @@ impl Heap {
                         e.st.with_mut(|st| st.idx = NOT_QUEUED);
                         remove_at(v, 0);
                     }
-                    Some(e)
+                    Some((e, period > 0))
                 })
             };
-            let Some(e) = due else { break };
+            let Some((e, periodic)) = due else { break };
             // SAFETY: we hold the lock; the callback is exclusive to it.
-            unsafe { e.st.with_mut(|st| (st.f)()) };
+            let r = unsafe {
+                e.st.with_mut(|st| catch_unwind(AssertUnwindSafe(|| (st.f)(periodic))))
+            };
+            if let Err(p) = r {
+                callback_panicked(p);
+            }
+            if !periodic {
+                fired.push(e);
+            }
         }
         let m = self.publish_min();
         // SAFETY: locked above.

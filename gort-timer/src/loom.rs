@@ -2,7 +2,7 @@
 //! `--cfg gort_loom`, so the model in `src/tests/` explores the real heap.
 
 #[cfg(not(gort_loom))]
-pub(crate) use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 
 #[cfg(gort_loom)]
-pub(crate) use loom::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};

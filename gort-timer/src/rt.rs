@@ -1,11 +1,12 @@
 //! The runtime side: one heap per P, the scheduler source that runs them,
 //! [`RawTimer`] and [`sleep`].
 
-use crate::heap::{Entry, Heap};
-use crate::loom::{AtomicUsize, Ordering};
+use crate::heap::{callback_panicked, Callback, Entry, Heap};
+use crate::loom::{AtomicBool, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 use gort_os::clock::nanotime;
-use gort_sched::{park, Source, WaitReason, Waiter};
+use gort_sched::{park, Goexit, Source, WaitReason, Waiter};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -47,14 +48,82 @@ impl Source for TimerSource {
         let t = timers();
         let n = t.used.load(Ordering::Acquire);
         let mut next = i64::MAX;
+        let mut fired = Vec::new();
         for h in &t.heaps[..n] {
             let mut m = h.min();
             if m <= now {
-                m = h.run(now);
+                m = h.run(now, &mut fired);
             }
             next = next.min(m);
         }
+        // Outside every heap lock: free what fired for the last time.
+        for e in fired {
+            retire(e);
+        }
         (next != i64::MAX).then_some(next)
+    }
+}
+
+/// Drops a fired one-shot entry outside the heap lock. If this was its last
+/// reference and its callback holds user code, the drop (which may drop the
+/// user's closure, running its captures' `Drop`s) happens on a goroutine,
+/// not on this M's scheduler stack, where blocking would stall the M.
+fn retire(e: Arc<Entry>) {
+    if !e.user {
+        return; // runtime callbacks: dropping their captures never blocks
+    }
+    if let Some(e) = Arc::into_inner(e) {
+        drop(gort_sched::go(move || run_user(move || drop(e))));
+    }
+}
+
+/// Runs user code of a timer on the current goroutine: a panic is fatal
+/// (as in Go, where a panic in an `AfterFunc` function crashes the
+/// program), never silently lost with a detached goroutine; `goexit` just
+/// ends the goroutine.
+fn run_user(f: impl FnOnce()) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+        if !p.is::<Goexit>() {
+            callback_panicked(p);
+        }
+    }
+}
+
+/// The state a safe timer's fires share: the user's function and, for a
+/// periodic timer, whether a tick's goroutine is still running it.
+struct UserCallback<F> {
+    f: F,
+    /// Set by the fire that starts a periodic tick's goroutine (Acquire),
+    /// cleared by that goroutine when `f` returns (Release).
+    busy: AtomicBool,
+}
+
+impl<F: Fn() + Send + Sync + 'static> UserCallback<F> {
+    /// The heap callback: hand `f` to a new goroutine.
+    fn callback(self: Arc<Self>) -> Callback {
+        Box::new(move |periodic| {
+            // A tick that comes while the previous tick's goroutine still
+            // runs is dropped (as a Ticker drops ticks a slow receiver has
+            // not taken): a slow callback never piles up goroutines.
+            if periodic && self.busy.swap(true, Ordering::Acquire) {
+                return;
+            }
+            let me = self.clone();
+            drop(gort_sched::go(move || me.run(periodic)));
+        })
+    }
+
+    /// One fire's goroutine.
+    fn run(&self, periodic: bool) {
+        /// Clears `busy` however `f` ends (a goexit unwinds through it).
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _done = periodic.then(|| Done(&self.busy));
+        run_user(|| (self.f)());
     }
 }
 
@@ -75,16 +144,24 @@ pub fn deadline_at(t: Instant) -> i64 {
 }
 
 /// A timer of the runtime: a callback run once at a deadline (or every
-/// period), by whichever M finds it due, under its heap's lock.
+/// period).
 ///
 /// The building block of `sleep`, and of gort-std's channel timers
 /// (`Timer`, `Ticker`, `after`, `after_func`). Dropping it stops it, so a
 /// timer nobody holds is freed at once; [`RawTimer::detach`] instead leaves
 /// a one-shot timer to fire and be freed then.
 ///
-/// The callback must be short and must not block or touch timers: it runs
-/// with the heap locked (which is what makes [`RawTimer::stop`] exact).
-/// Ready a waiter, try a channel send, or spawn a goroutine.
+/// Two kinds of callback:
+/// * [`RawTimer::new`] (safe): each fire runs the function on a goroutine
+///   of its own, as Go's `time.AfterFunc` does. It may block, sleep, use
+///   timers; a panic in it ends the process (`fatal error: panic in a timer
+///   callback: ...`). A stop prevents fires that have not happened yet; it
+///   does not wait for a goroutine a fire has already started.
+/// * [`RawTimer::new_unchecked`] (`unsafe`): the callback runs on the M
+///   that finds the timer due, under its heap's lock, which makes
+///   [`RawTimer::stop`] exact (when it returns, the callback is neither
+///   running nor going to run). It must be tiny and must not block: ready a
+///   waiter, try a channel send, spawn a goroutine.
 pub struct RawTimer {
     e: Option<Arc<Entry>>,
 }
@@ -96,9 +173,51 @@ impl std::fmt::Debug for RawTimer {
 }
 
 impl RawTimer {
-    /// An unarmed timer with callback `f`, on the calling goroutine's P's
-    /// heap (heap 0 from a plain thread).
-    pub fn new(f: impl FnMut() + Send + 'static) -> RawTimer {
+    /// An unarmed timer that runs `f` on a new goroutine at each fire (Go's
+    /// `time.AfterFunc`), never under a runtime lock; on the calling
+    /// goroutine's P's heap (heap 0 from a plain thread).
+    ///
+    /// `f` may do anything a goroutine may: block, sleep, create, stop and
+    /// reset timers (this one included). Fires of a one-shot timer that is
+    /// re-armed may run concurrently, as in Go; a tick of a periodic timer
+    /// that comes while the previous tick's goroutine still runs is
+    /// dropped. A panic in `f` ends the process with `fatal error: panic in
+    /// a timer callback: <message>` (Go: a panic in a timer function is
+    /// fatal); [`gort_sched::goexit`] in `f` just ends that goroutine.
+    ///
+    /// [`RawTimer::stop`] and [`RawTimer::reset`] keep Go's results (true
+    /// if they prevented a pending fire), but do not wait for a goroutine
+    /// that a fire already started: `f` may still be running, or about to
+    /// start, when they return false.
+    pub fn new(f: impl Fn() + Send + Sync + 'static) -> RawTimer {
+        let cb = Arc::new(UserCallback {
+            f,
+            busy: AtomicBool::new(false),
+        });
+        Self::with_callback(true, cb.callback())
+    }
+
+    /// An unarmed timer whose callback `f` runs on whichever M finds it
+    /// due, under its heap's lock: what makes [`RawTimer::stop`] exact.
+    ///
+    /// A panic in `f` still ends the process with `fatal error: panic in a
+    /// timer callback: <message>` (it would otherwise leave the heap
+    /// locked and every later timer hung), but that is a last resort: see
+    /// the contract.
+    ///
+    /// # Safety
+    /// `f` runs with a timer heap locked, on an M's scheduler stack. It must
+    /// return promptly without blocking or parking (no locks that may be
+    /// held long, no blocking channel operations, no `sleep`, no `join`),
+    /// must not panic, and must not create, arm, stop, reset or drop any
+    /// timer. Readying a [`Waiter`], a `try_send` on a channel, setting a
+    /// flag and spawning a goroutine are fine. Breaking this deadlocks the
+    /// heap (and every timer and `sleep` on it) or the M.
+    pub unsafe fn new_unchecked(mut f: impl FnMut() + Send + 'static) -> RawTimer {
+        Self::with_callback(false, Box::new(move |_periodic| f()))
+    }
+
+    fn with_callback(user: bool, f: Callback) -> RawTimer {
         let t = timers_registered();
         let heap = gort_sched::proc_pin().unwrap_or(0);
         if heap >= t.used.load(Ordering::Relaxed) {
@@ -106,7 +225,7 @@ impl RawTimer {
             t.used.fetch_max(heap + 1, Ordering::Release);
         }
         RawTimer {
-            e: Some(Entry::new(heap, Box::new(f))),
+            e: Some(Entry::new(heap, user, f)),
         }
     }
 
@@ -132,7 +251,9 @@ impl RawTimer {
     }
 
     /// Disarms the timer; returns whether it was armed (Go's Stop result).
-    /// When this returns, the callback is not running and will not run.
+    /// When this returns, the callback is not running and will not run —
+    /// for a timer made with [`RawTimer::new`], no *new* goroutine will
+    /// run it; one that a fire started already is not waited for.
     pub fn stop(&self) -> bool {
         let e = self.entry();
         timers().heaps[e.heap].stop(e)
@@ -170,11 +291,16 @@ fn sleep_until_nanos(when: i64) {
         return;
     }
     let mut w = Some(Waiter::current());
-    let t = RawTimer::new(move || {
-        if let Some(w) = w.take() {
-            w.ready();
-        }
-    });
+    // SAFETY: the callback only readies a Waiter (an atomic notify, then an
+    // inbox push or a futex wake): it returns at once, never parks, never
+    // panics and touches no timer.
+    let t = unsafe {
+        RawTimer::new_unchecked(move || {
+            if let Some(w) = w.take() {
+                w.ready();
+            }
+        })
+    };
     t.reset_at(when, Duration::ZERO);
     // A wake-up before the park is kept by the waiter.
     park(WaitReason::Sleep, || true);

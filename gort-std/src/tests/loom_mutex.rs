@@ -22,7 +22,8 @@ fn two_lockers_exclude_each_other() {
                     m.lock();
                     // SAFETY: under the lock.
                     data.with_mut(|p| unsafe { *p += 1 });
-                    m.unlock();
+                    // SAFETY: this thread locked it above.
+                    unsafe { m.unlock() };
                 })
             })
             .collect();
@@ -32,7 +33,8 @@ fn two_lockers_exclude_each_other() {
         m.lock();
         // SAFETY: under the lock.
         assert_eq!(data.with(|p| unsafe { *p }), 2);
-        m.unlock();
+        // SAFETY: locked above by this thread.
+        unsafe { m.unlock() };
         assert!(!m.is_locked());
     });
 }
@@ -55,15 +57,18 @@ fn starvation_hand_off() {
                     m.lock();
                     // SAFETY: under the lock.
                     data.with_mut(|p| unsafe { *p += 1 });
-                    m.unlock();
+                    // SAFETY: this thread locked it above.
+                    unsafe { m.unlock() };
                 })
             })
             .collect();
-        m.unlock();
+        // SAFETY: locked above by this thread.
+        unsafe { m.unlock() };
         m.lock(); // competes with the woken waiters (barging or queueing)
                   // SAFETY: under the lock.
         data.with_mut(|p| unsafe { *p += 1 });
-        m.unlock();
+        // SAFETY: this thread locked it just above.
+        unsafe { m.unlock() };
         for w in waiters {
             w.join().unwrap();
         }

@@ -12,7 +12,8 @@ fn counting_entry(heap: usize) -> (std::sync::Arc<Entry>, Arc<AtomicUsize>) {
     let n2 = n.clone();
     let e = Entry::new(
         heap,
-        Box::new(move || {
+        false,
+        Box::new(move |_periodic| {
             n2.fetch_add(1, Ordering::SeqCst);
         }),
     );
@@ -26,7 +27,7 @@ fn stop_racing_run() {
         let (e, fired) = counting_entry(0);
         h.reset(&e, 10, 0);
         let h2 = h.clone();
-        let runner = thread::spawn(move || h2.run(100));
+        let runner = thread::spawn(move || h2.run(100, &mut Vec::new()));
         let stopped = h.stop(&e);
         runner.join().unwrap();
         let n = fired.load(Ordering::SeqCst);
@@ -42,7 +43,7 @@ fn reset_racing_run() {
         let (e, fired) = counting_entry(0);
         h.reset(&e, 10, 0);
         let h2 = h.clone();
-        let runner = thread::spawn(move || h2.run(100));
+        let runner = thread::spawn(move || h2.run(100, &mut Vec::new()));
         // Re-arm for later than the runner's "now": it fires at most once
         // for the old deadline, and the new one stays armed.
         let (was, _) = h.reset(&e, 1000, 0);
@@ -61,8 +62,8 @@ fn periodic_rearms_and_two_runners_fire_once() {
         let (e, fired) = counting_entry(0);
         h.reset(&e, 10, 50);
         let h2 = h.clone();
-        let r = thread::spawn(move || h2.run(20));
-        h.run(20);
+        let r = thread::spawn(move || h2.run(20, &mut Vec::new()));
+        h.run(20, &mut Vec::new());
         r.join().unwrap();
         assert_eq!(fired.load(Ordering::SeqCst), 1);
         assert_eq!(h.min(), 60);

@@ -222,7 +222,10 @@ fn netpoll() -> &'static Netpoll {
             pwait2: AtomicBool::new(true),
         }
     });
-    REGISTERED.call_once(|| gort_sched::register_source(Arc::new(NetpollSource)));
+    // SAFETY: NetpollSource polls epoll and readies waiters (poll never
+    // blocks; block waits in epoll_pwait2 until the deadline or a wake, its
+    // documented wait); it runs no user code and never registers again.
+    REGISTERED.call_once(|| unsafe { gort_sched::register_source(Arc::new(NetpollSource)) });
     np
 }
 

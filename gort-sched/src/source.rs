@@ -40,7 +40,17 @@ pub trait Source: Send + Sync + 'static {
 }
 
 /// Registers a source with the runtime (starting it if needed).
-pub fn register_source(src: Arc<dyn Source>) {
+///
+/// # Safety
+/// The source's methods run on an M's own scheduler stack, not on a
+/// goroutine, while the runtime holds its list of sources. They must not
+/// park or block (except [`Source::block`], in its documented wait), panic,
+/// run arbitrary user code (which might), spawn a thread that waits for
+/// them, or call `register_source`; they may ready goroutines
+/// ([`crate::Waiter::ready`]) and spawn them ([`crate::go`]). Breaking this
+/// hangs or kills an M (and with it every goroutine bound to it). This is a
+/// hook for the runtime's own layers (timers, the netpoller).
+pub unsafe fn register_source(src: Arc<dyn Source>) {
     crate::rt::register_source(src)
 }
 

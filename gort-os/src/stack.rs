@@ -141,8 +141,8 @@ pub fn disable_guard_install() {
 /// # Safety
 /// No goroutine may overflow its stack: an overflow on an unguarded stack
 /// corrupts another goroutine's stack (undefined behaviour) before it is
-/// detected. Size stacks for the deepest recursion ([`crate::stack`]'s
-/// `MAX_STACK_SIZE` allows up to 1 GiB of virtual space, committed lazily).
+/// detected. Size stacks for the deepest recursion (up to
+/// [`MAX_STACK_SIZE`] of virtual space, committed lazily).
 pub unsafe fn allow_unguarded_stacks() {
     UNGUARDED_OK.store(true, Ordering::Relaxed);
 }
@@ -585,6 +585,13 @@ fn scavenger() -> &'static std::thread::Thread {
 /// bytes, if any, are saved elsewhere: the contents are discarded. Any
 /// other memory — a live `Vec`, a running stack — would silently read as
 /// zeros afterwards.
+///
+/// ```compile_fail,E0133
+/// // Safe code cannot discard memory it does not own: this needs `unsafe`.
+/// let v = vec![7u8; 8192];
+/// let lo = v.as_ptr() as usize;
+/// gort_os::stack::release_memory(vec![(lo, lo + 8192)]);
+/// ```
 pub unsafe fn release_memory(mut ranges: Vec<(usize, usize)>) {
     ranges.sort_unstable_by_key(|r| r.0);
     let mut run: Option<(usize, usize)> = None;

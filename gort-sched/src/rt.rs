@@ -124,7 +124,7 @@ impl G {
             migratable: AtomicBool::new(false),
             goid: AtomicU64::new(0),
             refs: AtomicU32::new(0),
-            join_state: AtomicU32::new(RUNNING as u32),
+            join_state: AtomicU32::new(RUNNING),
             join_waiter: UnsafeCell::new(None),
             payload: UnsafeCell::new(Payload::new()),
             locals: UnsafeCell::new(Vec::new()),
@@ -523,7 +523,7 @@ pub(crate) fn newproc(
     gr.m.store(ptr::null_mut(), Ordering::Relaxed);
     gr.migratable.store(sp.migratable, Ordering::Relaxed);
     gr.refs.store(2, Ordering::Relaxed);
-    gr.join_state.store(RUNNING as u32, Ordering::Relaxed);
+    gr.join_state.store(RUNNING, Ordering::Relaxed);
     install(gr.payload.get());
     // SAFETY: we hold the G (not yet published).
     let gi = unsafe { gr.inner() };
@@ -565,8 +565,8 @@ pub(crate) unsafe fn join_complete(g: *mut G) -> bool {
     let gr = unsafe { &*g };
     // AcqRel: Release publishes the result to the joiner; Acquire pairs
     // with the joiner's Release CAS to WAITING (its waiter is visible).
-    match gr.join_state.swap(DONE as u32, Ordering::AcqRel) {
-        WAITING_U32 => {
+    match gr.join_state.swap(DONE, Ordering::AcqRel) {
+        WAITING => {
             // SAFETY: the joiner stored the waiter before its CAS and will
             // not touch the cell again.
             if let Some(w) = unsafe { (*gr.join_waiter.get()).take() } {
@@ -574,7 +574,7 @@ pub(crate) unsafe fn join_complete(g: *mut G) -> bool {
             }
             false
         }
-        DETACHED_U32 => true,
+        DETACHED => true,
         _ => false,
     }
 }
@@ -583,7 +583,7 @@ pub(crate) unsafe fn join_complete(g: *mut G) -> bool {
 /// already (then nobody will ever read the result).
 pub(crate) fn join_detached(g: *mut G) -> bool {
     // SAFETY: Gs are immortal. Acquire pairs with join_detach's CAS.
-    unsafe { &*g }.join_state.load(Ordering::Acquire) == DETACHED as u32
+    unsafe { &*g }.join_state.load(Ordering::Acquire) == DETACHED
 }
 
 /// Handle side, when it is dropped unjoined: `RUNNING -> DETACHED`, so the
@@ -596,35 +596,27 @@ pub(crate) fn join_detach(g: *mut G) -> bool {
     // AcqRel: Release/Acquire with the goroutine's swap in join_complete
     // (whichever runs second sees the other's writes).
     gr.join_state
-        .compare_exchange(
-            RUNNING as u32,
-            DETACHED as u32,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
+        .compare_exchange(RUNNING, DETACHED, Ordering::AcqRel, Ordering::Acquire)
         .is_ok()
 }
-
-const WAITING_U32: u32 = WAITING as u32;
-const DETACHED_U32: u32 = DETACHED as u32;
 
 /// Whether the goroutine has published its result.
 pub(crate) fn join_done(g: *mut G) -> bool {
     // SAFETY: Gs are immortal. Acquire pairs with join_complete's swap.
-    unsafe { &*g }.join_state.load(Ordering::Acquire) == DONE as u32
+    unsafe { &*g }.join_state.load(Ordering::Acquire) == DONE
 }
 
 /// Handle side: waits until the goroutine published its result.
 pub(crate) fn join_wait(g: *mut G) {
     // SAFETY: Gs are immortal; the caller holds a reference.
     let gr = unsafe { &*g };
-    while gr.join_state.load(Ordering::Acquire) != DONE as u32 {
+    while gr.join_state.load(Ordering::Acquire) != DONE {
         // SAFETY: only the (single) handle writes the cell, and only while
         // the state is RUNNING (the goroutine reads it after WAITING).
         unsafe { *gr.join_waiter.get() = Some(Waiter::current()) };
         match gr.join_state.compare_exchange(
-            RUNNING as u32,
-            WAITING as u32,
+            RUNNING,
+            WAITING,
             // Release publishes the waiter to join_complete's Acquire.
             Ordering::AcqRel,
             Ordering::Acquire,

@@ -50,6 +50,17 @@ pub trait Source: Send + Sync + 'static {
 /// ([`crate::Waiter::ready`]) and spawn them ([`crate::go`]). Breaking this
 /// hangs or kills an M (and with it every goroutine bound to it). This is a
 /// hook for the runtime's own layers (timers, the netpoller).
+///
+/// ```compile_fail,E0133
+/// struct Blocking;
+/// impl gort_sched::Source for Blocking {
+///     fn poll(&self, _now: i64) -> Option<i64> {
+///         std::thread::sleep(std::time::Duration::from_secs(3600)); // stalls an M
+///         None
+///     }
+/// }
+/// gort_sched::register_source(std::sync::Arc::new(Blocking)); // needs `unsafe`
+/// ```
 pub unsafe fn register_source(src: Arc<dyn Source>) {
     crate::rt::register_source(src)
 }

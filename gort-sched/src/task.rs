@@ -31,12 +31,12 @@ impl Payload {
 }
 
 /// Join states.
-pub(crate) const RUNNING: u8 = 0;
-pub(crate) const DONE: u8 = 1;
-pub(crate) const WAITING: u8 = 2;
+pub(crate) const RUNNING: u32 = 0;
+pub(crate) const DONE: u32 = 1;
+pub(crate) const WAITING: u32 = 2;
 /// The handle was dropped before the goroutine finished: the goroutine
 /// drops its result itself, on its own stack.
-pub(crate) const DETACHED: u8 = 3;
+pub(crate) const DETACHED: u32 = 3;
 
 enum State<F, T> {
     Pending(F),

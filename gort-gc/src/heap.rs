@@ -400,7 +400,8 @@ pub(crate) unsafe fn zero(hp: NonNull<Header>) {
 
 /// Drops the value, queues cleanups, unregisters and releases the strong
 /// side's weak count — iteratively across the nested frees of this
-/// goroutine (or plain thread).
+/// goroutine (or plain thread). A panicking `Drop` does not stop the
+/// others; the first panic resumes once the queue is empty.
 ///
 /// # Safety
 /// `hp` is DEAD and unreachable; its value has not been dropped.
@@ -416,25 +417,31 @@ unsafe fn free_iterative(hp: NonNull<Header>) {
     // The borrows of `list` are never held across user code (a `Drop`
     // may free, park, or re-enter).
     let list = RefCell::new(Vec::new());
-    FREEING.scope(&list, || {
+    let panicked = FREEING.scope(&list, || {
+        let mut panicked = None;
         let mut next = Some(hp);
         while let Some(hp) = next {
-            // SAFETY: each queued object is dead and unreachable (caller).
-            unsafe { finish_free(hp) };
+            // A panicking Drop must not leak the objects queued behind it,
+            // nor its own registration: keep freeing, then resume the first
+            // panic (as drop glue goes on dropping the other fields of a
+            // value one of whose fields panicked).
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // SAFETY: each queued object is dead and unreachable
+                // (caller); dropped once.
+                unsafe { (hp.as_ref().vtable.drop_value)(hp) };
+            }));
+            // SAFETY: dropped (a drop that unwound has dropped the fields).
+            unsafe { after_drop(hp) };
+            if let Err(p) = r {
+                panicked.get_or_insert(p);
+            }
             next = list.borrow_mut().pop();
         }
+        panicked
     });
-}
-
-/// # Safety
-/// As for `free_iterative`.
-pub(crate) unsafe fn finish_free(hp: NonNull<Header>) {
-    // SAFETY: the caller's contract.
-    let h = unsafe { hp.as_ref() };
-    // SAFETY: unreachable and not yet dropped.
-    unsafe { (h.vtable.drop_value)(hp) };
-    // SAFETY: dropped; now only bookkeeping.
-    unsafe { after_drop(hp) };
+    if let Some(p) = panicked {
+        std::panic::resume_unwind(p);
+    }
 }
 
 /// Cleanups, unregistration, and the strong side's weak count.

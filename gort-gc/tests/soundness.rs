@@ -137,8 +137,9 @@ fn valid_values_start_and_allocate() {
     }
 }
 
-/// Serializes the tests that collect in this process: a cycle's `Drop`
-/// must be run by its own test's `gc()`, not by another test's.
+/// Serializes the tests that allocate in this process: a cycle's `Drop`
+/// must be run by its own test's `gc()`, not by another test's, and one
+/// test counts the live objects.
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
@@ -387,6 +388,7 @@ fn gc_from_a_collector_run_drop_panics() {
 /// destructor — so gort-gc uses it only on goroutines.)
 #[test]
 fn gc_dropped_by_a_late_thread_local_destructor_is_freed() {
+    let _serial = serial();
     thread_local! {
         static HOLD: RefCell<Option<Gc<Recorder>>> = const { RefCell::new(None) };
     }
@@ -406,5 +408,47 @@ fn gc_dropped_by_a_late_thread_local_destructor_is_freed() {
     assert!(
         ran.load(SeqCst),
         "the Gc held by the thread-local was freed"
+    );
+}
+
+/// An object whose `Drop` panics.
+struct Panicky;
+impl Drop for Panicky {
+    fn drop(&mut self) {
+        panic!("Panicky::drop");
+    }
+}
+// SAFETY: no handles.
+unsafe impl Trace for Panicky {
+    fn trace(&self, _: &mut Tracer<'_>) {}
+}
+
+/// A panicking `Drop` in the middle of an iterative free does not leak the
+/// objects queued behind it (they were dropped from the pending list
+/// unfreed): the free goes on, then the panic reaches the dropper.
+#[test]
+fn a_panicking_drop_does_not_leak_the_queued_frees() {
+    let _serial = serial(); // nobody else allocates meanwhile
+    let objects = read_mem_stats().heap_objects;
+    let ran = Arc::new(AtomicBool::new(false));
+    // Dropping `a` queues c, then the Panicky; the queue is a stack, so
+    // the Panicky is freed first and c behind it.
+    type Pair = (Gc<Recorder>, Gc<Panicky>);
+    let c = Gc::new(Recorder(ran.clone()));
+    let a: Gc<Mutex<Option<Pair>>> = Gc::new(Mutex::new(Some((c, Gc::new(Panicky)))));
+    let r = catch_unwind(AssertUnwindSafe(|| drop(a)));
+    assert_eq!(
+        r.map_err(panic_message)
+            .expect_err("the panic reaches the dropper"),
+        "Panicky::drop"
+    );
+    assert!(
+        ran.load(SeqCst),
+        "an object queued behind the panicking Drop leaked"
+    );
+    assert_eq!(
+        read_mem_stats().heap_objects,
+        objects,
+        "the panicking object stayed registered"
     );
 }

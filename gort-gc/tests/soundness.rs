@@ -389,6 +389,8 @@ fn gc_from_a_collector_run_drop_panics() {
 #[test]
 fn gc_dropped_by_a_late_thread_local_destructor_is_freed() {
     let _serial = serial();
+    // Used on a plain std thread only (the point is its destructor), never
+    // across a park.
     thread_local! {
         static HOLD: RefCell<Option<Gc<Recorder>>> = const { RefCell::new(None) };
     }

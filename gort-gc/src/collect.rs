@@ -4,10 +4,9 @@
 
 use crate::gc::{Gc, Header, CLAIMING, DEAD, EPOCH_SHIFT, FLAGS, SEVERED, STRONG, WEAK_DEAD};
 use crate::heap::{self, heap};
-use crate::loom::{gc_thread_local, lock, park, Ordering::*, WaitReason, Waiter};
+use crate::loom::{gc_flow_local, lock, park, Ordering::*, WaitReason, Waiter};
 use crate::special;
 use crate::trace::Trace;
-use std::cell::Cell;
 use std::ptr::NonNull;
 use std::time::Instant;
 
@@ -144,8 +143,14 @@ impl Tracer<'_> {
     }
 }
 
-gc_thread_local! {
-    static IN_GC: Cell<bool> = Cell::new(false);
+gc_flow_local! {
+    /// Set while this goroutine (or plain thread) runs a collection, whose
+    /// user code (`Drop` impls of dead cycles, hooks) may call `gc()`: that
+    /// would wait for its own cycle forever, so it panics instead. Per
+    /// goroutine, not per thread: a collector-run `Drop` may park, and
+    /// another goroutine of the same M may then call `gc()` and wait for the
+    /// cycle like any other caller.
+    static COLLECTING: ();
 }
 
 /// Runs a full collection and returns when it is done (Go's
@@ -156,13 +161,16 @@ gc_thread_local! {
 /// Finalizers and cleanups found by the cycle are queued, not awaited.
 /// Calling `gc` from a finalizer or cleanup is fine (it does not wait for
 /// the finalizer goroutine). Calling it from a `Drop` impl that the
-/// collector itself is running (an object of a collected cycle) panics.
+/// collector itself is running (an object of a collected cycle) panics
+/// (it would wait for its own cycle). Only the collecting goroutine is
+/// affected: if such a `Drop` parks, another goroutine of the same thread
+/// that calls `gc` meanwhile waits for the cycle like any caller.
 pub fn gc() {
     collect(true);
 }
 
 pub(crate) fn collect(forced: bool) {
-    if IN_GC.try_with(|c| c.get()).unwrap_or(false) {
+    if COLLECTING.try_with(|_| ()).is_some() {
         panic!("gort-gc: gc() called from a Drop impl run by the collector");
     }
     let hp = heap();
@@ -186,11 +194,9 @@ pub(crate) fn collect(forced: bool) {
     let mut bufs = st.bufs.take().unwrap_or_default();
     drop(st);
 
-    let _ = IN_GC.try_with(|c| c.set(true));
     struct Done;
     impl Drop for Done {
         fn drop(&mut self) {
-            let _ = IN_GC.try_with(|c| c.set(false));
             let hp = heap();
             hp.active.store(0, SeqCst);
             let mut st = lock(&hp.collector);
@@ -203,32 +209,35 @@ pub(crate) fn collect(forced: bool) {
         }
     }
     let done = Done;
-    let hooks: Vec<fn()> = lock(&hp.hooks).clone();
-    for f in hooks {
-        f();
-    }
-    let (longest_hold, panicked) = cycle(epoch, &mut bufs);
-    let live = hp.live.load(Relaxed).max(0);
-    {
-        let mut st = lock(&hp.collector);
-        st.live_after_last = live;
-        st.bufs = Some(bufs);
-    }
-    crate::pacer::update_goal(live);
-    special::flush();
-    let s = &hp.stats;
-    s.num_gc.fetch_add(1, Relaxed);
-    if forced {
-        s.num_forced_gc.fetch_add(1, Relaxed);
-    }
-    s.pause_total_ns.fetch_add(longest_hold, Relaxed);
-    s.last_pause_ns.store(longest_hold, Relaxed);
-    s.last_gc_ns.store(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-        Relaxed,
-    );
+    let panicked = COLLECTING.scope((), || {
+        let hooks: Vec<fn()> = lock(&hp.hooks).clone();
+        for f in hooks {
+            f();
+        }
+        let (longest_hold, panicked) = cycle(epoch, &mut bufs);
+        let live = hp.live.load(Relaxed).max(0);
+        {
+            let mut st = lock(&hp.collector);
+            st.live_after_last = live;
+            st.bufs = Some(bufs);
+        }
+        crate::pacer::update_goal(live);
+        special::flush();
+        let s = &hp.stats;
+        s.num_gc.fetch_add(1, Relaxed);
+        if forced {
+            s.num_forced_gc.fetch_add(1, Relaxed);
+        }
+        s.pause_total_ns.fetch_add(longest_hold, Relaxed);
+        s.last_pause_ns.store(longest_hold, Relaxed);
+        s.last_gc_ns.store(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+            Relaxed,
+        );
+        panicked
+    });
     drop(done);
     // A user Drop or Trace impl panicked during the cycle: the cycle was
     // wound down completely (nothing left pinned or undropped); now the

@@ -4,8 +4,8 @@
 use crate::collect::CollectorState;
 use crate::gc::{Header, DEAD, STRONG, WEAK_DEAD};
 use crate::loom::{
-    gc_thread_local, lock, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Mutex,
-    MutexGuard, Ordering::*, SHARDS,
+    gc_flow_local, gc_thread_local, lock, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize,
+    Mutex, MutexGuard, Ordering::*, SHARDS,
 };
 use crate::special::{self, FinQueue};
 use std::cell::{Cell, RefCell};
@@ -191,11 +191,26 @@ pub(crate) fn heap() -> &'static Heap {
 }
 
 gc_thread_local! {
+    /// The registry shard this thread allocates into first. Right across a
+    /// park: it is only a hint for spreading allocations over the shards —
+    /// any shard is correct (`register` falls back to any free one, and an
+    /// object records its own shard) — so a goroutine that reads the value
+    /// another goroutine of its M set, before or after a park, is fine;
+    /// goroutines of one M run one at a time, so sharing the thread's shard
+    /// costs them no contention. Nothing is borrowed across user code.
     static MY_SHARD: Cell<usize> = Cell::new(usize::MAX);
-    /// Objects whose values are waiting to be dropped by the outermost
-    /// free on this thread (iterative, so freeing a long list does not
-    /// overflow a goroutine's stack). `None` when no free is running.
-    static FREEING: RefCell<Option<Vec<NonNull<Header>>>> = RefCell::new(None);
+}
+
+gc_flow_local! {
+    /// The list of objects whose values wait to be dropped by the
+    /// outermost free of this goroutine (or plain thread) — freeing is
+    /// iterative, so a long list does not overflow a goroutine's stack. The
+    /// list lives in that free's frame; this points at it while the free
+    /// runs. Per goroutine, not per thread: a `Drop` run by the free may
+    /// park, and another goroutine of the same M that frees meanwhile must
+    /// run its own drops at once, not queue them here (where they would
+    /// wait for this goroutine to resume, or leak if its drop panicked).
+    static FREEING: *const RefCell<Vec<NonNull<Header>>>;
 }
 
 fn my_shard() -> usize {
@@ -384,61 +399,49 @@ pub(crate) unsafe fn zero(hp: NonNull<Header>) {
 }
 
 /// Drops the value, queues cleanups, unregisters and releases the strong
-/// side's weak count — iteratively across nested frees on this thread.
+/// side's weak count — iteratively across the nested frees of this
+/// goroutine (or plain thread). A panicking `Drop` does not stop the
+/// others; the first panic resumes once the queue is empty.
 ///
 /// # Safety
 /// `hp` is DEAD and unreachable; its value has not been dropped.
 unsafe fn free_iterative(hp: NonNull<Header>) {
-    let nested = FREEING.try_with(|f| {
-        let mut f = f.borrow_mut();
-        match f.as_mut() {
-            Some(v) => {
-                v.push(hp);
-                true
+    if let Some(list) = FREEING.try_with(|l| *l) {
+        // A free nested in one of this flow's drops: queue it for the
+        // outermost free.
+        // SAFETY: the pointer is set only by the scope below, which is
+        // still running on this flow, to a list in its frame.
+        unsafe { &*list }.borrow_mut().push(hp);
+        return;
+    }
+    // The borrows of `list` are never held across user code (a `Drop`
+    // may free, park, or re-enter).
+    let list = RefCell::new(Vec::new());
+    let panicked = FREEING.scope(&list, || {
+        let mut panicked = None;
+        let mut next = Some(hp);
+        while let Some(hp) = next {
+            // A panicking Drop must not leak the objects queued behind it,
+            // nor its own registration: keep freeing, then resume the first
+            // panic (as drop glue goes on dropping the other fields of a
+            // value one of whose fields panicked).
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // SAFETY: each queued object is dead and unreachable
+                // (caller); dropped once.
+                unsafe { (hp.as_ref().vtable.drop_value)(hp) };
+            }));
+            // SAFETY: dropped (a drop that unwound has dropped the fields).
+            unsafe { after_drop(hp) };
+            if let Err(p) = r {
+                panicked.get_or_insert(p);
             }
-            None => {
-                *f = Some(Vec::new());
-                false
-            }
+            next = list.borrow_mut().pop();
         }
+        panicked
     });
-    match nested {
-        Ok(true) => return,
-        Ok(false) => {}
-        Err(_) => {
-            // Thread-local destruction: free recursively.
-            // SAFETY: the caller's contract.
-            unsafe { finish_free(hp) };
-            return;
-        }
+    if let Some(p) = panicked {
+        std::panic::resume_unwind(p);
     }
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            let _ = FREEING.try_with(|f| *f.borrow_mut() = None);
-        }
-    }
-    let _reset = Reset;
-    let mut next = Some(hp);
-    while let Some(hp) = next {
-        // SAFETY: each queued object is dead and unreachable (caller).
-        unsafe { finish_free(hp) };
-        next = FREEING
-            .try_with(|f| f.borrow_mut().as_mut().and_then(Vec::pop))
-            .ok()
-            .flatten();
-    }
-}
-
-/// # Safety
-/// As for `free_iterative`.
-pub(crate) unsafe fn finish_free(hp: NonNull<Header>) {
-    // SAFETY: the caller's contract.
-    let h = unsafe { hp.as_ref() };
-    // SAFETY: unreachable and not yet dropped.
-    unsafe { (h.vtable.drop_value)(hp) };
-    // SAFETY: dropped; now only bookkeeping.
-    unsafe { after_drop(hp) };
 }
 
 /// Cleanups, unregistration, and the strong side's weak count.

@@ -95,6 +95,15 @@
 //! mutator page fault needs). `GORT_GCTRACE=1` prints each cycle's phase
 //! times (Go's `GODEBUG=gctrace=1`).
 //!
+//! **Per-goroutine state.** The runtime state that lives while user code
+//! runs — the pending-free list of the outermost free, on which nested
+//! frees are queued, and the "inside the collector" mark that makes `gc()`
+//! from a collector-run `Drop` panic — belongs to the goroutine
+//! (gort-sched's goroutine-local storage; on a plain thread, a
+//! thread-local), not to the thread: a `Drop` may park, and the other
+//! goroutines of its M must neither find their frees queued behind it nor
+//! be taken for the collector (issue 11, item 5; DESIGN.md §2).
+//!
 //! ## Why no live object is freed
 //!
 //! Suppose the collector frees X, yet a mutator can still reach X. Every

@@ -372,6 +372,8 @@ fn thread_local_destructors() {
             drop(head);
         }
     }
+    // Used on a plain std thread only (the point is its destructor), never
+    // across a park.
     thread_local! {
         static LATE: Late = const { Late };
     }

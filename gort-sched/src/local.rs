@@ -44,16 +44,18 @@ thread_local! {
     static THREAD_LOCALS: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on the calling goroutine's (or plain thread's) entry stack.
-/// `f` must not park or run user code.
-fn with_entries<R>(f: impl FnOnce(&mut Vec<Entry>) -> R) -> R {
+/// Runs `f` on the calling goroutine's (or plain thread's) entry stack;
+/// `None` on a plain thread whose thread-locals are already destroyed (a
+/// thread-local destructor running late). `f` must not park or run user
+/// code.
+fn with_entries<R>(f: impl FnOnce(&mut Vec<Entry>) -> R) -> Option<R> {
     let g = rt::current_g();
     if g.is_null() {
-        return THREAD_LOCALS.with(|l| f(&mut l.borrow_mut()));
+        return THREAD_LOCALS.try_with(|l| f(&mut l.borrow_mut())).ok();
     }
     // SAFETY: `g` is the running goroutine, and its entry stack is only ever
     // touched by the goroutine itself, here, without a switch in between.
-    f(unsafe { rt::locals(g) })
+    Some(f(unsafe { rt::locals(g) }))
 }
 
 /// A key for goroutine-local values; declare it with [`goroutine_local!`].
@@ -95,6 +97,10 @@ impl<T: 'static> LocalKey<T> {
     /// the same OS thread while this one is parked inside `f` — do not see
     /// it. Scopes nest: an inner `scope` of the same key shadows the outer
     /// one until it returns.
+    ///
+    /// # Panics
+    /// On a plain thread whose thread-locals are being destroyed (from a
+    /// thread-local destructor), where nothing can be recorded.
     pub fn scope<F: FnOnce() -> R, R>(&'static self, value: T, f: F) -> R {
         struct Pop(usize);
         impl Drop for Pop {
@@ -107,7 +113,9 @@ impl<T: 'static> LocalKey<T> {
         }
         let id = self.id();
         let slot = &value as *const T as *const ();
-        with_entries(|e| e.push((id, slot)));
+        if with_entries(|e| e.push((id, slot))).is_none() {
+            panic!("LocalKey::scope: this thread's thread-locals are already destroyed");
+        }
         let _pop = Pop(id);
         f()
     }
@@ -125,10 +133,10 @@ impl<T: 'static> LocalKey<T> {
     }
 
     /// Like [`LocalKey::with`], or `Err` if the calling goroutine has not
-    /// set the key.
+    /// set the key (or, on a plain thread, its thread-locals are gone).
     pub fn try_with<F: FnOnce(&T) -> R, R>(&'static self, f: F) -> Result<R, AccessError> {
         let id = self.id();
-        let p = with_entries(|e| e.iter().rev().find(|x| x.0 == id).map(|x| x.1));
+        let p = with_entries(|e| e.iter().rev().find(|x| x.0 == id).map(|x| x.1)).flatten();
         match p {
             // SAFETY: the entry points at the value of a `scope` of this key
             // (so of type T) that is still running on this goroutine's stack

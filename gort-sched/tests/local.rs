@@ -107,3 +107,29 @@ fn plain_threads_have_their_own_scopes() {
 fn with_on_an_unset_key_panics() {
     ID.with(|_| ());
 }
+
+/// From a thread-local destructor that runs after gort's own per-thread
+/// state is gone, `try_with`/`is_set` answer "not set" instead of panicking
+/// (a panic in a thread-local destructor aborts the process).
+#[test]
+fn try_with_from_a_late_thread_local_destructor() {
+    struct Late;
+    impl Drop for Late {
+        fn drop(&mut self) {
+            assert!(!ID.is_set());
+            assert!(ID.try_with(|_| ()).is_err());
+        }
+    }
+    thread_local! {
+        // Plain test threads only (not goroutines): nothing parks here.
+        static LATE: std::cell::RefCell<Option<Late>> = const { std::cell::RefCell::new(None) };
+    }
+    std::thread::spawn(|| {
+        // Register ours first, then touch gort's per-thread scopes:
+        // destructors run in reverse order, so gort's are gone when ours runs.
+        LATE.with(|l| *l.borrow_mut() = Some(Late));
+        ID.scope(1, || ());
+    })
+    .join()
+    .unwrap();
+}

@@ -77,6 +77,9 @@ impl ParkState {
         loop {
             // The owner is running, so the state is EMPTY or NOTIFIED; a
             // concurrent notify can only move EMPTY -> NOTIFIED (retried).
+            // A CAS, not a plain store: with a store, loom found an
+            // execution where a stale waker's token (old epoch, NOTIFIED)
+            // ends up after the new epoch and the next park consumes it.
             debug_assert_ne!(w & STATE, PARKED, "new_epoch while parked");
             let e = (w >> 2) + 1;
             // AcqRel: Release orders the owner's earlier writes before any

@@ -158,15 +158,21 @@ gc_flow_local! {
 /// runs a fresh one, so everything unreachable when `gc` was called is
 /// found.
 ///
-/// Finalizers and cleanups found by the cycle are queued, not awaited.
-/// Calling `gc` from a finalizer or cleanup is fine (it does not wait for
-/// the finalizer goroutine). Calling it from a `Drop` impl that the
+/// Finalizers and cleanups found by the cycle are queued, and `gc` then
+/// lets the finalizer goroutine run them, waiting up to 10 ms (Go's
+/// `runtime.GC` parks its caller, which gives queued finalizers their turn;
+/// the idiom "collect, then a non-blocking receive of what a finalizer
+/// sent" relies on it). It does not wait longer: a finalizer that blocks
+/// cannot hang `gc`. Calling `gc` from a finalizer or cleanup is fine (it
+/// does not wait for the finalizer goroutine). Calling it from a `Drop` impl that the
 /// collector itself is running (an object of a collected cycle) panics
 /// (it would wait for its own cycle). Only the collecting goroutine is
 /// affected: if such a `Drop` parks, another goroutine of the same thread
 /// that calls `gc` meanwhile waits for the cycle like any caller.
 pub fn gc() {
     collect(true);
+    #[cfg(not(gort_loom))]
+    crate::special::let_finalizers_run();
 }
 
 pub(crate) fn collect(forced: bool) {

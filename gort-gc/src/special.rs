@@ -313,15 +313,59 @@ pub(crate) fn flush() {
 
 #[cfg(not(gort_loom))]
 fn start_finalizer_goroutine() {
-    drop(gort_sched::go(finalizer_loop));
+    // A system goroutine, as Go's: num_goroutine does not count it.
+    drop(
+        gort_sched::Builder::new()
+            .name("finalizer")
+            .system(true)
+            .spawn(finalizer_loop),
+    );
 }
 
 #[cfg(gort_loom)]
 fn start_finalizer_goroutine() {}
 
+/// The finalizer goroutine's id (0 before it starts). Written once by the
+/// goroutine itself; read by `gc()` to tell a finalizer's own call apart.
+#[cfg_attr(gort_loom, allow(dead_code))]
+static FIN_GOID: StdAtomicU64 = StdAtomicU64::new(0);
+
+/// How long `gc()` lets queued finalizers run before it returns anyway (a
+/// finalizer that blocks must not make every `gc()` hang).
+#[cfg(not(gort_loom))]
+const FIN_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// After a forced collection: lets the finalizer goroutine run every
+/// finalizer and cleanup queued so far, waiting (yielding) up to
+/// [`FIN_WAIT`]. Go's `runtime.GC` parks its caller while the collection
+/// runs, so the finalizers of earlier cycles get to run meanwhile and the
+/// idiom "`runtime.GC()`, then a non-blocking receive from what a finalizer
+/// sends" works; gort's collection does not park its caller, so `gc()`
+/// yields here instead. A finalizer calling `gc()` does not wait for
+/// itself.
+#[cfg(not(gort_loom))]
+pub(crate) fn let_finalizers_run() {
+    let st = &heap().stats;
+    let done = || st.fin_run.load(Acquire) + st.cleanups_run.load(Acquire);
+    let target = st.fin_queued.load(Acquire) + st.cleanups_queued.load(Acquire);
+    if done() >= target || gort_sched::goid() == Some(FIN_GOID.load(Relaxed)) {
+        return;
+    }
+    let deadline = std::time::Instant::now() + FIN_WAIT;
+    while done() < target && std::time::Instant::now() < deadline {
+        // On one P this runs the finalizer goroutine (readied on this M, or
+        // by another M that holds no P); elsewhere it returns at once while
+        // another M runs it.
+        gort_sched::gosched();
+    }
+}
+
 /// The finalizer goroutine's body (Go's `runfinq`).
 #[cfg_attr(gort_loom, allow(dead_code))]
 fn finalizer_loop() {
+    if let Some(id) = gort_sched::goid() {
+        FIN_GOID.store(id, Relaxed);
+    }
     loop {
         run_queued(true);
     }

@@ -184,8 +184,10 @@ mod api {
         crate::rt::gosched()
     }
 
-    /// Goroutines that exist now: spawned and not yet finished (Go's
-    /// `runtime.NumGoroutine`). 0 if the runtime has not started.
+    /// Goroutines that exist now: spawned and not yet finished, not counting
+    /// system goroutines ([`Builder::system`]: the finalizer goroutine,
+    /// runtime helpers), as Go's `runtime.NumGoroutine`. 0 if the runtime
+    /// has not started.
     pub fn num_goroutine() -> usize {
         if crate::rt::started() {
             crate::rt::sched().num_goroutine()

@@ -113,6 +113,8 @@ struct GInner {
     /// Whether the spawner allowed compaction of this goroutine's stack
     /// while it is parked (`Builder::compact_when_parked`, unsafe).
     compactable: bool,
+    /// A runtime helper (`Builder::system`): not counted by num_goroutine.
+    system: bool,
 }
 
 impl G {
@@ -139,6 +141,7 @@ impl G {
                 park_pass: 0,
                 in_cand: false,
                 compactable: false,
+                system: false,
             }),
         }
     }
@@ -504,6 +507,7 @@ pub(crate) struct Spawn {
     pub(crate) stack_size: usize,
     pub(crate) migratable: bool,
     pub(crate) compactable: bool,
+    pub(crate) system: bool,
 }
 
 /// Creates a goroutine whose task `install` writes into the payload, and
@@ -533,7 +537,10 @@ pub(crate) fn newproc(
     gi.req = Req::None;
     gi.in_cand = false;
     gi.compactable = sp.compactable && !sp.migratable;
-    count_goroutines(s, 1);
+    gi.system = sp.system;
+    if !sp.system {
+        count_goroutines(s, 1);
+    }
     runq_put_here(s, g, true);
     (g, goid)
 }
@@ -1092,9 +1099,13 @@ fn goroutine_main(g: *mut G, sus: Suspender) {
     unsafe { run(g) };
 }
 
-/// Called by a goroutine's task just before it publishes its result.
-pub(crate) fn goroutine_done() {
-    count_goroutines(sched(), -1);
+/// Called by goroutine `g`'s task just before it publishes its result.
+pub(crate) fn goroutine_done(g: *mut G) {
+    // SAFETY: the running goroutine holds its own descriptor; the borrow
+    // ends here.
+    if !unsafe { (*g).inner() }.system {
+        count_goroutines(sched(), -1);
+    }
 }
 
 /// Adds `d` to the goroutine count of the current P (no atomic read-modify-

@@ -157,6 +157,7 @@ pub struct Builder {
     stack_size: Option<usize>,
     migratable: bool,
     compactable: bool,
+    system: bool,
 }
 
 impl Builder {
@@ -219,6 +220,15 @@ impl Builder {
         self
     }
 
+    /// Marks the goroutine as a *system goroutine*: part of a runtime layer
+    /// (gort-gc's finalizer goroutine, gort-timer's helpers), not of the
+    /// program. As in Go, [`crate::num_goroutine`] does not count system
+    /// goroutines, so exact leak checks in tests see only their own.
+    pub fn system(mut self, yes: bool) -> Builder {
+        self.system = yes;
+        self
+    }
+
     /// Starts `f` as a new goroutine.
     pub fn spawn<F, T>(self, f: F) -> JoinHandle<T>
     where
@@ -231,6 +241,7 @@ impl Builder {
                 stack_size: self.stack_size.unwrap_or(0),
                 migratable: self.migratable,
                 compactable: self.compactable,
+                system: self.system,
             },
             Task::<F, T>::VTABLE,
             // SAFETY: newproc hands us the fresh G's unused payload.

@@ -120,7 +120,7 @@ where
             Err(p) if p.is::<Goexit>() => Err(JoinError::Goexit),
             Err(p) => Err(JoinError::Panic(p)),
         };
-        rt::goroutine_done();
+        rt::goroutine_done(g);
         if rt::join_detached(g) {
             drop_detached(r);
             return;

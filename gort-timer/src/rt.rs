@@ -76,7 +76,12 @@ fn retire(e: Arc<Entry>) {
         return; // runtime callbacks: dropping their captures never blocks
     }
     if let Some(e) = Arc::into_inner(e) {
-        drop(gort_sched::go(move || run_user(move || drop(e))));
+        // A runtime helper, not the program's: a system goroutine.
+        drop(
+            gort_sched::Builder::new()
+                .system(true)
+                .spawn(move || run_user(move || drop(e))),
+        );
     }
 }
 

@@ -168,7 +168,9 @@ gc_flow_local! {
 /// collector itself is running (an object of a collected cycle) panics
 /// (it would wait for its own cycle). Only the collecting goroutine is
 /// affected: if such a `Drop` parks, another goroutine of the same thread
-/// that calls `gc` meanwhile waits for the cycle like any caller.
+/// that calls `gc` meanwhile waits for the cycle like any caller — so a
+/// collector-run `Drop` must not wait for a goroutine that calls `gc` (that
+/// is a deadlock, as any wait on a waiter of yourself).
 pub fn gc() {
     collect(true);
     #[cfg(not(gort_loom))]

@@ -13,10 +13,11 @@
 //!
 //! # Design
 //!
-//! Each G carries a small stack of `(key, pointer)` pairs, touched only by
-//! the goroutine itself on its own stack (never across a switch: the entry
-//! is pushed before the closure runs and popped after it returns or
-//! unwinds). The value lives in the `scope` call's frame on the goroutine's
+//! Each G carries a small stack of `(key, type, pointer)` entries, touched
+//! only by the goroutine itself on its own stack (never across a switch: the
+//! entry is pushed before the closure runs and removed — by identity, since
+//! a stackful coroutine inside the goroutine may end scopes out of order —
+//! after it returns or unwinds). The value lives in the `scope` call's frame on the goroutine's
 //! stack, which stays mapped and in place while it is parked, so the
 //! pointer stays valid for as long as the entry exists. A plain OS thread
 //! (not a goroutine) has one flow of control, so it uses a per-thread
@@ -30,12 +31,14 @@
 //! the scoped form gives for free by nesting).
 
 use crate::rt;
+use std::any::TypeId;
 use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 
-/// One entry: the key's address and a pointer to the value it is set to.
-pub(crate) type Entry = (usize, *const ());
+/// One entry: the key's address, the value's type (a second check of the
+/// key's identity), and a pointer to the value it is set to.
+pub(crate) type Entry = (usize, TypeId, *const ());
 
 thread_local! {
     /// Scopes set by a plain OS thread (not a goroutine). Right across a
@@ -80,8 +83,18 @@ impl fmt::Display for AccessError {
 impl std::error::Error for AccessError {}
 
 impl<T: 'static> LocalKey<T> {
+    /// Used by [`goroutine_local!`] only.
+    ///
+    /// # Safety
+    /// The result must initialise a `static` (whose address is the key's
+    /// identity): a `const` key could share its address with another
+    /// constant.
+    ///
+    /// ```compile_fail,E0133
+    /// const K: gort_sched::LocalKey<u64> = gort_sched::LocalKey::new();
+    /// ```
     #[doc(hidden)]
-    pub const fn new() -> LocalKey<T> {
+    pub const unsafe fn new() -> LocalKey<T> {
         LocalKey {
             _unique: 0,
             _marker: PhantomData,
@@ -102,21 +115,42 @@ impl<T: 'static> LocalKey<T> {
     /// On a plain thread whose thread-locals are being destroyed (from a
     /// thread-local destructor), where nothing can be recorded.
     pub fn scope<F: FnOnce() -> R, R>(&'static self, value: T, f: F) -> R {
-        struct Pop(usize);
+        /// Removes exactly this scope's entry when the scope ends (returns
+        /// or unwinds). Scopes of one flow of control nest, but a stackful
+        /// coroutine running inside the goroutine can end its scopes in
+        /// another order, so the entry is found by identity, not popped.
+        struct Pop(Entry);
         impl Drop for Pop {
             fn drop(&mut self) {
-                with_entries(|e| {
-                    let top = e.pop();
-                    debug_assert_eq!(top.map(|t| t.0), Some(self.0), "scopes nest");
+                let me = self.0;
+                let found = with_entries(|e| match e.iter().rposition(|x| *x == me) {
+                    Some(i) => {
+                        e.remove(i);
+                        true
+                    }
+                    None => false,
                 });
+                if found != Some(true) {
+                    // The scope ends on another goroutine or thread than it
+                    // began (a coroutine moved across threads): its entry
+                    // would dangle there. Nothing sound is left to do.
+                    eprintln!(
+                        "fatal error: a goroutine_local! scope ended on another goroutine or \
+                         thread than it began"
+                    );
+                    std::process::abort();
+                }
             }
         }
-        let id = self.id();
-        let slot = &value as *const T as *const ();
-        if with_entries(|e| e.push((id, slot))).is_none() {
+        let entry = (
+            self.id(),
+            TypeId::of::<T>(),
+            &value as *const T as *const (),
+        );
+        if with_entries(|e| e.push(entry)).is_none() {
             panic!("LocalKey::scope: this thread's thread-locals are already destroyed");
         }
-        let _pop = Pop(id);
+        let _pop = Pop(entry);
         f()
     }
 
@@ -135,12 +169,14 @@ impl<T: 'static> LocalKey<T> {
     /// Like [`LocalKey::with`], or `Err` if the calling goroutine has not
     /// set the key (or, on a plain thread, its thread-locals are gone).
     pub fn try_with<F: FnOnce(&T) -> R, R>(&'static self, f: F) -> Result<R, AccessError> {
-        let id = self.id();
-        let p = with_entries(|e| e.iter().rev().find(|x| x.0 == id).map(|x| x.1)).flatten();
+        let (id, ty) = (self.id(), TypeId::of::<T>());
+        let p = with_entries(|e| e.iter().rev().find(|x| x.0 == id && x.1 == ty).map(|x| x.2))
+            .flatten();
         match p {
-            // SAFETY: the entry points at the value of a `scope` of this key
-            // (so of type T) that is still running on this goroutine's stack
-            // (entries are popped when their scope ends), and that stack
+            // SAFETY: the entry points at a value of type T (its TypeId
+            // matched) set by a `scope` of this key that has not ended on
+            // this goroutine or thread (entries are removed when their scope
+            // ends, or the process aborts), so its frame is alive; the stack
             // stays in place while the goroutine runs `f`, even if it parks.
             Some(p) => Ok(f(unsafe { &*(p as *const T) })),
             None => Err(AccessError),
@@ -194,12 +230,14 @@ impl<T: 'static> fmt::Debug for LocalKey<T> {
 macro_rules! goroutine_local {
     ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty; $($rest:tt)*) => {
         $(#[$attr])*
-        $vis static $name: $crate::LocalKey<$t> = $crate::LocalKey::new();
+        // SAFETY: initialises a static, as `LocalKey::new` requires.
+        $vis static $name: $crate::LocalKey<$t> = unsafe { $crate::LocalKey::new() };
         $crate::goroutine_local!($($rest)*);
     };
     ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty) => {
         $(#[$attr])*
-        $vis static $name: $crate::LocalKey<$t> = $crate::LocalKey::new();
+        // SAFETY: initialises a static, as `LocalKey::new` requires.
+        $vis static $name: $crate::LocalKey<$t> = unsafe { $crate::LocalKey::new() };
     };
     () => {};
 }

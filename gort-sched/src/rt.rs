@@ -898,10 +898,11 @@ fn warn_park_while_unwinding(gr: &G) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if !WARNED.swap(true, Ordering::Relaxed) {
         eprintln!(
-            "gort: goroutine {} parks while unwinding (a Drop run by a panic or goexit \
-             blocks); until it resumes, other goroutines on its thread see \
-             std::thread::panicking() == true (std Mutexes they unlock get poisoned). \
-             See the README, \"Goroutines share their thread\".",
+            "gort: goroutine {} parks while its thread is unwinding (a Drop run by a panic \
+             or goexit that blocks, in this goroutine or in another one of this thread \
+             parked mid-unwind); until that goroutine resumes, every goroutine on the \
+             thread sees std::thread::panicking() == true (std Mutexes they unlock get \
+             poisoned). See the README, \"Goroutines share their thread\".",
             gr.goid()
         );
     }
@@ -1099,12 +1100,14 @@ fn goroutine_main(g: *mut G, sus: Suspender) {
     unsafe { run(g) };
 }
 
-/// Called by goroutine `g`'s task just before it publishes its result.
-pub(crate) fn goroutine_done(g: *mut G) {
+/// Adds `d` to the live goroutine count for the running goroutine `g`
+/// (its task calls it with -1 when it is done), unless `g` is a system
+/// goroutine.
+pub(crate) fn goroutine_count(g: *mut G, d: isize) {
     // SAFETY: the running goroutine holds its own descriptor; the borrow
     // ends here.
     if !unsafe { (*g).inner() }.system {
-        count_goroutines(sched(), -1);
+        count_goroutines(sched(), d);
     }
 }
 

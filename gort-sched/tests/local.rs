@@ -133,3 +133,29 @@ fn try_with_from_a_late_thread_local_destructor() {
     .join()
     .unwrap();
 }
+
+/// A stackful coroutine inside the flow ends its scope after the flow's
+/// own scope ended: each scope removes exactly its own entry (the flow's
+/// used to pop the coroutine's, leaving its own pointing into a dead frame).
+#[test]
+fn scopes_ended_out_of_order_by_a_coroutine() {
+    use gort_os::context::{Context, Label, Suspender};
+    use gort_os::stack::Stack;
+    let body = |s: Suspender| {
+        NAME.scope("inner".to_string(), || {
+            // SAFETY: on this context's own stack while it runs.
+            unsafe { s.suspend() };
+        });
+    };
+    // SAFETY: the body suspends only through its own Suspender and never
+    // parks a goroutine (this is a plain thread).
+    let mut c = unsafe { Context::new(Stack::new(64 * 1024).unwrap(), Label::default(), body) };
+    NAME.scope("outer".to_string(), || {
+        c.resume(); // the coroutine's scope is now above ours, and open
+        NAME.with(|n| assert_eq!(n, "inner"));
+    }); // ours ends first: it must remove its own entry
+    NAME.with(|n| assert_eq!(n, "inner", "the coroutine's scope is still open"));
+    c.resume(); // the coroutine's scope ends
+    assert!(!NAME.is_set());
+    assert!(c.is_finished());
+}

@@ -295,7 +295,7 @@ fn parking_while_unwinding_is_reported() {
             "child did not run the test: {err}"
         );
         assert!(
-            err.contains("parks while unwinding") && err.contains("goroutine"),
+            err.contains("parks while its thread is unwinding") && err.contains("goroutine"),
             "{err}"
         );
         return;
@@ -321,4 +321,33 @@ fn parking_while_unwinding_is_reported() {
         assert!(h.join().unwrap_err().is_goexit());
     });
     eprintln!("child: ran");
+}
+
+/// A goroutine whose detached result's `Drop` is still running (parked)
+/// counts as live: `run`'s "no goroutines (main called goexit)" check waits
+/// for it (it fired while the Drop was parked, before the fix).
+#[test]
+fn detached_result_drop_counts_as_live() {
+    one_p();
+    struct SlowDrop(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            gort_sched_sleep(Duration::from_millis(50));
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d2 = dropped.clone();
+    let r = catch_unwind(AssertUnwindSafe(move || {
+        run(move || {
+            drop(go(move || SlowDrop(d2)));
+            gort_sched::goexit();
+        })
+    }));
+    let msg = panic_message(r.unwrap_err());
+    assert!(msg.contains("no goroutines"), "{msg}");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "run reported no goroutines while a result's Drop was still running"
+    );
 }

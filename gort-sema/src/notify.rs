@@ -19,9 +19,12 @@ use std::collections::VecDeque;
 #[must_use = "a ticket must be waited for, or its notification is wasted"]
 pub struct Ticket {
     n: u32,
-    /// The list that issued it (checked by `wait`).
-    list: usize,
+    /// The id of the list that issued it (checked by `wait`).
+    list: u64,
 }
+
+/// Source of list ids (0 means "not assigned yet").
+static NEXT_LIST_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Ticket {
     /// The ticket's number in its list's order (wrapping).
@@ -39,6 +42,11 @@ pub struct NotifyList {
     notify: AtomicU32,
     /// Tickets that reached `wait` and sleep, with their waiters.
     waiters: Mutex<VecDeque<(u32, Waiter)>>,
+    /// This list's id for its tickets, assigned at the first `add` (not
+    /// its address: the list may move between `add` and `wait`, and a new
+    /// list may reuse an old one's address). Relaxed: a CAS from 0 decides
+    /// it once; every later read sees the winner.
+    id: std::sync::atomic::AtomicU64,
 }
 
 impl Default for NotifyList {
@@ -59,6 +67,20 @@ impl NotifyList {
             wait: AtomicU32::new(0),
             notify: AtomicU32::new(0),
             waiters: Mutex::new(VecDeque::new()),
+            id: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn id(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let id = self.id.load(Relaxed);
+        if id != 0 {
+            return id;
+        }
+        let fresh = NEXT_LIST_ID.fetch_add(1, Relaxed);
+        match self.id.compare_exchange(0, fresh, Relaxed, Relaxed) {
+            Ok(_) => fresh,
+            Err(winner) => winner,
         }
     }
 
@@ -68,7 +90,7 @@ impl NotifyList {
         Ticket {
             // SeqCst: ordered with notifiers' loads of `wait`.
             n: self.wait.fetch_add(1, Ordering::SeqCst),
-            list: self as *const NotifyList as usize,
+            list: self.id(),
         }
     }
 
@@ -79,7 +101,8 @@ impl NotifyList {
     /// If `ticket` was issued by another list.
     pub fn wait(&self, ticket: Ticket) {
         assert_eq!(
-            ticket.list, self as *const NotifyList as usize,
+            ticket.list,
+            self.id(),
             "NotifyList::wait: the ticket was issued by another NotifyList"
         );
         let ticket = ticket.n;

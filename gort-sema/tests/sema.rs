@@ -302,3 +302,12 @@ fn handoff_gives_the_count_to_the_waiter() {
         gosched();
     });
 }
+
+#[test]
+fn a_list_may_move_between_add_and_wait() {
+    let l = NotifyList::new();
+    let t = l.add();
+    let l = Box::new(l); // moved
+    l.notify_one();
+    l.wait(t); // notified: returns at once, no false "another list"
+}

@@ -66,6 +66,7 @@ mod mutex;
 mod once;
 #[cfg(not(gort_loom))]
 mod pool;
+mod pool_slot;
 #[cfg(not(gort_loom))]
 mod rwlock;
 #[cfg(not(gort_loom))]

@@ -3,16 +3,21 @@
 //! [`Mutex`] / [`RawMutex`] (sync.Mutex with Go's spinning and
 //! starvation mode), [`RwLock`] / [`RawRwLock`] (writer preference),
 //! [`WaitGroup`] (with Go 1.25's `go`), [`Cond`], [`Once`],
-//! [`OnceValue`] and [`Pool`] (per-P shards, victim cache, cleared by
+//! [`OnceValue`] and [`Pool`] (per-P shards in Go's private-then-shared
+//! order, victim cache, cleared — private slots included — by
 //! [`pool_cleanup`], which the first `Pool` registers as a gort-gc hook, so
 //! every collection rotates the victim caches), and Go's channels:
 //! [`chan`] gives a cloneable [`Sender`]/[`Receiver`] pair (capacity 0 is
 //! a rendezvous), [`select!`] / [`Select`] wait on several operations at
 //! once; [`Timer`], [`Ticker`], [`after`], [`after_func`], [`sleep`] and
-//! [`Receiver::recv_timeout`] are Go's time package on top (Go 1.23
-//! semantics: no stale value after a stop or reset). Every blocking operation parks the calling goroutine
-//! (its M runs other goroutines) or, from a plain OS thread such as `main`,
-//! parks the thread — `main` calling `wg.wait()` just works.
+//! [`Receiver::recv_timeout`] are Go's time package on top, with Go 1.23's
+//! semantics: no stale value after a stop or reset, Stop and Reset count a
+//! fired but unreceived value as pending, timer channels report `len` and
+//! `capacity` 0, and a timer channel owns its timer, which is stopped and
+//! freed with the channel's last receiver. Every blocking operation parks
+//! the calling goroutine (its M runs other goroutines) or, from a plain OS
+//! thread such as `main`, parks the thread — `main` calling `wg.wait()`
+//! just works.
 //!
 //! The sync types are built on gort-sema (address-keyed semaphores, notify
 //! lists); channels park directly through gort-sched's park/ready, with
@@ -66,6 +71,7 @@ mod mutex;
 mod once;
 #[cfg(not(gort_loom))]
 mod pool;
+mod pool_slot;
 #[cfg(not(gort_loom))]
 mod rwlock;
 #[cfg(not(gort_loom))]

@@ -6,12 +6,16 @@
 //! waiter counts as starved, so the models exercise the hand-off path.
 
 #[cfg(not(gort_loom))]
-pub(crate) use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 #[cfg(not(gort_loom))]
 pub(crate) use std::sync::Arc;
 
 #[cfg(gort_loom)]
-pub(crate) use loom::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 #[cfg(gort_loom)]
 pub(crate) use loom::sync::Arc;
 
@@ -60,3 +64,12 @@ macro_rules! loom_const_fn {
     };
 }
 pub(crate) use loom_const_fn;
+
+/// Lets another thread run (a waiting loop's back-off; under loom, the
+/// model's yield, which loom needs to leave a spin loop).
+#[cfg(not(gort_loom))]
+pub(crate) fn yield_now() {
+    std::thread::yield_now()
+}
+#[cfg(gort_loom)]
+pub(crate) use loom::thread::yield_now;

@@ -1,24 +1,62 @@
 //! `Pool<T>`: Go's sync.Pool — a cache of reusable values with per-P shards
 //! and a victim cache.
 //!
-//! Each P has a shard: a private slot that only goroutines running on that P
-//! touch (no lock: a goroutine keeps its P until it parks, and pool
-//! operations never park), and a shared list other Ps steal from (under a
-//! short lock). Plain threads use the shared lists only. A collection (the
-//! GC layer calls [`pool_cleanup`]) moves every pool's contents to its
-//! victim cache and drops the previous victims: a value survives one cycle
-//! unused, as in Go. The first `Pool::new` registers [`pool_cleanup`] as a
-//! gort-gc hook, so every collection (`gort_gc::gc()` or a paced
-//! background cycle) runs it.
+//! Each P has a shard, as in Go's `poolLocal`: a private slot for one value
+//! and a shared list other Ps steal from (under a short lock). `put` fills
+//! the private slot if it is empty, else pushes onto the shared list; `get`
+//! takes the private value first, then the top of its shared list, then
+//! steals from the other shards, then from the victim cache, and only then
+//! calls `new` (Go's order, so `put(a); put(b); get()` gives `a`). Plain
+//! threads (no P) use the shared lists only.
+//!
+//! A collection (the GC layer calls [`pool_cleanup`], Go's `poolCleanup`)
+//! moves every pool's contents — private slots *and* shared lists — into
+//! its victim cache and drops the previous victims: a value left unused
+//! survives exactly one cycle (a `get` after it may still find it in the
+//! victim cache), and is dropped by the second. The first `Pool::new`
+//! registers [`pool_cleanup`] as a gort-gc hook, so every collection
+//! (`gort_gc::gc()` or a paced background cycle) runs it.
+//!
+//! ## The private slot's flag
+//!
+//! Go's poolCleanup runs with the world stopped, so it may empty the
+//! private slots with plain stores. gort's collection hooks run while
+//! goroutines keep running, so each slot has a one-bit lock (`held`): the
+//! P's goroutine holds it for the few instructions of a take or a store
+//! (it never parks or runs user code there), and [`pool_cleanup`] holds it
+//! while it empties the slot. The goroutine never waits: if the cleaner
+//! holds the flag, it falls back to the shared list (a cache may always
+//! miss). The cleaner waits (spinning, then yielding), which is bounded by
+//! those few instructions, unless the OS deschedules the holder's thread.
+//!
+//! Rejected: leaving private slots alone at cleanup (the previous design:
+//! a value could outlive any number of collections, and a P that stopped
+//! using the pool kept its value forever); stamping private values with a
+//! collection count and discarding stale ones on the P's next get (the
+//! same retention for an idle P, and the value is dropped late, not by the
+//! collection); a pointer-sized atomic slot (a `Box` per put); an
+//! asymmetric fence (`membarrier`) so the owner needs no atomic
+//! read-modify-write (a Linux-specific syscall in the sync layer, for a
+//! few nanoseconds).
+//!
+//! # Invariants
+//! * A shard's private value is only accessed by whoever set its slot's
+//!   `held` flag (Acquire) and until it clears it (Release); the holder
+//!   runs no user code meanwhile.
+//! * After `pool_cleanup` returns, no value that was in a pool before it
+//!   started is outside that pool's victim cache, and nothing that was in
+//!   the victim cache before it started is still in the pool.
 
+use crate::pool_slot::PrivateSlot;
 use crossbeam_utils::CachePadded;
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+/// Go's `poolLocal`.
 struct Shard<T> {
-    /// Only touched by goroutines on this shard's P (see module docs).
-    private: UnsafeCell<Option<T>>,
+    /// One value for the shard's P (see "The private slot's flag").
+    private: PrivateSlot<T>,
+    /// Values any P or thread may take (Go's `shared` poolChain).
     shared: Mutex<Vec<T>>,
 }
 
@@ -26,33 +64,31 @@ struct Inner<T> {
     /// Cache-padded: two Ps writing their private slots must not share a
     /// line.
     shards: Box<[CachePadded<Shard<T>>]>,
+    /// Go's `victim`: what the last collection moved out. Get may still
+    /// take from it; the next collection drops what is left.
     victim: Mutex<Vec<T>>,
 }
-
-// SAFETY: `private` is only accessed by the goroutine currently running on
-// that shard's P (one at a time; P hand-offs synchronise); the rest is
-// behind mutexes. Values move between threads, so T: Send.
-unsafe impl<T: Send> Sync for Inner<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Send for Inner<T> {}
 
 trait Clean: Send + Sync {
     fn clean(&self);
 }
 
 impl<T: Send> Clean for Inner<T> {
+    /// Go's poolCleanup for one pool: the primary cache (private slots and
+    /// shared lists) becomes the victim cache; the old victims are dropped.
     fn clean(&self) {
         let mut moved = Vec::new();
         for s in self.shards.iter() {
             moved.append(&mut s.shared.lock().unwrap_or_else(|e| e.into_inner()));
-            // Private slots belong to their P's goroutines; they are
-            // emptied into the shared list on their next put/get instead.
+            // Pushed last so the victim's `pop` offers it first, as Go's
+            // getSlow takes the victim's private before its shared.
+            moved.extend(s.private.take_wait());
         }
         let old = std::mem::replace(
             &mut *self.victim.lock().unwrap_or_else(|e| e.into_inner()),
             moved,
         );
-        drop(old);
+        drop(old); // outside the lock: a value's Drop may use this pool
     }
 }
 
@@ -61,9 +97,10 @@ fn registry() -> &'static Mutex<Vec<Weak<dyn Clean>>> {
     R.get_or_init(|| Mutex::new(Vec::new()))
 }
 
-/// Moves every pool's cached values to its victim cache and drops the
-/// previous victims (Go's poolCleanup). The garbage collector calls this at
-/// the start of each cycle; calling it by hand is harmless.
+/// Moves every pool's cached values (private slots and shared lists) to
+/// its victim cache and drops the previous victims (Go's poolCleanup). The
+/// garbage collector calls this at the start of each cycle; calling it by
+/// hand is harmless.
 pub fn pool_cleanup() {
     let pools: Vec<Arc<dyn Clean>> = {
         let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
@@ -76,6 +113,18 @@ pub fn pool_cleanup() {
 }
 
 /// A set of temporary values to reuse (Go's sync.Pool).
+///
+/// ```
+/// let p = gort_std::Pool::new(|| String::from("new"));
+/// p.put("a".to_string());
+/// p.put("b".to_string());
+/// // On a goroutine the first put is in its P's private slot and comes
+/// // back first; on a plain thread the shared list hands back "b". Either
+/// // way both come back before `new` is called.
+/// let (x, y) = (p.get(), p.get());
+/// assert!(x != y && x != "new" && y != "new");
+/// assert_eq!(p.get(), "new");
+/// ```
 pub struct Pool<T: Send + 'static> {
     inner: Arc<Inner<T>>,
     new: Box<dyn Fn() -> T + Send + Sync>,
@@ -91,7 +140,7 @@ impl<T: Send + 'static> Pool<T> {
             shards: (0..n)
                 .map(|_| {
                     CachePadded::new(Shard {
-                        private: UnsafeCell::new(None),
+                        private: PrivateSlot::new(),
                         shared: Mutex::new(Vec::new()),
                     })
                 })
@@ -109,6 +158,9 @@ impl<T: Send + 'static> Pool<T> {
         }
     }
 
+    /// The calling P's shard if it may use the private slot, and the index
+    /// of the shared list to use first.
+    #[inline]
     fn shard(&self) -> (Option<&Shard<T>>, usize) {
         let shards = &self.inner.shards;
         match gort_sched::proc_pin() {
@@ -120,15 +172,20 @@ impl<T: Send + 'static> Pool<T> {
         }
     }
 
-    /// Takes a cached value, or makes a new one.
+    /// Takes a cached value, or makes a new one: the private slot first,
+    /// then this P's shared list, the other shards', the victim cache, and
+    /// last `new` (Go's Get).
+    #[inline]
     pub fn get(&self) -> T {
         let (own, idx) = self.shard();
-        if let Some(s) = own {
-            // SAFETY: we run on this shard's P and do not park here.
-            if let Some(v) = unsafe { (*s.private.get()).take() } {
-                return v;
-            }
+        if let Some(Some(v)) = own.and_then(|s| s.private.try_with(Option::take)) {
+            return v;
         }
+        self.get_slow(idx)
+    }
+
+    #[cold]
+    fn get_slow(&self, idx: usize) -> T {
         let shards = &self.inner.shards;
         if let Some(v) = shards[idx]
             .shared
@@ -157,24 +214,26 @@ impl<T: Send + 'static> Pool<T> {
         (self.new)()
     }
 
-    /// Returns a value to the pool for reuse.
+    /// Returns a value to the pool for reuse: into the P's private slot if
+    /// it is empty, else onto the shared list (Go's Put).
+    #[inline]
     pub fn put(&self, v: T) {
         let (own, idx) = self.shard();
-        let mut v = v;
+        let mut v = Some(v);
         if let Some(s) = own {
-            // SAFETY: we run on this shard's P and do not park here.
-            let slot = unsafe { &mut *s.private.get() };
-            match slot {
-                None => {
-                    *slot = Some(v);
-                    return;
+            s.private.try_with(|slot| {
+                if slot.is_none() {
+                    *slot = v.take();
                 }
-                Some(_) => {
-                    // Keep the newest private; the older one goes shared.
-                    v = slot.replace(v).expect("checked Some");
-                }
-            }
+            });
         }
+        if let Some(v) = v {
+            self.put_slow(idx, v);
+        }
+    }
+
+    #[cold]
+    fn put_slow(&self, idx: usize, v: T) {
         self.inner.shards[idx]
             .shared
             .lock()
@@ -203,11 +262,19 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
+    /// Collections clean every pool of the process: the tests that count
+    /// cleanups run one at a time (no other test of this binary collects).
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Each collection moves the pools' contents to their victim caches and
     /// drops the previous victims: after two collections a plain thread's
     /// pooled value is gone.
     #[test]
     fn collections_clear_pools() {
+        let _serial = serial();
         let made = Arc::new(AtomicUsize::new(0));
         let m = made.clone();
         let p = Pool::new(move || {
@@ -232,5 +299,99 @@ mod tests {
         gort_gc::gc();
         let _ = p.get();
         assert_eq!(made.load(SeqCst), 2, "two cycles drop the value");
+    }
+
+    /// A value that counts its drops.
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// A goroutine's private slot is emptied by the collections too (Go's
+    /// poolCleanup): the first moves it to the victim cache (dropped by
+    /// nothing yet), the second drops it, while the P that put it never
+    /// touches the pool again.
+    #[test]
+    fn collections_empty_private_slots() {
+        let _serial = serial();
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let d = dropped.clone();
+        let p = Arc::new(Pool::new(move || Counted(d.clone())));
+        let p2 = p.clone();
+        let d = dropped.clone();
+        gort_sched::go(move || {
+            let on_p = gort_sched::proc_pin().is_some();
+            p2.put(Counted(d));
+            on_p
+        })
+        .join()
+        .unwrap()
+        .then_some(())
+        .expect("a goroutine runs on a P");
+        pool_cleanup();
+        assert_eq!(dropped.load(SeqCst), 0, "one cleanup keeps it (victim)");
+        pool_cleanup();
+        assert_eq!(dropped.load(SeqCst), 1, "two cleanups drop it");
+    }
+
+    /// Cleanups racing with gets and puts on every P: no value is lost
+    /// twice or duplicated — each value made is dropped exactly once, and
+    /// none is held by two getters at once.
+    #[test]
+    fn cleanup_races_with_private_slots() {
+        let _serial = serial();
+        let made = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let (m, d) = (made.clone(), dropped.clone());
+        let p = Arc::new(Pool::new(move || {
+            m.fetch_add(1, SeqCst);
+            (Counted(d.clone()), Arc::new(AtomicUsize::new(0)))
+        }));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let rounds = Arc::new(AtomicUsize::new(0));
+        let cleaner = {
+            let (stop, rounds) = (stop.clone(), rounds.clone());
+            std::thread::spawn(move || {
+                while !stop.load(SeqCst) {
+                    pool_cleanup();
+                    rounds.fetch_add(1, SeqCst);
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let (p, rounds) = (p.clone(), rounds.clone());
+                gort_sched::go(move || {
+                    // Until the cleaner has run many times meanwhile.
+                    let mut i = 0u32;
+                    while i < 20_000 || rounds.load(SeqCst) < 500 {
+                        i += 1;
+                        let v = p.get();
+                        // Exclusive: nobody else holds this value now.
+                        assert_eq!(v.1.fetch_add(1, SeqCst), 0, "value shared");
+                        v.1.fetch_sub(1, SeqCst);
+                        p.put(v);
+                        if i % 64 == 0 {
+                            gort_sched::gosched();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        stop.store(true, SeqCst);
+        cleaner.join().unwrap();
+        pool_cleanup();
+        pool_cleanup();
+        assert_eq!(
+            made.load(SeqCst),
+            dropped.load(SeqCst),
+            "a value was lost or duplicated"
+        );
     }
 }

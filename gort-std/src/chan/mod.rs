@@ -33,6 +33,9 @@
 //! * When the last [`Receiver`] is dropped, nobody can ever receive:
 //!   blocked and future sends fail with [`SendError`] (giving the value
 //!   back) instead of blocking forever, and buffered values are dropped.
+//!   A timer's channel (`Timer`, `Ticker`, `after`) owns its timer, and
+//!   that drop also stops and frees the timer: Go 1.23 collects timers
+//!   nobody references; Rust knows the moment.
 //!
 //! # Invariants
 //! * Under the lock: `sendq` is non-empty only if the buffer is full (or
@@ -50,6 +53,8 @@ pub use select::{RecvCase, Select, SendCase};
 
 use crate::loom::{park, Arc, AtomicUsize, Ordering, UnsafeCell, WaitReason, Waiter};
 use gort_os::lock::RawLock;
+#[cfg(not(gort_loom))]
+use gort_timer::RawTimer;
 use std::fmt;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ptr;
@@ -66,8 +71,26 @@ use sudog::{Sudog, WaitQ, CLOSED, DISCONNECTED, OK};
 /// assert!(rx.recv().is_err());
 /// ```
 pub fn chan<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
-    let c = Arc::new(Chan::new(cap));
+    let c = Arc::new(Chan::new(cap, false));
     (Sender { c: c.clone() }, Receiver { c })
+}
+
+/// A timer's channel (gort-std's `Timer`, `Ticker`, `after`): one buffered
+/// slot, reported as `len() == 0` and `capacity() == 0` (Go 1.23's
+/// synchronous timer channels), owning the timer `make` builds around its
+/// only `Sender`. `make` must return the timer unarmed. The timer lives as
+/// long as some `Receiver` does ([`Receiver::timer`]); the last one's drop
+/// stops and frees it.
+#[cfg(not(gort_loom))]
+pub(crate) fn timer_chan<T>(make: impl FnOnce(Sender<T>) -> RawTimer) -> Receiver<T> {
+    let c = Arc::new(Chan::new(1, true));
+    let rx = Receiver { c: c.clone() };
+    let raw = make(Sender { c });
+    // SAFETY: nobody else can reach `timer` yet: `rx` is the only Receiver
+    // and has not been handed out, and the only Sender, inside the unarmed
+    // timer's callback, never touches it.
+    unsafe { *rx.c.timer.get() = Some(raw) };
+    rx
 }
 
 /// The sending side of a channel; clone it for more senders.
@@ -202,6 +225,19 @@ pub(crate) struct Chan<T> {
     /// Live `Sender`s/`Receiver`s (the last one out closes/disconnects).
     senders: AtomicUsize,
     receivers: AtomicUsize,
+    /// A timer's channel (Go's `c.timer != nil`): `len` and `capacity`
+    /// report 0, as for Go 1.23's synchronous timer channels. Fixed.
+    is_timer: bool,
+    /// The timer that sends on this channel, owned by it (Go: the channel
+    /// keeps its timer alive). Written once by [`timer_chan`] before the
+    /// channel is shared; read (`&RawTimer`) by holders of a `Receiver`;
+    /// taken by the drop of the last `Receiver` (no reader is left then:
+    /// each one's accesses happen before its own drop's Release decrement,
+    /// which that drop's AcqRel decrement acquires). Taking it breaks the
+    /// cycle channel → timer → callback → `Sender` → channel, so a timer
+    /// nobody can receive from is stopped and freed at once.
+    #[cfg(not(gort_loom))]
+    timer: std::cell::UnsafeCell<Option<RawTimer>>,
     /// Everything else; only touched under `lock`.
     st: UnsafeCell<State<T>>,
 }
@@ -221,19 +257,24 @@ struct State<T> {
 }
 
 // SAFETY: values of T move between threads through the channel (hence
-// T: Send); all shared state is under `lock` or atomic.
+// T: Send); all shared state is under `lock` or atomic, except `timer`,
+// whose accesses the receiver count orders (see the field; `RawTimer` is
+// Send and Sync).
 unsafe impl<T: Send> Send for Chan<T> {}
 // SAFETY: as above; `&Chan` gives no access to a `&T`.
 unsafe impl<T: Send> Sync for Chan<T> {}
 
 impl<T> Chan<T> {
-    fn new(cap: usize) -> Self {
+    fn new(cap: usize, is_timer: bool) -> Self {
         Chan {
             lock: RawLock::new(),
             cap,
             len: AtomicUsize::new(0),
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
+            is_timer,
+            #[cfg(not(gort_loom))]
+            timer: std::cell::UnsafeCell::new(None),
             st: UnsafeCell::new(State {
                 buf: (0..cap).map(|_| MaybeUninit::uninit()).collect(),
                 recvx: 0,
@@ -609,6 +650,14 @@ impl<T> Receiver<T> {
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { rx: self }
     }
+
+    /// The timer of a timer's channel ([`timer_chan`]); `None` for others.
+    #[cfg(not(gort_loom))]
+    pub(crate) fn timer(&self) -> Option<&RawTimer> {
+        // SAFETY: while this Receiver lives, `timer` is only read (it is
+        // taken by the last Receiver's drop; see the field).
+        unsafe { (*self.c.timer.get()).as_ref() }
+    }
 }
 
 /// The state queries both ends share.
@@ -620,8 +669,12 @@ macro_rules! channel_queries {
                 self.c.is_closed()
             }
 
-            /// Values buffered now (a snapshot, as Go's `len(ch)`).
+            /// Values buffered now (a snapshot, as Go's `len(ch)`); always
+            /// 0 for a timer's channel, as in Go 1.23.
             pub fn len(&self) -> usize {
+                if self.c.is_timer {
+                    return 0;
+                }
                 self.c.len.load(Ordering::Relaxed)
             }
 
@@ -631,8 +684,11 @@ macro_rules! channel_queries {
             }
 
             /// The buffer capacity (Go's `cap(ch)`); 0 for an unbuffered
-            /// channel.
+            /// channel, and for a timer's channel (Go 1.23: synchronous).
             pub fn capacity(&self) -> usize {
+                if self.c.is_timer {
+                    return 0;
+                }
                 self.c.cap
             }
 
@@ -680,9 +736,19 @@ impl<T> Drop for Sender<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        // AcqRel: as for Sender.
+        // AcqRel: as for Sender; and the last dropper's Acquire orders every
+        // other receiver's reads of `timer` before the take below.
         if self.c.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.c.disconnect_receivers();
+            // SAFETY: this was the last Receiver, so no reader of `timer` is
+            // left (see the field), and Senders never touch it.
+            #[cfg(not(gort_loom))]
+            let timer = unsafe { (*self.c.timer.get()).take() };
+            // Outside the channel lock (a timer's callback takes the heap
+            // lock, then this channel's): stops it and frees it, and with it
+            // its Sender.
+            #[cfg(not(gort_loom))]
+            drop(timer);
         }
     }
 }

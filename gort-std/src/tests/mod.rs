@@ -1,4 +1,5 @@
 mod loom_chan;
 mod loom_mutex;
+mod loom_pool;
 mod loom_select;
 mod loom_waitgroup;

@@ -92,7 +92,9 @@ pub use pool::{pool_cleanup, Pool};
 #[cfg(not(gort_loom))]
 pub use rwlock::{RawRwLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 #[cfg(not(gort_loom))]
-pub use time::{after, after_func, sleep, sleep_until, AfterFunc, RecvTimeoutError, Ticker, Timer};
+pub use time::{
+    after, after_func, sleep, sleep_until, tick, AfterFunc, RecvTimeoutError, Ticker, Timer,
+};
 pub use waitgroup::WaitGroup;
 
 #[cfg(all(test, gort_loom))]

@@ -196,6 +196,22 @@ pub fn after(d: Duration) -> Receiver<Instant> {
     c
 }
 
+/// A channel that receives the time every `d` (Go's `time.Tick`): a ticker
+/// with no handle to stop it. Since Go 1.23 that no longer leaks: the
+/// channel owns the ticker, so dropping the receiver (and its clones) stops
+/// and frees it.
+///
+/// # Panics
+/// `non-positive interval for tick` if `d` is zero. (Go's `Tick` returns
+/// nil there, a channel that never delivers; a Rust caller gets a clear
+/// error instead.)
+pub fn tick(d: Duration) -> Receiver<Instant> {
+    assert!(!d.is_zero(), "non-positive interval for tick");
+    let c = sender_timer();
+    raw(&c).reset_at(deadline_after(d), d);
+    c
+}
+
 /// Runs `f` in its own goroutine `d` from now (Go's `time.AfterFunc`),
 /// never under a runtime lock: it may block, sleep and use timers. A panic
 /// in it ends the process (`fatal error: panic in a timer callback: ...`),

@@ -613,3 +613,21 @@ fn test_sleep_many_small() {
         h.join().unwrap();
     }
 }
+
+/// `tick` (Go's time.Tick) delivers every period and is freed with its
+/// receiver (its TestTimerGC case is in golang_time_gc.rs).
+#[test]
+fn tick_delivers_periodically() {
+    let c = gort_std::tick(Duration::from_millis(2));
+    let t0 = std::time::Instant::now();
+    for _ in 0..3 {
+        c.recv().unwrap();
+    }
+    assert!(t0.elapsed() >= Duration::from_millis(6));
+}
+
+#[test]
+#[should_panic(expected = "non-positive interval for tick")]
+fn tick_of_zero_panics() {
+    let _ = gort_std::tick(Duration::ZERO);
+}

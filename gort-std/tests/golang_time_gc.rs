@@ -9,7 +9,7 @@
 //! allocations mix in; the runtime's threads may add a few, hence Go's
 //! slack of N).
 
-use gort_std::{after, chan, select, Ticker, Timer};
+use gort_std::{after, chan, select, tick, Ticker, Timer};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
@@ -82,6 +82,7 @@ fn check(what: &str, f: impl Fn() + Send + 'static) {
 #[test]
 fn test_timer_gc() {
     check("After", || drop(after(HOUR)));
+    check("Tick", || drop(tick(HOUR)));
     check("NewTimer", || drop(Timer::new(HOUR)));
     check("NewTicker", || drop(Ticker::new(HOUR)));
     check("NewTimerStop", || {

@@ -53,7 +53,7 @@ pub use gort_timer as timer;
 /// Go's time package: sleeping, timers and tickers on channels.
 pub mod time {
     pub use gort_std::{
-        after, after_func, sleep, sleep_until, AfterFunc, RecvTimeoutError, Ticker, Timer,
+        after, after_func, sleep, sleep_until, tick, AfterFunc, RecvTimeoutError, Ticker, Timer,
     };
 }
 

@@ -363,6 +363,7 @@ pub(crate) fn let_finalizers_run() {
 /// The finalizer goroutine's body (Go's `runfinq`).
 #[cfg_attr(gort_loom, allow(dead_code))]
 fn finalizer_loop() {
+    #[cfg(not(gort_loom))]
     if let Some(id) = gort_sched::goid() {
         FIN_GOID.store(id, Relaxed);
     }

@@ -115,27 +115,47 @@ fn is_finished_and_detached_goroutines() {
 
 #[test]
 fn gosched_lets_others_run() {
-    // On one goroutine's M: two goroutines alternate via gosched.
-    let log = Arc::new(Mutex::new(Vec::new()));
-    run({
-        let log = log.clone();
-        move || {
-            let l2 = log.clone();
+    // Two goroutines started on one M alternate strictly via gosched: a
+    // yield queues the goroutine behind the M's other bound goroutines.
+    // A fresh goroutine may be stolen by another P before it starts; such
+    // an attempt proves nothing about one M and is retried.
+    const ROUNDS: usize = 50;
+    for _attempt in 0..200 {
+        let same_m = run(|| {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let b_thread = Arc::new(Mutex::new(None));
+            let (l2, bt) = (log.clone(), b_thread.clone());
             let other = go(move || {
-                for i in 0..3 {
+                *bt.lock().unwrap() = Some(std::thread::current().id());
+                for i in 0..ROUNDS {
                     l2.lock().unwrap().push(("b", i));
                     gosched();
                 }
             });
-            for i in 0..3 {
+            // Yield until `other` starts: from then on both are bound.
+            while b_thread.lock().unwrap().is_none() {
+                gosched();
+            }
+            for i in 0..ROUNDS {
                 log.lock().unwrap().push(("a", i));
                 gosched();
             }
             other.join().unwrap();
+            if *b_thread.lock().unwrap() != Some(std::thread::current().id()) {
+                return false; // started on another M
+            }
+            // `other` ran first (we were queued behind it when it started),
+            // then each yield ran the other goroutine exactly once.
+            let want: Vec<_> = (0..ROUNDS).flat_map(|i| [("b", i), ("a", i)]).collect();
+            assert_eq!(*log.lock().unwrap(), want, "gosched did not alternate");
+            true
+        });
+        if same_m {
+            gosched(); // from a plain thread: a yield, no panic
+            return;
         }
-    });
-    assert_eq!(log.lock().unwrap().len(), 6);
-    gosched(); // from a plain thread: a yield, no panic
+    }
+    panic!("a fresh goroutine never started on its spawner's M in 200 attempts");
 }
 
 thread_local! {

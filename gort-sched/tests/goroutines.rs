@@ -2,7 +2,7 @@
 //! from goroutines and plain threads, thread affinity, gomaxprocs.
 
 mod common;
-use common::Sema;
+use common::{is_child, run_child, Sema};
 use gort_sched::*;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -341,39 +341,63 @@ fn park_thread_timeout_times_out_and_wakes() {
 }
 
 /// Go-style migratable goroutines (the unsafe opt-in) are readied onto the
-/// waker's P and may resume on any thread; they still run to completion.
+/// waker's P and may resume on any thread: with two Ps, some goroutine of
+/// the ping-pong pairs must resume on more than one OS thread. A pinned
+/// goroutine never would (see `a_started_goroutine_never_changes_thread`).
+/// Runs in a child with GOMAXPROCS=2, whatever the machine's CPU count;
+/// retries with more rounds rather than assuming a timing.
 #[test]
 fn migratable_goroutines_ping_pong_across_threads() {
-    let pairs = 8;
-    let rounds = 2000;
-    let hs: Vec<_> = (0..pairs)
-        .flat_map(|_| {
-            let (a, b) = (Arc::new(Sema::new()), Arc::new(Sema::new()));
-            let (a2, b2) = (a.clone(), b.clone());
-            // SAFETY: these goroutines hold nothing thread-affine (only Arcs
-            // and integers) across their blocking calls.
-            let ping = unsafe { Builder::new().migratable(true) }.spawn(move || {
-                let mut threads = std::collections::HashSet::new();
-                for _ in 0..rounds {
-                    a.release();
-                    b.acquire();
-                    threads.insert(std::thread::current().id());
-                }
-                threads.len()
-            });
-            // SAFETY: as above.
-            let pong = unsafe { Builder::new().migratable(true) }.spawn(move || {
-                for _ in 0..rounds {
-                    a2.acquire();
-                    b2.release();
-                    gosched();
-                }
-                1
-            });
-            [ping, pong]
-        })
-        .collect();
-    for h in hs {
-        assert!(h.join().unwrap() >= 1);
+    if !is_child() {
+        let (ok, err) = run_child(
+            "migratable_goroutines_ping_pong_across_threads",
+            &[("GOMAXPROCS", "2")],
+        );
+        assert!(ok, "{err}");
+        return;
     }
+    assert_eq!(gomaxprocs(0), 2);
+    let pairs = 8;
+    let mut rounds = 2000;
+    for _attempt in 0..8 {
+        let hs: Vec<_> = (0..pairs)
+            .flat_map(|_| {
+                let (a, b) = (Arc::new(Sema::new()), Arc::new(Sema::new()));
+                let (a2, b2) = (a.clone(), b.clone());
+                // SAFETY: these goroutines hold nothing thread-affine (only
+                // Arcs, integers and a HashSet of thread ids) across their
+                // blocking calls.
+                let ping = unsafe { Builder::new().migratable(true) }.spawn(move || {
+                    let mut threads = std::collections::HashSet::new();
+                    for _ in 0..rounds {
+                        a.release();
+                        b.acquire();
+                        threads.insert(std::thread::current().id());
+                    }
+                    threads.len()
+                });
+                // SAFETY: as above.
+                let pong = unsafe { Builder::new().migratable(true) }.spawn(move || {
+                    let mut threads = std::collections::HashSet::new();
+                    for _ in 0..rounds {
+                        a2.acquire();
+                        threads.insert(std::thread::current().id());
+                        b2.release();
+                        gosched();
+                        threads.insert(std::thread::current().id());
+                    }
+                    threads.len()
+                });
+                [ping, pong]
+            })
+            .collect();
+        // Every goroutine ran to completion; the most threads any one of
+        // them resumed on.
+        let most = hs.into_iter().map(|h| h.join().unwrap()).max().unwrap();
+        if most >= 2 {
+            return;
+        }
+        rounds *= 2;
+    }
+    panic!("no migratable goroutine ever resumed on a second OS thread");
 }

@@ -2,7 +2,7 @@
 //! from goroutines and plain threads, thread affinity, gomaxprocs.
 
 mod common;
-use common::Sema;
+use common::{is_child, run_child, Sema};
 use gort_sched::*;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -115,27 +115,47 @@ fn is_finished_and_detached_goroutines() {
 
 #[test]
 fn gosched_lets_others_run() {
-    // On one goroutine's M: two goroutines alternate via gosched.
-    let log = Arc::new(Mutex::new(Vec::new()));
-    run({
-        let log = log.clone();
-        move || {
-            let l2 = log.clone();
+    // Two goroutines started on one M alternate strictly via gosched: a
+    // yield queues the goroutine behind the M's other bound goroutines.
+    // A fresh goroutine may be stolen by another P before it starts; such
+    // an attempt proves nothing about one M and is retried.
+    const ROUNDS: usize = 50;
+    for _attempt in 0..200 {
+        let same_m = run(|| {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let b_thread = Arc::new(Mutex::new(None));
+            let (l2, bt) = (log.clone(), b_thread.clone());
             let other = go(move || {
-                for i in 0..3 {
+                *bt.lock().unwrap() = Some(std::thread::current().id());
+                for i in 0..ROUNDS {
                     l2.lock().unwrap().push(("b", i));
                     gosched();
                 }
             });
-            for i in 0..3 {
+            // Yield until `other` starts: from then on both are bound.
+            while b_thread.lock().unwrap().is_none() {
+                gosched();
+            }
+            for i in 0..ROUNDS {
                 log.lock().unwrap().push(("a", i));
                 gosched();
             }
             other.join().unwrap();
+            if *b_thread.lock().unwrap() != Some(std::thread::current().id()) {
+                return false; // started on another M
+            }
+            // `other` ran first (we were queued behind it when it started),
+            // then each yield ran the other goroutine exactly once.
+            let want: Vec<_> = (0..ROUNDS).flat_map(|i| [("b", i), ("a", i)]).collect();
+            assert_eq!(*log.lock().unwrap(), want, "gosched did not alternate");
+            true
+        });
+        if same_m {
+            gosched(); // from a plain thread: a yield, no panic
+            return;
         }
-    });
-    assert_eq!(log.lock().unwrap().len(), 6);
-    gosched(); // from a plain thread: a yield, no panic
+    }
+    panic!("a fresh goroutine never started on its spawner's M in 200 attempts");
 }
 
 thread_local! {
@@ -321,39 +341,63 @@ fn park_thread_timeout_times_out_and_wakes() {
 }
 
 /// Go-style migratable goroutines (the unsafe opt-in) are readied onto the
-/// waker's P and may resume on any thread; they still run to completion.
+/// waker's P and may resume on any thread: with two Ps, some goroutine of
+/// the ping-pong pairs must resume on more than one OS thread. A pinned
+/// goroutine never would (see `a_started_goroutine_never_changes_thread`).
+/// Runs in a child with GOMAXPROCS=2, whatever the machine's CPU count;
+/// retries with more rounds rather than assuming a timing.
 #[test]
 fn migratable_goroutines_ping_pong_across_threads() {
-    let pairs = 8;
-    let rounds = 2000;
-    let hs: Vec<_> = (0..pairs)
-        .flat_map(|_| {
-            let (a, b) = (Arc::new(Sema::new()), Arc::new(Sema::new()));
-            let (a2, b2) = (a.clone(), b.clone());
-            // SAFETY: these goroutines hold nothing thread-affine (only Arcs
-            // and integers) across their blocking calls.
-            let ping = unsafe { Builder::new().migratable(true) }.spawn(move || {
-                let mut threads = std::collections::HashSet::new();
-                for _ in 0..rounds {
-                    a.release();
-                    b.acquire();
-                    threads.insert(std::thread::current().id());
-                }
-                threads.len()
-            });
-            // SAFETY: as above.
-            let pong = unsafe { Builder::new().migratable(true) }.spawn(move || {
-                for _ in 0..rounds {
-                    a2.acquire();
-                    b2.release();
-                    gosched();
-                }
-                1
-            });
-            [ping, pong]
-        })
-        .collect();
-    for h in hs {
-        assert!(h.join().unwrap() >= 1);
+    if !is_child() {
+        let (ok, err) = run_child(
+            "migratable_goroutines_ping_pong_across_threads",
+            &[("GOMAXPROCS", "2")],
+        );
+        assert!(ok, "{err}");
+        return;
     }
+    assert_eq!(gomaxprocs(0), 2);
+    let pairs = 8;
+    let mut rounds = 2000;
+    for _attempt in 0..8 {
+        let hs: Vec<_> = (0..pairs)
+            .flat_map(|_| {
+                let (a, b) = (Arc::new(Sema::new()), Arc::new(Sema::new()));
+                let (a2, b2) = (a.clone(), b.clone());
+                // SAFETY: these goroutines hold nothing thread-affine (only
+                // Arcs, integers and a HashSet of thread ids) across their
+                // blocking calls.
+                let ping = unsafe { Builder::new().migratable(true) }.spawn(move || {
+                    let mut threads = std::collections::HashSet::new();
+                    for _ in 0..rounds {
+                        a.release();
+                        b.acquire();
+                        threads.insert(std::thread::current().id());
+                    }
+                    threads.len()
+                });
+                // SAFETY: as above.
+                let pong = unsafe { Builder::new().migratable(true) }.spawn(move || {
+                    let mut threads = std::collections::HashSet::new();
+                    for _ in 0..rounds {
+                        a2.acquire();
+                        threads.insert(std::thread::current().id());
+                        b2.release();
+                        gosched();
+                        threads.insert(std::thread::current().id());
+                    }
+                    threads.len()
+                });
+                [ping, pong]
+            })
+            .collect();
+        // Every goroutine ran to completion; the most threads any one of
+        // them resumed on.
+        let most = hs.into_iter().map(|h| h.join().unwrap()).max().unwrap();
+        if most >= 2 {
+            return;
+        }
+        rounds *= 2;
+    }
+    panic!("no migratable goroutine ever resumed on a second OS thread");
 }

@@ -47,7 +47,7 @@ mod sema;
 
 pub use note::Note;
 pub use notify::{NotifyList, Ticket};
-pub use sema::{semacquire, semacquire_mutex, semrelease};
+pub use sema::{semacquire, semacquire_mutex, semrelease, semwaiters};
 
 /// Under `--cfg gort_loom`: the loom parker standing in for gort-sched's
 /// `park`/`Waiter`, for the models of the layers above.

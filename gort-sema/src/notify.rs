@@ -117,6 +117,14 @@ impl NotifyList {
         });
     }
 
+    /// How many waiters sleep in [`wait`](Self::wait) right now, not yet
+    /// notified: a snapshot under the list's lock, for tests and
+    /// diagnostics. A waiter counts from the moment it is queued (a notify
+    /// will find it even if it has not finished parking yet).
+    pub fn waiting(&self) -> usize {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// Wakes every ticket issued so far.
     pub fn notify_all(&self) {
         if self.wait.load(Ordering::SeqCst) == self.notify.load(Ordering::SeqCst) {

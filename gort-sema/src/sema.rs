@@ -130,6 +130,17 @@ impl SemaTable {
         }
     }
 
+    /// Waiters queued on `sema` now (a snapshot under the root lock).
+    pub(crate) fn waiters(&self, sema: &AtomicU32) -> usize {
+        let addr = sema as *const AtomicU32 as usize;
+        let q = self
+            .root(addr)
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        q.0.get(&addr).map_or(0, VecDeque::len)
+    }
+
     /// Increments `*sema` and wakes one waiter, if any. With `handoff`, the
     /// count goes straight to that waiter. Returns whether it was handed off.
     pub(crate) fn release(&self, sema: &AtomicU32, handoff: bool) -> bool {
@@ -232,6 +243,15 @@ mod global {
             crate::loom::yield_now();
         }
     }
+
+    /// How many goroutines or threads are queued on `sema` right now: a
+    /// snapshot taken under the queue's lock, for tests and diagnostics.
+    /// A waiter counts from the moment it is queued (its place in the
+    /// order is fixed and the next [`semrelease`] will find it, even if it
+    /// has not finished parking yet) until a release dequeues it.
+    pub fn semwaiters(sema: &AtomicU32) -> usize {
+        table().waiters(sema)
+    }
 }
 
-pub use global::{semacquire, semacquire_mutex, semrelease};
+pub use global::{semacquire, semacquire_mutex, semrelease, semwaiters};

@@ -3,18 +3,19 @@
 
 use gort_sched::{go, gosched, run};
 use gort_sema::*;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Waits until a goroutine signalled it is about to block, then a few ms:
-/// it does not yield between the signal and its enqueue, so this covers
-/// that window even when the machine is loaded.
-fn wait_started(started: &AtomicBool) {
-    while !started.load(Ordering::SeqCst) {
-        gosched(); // lets it run even on this goroutine's own M
+/// Polls `cond` until it holds, yielding so that the goroutines it waits for
+/// run even on this goroutine's own M. Panics after a generous bound, so a
+/// bug fails the test instead of hanging it.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        gosched();
     }
-    std::thread::sleep(Duration::from_millis(5));
 }
 
 #[test]
@@ -78,27 +79,30 @@ fn waiters_are_woken_in_fifo_order() {
         let order = Arc::new(Mutex::new(Vec::new()));
         let hs: Vec<_> = (0..5)
             .map(|i| {
-                let (s, o) = (s.clone(), order.clone());
-                let started = Arc::new(AtomicBool::new(false));
-                let st = started.clone();
+                let (s2, o) = (s.clone(), order.clone());
                 let h = go(move || {
-                    st.store(true, Ordering::SeqCst);
-                    semacquire(&s);
+                    semacquire(&s2);
                     o.lock().unwrap().push(i);
                 });
-                // Let it run and queue before the next one.
-                wait_started(&started);
+                // Queued (its place fixed) before the next one starts.
+                wait_until(&format!("waiter {i} is queued"), || semwaiters(&s) == i + 1);
                 h
             })
             .collect();
-        for _ in 0..5 {
+        for k in 0..5 {
             semrelease(&s, true); // hand-off: no barging
-            std::thread::sleep(Duration::from_millis(2));
+                                  // The woken one records itself before the next is woken, so
+                                  // `order` is the wake-up order whatever Ms they run on.
+            wait_until(&format!("wake-up {k} is recorded"), || {
+                order.lock().unwrap().len() == k + 1
+            });
+            assert_eq!(semwaiters(&s), 4 - k, "one release woke one waiter");
         }
         for h in hs {
             h.join().unwrap();
         }
         assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(s.load(Ordering::SeqCst), 0);
     });
 }
 
@@ -109,19 +113,18 @@ fn lifo_queues_at_the_head() {
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut hs = Vec::new();
         for (i, lifo) in [(0, false), (1, false), (2, true)] {
-            let (s, o) = (s.clone(), order.clone());
-            let started = Arc::new(AtomicBool::new(false));
-            let st = started.clone();
+            let (s2, o) = (s.clone(), order.clone());
             hs.push(go(move || {
-                st.store(true, Ordering::SeqCst);
-                semacquire_mutex(&s, lifo);
+                semacquire_mutex(&s2, lifo);
                 o.lock().unwrap().push(i);
             }));
-            wait_started(&started);
+            wait_until(&format!("waiter {i} is queued"), || semwaiters(&s) == i + 1);
         }
-        for _ in 0..3 {
+        for k in 0..3 {
             semrelease(&s, true);
-            std::thread::sleep(Duration::from_millis(2));
+            wait_until(&format!("wake-up {k} is recorded"), || {
+                order.lock().unwrap().len() == k + 1
+            });
         }
         for h in hs {
             h.join().unwrap();
@@ -171,10 +174,17 @@ fn notify_one_wakes_the_oldest_ticket_and_never_a_later_one() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(10));
+        // All three sleep in wait() (queued in reverse ticket order).
+        wait_until("the three waiters sleep", || l.waiting() == 3);
         l.notify_one();
-        std::thread::sleep(Duration::from_millis(10));
+        // Exactly one left the list: the oldest ticket; the later two are
+        // still queued, so they were not woken (only a notify removes them).
+        assert_eq!(l.waiting(), 2, "notify_one woke exactly one waiter");
+        wait_until("the woken waiter records itself", || {
+            !woken.lock().unwrap().is_empty()
+        });
         assert_eq!(*woken.lock().unwrap(), vec![0]);
+        assert_eq!(l.waiting(), 2, "a later ticket was woken");
         // A ticket taken after a notify_all is not woken by it.
         l.notify_all();
         let late = l.add();
@@ -186,10 +196,13 @@ fn notify_one_wakes_the_oldest_ticket_and_never_a_later_one() {
         assert_eq!(got, vec![0, 1, 2]);
         let l2 = l.clone();
         let late_waiter = go(move || l2.wait(late));
-        std::thread::sleep(Duration::from_millis(10));
+        // It queues: wait() returns at once for a notified ticket, so being
+        // in the list proves the earlier notify_all did not cover it.
+        wait_until("the late waiter sleeps", || l.waiting() == 1);
         assert!(!late_waiter.is_finished(), "woken by an earlier notify");
         l.notify_one();
         late_waiter.join().unwrap();
+        assert_eq!(l.waiting(), 0);
     });
 }
 
@@ -240,7 +253,8 @@ fn cond_pattern_from_goroutines_and_threads() {
             l.wait(t);
         }
     });
-    std::thread::sleep(Duration::from_millis(20));
+    // All 51 sleep in wait() before the notify, so it must wake each one.
+    wait_until("all 51 waiters sleep", || state.1.waiting() == 51);
     {
         let (m, l) = &*state;
         *m.lock().unwrap() = 1;
@@ -289,13 +303,8 @@ fn handoff_gives_the_count_to_the_waiter() {
     run(|| {
         let s = Arc::new(AtomicU32::new(0));
         let s2 = s.clone();
-        let started = Arc::new(AtomicBool::new(false));
-        let st = started.clone();
-        let waiter = go(move || {
-            st.store(true, Ordering::SeqCst);
-            semacquire(&s2)
-        });
-        wait_started(&started);
+        let waiter = go(move || semacquire(&s2));
+        wait_until("the waiter is queued", || semwaiters(&s) == 1);
         semrelease(&s, true);
         assert_eq!(s.load(Ordering::SeqCst), 0, "the count went to the waiter");
         waiter.join().unwrap();

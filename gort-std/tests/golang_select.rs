@@ -3,11 +3,27 @@
 //! can never proceed) are expressed by leaving the case out of a dynamic
 //! [`Select`].
 
-use gort_sched::{go, gosched};
+use gort_sched::{go, gosched, JoinHandle};
 use gort_std::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Joins every goroutine in the order they finish, resuming the first panic
+/// (a failed assertion) here, so it fails the test. Joining in a fixed order
+/// would hang on a goroutine left blocked forever by its failed partner.
+fn join_all<T>(mut hs: Vec<JoinHandle<T>>) {
+    while !hs.is_empty() {
+        match hs.iter().position(|h| h.is_finished()) {
+            Some(i) => {
+                if let Err(e) = hs.swap_remove(i).join() {
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
 
 /// TestNonblockSelectRace / TestNonblockSelectRace2: a select with default
 /// acts on one instant's state. c1 is ready when the goroutine starts; then
@@ -20,7 +36,7 @@ fn nonblock_select_race(c2_cap: usize, make_c2_ready: fn(&Sender<i32>)) {
         let (c2tx, c2rx) = chan::<i32>(c2_cap);
         c1tx.send(1).unwrap();
         let (r1, r2, dtx2) = (c1rx.clone(), c2rx.clone(), dtx.clone());
-        go(move || {
+        let h = go(move || {
             let ok = select! {
                 recv(r1) -> _v => true,
                 recv(r2) -> _v => true,
@@ -33,6 +49,9 @@ fn nonblock_select_race(c2_cap: usize, make_c2_ready: fn(&Sender<i32>)) {
             recv(c1rx) -> _v => {},
             default => {},
         }
+        // Its send never blocks (capacity 1, drained every round): joining
+        // first surfaces its panic instead of hanging in the recv below.
+        h.join().unwrap();
         assert!(drx.recv().unwrap(), "no chan is ready");
     }
 }
@@ -56,28 +75,27 @@ fn test_nonblock_select_race2() {
 fn test_self_select() {
     for cap in [0, 10] {
         let (tx, rx) = chan::<usize>(cap);
-        let wg = Arc::new(WaitGroup::new());
-        wg.add(2);
-        for p in 0..2usize {
-            let (tx, rx, wg) = (tx.clone(), rx.clone(), wg.clone());
-            go(move || {
-                for i in 0..1000 {
-                    if p == 0 || i % 2 == 0 {
-                        select! {
-                            send(tx, p) -> r => r.unwrap(),
-                            recv(rx) -> v => assert!(!(cap == 0 && v == Ok(p)), "self receive"),
-                        }
-                    } else {
-                        select! {
-                            recv(rx) -> v => assert!(!(cap == 0 && v == Ok(p)), "self receive"),
-                            send(tx, p) -> r => r.unwrap(),
+        let hs = (0..2usize)
+            .map(|p| {
+                let (tx, rx) = (tx.clone(), rx.clone());
+                go(move || {
+                    for i in 0..1000 {
+                        if p == 0 || i % 2 == 0 {
+                            select! {
+                                send(tx, p) -> r => r.unwrap(),
+                                recv(rx) -> v => assert!(!(cap == 0 && v == Ok(p)), "self receive"),
+                            }
+                        } else {
+                            select! {
+                                recv(rx) -> v => assert!(!(cap == 0 && v == Ok(p)), "self receive"),
+                                send(tx, p) -> r => r.unwrap(),
+                            }
                         }
                     }
-                }
-                wg.done();
-            });
-        }
-        wg.wait();
+                })
+            })
+            .collect();
+        join_all(hs);
     }
 }
 
@@ -89,27 +107,23 @@ fn test_self_select() {
 fn test_select_stress() {
     const N: usize = 10_000;
     let chans: Vec<(Sender<i32>, Receiver<i32>)> = [0, 0, 2, 3].iter().map(|&c| chan(c)).collect();
-    let wg = Arc::new(WaitGroup::new());
-    wg.add(10);
+    let mut hs = Vec::new();
     for (tx, rx) in &chans {
-        let (tx, wg1) = (tx.clone(), wg.clone());
-        go(move || {
+        let tx = tx.clone();
+        hs.push(go(move || {
             for _ in 0..N {
                 tx.send(0).unwrap();
             }
-            wg1.done();
-        });
-        let (rx, wg2) = (rx.clone(), wg.clone());
-        go(move || {
+        }));
+        let rx = rx.clone();
+        hs.push(go(move || {
             for _ in 0..N {
                 rx.recv().unwrap();
             }
-            wg2.done();
-        });
+        }));
     }
     let txs: Vec<Sender<i32>> = chans.iter().map(|c| c.0.clone()).collect();
-    let wg1 = wg.clone();
-    go(move || {
+    hs.push(go(move || {
         let mut n = [0usize; 4];
         for _ in 0..4 * N {
             let mut sel = Select::new();
@@ -124,11 +138,9 @@ fn test_select_stress() {
             case.finish(&mut sel).unwrap();
             n[k] += 1;
         }
-        wg1.done();
-    });
+    }));
     let rxs: Vec<Receiver<i32>> = chans.iter().map(|c| c.1.clone()).collect();
-    let wg2 = wg.clone();
-    go(move || {
+    hs.push(go(move || {
         let mut n = [0usize; 4];
         for _ in 0..4 * N {
             let mut sel = Select::new();
@@ -141,9 +153,8 @@ fn test_select_stress() {
             case.finish(&mut sel).unwrap();
             n[k] += 1;
         }
-        wg2.done();
-    });
-    wg.wait();
+    }));
+    join_all(hs);
 }
 
 /// TestSelectFairness: with two always-ready channels (and two never-ready

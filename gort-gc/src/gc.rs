@@ -239,7 +239,21 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
     }
 
     /// Strong handles to the object (racy; for tests and diagnostics).
+    ///
+    /// A running collection pins every object it examines with a count of
+    /// its own, which is not a handle: while one runs, this waits (yielding)
+    /// for it to end, up to one second, so that a quiet object reads its
+    /// exact count even while other threads collect.
     pub fn strong_count(this: &Gc<T>) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while active() != 0 && std::time::Instant::now() < deadline {
+            // A goroutine yields to others of its M (the collector may be
+            // one of them); a plain thread yields its time slice.
+            #[cfg(not(gort_loom))]
+            gort_sched::gosched();
+            #[cfg(gort_loom)]
+            crate::loom::spin_yield();
+        }
         (this.header().rc.load(SeqCst) & STRONG) as usize
     }
 }

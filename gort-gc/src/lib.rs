@@ -102,7 +102,8 @@
 //! (gort-sched's goroutine-local storage; on a plain thread, a
 //! thread-local), not to the thread: a `Drop` may park, and the other
 //! goroutines of its M must neither find their frees queued behind it nor
-//! be taken for the collector (issue 11, item 5; DESIGN.md §2).
+//! be taken for the collector (gort-sched's crate docs, "Goroutines share
+//! their thread").
 //!
 //! ## Why no live object is freed
 //!

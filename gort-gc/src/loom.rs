@@ -45,7 +45,8 @@ pub(crate) const SHARDS: usize = 2;
 /// `thread_local!`, loom's under the model (loom threads share an OS
 /// thread). Only for state that is right across a park — per-thread hints
 /// and the like; state of a flow of control that can live across a park
-/// belongs in a [`FlowLocal`] (DESIGN.md §2). Each use says why.
+/// belongs in a [`FlowLocal`] (gort-sched's crate docs, "Goroutines share
+/// their thread"). Each use says why.
 #[cfg(not(gort_loom))]
 macro_rules! gc_thread_local {
     ($($t:tt)*) => { std::thread_local!($($t)*); };
@@ -62,7 +63,7 @@ pub(crate) use gc_thread_local;
 ///
 /// Goroutines bound to one M interleave on its thread, so state kept in a
 /// `thread_local!` while user code runs (a `Drop` that may park) leaks to
-/// every goroutine that runs meanwhile (DESIGN.md §2). A plain thread is a
+/// every goroutine that runs meanwhile (gort-sched's crate docs). A plain thread is a
 /// single flow — parking blocks it — so a thread-local slot with a scoped
 /// set/restore is right there, and unlike gort-sched's `LocalKey` on a
 /// plain thread it stays readable in thread-local destructors (a `Gc`

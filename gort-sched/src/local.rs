@@ -5,7 +5,7 @@
 //! `thread_local!` is shared by all of them, and a discipline that assumes
 //! calls on a thread nest (set a value, call something, restore it) breaks
 //! when one goroutine parks inside the region and another enters it. A
-//! [`LocalKey`] declared with [`goroutine_local!`] is instead set *per
+//! [`LocalKey`] declared with [`goroutine_local!`](crate::goroutine_local) is instead set *per
 //! goroutine*: [`LocalKey::scope`] makes a value visible to the calling
 //! goroutine (and nobody else) for the duration of a closure, and
 //! [`LocalKey::with`] reads the innermost value the calling goroutine set.
@@ -61,7 +61,7 @@ fn with_entries<R>(f: impl FnOnce(&mut Vec<Entry>) -> R) -> Option<R> {
     Some(f(unsafe { rt::locals(g) }))
 }
 
-/// A key for goroutine-local values; declare it with [`goroutine_local!`].
+/// A key for goroutine-local values; declare it with [`goroutine_local!`](crate::goroutine_local).
 pub struct LocalKey<T: 'static> {
     /// Never read: it makes the static non-zero-sized, so every key has an
     /// address of its own (the address is the key's identity).
@@ -83,7 +83,7 @@ impl fmt::Display for AccessError {
 impl std::error::Error for AccessError {}
 
 impl<T: 'static> LocalKey<T> {
-    /// Used by [`goroutine_local!`] only.
+    /// Used by [`goroutine_local!`](crate::goroutine_local) only.
     ///
     /// # Safety
     /// The result must initialise a `static` (whose address is the key's

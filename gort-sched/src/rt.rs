@@ -2,8 +2,9 @@
 //! `find_runnable`), spinning and wake-up of Ms (`wakep` / `startm` /
 //! `stopm`), the global run queue, goroutine descriptors' free lists,
 //! `gomaxprocs` and the source hooks. Go's runtime/proc.go is the model; the
-//! differences all come from DESIGN.md §2 (a started goroutine never changes
-//! OS thread) and are described in the crate docs.
+//! differences all come from one rule (a started goroutine never changes
+//! OS thread) and are described in the crate docs ("The one departure from
+//! Go", "Goroutines share their thread").
 
 use crate::config::Config;
 use crate::loom::{

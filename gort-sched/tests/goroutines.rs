@@ -162,9 +162,10 @@ thread_local! {
     static SLOT: Cell<usize> = const { Cell::new(0) };
 }
 
-/// DESIGN.md §2: a started goroutine always resumes on its own OS thread, so
-/// thread-local addresses it saw stay valid across parks — while other
-/// goroutines keep every P busy and wakers run on other threads.
+/// The crate's one departure from Go: a started goroutine always resumes on
+/// its own OS thread, so thread-local addresses it saw stay valid across
+/// parks — while other goroutines keep every P busy and wakers run on other
+/// threads.
 #[test]
 fn a_started_goroutine_never_changes_thread() {
     let sems: Arc<Vec<Sema>> = Arc::new((0..32).map(|_| Sema::new()).collect());

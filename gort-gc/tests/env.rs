@@ -52,3 +52,55 @@ fn invalid_env_values_reported() {
     assert!(!ok);
     assert!(out.contains("invalid GOGC=\"lots\""), "{out}");
 }
+
+/// GORT_GCTRACE=1 prints one line per collection (issue 13: untested
+/// before); unset, nothing.
+#[test]
+fn gctrace_prints_each_cycle() {
+    let (ok, out) = run_child(&[("GORT_GCTRACE", "1")]);
+    assert!(ok, "{out}");
+    assert!(out.contains("SETTINGS"), "the child did not run: {out}");
+    assert!(
+        !out.contains("gort-gc: cycle"),
+        "no collection ran yet: {out}"
+    );
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "child_collects",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("GORT_GC_ENV_CHILD", "1")
+    .env_remove("GOGC")
+    .env_remove("GOMEMLIMIT");
+    let run = |c: &mut Command| {
+        let o = c.output().unwrap();
+        assert!(o.status.success());
+        String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout)
+    };
+    let quiet = run(&mut c);
+    assert!(
+        quiet.contains("COLLECTED"),
+        "the child did not run: {quiet}"
+    );
+    assert!(!quiet.contains("gort-gc: cycle"), "{quiet}");
+    let traced = run(c.env("GORT_GCTRACE", "1"));
+    assert!(traced.contains("COLLECTED"), "{traced}");
+    assert!(
+        traced.matches("gort-gc: cycle").count() >= 2,
+        "one line per gc(): {traced}"
+    );
+}
+
+/// The child of `gctrace_prints_each_cycle`: two forced collections.
+#[test]
+fn child_collects() {
+    if std::env::var_os("GORT_GC_ENV_CHILD").is_none() {
+        return;
+    }
+    drop(Gc::new(1u8));
+    gort_gc::gc();
+    gort_gc::gc();
+    println!("COLLECTED");
+}

@@ -151,3 +151,48 @@ fn explicit_init_configures_the_runtime() {
     assert_eq!(gomaxprocs(0), 2);
     assert_eq!(go(|| 5).join().unwrap(), 5);
 }
+
+/// GORT_STACK_SIZE sets the default goroutine stack (issue 13: untested
+/// before): a deep recursion on a 32K default stack overflows and the report
+/// names that size; an unusable value is a startup error.
+#[test]
+fn gort_stack_size_from_the_environment() {
+    if !is_child() {
+        let (ok, err) = run_child(
+            "gort_stack_size_from_the_environment",
+            &[("GORT_STACK_SIZE", "32K")],
+        );
+        assert!(!ok, "the child must abort: {err}");
+        assert!(err.contains("child: recursing"), "child did not run: {err}");
+        assert!(
+            err.contains("stack overflow") && err.contains("(32768-byte stack"),
+            "{err}"
+        );
+        for bad in ["lots", "1K", "4096M"] {
+            let (ok, err) = run_child(
+                "gort_stack_size_from_the_environment",
+                &[("GORT_STACK_SIZE", bad)],
+            );
+            assert!(!ok);
+            assert!(
+                err.contains(&format!("invalid GORT_STACK_SIZE={bad:?}")),
+                "{err}"
+            );
+        }
+        return;
+    }
+    fn recurse(n: u64) -> u64 {
+        let buf = [n as u8; 512];
+        std::hint::black_box(&buf);
+        if n == 0 {
+            return 0;
+        }
+        recurse(n - 1) + buf[3] as u64
+    }
+    go(|| {
+        eprintln!("child: recursing");
+        recurse(1_000) // ~0.5 MB: fits no 32K stack
+    })
+    .join()
+    .unwrap();
+}

@@ -6,6 +6,11 @@
 //!   its own process, takes the median of several runs,
 //!   prints a table with ratios and writes JSON and an SVG chart under
 //!   `target/bench/`.
+//! * `cargo xtask test [--limit SECS] [--repeat N] [PACKAGE[:TARGET]...]` —
+//!   the README's test command: what `cargo test --workspace --release`
+//!   runs, with every test binary under a time limit (default 600 s,
+//!   `GORT_TEST_LIMIT`); a binary over it is killed and reported with the
+//!   tests that had not finished. `--repeat` runs the suite N times.
 //! * `cargo xtask loom` — runs the loom models of every layer.
 //! * `cargo xtask valgrind [PACKAGE:TEST...]` — runs a subset of the test
 //!   binaries (the default list below, or the ones named; `lib` names a
@@ -13,6 +18,8 @@
 //!   `--cfg gort_valgrind` so that goroutine stacks are registered with
 //!   Valgrind; fails on any memcheck error.
 //! * `cargo xtask ci` — runs `.ci/run`.
+
+mod test;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -208,6 +215,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&root, &args[1..]),
         Some("loom") => run_loom(&root),
         Some("valgrind") => run_valgrind(&root, &args[1..]),
+        Some("test") => test::run(&root, &args[1..]),
         Some("ci") => status(
             Command::new("bash")
                 .arg(root.join(".ci/run"))
@@ -215,7 +223,8 @@ fn main() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask <bench [WORKLOAD...] | loom | valgrind [PACKAGE:TEST...] | ci>"
+                "usage: cargo xtask <test [--limit SECS] [--repeat N] [PACKAGE[:TARGET]...] \
+                 | bench [WORKLOAD...] | loom | valgrind [PACKAGE:TEST...] | ci>"
             );
             ExitCode::from(2)
         }
@@ -280,56 +289,22 @@ fn run_valgrind(root: &Path, args: &[String]) -> ExitCode {
     .collect();
     let mut pkgs: Vec<&str> = wanted.iter().map(|(p, _)| p.as_str()).collect();
     pkgs.dedup();
-    let mut build = Command::new(env!("CARGO"));
-    build
-        .args(["test", "--release", "--no-run", "--message-format=json"])
-        .env("RUSTFLAGS", "--cfg gort_valgrind")
-        .env("CARGO_TARGET_DIR", root.join("target/valgrind"))
-        .current_dir(root);
-    for p in &pkgs {
-        build.args(["-p", p]);
-    }
-    let out = match build.output() {
-        Ok(o) if o.status.success() => o,
-        Ok(o) => {
-            eprintln!("{}", String::from_utf8_lossy(&o.stderr));
-            eprintln!("xtask: building the test binaries for valgrind failed");
-            return ExitCode::FAILURE;
-        }
+    let bins = match test::build_test_binaries(
+        root,
+        &pkgs,
+        &[("RUSTFLAGS", "--cfg gort_valgrind")],
+        Some(&root.join("target/valgrind")),
+    ) {
+        Ok(b) => b,
         Err(e) => {
-            eprintln!("xtask: cannot run cargo: {e}");
+            eprintln!("xtask: {e} (for valgrind)");
             return ExitCode::FAILURE;
         }
     };
-    // (package directory, target name) -> executable, from cargo's JSON.
-    let field = |line: &str, key: &str| -> Option<String> {
-        let at = line.find(key)? + key.len();
-        let rest = &line[at..];
-        Some(rest[..rest.find('"')?].to_string())
-    };
-    let mut exes = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let (Some(exe), Some(manifest), Some(name)) = (
-            field(line, "\"executable\":\""),
-            field(line, "\"manifest_path\":\""),
-            field(line, "\"target\":{\"kind\":[\"").and_then(|kind| {
-                let name = field(line, "\"name\":\"")?;
-                Some(if kind == "lib" {
-                    "lib".to_string()
-                } else {
-                    name
-                })
-            }),
-        ) else {
-            continue;
-        };
-        let pkg = Path::new(&manifest)
-            .parent()
-            .and_then(|d| d.file_name())
-            .map(|d| d.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        exes.insert((pkg, name), exe);
-    }
+    let exes: BTreeMap<(String, String), PathBuf> = bins
+        .into_iter()
+        .map(|b| ((b.package, b.target), b.exe))
+        .collect();
     let mut failed = Vec::new();
     for (pkg, test) in &wanted {
         let Some(exe) = exes.get(&(pkg.clone(), test.clone())) else {

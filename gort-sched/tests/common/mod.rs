@@ -56,6 +56,14 @@ pub(crate) fn run_child(test: &str, env: &[(&str, &str)]) -> (bool, String) {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // A renamed or misspelt test would run nothing and "pass": the child
+    // must have started exactly the test meant (libtest prints the name
+    // before running it when --test-threads=1).
+    assert!(
+        stdout.contains("running 1 test") && stdout.contains(&format!("test {test} ...")),
+        "the child process did not run test {test:?}; its stdout:\n{stdout}"
+    );
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

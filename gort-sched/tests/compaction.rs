@@ -7,7 +7,7 @@ mod common;
 use common::{is_child, run_child, Sema};
 use gort_sched::*;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[test]
 fn long_parked_stacks_are_compacted_and_restored() {
@@ -43,13 +43,20 @@ fn long_parked_stacks_are_compacted_and_restored() {
     for _ in 0..N {
         parked.acquire();
     }
-    // Two compaction intervals and a margin.
-    std::thread::sleep(Duration::from_millis(80));
-    let done = gort_os::context::compactions() - before;
-    assert!(
-        done >= N as u64,
-        "only {done} of {N} parked stacks were compacted"
-    );
+    // Passes run every 10-20 ms; wait (bounded) until they have reached
+    // every parked stack.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let done = gort_os::context::compactions() - before;
+        if done >= N as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of {N} parked stacks were compacted in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     for _ in 0..N {
         gate.release();
     }
@@ -75,30 +82,46 @@ fn busy_goroutines_are_not_compacted_and_pingpong_is_unaffected() {
     let (a, b) = (Arc::new(Sema::new()), Arc::new(Sema::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (a2, b2, stop2) = (a.clone(), b.clone(), stop.clone());
+    // A stack is compacted only after a park spanning a whole pass interval
+    // (>= 10 ms). Each goroutine counts its own parks that long: only a
+    // stall of the machine makes one, and each allows one compaction.
+    let long = |t: Instant| u64::from(t.elapsed() >= Duration::from_millis(10));
     // SAFETY: nothing outside the goroutines touches their stacks.
     let builder = unsafe { Builder::new().compact_when_parked(true) };
-    let pong = builder.clone().spawn(move || loop {
-        a2.acquire();
-        if stop2.load(std::sync::atomic::Ordering::Acquire) {
-            break;
+    let pong = builder.clone().spawn(move || {
+        let mut long_parks = 0;
+        loop {
+            let t = Instant::now();
+            a2.acquire();
+            long_parks += long(t);
+            if stop2.load(std::sync::atomic::Ordering::Acquire) {
+                break long_parks;
+            }
+            b2.release();
         }
-        b2.release();
     });
     let ping = builder.spawn(move || {
-        let t0 = std::time::Instant::now();
+        let (t0, mut long_parks, mut rounds) = (Instant::now(), 0, 0u64);
         while t0.elapsed() < Duration::from_millis(60) {
             a.release();
+            let t = Instant::now();
             b.acquire();
+            long_parks += long(t);
+            rounds += 1;
         }
         stop.store(true, std::sync::atomic::Ordering::Release);
         a.release();
+        (long_parks, rounds)
     });
-    ping.join().unwrap();
-    pong.join().unwrap();
-    // Neither goroutine was parked for a whole interval (a stall of the
-    // machine could park each of them once for that long, no more).
+    let (ping_long, rounds) = ping.join().unwrap();
+    let pong_long = pong.join().unwrap();
     let n = gort_os::context::compactions() - before;
-    assert!(n <= 2, "{n} compactions of goroutines that never idled");
+    assert!(rounds > 0);
+    assert!(
+        n <= ping_long + pong_long,
+        "{n} compactions, but only {} parks of 10 ms or more in {rounds} round trips",
+        ping_long + pong_long
+    );
 }
 
 #[test]
@@ -116,8 +139,33 @@ fn goroutines_that_did_not_opt_in_are_never_compacted() {
             go(move || g.acquire())
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(60));
-    assert_eq!(gort_os::context::compactions(), before);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gate.waiters() < 100 {
+        assert!(Instant::now() < deadline, "the goroutines never parked");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // A control that opted in, parked after them: once compaction has
+    // reached it, passes have run while the 100 were parked longer still.
+    let control_gate = Arc::new(Sema::new());
+    let cg = control_gate.clone();
+    // SAFETY: nothing outside the goroutine touches its stack.
+    let control = unsafe { Builder::new().compact_when_parked(true) }.spawn(move || cg.acquire());
+    while gort_os::context::compactions() == before {
+        assert!(
+            Instant::now() < deadline,
+            "the opted-in control was never compacted"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Two more pass intervals for any (wrong) compaction of the others.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        gort_os::context::compactions(),
+        before + 1,
+        "goroutines that did not opt in were compacted"
+    );
+    control_gate.release();
+    control.join().unwrap();
     for _ in 0..100 {
         gate.release();
     }

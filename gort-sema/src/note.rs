@@ -40,6 +40,17 @@ impl Note {
         self.key.load(Ordering::SeqCst) == 1
     }
 
+    /// Whether a goroutine or thread is parked on the note. The sleeper is
+    /// recorded under the note's lock, which its park releases only once
+    /// committed: when this returns true the sleeper really waits (or has
+    /// just been woken). For tests and diagnostics.
+    pub fn has_sleeper(&self) -> bool {
+        self.sleeper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     /// Wakes the sleeper (now or when it comes).
     ///
     /// # Panics

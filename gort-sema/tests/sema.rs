@@ -271,7 +271,8 @@ fn note_sleep_and_wakeup() {
     let n = Arc::new(Note::new());
     let n2 = n.clone();
     let h = go(move || n2.sleep());
-    std::thread::sleep(Duration::from_millis(5));
+    // The wake-up must find the goroutine parked, not merely started.
+    wait_until("the goroutine parks on the note", || n.has_sleeper());
     assert!(!h.is_finished());
     n.wakeup();
     h.join().unwrap();
@@ -281,8 +282,8 @@ fn note_sleep_and_wakeup() {
     // From a thread, with and without a timeout.
     assert!(!n.sleep_timeout(Duration::from_millis(10)));
     let n3 = n.clone();
-    let t = std::thread::spawn(move || n3.sleep_timeout(Duration::from_secs(10)));
-    std::thread::sleep(Duration::from_millis(5));
+    let t = std::thread::spawn(move || n3.sleep_timeout(Duration::from_secs(60)));
+    wait_until("the thread parks on the note", || n.has_sleeper());
     n.wakeup();
     assert!(t.join().unwrap());
 }

@@ -2,9 +2,9 @@
 //! parker every idle M and every plain OS thread that blocks in gort sleeps on.
 //!
 //! Linux: `futex(2)` with the private flag. Other Unixes: `parking_lot_core`
-//! keyed by the word's address. Under loom: a model-wide mutex + condition
-//! variable (spurious wake-ups are part of the contract, so callers always
-//! re-check in a loop; a timeout is modelled as "never fires").
+//! keyed by the word's address. Under loom: a model of the kernel's wait
+//! list (wake-ups per word, at most `n`, oldest first); a timeout either
+//! never fires or fires at once, as the model chooses ([`timeouts_fire`]).
 
 use crate::loom::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -104,28 +104,84 @@ mod imp {
 
 #[cfg(gort_loom)]
 mod imp {
-    //! Under loom a futex is one model-wide mutex + condition variable: a
-    //! waiter re-checks the word under the mutex, a waker notifies under it,
-    //! so no wake-up is lost, and a blocked waiter is not runnable (loom does
-    //! not have to explore it spinning).
+    //! Under loom a futex is a model-wide wait list under one loom mutex:
+    //! a waiter re-checks the word and enqueues itself under the mutex, a
+    //! waker wakes at most `n` waiters *of that word*, oldest first, as the
+    //! kernel does. So a lost wake-up, a `wake(1)` that should have been a
+    //! `wake(all)`, or a wake of the wrong word shows up in the models, and
+    //! a blocked waiter is not runnable (loom does not explore it spinning).
+    //!
+    //! Timeouts: a model chooses with [`timeouts_fire`] whether a timed
+    //! wait that is not woken ends by its timeout at once (exploring the
+    //! time-out paths racing every wake-up) or waits like an untimed one
+    //! (the default: the models have no clock to make a timeout mean "later").
     use super::*;
     use loom::sync::{Condvar, Mutex};
 
-    loom::lazy_static! {
-        static ref FUTEX: (Mutex<()>, Condvar) = (Mutex::new(()), Condvar::new());
+    #[derive(Default)]
+    struct Model {
+        /// (word address, waiter id), oldest first.
+        waiting: Vec<(usize, u64)>,
+        /// Waiters woken and not yet returned.
+        woken: Vec<u64>,
+        next_id: u64,
+        timeouts_fire: bool,
     }
 
-    pub(super) fn wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) {
-        let guard = FUTEX.0.lock().unwrap();
-        if word.load(Ordering::Acquire) == expected {
-            drop(FUTEX.1.wait(guard).unwrap());
+    loom::lazy_static! {
+        static ref FUTEX: (Mutex<Model>, Condvar) = (Mutex::new(Model::default()), Condvar::new());
+    }
+
+    pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+        let mut m = FUTEX.0.lock().unwrap();
+        if word.load(Ordering::Acquire) != expected {
+            return;
+        }
+        if timeout.is_some() && m.timeouts_fire {
+            return; // timed out before any wake-up came
+        }
+        let id = m.next_id;
+        m.next_id += 1;
+        m.waiting.push((word as *const AtomicU32 as usize, id));
+        loop {
+            m = FUTEX.1.wait(m).unwrap();
+            if let Some(i) = m.woken.iter().position(|&w| w == id) {
+                m.woken.swap_remove(i);
+                return;
+            }
         }
     }
 
-    pub(super) fn wake(_word: &AtomicU32, _n: u32) {
-        let _guard = FUTEX.0.lock().unwrap();
-        FUTEX.1.notify_all();
+    pub(super) fn wake(word: &AtomicU32, n: u32) {
+        let addr = word as *const AtomicU32 as usize;
+        let mut m = FUTEX.0.lock().unwrap();
+        let mut left = n;
+        let mut i = 0;
+        while left > 0 && i < m.waiting.len() {
+            if m.waiting[i].0 == addr {
+                let (_, id) = m.waiting.remove(i);
+                m.woken.push(id);
+                left -= 1;
+            } else {
+                i += 1;
+            }
+        }
+        if left < n {
+            FUTEX.1.notify_all();
+        }
     }
+
+    pub(super) fn set_timeouts_fire(fire: bool) {
+        FUTEX.0.lock().unwrap().timeouts_fire = fire;
+    }
+}
+
+/// Loom models only: whether a timed [`futex_wait`] that nobody wakes ends
+/// by its timeout at once (`true`) or waits like an untimed one (`false`,
+/// the default). Set at the start of a model; it lasts for that execution.
+#[cfg(gort_loom)]
+pub fn timeouts_fire(fire: bool) {
+    imp::set_timeouts_fire(fire);
 }
 
 const EMPTY: u32 = 0;

@@ -99,7 +99,9 @@ fn is_finished_and_detached_goroutines() {
     let s = Arc::new(Sema::new());
     let s2 = s.clone();
     let h = go(move || s2.acquire());
-    std::thread::sleep(Duration::from_millis(10));
+    while s.waiters() == 0 {
+        std::thread::yield_now();
+    }
     assert!(!h.is_finished());
     s.release();
     while !h.is_finished() {

@@ -112,7 +112,7 @@ impl<T> JoinHandle<T> {
         );
         // Not dropped: the result is taken here, not detached.
         let this = std::mem::ManuallyDrop::new(self);
-        rt::join_wait(g);
+        crate::task::join_wait(g);
         // SAFETY: the goroutine published DONE and we hold our reference.
         let r = unsafe { (this.take)(rt::payload(g)) };
         rt::release_g(g);
@@ -121,7 +121,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the goroutine has finished.
     pub fn is_finished(&self) -> bool {
-        rt::join_done(self.g.as_ptr())
+        crate::task::join_done(self.g.as_ptr())
     }
 
     /// The goroutine's id (as in Go's tracebacks).
@@ -135,7 +135,7 @@ impl<T> Drop for JoinHandle<T> {
     /// when it finishes, or here if it has finished already.
     fn drop(&mut self) {
         let g = self.g.as_ptr();
-        if !rt::join_detach(g) {
+        if !crate::task::join_detach(g) {
             // SAFETY: the goroutine published DONE (the only state besides
             // RUNNING a handle can see here) and we hold our reference.
             drop(unsafe { (self.take)(rt::payload(g)) });

@@ -10,8 +10,10 @@
 //! `RUNNING -> WAITING` by a joiner that first stored its [`Waiter`] in the
 //! G; the goroutine that then finds `WAITING` readies that waiter.
 
+use crate::loom::Ordering;
 use crate::rt::{self, G};
 use crate::spawn::{Goexit, JoinError};
+use crate::waiter::{park, WaitReason, Waiter};
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
@@ -122,7 +124,7 @@ where
         };
         // The goroutine counts as live while it drops a detached result
         // (that Drop may park: `run`'s "no goroutines" check must not fire).
-        if rt::join_detached(g) {
+        if join_detached(g) {
             drop_detached(r);
             rt::goroutine_count(g, -1);
             return;
@@ -132,7 +134,7 @@ where
         // SAFETY: still ours until complete() below publishes DONE.
         unsafe { ptr::write(st, State::Done(r)) };
         // SAFETY: g is the running goroutine.
-        if unsafe { rt::join_complete(g) } {
+        if unsafe { join_complete(g) } {
             // Detached while we stored it: nobody will read it, and the
             // payload is still ours. Live again while its Drop runs.
             rt::goroutine_count(g, 1);
@@ -167,6 +169,86 @@ where
                 ptr::drop_in_place(st);
             } else {
                 drop(Box::from_raw(st));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The join handshake (the states above)
+
+/// Goroutine side of the join handshake, after the result is stored.
+/// Returns true if the handle was dropped meanwhile (state `DETACHED`): the
+/// result is then still the goroutine's, to drop on its own stack.
+///
+/// # Safety
+/// `g` is the running goroutine, which has written its result.
+pub(crate) unsafe fn join_complete(g: *mut G) -> bool {
+    // SAFETY: Gs are immortal.
+    let gr = unsafe { &*g };
+    // AcqRel: Release publishes the result to the joiner; Acquire pairs
+    // with the joiner's Release CAS to WAITING (its waiter is visible).
+    match gr.join_state.swap(DONE, Ordering::AcqRel) {
+        WAITING => {
+            // SAFETY: the joiner stored the waiter before its CAS and will
+            // not touch the cell again.
+            if let Some(w) = unsafe { (*gr.join_waiter.get()).take() } {
+                w.ready();
+            }
+            false
+        }
+        DETACHED => true,
+        _ => false,
+    }
+}
+
+/// Goroutine side, before storing its result: whether the handle is gone
+/// already (then nobody will ever read the result).
+pub(crate) fn join_detached(g: *mut G) -> bool {
+    // SAFETY: Gs are immortal. Acquire pairs with join_detach's CAS.
+    unsafe { &*g }.join_state.load(Ordering::Acquire) == DETACHED
+}
+
+/// Handle side, when it is dropped unjoined: `RUNNING -> DETACHED`, so the
+/// goroutine drops its own result on its own stack. Returns false if the
+/// goroutine has finished already (`DONE`): the result is the handle's to
+/// drop.
+pub(crate) fn join_detach(g: *mut G) -> bool {
+    // SAFETY: Gs are immortal; the caller holds a reference.
+    let gr = unsafe { &*g };
+    // AcqRel: Release/Acquire with the goroutine's swap in join_complete
+    // (whichever runs second sees the other's writes).
+    gr.join_state
+        .compare_exchange(RUNNING, DETACHED, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+/// Whether the goroutine has published its result.
+pub(crate) fn join_done(g: *mut G) -> bool {
+    // SAFETY: Gs are immortal. Acquire pairs with join_complete's swap.
+    unsafe { &*g }.join_state.load(Ordering::Acquire) == DONE
+}
+
+/// Handle side: waits until the goroutine published its result.
+pub(crate) fn join_wait(g: *mut G) {
+    // SAFETY: Gs are immortal; the caller holds a reference.
+    let gr = unsafe { &*g };
+    while gr.join_state.load(Ordering::Acquire) != DONE {
+        // SAFETY: only the (single) handle writes the cell, and only while
+        // the state is RUNNING (the goroutine reads it after WAITING).
+        unsafe { *gr.join_waiter.get() = Some(Waiter::current()) };
+        match gr.join_state.compare_exchange(
+            RUNNING,
+            WAITING,
+            // Release publishes the waiter to join_complete's Acquire.
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => park(WaitReason::Join, || true),
+            Err(_) => {
+                // DONE already: the goroutine never looks at the cell.
+                // SAFETY: as above; nobody else touches it now.
+                unsafe { *gr.join_waiter.get() = None };
             }
         }
     }

@@ -1,0 +1,60 @@
+//! Stack compaction of long-parked goroutines that opted in
+//! (`Builder::compact_when_parked`): each M keeps candidates and, every
+//! `COMPACT_NS`, compacts those parked through a whole interval.
+
+use super::*;
+
+pub(super) fn compaction_due(ml: &MLocal) -> bool {
+    !ml.cands.is_empty() && nanotime() - ml.last_pass >= COMPACT_NS
+}
+
+/// One compaction pass over this M's parked goroutines: those parked since
+/// before the previous pass (so for at least one whole interval) get their
+/// stacks compacted and the pages returned, in one batch. At most `budget`
+/// stacks are compacted; the rest wait for the next pass.
+pub(super) fn compact_pass(ml: &mut MLocal, budget: usize) {
+    ml.pass = ml.pass.wrapping_add(1);
+    ml.last_pass = nanotime();
+    let cutoff = ml.pass.wrapping_sub(1);
+    let mut ranges = Vec::new();
+    for _ in 0..ml.cands.len() {
+        if ranges.len() >= budget {
+            break;
+        }
+        let Some((g, goid)) = ml.cands.pop_front() else {
+            break;
+        };
+        // SAFETY: Gs are immortal; goid is atomic.
+        let gr = unsafe { &*g };
+        if goid == 0 || gr.goid() != goid {
+            continue; // exited (maybe reused elsewhere): not ours any more
+        }
+        // SAFETY: a live bound G of this M; only this thread touches its
+        // inner state, and no goroutine runs while the M is in the scheduler.
+        let gi = unsafe { gr.inner() };
+        let Some(ctx) = gi.ctx.as_mut() else {
+            gi.in_cand = false;
+            continue;
+        };
+        if !gr.park.is_parked() {
+            gi.in_cand = false; // runnable again; re-queued at its next park
+            continue;
+        }
+        if (gi.park_pass.wrapping_sub(cutoff) as i32) >= 0 {
+            ml.cands.push_back((g, goid)); // parked too recently
+            continue;
+        }
+        gi.in_cand = false;
+        // SAFETY: the goroutine's spawner promised, through the unsafe
+        // Builder::compact_when_parked, that nothing else touches its stack
+        // while it is parked; it is parked now (checked above, on its M).
+        if let Some(r) = unsafe { ctx.compact() } {
+            ranges.push(r);
+        }
+    }
+    if !ranges.is_empty() {
+        // SAFETY: regions of stacks compacted just now, whose goroutines are
+        // parked and whose live bytes are saved in their contexts.
+        unsafe { gort_os::stack::release_memory(ranges) };
+    }
+}

@@ -1,0 +1,127 @@
+//! G: the goroutine descriptor, its reference count and the per-goroutine
+//! state its M keeps while it is switched out. Descriptors are never freed
+//! (Go's `allgs`); `gfree.rs` recycles them.
+
+use super::*;
+
+/// What a goroutine asks its M to do after it switched out.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Req {
+    None,
+    Park,
+    Yield,
+}
+
+/// A goroutine descriptor. Never freed (like Go's `allgs`): exited
+/// descriptors are reused, so a [`Waiter`] pointer is always valid memory and
+/// the park epoch tells a stale one apart.
+pub(crate) struct G {
+    /// Park handshake; see `park_state.rs`.
+    pub(crate) park: ParkState,
+    /// Intrusive link for an M's inbox (a Treiber stack). Written by the
+    /// waker that pushes the G; published by the inbox CAS.
+    pub(super) link: AtomicPtr<G>,
+    /// The M this goroutine is bound to once it has run (null while fresh).
+    /// Written by that M before the goroutine first runs; read by wakers
+    /// after they won `park` (Acquire, pairing with the park's Release).
+    pub(super) m: AtomicPtr<M>,
+    /// Set at spawn before the G is published; read by wakers.
+    pub(super) migratable: AtomicBool,
+    /// Goroutine id; written at spawn before publication, read by anyone.
+    pub(super) goid: AtomicU64,
+    /// References: the goroutine's and its JoinHandle's. The last one to let
+    /// go recycles the descriptor (AcqRel).
+    pub(super) refs: AtomicU32,
+    /// Join handshake (task.rs): RUNNING, DONE or WAITING.
+    pub(crate) join_state: AtomicU32,
+    /// The joiner's waiter; written by the joiner before its Release CAS to
+    /// WAITING, taken by the goroutine after its AcqRel swap to DONE.
+    pub(crate) join_waiter: UnsafeCell<Option<Waiter>>,
+    /// Closure, then result (task.rs). Owned by the goroutine until DONE,
+    /// then by the handle.
+    pub(super) payload: UnsafeCell<Payload>,
+    /// Goroutine-local scopes (local.rs): touched only by the goroutine
+    /// itself, on its own stack, never across a switch. Empty when it exits.
+    pub(super) locals: UnsafeCell<Vec<crate::local::Entry>>,
+    /// Owned by the thread that currently holds the G: the spawner until
+    /// queued, then the M that dequeued or runs it. Never accessed by two
+    /// threads at once; hand-offs go through queues (Release/Acquire).
+    pub(super) inner: UnsafeCell<GInner>,
+}
+
+pub(super) struct GInner {
+    pub(super) task: Option<TaskVtable>,
+    pub(super) ctx: Option<Context>,
+    pub(super) suspender: Option<Suspender>,
+    pub(super) name: Option<Arc<str>>,
+    pub(super) stack_size: usize,
+    pub(super) req: Req,
+    pub(super) wait_reason: WaitReason,
+    /// The M's compaction pass number when this goroutine last parked.
+    pub(super) park_pass: u32,
+    /// Whether the G is in its M's compaction candidates.
+    pub(super) in_cand: bool,
+    /// Whether the spawner allowed compaction of this goroutine's stack
+    /// while it is parked (`Builder::compact_when_parked`, unsafe).
+    pub(super) compactable: bool,
+    /// A runtime helper (`Builder::system`): not counted by num_goroutine.
+    pub(super) system: bool,
+}
+
+impl G {
+    pub(super) fn new() -> G {
+        G {
+            park: ParkState::new(),
+            link: AtomicPtr::new(ptr::null_mut()),
+            m: AtomicPtr::new(ptr::null_mut()),
+            migratable: AtomicBool::new(false),
+            goid: AtomicU64::new(0),
+            refs: AtomicU32::new(0),
+            join_state: AtomicU32::new(RUNNING),
+            join_waiter: UnsafeCell::new(None),
+            payload: UnsafeCell::new(Payload::new()),
+            locals: UnsafeCell::new(Vec::new()),
+            inner: UnsafeCell::new(GInner {
+                task: None,
+                ctx: None,
+                suspender: None,
+                name: None,
+                stack_size: 0,
+                req: Req::None,
+                wait_reason: WaitReason::Unspecified,
+                park_pass: 0,
+                in_cand: false,
+                compactable: false,
+                system: false,
+            }),
+        }
+    }
+
+    pub(crate) fn goid(&self) -> u64 {
+        self.goid.load(Ordering::Relaxed)
+    }
+
+    /// # Safety
+    /// The caller holds the G (see the field docs of `inner`).
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn inner(&self) -> &mut GInner {
+        // SAFETY: forwarded to the caller.
+        unsafe { &mut *self.inner.get() }
+    }
+}
+
+/// The goroutine-local scopes of `g` (local.rs).
+///
+/// # Safety
+/// `g` is the calling goroutine; the borrow ends before it can switch.
+#[allow(clippy::mut_from_ref)]
+pub(crate) unsafe fn locals<'a>(g: *mut G) -> &'a mut Vec<crate::local::Entry> {
+    // SAFETY: only the goroutine itself touches the cell (forwarded).
+    unsafe { &mut *(*g).locals.get() }
+}
+
+/// The payload of a G (task.rs).
+pub(crate) fn payload(g: *mut G) -> *mut Payload {
+    // SAFETY: Gs are immortal; this only computes a field address.
+    unsafe { (*g).payload.get() }
+}

@@ -1,0 +1,126 @@
+//! Spawning (Go's `newproc`) and the descriptors' free lists: per-P lists
+//! of up to `GFREE_MAX`, spilling to and refilling from a global one; a
+//! descriptor is recycled when its goroutine and its handle both let go.
+
+use super::*;
+
+pub(crate) struct Spawn {
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) stack_size: usize,
+    pub(crate) migratable: bool,
+    pub(crate) compactable: bool,
+    pub(crate) system: bool,
+}
+
+/// Creates a goroutine whose task `install` writes into the payload, and
+/// queues it. Returns the G (with a reference held for the JoinHandle) and
+/// its id.
+pub(crate) fn newproc(
+    sp: Spawn,
+    task: TaskVtable,
+    install: impl FnOnce(*mut Payload),
+) -> (*mut G, u64) {
+    let s = sched();
+    let g = gfget(s);
+    // SAFETY: a descriptor from the free list belongs to us until queued.
+    let gr = unsafe { &*g };
+    let goid = s.goid_gen.fetch_add(1, Ordering::Relaxed) + 1;
+    gr.goid.store(goid, Ordering::Relaxed);
+    gr.m.store(ptr::null_mut(), Ordering::Relaxed);
+    gr.migratable.store(sp.migratable, Ordering::Relaxed);
+    gr.refs.store(2, Ordering::Relaxed);
+    gr.join_state.store(RUNNING, Ordering::Relaxed);
+    install(gr.payload.get());
+    // SAFETY: we hold the G (not yet published).
+    let gi = unsafe { gr.inner() };
+    gi.task = Some(task);
+    gi.name = sp.name;
+    gi.stack_size = sp.stack_size;
+    gi.req = Req::None;
+    gi.in_cand = false;
+    gi.compactable = sp.compactable && !sp.migratable;
+    gi.system = sp.system;
+    if !sp.system {
+        count_goroutines(s, 1);
+    }
+    runq_put_here(s, g, true);
+    (g, goid)
+}
+
+/// Drops one reference to `g`; the last one recycles the descriptor.
+pub(crate) fn release_g(g: *mut G) {
+    // SAFETY: Gs are immortal.
+    let gr = unsafe { &*g };
+    // AcqRel: the last releaser sees every write of the other side.
+    if gr.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
+        return;
+    }
+    // SAFETY: no other reference: we own the G and its payload.
+    let gi = unsafe { gr.inner() };
+    if let Some(t) = gi.task.take() {
+        let p = gr.payload.get();
+        // A panicking destructor of an unjoined result must not unwind
+        // into the scheduler.
+        // SAFETY: the payload holds the task's state (pending or done).
+        if panic::catch_unwind(AssertUnwindSafe(|| unsafe { (t.destroy)(p) })).is_err() {
+            fatal("a goroutine's result panicked while being dropped");
+        }
+    }
+    gi.name = None;
+    gfput_any(sched(), g);
+}
+
+pub(super) fn gfget(s: &'static Sched) -> *mut G {
+    // SAFETY: no switch in this function.
+    if let Some(ml) = unsafe { local_with_p() } {
+        // SAFETY: only the M holding the P touches gfree.
+        let free = unsafe { &mut *(*ml.p).gfree.get() };
+        if free.is_empty() {
+            let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
+            let n = gl.len().min(GFREE_MAX / 2);
+            let at = gl.len() - n;
+            free.extend(gl.drain(at..).map(|a| a as *mut G));
+        }
+        if free.is_empty() {
+            free.extend(alloc_gs());
+        }
+        return free.pop().expect("just refilled");
+    }
+    let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
+    if gl.is_empty() {
+        gl.extend(alloc_gs().map(|g| g as usize));
+    }
+    gl.pop().expect("just refilled") as *mut G
+}
+
+/// Allocates a chunk of descriptors (they are never freed).
+pub(super) fn alloc_gs() -> impl Iterator<Item = *mut G> {
+    const CHUNK: usize = 32;
+    let chunk: &'static mut [G] = Box::leak((0..CHUNK).map(|_| G::new()).collect());
+    chunk.iter_mut().map(|g| g as *mut G)
+}
+
+/// Returns a recycled G to the current P's free list, or the global one
+/// from a thread without a P.
+pub(super) fn gfput_any(s: &'static Sched, g: *mut G) {
+    // SAFETY: no switch in this function.
+    if let Some(ml) = unsafe { local_with_p() } {
+        gfput(s, ml, g);
+        return;
+    }
+    s.gfree
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(g as usize);
+}
+
+/// Returns an exited G's descriptor to the current P's free list.
+pub(super) fn gfput(s: &'static Sched, ml: &mut MLocal, g: *mut G) {
+    // SAFETY: the P we hold; only we touch its gfree.
+    let free = unsafe { &mut *(*ml.p).gfree.get() };
+    free.push(g);
+    if free.len() > GFREE_MAX {
+        let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
+        gl.extend(free.drain(..GFREE_MAX / 2).map(|g| g as usize));
+    }
+}

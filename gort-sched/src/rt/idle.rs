@@ -1,0 +1,279 @@
+//! The idle protocol: how Ms start, spin, hand Ps over and go to sleep
+//! without losing a wake-up (Go's proc.go "Worker thread parking/unparking").
+//!
+//! The rule, as in Go: a goroutine made runnable while some P is idle must
+//! find an M to run it, and no more Ms than needed are woken to look.
+//!
+//! * **Spinning.** An M with a P and nothing to run *spins* (looks for work
+//!   in every queue) before it sleeps; `nmspinning` counts them. Whoever
+//!   makes work runnable calls `wakep`, which starts a spinning M only if a
+//!   P is idle and *nobody* is spinning — a spinning M will find the work.
+//! * **Leaving the spinning state.** A spinning M that finds work stops
+//!   spinning; if it was the last spinner it calls `wakep` (there may be
+//!   more work than it took: Go's `resetspinning`).
+//! * **Going to sleep.** An M with nothing gives its P back *under the idle
+//!   lock* and, in the same critical section, puts itself on the idle list
+//!   (`release_and_sleep`), so a `startm` never sees an idle P without an
+//!   idle M to hand it to. A spinning M then drops `nmspinning` and looks
+//!   once more at every run queue: work queued by someone who saw it
+//!   spinning (and so woke nobody) is not lost.
+//! * **Handing a P over.** `startm` / `put_p` store the P in the sleeping
+//!   M's `nextp` and unpark it (`hand_p_wake`); an M blocked inside a
+//!   source (epoll) stores `in_source` before re-checking `nextp`, and the
+//!   waker checks `in_source` after storing `nextp` (a SeqCst Dekker pair),
+//!   so one of them sees the other and the source is woken if needed.
+//! * **Bound goroutines.** An M whose goroutines are readied while it has
+//!   no P waits for one on `mwaitp` (FIFO); Ps freed by others go to those
+//!   Ms first, and an M that held its P for `P_QUANTUM` schedules hands it
+//!   to a waiting one.
+
+use super::*;
+
+pub(super) fn stop_spinning(s: &'static Sched, ml: &mut MLocal) {
+    if ml.spinning {
+        ml.spinning = false;
+        // The last spinning M to find work wakes another to keep looking
+        // (Go's resetspinning): there may be more work than we took.
+        if s.nmspinning.fetch_sub(1, Ordering::SeqCst) == 1 {
+            wakep(s);
+        }
+    }
+}
+
+/// Go's wakep: if there is an idle P and nobody is spinning, start a
+/// spinning M.
+#[inline]
+pub(crate) fn wakep(s: &'static Sched) {
+    if s.npidle.load(Ordering::SeqCst) == 0 || s.nmspinning.load(Ordering::SeqCst) != 0 {
+        return;
+    }
+    if s.nmspinning
+        .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    startm(s, true);
+}
+
+/// Gives an idle P to an idle (or new) M. With `spinning`, the caller has
+/// already counted the new M in nmspinning.
+pub(super) fn startm(s: &'static Sched, spinning: bool) {
+    let mut idle = s.lock_idle();
+    let Some(p) = idle.pidle.pop() else {
+        drop(idle);
+        if spinning {
+            s.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        }
+        return;
+    };
+    s.npidle.fetch_sub(1, Ordering::SeqCst);
+    p.status.store(P_RUNNING, Ordering::Relaxed);
+    if let Some(m) = idle.midle.pop() {
+        m.start_spinning.store(spinning, Ordering::Relaxed);
+        // SeqCst: pairs with the M's Acquire swap of nextp, and with its
+        // SeqCst in_source store before re-checking nextp (see hand_p_wake).
+        m.nextp.store(p as *const P as *mut P, Ordering::SeqCst);
+        drop(idle);
+        hand_p_wake(s, m);
+    } else {
+        drop(idle);
+        newm(s, p, spinning);
+    }
+}
+
+/// Releases `p`: to the first M waiting for a P, else to the idle list (or
+/// retires it if gomaxprocs shrank). Caller holds the idle lock.
+pub(super) fn put_p(s: &'static Sched, idle: &mut Idle, p: &'static P) {
+    if p.id >= s.gomaxprocs() {
+        p.status.store(P_DEAD, Ordering::Relaxed);
+        return;
+    }
+    if let Some(m2) = idle.mwaitp.pop_front() {
+        s.nmwaitp.fetch_sub(1, Ordering::Relaxed);
+        p.status.store(P_RUNNING, Ordering::Relaxed);
+        m2.start_spinning.store(false, Ordering::Relaxed);
+        m2.nextp.store(p as *const P as *mut P, Ordering::SeqCst);
+        hand_p_wake(s, m2);
+        return;
+    }
+    p.status.store(P_IDLE, Ordering::Relaxed);
+    idle.pidle.push(p);
+    s.npidle.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Another M has runnable goroutines but no P and we had ours long enough.
+pub(super) fn handoff_to_waiting_m(s: &'static Sched, m: &'static M, p: &'static P) -> bool {
+    let mut idle = s.lock_idle();
+    if idle.mwaitp.is_empty() {
+        return false;
+    }
+    drop_p_local(s, m);
+    put_p(s, &mut idle, p);
+    drop(idle);
+    stopm(s, m);
+    true
+}
+
+/// Forgets the current P locally (the caller gives it away).
+pub(super) fn drop_p_local(s: &'static Sched, m: &M) {
+    // SAFETY: our own thread.
+    let ml = unsafe { m.local() };
+    ml.p = ptr::null();
+    if ml.spinning {
+        ml.spinning = false;
+        s.nmspinning.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// gomaxprocs shrank below this P's id: move its queue to the global queue
+/// and give it up.
+pub(super) fn retire_p(s: &'static Sched, m: &'static M, p: &'static P) {
+    let idle = s.lock_idle();
+    if p.id < s.gomaxprocs() {
+        return; // grew back meanwhile
+    }
+    let mut moved = Vec::new();
+    while let Some((g, _)) = p.runq.get() {
+        moved.push(g);
+    }
+    global_put_batch(s, &moved);
+    // SAFETY: we hold the P.
+    let free = unsafe { &mut *p.gfree.get() };
+    s.gfree
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(free.drain(..).map(|g| g as usize));
+    p.status.store(P_DEAD, Ordering::Relaxed);
+    drop_p_local(s, m);
+    drop(idle);
+    if !moved.is_empty() {
+        wakep(s);
+    }
+    stopm(s, m);
+}
+
+/// Gives up the P (nothing to run) and sleeps until this M has work and a P.
+pub(super) fn release_and_sleep(s: &'static Sched, m: &'static M) {
+    // SAFETY: our own thread; we hold a P here.
+    let (p, was_spinning) = unsafe {
+        let ml = m.local();
+        (&*ml.p, ml.spinning)
+    };
+    {
+        let mut idle = s.lock_idle();
+        // Work may have arrived on the global queue after we looked.
+        if s.global_len.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        drop_p_local(s, m);
+        put_p(s, &mut idle, p);
+        // Idle M and idle P become visible together (Go's stopm runs
+        // mput under the same sched.lock as pidleput): a spawner's startm
+        // that found the P but not the M would start a new thread, and
+        // while that thread started, nmspinning != 0 made every later
+        // wakep a no-op — a burst of spawns then all ran here.
+        if !idle.midle.iter().any(|x| ptr::eq(*x, m)) {
+            idle.midle.push(m);
+        }
+    }
+    // Go's findrunnable: after dropping the P (and the spinning count), look
+    // once more at every run queue; a spawner that saw us spinning did not
+    // wake anybody.
+    if was_spinning {
+        for id in 0..s.gomaxprocs() {
+            if let Some(v) = s.p(id) {
+                if !v.runq.is_empty() {
+                    wakep(s);
+                    break;
+                }
+            }
+        }
+    }
+    stopm(s, m);
+}
+
+/// Sleeps until this M is handed a P, or has bound work and can take one.
+pub(super) fn stopm(s: &'static Sched, m: &'static M) {
+    loop {
+        // Acquire pairs with the Release store by startm / put_p.
+        let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
+        if !p.is_null() {
+            remove_idle_m(s, m);
+            // SAFETY: our own thread; the P was handed to us and is live.
+            let (ml, p) = unsafe { (m.local(), &*p) };
+            acquirep(ml, p);
+            ml.spinning = m.start_spinning.swap(false, Ordering::Relaxed);
+            return;
+        }
+        let has_work = {
+            // SAFETY: our own thread.
+            let ml = unsafe { m.local() };
+            m.has_inbox() || !ml.runnext.is_null() || !ml.runq.is_empty()
+        };
+        {
+            let mut idle = s.lock_idle();
+            if !m.nextp.load(Ordering::Acquire).is_null() {
+                continue;
+            }
+            idle.midle.retain(|x| !ptr::eq(*x, m));
+            if has_work {
+                if let Some(p) = idle.pidle.pop() {
+                    s.npidle.fetch_sub(1, Ordering::SeqCst);
+                    if let Some(i) = idle.mwaitp.iter().position(|x| ptr::eq(*x, m)) {
+                        idle.mwaitp.remove(i);
+                        s.nmwaitp.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    drop(idle);
+                    // SAFETY: our own thread.
+                    acquirep(unsafe { m.local() }, p);
+                    return;
+                }
+                if !idle.mwaitp.iter().any(|x| ptr::eq(*x, m)) {
+                    idle.mwaitp.push_back(m);
+                    s.nmwaitp.fetch_add(1, Ordering::Relaxed);
+                }
+            } else if !idle.mwaitp.iter().any(|x| ptr::eq(*x, m)) {
+                idle.midle.push(m);
+            }
+        }
+        sleep_idle(s, m);
+    }
+}
+
+/// Wakes an idle M that was just handed a P (`nextp`, stored SeqCst): it
+/// may sleep on its parker or block inside a source's wait (epoll), which
+/// the parker cannot interrupt. The M stores `in_source` (SeqCst) before it
+/// re-checks `nextp`: either it sees the P, or we see it in the source.
+pub(super) fn hand_p_wake(s: &'static Sched, m: &'static M) {
+    m.parker.unpark();
+    if m.in_source.load(Ordering::SeqCst) {
+        wake_sources(s);
+    }
+}
+
+pub(super) fn remove_idle_m(s: &'static Sched, m: &M) {
+    let mut idle = s.lock_idle();
+    idle.midle.retain(|x| !ptr::eq(*x, m));
+}
+
+/// Spins up to IDLE_SPIN_NS for work: our inbox, the global queue, or
+/// another P's queue. Returns whether something turned up.
+pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P) -> bool {
+    let start = nanotime();
+    let mut i = 0u32;
+    loop {
+        if m.has_inbox() || s.global_len.load(Ordering::Relaxed) > 0 {
+            return true;
+        }
+        i = i.wrapping_add(1);
+        if i % 64 == 0 {
+            let n = s.gomaxprocs();
+            let others = (0..n).any(|id| id != p.id && s.p(id).is_some_and(|v| !v.runq.is_empty()));
+            if others || nanotime() - start > IDLE_SPIN_NS {
+                return others;
+            }
+        }
+        std::hint::spin_loop();
+    }
+}

@@ -1,0 +1,166 @@
+//! M: one OS thread running goroutines; its owner-only state (`MLocal`),
+//! the thread-local "which M, which G" record, and the M lifecycle
+//! (`newm`, `mstart`, `acquirep`).
+
+use super::*;
+
+/// A machine: one OS thread running goroutines. Ms are never freed.
+pub(crate) struct M {
+    /// The M sleeps on this when idle; wakers unpark it.
+    pub(super) parker: Parker,
+    /// Bound goroutines readied by other threads: a Treiber stack that the
+    /// M takes whole (swap) and reverses. Pushed with Release CAS, taken
+    /// with an Acquire swap.
+    pub(super) inbox: AtomicPtr<G>,
+    /// A P handed to this M while it sleeps (by startm or a P hand-off);
+    /// stored under the scheduler lock, taken by the M (Acquire swap).
+    pub(super) nextp: AtomicPtr<P>,
+    /// Whether the M handed `nextp` should start out spinning.
+    pub(super) start_spinning: AtomicBool,
+    /// True while the M blocks inside a source's wait; wakers of its bound
+    /// goroutines then also call the source's wake. SeqCst with the inbox
+    /// check (a Dekker pair).
+    pub(super) in_source: AtomicBool,
+    /// Owner-thread-only scheduling state.
+    pub(super) local: UnsafeCell<MLocal>,
+}
+
+pub(super) struct MLocal {
+    pub(super) p: *const P,
+    /// Bound goroutine readied on this thread, to run next.
+    pub(super) runnext: *mut G,
+    /// Bound goroutines ready to resume on this M.
+    pub(super) runq: VecDeque<*mut G>,
+    pub(super) spinning: bool,
+    pub(super) schedtick: u32,
+    /// `schedtick` when the current P was acquired.
+    pub(super) ptick: u32,
+    /// Consecutive goroutines taken from `runnext`.
+    pub(super) streak: u32,
+    /// Started, unfinished goroutines bound to this M (they may be readied
+    /// from other threads at any time).
+    pub(super) bound_live: usize,
+    /// Parked goroutines to consider for stack compaction, with their goid
+    /// when queued (a finished G's goid is zeroed, so stale entries are
+    /// recognised without touching a recycled descriptor).
+    pub(super) cands: VecDeque<(*mut G, u64)>,
+    /// Compaction pass number and the time of the last pass.
+    pub(super) pass: u32,
+    pub(super) last_pass: i64,
+    pub(super) rand: u32,
+}
+
+// SAFETY: `local` is only touched by the M's own thread; the rest is atomic.
+unsafe impl Sync for M {}
+
+// SAFETY: as above.
+unsafe impl Send for M {}
+
+impl M {
+    /// # Safety
+    /// Only the M's own thread may call this, and must not hold the result
+    /// across a goroutine switch.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn local(&self) -> &mut MLocal {
+        // SAFETY: forwarded to the caller.
+        unsafe { &mut *self.local.get() }
+    }
+
+    pub(super) fn has_inbox(&self) -> bool {
+        !self.inbox.load(Ordering::Acquire).is_null()
+    }
+}
+
+// Thread-local state. Read through non-inlined functions, so that code on a
+// migratable goroutine never uses a TLS address cached from another thread.
+
+/// This thread's M and the goroutine it runs, in one thread-local so that
+/// code that needs both pays for one TLS lookup.
+pub(super) struct Cur {
+    pub(super) m: Cell<*const M>,
+    pub(super) g: Cell<*mut G>,
+}
+
+// Right across a park: it says which M this thread is and which goroutine it
+// runs *now*, set by the M at every switch; read through non-inlined
+// functions so no goroutine keeps a stale address of it across a switch.
+thread_local! {
+    static CUR: Cur = const {
+        Cur {
+            m: Cell::new(ptr::null()),
+            g: Cell::new(ptr::null_mut()),
+        }
+    };
+}
+
+#[inline(never)]
+pub(super) fn current_m() -> *const M {
+    CUR.with(|c| c.m.get())
+}
+
+/// The running goroutine, or null on a plain thread (or an M's own stack).
+#[inline(never)]
+pub(crate) fn current_g() -> *mut G {
+    CUR.with(|c| c.g.get())
+}
+
+/// Both at once.
+#[inline(never)]
+pub(super) fn current() -> (*const M, *mut G) {
+    CUR.with(|c| (c.m.get(), c.g.get()))
+}
+
+pub(super) fn set_current_g(g: *mut G) {
+    CUR.with(|c| c.g.set(g));
+}
+
+pub(super) fn newm(s: &'static Sched, p: &'static P, spinning: bool) {
+    let id = s.mid_gen.fetch_add(1, Ordering::Relaxed) + 1;
+    let m: &'static M = Box::leak(Box::new(M {
+        parker: Parker::new(),
+        inbox: AtomicPtr::new(ptr::null_mut()),
+        nextp: AtomicPtr::new(p as *const P as *mut P),
+        start_spinning: AtomicBool::new(spinning),
+        in_source: AtomicBool::new(false),
+        local: UnsafeCell::new(MLocal {
+            p: ptr::null(),
+            runnext: ptr::null_mut(),
+            runq: VecDeque::new(),
+            spinning: false,
+            schedtick: 0,
+            ptick: 0,
+            streak: 0,
+            bound_live: 0,
+            cands: VecDeque::new(),
+            pass: 0,
+            last_pass: 0,
+            rand: (id as u32).wrapping_mul(0x9E37_79B9) | 1,
+        }),
+    }));
+    let r = gort_os::thread::spawn_named(format!("gort-m{id}"), 0, move || mstart(s, m));
+    if let Err(e) = r {
+        fatal(&format!(
+            "runtime: failed to create new OS thread for M{id}: {e}"
+        ));
+    }
+}
+
+pub(super) fn mstart(s: &'static Sched, m: &'static M) -> ! {
+    CUR.with(|c| c.m.set(m));
+    // SAFETY: this is m's thread.
+    let ml = unsafe { m.local() };
+    let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
+    // SAFETY: newm gave us a live P.
+    acquirep(ml, unsafe { &*p });
+    ml.spinning = m.start_spinning.swap(false, Ordering::Relaxed);
+    loop {
+        let g = find_runnable(s, m);
+        execute(s, m, g);
+    }
+}
+
+pub(super) fn acquirep(ml: &mut MLocal, p: &'static P) {
+    p.status.store(P_RUNNING, Ordering::Relaxed);
+    ml.p = p;
+    ml.ptick = ml.schedtick;
+}

@@ -1,0 +1,100 @@
+//! The runtime proper: G, M, P, the scheduler loop (`schedule` /
+//! `find_runnable`), spinning and wake-up of Ms (`wakep` / `startm` /
+//! `stopm`), the global run queue, goroutine descriptors' free lists,
+//! `gomaxprocs` and the source hooks. Go's runtime/proc.go is the model; the
+//! differences all come from one rule (a started goroutine never changes
+//! OS thread) and are described in the crate docs ("The one departure from
+//! Go", "Goroutines share their thread").
+//!
+//! | file | what | Go |
+//! |------|------|----|
+//! | `g.rs` | the goroutine descriptor | runtime2.go `g` |
+//! | `p.rs` | processors and their run queues | runtime2.go `p` |
+//! | `m.rs` | Ms, the thread-local current M/G, M start-up | runtime2.go `m`, proc.go `newm`/`mstart` |
+//! | `sched.rs` | the scheduler singleton, global run queue, goroutine counts | runtime2.go `schedt`, proc.go `globrunq*` |
+//! | `gfree.rs` | spawning and descriptor free lists | proc.go `newproc`, `gfget`/`gfput` |
+//! | `schedule.rs` | the run loop: find work, run it, ready and park | proc.go `schedule`, `findRunnable`, `execute`, `ready`, `park_m` |
+//! | `idle.rs` | spinning, waking, handing Ps over, sleeping | proc.go `wakep`, `startm`, `stopm`, `handoffp` |
+//! | `sources.rs` | timer/netpoll sources and idle sleep | proc.go `findRunnable`'s netpoll/timer part |
+//! | `compact.rs` | stack compaction of long-parked goroutines | (none: Go shrinks stacks at GC) |
+//! | `procs.rs` | GOMAXPROCS, spin advice for sync | proc.go `procresize`, `sync_runtime_canSpin` |
+//!
+//! The join handshake lives beside the task states it drives, in `task.rs`.
+
+use crate::config::Config;
+use crate::loom::{
+    AtomicBool, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
+use crate::park_state::ParkState;
+use crate::runq::RunQueue;
+use crate::source::Source;
+use crate::task::{Payload, TaskVtable, RUNNING};
+use crate::waiter::{WaitReason, Waiter};
+use gort_os::clock::nanotime;
+use gort_os::context::{Context, Label, Resumed, Suspender};
+use gort_os::futex::Parker;
+use gort_os::stack::Stack;
+use std::cell::{Cell, UnsafeCell};
+use std::collections::VecDeque;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+
+mod compact;
+mod g;
+mod gfree;
+mod idle;
+mod m;
+mod p;
+mod procs;
+mod sched;
+mod schedule;
+mod sources;
+
+use self::compact::*;
+pub(crate) use self::g::*;
+pub(crate) use self::gfree::*;
+pub(crate) use self::idle::*;
+pub(crate) use self::m::*;
+pub(crate) use self::p::*;
+pub(crate) use self::procs::*;
+pub(crate) use self::sched::*;
+pub(crate) use self::schedule::*;
+pub(crate) use self::sources::*;
+
+/// Most Ps a runtime may have.
+pub const MAX_PROCS: usize = 1024;
+
+/// The timekeeper M sleeps until this long before the next deadline, then
+/// spins to it (bounded CPU per timer wake-up, for ~µs timer accuracy).
+pub(super) const TIMER_EARLY_NS: i64 = 25_000;
+
+/// How many goroutines an M runs from `runnext` in a row before it lets the
+/// rest of its queues go first (Go's time-slice inheritance, by count).
+pub(super) const RUNNEXT_STREAK: u32 = 64;
+
+/// How long an idle M that has parked goroutines of its own keeps its P and
+/// watches its inbox before sleeping. A cross-thread hand-off (ping-pong
+/// between goroutines bound to different Ms) then costs a cache-line
+/// transfer instead of a futex wake-up (~20-50 us on a VM) per message.
+pub(super) const IDLE_SPIN_NS: i64 = 50_000;
+
+/// Schedules an M may run on its P while another M waits for one.
+pub(super) const P_QUANTUM: u32 = 64;
+
+/// Free goroutine descriptors a P keeps.
+pub(super) const GFREE_MAX: usize = 64;
+
+/// Interval of an M's stack-compaction passes: a goroutine parked through a
+/// whole interval (10-20 ms) has its stack compacted (gort-os `context.rs`).
+pub(super) const COMPACT_NS: i64 = 10_000_000;
+
+/// Most stacks an M compacts in one pass while it holds a P (an idle M has
+/// no limit).
+pub(super) const COMPACT_BUSY_MAX: usize = 1024;
+
+#[cold]
+pub(crate) fn fatal(msg: &str) -> ! {
+    eprintln!("fatal error: {msg}");
+    std::process::abort()
+}

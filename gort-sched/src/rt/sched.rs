@@ -1,0 +1,269 @@
+//! The scheduler singleton (Go's `schedt`): idle Ps and Ms, the global run
+//! queue, counters, start-up with a validated configuration, and
+//! `num_goroutine`.
+
+use super::*;
+
+pub(super) struct Idle {
+    /// Idle Ps.
+    pub(super) pidle: Vec<&'static P>,
+    /// Idle Ms with no bound work.
+    pub(super) midle: Vec<&'static M>,
+    /// Ms with runnable bound goroutines waiting for a P, FIFO.
+    pub(super) mwaitp: VecDeque<&'static M>,
+}
+
+/// The global run queue: G pointers in a ring buffer, so that taking a
+/// batch reads contiguous memory instead of chasing links through cold Gs.
+pub(super) struct GQueue(VecDeque<*mut G>);
+
+// SAFETY: the queue is only accessed under its Mutex; it only moves pointers.
+unsafe impl Send for GQueue {}
+
+pub(crate) struct Sched {
+    /// P descriptors by id; slots fill as gomaxprocs grows and are never
+    /// cleared (a shrunk P is P_DEAD and reused when it grows again).
+    pub(super) allp: Box<[AtomicPtr<P>]>,
+    /// GOMAXPROCS. Written under `idle`; read racily by everyone.
+    pub(super) nprocs: AtomicUsize,
+    pub(super) idle: Mutex<Idle>,
+    /// Mirrors `idle.pidle.len()`, for lock-free checks in wakep.
+    pub(super) npidle: AtomicUsize,
+    /// Spinning Ms (looking for work with a P).
+    pub(super) nmspinning: AtomicUsize,
+    /// Mirrors `idle.mwaitp.len()`.
+    pub(super) nmwaitp: AtomicUsize,
+    pub(super) global: Mutex<GQueue>,
+    /// Mirrors `global.len` for lock-free emptiness checks.
+    pub(super) global_len: AtomicUsize,
+    pub(super) gfree: Mutex<Vec<usize>>,
+    pub(super) goid_gen: AtomicU64,
+    pub(super) mid_gen: AtomicU64,
+    /// Goroutines spawned minus finished by threads without a P (each P
+    /// counts its own; num_goroutine sums them all).
+    pub(super) ngoroutine_ext: AtomicIsize,
+    pub(super) sources: RwLock<Vec<Arc<dyn Source>>>,
+    /// The first blocking source (the netpoller), polled without blocking
+    /// by every M that runs dry, before it spins (no lock on this path).
+    pub(super) eager: std::sync::OnceLock<Arc<dyn Source>>,
+    /// Earliest deadline any source reported (i64::MAX: none).
+    pub(super) next_deadline: AtomicI64,
+    /// The M sleeping with a timeout for `next_deadline`, if any.
+    pub(super) timekeeper: AtomicPtr<M>,
+    /// Whether some M is blocked inside a source's wait.
+    pub(super) source_blocked: AtomicBool,
+    /// Default stack size for new goroutines.
+    pub(super) stack_size: AtomicUsize,
+    /// Logical CPUs, read once at start (spinning is pointless on one).
+    pub(super) ncpu: usize,
+}
+
+static SCHED: OnceLock<Sched> = OnceLock::new();
+
+/// The runtime, started with the environment's configuration on first use.
+#[inline]
+pub(crate) fn sched() -> &'static Sched {
+    match SCHED.get() {
+        Some(s) => s,
+        None => start_default(),
+    }
+}
+
+#[cold]
+pub(super) fn start_default() -> &'static Sched {
+    SCHED.get_or_init(|| match Config::from_env() {
+        Ok(c) => Sched::new(c),
+        Err(e) => panic!("gort: {e}"),
+    })
+}
+
+/// Checks an explicit configuration against the ranges the environment
+/// variables accept.
+pub(crate) fn check_config(cfg: &Config) -> Result<(), crate::config::ConfigError> {
+    use gort_os::stack::{MAX_STACK_SIZE, MIN_STACK_SIZE};
+    let err = |var, value: usize, reason: String| crate::config::ConfigError {
+        var,
+        value: value.to_string(),
+        reason,
+    };
+    if cfg.procs == 0 || cfg.procs > MAX_PROCS {
+        return Err(err(
+            "Config::procs",
+            cfg.procs,
+            format!("must be from 1 to {MAX_PROCS}"),
+        ));
+    }
+    if !(MIN_STACK_SIZE..=MAX_STACK_SIZE).contains(&cfg.stack_size) {
+        return Err(err(
+            "Config::stack_size",
+            cfg.stack_size,
+            format!("must be from {MIN_STACK_SIZE} to {MAX_STACK_SIZE} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Starts the runtime with `cfg`; false if it was already running.
+pub(crate) fn init(cfg: Config) -> bool {
+    let mut fresh = false;
+    SCHED.get_or_init(|| {
+        fresh = true;
+        Sched::new(cfg)
+    });
+    fresh
+}
+
+pub(crate) fn started() -> bool {
+    SCHED.get().is_some()
+}
+
+impl Sched {
+    pub(super) fn new(cfg: Config) -> Sched {
+        let n = cfg.procs;
+        let allp: Box<[AtomicPtr<P>]> = (0..MAX_PROCS)
+            .map(|_| AtomicPtr::new(ptr::null_mut()))
+            .collect();
+        let mut pidle = Vec::with_capacity(n);
+        for id in (0..n).rev() {
+            let p = new_p(id);
+            allp[id].store(p as *const P as *mut P, Ordering::Release);
+            pidle.push(p);
+        }
+        Sched {
+            allp,
+            nprocs: AtomicUsize::new(n),
+            idle: Mutex::new(Idle {
+                pidle,
+                midle: Vec::new(),
+                mwaitp: VecDeque::new(),
+            }),
+            npidle: AtomicUsize::new(n),
+            nmspinning: AtomicUsize::new(0),
+            nmwaitp: AtomicUsize::new(0),
+            global: Mutex::new(GQueue(VecDeque::new())),
+            global_len: AtomicUsize::new(0),
+            gfree: Mutex::new(Vec::new()),
+            goid_gen: AtomicU64::new(0),
+            mid_gen: AtomicU64::new(0),
+            ngoroutine_ext: AtomicIsize::new(0),
+            sources: RwLock::new(Vec::new()),
+            eager: std::sync::OnceLock::new(),
+            next_deadline: AtomicI64::new(i64::MAX),
+            timekeeper: AtomicPtr::new(ptr::null_mut()),
+            source_blocked: AtomicBool::new(false),
+            stack_size: AtomicUsize::new(cfg.stack_size),
+            ncpu: gort_os::cpu::num_cpu(),
+        }
+    }
+
+    pub(super) fn lock_idle(&self) -> MutexGuard<'_, Idle> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn p(&self, id: usize) -> Option<&'static P> {
+        let p = self.allp[id].load(Ordering::Acquire);
+        // SAFETY: Ps are leaked, so a non-null slot is a live &'static P.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    pub(crate) fn num_goroutine(&self) -> usize {
+        let mut n = self.ngoroutine_ext.load(Ordering::Acquire);
+        for slot in self.allp.iter() {
+            let p = slot.load(Ordering::Acquire);
+            if p.is_null() {
+                break; // slots fill in order and are never cleared
+            }
+            // SAFETY: Ps are leaked.
+            n += unsafe { &*p }.ngoroutine.load(Ordering::Acquire);
+        }
+        n.max(0) as usize
+    }
+
+    pub(crate) fn gomaxprocs(&self) -> usize {
+        self.nprocs.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn default_stack_size(&self) -> usize {
+        self.stack_size.load(Ordering::Relaxed)
+    }
+}
+
+pub(super) fn global_put_batch(s: &'static Sched, gs: &[*mut G]) {
+    if gs.is_empty() {
+        return;
+    }
+    let mut q = s.global.lock().unwrap_or_else(|e| e.into_inner());
+    q.0.extend(gs.iter().copied());
+    // Release pairs with the Acquire checks before taking the lock.
+    s.global_len.store(q.0.len(), Ordering::Release);
+}
+
+/// Takes a fair share of the global queue: returns one G to run and puts the
+/// rest on `p`'s local queue (Go's globrunqget).
+pub(super) fn global_get(s: &'static Sched, p: &P, max: usize) -> Option<*mut G> {
+    if s.global_len.load(Ordering::Acquire) == 0 {
+        return None;
+    }
+    let mut taken = [ptr::null_mut::<G>(); crate::loom::RUNQ_SIZE / 2];
+    let n;
+    {
+        let mut q = s.global.lock().unwrap_or_else(|e| e.into_inner());
+        let len = q.0.len();
+        if len == 0 {
+            return None;
+        }
+        let np = s.gomaxprocs().max(1);
+        let mut want = len.min(len / np + 1).min(taken.len());
+        if max > 0 {
+            want = want.min(max);
+        }
+        for (slot, g) in taken.iter_mut().zip(q.0.drain(..want)) {
+            *slot = g;
+        }
+        n = want;
+        s.global_len.store(q.0.len(), Ordering::Release);
+    }
+    let first = taken[0];
+    for &g in &taken[1..n] {
+        if let Err(batch) = p.runq.put(g, false) {
+            global_put_batch(s, &batch);
+        }
+    }
+    Some(first)
+}
+
+/// Adds `d` to the live goroutine count for the running goroutine `g`
+/// (its task calls it with -1 when it is done), unless `g` is a system
+/// goroutine.
+pub(crate) fn goroutine_count(g: *mut G, d: isize) {
+    // SAFETY: the running goroutine holds its own descriptor; the borrow
+    // ends here.
+    if !unsafe { (*g).inner() }.system {
+        count_goroutines(sched(), d);
+    }
+}
+
+/// Adds `d` to the goroutine count of the current P (no atomic read-modify-
+/// write: only the M holding the P writes its counter), or of the runtime
+/// for threads without a P.
+#[inline]
+pub(super) fn count_goroutines(s: &'static Sched, d: isize) {
+    // SAFETY: no switch in this function.
+    if let Some(ml) = unsafe { local_with_p() } {
+        // SAFETY: the P we hold.
+        let c = &unsafe { &*ml.p }.ngoroutine;
+        // Release pairs with num_goroutine's Acquire loads.
+        c.store(c.load(Ordering::Relaxed) + d, Ordering::Release);
+        return;
+    }
+    s.ngoroutine_ext.fetch_add(d, Ordering::AcqRel);
+}
+
+/// Blocks until no goroutine is alive (used after the main goroutine calls
+/// goexit; polling keeps the hot exit path free of any check).
+pub(crate) fn wait_no_goroutines() {
+    let s = sched();
+    while s.num_goroutine() > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}

@@ -1,0 +1,434 @@
+//! The run loop (Go's `schedule`): `find_runnable` picks the next goroutine
+//! (bound ones first, then the P's, the global queue's, stolen ones),
+//! `execute` switches to it and handles its request when it switches back
+//! (park, yield, exit); `ready_g` and `park_g` are the two halves of every
+//! blocking operation.
+
+use super::*;
+
+/// The calling thread's M-local state, if it is an M holding a P.
+///
+/// # Safety
+/// The result must not be held across a goroutine switch (it is the M's
+/// own state, which its scheduler loop also uses).
+#[inline]
+pub(super) unsafe fn local_with_p<'a>() -> Option<&'a mut MLocal> {
+    let m = current_m();
+    if m.is_null() {
+        return None;
+    }
+    // SAFETY: current_m() is this thread's own M; the caller keeps the
+    // borrow within one stretch of code without a switch.
+    let ml = unsafe { (*m).local() };
+    (!ml.p.is_null()).then_some(ml)
+}
+
+/// Queues a fresh or migratable G on the current P (runnext if `next`), or
+/// on the global queue from a thread without a P; then wakes an M if one
+/// could help.
+pub(super) fn runq_put_here(s: &'static Sched, g: *mut G, next: bool) {
+    // SAFETY: no switch in this function.
+    if let Some(ml) = unsafe { local_with_p() } {
+        // SAFETY: a P we hold is live and ours.
+        let p = unsafe { &*ml.p };
+        if let Err(batch) = p.runq.put(g, next) {
+            global_put_batch(s, &batch);
+        }
+        wakep(s);
+        return;
+    }
+    global_put_batch(s, &[g]);
+    wakep(s);
+}
+
+/// Makes a parked G runnable. Called by the waker that won its park.
+pub(crate) fn ready_g(g: *mut G) {
+    // SAFETY: Gs are immortal.
+    let gr = unsafe { &*g };
+    if gr.migratable.load(Ordering::Relaxed) {
+        // Go's goready: the waker's P runs it next.
+        runq_put_here(sched(), g, true);
+        return;
+    }
+    // Acquire pairs with the M's store before the goroutine first ran.
+    let owner = gr.m.load(Ordering::Acquire);
+    debug_assert!(!owner.is_null(), "a parked goroutine has an M");
+    if ptr::eq(owner, current_m()) {
+        // SAFETY: we are on the owner's thread; no switch in between.
+        let ml = unsafe { (*owner).local() };
+        if !ml.runnext.is_null() {
+            ml.runq.push_back(ml.runnext);
+        }
+        ml.runnext = g;
+        return;
+    }
+    // SAFETY: Ms are immortal.
+    let m = unsafe { &*owner };
+    let mut head = m.inbox.load(Ordering::Relaxed);
+    loop {
+        gr.link.store(head, Ordering::Relaxed);
+        // Release publishes the G's link (and the waker's prior writes) to
+        // the M's Acquire swap in take_inbox.
+        match m
+            .inbox
+            .compare_exchange_weak(head, g, Ordering::SeqCst, Ordering::Relaxed)
+        {
+            Ok(_) => break,
+            Err(h) => head = h,
+        }
+    }
+    m.parker.unpark();
+    // SeqCst pairs with the M's SeqCst store of in_source before it re-checks
+    // its inbox: either it sees our G, or we see it blocked in the source.
+    if m.in_source.load(Ordering::SeqCst) {
+        wake_sources(sched());
+    }
+}
+
+/// Moves everything in the M's inbox to its local queue, oldest first.
+pub(super) fn take_inbox(m: &M, ml: &mut MLocal) {
+    // Acquire pairs with the Release CAS in ready_g.
+    let mut g = m.inbox.swap(ptr::null_mut(), Ordering::Acquire);
+    if g.is_null() {
+        return;
+    }
+    let start = ml.runq.len();
+    while !g.is_null() {
+        ml.runq.push_back(g);
+        // SAFETY: the G is ours now; its link was published by the CAS.
+        g = unsafe { (*g).link.load(Ordering::Relaxed) };
+    }
+    // The stack gave newest first; restore FIFO.
+    ml.runq.make_contiguous()[start..].reverse();
+}
+
+pub(crate) fn park_g<F: FnOnce() -> bool>(g: *mut G, reason: WaitReason, commit: F) {
+    // SAFETY: `g` is the running goroutine: this thread holds it.
+    let gr = unsafe { &*g };
+    if !commit() {
+        gr.park.retire(); // the abandoned park's waiters go stale
+        return;
+    }
+    if gr.park.consume_notified() {
+        return; // woken before we even switched
+    }
+    if std::thread::panicking() {
+        warn_park_while_unwinding(gr);
+    }
+    // SAFETY: as above; the borrow ends before the switch.
+    let s = unsafe {
+        let gi = gr.inner();
+        gi.req = Req::Park;
+        gi.wait_reason = reason;
+        gi.suspender.expect("running goroutine has a suspender")
+    };
+    // SAFETY: we are on this goroutine's stack, and it is running.
+    unsafe { s.suspend() };
+}
+
+/// A goroutine about to park while its thread unwinds (a `Drop` run by a
+/// panic or `goexit` that blocks) lets other goroutines of this thread run
+/// with std's per-thread panic state set. Say so, once per process. (The
+/// check is one relaxed load of std's global panic count on the park path.)
+#[cold]
+pub(super) fn warn_park_while_unwinding(gr: &G) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "gort: goroutine {} parks while its thread is unwinding (a Drop run by a panic \
+             or goexit that blocks, in this goroutine or in another one of this thread \
+             parked mid-unwind); until that goroutine resumes, every goroutine on the \
+             thread sees std::thread::panicking() == true (std Mutexes they unlock get \
+             poisoned). See the README, \"Goroutines share their thread\".",
+            gr.goid()
+        );
+    }
+}
+
+/// Gosched: lets other goroutines run, then continues.
+pub(crate) fn gosched() {
+    let g = current_g();
+    if g.is_null() {
+        std::thread::yield_now();
+        return;
+    }
+    // SAFETY: the running goroutine is held by this thread.
+    let s = unsafe {
+        let gi = (*g).inner();
+        gi.req = Req::Yield;
+        gi.suspender.expect("running goroutine has a suspender")
+    };
+    // SAFETY: on the goroutine's own stack while it runs.
+    unsafe { s.suspend() };
+}
+
+/// Runs `g` on this M until it parks, yields or exits.
+pub(super) fn execute(s: &'static Sched, m: &'static M, g: *mut G) {
+    // SAFETY: Gs are immortal and we hold this one (we dequeued it).
+    let gr = unsafe { &*g };
+    // SAFETY: we hold the G; the borrow ends before any switch.
+    let mut ctx = match unsafe { gr.inner() }.ctx.take() {
+        Some(c) => c,
+        None => start_g(s, m, g),
+    };
+    set_current_g(g);
+    loop {
+        let r = ctx.resume();
+        match r {
+            Resumed::Finished => {
+                set_current_g(ptr::null_mut());
+                drop(ctx.into_stack()); // back to this M's stack cache
+                gr.park.retire();
+                // Compaction candidates recognise the exit by the zero goid.
+                gr.goid.store(0, Ordering::Relaxed);
+                // SAFETY: the goroutine finished; we hold its descriptor.
+                unsafe { gr.inner() }.suspender = None;
+                if !gr.migratable.load(Ordering::Relaxed) {
+                    // SAFETY: our own M; no switch here.
+                    unsafe { m.local() }.bound_live -= 1;
+                }
+                release_g(g);
+                return;
+            }
+            Resumed::Suspended => {
+                // SAFETY: the goroutine is switched out; we hold it.
+                let gi = unsafe { gr.inner() };
+                let req = std::mem::replace(&mut gi.req, Req::None);
+                gi.ctx = Some(ctx);
+                match req {
+                    Req::Park => {
+                        if gi.compactable {
+                            // SAFETY: our own M; no switch here.
+                            let ml = unsafe { m.local() };
+                            gi.park_pass = ml.pass;
+                            if !gi.in_cand {
+                                gi.in_cand = true;
+                                ml.cands.push_back((g, gr.goid()));
+                            }
+                        }
+                        // Release (in try_park): after this a waker may run
+                        // the G, so its context must already be stored.
+                        if gr.park.try_park() {
+                            break;
+                        }
+                        // Woken while switching out: run it again now.
+                        ctx = gi.ctx.take().expect("context just stored");
+                    }
+                    Req::Yield => {
+                        if gr.migratable.load(Ordering::Relaxed) {
+                            global_put_batch(s, &[g]);
+                        } else {
+                            // SAFETY: our own M.
+                            unsafe { m.local() }.runq.push_back(g);
+                        }
+                        break;
+                    }
+                    Req::None => fatal("goroutine switched out with no request"),
+                }
+            }
+        }
+    }
+    set_current_g(ptr::null_mut());
+}
+
+/// First run of a fresh G on this M: give it a stack and bind it here.
+pub(super) fn start_g(s: &'static Sched, m: &'static M, g: *mut G) -> Context {
+    // SAFETY: we hold the G.
+    let gr = unsafe { &*g };
+    // SAFETY: we hold the G.
+    let gi = unsafe { gr.inner() };
+    let size = if gi.stack_size == 0 {
+        s.default_stack_size()
+    } else {
+        gi.stack_size
+    };
+    let stack = Stack::new(size).unwrap_or_else(|e| {
+        fatal(&format!(
+            "runtime: cannot allocate a {size}-byte stack for goroutine {}: {e}",
+            gr.goid()
+        ))
+    });
+    // Release pairs with wakers' Acquire load of `m`.
+    gr.m.store(m as *const M as *mut M, Ordering::Release);
+    if !gr.migratable.load(Ordering::Relaxed) {
+        // SAFETY: our own M; no switch here.
+        unsafe { m.local() }.bound_live += 1;
+    }
+    let label = Label {
+        id: gr.goid(),
+        name: gi.name.clone(),
+    };
+    let gp = g as usize;
+    // SAFETY: a goroutine suspends only through its own Suspender (park_g
+    // and gosched use the running G's), and user code cannot reach a raw
+    // Context of its own without `unsafe`.
+    unsafe { Context::new(stack, label, move |sus| goroutine_main(gp as *mut G, sus)) }
+}
+
+pub(super) fn goroutine_main(g: *mut G, sus: Suspender) {
+    // SAFETY: this goroutine holds its own descriptor while it runs; the
+    // borrow ends before the task runs (which may switch).
+    let run = unsafe {
+        let gi = (*g).inner();
+        gi.suspender = Some(sus);
+        gi.task.expect("fresh goroutine has a task").run
+    };
+    // SAFETY: called once, by this goroutine on its own stack.
+    unsafe { run(g) };
+}
+
+pub(super) fn fastrand(ml: &mut MLocal) -> u32 {
+    let mut x = ml.rand;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    ml.rand = x;
+    x
+}
+
+/// Returns the next goroutine for this M to run. Blocks (giving up the P)
+/// when there is none. On return the M holds a P.
+pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> *mut G {
+    loop {
+        // SAFETY: our own thread; no switch happens inside this function.
+        let ml = unsafe { m.local() };
+        // SAFETY: we hold a P here.
+        let p: &'static P = unsafe { &*ml.p };
+        ml.schedtick = ml.schedtick.wrapping_add(1);
+
+        if p.id >= s.gomaxprocs() {
+            retire_p(s, m, p);
+            continue;
+        }
+        if s.nmwaitp.load(Ordering::Relaxed) > 0
+            && ml.schedtick.wrapping_sub(ml.ptick) > P_QUANTUM
+            && handoff_to_waiting_m(s, m, p)
+        {
+            continue;
+        }
+        check_deadline(s);
+        // Sources may have readied goroutines of this M, through ready_g's
+        // own borrow of the M-local state: take ours afresh.
+        // SAFETY: our own thread; no switch happens inside this function.
+        let ml = unsafe { m.local() };
+        if ml.schedtick % 256 == 0 && compaction_due(ml) {
+            // Holding a P: bound the pause for runnable goroutines.
+            compact_pass(ml, COMPACT_BUSY_MAX);
+        }
+
+        if let Some(g) = local_work(s, m, ml, p) {
+            stop_spinning(s, ml);
+            return g;
+        }
+        if let Some(g) = global_get(s, p, 0) {
+            stop_spinning(s, ml);
+            return g;
+        }
+
+        // Nothing here: steal fresh goroutines from other Ps.
+        if !ml.spinning {
+            let busy = s
+                .gomaxprocs()
+                .saturating_sub(s.npidle.load(Ordering::Relaxed));
+            if 2 * s.nmspinning.load(Ordering::Relaxed) < busy {
+                ml.spinning = true;
+                s.nmspinning.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        if ml.spinning {
+            if let Some(g) = steal_work(s, ml, p) {
+                stop_spinning(s, ml);
+                return g;
+            }
+        }
+
+        // Ask the network poller before spinning: goroutines waiting on
+        // sockets are readied only by whoever polls (Go's findrunnable
+        // polls the network before stealing). What it readies for this M
+        // lands in our own queues. (It returns at once when nobody waits
+        // on a descriptor.)
+        if let Some(src) = s.eager.get() {
+            src.poll(nanotime());
+            // As above: the poll may have readied our goroutines.
+            // SAFETY: our own thread; no switch happens inside this function.
+            let ml = unsafe { m.local() };
+            if m.has_inbox() || !ml.runnext.is_null() || !ml.runq.is_empty() {
+                continue;
+            }
+        }
+        // SAFETY: as above.
+        let ml = unsafe { m.local() };
+
+        // Our own goroutines may be readied from another thread any moment
+        // (a ping-pong across Ms): watch for them a while before giving up
+        // the P.
+        if ml.bound_live > 0 && idle_spin(s, m, p) {
+            continue;
+        }
+        if poll_sources(s) {
+            continue;
+        }
+        release_and_sleep(s, m);
+    }
+}
+
+/// Bound goroutines of this M, then the P's fresh ones, with the fairness
+/// rules from the crate docs.
+#[inline]
+pub(super) fn local_work(
+    s: &'static Sched,
+    m: &M,
+    ml: &mut MLocal,
+    p: &'static P,
+) -> Option<*mut G> {
+    if m.has_inbox() {
+        take_inbox(m, ml);
+    }
+    // Every 61st schedule, the global queue goes first (Go's fairness rule).
+    if ml.schedtick % 61 == 0 {
+        if let Some(g) = global_get(s, p, 1) {
+            return Some(g);
+        }
+    }
+    if !ml.runnext.is_null() {
+        let g = std::mem::replace(&mut ml.runnext, ptr::null_mut());
+        if ml.streak < RUNNEXT_STREAK {
+            ml.streak += 1;
+            return Some(g);
+        }
+        ml.runq.push_back(g);
+    }
+    ml.streak = 0;
+    if ml.schedtick & 1 == 0 {
+        if let Some(g) = ml.runq.pop_front() {
+            return Some(g);
+        }
+        p.runq.get().map(|(g, _)| g)
+    } else {
+        if let Some((g, _)) = p.runq.get() {
+            return Some(g);
+        }
+        ml.runq.pop_front()
+    }
+}
+
+pub(super) fn steal_work(s: &'static Sched, ml: &mut MLocal, p: &P) -> Option<*mut G> {
+    let n = s.gomaxprocs();
+    for round in 0..4 {
+        let start = fastrand(ml) as usize % n.max(1);
+        for i in 0..n {
+            let id = (start + i) % n;
+            if id == p.id {
+                continue;
+            }
+            let Some(v) = s.p(id) else { continue };
+            if let Some(g) = v.runq.steal_into(&p.runq, round == 3) {
+                return Some(g);
+            }
+        }
+        if let Some(g) = global_get(s, p, 0) {
+            return Some(g);
+        }
+    }
+    None
+}

@@ -1,0 +1,176 @@
+//! Sources (timers, the netpoller) and idle sleep: the earliest deadline
+//! any source reported, the one M that keeps time (sleeping until it), the
+//! one that may block inside a blocking source (epoll), and how a new
+//! earlier deadline or a readied goroutine gets them out.
+
+use super::*;
+
+pub(crate) fn register_source(src: Arc<dyn Source>) {
+    let s = sched();
+    if src.blocks() {
+        let _ = s.eager.set(src.clone());
+    }
+    s.sources
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(src);
+    note_deadline(s, 0);
+}
+
+/// A source has something due at `when` (nanotime): make sure some M looks
+/// by then.
+pub(crate) fn note_deadline(s: &'static Sched, when: i64) {
+    let prev = s.next_deadline.fetch_min(when, Ordering::SeqCst);
+    if when >= prev {
+        return; // someone already waits for an earlier one
+    }
+    let tk = s.timekeeper.load(Ordering::SeqCst);
+    if !tk.is_null() {
+        // SAFETY: Ms are immortal.
+        unsafe { &*tk }.parker.unpark();
+        return;
+    }
+    if s.source_blocked.load(Ordering::SeqCst) {
+        wake_sources(s);
+        return;
+    }
+    // Wake an idle M (it needs no P to poll), or start one if Ps are idle.
+    let m = s.lock_idle().midle.last().copied();
+    match m {
+        Some(m) => m.parker.unpark(),
+        None => wakep(s),
+    }
+}
+
+pub(super) fn wake_sources(s: &'static Sched) {
+    for src in s.sources.read().unwrap_or_else(|e| e.into_inner()).iter() {
+        src.wake();
+    }
+}
+
+/// Runs the sources if their earliest deadline has passed.
+#[inline]
+pub(super) fn check_deadline(s: &'static Sched) {
+    let d = s.next_deadline.load(Ordering::Relaxed);
+    if d != i64::MAX && d <= nanotime() {
+        poll_sources(s);
+    }
+}
+
+/// Polls every source without blocking; returns whether any reported
+/// progress possible (a deadline now due).
+pub(super) fn poll_sources(s: &'static Sched) -> bool {
+    let srcs = s.sources.read().unwrap_or_else(|e| e.into_inner());
+    if srcs.is_empty() {
+        return false;
+    }
+    // `next_deadline` may be lowered by anyone (note_deadline's fetch_min)
+    // but raised only here, by CAS from the value seen *before* polling: a
+    // deadline noted meanwhile either changed the word (the CAS fails and we
+    // look again) or was no earlier than it — and then was pushed before our
+    // CAS, so the next round's poll sees it.
+    let mut next = i64::MAX;
+    for _ in 0..4 {
+        let seen = s.next_deadline.load(Ordering::SeqCst);
+        let now = nanotime();
+        next = srcs
+            .iter()
+            .filter_map(|src| src.poll(now))
+            .min()
+            .unwrap_or(i64::MAX);
+        if next <= seen {
+            s.next_deadline.fetch_min(next, Ordering::SeqCst);
+            break;
+        }
+        // Raising: look once more after a successful CAS (see above).
+        let _ = s
+            .next_deadline
+            .compare_exchange(seen, next, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    s.next_deadline.fetch_min(next, Ordering::SeqCst);
+    next <= nanotime()
+}
+
+/// Sleeps an idle M until woken, or until the next source deadline (one M
+/// keeps time; one may block inside a blocking source).
+pub(super) fn sleep_idle(s: &'static Sched, m: &'static M) {
+    let compact_at = {
+        // SAFETY: our own thread, no switch.
+        let ml = unsafe { m.local() };
+        if compaction_due(ml) {
+            compact_pass(ml, usize::MAX);
+        }
+        if ml.cands.is_empty() {
+            i64::MAX
+        } else {
+            ml.last_pass + COMPACT_NS
+        }
+    };
+    poll_sources(s);
+    // Polling may have readied our own goroutines (onto our local queue,
+    // since we are their M): then do not sleep.
+    {
+        // SAFETY: our own thread, no switch.
+        let ml = unsafe { m.local() };
+        if !ml.runnext.is_null() || !ml.runq.is_empty() || m.has_inbox() {
+            return;
+        }
+    }
+    let source_deadline = s.next_deadline.load(Ordering::SeqCst);
+    let deadline = source_deadline.min(compact_at);
+    let blocking = {
+        let srcs = s.sources.read().unwrap_or_else(|e| e.into_inner());
+        srcs.iter().find(|x| x.blocks()).cloned()
+    };
+    if let Some(src) = blocking {
+        if s.source_blocked
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+        {
+            m.in_source.store(true, Ordering::SeqCst);
+            if !m.has_inbox() && m.nextp.load(Ordering::SeqCst).is_null() {
+                src.block((deadline != i64::MAX).then_some(deadline));
+            }
+            m.in_source.store(false, Ordering::SeqCst);
+            s.source_blocked.store(false, Ordering::SeqCst);
+            return;
+        }
+    }
+    if source_deadline != i64::MAX
+        && s.timekeeper
+            .compare_exchange(
+                ptr::null_mut(),
+                m as *const M as *mut M,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    {
+        let wait = deadline - nanotime();
+        if wait > 0 {
+            // Wake a little early and spin the rest: a futex timeout fires
+            // tens of microseconds late (more in VMs), and timers are the
+            // point of this sleep.
+            let early = wait.min(TIMER_EARLY_NS);
+            let woken = wait > early
+                && m.parker
+                    .park_timeout(std::time::Duration::from_nanos((wait - early) as u64));
+            if !woken {
+                while nanotime() < deadline && !m.has_inbox() {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        s.timekeeper.store(ptr::null_mut(), Ordering::SeqCst);
+        return;
+    }
+    if compact_at != i64::MAX {
+        let wait = compact_at - nanotime();
+        if wait > 0 {
+            m.parker
+                .park_timeout(std::time::Duration::from_nanos(wait as u64));
+        }
+        return;
+    }
+    m.parker.park();
+}

@@ -66,6 +66,8 @@ pub(crate) fn load_env_once() {
 }
 
 #[cold]
+// Under loom the settings block is compiled out, leaving the `return` last.
+#[cfg_attr(gort_loom, allow(clippy::needless_return))]
 fn load_env_slow() {
     let hp = heap();
     #[cfg(not(gort_loom))]

@@ -12,8 +12,8 @@
 //!
 //! # The design
 //!
-//! * **[`PollDesc`](poller::PollDesc)** (Go's runtime/netpoll.go): per
-//!   descriptor, a state word per direction ([`pd::Dir`], Go's `rg`/`wg`):
+//! * **`PollDesc`** (`poller.rs`; Go's runtime/netpoll.go): per
+//!   descriptor, a state word per direction (`pd::Dir`, Go's `rg`/`wg`):
 //!   `NIL`, `READY` (readiness nobody consumed), `WAIT` (a waiter is
 //!   committing to park), `PARKED` (its waiter is in the slot) — plus two
 //!   flag bits, `EXPIRED` (deadline) and `CLOSING`. Readiness is never lost:

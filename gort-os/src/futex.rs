@@ -4,7 +4,7 @@
 //! Linux: `futex(2)` with the private flag. Other Unixes: `parking_lot_core`
 //! keyed by the word's address. Under loom: a model of the kernel's wait
 //! list (wake-ups per word, at most `n`, oldest first); a timeout either
-//! never fires or fires at once, as the model chooses ([`timeouts_fire`]).
+//! never fires or fires at once, as the model chooses (`timeouts_fire`, loom builds only).
 
 use crate::loom::{AtomicU32, Ordering};
 use std::time::Duration;

@@ -7,11 +7,12 @@
 //!   prints a table with ratios and writes JSON and an SVG chart under
 //!   `target/bench/`.
 //! * `cargo xtask test [--limit SECS] [--repeat N] [PACKAGE[:TARGET]...]` —
-//!   the README's test command: what `cargo test --workspace --release`
-//!   runs, with every test binary under a time limit (default 600 s,
-//!   `GORT_TEST_LIMIT`); a binary over it is killed and reported with the
+//!   the README's test command: what `cargo test --release` runs (the
+//!   library crates, the workspace's default members), with every test
+//!   binary under a time limit (default 600 s, `GORT_TEST_LIMIT`); a binary over it is killed and reported with the
 //!   tests that had not finished. `--repeat` runs the suite N times.
-//! * `cargo xtask loom` — runs the loom models of every layer.
+//! * `cargo xtask loom [clippy]` — runs the loom models of every layer
+//!   (`LOOM_MAX_PREEMPTIONS`, default 2), or lints their `gort_loom` build.
 //! * `cargo xtask valgrind [PACKAGE:TEST...]` — runs a subset of the test
 //!   binaries (the default list below, or the ones named; `lib` names a
 //!   crate's unit tests) under Valgrind's memcheck, built with
@@ -213,7 +214,7 @@ fn main() -> ExitCode {
     let root = workspace_root();
     match args.first().map(String::as_str) {
         Some("bench") => bench(&root, &args[1..]),
-        Some("loom") => run_loom(&root),
+        Some("loom") => run_loom(&root, &args[1..]),
         Some("valgrind") => run_valgrind(&root, &args[1..]),
         Some("test") => test::run(&root, &args[1..]),
         Some("ci") => status(
@@ -224,7 +225,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!(
                 "usage: cargo xtask <test [--limit SECS] [--repeat N] [PACKAGE[:TARGET]...] \
-                 | bench [WORKLOAD...] | loom | valgrind [PACKAGE:TEST...] | ci>"
+                 | bench [WORKLOAD...] | loom [clippy] | valgrind [PACKAGE:TEST...] | ci>"
             );
             ExitCode::from(2)
         }
@@ -340,36 +341,52 @@ fn run_valgrind(root: &Path, args: &[String]) -> ExitCode {
     }
 }
 
-fn run_loom(root: &Path) -> ExitCode {
-    status(
-        Command::new(env!("CARGO"))
-            .args([
-                "test",
-                "--release",
-                "--lib",
-                "-p",
-                "gort-os",
-                "-p",
-                "gort-sched",
-                "-p",
-                "gort-sema",
-                "-p",
-                "gort-timer",
-                "-p",
-                "gort-netpoll",
-                "-p",
-                "gort-gc",
-                "-p",
-                "gort-std",
-            ])
-            .env("RUSTFLAGS", "--cfg gort_loom")
-            .env(
-                "LOOM_MAX_PREEMPTIONS",
-                std::env::var("LOOM_MAX_PREEMPTIONS").unwrap_or("2".into()),
-            )
-            .env("CARGO_TARGET_DIR", root.join("target/loom"))
-            .current_dir(root),
-    )
+/// The crates with loom models (`--cfg gort_loom`): every layer below the
+/// facade. The one list `.ci/run` and `cargo xtask loom` use.
+const LOOM_PACKAGES: &[&str] = &[
+    "gort-os",
+    "gort-sched",
+    "gort-sema",
+    "gort-timer",
+    "gort-netpoll",
+    "gort-gc",
+    "gort-std",
+];
+
+/// `cargo xtask loom`: the models. `cargo xtask loom clippy`: clippy on the
+/// loom build of the same crates (the `cfg(gort_loom)` code is otherwise
+/// never linted).
+fn run_loom(root: &Path, args: &[String]) -> ExitCode {
+    let clippy = match args.first().map(String::as_str) {
+        None => false,
+        Some("clippy") => true,
+        Some(other) => {
+            eprintln!("xtask loom: unknown argument {other:?} (expected nothing or `clippy`)");
+            return ExitCode::from(2);
+        }
+    };
+    let mut cmd = Command::new(env!("CARGO"));
+    if clippy {
+        // The unit-test build of each library (the models live in its
+        // `#[cfg(test)]` modules); integration tests do not build under loom.
+        cmd.args(["clippy", "--lib", "--profile", "test"]);
+    } else {
+        cmd.args(["test", "--release", "--lib"]);
+    }
+    for p in LOOM_PACKAGES {
+        cmd.args(["-p", p]);
+    }
+    if clippy {
+        cmd.args(["--", "-D", "warnings"]);
+    }
+    cmd.env("RUSTFLAGS", "--cfg gort_loom")
+        .env(
+            "LOOM_MAX_PREEMPTIONS",
+            std::env::var("LOOM_MAX_PREEMPTIONS").unwrap_or("2".into()),
+        )
+        .env("CARGO_TARGET_DIR", root.join("target/loom"))
+        .current_dir(root);
+    status(&mut cmd)
 }
 
 /// Finds a Go toolchain: `$GO`, else `go` on PATH.

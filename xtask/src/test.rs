@@ -3,8 +3,9 @@
 //!
 //! `cargo test` has no timeout, so a test that hangs (a lost wake-up, an
 //! assertion in a goroutine nobody joins) would eat CI's whole budget and
-//! report nothing. This runs what `cargo test --workspace --release` runs —
-//! every unit, integration and doc-test binary — but gives each binary a time
+//! report nothing. This runs what `cargo test --release` runs in the
+//! workspace (its default members, the library crates) — every unit,
+//! integration and doc-test binary — but gives each binary a time
 //! limit. A binary that exceeds it is killed with everything it spawned and
 //! reported as a failure that names the tests that had not finished. Every
 //! binary runs even after a failure, and the summary names each failure.
@@ -39,9 +40,8 @@ pub(crate) fn build_test_binaries(
         .args(["test", "--release", "--no-run", "--message-format=json"])
         .current_dir(root)
         .stdout(Stdio::piped());
-    if packages.is_empty() {
-        build.arg("--workspace");
-    }
+    // No packages: the workspace's default members (the library crates),
+    // as a plain `cargo test` would; the benchmark peers are not built.
     for p in packages {
         build.args(["-p", p]);
     }
@@ -245,8 +245,7 @@ pub(crate) fn run(root: &Path, args: &[String]) -> ExitCode {
         if opts.doc {
             eprintln!("     Running the doc tests");
             let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(["test", "--workspace", "--release", "--doc"])
-                .current_dir(root);
+            cmd.args(["test", "--release", "--doc"]).current_dir(root);
             match run_limited(cmd, opts.limit, false) {
                 Ok(Outcome::Passed) => {}
                 Ok(Outcome::Failed(why)) => {

@@ -17,10 +17,10 @@
 //!   here (that is a voluntary switch).
 //! * `gc_pause_wall [n]`: the same without leaving anything out (`us`).
 
+use crate::pause::{PauseProbe, Pauses};
 use crate::{per, report};
 use gort_gc::{add_cleanup, gc, set_finalizer, Gc, Trace};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 #[derive(Trace)]
@@ -69,11 +69,11 @@ pub fn run(workload: &str, n: Option<u64>) -> bool {
         }
         "gc_cycle" | "gc_pause" | "gc_pause_wall" => {
             let n = n.unwrap_or(1_000_000);
-            let (cycle, pause, wall) = gc_cycle(n);
+            let r = gc_cycle(n);
             match workload {
-                "gc_cycle" => report(cycle.as_secs_f64() * 1e3, "ms"),
-                "gc_pause" => report(pause.as_secs_f64() * 1e6, "us"),
-                _ => report(wall.as_secs_f64() * 1e6, "us"),
+                "gc_cycle" => report(r.cycle.as_secs_f64() * 1e3, "ms"),
+                "gc_pause" => report(r.pause.as_secs_f64() * 1e6, "us"),
+                _ => report(r.wall.as_secs_f64() * 1e6, "us"),
             }
             true
         }
@@ -94,20 +94,8 @@ fn wait_all(n: u64) {
     }
 }
 
-/// Involuntary context switches of the calling thread so far.
-pub fn nivcsw() -> i64 {
-    // SAFETY: getrusage writes the struct we pass.
-    unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
-        ru.ru_nivcsw as i64
-    }
-}
-
-/// One `gc()` over `n` live objects with a mutator goroutine running:
-/// (duration of the gc, longest mutator iteration gap during it without an
-/// OS preemption, longest gap overall).
-fn gc_cycle(n: u64) -> (Duration, Duration, Duration) {
+/// One `gc()` over `n` live objects with a mutator goroutine running.
+fn gc_cycle(n: u64) -> Pauses {
     let mut head: Option<Gc<L>> = None;
     for i in 0..n {
         // Link through a clone and drop the original, as a program passing
@@ -122,63 +110,25 @@ fn gc_cycle(n: u64) -> (Duration, Duration, Duration) {
     }
     let head = head.expect("n > 0");
     gc(); // warm up: the finalizer/GC machinery, page faults
-    let running = Arc::new(AtomicBool::new(true));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let max_gap = Arc::new(AtomicU64::new(0));
-    let max_wall = Arc::new(AtomicU64::new(0));
-    let started = Arc::new(AtomicBool::new(false));
+    let probe = PauseProbe::new();
     let m = {
-        let (running, measuring, max_gap, max_wall, started) = (
-            running.clone(),
-            measuring.clone(),
-            max_gap.clone(),
-            max_wall.clone(),
-            started.clone(),
-        );
-        let h = head.clone();
-        gort::go(move || {
-            let mut prev = Instant::now();
-            let mut prev_cs = nivcsw();
-            let mut sum = 0u64;
-            while running.load(Relaxed) {
-                // A mutator's everyday work: allocate, link, read, drop.
-                let x = Gc::new(Obj {
-                    v: sum,
-                    p: Some(Gc::new(Obj { v: 1, p: None })),
-                });
-                let y = h.clone();
-                sum = sum.wrapping_add(x.v + y.v + x.p.as_ref().map_or(0, |p| p.v));
-                drop((x, y));
-                let now = Instant::now();
-                let cs = nivcsw();
-                if measuring.load(Relaxed) {
-                    let gap = now.duration_since(prev).as_nanos() as u64;
-                    max_wall.fetch_max(gap, Relaxed);
-                    if cs == prev_cs {
-                        max_gap.fetch_max(gap, Relaxed);
-                    }
-                }
-                prev = now;
-                prev_cs = cs;
-                started.store(true, Relaxed);
-            }
-            std::hint::black_box(sum);
-        })
+        let (probe, h) = (probe.clone(), head.clone());
+        gort::go(move || probe.mutator(|sum| mutator_step(&h, sum)))
     };
-    while !started.load(Relaxed) {
-        std::thread::yield_now();
-    }
-    measuring.store(true, SeqCst);
-    let t0 = Instant::now();
-    gc();
-    let el = t0.elapsed();
-    measuring.store(false, SeqCst);
-    running.store(false, SeqCst);
+    let r = probe.measure(gc);
     m.join().expect("mutator");
     drop(head);
-    (
-        el,
-        Duration::from_nanos(max_gap.load(SeqCst)),
-        Duration::from_nanos(max_wall.load(SeqCst)),
-    )
+    r
+}
+
+/// A mutator's everyday work: allocate, link, read, drop.
+fn mutator_step(h: &Gc<L>, sum: u64) -> u64 {
+    let x = Gc::new(Obj {
+        v: sum,
+        p: Some(Gc::new(Obj { v: 1, p: None })),
+    });
+    let y = h.clone();
+    let sum = sum.wrapping_add(x.v + y.v + x.p.as_ref().map_or(0, |p| p.v));
+    drop((x, y));
+    sum
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 pub mod gc;
+pub mod pause;
 
 /// The workload name and its numeric parameters from the command line:
 /// `<bin> <workload> [n]`.

@@ -5,11 +5,8 @@
 
 use dumpster::sync::{collect, Gc};
 use dumpster::Trace;
-use gort_bench::gc::nivcsw;
+use gort_bench::pause::{PauseProbe, Pauses};
 use gort_bench::{args, report, unknown};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 #[derive(Trace)]
 struct Obj {
@@ -23,10 +20,9 @@ struct L {
     next: Option<Gc<L>>,
 }
 
-/// One `collect()` over `n` live objects with a mutator thread running:
-/// (duration, longest mutator iteration gap without an OS preemption,
-/// longest gap overall) — as in `gort_bench::gc`.
-fn gc_cycle(n: u64) -> (Duration, Duration, Duration) {
+/// One `collect()` over `n` live objects with a mutator thread running,
+/// measured by the same probe as gort's (`gort_bench::pause`).
+fn gc_cycle(n: u64) -> Pauses {
     let mut head: Option<Gc<L>> = None;
     for i in 0..n {
         // Link through a clone and drop the original, as a program passing
@@ -43,69 +39,32 @@ fn gc_cycle(n: u64) -> (Duration, Duration, Duration) {
     // No warm-up collect: the measured one examines the million candidates
     // the construction left (after a warm-up it would find none, as
     // dumpster only looks at handles dropped since its last collection).
-    let running = Arc::new(AtomicBool::new(true));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let started = Arc::new(AtomicBool::new(false));
-    let max_gap = Arc::new(AtomicU64::new(0));
-    let max_wall = Arc::new(AtomicU64::new(0));
+    let probe = PauseProbe::new();
     let m = {
-        let (running, measuring, max_gap, max_wall, started) = (
-            running.clone(),
-            measuring.clone(),
-            max_gap.clone(),
-            max_wall.clone(),
-            started.clone(),
-        );
-        let h = head.clone();
+        let (probe, h) = (probe.clone(), head.clone());
         // dumpster may start a collection from any drop: a big stack here
         // too.
         std::thread::Builder::new()
             .stack_size(4 << 30)
             .spawn(move || {
-                let mut prev = Instant::now();
-                let mut prev_cs = nivcsw();
-                let mut sum = 0u64;
-                while running.load(Relaxed) {
+                probe.mutator(|sum| {
+                    // The same everyday work as gort's mutator.
                     let x = Gc::new(Obj {
                         v: sum,
                         p: Some(Gc::new(Obj { v: 1, p: None })),
                     });
                     let y = h.clone();
-                    sum = sum.wrapping_add(x.v + y.v + x.p.as_ref().map_or(0, |p| p.v));
+                    let sum = sum.wrapping_add(x.v + y.v + x.p.as_ref().map_or(0, |p| p.v));
                     drop((x, y));
-                    let now = Instant::now();
-                    let cs = nivcsw();
-                    if measuring.load(Relaxed) {
-                        let gap = now.duration_since(prev).as_nanos() as u64;
-                        max_wall.fetch_max(gap, Relaxed);
-                        if cs == prev_cs {
-                            max_gap.fetch_max(gap, Relaxed);
-                        }
-                    }
-                    prev = now;
-                    prev_cs = cs;
-                    started.store(true, Relaxed);
-                }
-                std::hint::black_box(sum);
+                    sum
+                })
             })
             .expect("spawn")
     };
-    while !started.load(Relaxed) {
-        std::thread::yield_now();
-    }
-    measuring.store(true, SeqCst);
-    let t0 = Instant::now();
-    collect();
-    let el = t0.elapsed();
-    measuring.store(false, SeqCst);
-    running.store(false, SeqCst);
+    let r = probe.measure(collect);
     m.join().expect("mutator");
     drop(head);
-    (
-        el,
-        Duration::from_nanos(max_gap.load(SeqCst)),
-        Duration::from_nanos(max_wall.load(SeqCst)),
-    )
+    r
 }
 
 fn main() {
@@ -115,16 +74,16 @@ fn main() {
             // dumpster's collector and drops recurse once per list node: a
             // million nodes need a big stack (the default 8 MiB overflows).
             let n = n.unwrap_or(1_000_000);
-            let (cycle, pause, wall) = std::thread::Builder::new()
+            let r = std::thread::Builder::new()
                 .stack_size(4 << 30)
                 .spawn(move || gc_cycle(n))
                 .expect("spawn")
                 .join()
                 .expect("gc_cycle");
             match w.as_str() {
-                "gc_cycle" => report(cycle.as_secs_f64() * 1e3, "ms"),
-                "gc_pause" => report(pause.as_secs_f64() * 1e6, "us"),
-                _ => report(wall.as_secs_f64() * 1e6, "us"),
+                "gc_cycle" => report(r.cycle.as_secs_f64() * 1e3, "ms"),
+                "gc_pause" => report(r.pause.as_secs_f64() * 1e6, "us"),
+                _ => report(r.wall.as_secs_f64() * 1e6, "us"),
             }
         }
         _ => unknown(&w),

@@ -258,8 +258,6 @@ mod api {
 
     /// The running goroutine's id, or `None` on a plain thread.
     pub fn goid() -> Option<u64> {
-        let g = crate::rt::current_g();
-        // SAFETY: the running G is live while it runs this code.
-        (!g.is_null()).then(|| unsafe { &*g }.goid())
+        crate::rt::current_g().map(|g| g.goid())
     }
 }

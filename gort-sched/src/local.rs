@@ -52,10 +52,9 @@ thread_local! {
 /// thread-local destructor running late). `f` must not park or run user
 /// code.
 fn with_entries<R>(f: impl FnOnce(&mut Vec<Entry>) -> R) -> Option<R> {
-    let g = rt::current_g();
-    if g.is_null() {
+    let Some(g) = rt::current_g() else {
         return THREAD_LOCALS.try_with(|l| f(&mut l.borrow_mut())).ok();
-    }
+    };
     // SAFETY: `g` is the running goroutine, and its entry stack is only ever
     // touched by the goroutine itself, here, without a switch in between.
     Some(f(unsafe { rt::locals(g) }))

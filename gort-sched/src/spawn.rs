@@ -7,7 +7,6 @@ use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
 use std::panic;
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 /// Why a goroutine did not return a value.
@@ -86,7 +85,7 @@ pub struct Goexit;
 pub struct JoinHandle<T> {
     /// The goroutine's descriptor; this handle holds one of its two
     /// references, so it is not recycled before the handle is gone.
-    g: NonNull<G>,
+    g: &'static G,
     id: u64,
     take: unsafe fn(*mut Payload) -> Result<T, JoinError>,
     _not_sync: PhantomData<*const ()>,
@@ -104,9 +103,9 @@ impl<T> JoinHandle<T> {
     /// If a goroutine joins itself (its own handle reached it): that would
     /// wait forever.
     pub fn join(self) -> Result<T, JoinError> {
-        let g = self.g.as_ptr();
+        let g = self.g;
         assert!(
-            g != rt::current_g(),
+            !rt::current_g().is_some_and(|cur| std::ptr::eq(cur, g)),
             "JoinHandle::join: goroutine {} tried to join itself (deadlock)",
             self.id
         );
@@ -121,7 +120,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the goroutine has finished.
     pub fn is_finished(&self) -> bool {
-        crate::task::join_done(self.g.as_ptr())
+        crate::task::join_done(self.g)
     }
 
     /// The goroutine's id (as in Go's tracebacks).
@@ -134,7 +133,7 @@ impl<T> Drop for JoinHandle<T> {
     /// Detaches the goroutine. Its result is dropped by the goroutine itself
     /// when it finishes, or here if it has finished already.
     fn drop(&mut self) {
-        let g = self.g.as_ptr();
+        let g = self.g;
         if !crate::task::join_detach(g) {
             // SAFETY: the goroutine published DONE (the only state besides
             // RUNNING a handle can see here) and we hold our reference.
@@ -248,7 +247,7 @@ impl Builder {
             |p| unsafe { Task::<F, T>::install(p, f) },
         );
         JoinHandle {
-            g: NonNull::new(g).expect("newproc returns a descriptor"),
+            g,
             id,
             take: Task::<F, T>::take,
             _not_sync: PhantomData,
@@ -277,7 +276,7 @@ where
 /// If called from a thread that is not a goroutine.
 pub fn goexit() -> ! {
     assert!(
-        !rt::current_g().is_null(),
+        rt::current_g().is_some(),
         "gort::goexit called from a thread that is not a goroutine"
     );
     panic::resume_unwind(Box::new(Goexit))

@@ -50,7 +50,7 @@ enum State<F, T> {
 #[derive(Clone, Copy)]
 pub(crate) struct TaskVtable {
     /// Runs the closure and stores the result (on the goroutine's stack).
-    pub(crate) run: unsafe fn(*mut G),
+    pub(crate) run: unsafe fn(&'static G),
     /// Drops whatever state is left when the G is recycled.
     pub(crate) destroy: unsafe fn(*mut Payload),
 }
@@ -108,7 +108,7 @@ where
 
     /// # Safety
     /// Called once, by the goroutine `g`, on its own stack.
-    unsafe fn run(g: *mut G) {
+    unsafe fn run(g: &'static G) {
         // SAFETY: the payload of a running goroutine belongs to it until it
         // publishes DONE.
         let st = unsafe { Self::state(rt::payload(g)) };
@@ -183,9 +183,7 @@ where
 ///
 /// # Safety
 /// `g` is the running goroutine, which has written its result.
-pub(crate) unsafe fn join_complete(g: *mut G) -> bool {
-    // SAFETY: Gs are immortal.
-    let gr = unsafe { &*g };
+pub(crate) unsafe fn join_complete(gr: &G) -> bool {
     // AcqRel: Release publishes the result to the joiner; Acquire pairs
     // with the joiner's Release CAS to WAITING (its waiter is visible).
     match gr.join_state.swap(DONE, Ordering::AcqRel) {
@@ -204,18 +202,16 @@ pub(crate) unsafe fn join_complete(g: *mut G) -> bool {
 
 /// Goroutine side, before storing its result: whether the handle is gone
 /// already (then nobody will ever read the result).
-pub(crate) fn join_detached(g: *mut G) -> bool {
-    // SAFETY: Gs are immortal. Acquire pairs with join_detach's CAS.
-    unsafe { &*g }.join_state.load(Ordering::Acquire) == DETACHED
+pub(crate) fn join_detached(g: &G) -> bool {
+    // Acquire pairs with join_detach's CAS.
+    g.join_state.load(Ordering::Acquire) == DETACHED
 }
 
 /// Handle side, when it is dropped unjoined: `RUNNING -> DETACHED`, so the
 /// goroutine drops its own result on its own stack. Returns false if the
 /// goroutine has finished already (`DONE`): the result is the handle's to
 /// drop.
-pub(crate) fn join_detach(g: *mut G) -> bool {
-    // SAFETY: Gs are immortal; the caller holds a reference.
-    let gr = unsafe { &*g };
+pub(crate) fn join_detach(gr: &G) -> bool {
     // AcqRel: Release/Acquire with the goroutine's swap in join_complete
     // (whichever runs second sees the other's writes).
     gr.join_state
@@ -224,15 +220,13 @@ pub(crate) fn join_detach(g: *mut G) -> bool {
 }
 
 /// Whether the goroutine has published its result.
-pub(crate) fn join_done(g: *mut G) -> bool {
-    // SAFETY: Gs are immortal. Acquire pairs with join_complete's swap.
-    unsafe { &*g }.join_state.load(Ordering::Acquire) == DONE
+pub(crate) fn join_done(g: &G) -> bool {
+    // Acquire pairs with join_complete's swap.
+    g.join_state.load(Ordering::Acquire) == DONE
 }
 
 /// Handle side: waits until the goroutine published its result.
-pub(crate) fn join_wait(g: *mut G) {
-    // SAFETY: Gs are immortal; the caller holds a reference.
-    let gr = unsafe { &*g };
+pub(crate) fn join_wait(gr: &G) {
     while gr.join_state.load(Ordering::Acquire) != DONE {
         // SAFETY: only the (single) handle writes the cell, and only while
         // the state is RUNNING (the goroutine reads it after WAITING).

@@ -6,7 +6,6 @@ use crate::park_state::{Notify, ParkState};
 use crate::rt::{self, G};
 use gort_os::futex::Parker;
 use std::fmt;
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 /// Why a goroutine or thread is parked (Go's `waitReason`), for dumps and
@@ -94,7 +93,7 @@ enum Target {
     /// Goroutine descriptors are never freed (like Go's `allgs`), so the
     /// pointer stays valid; the epoch makes a waiter for a finished park or
     /// an exited goroutine a no-op.
-    G(NonNull<G>),
+    G(&'static G),
     Thread(Arc<ThreadWaiter>),
 }
 
@@ -134,8 +133,7 @@ impl fmt::Debug for Waiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.target {
             Target::G(g) => {
-                // SAFETY: G descriptors are immortal.
-                let goid = unsafe { g.as_ref() }.goid();
+                let goid = g.goid();
                 write!(f, "Waiter(goroutine {goid}, epoch {})", self.epoch)
             }
             Target::Thread(_) => write!(f, "Waiter(thread, epoch {})", self.epoch),
@@ -148,11 +146,10 @@ impl Waiter {
     /// waiter made before it by the same goroutine or thread goes stale.
     #[inline]
     pub fn current() -> Waiter {
-        match NonNull::new(rt::current_g()) {
+        match rt::current_g() {
             Some(g) => Waiter {
-                // SAFETY: the current G is live (it is running this code),
-                // and only it starts new epochs of its park state.
-                epoch: unsafe { g.as_ref() }.park.new_epoch(),
+                // Only the running goroutine starts new epochs of its park.
+                epoch: g.park.new_epoch(),
                 target: Target::G(g),
             },
             None => THREAD_WAITER.with(|t| Waiter {
@@ -172,10 +169,8 @@ impl Waiter {
     pub fn ready(self) {
         match self.target {
             Target::G(g) => {
-                // SAFETY: G descriptors are immortal; state access is atomic.
-                let gr = unsafe { g.as_ref() };
-                if gr.park.notify(self.epoch) == Notify::Resume {
-                    rt::ready_g(g.as_ptr());
+                if g.park.notify(self.epoch) == Notify::Resume {
+                    rt::ready_g(g);
                 }
             }
             Target::Thread(t) => {
@@ -199,8 +194,7 @@ impl Waiter {
 /// goroutines; from a plain thread it sleeps on a futex.
 #[inline]
 pub fn park<F: FnOnce() -> bool>(reason: WaitReason, commit: F) {
-    let g = rt::current_g();
-    if !g.is_null() {
+    if let Some(g) = rt::current_g() {
         rt::park_g(g, reason, commit);
         return;
     }
@@ -232,7 +226,7 @@ pub fn park_thread_timeout<F: FnOnce() -> bool>(
     commit: F,
 ) -> bool {
     assert!(
-        rt::current_g().is_null(),
+        rt::current_g().is_none(),
         "park_thread_timeout called from a goroutine; use gort-timer for goroutine timeouts"
     );
     THREAD_WAITER.with(|t| {

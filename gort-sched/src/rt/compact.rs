@@ -21,11 +21,9 @@ pub(super) fn compact_pass(ml: &mut MLocal, budget: usize) {
         if ranges.len() >= budget {
             break;
         }
-        let Some((g, goid)) = ml.cands.pop_front() else {
+        let Some((gr, goid)) = ml.cands.pop_front() else {
             break;
         };
-        // SAFETY: Gs are immortal; goid is atomic.
-        let gr = unsafe { &*g };
         if goid == 0 || gr.goid() != goid {
             continue; // exited (maybe reused elsewhere): not ours any more
         }
@@ -41,7 +39,7 @@ pub(super) fn compact_pass(ml: &mut MLocal, budget: usize) {
             continue;
         }
         if (gi.park_pass.wrapping_sub(cutoff) as i32) >= 0 {
-            ml.cands.push_back((g, goid)); // parked too recently
+            ml.cands.push_back((gr, goid)); // parked too recently
             continue;
         }
         gi.in_cand = false;

@@ -68,6 +68,15 @@ pub(super) struct GInner {
     pub(super) system: bool,
 }
 
+// SAFETY: a G is shared as `&'static G` (descriptors are never freed).
+// Every field reached through a shared reference is atomic, except the
+// cells, whose field docs say which single thread may touch each at a
+// time; hand-offs between those threads go through Release/Acquire pairs
+// (run queues, the inbox, the park state, the join state).
+unsafe impl Sync for G {}
+// SAFETY: as above.
+unsafe impl Send for G {}
+
 impl G {
     pub(super) fn new() -> G {
         G {
@@ -115,13 +124,12 @@ impl G {
 /// # Safety
 /// `g` is the calling goroutine; the borrow ends before it can switch.
 #[allow(clippy::mut_from_ref)]
-pub(crate) unsafe fn locals<'a>(g: *mut G) -> &'a mut Vec<crate::local::Entry> {
+pub(crate) unsafe fn locals<'a>(g: &G) -> &'a mut Vec<crate::local::Entry> {
     // SAFETY: only the goroutine itself touches the cell (forwarded).
-    unsafe { &mut *(*g).locals.get() }
+    unsafe { &mut *g.locals.get() }
 }
 
 /// The payload of a G (task.rs).
-pub(crate) fn payload(g: *mut G) -> *mut Payload {
-    // SAFETY: Gs are immortal; this only computes a field address.
-    unsafe { (*g).payload.get() }
+pub(crate) fn payload(g: &G) -> *mut Payload {
+    g.payload.get()
 }

@@ -19,11 +19,10 @@ pub(crate) fn newproc(
     sp: Spawn,
     task: TaskVtable,
     install: impl FnOnce(*mut Payload),
-) -> (*mut G, u64) {
+) -> (&'static G, u64) {
     let s = sched();
     let g = gfget(s);
-    // SAFETY: a descriptor from the free list belongs to us until queued.
-    let gr = unsafe { &*g };
+    let gr = g;
     let goid = s.goid_gen.fetch_add(1, Ordering::Relaxed) + 1;
     gr.goid.store(goid, Ordering::Relaxed);
     gr.m.store(ptr::null_mut(), Ordering::Relaxed);
@@ -48,9 +47,8 @@ pub(crate) fn newproc(
 }
 
 /// Drops one reference to `g`; the last one recycles the descriptor.
-pub(crate) fn release_g(g: *mut G) {
-    // SAFETY: Gs are immortal.
-    let gr = unsafe { &*g };
+pub(crate) fn release_g(g: &'static G) {
+    let gr = g;
     // AcqRel: the last releaser sees every write of the other side.
     if gr.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
         return;
@@ -70,7 +68,7 @@ pub(crate) fn release_g(g: *mut G) {
     gfput_any(sched(), g);
 }
 
-pub(super) fn gfget(s: &'static Sched) -> *mut G {
+pub(super) fn gfget(s: &'static Sched) -> &'static G {
     // SAFETY: no switch in this function.
     if let Some(ml) = unsafe { local_with_p() } {
         // SAFETY: only the M holding the P touches gfree.
@@ -79,7 +77,7 @@ pub(super) fn gfget(s: &'static Sched) -> *mut G {
             let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
             let n = gl.len().min(GFREE_MAX / 2);
             let at = gl.len() - n;
-            free.extend(gl.drain(at..).map(|a| a as *mut G));
+            free.extend(gl.drain(at..));
         }
         if free.is_empty() {
             free.extend(alloc_gs());
@@ -88,39 +86,36 @@ pub(super) fn gfget(s: &'static Sched) -> *mut G {
     }
     let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
     if gl.is_empty() {
-        gl.extend(alloc_gs().map(|g| g as usize));
+        gl.extend(alloc_gs());
     }
-    gl.pop().expect("just refilled") as *mut G
+    gl.pop().expect("just refilled")
 }
 
 /// Allocates a chunk of descriptors (they are never freed).
-pub(super) fn alloc_gs() -> impl Iterator<Item = *mut G> {
+pub(super) fn alloc_gs() -> impl Iterator<Item = &'static G> {
     const CHUNK: usize = 32;
-    let chunk: &'static mut [G] = Box::leak((0..CHUNK).map(|_| G::new()).collect());
-    chunk.iter_mut().map(|g| g as *mut G)
+    let chunk: &'static [G] = Box::leak((0..CHUNK).map(|_| G::new()).collect());
+    chunk.iter()
 }
 
 /// Returns a recycled G to the current P's free list, or the global one
 /// from a thread without a P.
-pub(super) fn gfput_any(s: &'static Sched, g: *mut G) {
+pub(super) fn gfput_any(s: &'static Sched, g: &'static G) {
     // SAFETY: no switch in this function.
     if let Some(ml) = unsafe { local_with_p() } {
         gfput(s, ml, g);
         return;
     }
-    s.gfree
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(g as usize);
+    s.gfree.lock().unwrap_or_else(|e| e.into_inner()).push(g);
 }
 
 /// Returns an exited G's descriptor to the current P's free list.
-pub(super) fn gfput(s: &'static Sched, ml: &mut MLocal, g: *mut G) {
+pub(super) fn gfput(s: &'static Sched, ml: &mut MLocal, g: &'static G) {
     // SAFETY: the P we hold; only we touch its gfree.
     let free = unsafe { &mut *(*ml.p).gfree.get() };
     free.push(g);
     if free.len() > GFREE_MAX {
         let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
-        gl.extend(free.drain(..GFREE_MAX / 2).map(|g| g as usize));
+        gl.extend(free.drain(..GFREE_MAX / 2));
     }
 }

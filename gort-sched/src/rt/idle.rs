@@ -134,7 +134,7 @@ pub(super) fn retire_p(s: &'static Sched, m: &'static M, p: &'static P) {
         return; // grew back meanwhile
     }
     let mut moved = Vec::new();
-    while let Some((g, _)) = p.runq.get() {
+    while let Some(g) = p.runq_get() {
         moved.push(g);
     }
     global_put_batch(s, &moved);
@@ -143,7 +143,7 @@ pub(super) fn retire_p(s: &'static Sched, m: &'static M, p: &'static P) {
     s.gfree
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .extend(free.drain(..).map(|g| g as usize));
+        .extend(free.drain(..));
     p.status.store(P_DEAD, Ordering::Relaxed);
     drop_p_local(s, m);
     drop(idle);
@@ -209,7 +209,7 @@ pub(super) fn stopm(s: &'static Sched, m: &'static M) {
         let has_work = {
             // SAFETY: our own thread.
             let ml = unsafe { m.local() };
-            m.has_inbox() || !ml.runnext.is_null() || !ml.runq.is_empty()
+            m.has_inbox() || ml.runnext.is_some() || !ml.runq.is_empty()
         };
         {
             let mut idle = s.lock_idle();

@@ -28,9 +28,9 @@ pub(crate) struct M {
 pub(super) struct MLocal {
     pub(super) p: *const P,
     /// Bound goroutine readied on this thread, to run next.
-    pub(super) runnext: *mut G,
+    pub(super) runnext: Option<&'static G>,
     /// Bound goroutines ready to resume on this M.
-    pub(super) runq: VecDeque<*mut G>,
+    pub(super) runq: VecDeque<&'static G>,
     pub(super) spinning: bool,
     pub(super) schedtick: u32,
     /// `schedtick` when the current P was acquired.
@@ -43,7 +43,7 @@ pub(super) struct MLocal {
     /// Parked goroutines to consider for stack compaction, with their goid
     /// when queued (a finished G's goid is zeroed, so stale entries are
     /// recognised without touching a recycled descriptor).
-    pub(super) cands: VecDeque<(*mut G, u64)>,
+    pub(super) cands: VecDeque<(&'static G, u64)>,
     /// Compaction pass number and the time of the last pass.
     pub(super) pass: u32,
     pub(super) last_pass: i64,
@@ -78,7 +78,7 @@ impl M {
 /// code that needs both pays for one TLS lookup.
 pub(super) struct Cur {
     pub(super) m: Cell<*const M>,
-    pub(super) g: Cell<*mut G>,
+    pub(super) g: Cell<Option<&'static G>>,
 }
 
 // Right across a park: it says which M this thread is and which goroutine it
@@ -88,7 +88,7 @@ thread_local! {
     static CUR: Cur = const {
         Cur {
             m: Cell::new(ptr::null()),
-            g: Cell::new(ptr::null_mut()),
+            g: Cell::new(None),
         }
     };
 }
@@ -98,19 +98,19 @@ pub(super) fn current_m() -> *const M {
     CUR.with(|c| c.m.get())
 }
 
-/// The running goroutine, or null on a plain thread (or an M's own stack).
+/// The running goroutine; None on a plain thread (or an M's own stack).
 #[inline(never)]
-pub(crate) fn current_g() -> *mut G {
+pub(crate) fn current_g() -> Option<&'static G> {
     CUR.with(|c| c.g.get())
 }
 
 /// Both at once.
 #[inline(never)]
-pub(super) fn current() -> (*const M, *mut G) {
+pub(super) fn current() -> (*const M, Option<&'static G>) {
     CUR.with(|c| (c.m.get(), c.g.get()))
 }
 
-pub(super) fn set_current_g(g: *mut G) {
+pub(super) fn set_current_g(g: Option<&'static G>) {
     CUR.with(|c| c.g.set(g));
 }
 
@@ -124,7 +124,7 @@ pub(super) fn newm(s: &'static Sched, p: &'static P, spinning: bool) {
         in_source: AtomicBool::new(false),
         local: UnsafeCell::new(MLocal {
             p: ptr::null(),
-            runnext: ptr::null_mut(),
+            runnext: None,
             runq: VecDeque::new(),
             spinning: false,
             schedtick: 0,

@@ -4,9 +4,7 @@
 use super::*;
 
 pub(super) const P_IDLE: u32 = 0;
-
 pub(super) const P_RUNNING: u32 = 1;
-
 pub(super) const P_DEAD: u32 = 2;
 
 /// A processor: the right to run goroutines, with a local run queue of fresh
@@ -18,7 +16,7 @@ pub(crate) struct P {
     /// the M taking the P from the idle list), read racily by thieves.
     pub(super) status: AtomicU32,
     /// Free descriptors; only the M holding the P touches it.
-    pub(super) gfree: UnsafeCell<Vec<*mut G>>,
+    pub(super) gfree: UnsafeCell<Vec<&'static G>>,
     /// Goroutines spawned minus finished on this P. Written only by the M
     /// holding the P (load + Release store, no lock prefix); read by
     /// num_goroutine. Ownership of the P moves through the idle lock.
@@ -32,6 +30,37 @@ unsafe impl Sync for P {}
 
 // SAFETY: as above.
 unsafe impl Send for P {}
+
+impl P {
+    /// Queues `g` (see `RunQueue::put`); a full ring spills a batch for the
+    /// global queue.
+    #[inline]
+    pub(super) fn runq_put(&self, g: &'static G, next: bool) -> Result<(), Vec<&'static G>> {
+        self.runq
+            .put(ptr::from_ref(g).cast_mut(), next)
+            .map_err(|batch| batch.into_iter().map(entry).collect())
+    }
+
+    /// Owner only: the next G of this P (`runnext` first).
+    #[inline]
+    pub(super) fn runq_get(&self) -> Option<&'static G> {
+        self.runq.get().map(|(g, _)| entry(g))
+    }
+
+    /// Thief: moves about half of this P's queue to `dst` (the caller's P)
+    /// and returns one G to run.
+    pub(super) fn runq_steal(&self, dst: &P, steal_runnext: bool) -> Option<&'static G> {
+        self.runq.steal_into(&dst.runq, steal_runnext).map(entry)
+    }
+}
+
+/// A run-queue entry back as the reference it was queued as.
+#[inline]
+fn entry(g: *mut G) -> &'static G {
+    // SAFETY: entries are only ever queued by `runq_put`, from a
+    // `&'static G` (descriptors are never freed).
+    unsafe { &*g }
+}
 
 pub(super) fn new_p(id: usize) -> &'static P {
     Box::leak(Box::new(P {

@@ -88,14 +88,14 @@ pub(crate) fn can_spin(iter: u32) -> bool {
     }
     // SAFETY: the P we hold.
     let p = unsafe { &*ml.p };
-    ml.runnext.is_null() && ml.runq.is_empty() && !m.has_inbox() && p.runq.is_empty()
+    ml.runnext.is_none() && ml.runq.is_empty() && !m.has_inbox() && p.runq.is_empty()
 }
 
 /// The id of the P the calling goroutine runs on (None on a plain thread).
 /// It stays the same until the goroutine next parks or yields.
 pub(crate) fn current_p() -> Option<usize> {
     let (m, g) = current();
-    if m.is_null() || g.is_null() {
+    if m.is_null() || g.is_none() {
         return None;
     }
     // SAFETY: our own M; no switch here.

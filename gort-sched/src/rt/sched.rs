@@ -13,12 +13,9 @@ pub(super) struct Idle {
     pub(super) mwaitp: VecDeque<&'static M>,
 }
 
-/// The global run queue: G pointers in a ring buffer, so that taking a
+/// The global run queue: G references in a ring buffer, so that taking a
 /// batch reads contiguous memory instead of chasing links through cold Gs.
-pub(super) struct GQueue(VecDeque<*mut G>);
-
-// SAFETY: the queue is only accessed under its Mutex; it only moves pointers.
-unsafe impl Send for GQueue {}
+pub(super) struct GQueue(VecDeque<&'static G>);
 
 pub(crate) struct Sched {
     /// P descriptors by id; slots fill as gomaxprocs grows and are never
@@ -36,7 +33,8 @@ pub(crate) struct Sched {
     pub(super) global: Mutex<GQueue>,
     /// Mirrors `global.len` for lock-free emptiness checks.
     pub(super) global_len: AtomicUsize,
-    pub(super) gfree: Mutex<Vec<usize>>,
+    /// Free descriptors of threads without a P, and Ps' spills.
+    pub(super) gfree: Mutex<Vec<&'static G>>,
     pub(super) goid_gen: AtomicU64,
     pub(super) mid_gen: AtomicU64,
     /// Goroutines spawned minus finished by threads without a P (each P
@@ -188,7 +186,7 @@ impl Sched {
     }
 }
 
-pub(super) fn global_put_batch(s: &'static Sched, gs: &[*mut G]) {
+pub(super) fn global_put_batch(s: &'static Sched, gs: &[&'static G]) {
     if gs.is_empty() {
         return;
     }
@@ -200,11 +198,12 @@ pub(super) fn global_put_batch(s: &'static Sched, gs: &[*mut G]) {
 
 /// Takes a fair share of the global queue: returns one G to run and puts the
 /// rest on `p`'s local queue (Go's globrunqget).
-pub(super) fn global_get(s: &'static Sched, p: &P, max: usize) -> Option<*mut G> {
+pub(super) fn global_get(s: &'static Sched, p: &P, max: usize) -> Option<&'static G> {
     if s.global_len.load(Ordering::Acquire) == 0 {
         return None;
     }
-    let mut taken = [ptr::null_mut::<G>(); crate::loom::RUNQ_SIZE / 2];
+    let mut taken: [Option<&'static G>; crate::loom::RUNQ_SIZE / 2] =
+        [None; crate::loom::RUNQ_SIZE / 2];
     let n;
     {
         let mut q = s.global.lock().unwrap_or_else(|e| e.into_inner());
@@ -218,24 +217,24 @@ pub(super) fn global_get(s: &'static Sched, p: &P, max: usize) -> Option<*mut G>
             want = want.min(max);
         }
         for (slot, g) in taken.iter_mut().zip(q.0.drain(..want)) {
-            *slot = g;
+            *slot = Some(g);
         }
         n = want;
         s.global_len.store(q.0.len(), Ordering::Release);
     }
     let first = taken[0];
-    for &g in &taken[1..n] {
-        if let Err(batch) = p.runq.put(g, false) {
+    for g in taken[1..n].iter().flatten() {
+        if let Err(batch) = p.runq_put(g, false) {
             global_put_batch(s, &batch);
         }
     }
-    Some(first)
+    first
 }
 
 /// Adds `d` to the live goroutine count for the running goroutine `g`
 /// (its task calls it with -1 when it is done), unless `g` is a system
 /// goroutine.
-pub(crate) fn goroutine_count(g: *mut G, d: isize) {
+pub(crate) fn goroutine_count(g: &G, d: isize) {
     // SAFETY: the running goroutine holds its own descriptor; the borrow
     // ends here.
     if !unsafe { (*g).inner() }.system {

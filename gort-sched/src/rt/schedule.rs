@@ -26,12 +26,12 @@ pub(super) unsafe fn local_with_p<'a>() -> Option<&'a mut MLocal> {
 /// Queues a fresh or migratable G on the current P (runnext if `next`), or
 /// on the global queue from a thread without a P; then wakes an M if one
 /// could help.
-pub(super) fn runq_put_here(s: &'static Sched, g: *mut G, next: bool) {
+pub(super) fn runq_put_here(s: &'static Sched, g: &'static G, next: bool) {
     // SAFETY: no switch in this function.
     if let Some(ml) = unsafe { local_with_p() } {
         // SAFETY: a P we hold is live and ours.
         let p = unsafe { &*ml.p };
-        if let Err(batch) = p.runq.put(g, next) {
+        if let Err(batch) = p.runq_put(g, next) {
             global_put_batch(s, &batch);
         }
         wakep(s);
@@ -42,9 +42,8 @@ pub(super) fn runq_put_here(s: &'static Sched, g: *mut G, next: bool) {
 }
 
 /// Makes a parked G runnable. Called by the waker that won its park.
-pub(crate) fn ready_g(g: *mut G) {
-    // SAFETY: Gs are immortal.
-    let gr = unsafe { &*g };
+pub(crate) fn ready_g(g: &'static G) {
+    let gr = g;
     if gr.migratable.load(Ordering::Relaxed) {
         // Go's goready: the waker's P runs it next.
         runq_put_here(sched(), g, true);
@@ -56,10 +55,9 @@ pub(crate) fn ready_g(g: *mut G) {
     if ptr::eq(owner, current_m()) {
         // SAFETY: we are on the owner's thread; no switch in between.
         let ml = unsafe { (*owner).local() };
-        if !ml.runnext.is_null() {
-            ml.runq.push_back(ml.runnext);
+        if let Some(prev) = ml.runnext.replace(g) {
+            ml.runq.push_back(prev);
         }
-        ml.runnext = g;
         return;
     }
     // SAFETY: Ms are immortal.
@@ -69,10 +67,12 @@ pub(crate) fn ready_g(g: *mut G) {
         gr.link.store(head, Ordering::Relaxed);
         // Release publishes the G's link (and the waker's prior writes) to
         // the M's Acquire swap in take_inbox.
-        match m
-            .inbox
-            .compare_exchange_weak(head, g, Ordering::SeqCst, Ordering::Relaxed)
-        {
+        match m.inbox.compare_exchange_weak(
+            head,
+            ptr::from_ref(g).cast_mut(),
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        ) {
             Ok(_) => break,
             Err(h) => head = h,
         }
@@ -94,17 +94,18 @@ pub(super) fn take_inbox(m: &M, ml: &mut MLocal) {
     }
     let start = ml.runq.len();
     while !g.is_null() {
-        ml.runq.push_back(g);
-        // SAFETY: the G is ours now; its link was published by the CAS.
-        g = unsafe { (*g).link.load(Ordering::Relaxed) };
+        // SAFETY: ready_g pushes only `&'static G`s (descriptors are never
+        // freed); the G is ours now, its link published by the CAS.
+        let gr: &'static G = unsafe { &*g };
+        ml.runq.push_back(gr);
+        g = gr.link.load(Ordering::Relaxed);
     }
     // The stack gave newest first; restore FIFO.
     ml.runq.make_contiguous()[start..].reverse();
 }
 
-pub(crate) fn park_g<F: FnOnce() -> bool>(g: *mut G, reason: WaitReason, commit: F) {
-    // SAFETY: `g` is the running goroutine: this thread holds it.
-    let gr = unsafe { &*g };
+pub(crate) fn park_g<F: FnOnce() -> bool>(gr: &'static G, reason: WaitReason, commit: F) {
+    // `gr` is the running goroutine: this thread holds it.
     if !commit() {
         gr.park.retire(); // the abandoned park's waiters go stale
         return;
@@ -147,14 +148,13 @@ pub(super) fn warn_park_while_unwinding(gr: &G) {
 
 /// Gosched: lets other goroutines run, then continues.
 pub(crate) fn gosched() {
-    let g = current_g();
-    if g.is_null() {
+    let Some(g) = current_g() else {
         std::thread::yield_now();
         return;
-    }
+    };
     // SAFETY: the running goroutine is held by this thread.
     let s = unsafe {
-        let gi = (*g).inner();
+        let gi = g.inner();
         gi.req = Req::Yield;
         gi.suspender.expect("running goroutine has a suspender")
     };
@@ -163,20 +163,19 @@ pub(crate) fn gosched() {
 }
 
 /// Runs `g` on this M until it parks, yields or exits.
-pub(super) fn execute(s: &'static Sched, m: &'static M, g: *mut G) {
-    // SAFETY: Gs are immortal and we hold this one (we dequeued it).
-    let gr = unsafe { &*g };
-    // SAFETY: we hold the G; the borrow ends before any switch.
+pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
+    let gr = g; // we hold it: we dequeued it
+                // SAFETY: we hold the G; the borrow ends before any switch.
     let mut ctx = match unsafe { gr.inner() }.ctx.take() {
         Some(c) => c,
         None => start_g(s, m, g),
     };
-    set_current_g(g);
+    set_current_g(Some(g));
     loop {
         let r = ctx.resume();
         match r {
             Resumed::Finished => {
-                set_current_g(ptr::null_mut());
+                set_current_g(None);
                 drop(ctx.into_stack()); // back to this M's stack cache
                 gr.park.retire();
                 // Compaction candidates recognise the exit by the zero goid.
@@ -228,13 +227,12 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: *mut G) {
             }
         }
     }
-    set_current_g(ptr::null_mut());
+    set_current_g(None);
 }
 
 /// First run of a fresh G on this M: give it a stack and bind it here.
-pub(super) fn start_g(s: &'static Sched, m: &'static M, g: *mut G) -> Context {
-    // SAFETY: we hold the G.
-    let gr = unsafe { &*g };
+pub(super) fn start_g(s: &'static Sched, m: &'static M, g: &'static G) -> Context {
+    let gr = g;
     // SAFETY: we hold the G.
     let gi = unsafe { gr.inner() };
     let size = if gi.stack_size == 0 {
@@ -258,18 +256,17 @@ pub(super) fn start_g(s: &'static Sched, m: &'static M, g: *mut G) -> Context {
         id: gr.goid(),
         name: gi.name.clone(),
     };
-    let gp = g as usize;
     // SAFETY: a goroutine suspends only through its own Suspender (park_g
     // and gosched use the running G's), and user code cannot reach a raw
     // Context of its own without `unsafe`.
-    unsafe { Context::new(stack, label, move |sus| goroutine_main(gp as *mut G, sus)) }
+    unsafe { Context::new(stack, label, move |sus| goroutine_main(g, sus)) }
 }
 
-pub(super) fn goroutine_main(g: *mut G, sus: Suspender) {
+pub(super) fn goroutine_main(g: &'static G, sus: Suspender) {
     // SAFETY: this goroutine holds its own descriptor while it runs; the
     // borrow ends before the task runs (which may switch).
     let run = unsafe {
-        let gi = (*g).inner();
+        let gi = g.inner();
         gi.suspender = Some(sus);
         gi.task.expect("fresh goroutine has a task").run
     };
@@ -288,7 +285,7 @@ pub(super) fn fastrand(ml: &mut MLocal) -> u32 {
 
 /// Returns the next goroutine for this M to run. Blocks (giving up the P)
 /// when there is none. On return the M holds a P.
-pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> *mut G {
+pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
     loop {
         // SAFETY: our own thread; no switch happens inside this function.
         let ml = unsafe { m.local() };
@@ -352,7 +349,7 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> *mut G {
             // As above: the poll may have readied our goroutines.
             // SAFETY: our own thread; no switch happens inside this function.
             let ml = unsafe { m.local() };
-            if m.has_inbox() || !ml.runnext.is_null() || !ml.runq.is_empty() {
+            if m.has_inbox() || ml.runnext.is_some() || !ml.runq.is_empty() {
                 continue;
             }
         }
@@ -380,7 +377,7 @@ pub(super) fn local_work(
     m: &M,
     ml: &mut MLocal,
     p: &'static P,
-) -> Option<*mut G> {
+) -> Option<&'static G> {
     if m.has_inbox() {
         take_inbox(m, ml);
     }
@@ -390,8 +387,7 @@ pub(super) fn local_work(
             return Some(g);
         }
     }
-    if !ml.runnext.is_null() {
-        let g = std::mem::replace(&mut ml.runnext, ptr::null_mut());
+    if let Some(g) = ml.runnext.take() {
         if ml.streak < RUNNEXT_STREAK {
             ml.streak += 1;
             return Some(g);
@@ -403,16 +399,16 @@ pub(super) fn local_work(
         if let Some(g) = ml.runq.pop_front() {
             return Some(g);
         }
-        p.runq.get().map(|(g, _)| g)
+        p.runq_get()
     } else {
-        if let Some((g, _)) = p.runq.get() {
+        if let Some(g) = p.runq_get() {
             return Some(g);
         }
         ml.runq.pop_front()
     }
 }
 
-pub(super) fn steal_work(s: &'static Sched, ml: &mut MLocal, p: &P) -> Option<*mut G> {
+pub(super) fn steal_work(s: &'static Sched, ml: &mut MLocal, p: &P) -> Option<&'static G> {
     let n = s.gomaxprocs();
     for round in 0..4 {
         let start = fastrand(ml) as usize % n.max(1);
@@ -422,7 +418,7 @@ pub(super) fn steal_work(s: &'static Sched, ml: &mut MLocal, p: &P) -> Option<*m
                 continue;
             }
             let Some(v) = s.p(id) else { continue };
-            if let Some(g) = v.runq.steal_into(&p.runq, round == 3) {
+            if let Some(g) = v.runq_steal(p, round == 3) {
                 return Some(g);
             }
         }

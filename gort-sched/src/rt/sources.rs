@@ -112,7 +112,7 @@ pub(super) fn sleep_idle(s: &'static Sched, m: &'static M) {
     {
         // SAFETY: our own thread, no switch.
         let ml = unsafe { m.local() };
-        if !ml.runnext.is_null() || !ml.runq.is_empty() || m.has_inbox() {
+        if ml.runnext.is_some() || !ml.runq.is_empty() || m.has_inbox() {
             return;
         }
     }

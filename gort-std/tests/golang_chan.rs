@@ -134,44 +134,52 @@ fn test_chan_close_unblocks_receive() {
 fn test_chan_fifo_and_mpmc() {
     for cap in [0, 1, 2, 7, 19] {
         let (tx, rx) = chan::<i32>(cap);
-        {
+        let sender = {
             let tx = tx.clone();
             go(move || {
                 for i in 0..100 {
                     tx.send(i).unwrap();
                 }
-            });
-        }
+            })
+        };
         for i in 0..100 {
             assert_eq!(rx.recv(), Ok(i), "chan[{cap}]");
         }
+        sender.join().unwrap();
 
         const P: usize = 4;
         const L: i32 = 1000;
+        let mut hs = Vec::new();
         for _ in 0..P {
             let tx = tx.clone();
-            go(move || {
+            hs.push(go(move || {
                 for i in 0..L {
                     tx.send(i).unwrap();
                 }
-            });
+            }));
         }
         let (dtx, drx) = chan::<HashMap<i32, usize>>(0);
         for _ in 0..P {
             let (rx, dtx) = (rx.clone(), dtx.clone());
-            go(move || {
+            hs.push(go(move || {
                 let mut m = HashMap::new();
                 for _ in 0..L {
                     *m.entry(rx.recv().unwrap()).or_insert(0) += 1;
                 }
                 dtx.send(m).unwrap();
-            });
+            }));
         }
+        drop(dtx);
         let mut all = HashMap::new();
-        for _ in 0..P {
-            for (k, v) in drx.recv().unwrap() {
+        // A goroutine that panics drops its end: the receive fails, and
+        // the joins below report its panic instead of a hang.
+        for m in drx.iter().take(P) {
+            for (k, v) in m {
                 *all.entry(k).or_insert(0) += v;
             }
+        }
+        for h in hs {
+            h.join().unwrap();
         }
         assert_eq!(all.len(), L as usize, "chan[{cap}]");
         assert!(all.values().all(|&v| v == P), "chan[{cap}]");
@@ -224,18 +232,27 @@ fn test_multi_consumer() {
     let (qtx, qrx) = chan::<usize>(NWORK * 3);
     let (rtx, rrx) = chan::<usize>(NWORK * 3);
     let wg = Arc::new(WaitGroup::new());
+    let mut workers = Vec::new();
     for w in 0..NWORK {
         wg.add(1);
         let (qrx, rtx, wg) = (qrx.clone(), rtx.clone(), wg.clone());
-        go(move || {
+        workers.push(go(move || {
+            // Go: `defer wg.Done()`, so a failing worker fails the join
+            // below instead of hanging the feeder's wait.
+            struct Done(Arc<WaitGroup>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.done();
+                }
+            }
+            let _done = Done(wg);
             for v in &qrx {
                 if pn[w % pn.len()] == v {
                     gosched();
                 }
                 rtx.send(v).unwrap();
             }
-            wg.done();
-        });
+        }));
     }
     drop(qrx);
     let feeder = go(move || {
@@ -256,6 +273,9 @@ fn test_multi_consumer() {
         s += v;
     }
     let expect = feeder.join().unwrap();
+    for w in workers {
+        w.join().unwrap();
+    }
     assert_eq!((n, s), (NITER, expect));
 }
 

@@ -3,7 +3,7 @@
 //! Under `--cfg gort_loom`, atomics are loom's and gort-sema runs its loom
 //! parker, so the models in `src/tests/` explore the real mutex and
 //! WaitGroup code. There, spinning is off (it only adds states) and the
-//! mutex reads the time from [`model_clock`], which each model sets: one
+//! mutex reads the time from `model_clock`, which each model sets: one
 //! where every read moves the clock past the starvation threshold (every
 //! woken waiter counts as starved: the hand-off path), or one that stands
 //! still until the model advances it (normal mode: woken waiters compete
@@ -38,7 +38,7 @@ pub(crate) use gort_os::clock::nanotime;
 pub(crate) use gort_sched::{can_spin, do_spin};
 
 /// A waiter blocked longer than this switches a mutex to starvation mode
-/// (Go: 1 ms; under loom, measured on [`model_clock`]).
+/// (Go: 1 ms; under loom, measured on `model_clock`).
 pub(crate) const STARVATION_NS: i64 = 1_000_000;
 
 #[cfg(gort_loom)]

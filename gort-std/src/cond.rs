@@ -48,6 +48,16 @@ impl Cond {
         guard
     }
 
+    /// How many goroutines or threads are asleep in [`Cond::wait`] right
+    /// now, not yet woken: a snapshot, for tests and diagnostics (a test
+    /// waits for it instead of sleeping and hoping the waiters are
+    /// asleep). A waiter counts from the moment it is queued — a `signal`
+    /// will find it even if it has not finished parking — until a `signal`
+    /// or `broadcast` takes it off the queue.
+    pub fn waiting(&self) -> usize {
+        self.notify.waiting()
+    }
+
     /// Wakes the goroutine (or thread) that has waited longest, if any.
     pub fn signal(&self) {
         self.notify.notify_one();

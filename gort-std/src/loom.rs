@@ -2,8 +2,12 @@
 //!
 //! Under `--cfg gort_loom`, atomics are loom's and gort-sema runs its loom
 //! parker, so the models in `src/tests/` explore the real mutex and
-//! WaitGroup code. There, spinning is off (it only adds states) and every
-//! waiter counts as starved, so the models exercise the hand-off path.
+//! WaitGroup code. There, spinning is off (it only adds states) and the
+//! mutex reads the time from `model_clock`, which each model sets: one
+//! where every read moves the clock past the starvation threshold (every
+//! woken waiter counts as starved: the hand-off path), or one that stands
+//! still until the model advances it (normal mode: woken waiters compete
+//! with barging lockers, and starve only once the model lets 1 ms pass).
 
 #[cfg(not(gort_loom))]
 pub(crate) use std::sync::atomic::{
@@ -34,15 +38,55 @@ pub(crate) use gort_os::clock::nanotime;
 pub(crate) use gort_sched::{can_spin, do_spin};
 
 /// A waiter blocked longer than this switches a mutex to starvation mode
-/// (Go: 1 ms; under loom every waiter does).
-#[cfg(not(gort_loom))]
+/// (Go: 1 ms; under loom, measured on `model_clock`).
 pub(crate) const STARVATION_NS: i64 = 1_000_000;
-#[cfg(gort_loom)]
-pub(crate) const STARVATION_NS: i64 = -1;
 
 #[cfg(gort_loom)]
-pub(crate) fn nanotime() -> i64 {
-    0
+pub(crate) use model_clock::nanotime;
+
+/// The loom models' clock: the time is whatever the model says.
+///
+/// A plain `std` thread-local, not a loom object: reading it adds no
+/// interleavings, and it is per test, since loom runs a model's threads as
+/// coroutines on the test's own OS thread (and libtest runs each test on a
+/// thread of its own). A model starts each execution with [`reset`], which
+/// also says how far every read moves the clock.
+#[cfg(gort_loom)]
+pub(crate) mod model_clock {
+    use std::cell::Cell;
+
+    std::thread_local! {
+        /// (now, step): the time in ns, and how far each read advances it.
+        static CLOCK: Cell<(i64, i64)> = const { Cell::new((1, EVERY_WAIT_STARVES)) };
+    }
+
+    /// A step that makes every wait longer than the starvation threshold:
+    /// each woken waiter counts as starved.
+    pub(crate) const EVERY_WAIT_STARVES: i64 = 2 * super::STARVATION_NS;
+
+    /// Starts an execution: the clock at 1 (never 0, which the mutex takes
+    /// for "has not waited yet"), moving `step` ns at each read (0: it moves
+    /// only through [`advance`]).
+    pub(crate) fn reset(step: i64) {
+        CLOCK.with(|c| c.set((1, step)));
+    }
+
+    /// Lets `ns` pass at this point of the execution.
+    pub(crate) fn advance(ns: i64) {
+        CLOCK.with(|c| {
+            let (now, step) = c.get();
+            c.set((now + ns, step));
+        });
+    }
+
+    /// The mutex's clock under loom.
+    pub(crate) fn nanotime() -> i64 {
+        CLOCK.with(|c| {
+            let (now, step) = c.get();
+            c.set((now + step, step));
+            now
+        })
+    }
 }
 
 #[cfg(gort_loom)]

@@ -85,6 +85,13 @@ impl RawMutex {
         self.state.load(Ordering::Relaxed) & LOCKED != 0
     }
 
+    /// Waiters queued on the semaphore right now (not those about to
+    /// queue): what the loom models wait for to fix the queue's order.
+    #[cfg(gort_loom)]
+    pub(crate) fn queued(&self) -> usize {
+        gort_sema::semwaiters(&self.sema)
+    }
+
     #[cold]
     fn lock_slow(&self) {
         let mut wait_start = 0i64;

@@ -6,7 +6,20 @@ use gort_sched::go;
 use gort_std::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Waits until `cond` holds: what the runtime reports (a goroutine queued
+/// on a channel), not a sleep that hopes so. Fails after 30 s.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "timed out waiting until {what}"
+        );
+        std::thread::yield_now();
+    }
+}
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
@@ -53,7 +66,7 @@ fn dropping_the_last_receiver_fails_senders_and_drops_buffered_values() {
     // A third send blocks (buffer full); dropping the receiver fails it.
     let (tx2, l2) = (tx.clone(), live.clone());
     let blocked = go(move || tx2.send(Tracked::new(&l2)).map_err(|SendError(v)| v));
-    std::thread::sleep(Duration::from_millis(5));
+    wait_until("the third send blocks", || rx.blocked_senders() == 1);
     drop(rx);
     let back = blocked.join().unwrap().unwrap_err();
     assert_eq!(
@@ -92,7 +105,7 @@ fn close_wakes_a_blocked_sender_which_panics() {
         }
         let tx2 = tx.clone();
         let h = go(move || tx2.send(1));
-        std::thread::sleep(Duration::from_millis(5));
+        wait_until("the send blocks", || tx.blocked_senders() == 1);
         tx.close();
         let e = h.join().unwrap_err();
         assert!(e.to_string().contains("send on closed channel"), "{e}");
@@ -113,7 +126,7 @@ fn close_wakes_every_blocked_receiver() {
             go(move || rx.recv())
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(5));
+    wait_until("all 50 receives block", || tx.blocked_receivers() == 50);
     tx.close();
     for h in hs {
         assert_eq!(h.join().unwrap(), Err(RecvError));
@@ -150,7 +163,7 @@ fn large_and_zero_sized_values() {
         (a, b)
     });
     tx.send([1; 64]).unwrap();
-    std::thread::sleep(Duration::from_millis(2));
+    wait_until("the select blocks", || tx.blocked_receivers() == 1);
     tx.send([2; 64]).unwrap();
     assert_eq!(h.join().unwrap(), ([1; 64], [2; 64]));
 
@@ -218,7 +231,7 @@ fn select_send_on_closed_channel_panics() {
 fn select_recv_reports_close() {
     let (tx, rx) = chan::<u8>(0);
     let h = go(move || select! { recv(rx) -> v => v });
-    std::thread::sleep(Duration::from_millis(2));
+    wait_until("the select blocks", || tx.blocked_receivers() == 1);
     drop(tx);
     assert_eq!(h.join().unwrap(), Err(RecvError));
 }
@@ -233,7 +246,7 @@ fn select_from_a_plain_thread_blocks_and_wakes() {
             recv(rx) -> v => v.unwrap(),
         }
     });
-    std::thread::sleep(Duration::from_millis(5));
+    wait_until("the thread's select blocks", || tx.blocked_receivers() == 1);
     go(move || tx.send(42).unwrap()).join().unwrap();
     assert_eq!(t.join().unwrap(), 42);
 }

@@ -38,21 +38,31 @@ fn cycles_through_gort_locks_are_collected() {
     assert!(collected(&w));
 }
 
+/// A held lock makes its object a root for the collection: an object
+/// reachable only through its own locked mutex (a self-cycle, no handle
+/// outside the heap) survives a collection run while the lock is held —
+/// without the collector waiting for the lock (this thread holds it and
+/// runs the collection: waiting would deadlock) — and is collected once
+/// the lock is released. (A collector that read through the held lock
+/// would find the cycle unreferenced and free it under the holder.)
 #[test]
 fn collecting_while_a_lock_is_held_does_not_wait() {
     let a = node();
     *a.next.lock() = Some(a.clone()); // a self-cycle
     let w = Gc::downgrade(&a);
-    let keep = a.clone();
+    // Held without a guard, so no handle outside the heap remains: only
+    // the cycle through the locked mutex keeps `a`.
+    a.next.raw().lock();
     drop(a);
-    {
-        let _held = keep.next.lock();
-        // The collector cannot read the field: it treats the object as a
-        // root for this cycle instead of waiting for the lock (waiting would
-        // deadlock here: this thread holds it and runs the collection).
+    for _ in 0..3 {
         gc();
-        assert!(w.upgrade().is_some());
     }
-    drop(keep);
+    let a = w
+        .upgrade()
+        .expect("collected while its lock was held: the collector read through it");
+    // SAFETY: this thread took the hold with `raw().lock()` above; no guard
+    // relies on it.
+    unsafe { a.next.raw().unlock() };
+    drop(a);
     assert!(collected(&w));
 }

@@ -1,19 +1,27 @@
 //! Ports of Go's channel tests (go/src/runtime/chan_test.go); each case
 //! names the Go test it follows. Go's `time.Sleep(time.Millisecond)` "make
-//! sure the goroutine blocked" steps become a check that the goroutine has
-//! started plus a short sleep of the (plain) test thread, which does not
-//! hold up any goroutine. The select cases of chan_test.go are in
-//! golang_select.rs.
+//! sure the goroutine blocked" steps become a wait until the channel
+//! reports the goroutine queued on it (`blocked_senders` /
+//! `blocked_receivers`), which a loaded machine cannot fool. The select
+//! cases of chan_test.go are in golang_select.rs.
 
 use gort_sched::{go, gosched, Builder};
 use gort_std::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-fn settle() {
-    std::thread::sleep(Duration::from_millis(2));
+/// Waits until `cond` holds (yielding); fails after 30 s.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "timed out waiting until {what}"
+        );
+        gosched();
+    }
 }
 
 /// TestChan, "receive from empty chan blocks" / "non-blocking receive does
@@ -35,7 +43,7 @@ fn test_chan_blocking() {
                 })
             })
             .collect();
-        settle();
+        wait_until("both receives block", || rx.blocked_receivers() == 2);
         assert!(
             !recv1.load(Ordering::SeqCst) && !recv2.load(Ordering::SeqCst),
             "chan[{cap}]: receive from empty chan"
@@ -63,7 +71,7 @@ fn test_chan_blocking() {
                 sent.store(1, Ordering::SeqCst);
             })
         };
-        settle();
+        wait_until("the send blocks", || tx.blocked_senders() == 1);
         assert_eq!(
             sent.load(Ordering::SeqCst),
             0,
@@ -106,16 +114,17 @@ fn test_chan_close_unblocks_receive() {
     for cap in 0..20 {
         let (tx, rx) = chan::<i32>(cap);
         let (dtx, drx) = chan::<bool>(0);
-        let _h = go(move || {
+        let h = go(move || {
             let r = rx.recv();
             dtx.send(r == Err(RecvError)).unwrap();
         });
-        settle();
+        wait_until("the receive blocks", || tx.blocked_receivers() == 1);
         tx.close();
         assert!(
             drx.recv().unwrap(),
             "chan[{cap}]: received a value from a closed chan"
         );
+        h.join().unwrap();
     }
 }
 
@@ -125,44 +134,52 @@ fn test_chan_close_unblocks_receive() {
 fn test_chan_fifo_and_mpmc() {
     for cap in [0, 1, 2, 7, 19] {
         let (tx, rx) = chan::<i32>(cap);
-        {
+        let sender = {
             let tx = tx.clone();
             go(move || {
                 for i in 0..100 {
                     tx.send(i).unwrap();
                 }
-            });
-        }
+            })
+        };
         for i in 0..100 {
             assert_eq!(rx.recv(), Ok(i), "chan[{cap}]");
         }
+        sender.join().unwrap();
 
         const P: usize = 4;
         const L: i32 = 1000;
+        let mut hs = Vec::new();
         for _ in 0..P {
             let tx = tx.clone();
-            go(move || {
+            hs.push(go(move || {
                 for i in 0..L {
                     tx.send(i).unwrap();
                 }
-            });
+            }));
         }
         let (dtx, drx) = chan::<HashMap<i32, usize>>(0);
         for _ in 0..P {
             let (rx, dtx) = (rx.clone(), dtx.clone());
-            go(move || {
+            hs.push(go(move || {
                 let mut m = HashMap::new();
                 for _ in 0..L {
                     *m.entry(rx.recv().unwrap()).or_insert(0) += 1;
                 }
                 dtx.send(m).unwrap();
-            });
+            }));
         }
+        drop(dtx);
         let mut all = HashMap::new();
-        for _ in 0..P {
-            for (k, v) in drx.recv().unwrap() {
+        // A goroutine that panics drops its end: the receive fails, and
+        // the joins below report its panic instead of a hang.
+        for m in drx.iter().take(P) {
+            for (k, v) in m {
                 *all.entry(k).or_insert(0) += v;
             }
+        }
+        for h in hs {
+            h.join().unwrap();
         }
         assert_eq!(all.len(), L as usize, "chan[{cap}]");
         assert!(all.values().all(|&v| v == P), "chan[{cap}]");
@@ -215,18 +232,27 @@ fn test_multi_consumer() {
     let (qtx, qrx) = chan::<usize>(NWORK * 3);
     let (rtx, rrx) = chan::<usize>(NWORK * 3);
     let wg = Arc::new(WaitGroup::new());
+    let mut workers = Vec::new();
     for w in 0..NWORK {
         wg.add(1);
         let (qrx, rtx, wg) = (qrx.clone(), rtx.clone(), wg.clone());
-        go(move || {
+        workers.push(go(move || {
+            // Go: `defer wg.Done()`, so a failing worker fails the join
+            // below instead of hanging the feeder's wait.
+            struct Done(Arc<WaitGroup>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.done();
+                }
+            }
+            let _done = Done(wg);
             for v in &qrx {
                 if pn[w % pn.len()] == v {
                     gosched();
                 }
                 rtx.send(v).unwrap();
             }
-            wg.done();
-        });
+        }));
     }
     drop(qrx);
     let feeder = go(move || {
@@ -247,12 +273,17 @@ fn test_multi_consumer() {
         s += v;
     }
     let expect = feeder.join().unwrap();
+    for w in workers {
+        w.join().unwrap();
+    }
     assert_eq!((n, s), (NITER, expect));
 }
 
 /// TestShrinkStackDuringBlockedSend: channel operations work while the
 /// blocked sender's stack is compacted away (gort's counterpart of Go
-/// shrinking it).
+/// shrinking it). Each round waits until the sender is blocked again and a
+/// compaction has happened (the process-wide count: no other test of this
+/// binary opts in), instead of sleeping and hoping it did.
 #[test]
 fn test_compacted_stack_during_blocked_send() {
     const N: i32 = 10;
@@ -270,9 +301,13 @@ fn test_compacted_stack_during_blocked_send() {
         dtx.send(()).unwrap();
     });
     for i in 0..N {
+        let before = gort_os::context::compactions();
+        wait_until("the sender blocks", || rx.blocked_senders() == 1);
+        // Passes run every 10 ms and compact stacks parked a whole interval.
+        wait_until("the blocked sender is compacted", || {
+            gort_os::context::compactions() > before
+        });
         assert_eq!(rx.recv(), Ok(i));
-        // Let the sender block again and be compacted (passes run every 10 ms).
-        std::thread::sleep(Duration::from_millis(25));
     }
     drx.recv().unwrap();
 }

@@ -5,9 +5,20 @@
 
 use gort_sched::{go, gosched, JoinHandle};
 use gort_std::*;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Waits until `cond` holds (yielding); fails after 30 s.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "timed out waiting until {what}"
+        );
+        gosched();
+    }
+}
 
 /// Joins every goroutine in the order they finish, resuming the first panic
 /// (a failed assertion) here, so it fails the test. Joining in a fixed order
@@ -260,10 +271,8 @@ fn test_select_duplicate_channel() {
     let (ctx, crx) = chan::<i32>(0);
     let (dtx, drx) = chan::<i32>(0);
     let (etx, erx) = chan::<i32>(0);
-    let a_started = Arc::new(AtomicBool::new(false));
-    let (crx2, started) = (crx.clone(), a_started.clone());
-    go(move || {
-        started.store(true, Ordering::SeqCst);
+    let crx2 = crx.clone();
+    let a = go(move || {
         select! {
             recv(crx2) -> _v => {},
             recv(crx2) -> _v => {},
@@ -271,14 +280,15 @@ fn test_select_duplicate_channel() {
         }
         etx.send(9).unwrap();
     });
-    while !a_started.load(Ordering::SeqCst) {
-        std::thread::yield_now();
-    }
-    std::thread::sleep(Duration::from_millis(2)); // A queues on c first
+    // A queues on c (twice) and d first.
+    wait_until("A's select blocks", || {
+        ctx.blocked_receivers() == 2 && dtx.blocked_receivers() == 1
+    });
     let b = go(move || crx.recv().unwrap());
-    std::thread::sleep(Duration::from_millis(2)); // B queues on c too
+    wait_until("B queues on c too", || ctx.blocked_receivers() == 3);
     dtx.send(7).unwrap(); // wakes A, which dequeues itself from c twice
     assert_eq!(erx.recv(), Ok(9));
+    a.join().unwrap();
     ctx.send(8).unwrap(); // must wake B, not A's stale entry
     assert_eq!(b.join().unwrap(), 8);
 }
@@ -295,7 +305,7 @@ fn test_select_empty_and_blocking() {
             recv(rx) -> v => v.unwrap(),
         }
     });
-    std::thread::sleep(Duration::from_millis(2));
+    wait_until("the select blocks", || tx.blocked_receivers() == 1);
     tx.send("late").unwrap();
     assert_eq!(h.join().unwrap(), "late");
 }

@@ -2,11 +2,32 @@
 //! Go test it follows. Goroutines are gort goroutines; some cases also run
 //! from plain threads, which Go has no counterpart for.
 
-use gort_sched::{go, gosched, run};
+use gort_sched::{go, gosched, run, JoinHandle};
 use gort_std::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A bound for waits that only a bug makes long: it fails the test
+/// instead of hanging it.
+const LONG: Duration = Duration::from_secs(30);
+
+/// Waits (yielding) until `cond` holds; fails after [`LONG`].
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(t0.elapsed() < LONG, "timed out waiting until {what}");
+        gosched();
+    }
+}
+
+/// Joins `h`, failing (instead of hanging) if it has not finished within
+/// [`LONG`], and resuming its panic here.
+fn join_within<T>(what: &str, h: JoinHandle<T>) -> T {
+    wait_until(what, || h.is_finished());
+    h.join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
@@ -149,14 +170,16 @@ fn test_waitgroup() {
         wg1.add(n);
         wg2.add(n);
         let exited = Arc::new(AtomicUsize::new(0));
-        for _ in 0..n {
-            let (wg1, wg2, ex) = (wg1.clone(), wg2.clone(), exited.clone());
-            go(move || {
-                wg1.done();
-                wg2.wait();
-                ex.fetch_add(1, Ordering::SeqCst);
-            });
-        }
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                let (wg1, wg2, ex) = (wg1.clone(), wg2.clone(), exited.clone());
+                go(move || {
+                    wg1.done();
+                    wg2.wait();
+                    ex.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
         wg1.wait();
         for _ in 0..n {
             assert_eq!(
@@ -166,8 +189,9 @@ fn test_waitgroup() {
             );
             wg2.done();
         }
-        while exited.load(Ordering::SeqCst) != n as usize {
-            std::thread::yield_now();
+        // Go: "Will block if barrier fails to unlock someone."
+        for h in hs {
+            join_within("every waiter is released", h);
         }
     }
 }
@@ -225,49 +249,45 @@ fn test_waitgroup_go() {
     wg.wait();
 }
 
-/// cond_test.go TestCondSignal: each signal wakes one waiter.
+/// cond_test.go TestCondSignal: each signal wakes exactly one waiter. Go
+/// waits until the goroutines have run and hopes they are asleep; here the
+/// test waits until the Cond reports both asleep, and checks the queue
+/// after each signal: exactly one waiter leaves it, the other sleeps on.
 #[test]
 fn test_cond_signal() {
     run(|| {
-        let m = Arc::new(Mutex::new(0usize)); // number of goroutines running
+        let m = Arc::new(Mutex::new(()));
         let c = Arc::new(Cond::new());
         let n = 2;
         let awake = Arc::new(AtomicUsize::new(0));
-        let mut hs = Vec::new();
-        for _ in 0..n {
-            let (m, c, awake) = (m.clone(), c.clone(), awake.clone());
-            hs.push(go(move || {
-                let mut g = m.lock();
-                *g += 1;
-                g = c.wait(g);
-                awake.fetch_add(1, Ordering::SeqCst);
-                drop(g);
-            }));
-        }
-        while *m.lock() < n {
-            gosched();
-        }
-        std::thread::sleep(Duration::from_millis(5));
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                let (m, c, awake) = (m.clone(), c.clone(), awake.clone());
+                go(move || {
+                    let g = m.lock();
+                    let g = c.wait(g);
+                    awake.fetch_add(1, Ordering::SeqCst);
+                    drop(g);
+                })
+            })
+            .collect();
+        wait_until("both goroutines sleep in wait", || c.waiting() == n);
         for i in 0..n {
-            assert_eq!(
-                awake.load(Ordering::SeqCst),
-                i,
-                "cond.Signal() woke wrong number"
-            );
-            c.signal();
-            while awake.load(Ordering::SeqCst) < i + 1 {
-                gosched();
+            assert_eq!(awake.load(Ordering::SeqCst), i, "goroutine not asleep");
+            {
+                let _g = m.lock();
+                c.signal();
             }
-            std::thread::sleep(Duration::from_millis(5));
-            assert_eq!(
-                awake.load(Ordering::SeqCst),
-                i + 1,
-                "too many goroutines awake"
-            );
+            assert_eq!(c.waiting(), n - i - 1, "too many goroutines awake");
+            // Go: "Will deadlock if no goroutine wakes up".
+            wait_until("a goroutine wakes up", || {
+                awake.load(Ordering::SeqCst) == i + 1
+            });
+            assert_eq!(c.waiting(), n - i - 1, "too many goroutines awake");
         }
         c.signal(); // no waiters: must not panic or wake anyone later
         for h in hs {
-            h.join().unwrap();
+            join_within("the woken goroutines finish", h);
         }
     });
 }
@@ -294,23 +314,88 @@ fn test_cond_broadcast() {
         let _g = c.wait_while(m.lock(), |ready| !*ready);
         w.fetch_add(1, Ordering::SeqCst);
     });
-    std::thread::sleep(Duration::from_millis(10));
+    // All 21 asleep, so the broadcast has 21 to wake (not a sleep that
+    // hopes so: a late waiter would see `ready` and never wait).
+    wait_until("all 21 sleep in wait", || state.1.waiting() == 21);
     {
         let (m, c) = &*state;
         *m.lock() = true;
         c.broadcast();
     }
+    assert_eq!(state.1.waiting(), 0, "broadcast left a waiter asleep");
     for g in gs {
-        g.join().unwrap();
+        join_within("every goroutine wakes", g);
     }
     t.join().unwrap();
     assert_eq!(woken.load(Ordering::SeqCst), 21);
 }
 
-/// cond_test.go TestCondSignalStealing: a signal never wakes a waiter that
-/// started waiting after it.
+/// cond_test.go TestCondSignalStealing: a Broadcast races a new Wait. The
+/// new waiter may or may not be woken, but the one already asleep must be.
+/// As Go: 1000 rounds, the first waiter's wake-up awaited with a timeout
+/// that fails the test (Go: 2 s; here 10 s, for a loaded machine); every
+/// goroutine is joined.
 #[test]
 fn test_cond_signal_stealing() {
+    run(|| {
+        for _ in 0..1000 {
+            let m = Arc::new(Mutex::new(false)); // Go's `done`
+            let c = Arc::new(Cond::new());
+
+            // Start a waiter.
+            let (ch_tx, ch) = chan::<()>(0);
+            let first = {
+                let (m, c) = (m.clone(), c.clone());
+                go(move || {
+                    let g = m.lock();
+                    ch_tx.send(()).unwrap();
+                    drop(c.wait(g));
+                    ch_tx.send(()).unwrap();
+                })
+            };
+            ch.recv().unwrap();
+            drop(m.lock());
+            // The waiter is in wait: we synchronized with it, then took
+            // and released the mutex it held when we did.
+
+            // A broadcast races a new waiter.
+            let broadcaster = {
+                let c = c.clone();
+                go(move || c.broadcast())
+            };
+            let second = {
+                let (m, c) = (m.clone(), c.clone());
+                go(move || {
+                    let mut done = m.lock();
+                    while !*done {
+                        done = c.wait(done);
+                    }
+                })
+            };
+
+            // The first waiter must get the broadcast.
+            let woke = select! {
+                recv(ch) -> _v => true,
+                recv(after(Duration::from_secs(10))) -> _t => false,
+            };
+            assert!(woke, "First waiter didn't get broadcast.");
+
+            // Release the second waiter in case it didn't get the
+            // broadcast.
+            *m.lock() = true;
+            c.broadcast();
+            join_within("the first waiter finishes", first);
+            join_within("the broadcaster finishes", broadcaster);
+            join_within("the second waiter is released", second);
+        }
+    });
+}
+
+/// NotifyList's promise under Cond: a signal never wakes a waiter that
+/// started waiting after it. The late waiter is seen asleep in wait (the
+/// Cond's count) after the earlier waiter took the signal.
+#[test]
+fn test_cond_signal_not_taken_by_a_later_waiter() {
     run(|| {
         for _ in 0..100 {
             let m = Arc::new(Mutex::new(()));
@@ -322,14 +407,14 @@ fn test_cond_signal_stealing() {
                 il.store(true, Ordering::SeqCst);
                 drop(c2.wait(g)); // takes its ticket before releasing the lock
             });
-            while !in_lock.load(Ordering::SeqCst) {
-                gosched();
-            }
+            wait_until("the first waiter holds the lock", || {
+                in_lock.load(Ordering::SeqCst)
+            });
             // Locking succeeds only once `first` released it inside wait.
             let g = m.lock();
             c.signal();
             drop(g);
-            // A late waiter must not steal the earlier signal.
+            // A late waiter must not take the earlier signal.
             let (m3, c3) = (m.clone(), c.clone());
             let late_woken = Arc::new(AtomicBool::new(false));
             let lw = late_woken.clone();
@@ -338,18 +423,15 @@ fn test_cond_signal_stealing() {
                 drop(c3.wait(g));
                 lw.store(true, Ordering::SeqCst);
             });
-            first.join().unwrap();
-            std::thread::sleep(Duration::from_micros(200));
+            // A stolen signal would leave `first` asleep: this fails.
+            join_within("the signalled waiter wakes", first);
+            wait_until("the late waiter sleeps", || c.waiting() == 1);
             assert!(
                 !late_woken.load(Ordering::SeqCst),
                 "signal stolen by a later waiter"
             );
             c.broadcast();
-            while !late.is_finished() {
-                c.broadcast();
-                gosched();
-            }
-            late.join().unwrap();
+            join_within("the late waiter wakes on broadcast", late);
         }
     });
 }

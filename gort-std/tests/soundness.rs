@@ -106,7 +106,16 @@ fn after_func_may_block() {
         done_tx.send(v + 1).unwrap();
     });
     gort_sched::run(move || {
-        // The heap is not held by the blocked function: sleeping works.
+        // Once the function blocks in its receive (the channel says so)...
+        let t0 = Instant::now();
+        while tx.blocked_receivers() != 1 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "after_func's function never blocked"
+            );
+            sleep(Duration::from_millis(1));
+        }
+        // ... the heap is not held by it: sleeping works.
         let t0 = Instant::now();
         sleep(Duration::from_millis(20));
         assert!(t0.elapsed() >= Duration::from_millis(20));

@@ -8,7 +8,19 @@ use gort_sched::{init, park, Config, WaitReason, Waiter};
 use gort_std::{chan, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Waits until `cond` holds (yielding: one P); fails after 30 s.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !cond() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "timed out waiting until {what}"
+        );
+        gort_sched::gosched();
+    }
+}
 
 fn one_p() {
     init(Config {
@@ -27,7 +39,10 @@ fn stale_waiter_does_not_complete_a_channel_receive() {
         park(WaitReason::Unspecified, || false); // abandoned
         stale.ready(); // late waker
         let sender = gort_sched::go(move || {
-            gort_timer::sleep(Duration::from_millis(20));
+            // Send only once the receive has parked (after the late
+            // wake-up): a receive the stale waiter completed never parks,
+            // and fails below.
+            wait_until("the receive parks", || tx.blocked_receivers() == 1);
             tx.send("hello".to_string()).unwrap();
             // A send on another channel must not land in a recycled sudog.
             let _ = tx2.try_send(0x4141_4141_4141_4141);
@@ -44,11 +59,12 @@ fn stale_waiter_does_not_break_mutex_exclusion() {
     gort_sched::run(|| {
         let m = Arc::new(Mutex::new(0u64));
         let held = Arc::new(AtomicBool::new(false));
+        let (release_tx, release) = chan::<()>(0);
         let (m2, h2) = (m.clone(), held.clone());
         let holder = gort_sched::go(move || {
             let mut g = m2.lock();
             h2.store(true, Ordering::SeqCst);
-            gort_timer::sleep(Duration::from_millis(30));
+            release.recv().unwrap();
             *g += 1;
             h2.store(false, Ordering::SeqCst);
         });
@@ -57,9 +73,18 @@ fn stale_waiter_does_not_break_mutex_exclusion() {
         }
         let stale = Waiter::current();
         park(WaitReason::Unspecified, || false);
+        let m3 = m.clone();
         let t = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(5));
+            // The late wake-up comes while this goroutine waits in lock.
+            let t0 = Instant::now();
+            while !format!("{:?}", m3.raw()).contains("waiters: 1") {
+                assert!(t0.elapsed() < Duration::from_secs(30), "never queued");
+                std::thread::yield_now();
+            }
             stale.ready();
+            // Time for a wrong wake-up to return from lock while held.
+            std::thread::sleep(Duration::from_millis(5));
+            release_tx.send(()).unwrap();
         });
         let g = m.lock();
         assert!(

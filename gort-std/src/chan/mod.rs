@@ -557,6 +557,21 @@ impl<T> Chan<T> {
         drop(values); // outside the lock: a Drop may use this channel
     }
 
+    /// Blocked operations queued in direction `dir` (see
+    /// `Sender::blocked_senders`).
+    fn blocked(&self, dir: Dir) -> usize {
+        self.lock.lock();
+        // SAFETY: locked.
+        let n = unsafe {
+            self.locked(|st| match dir {
+                Dir::Send => st.sendq.waiting(),
+                Dir::Recv => st.recvq.waiting(),
+            })
+        };
+        self.unlock_ready(None);
+        n
+    }
+
     fn is_closed(&self) -> bool {
         self.lock.lock();
         // SAFETY: locked.
@@ -690,6 +705,25 @@ macro_rules! channel_queries {
                     return 0;
                 }
                 self.c.cap
+            }
+
+            /// How many goroutines or threads are blocked sending on this
+            /// channel right now, `select!`s waiting to send on it
+            /// included: a snapshot taken under the channel's lock, for
+            /// tests and diagnostics (a test waits for it instead of
+            /// sleeping and hoping the sender has blocked). An operation
+            /// counts from the moment it is queued — the next receive will
+            /// find it, even if it has not finished parking — until it is
+            /// completed or its select is won by another case.
+            pub fn blocked_senders(&self) -> usize {
+                self.c.blocked(Dir::Send)
+            }
+
+            /// How many goroutines or threads are blocked receiving from
+            /// this channel right now, `select!`s included; as
+            #[doc = concat!("[`", stringify!($ty), "::blocked_senders`].")]
+            pub fn blocked_receivers(&self) -> usize {
+                self.c.blocked(Dir::Recv)
             }
 
             /// Whether `self` and `other` are ends of the same channel.

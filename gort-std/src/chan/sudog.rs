@@ -170,6 +170,30 @@ impl WaitQ {
         self.first.is_null()
     }
 
+    /// Queued sudogs a waker could still complete: all but the cases of
+    /// selects that another case already won (they wait here to be
+    /// skipped or removed). Walks the queue: for diagnostics only.
+    pub(crate) fn waiting(&self) -> usize {
+        let mut n = 0;
+        let mut sg = self.first;
+        while !sg.is_null() {
+            // SAFETY: queued sudogs are valid (see `enqueue`), and so is
+            // the select flag a queued case points at (it lives in a sudog
+            // of the same select, released only after every case is
+            // dequeued).
+            unsafe {
+                // Relaxed: a snapshot, ordered by nothing.
+                let won =
+                    !(*sg).sel_done.is_null() && (*(*sg).sel_done).load(Ordering::Relaxed) != 0;
+                if !won {
+                    n += 1;
+                }
+                sg = (*sg).next;
+            }
+        }
+        n
+    }
+
     /// Appends `sg`.
     ///
     /// # Safety

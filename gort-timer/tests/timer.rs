@@ -115,7 +115,7 @@ fn stop_and_reset_report_go_results_and_stop_is_exact() {
             assert!(el >= d, "stop {el:?} before a {d:?} deadline missed it");
             // It fired during the stall: let its callback finish, retry.
             while fired.load(Ordering::SeqCst) == before {
-                assert!(t0.elapsed() < Duration::from_secs(10), "fire was lost");
+                assert!(t0.elapsed() < Duration::from_secs(30), "fire was lost");
                 std::thread::sleep(Duration::from_millis(1));
             }
             continue;
@@ -136,7 +136,7 @@ fn stop_and_reset_report_go_results_and_stop_is_exact() {
     t.reset(Duration::from_millis(2));
     let t0 = Instant::now();
     while fired.load(Ordering::SeqCst) == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(5), "timer never fired");
+        assert!(t0.elapsed() < Duration::from_secs(30), "timer never fired");
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(!t.stop());
@@ -235,7 +235,7 @@ fn dropped_timers_are_removed_and_detached_ones_fire() {
         t.detach();
         while fired.load(Ordering::SeqCst) < 1000 {
             assert!(
-                t0.elapsed() < d + Duration::from_secs(10),
+                t0.elapsed() < d + Duration::from_secs(30),
                 "detached timer never fired"
             );
             std::thread::sleep(Duration::from_millis(1));

@@ -270,6 +270,16 @@ impl NetFd {
         })
     }
 
+    /// Whether an operation is parked waiting for readiness in one
+    /// direction (see [`Dir::is_parked`](crate::pd::Dir::is_parked)).
+    pub(crate) fn is_parked(&self, write: bool) -> bool {
+        if write {
+            self.pd.wd.is_parked()
+        } else {
+            self.pd.rd.is_parked()
+        }
+    }
+
     /// Whether `close` was called.
     fn is_closing(&self) -> bool {
         self.pd.rd.check() == Err(PollError::Closing)

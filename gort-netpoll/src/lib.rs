@@ -58,6 +58,10 @@
 //!   Streams split into owned halves for two goroutines
 //!   ([`TcpStream::into_split`]); `&TcpStream` implements `Read` and `Write`
 //!   for borrowed use.
+//! * **Diagnostics**: `read_parked()` / `write_parked()` on every socket
+//!   type report whether a waiter is parked in that direction now (the
+//!   word says `PARKED`), so a test acts once an operation is really
+//!   blocked instead of sleeping and hoping (as gort-sema's `semwaiters`).
 //!
 //! Everything works from plain OS threads too: a thread's wait parks the
 //! thread (gort-sched's thread waiter) and the runtime's Ms deliver its

@@ -85,6 +85,13 @@ impl Dir {
         check(self.state.load(Ordering::Acquire))
     }
 
+    /// Whether a waiter is parked on this direction now (the state is
+    /// `PARKED`: its park committed, and only a waker can resume it). A
+    /// snapshot, for tests and diagnostics.
+    pub(crate) fn is_parked(&self) -> bool {
+        self.state.load(Ordering::Acquire) & ST_MASK == PARKED
+    }
+
     /// Waits until readiness, an error flag, or a close. Returns `Ok` when
     /// readiness was consumed (the caller retries its system call; the
     /// readiness may be stale, then it waits again). At most one waiter per

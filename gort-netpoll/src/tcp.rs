@@ -38,6 +38,23 @@ macro_rules! common_socket_methods {
             pub fn close(&self) {
                 self.fd.close()
             }
+
+            /// Whether an operation on this socket is parked right now
+            /// waiting for read readiness — a read, a receive or an accept
+            /// (Go: the pollDesc's `rg` holds a goroutine). True from the
+            /// moment the waiter has committed to park until readiness, a
+            /// deadline or [`close`](Self::close) wakes it. A snapshot, for
+            /// tests and diagnostics: it lets a test act only once an
+            /// operation is really blocked, instead of sleeping and hoping.
+            pub fn read_parked(&self) -> bool {
+                self.fd.is_parked(false)
+            }
+
+            /// As [`read_parked`](Self::read_parked), for write readiness (a
+            /// write or send into a full buffer, a connect in progress).
+            pub fn write_parked(&self) -> bool {
+                self.fd.is_parked(true)
+            }
         }
 
         impl std::os::fd::AsFd for $t {

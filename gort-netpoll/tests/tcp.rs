@@ -212,20 +212,32 @@ fn blocked_reads_do_not_hold_threads() {
         let done = Arc::new(AtomicUsize::new(0));
         let mut clients = Vec::new();
         let mut readers = Vec::new();
+        let mut servers = Vec::new();
         for _ in 0..n {
             let c = TcpStream::connect(addr).unwrap();
-            let (s, _) = l.accept().unwrap();
+            let s = Arc::new(l.accept().unwrap().0);
             let done = done.clone();
+            servers.push(s.clone());
             readers.push(go(move || {
-                let mut s = s;
                 let mut b = [0u8; 1];
-                s.read_exact(&mut b).unwrap();
+                (&*s).read_exact(&mut b).unwrap();
                 done.fetch_add(1, Ordering::SeqCst);
                 b[0]
             }));
             clients.push(c);
         }
-        // Everyone is blocked; this goroutine still runs.
+        // Wait until every reader is parked in its read (seen in its
+        // descriptor's state, not guessed from a sleep).
+        let t0 = std::time::Instant::now();
+        while !servers.iter().all(|s| s.read_parked()) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the readers never all parked"
+            );
+            gort_timer::sleep(Duration::from_millis(1));
+        }
+        // 200 goroutines are parked in read at once, far more than there
+        // are Ms; this goroutine and a new one still run.
         let other = go(|| 7).join().unwrap();
         assert_eq!(other, 7);
         assert_eq!(done.load(Ordering::SeqCst), 0);
@@ -263,7 +275,9 @@ fn readiness_arrives_while_an_m_waits_for_a_timer() {
     run(|| {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        drop(go(move || {
+        // Joined at the end: its assertions fail the test, not a detached
+        // goroutine's dropped panic.
+        let server = go(move || {
             let (mut c, _) = l.accept().unwrap();
             let mut b = [0u8; 1];
             loop {
@@ -273,7 +287,7 @@ fn readiness_arrives_while_an_m_waits_for_a_timer() {
                 }
                 c.write_all(&b).unwrap();
             }
-        }));
+        });
         let mut c = TcpStream::connect(addr).unwrap();
         let t0 = std::time::Instant::now();
         for i in 0..5u8 {
@@ -283,6 +297,9 @@ fn readiness_arrives_while_an_m_waits_for_a_timer() {
             assert_eq!(b[0], i);
             gort_timer::sleep(Duration::from_millis(10));
         }
+        // Generous: the bug spun out the 30 s deadline at each round trip.
         assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+        drop(c);
+        server.join().unwrap();
     });
 }

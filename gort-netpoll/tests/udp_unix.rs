@@ -28,6 +28,8 @@ fn udp_request_reply() {
         });
         let c = UdpSocket::bind("127.0.0.1:0").unwrap();
         c.connect(addr).unwrap();
+        // A lost datagram fails the test instead of hanging it.
+        c.set_read_deadline(Some(Instant::now() + Duration::from_secs(30)));
         assert_eq!(c.peer_addr().unwrap(), addr);
         for i in 0..100u32 {
             c.send(&i.to_le_bytes()).unwrap();
@@ -65,18 +67,26 @@ fn unix_stream_echo() {
     run(|| {
         let path = tmp_path("echo.sock");
         let l = UnixListener::bind(&path).unwrap();
+        // The server joins its handlers: a failed write in one fails the
+        // test instead of vanishing with a detached goroutine.
         let server = go(move || {
-            for _ in 0..3 {
-                let (mut c, _) = l.accept().unwrap();
-                drop(go(move || {
-                    let mut buf = [0u8; 256];
-                    loop {
-                        match c.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => c.write_all(&buf[..n]).unwrap(),
+            let handlers: Vec<_> = (0..3)
+                .map(|_| {
+                    let (mut c, _) = l.accept().unwrap();
+                    go(move || {
+                        let mut buf = [0u8; 256];
+                        loop {
+                            match c.read(&mut buf) {
+                                Ok(0) => return,
+                                Ok(n) => c.write_all(&buf[..n]).unwrap(),
+                                Err(e) => panic!("echo read: {e}"),
+                            }
                         }
-                    }
-                }));
+                    })
+                })
+                .collect();
+            for h in handlers {
+                h.join().unwrap();
             }
         });
         let clients: Vec<_> = (0..3u8)

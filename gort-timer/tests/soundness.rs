@@ -98,6 +98,18 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
+/// In a child whose timer callback panics: sleeps (on the timer heaps) in
+/// 100 ms steps for up to 60 s, long past the 1 ms timer even on a loaded
+/// machine; the callback's fatal error ends the process first. Reaching the
+/// end prints the line the parent fails on.
+fn outlive_the_fatal_error() {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        sleep(Duration::from_millis(100));
+    }
+    println!("CHILD SURVIVED");
+}
+
 /// The child of `safe_callback_panic_is_fatal`.
 #[test]
 fn child_safe_callback_panics() {
@@ -109,13 +121,12 @@ fn child_safe_callback_panics() {
     t.reset(Duration::from_millis(1));
     // Old code: the panic killed the M with this heap locked, and this
     // sleep (same heap) never returned.
-    sleep(Duration::from_secs(5));
-    println!("CHILD SURVIVED");
+    outlive_the_fatal_error();
 }
 
 #[test]
 fn safe_callback_panic_is_fatal() {
-    let (ok, timed_out, out) = run_child("child_safe_callback_panics", Duration::from_secs(20));
+    let (ok, timed_out, out) = run_child("child_safe_callback_panics", Duration::from_secs(120));
     assert!(
         out.contains("CHILD STARTED: safe callback panics"),
         "the child did not run its test: {out}"
@@ -141,14 +152,13 @@ fn child_unchecked_callback_panics() {
     // of unwinding out of the M with the heap locked.
     let t = unsafe { RawTimer::new_unchecked(|| panic!("boom in an unchecked timer callback")) };
     t.reset(Duration::from_millis(1));
-    sleep(Duration::from_secs(5));
-    println!("CHILD SURVIVED");
+    outlive_the_fatal_error();
 }
 
 #[test]
 fn unchecked_callback_panic_is_fatal_not_a_hang() {
     let (ok, timed_out, out) =
-        run_child("child_unchecked_callback_panics", Duration::from_secs(20));
+        run_child("child_unchecked_callback_panics", Duration::from_secs(120));
     assert!(
         out.contains("CHILD STARTED: unchecked callback panics"),
         "the child did not run its test: {out}"
@@ -307,7 +317,10 @@ fn detached_safe_timer_closure_drops_on_a_goroutine() {
 }
 
 /// Stop before the fire still prevents the call (Go's Stop result), for a
-/// safe timer too.
+/// safe timer too. A stall between reset and stop longer than the duration
+/// (a loaded machine) lets it fire legitimately: then stop reports false
+/// and the case is retried with a longer duration, as Go's TestReset does;
+/// a stop that fails before the deadline is a bug.
 #[test]
 fn safe_timer_stop_prevents_the_call() {
     let fired = Arc::new(AtomicUsize::new(0));
@@ -315,11 +328,33 @@ fn safe_timer_stop_prevents_the_call() {
     let t = RawTimer::new(move || {
         f.fetch_add(1, Ordering::SeqCst);
     });
-    t.reset(Duration::from_millis(20));
-    assert!(t.stop(), "stop of a pending timer reports true");
-    sleep(Duration::from_millis(40));
-    assert_eq!(fired.load(Ordering::SeqCst), 0);
+    let mut stopped_in_time = false;
+    for ms in [20u64, 100, 500, 2000, 10_000] {
+        let d = Duration::from_millis(ms);
+        let before = fired.load(Ordering::SeqCst);
+        let t0 = Instant::now();
+        t.reset(d);
+        if !t.stop() {
+            let el = t0.elapsed();
+            assert!(el >= d, "stop {el:?} before a {d:?} deadline missed it");
+            wait_for("the fire that beat the stop", || {
+                fired.load(Ordering::SeqCst) > before
+            });
+            continue;
+        }
+        // Past the deadline and more: a stopped timer never calls.
+        sleep(d * 2);
+        assert_eq!(
+            fired.load(Ordering::SeqCst),
+            before,
+            "a stopped timer fired"
+        );
+        stopped_in_time = true;
+        break;
+    }
+    assert!(stopped_in_time, "never managed to stop before the deadline");
+    let before = fired.load(Ordering::SeqCst);
     t.reset(Duration::from_millis(1));
-    wait_for("the fire", || fired.load(Ordering::SeqCst) == 1);
+    wait_for("the fire", || fired.load(Ordering::SeqCst) == before + 1);
     assert!(!t.stop(), "stop after the fire reports false");
 }

@@ -8,18 +8,64 @@
 //! ```
 //!
 //! `GET /` and `GET /hello` answer "Hello, World!\n"; `GET /goroutines`
-//! answers the live goroutine count; other paths 404; requests with a body
-//! (Content-Length) have it read and echoed back by `POST /echo`. An idle
-//! connection is closed after 30 s (a read deadline renewed per request).
-//! With `--port-file PATH`, the bound address is written to PATH once
-//! listening (tests use port 0 and read it back).
+//! answers the live goroutine count; `POST /echo` answers the request's
+//! body; other paths 404.
+//!
+//! A server faces clients it does not trust, so this one bounds what each
+//! request may cost, as Go's net/http does:
+//!
+//! - **Size.** A request header (request line, fields and the blank line)
+//!   over 16 KiB (`MAX_HEADER`) is answered 431 Request Header Fields Too
+//!   Large. A Content-Length that is not plain decimal digits below 2^63
+//!   (Go's rule), or a repeated one, is answered 400 Bad Request; one over
+//!   1 MiB (`MAX_BODY`) is answered 413 Payload Too Large as soon as the
+//!   header is in, before any of the body is read. Numbers from the client
+//!   only meet checked arithmetic. Transfer-Encoding (chunked bodies) is
+//!   answered 501 Not Implemented.
+//! - **Time.** Each deadline is set once, when a wait begins; bytes that
+//!   arrive do not extend it, so a client sending one byte at a time gains
+//!   nothing. A kept-alive connection is closed quietly if the next
+//!   request's first byte does not come within 30 s (`IDLE_TIMEOUT`, Go's
+//!   `IdleTimeout`). From that first byte, the whole request, header and
+//!   body, must arrive within 10 s (`READ_TIMEOUT`, Go's `ReadHeaderTimeout`
+//!   and `ReadTimeout` in one) or it is answered 408 Request Timeout (Go
+//!   closes without a word). Each write of answers must finish within 10 s
+//!   (`WRITE_TIMEOUT`), so a client that never reads is dropped too.
+//! - **Refusals close.** After a 4xx/5xx answer the server stops writing,
+//!   then discards what the client still sends until it closes, for at most
+//!   1 s (`LINGER`, Go's `closeWriteAndWait`): closing with unread bytes
+//!   would send a reset, which can destroy the answer before the client
+//!   reads it.
+//!
+//! Options: `--read-timeout SECS` replaces `READ_TIMEOUT` (the test uses a
+//! short one); `--port-file PATH` writes the bound address to PATH once
+//! listening (the test uses port 0 and reads it back).
 
-use gort::net::{TcpListener, TcpStream};
+use gort::net::{is_timeout, TcpListener, TcpStream};
 use std::io::{self, Read, Write};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-const IDLE: Duration = Duration::from_secs(30);
+/// The largest request header accepted, request line to blank line
+/// included (Node.js's default).
 const MAX_HEADER: usize = 16 * 1024;
+/// The largest request body accepted (nginx's default `client_max_body_size`).
+const MAX_BODY: usize = 1024 * 1024;
+/// How long a kept-alive connection waits for the next request's first byte.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request may take to arrive whole, from its first byte
+/// (`MAX_BODY` in this time needs about 100 KiB/s).
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one write of answers may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a refused client's bytes are discarded before closing.
+const LINGER: Duration = Duration::from_secs(1);
+
+const BAD_REQUEST: &str = "400 Bad Request";
+const PAYLOAD_TOO_LARGE: &str = "413 Payload Too Large";
+
+/// Why a request is refused: the answer's status and a one-line reason.
+type Refusal = (&'static str, &'static str);
 
 struct Request {
     method: String,
@@ -29,29 +75,40 @@ struct Request {
 }
 
 /// Parses one request from the front of `buf`; returns it and the bytes it
-/// used, `Ok(None)` if more bytes are needed.
-fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, &'static str> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return if buf.len() > MAX_HEADER {
-            Err("header too large")
+/// used, `Ok(None)` if more bytes are needed. A request is refused as soon
+/// as its header shows it must be.
+fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Refusal> {
+    // Look for the header's end within the limit only.
+    let head_room = &buf[..buf.len().min(MAX_HEADER)];
+    let Some(end) = head_room.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return if buf.len() >= MAX_HEADER {
+            Err(("431 Request Header Fields Too Large", "header too large"))
         } else {
             Ok(None)
         };
     };
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| "header not UTF-8")?;
+    let head = std::str::from_utf8(&buf[..end]).map_err(|_| (BAD_REQUEST, "header not UTF-8"))?;
     let mut lines = head.split("\r\n");
-    let mut first = lines.next().ok_or("empty request")?.split(' ');
+    let mut first = lines.next().unwrap_or_default().split(' ');
     let (method, path, version) = match (first.next(), first.next(), first.next()) {
         (Some(m), Some(p), Some(v)) => (m, p, v),
-        _ => return Err("malformed request line"),
+        _ => return Err((BAD_REQUEST, "malformed request line")),
     };
     let mut keep_alive = version == "HTTP/1.1";
-    let mut len = 0usize;
+    let mut len = None;
     for l in lines {
-        let (k, v) = l.split_once(':').ok_or("malformed header")?;
+        let (k, v) = l.split_once(':').ok_or((BAD_REQUEST, "malformed header"))?;
+        // "Content-Length :" or a folded line must not slip past the checks
+        // below (request smuggling), so names with whitespace are refused.
+        if k.is_empty() || k.bytes().any(|b| b.is_ascii_whitespace()) {
+            return Err((BAD_REQUEST, "malformed header"));
+        }
         let v = v.trim();
         if k.eq_ignore_ascii_case("content-length") {
-            len = v.parse().map_err(|_| "bad Content-Length")?;
+            if len.is_some() {
+                return Err((BAD_REQUEST, "repeated Content-Length"));
+            }
+            len = Some(body_len(v)?);
         } else if k.eq_ignore_ascii_case("connection") {
             keep_alive = if v.eq_ignore_ascii_case("close") {
                 false
@@ -59,10 +116,14 @@ fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, &'static str> {
                 keep_alive || v.eq_ignore_ascii_case("keep-alive")
             };
         } else if k.eq_ignore_ascii_case("transfer-encoding") {
-            return Err("chunked bodies are not supported");
+            return Err(("501 Not Implemented", "Transfer-Encoding not supported"));
         }
     }
-    let total = end + 4 + len;
+    // `len` is the client's number: added checked, though within the limit.
+    let body_start = end + 4;
+    let total = body_start
+        .checked_add(len.unwrap_or(0))
+        .ok_or((PAYLOAD_TOO_LARGE, "body too large"))?;
     if buf.len() < total {
         return Ok(None);
     }
@@ -70,9 +131,23 @@ fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, &'static str> {
         method: method.to_string(),
         path: path.to_string(),
         keep_alive,
-        body: buf[end + 4..total].to_vec(),
+        body: buf[body_start..total].to_vec(),
     };
     Ok(Some((req, total)))
+}
+
+/// The body length a Content-Length value announces: decimal digits below
+/// 2^63, as Go's net/http accepts, else 400; over `MAX_BODY`, 413.
+fn body_len(v: &str) -> Result<usize, Refusal> {
+    // Digits only: Rust's parse would also take a sign.
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err((BAD_REQUEST, "bad Content-Length"));
+    }
+    let n: i64 = v.parse().map_err(|_| (BAD_REQUEST, "bad Content-Length"))?;
+    match usize::try_from(n) {
+        Ok(n) if n <= MAX_BODY => Ok(n),
+        _ => Err((PAYLOAD_TOO_LARGE, "body too large")),
+    }
 }
 
 fn respond(out: &mut Vec<u8>, status: &str, body: &[u8], keep_alive: bool) {
@@ -100,61 +175,98 @@ fn handle(req: &Request, out: &mut Vec<u8>) {
     }
 }
 
-fn serve(mut c: TcpStream) -> io::Result<()> {
+/// Writes the answers gathered so far (several, when requests came
+/// pipelined) in one go.
+fn flush(c: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
+    if !out.is_empty() {
+        c.set_write_deadline(Some(Instant::now() + WRITE_TIMEOUT));
+        c.write_all(out)?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Reads what the client sent next onto `buf`; 0 at end of stream.
+fn read_more(c: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut chunk = [0u8; 4096];
+    let n = c.read(&mut chunk)?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n)
+}
+
+/// Serves one connection until the client closes it, a request asks to
+/// close, a wait times out or a request is refused.
+fn serve(mut c: TcpStream, read_timeout: Duration) -> io::Result<()> {
     c.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 4096];
     let mut out = Vec::with_capacity(4096);
     loop {
-        // Answer every complete request in the buffer (pipelining), then
-        // write all the answers at once.
-        let mut close = false;
-        loop {
-            match parse(&buf) {
-                Ok(Some((req, used))) => {
-                    buf.drain(..used);
-                    handle(&req, &mut out);
-                    if !req.keep_alive {
-                        close = true;
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(why) => {
-                    respond(
-                        &mut out,
-                        "400 Bad Request",
-                        format!("{why}\n").as_bytes(),
-                        false,
-                    );
-                    close = true;
-                    break;
-                }
+        // Idle: wait for the next request's first byte, unless pipelining
+        // brought it already. Timing out here closes quietly.
+        if buf.is_empty() {
+            flush(&mut c, &mut out)?;
+            c.set_read_deadline(Some(Instant::now() + IDLE_TIMEOUT));
+            if read_more(&mut c, &mut buf)? == 0 {
+                return Ok(());
             }
         }
-        if !out.is_empty() {
-            c.write_all(&out)?;
-            out.clear();
+        // The request: one deadline for all of it, however it trickles in.
+        c.set_read_deadline(Some(Instant::now() + read_timeout));
+        let req = loop {
+            let refusal = match parse(&buf) {
+                Ok(Some((req, used))) => {
+                    buf.drain(..used);
+                    break req;
+                }
+                Ok(None) => {
+                    flush(&mut c, &mut out)?;
+                    match read_more(&mut c, &mut buf) {
+                        Ok(0) => return Ok(()),
+                        Ok(_) => continue,
+                        Err(e) if is_timeout(&e) => ("408 Request Timeout", "request too slow"),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(refusal) => refusal,
+            };
+            return refuse(c, out, refusal);
+        };
+        handle(&req, &mut out);
+        if !req.keep_alive {
+            return flush(&mut c, &mut out);
         }
-        if close {
-            return Ok(());
-        }
-        c.set_read_deadline(Some(Instant::now() + IDLE));
-        let n = c.read(&mut chunk)?;
-        if n == 0 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// Answers a refused request after any answers still pending, then closes
+/// so that the client reads the answer: stop writing, discard what the
+/// client still sends until it closes or `LINGER` passes, then drop.
+fn refuse(mut c: TcpStream, mut out: Vec<u8>, (status, why): Refusal) -> io::Result<()> {
+    respond(&mut out, status, format!("{why}\n").as_bytes(), false);
+    flush(&mut c, &mut out)?;
+    c.shutdown(Shutdown::Write)?;
+    c.set_read_deadline(Some(Instant::now() + LINGER));
+    let mut sink = [0u8; 4096];
+    while c.read(&mut sink)? > 0 {}
+    Ok(())
 }
 
 fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut addr = "127.0.0.1:8080".to_string();
     let mut port_file = None;
+    let mut read_timeout = READ_TIMEOUT;
     while let Some(a) = args.next() {
         if a == "--port-file" {
             port_file = args.next();
+        } else if a == "--read-timeout" {
+            let secs = args.next().and_then(|s| s.parse().ok());
+            read_timeout = secs
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .ok_or(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "--read-timeout takes seconds",
+                ))?;
         } else {
             addr = a;
         }
@@ -170,7 +282,7 @@ fn main() -> io::Result<()> {
             match l.accept() {
                 Ok((c, _)) => {
                     gort::go(move || {
-                        let _ = serve(c);
+                        let _ = serve(c, read_timeout);
                     });
                 }
                 Err(e) => {

@@ -1,32 +1,46 @@
 //! Drives `examples/http_hello.rs` as a separate process with real HTTP
-//! clients: curl (or Python's http.client where curl is missing), and a
-//! crowd of keep-alive, pipelining connections from plain threads.
+//! clients: curl (or Python's http.client where curl is missing), a crowd
+//! of keep-alive, pipelining connections from plain threads, and hostile
+//! clients (lying Content-Lengths, oversized requests, slow drips) that
+//! must get the example's documented answers.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+/// The example's limits (`MAX_HEADER`, `MAX_BODY` in http_hello.rs).
+const MAX_HEADER: usize = 16 * 1024;
+const MAX_BODY: usize = 1024 * 1024;
+
 /// The example binary next to this test's (target/<profile>/examples),
-/// built on demand when the test runs alone.
+/// built once per test run into this test's target directory: `cargo test
+/// --test http_example` does not build examples, and a stale binary would
+/// test old code.
 fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let bin = profile_dir.join("examples").join("http_hello");
-    if !bin.exists() {
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "gort", "--example", "http_hello"]);
-        if release {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "building the example failed"
-        );
-    }
-    bin
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().unwrap().parent().unwrap();
+            let release = profile_dir.file_name().is_some_and(|n| n == "release");
+            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cmd.args(["build", "-p", "gort", "--example", "http_hello"])
+                .arg("--target-dir")
+                .arg(profile_dir.parent().unwrap());
+            if release {
+                cmd.arg("--release");
+            }
+            assert!(
+                cmd.status().unwrap().success(),
+                "building the example failed"
+            );
+            profile_dir.join("examples").join("http_hello")
+        })
+        .clone()
 }
 
 struct Server {
@@ -42,12 +56,18 @@ impl Drop for Server {
 }
 
 fn start(tag: &str) -> Server {
+    start_with(tag, &[])
+}
+
+/// Starts the example with extra arguments.
+fn start_with(tag: &str, args: &[&str]) -> Server {
     let port_file =
         std::env::temp_dir().join(format!("gort-http-{}-{tag}.port", std::process::id()));
     let _ = std::fs::remove_file(&port_file);
     let child = Command::new(example_binary())
         .args(["127.0.0.1:0", "--port-file"])
         .arg(&port_file)
+        .args(args)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -192,4 +212,159 @@ fn many_keepalive_pipelining_connections() {
     let mut all = String::new();
     c.read_to_string(&mut all).unwrap();
     assert!(all.starts_with("HTTP/1.1 400"), "{all}");
+}
+
+/// Sends `request` on a new connection and reads until the server closes
+/// it; returns the status line and the whole answer.
+fn exchange(addr: &str, request: &[u8]) -> (String, String) {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(request).unwrap();
+    let mut all = Vec::new();
+    c.read_to_end(&mut all).unwrap();
+    let all = String::from_utf8_lossy(&all).into_owned();
+    (all.lines().next().unwrap_or_default().to_string(), all)
+}
+
+/// A Content-Length that is not decimal digits below 2^63 is answered 400,
+/// as Go's net/http answers it. The first one used to panic the
+/// connection's goroutine (`end + 4 + len` wrapped). A kept-alive
+/// connection open meanwhile, and new ones, are served as before.
+#[test]
+fn bad_content_length_is_400_and_harms_no_one() {
+    let s = start("badlen");
+    let c = TcpStream::connect(&s.addr).unwrap();
+    let mut w = c.try_clone().unwrap();
+    let mut r = BufReader::new(c);
+    let hello = || ("HTTP/1.1 200 OK".to_string(), "Hello, World!\n".to_string());
+    w.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut r), hello());
+
+    let lengths = [
+        "18446744073709551615", // u64::MAX
+        "9223372036854775808",  // 2^63
+        "99999999999999999999999",
+        "-1",
+        "+5",
+        "0x10",
+        "1 2",
+        "",
+    ];
+    for len in lengths {
+        let req = format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n");
+        let (status, _) = exchange(&s.addr, req.as_bytes());
+        assert_eq!(status, "HTTP/1.1 400 Bad Request", "Content-Length: {len}");
+    }
+    let others: [(&[u8], &str); 3] = [
+        (
+            b"POST /echo HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na",
+            "HTTP/1.1 400 Bad Request",
+        ),
+        (
+            b"POST /echo HTTP/1.1\r\nContent-Length : 1\r\n\r\na",
+            "HTTP/1.1 400 Bad Request",
+        ),
+        (
+            b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n",
+            "HTTP/1.1 501 Not Implemented",
+        ),
+    ];
+    for (req, want) in others {
+        let (status, all) = exchange(&s.addr, req);
+        assert_eq!(status, want, "{all}");
+    }
+
+    w.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut r), hello());
+    let (status, _) = exchange(
+        &s.addr,
+        b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK");
+}
+
+/// A Content-Length over the body limit is answered 413 from the header
+/// alone: these requests send no body at all (a server waiting for it
+/// would answer 408 instead). A body of exactly the limit is served.
+#[test]
+fn body_over_limit_is_413_before_the_body() {
+    let s = start("body");
+    for len in [(MAX_BODY + 1).to_string(), i64::MAX.to_string()] {
+        let req = format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n");
+        let (status, _) = exchange(&s.addr, req.as_bytes());
+        assert_eq!(
+            status, "HTTP/1.1 413 Payload Too Large",
+            "Content-Length: {len}"
+        );
+    }
+    let body = "x".repeat(MAX_BODY);
+    let req = format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {MAX_BODY}\r\n\r\n{body}"
+    );
+    let (status, all) = exchange(&s.addr, req.as_bytes());
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        all.ends_with(&format!("\r\n\r\n{body}")),
+        "echo is not the body"
+    );
+}
+
+/// A header over the limit is answered 431, also one that never ends; a
+/// header of exactly the limit (blank line included) is served.
+#[test]
+fn header_over_limit_is_431() {
+    let s = start("header");
+    let head = "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: ";
+    let sized = |size: usize| format!("{head}{}\r\n\r\n", "a".repeat(size - head.len() - 4));
+    let (status, _) = exchange(&s.addr, sized(MAX_HEADER).as_bytes());
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let too_large = "HTTP/1.1 431 Request Header Fields Too Large";
+    let (status, _) = exchange(&s.addr, sized(MAX_HEADER + 1).as_bytes());
+    assert_eq!(status, too_large);
+    let endless = format!("{head}{}", "a".repeat(4 * MAX_HEADER));
+    let (status, _) = exchange(&s.addr, endless.as_bytes());
+    assert_eq!(status, too_large);
+}
+
+/// Sends `head` at once, then one byte every 10 ms, far more often than the
+/// server's read deadline, until the server answers; returns the answer's
+/// status line.
+fn drip(addr: &str, head: &str) -> String {
+    let c = TcpStream::connect(addr).unwrap();
+    c.set_nodelay(true).unwrap();
+    let mut w = c.try_clone().unwrap();
+    w.write_all(head.as_bytes()).unwrap();
+    let answered = Arc::new(AtomicBool::new(false));
+    let stop = answered.clone();
+    let writer = std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) && w.write_all(b"a").is_ok() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    let mut all = Vec::new();
+    (&c).read_to_end(&mut all).unwrap();
+    answered.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let all = String::from_utf8_lossy(&all);
+    all.lines().next().unwrap_or_default().to_string()
+}
+
+/// A client dripping its header or body a byte at a time is cut off by the
+/// request's deadline, set once when the request starts (here 0.2 s with
+/// `--read-timeout`). A deadline renewed per read would never pass: the
+/// header drip would end in 431 at the size limit and the body drip in 200.
+#[test]
+fn slow_drip_is_cut_off_by_the_request_deadline() {
+    let s = start_with("drip", &["--read-timeout", "0.2"]);
+    let timeout = "HTTP/1.1 408 Request Timeout";
+    let header = "GET /hello HTTP/1.1\r\nHost: x\r\nX-Drip: ";
+    assert_eq!(drip(&s.addr, header), timeout);
+    let body = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
+    assert_eq!(drip(&s.addr, body), timeout);
+    let (status, _) = exchange(
+        &s.addr,
+        b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK");
 }

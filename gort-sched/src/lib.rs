@@ -12,8 +12,8 @@
 //! Each P has a 256-slot lock-free ring plus a `runnext` slot (`runq.rs`):
 //! the owner pushes at the tail; the owner and thieves pop at the head by
 //! CAS; a thief takes half in one CAS. A full ring spills half to the global
-//! queue, a mutex-protected intrusive list that every M checks every 61st
-//! schedule for fairness. A new goroutine goes to its spawner's `runnext`.
+//! queue, a mutex-protected ring of G references that every M checks every
+//! 61st schedule for fairness. A new goroutine goes to its spawner's `runnext`.
 //!
 //! ## The one departure from Go: a started goroutine keeps its thread
 //!

@@ -153,10 +153,7 @@ pub(super) fn mstart(s: &'static Sched, m: &'static M) -> ! {
     // SAFETY: newm gave us a live P.
     acquirep(ml, unsafe { &*p });
     ml.spinning = m.start_spinning.swap(false, Ordering::Relaxed);
-    loop {
-        let g = find_runnable(s, m);
-        execute(s, m, g);
-    }
+    schedule(s, m)
 }
 
 pub(super) fn acquirep(ml: &mut MLocal, p: &'static P) {

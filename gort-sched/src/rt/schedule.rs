@@ -6,6 +6,16 @@
 
 use super::*;
 
+/// One round of scheduling, forever (Go's `schedule`): find a runnable
+/// goroutine (blocking, without a P, while there is none) and run it until
+/// it parks, yields or exits.
+pub(super) fn schedule(s: &'static Sched, m: &'static M) -> ! {
+    loop {
+        let g = find_runnable(s, m);
+        execute(s, m, g);
+    }
+}
+
 /// The calling thread's M-local state, if it is an M holding a P.
 ///
 /// # Safety
@@ -339,11 +349,12 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
             }
         }
 
-        // Ask the network poller before spinning: goroutines waiting on
-        // sockets are readied only by whoever polls (Go's findrunnable
-        // polls the network before stealing). What it readies for this M
-        // lands in our own queues. (It returns at once when nobody waits
-        // on a descriptor.)
+        // Nothing to steal either: ask the network poller before idling.
+        // Goroutines waiting on sockets are readied only by whoever polls.
+        // (Go's findRunnable polls before stealing; here a spinning M steals
+        // first, which keeps the poll off the busy path.) What it readies
+        // for this M lands in our own queues; it returns at once when
+        // nobody waits on a descriptor.
         if let Some(src) = s.eager.get() {
             src.poll(nanotime());
             // As above: the poll may have readied our goroutines.

@@ -307,8 +307,9 @@ impl WaitQ {
     }
 }
 
-/// The per-thread free list of sudogs. A goroutine never changes thread, so
-/// the sudog it takes is returned to the same list. Under loom every sudog
+/// The per-thread free list of sudogs. A bound goroutine never changes
+/// thread, so the sudog it takes returns to the same list (one that opted in
+/// to migration may return it to another thread's list: harmless). Under loom every sudog
 /// is fresh (a cache would carry state between executions).
 mod cache {
     use super::Sudog;

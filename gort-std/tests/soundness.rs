@@ -149,8 +149,14 @@ fn run_child(test: &str) -> (bool, String) {
     }
     let _ = child.kill(); // hung: fails below
     let out = child.wait_with_output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // A renamed test would run nothing and "pass": the child must have
+    // started exactly this test.
+    assert!(
+        stdout.contains("running 1 test") && stdout.contains(&format!("test {test} ...")),
+        "the child process did not run test {test:?}; its stdout:\n{stdout}"
+    );
+    let text = stdout + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 

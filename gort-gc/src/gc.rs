@@ -415,7 +415,7 @@ unsafe impl<T: Trace + Send + Sync + 'static> Send for Weak<T> {}
 unsafe impl<T: Trace + Send + Sync + 'static> Sync for Weak<T> {}
 
 impl<T: Trace + Send + Sync + 'static> Weak<T> {
-    fn header(&self) -> &Header {
+    pub(crate) fn header(&self) -> &Header {
         // SAFETY: a weak handle keeps the allocation alive (weak count).
         unsafe { &self.ptr.as_ref().header }
     }

@@ -91,16 +91,19 @@ fn finalizer_interface_big() {
 }
 
 /// TestFinalizerZeroSizedStruct (Go checks only that SetFinalizer does
-/// not crash): the finalizer of a zero-sized value runs.
+/// not crash): the finalizer of a zero-sized value runs, with its object.
 #[test]
 #[cfg_attr(miri, ignore = "runs the finalizer goroutine (corosensei stacks)")]
 fn finalizer_zero_sized_struct() {
     let (tx, rx) = channel();
     let tx = Mutex::new(tx);
     let z = Gc::new(());
-    set_finalizer(&z, move |z: Gc<()>| tx.lock().unwrap().send(*z).unwrap());
+    let addr = Gc::as_ptr(&z) as usize;
+    set_finalizer(&z, move |z: Gc<()>| {
+        tx.lock().unwrap().send(Gc::as_ptr(&z) as usize).unwrap()
+    });
     drop(z);
-    gc_recv(&rx);
+    assert_eq!(gc_recv(&rx), addr, "the finalizer got another object");
 }
 
 /// TestFinalizerOnGlobal: set then clear on long-lived objects.

@@ -57,12 +57,15 @@ fn registry_consistent() {
     assert_eq!(m - f, o, "shard counters disagree with the registry");
 }
 
+/// A mutator action a collection runs from a trace.
+type Action = Box<dyn FnOnce(&Probe) + Send>;
+
 /// A value that counts its drops, owns handles behind a lock, and can run
 /// one mutator action from inside its trace.
 struct Probe {
     drops: Arc<AtomicUsize>,
     edges: Mutex<Vec<Gc<Probe>>>,
-    after_trace: Mutex<Option<Box<dyn FnOnce(&Probe) + Send>>>,
+    after_trace: Mutex<Option<Action>>,
 }
 
 impl Drop for Probe {

@@ -177,6 +177,33 @@ pub fn gc() {
     crate::special::let_finalizers_run();
 }
 
+/// Runs `f` at a moment when no collection is running, and none can start
+/// before it returns (it holds the collector's lock; `f` must be short and
+/// must not allocate a collection of its own). A running collection pins
+/// every object it examines with a count of its own; under this, counts
+/// are the handles only. Waits (parks) for a running collection like a
+/// `gc()` caller — except on the collecting goroutine itself (a `Drop`,
+/// `Trace` or hook run by the collector), which would wait for itself: it
+/// runs `f` at once.
+pub(crate) fn when_idle<R>(f: impl FnOnce() -> R) -> R {
+    if COLLECTING.try_with(|_| ()).is_some() {
+        return f();
+    }
+    let hp = heap();
+    let mut st = lock(&hp.collector);
+    while st.running {
+        st.waiters.push(Waiter::current());
+        park(WaitReason::GcWait, move || {
+            drop(st);
+            true
+        });
+        st = lock(&hp.collector);
+    }
+    let r = f();
+    drop(st);
+    r
+}
+
 pub(crate) fn collect(forced: bool) {
     if COLLECTING.try_with(|_| ()).is_some() {
         panic!("gort-gc: gc() called from a Drop impl run by the collector");

@@ -241,20 +241,16 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
     /// Strong handles to the object (racy; for tests and diagnostics).
     ///
     /// A running collection pins every object it examines with a count of
-    /// its own, which is not a handle: while one runs, this waits (yielding)
-    /// for it to end, up to one second, so that a quiet object reads its
-    /// exact count even while other threads collect.
+    /// its own, which is not a handle: this waits for a running collection
+    /// to finish (as `gc()` callers do) and reads the count while none can
+    /// start, so a quiet object reads its exact count even while other
+    /// threads collect. Called from code the collector itself runs (a
+    /// `Drop` of a collected cycle), it reads at once (pins included). Like
+    /// `gc()`, it waits forever for a collection whose `Drop` waits for
+    /// the caller.
     pub fn strong_count(this: &Gc<T>) -> usize {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-        while active() != 0 && std::time::Instant::now() < deadline {
-            // A goroutine yields to others of its M (the collector may be
-            // one of them); a plain thread yields its time slice.
-            #[cfg(not(gort_loom))]
-            gort_sched::gosched();
-            #[cfg(gort_loom)]
-            crate::loom::spin_yield();
-        }
-        (this.header().rc.load(SeqCst) & STRONG) as usize
+        let h = this.header();
+        crate::collect::when_idle(|| (h.rc.load(SeqCst) & STRONG) as usize)
     }
 }
 
@@ -415,7 +411,7 @@ unsafe impl<T: Trace + Send + Sync + 'static> Send for Weak<T> {}
 unsafe impl<T: Trace + Send + Sync + 'static> Sync for Weak<T> {}
 
 impl<T: Trace + Send + Sync + 'static> Weak<T> {
-    fn header(&self) -> &Header {
+    pub(crate) fn header(&self) -> &Header {
         // SAFETY: a weak handle keeps the allocation alive (weak count).
         unsafe { &self.ptr.as_ref().header }
     }

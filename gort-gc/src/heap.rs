@@ -22,7 +22,8 @@ pub(crate) struct Shard {
     /// unregistration (freeing thread), the collector's pin pass.
     pub(crate) inner: Mutex<ShardInner>,
     /// Freed objects whose unregistration was deferred because the lock
-    /// was busy: a Treiber stack linked through `Header::scan`. Pushed by
+    /// was busy: a Treiber stack linked through `Header::scan` (the next
+    /// header's address, its provenance exposed). Pushed by
     /// freeing mutators (Release CAS), drained by every lock holder
     /// (Acquire swap).
     pub(crate) pending: AtomicPtr<Header>,
@@ -246,7 +247,7 @@ pub(crate) fn lock_shard(s: usize) -> (MutexGuard<'static, ShardInner>, *mut Hea
     drain_locked(s, g)
 }
 
-fn drain_locked(
+pub(crate) fn drain_locked(
     s: usize,
     mut g: MutexGuard<'static, ShardInner>,
 ) -> (MutexGuard<'static, ShardInner>, *mut Header) {
@@ -261,7 +262,7 @@ fn drain_locked(
     while let Some(h) = NonNull::new(p) {
         // SAFETY: pending objects stay allocated until `release_drained`.
         let hr = unsafe { h.as_ref() };
-        p = hr.scan.load(Relaxed) as usize as *mut Header;
+        p = std::ptr::with_exposed_provenance_mut(hr.scan.load(Relaxed) as usize);
         unregister_locked(s, &mut g, hr);
     }
     (g, list)
@@ -271,7 +272,7 @@ fn drain_locked(
 pub(crate) fn release_drained(mut p: *mut Header) {
     while let Some(h) = NonNull::new(p) {
         // SAFETY: as in `drain_locked`; read the link before releasing.
-        p = unsafe { h.as_ref() }.scan.load(Relaxed) as usize as *mut Header;
+        p = std::ptr::with_exposed_provenance_mut(unsafe { h.as_ref() }.scan.load(Relaxed) as usize);
         // SAFETY: the strong side's weak count, released once.
         unsafe { release_weak(h) };
     }
@@ -362,7 +363,7 @@ unsafe fn unregister_and_release(hp: NonNull<Header>) {
             let sh = &heap().shards[s];
             let mut head = sh.pending.load(Relaxed);
             loop {
-                h.scan.store(head as usize as u64, Relaxed);
+                h.scan.store(head.expose_provenance() as u64, Relaxed);
                 // Release: the link and the dropped value are visible to the
                 // drainer (pairs with its Acquire swap).
                 match sh

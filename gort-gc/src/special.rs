@@ -33,10 +33,19 @@ struct SpecialsInner {
 
 /// Gets or creates the object's specials.
 fn specials(h: &Header) -> &Specials {
+    // SAFETY: set once, freed only with the header, which `h` keeps.
+    unsafe { &*specials_ptr(h) }
+}
+
+/// Gets or creates the object's specials, as the pointer `Arc::into_raw`
+/// returned: it keeps the provenance of the whole `Arc` allocation (counts
+/// included), which a pointer made from a `&Specials` does not have —
+/// `Arc::increment_strong_count` through one of those is undefined
+/// behaviour (found by miri, issue 13).
+fn specials_ptr(h: &Header) -> *const Specials {
     let p = h.specials.load(Acquire); // pairs with the AcqRel CAS below
     if !p.is_null() {
-        // SAFETY: set once, freed only with the header, which `h` keeps.
-        return unsafe { &*p };
+        return p;
     }
     let fresh = Arc::into_raw(Arc::new(Specials {
         inner: Mutex::new(SpecialsInner::default()),
@@ -45,14 +54,12 @@ fn specials(h: &Header) -> &Specials {
         .specials
         .compare_exchange(std::ptr::null_mut(), fresh, AcqRel, Acquire)
     {
-        // SAFETY: we just published it; it lives as long as the header.
-        Ok(_) => unsafe { &*fresh },
+        // We just published it; it lives as long as the header.
+        Ok(_) => fresh,
         Err(other) => {
             // SAFETY: `fresh` was never published; `other` is the winner's.
-            unsafe {
-                drop(Arc::from_raw(fresh));
-                &*other
-            }
+            drop(unsafe { Arc::from_raw(fresh) });
+            other
         }
     }
 }
@@ -126,8 +133,11 @@ pub(crate) fn queue_finalizer(h: NonNull<Header>, f: Finalizer) {
 /// set a new finalizer), the object is freed when that handle is dropped.
 ///
 /// Objects reachable from an object with a finalizer stay alive until the
-/// finalizer has run. In a cycle of objects that all have finalizers, each
-/// keeps the others alive: such a cycle is never collected (as in Go).
+/// finalizer has run. So an object with a finalizer that its own referents
+/// reach back to (any cycle through it) is kept by them: it is never
+/// finalized nor collected (Go: "If a cyclic structure includes a block
+/// with a finalizer, that cycle is not guaranteed to be garbage
+/// collected"); nor is a cycle of objects that all have finalizers.
 ///
 /// A finalizer closure that captures a handle to its own object keeps the
 /// object alive forever, and the finalizer never runs (as in Go): pass the
@@ -221,7 +231,9 @@ where
     if same {
         panic!("runtime.AddCleanup: ptr is equal to arg, cleanup will never run");
     }
-    let s = specials(obj.header());
+    let sp = specials_ptr(obj.header());
+    // SAFETY: set once, freed only with the header, which `obj` keeps.
+    let s = unsafe { &*sp };
     let id = CLEANUP_ID.fetch_add(1, Relaxed);
     {
         let c: (u64, CleanupFn) = (id, Box::new(move || f(arg)));
@@ -232,11 +244,12 @@ where
             g.more.push(c);
         }
     }
-    // SAFETY: `s` came from Arc::into_raw and stays alive while the header
-    // lives; we add a reference for the handle.
+    // SAFETY: `sp` is the pointer Arc::into_raw returned (with its
+    // provenance), alive while the header lives; we add a reference for the
+    // handle.
     let arc = unsafe {
-        Arc::increment_strong_count(s as *const Specials);
-        Arc::from_raw(s as *const Specials)
+        Arc::increment_strong_count(sp);
+        Arc::from_raw(sp)
     };
     Cleanup { specials: arc, id }
 }

@@ -66,6 +66,13 @@ fn pacing() {
     // GOGC=off: no automatic cycles, however much garbage.
     assert_eq!(set_gc_percent(-1), 100);
     assert_eq!(read_mem_stats().gc_percent, -1);
+    // The goal is out of reach: no allocation can trigger a cycle (checked
+    // here because "no cycle ran" below can only be checked so far).
+    assert_eq!(
+        read_mem_stats().next_gc,
+        i64::MAX as u64,
+        "GOGC=off left a goal"
+    );
     // A forced cycle waits for a background one in progress; a stale
     // trigger re-checks the (now infinite) goal and does nothing.
     gort_gc::gc();

@@ -2,3 +2,5 @@
 mod loom_collect;
 #[cfg(not(gort_loom))]
 mod unit;
+#[cfg(not(gort_loom))]
+mod unsafe_core;

@@ -271,6 +271,7 @@ const VALGRIND_DEFAULT: &[&str] = &[
     "gort-std:soundness_waiter",
     "gort-timer:timer",
     "gort-gc:gc",
+    "gort-gc:quiet_heap",
 ];
 
 fn run_valgrind(root: &Path, args: &[String]) -> ExitCode {

@@ -416,8 +416,7 @@ pub(crate) fn run_queued(wait: bool) -> usize {
             }
         }));
         if r.is_err() {
-            eprintln!("fatal error: panic in a gort-gc finalizer or cleanup");
-            std::process::abort();
+            gort_os::fatal("panic in a gort-gc finalizer or cleanup");
         }
     }
     n

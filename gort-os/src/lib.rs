@@ -82,3 +82,13 @@ mod valgrind;
 
 #[cfg(all(test, gort_loom))]
 mod tests;
+
+/// Ends the process for a broken runtime invariant or a failure nothing can
+/// recover from (Go's `runtime.fatal`): prints `fatal error: <msg>` and
+/// aborts, without unwinding (there is nobody sound to unwind to). The one
+/// exit path every gort layer uses, so every such death reads the same.
+#[cold]
+pub fn fatal(msg: &str) -> ! {
+    eprintln!("fatal error: {msg}");
+    std::process::abort()
+}

@@ -133,11 +133,10 @@ impl<T: 'static> LocalKey<T> {
                     // The scope ends on another goroutine or thread than it
                     // began (a coroutine moved across threads): its entry
                     // would dangle there. Nothing sound is left to do.
-                    eprintln!(
-                        "fatal error: a goroutine_local! scope ended on another goroutine or \
-                         thread than it began"
+                    gort_os::fatal(
+                        "a goroutine_local! scope ended on another goroutine or thread than \
+                         it began",
                     );
-                    std::process::abort();
                 }
             }
         }

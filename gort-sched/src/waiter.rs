@@ -10,6 +10,11 @@ use std::sync::Arc;
 
 /// Why a goroutine or thread is parked (Go's `waitReason`), for dumps and
 /// debugging.
+///
+/// The scheduler records it on every park of a goroutine; nothing reads it
+/// yet. It is kept (rather than trimmed) for the goroutine dumps to come,
+/// which print it as Go's tracebacks print `[chan receive]`, and every
+/// layer already passes the right one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitReason {

@@ -38,8 +38,7 @@ pub(crate) fn callback_panicked(p: Box<dyn Any + Send>) -> ! {
         .copied()
         .or_else(|| p.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("Box<dyn Any>");
-    eprintln!("fatal error: panic in a timer callback: {msg}");
-    std::process::abort()
+    gort_os::fatal(&format!("panic in a timer callback: {msg}"))
 }
 
 /// `EntrySt::idx` of an entry not in its heap.

@@ -93,8 +93,4 @@ pub(super) const COMPACT_NS: i64 = 10_000_000;
 /// no limit).
 pub(super) const COMPACT_BUSY_MAX: usize = 1024;
 
-#[cold]
-pub(crate) fn fatal(msg: &str) -> ! {
-    eprintln!("fatal error: {msg}");
-    std::process::abort()
-}
+pub(crate) use gort_os::fatal;

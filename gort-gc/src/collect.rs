@@ -4,7 +4,7 @@
 
 use crate::gc::{Gc, Header, CLAIMING, DEAD, EPOCH_SHIFT, FLAGS, SEVERED, STRONG, WEAK_DEAD};
 use crate::heap::{self, heap};
-use crate::loom::{gc_flow_local, lock, park, Ordering::*, WaitReason, Waiter};
+use crate::loom::{gc_flow_local, lock, park, MutexGuard, Ordering::*, WaitReason, Waiter};
 use crate::special;
 use crate::trace::Trace;
 use std::ptr::NonNull;
@@ -189,7 +189,15 @@ pub(crate) fn when_idle<R>(f: impl FnOnce() -> R) -> R {
     if COLLECTING.try_with(|_| ()).is_some() {
         return f();
     }
-    let hp = heap();
+    let st = lock_idle_collector(heap());
+    let r = f();
+    drop(st);
+    r
+}
+
+/// The collector lock, taken once no collection is running (parking, as
+/// `gc()` callers do, while one is).
+fn lock_idle_collector(hp: &'static heap::Heap) -> MutexGuard<'static, CollectorState> {
     let mut st = lock(&hp.collector);
     while st.running {
         st.waiters.push(Waiter::current());
@@ -199,9 +207,7 @@ pub(crate) fn when_idle<R>(f: impl FnOnce() -> R) -> R {
         });
         st = lock(&hp.collector);
     }
-    let r = f();
-    drop(st);
-    r
+    st
 }
 
 pub(crate) fn collect(forced: bool) {
@@ -209,15 +215,7 @@ pub(crate) fn collect(forced: bool) {
         panic!("gort-gc: gc() called from a Drop impl run by the collector");
     }
     let hp = heap();
-    let mut st = lock(&hp.collector);
-    while st.running {
-        st.waiters.push(Waiter::current());
-        park(WaitReason::GcWait, move || {
-            drop(st);
-            true
-        });
-        st = lock(&hp.collector);
-    }
+    let mut st = lock_idle_collector(hp);
     // A background cycle re-checks its trigger here, after any forced cycle
     // that ran meanwhile recomputed the goal (GOGC may have been turned off).
     if !forced && hp.live.load(Relaxed) < hp.next_gc.load(Relaxed) {

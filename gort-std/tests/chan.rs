@@ -2,24 +2,12 @@
 //! (drop closes / disconnects, values never lost or leaked), misuse panics,
 //! plain threads, large and zero-sized values.
 
+mod common;
+use common::wait_until;
 use gort_sched::go;
 use gort_std::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Waits until `cond` holds: what the runtime reports (a goroutine queued
-/// on a channel), not a sleep that hopes so. Fails after 30 s.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "timed out waiting until {what}"
-        );
-        std::thread::yield_now();
-    }
-}
 
 fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()

@@ -5,24 +5,13 @@
 //! `blocked_receivers`), which a loaded machine cannot fool. The select
 //! cases of chan_test.go are in golang_select.rs.
 
+mod common;
+use common::wait_until;
 use gort_sched::{go, gosched, Builder};
 use gort_std::*;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Waits until `cond` holds (yielding); fails after 30 s.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "timed out waiting until {what}"
-        );
-        gosched();
-    }
-}
 
 /// TestChan, "receive from empty chan blocks" / "non-blocking receive does
 /// not block" / "send to full chan blocks" / "non-blocking send does not

@@ -3,22 +3,12 @@
 //! can never proceed) are expressed by leaving the case out of a dynamic
 //! [`Select`].
 
+mod common;
+use common::wait_until;
 use gort_sched::{go, gosched, JoinHandle};
 use gort_std::*;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Waits until `cond` holds (yielding); fails after 30 s.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let t0 = std::time::Instant::now();
-    while !cond() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "timed out waiting until {what}"
-        );
-        gosched();
-    }
-}
 
 /// Joins every goroutine in the order they finish, resuming the first panic
 /// (a failed assertion) here, so it fails the test. Joining in a fixed order

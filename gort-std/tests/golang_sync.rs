@@ -2,27 +2,16 @@
 //! Go test it follows. Goroutines are gort goroutines; some cases also run
 //! from plain threads, which Go has no counterpart for.
 
+mod common;
+use common::wait_until;
 use gort_sched::{go, gosched, run, JoinHandle};
 use gort_std::*;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A bound for waits that only a bug makes long: it fails the test
-/// instead of hanging it.
-const LONG: Duration = Duration::from_secs(30);
-
-/// Waits (yielding) until `cond` holds; fails after [`LONG`].
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(t0.elapsed() < LONG, "timed out waiting until {what}");
-        gosched();
-    }
-}
-
 /// Joins `h`, failing (instead of hanging) if it has not finished within
-/// [`LONG`], and resuming its panic here.
+/// 30 s, and resuming its panic here.
 fn join_within<T>(what: &str, h: JoinHandle<T>) -> T {
     wait_until(what, || h.is_finished());
     h.join()

@@ -4,23 +4,13 @@
 //! its sudog still queued, and a `Mutex::lock` returned while another held
 //! the lock. Both must now wait for their own wake-up.
 
+mod common;
+use common::wait_until;
 use gort_sched::{init, park, Config, WaitReason, Waiter};
 use gort_std::{chan, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Waits until `cond` holds (yielding: one P); fails after 30 s.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !cond() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "timed out waiting until {what}"
-        );
-        gort_sched::gosched();
-    }
-}
 
 fn one_p() {
     init(Config {

@@ -404,3 +404,16 @@ fn migratable_goroutines_ping_pong_across_threads() {
     }
     panic!("no migratable goroutine ever resumed on a second OS thread");
 }
+
+/// Goroutines spawned from a plain thread (no P: they go to the global
+/// queue) are always run, however the Ms happen to be going idle meanwhile.
+/// A spinning M that gave up its P used to re-check only the Ps' queues, not
+/// the global one: a spawn that saw it spinning woke nobody, and the
+/// goroutine stayed queued with every M asleep (a hang).
+#[test]
+fn spawns_from_a_plain_thread_are_never_stranded() {
+    for i in 0..20_000u32 {
+        let h = go(move || i);
+        assert_eq!(h.join().unwrap(), i);
+    }
+}

@@ -178,9 +178,17 @@ pub(super) fn release_and_sleep(s: &'static Sched, m: &'static M) {
         }
     }
     // Go's findrunnable: after dropping the P (and the spinning count), look
-    // once more at every run queue; a spawner that saw us spinning did not
-    // wake anybody.
+    // once more at every run queue — the global one included; a spawner that
+    // saw us spinning did not wake anybody. (The global queue has its own
+    // lock, not the idle lock, so the check under the idle lock above does
+    // not cover a G queued since; goroutines spawned from plain threads
+    // have nobody else to find them.) SeqCst pairs with global_put_batch.
     if was_spinning {
+        if s.global_len.load(Ordering::SeqCst) > 0 {
+            wakep(s);
+            stopm(s, m);
+            return;
+        }
         for id in 0..s.gomaxprocs() {
             if let Some(v) = s.p(id) {
                 if !v.runq.is_empty() {

@@ -192,8 +192,12 @@ pub(super) fn global_put_batch(s: &'static Sched, gs: &[&'static G]) {
     }
     let mut q = s.global.lock().unwrap_or_else(|e| e.into_inner());
     q.0.extend(gs.iter().copied());
-    // Release pairs with the Acquire checks before taking the lock.
-    s.global_len.store(q.0.len(), Ordering::Release);
+    // SeqCst: the store half of a Dekker pair with an M that stops
+    // spinning (its SeqCst decrement of nmspinning, then a SeqCst load of
+    // global_len, in release_and_sleep): a spawner without a P that then
+    // sees nmspinning != 0 in wakep and wakes nobody is sure that M sees
+    // this G. Also publishes the queue to the Acquire checks before the lock.
+    s.global_len.store(q.0.len(), Ordering::SeqCst);
 }
 
 /// Takes a fair share of the global queue: returns one G to run and puts the

@@ -112,9 +112,12 @@ mod imp {
     //! a blocked waiter is not runnable (loom does not explore it spinning).
     //!
     //! Timeouts: a model chooses with [`timeouts_fire`] whether a timed
-    //! wait that is not woken ends by its timeout at once (exploring the
-    //! time-out paths racing every wake-up) or waits like an untimed one
-    //! (the default: the models have no clock to make a timeout mean "later").
+    //! wait ends by its timeout at a point loom picks — after being queued,
+    //! so a wake-up may land on it first or pass it by — or waits like an
+    //! untimed one (the default: the models have no clock to make a timeout
+    //! mean "later"). A zero timeout always expires at once. The model never
+    //! wakes spuriously: every caller in gort loops on its condition anyway
+    //! (spurious returns are part of `futex_wait`'s contract).
     use super::*;
     use loom::sync::{Condvar, Mutex};
 
@@ -137,12 +140,27 @@ mod imp {
         if word.load(Ordering::Acquire) != expected {
             return;
         }
-        if timeout.is_some() && m.timeouts_fire {
-            return; // timed out before any wake-up came
+        if timeout == Some(Duration::ZERO) {
+            return; // a zero timeout expires at once, on any kernel
         }
         let id = m.next_id;
         m.next_id += 1;
         m.waiting.push((word as *const AtomicU32 as usize, id));
+        if timeout.is_some() && m.timeouts_fire {
+            // Queued like any waiter (a wake may pick it), then the timeout
+            // fires at a point loom chooses: woken first, or withdrawn
+            // unwoken (a wake(1) then goes to the next waiter, as the
+            // kernel's would).
+            drop(m);
+            loom::thread::yield_now();
+            let mut m = FUTEX.0.lock().unwrap();
+            if let Some(i) = m.woken.iter().position(|&w| w == id) {
+                m.woken.swap_remove(i);
+            } else if let Some(i) = m.waiting.iter().position(|&(_, w)| w == id) {
+                m.waiting.remove(i);
+            }
+            return;
+        }
         loop {
             m = FUTEX.1.wait(m).unwrap();
             if let Some(i) = m.woken.iter().position(|&w| w == id) {

@@ -89,6 +89,9 @@ mod tests;
 /// exit path every gort layer uses, so every such death reads the same.
 #[cold]
 pub fn fatal(msg: &str) -> ! {
-    eprintln!("fatal error: {msg}");
+    // Not eprintln!: it panics if stderr fails (a closed pipe), and this
+    // must never unwind. A failed write is ignored; the abort still comes.
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "fatal error: {msg}");
     std::process::abort()
 }

@@ -99,7 +99,12 @@ fn is_finished_and_detached_goroutines() {
     let s = Arc::new(Sema::new());
     let s2 = s.clone();
     let h = go(move || s2.acquire());
+    let t0 = std::time::Instant::now();
     while s.waiters() == 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the goroutine never parked"
+        );
         std::thread::yield_now();
     }
     assert!(!h.is_finished());

@@ -127,13 +127,16 @@ fn after_func_may_block() {
         );
         let t0 = Instant::now();
         sleep(Duration::from_millis(5));
-        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "a 5 ms sleep never returned"
+        );
     });
 }
 
 const CHILD_ENV: &str = "GORT_STD_SOUNDNESS_CHILD";
 
-/// Runs one test of this binary in a child process, killed after 20 s;
+/// Runs one test of this binary in a child process, killed after 120 s;
 /// returns whether it succeeded and its stdout + stderr.
 fn run_child(test: &str) -> (bool, String) {
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -144,7 +147,7 @@ fn run_child(test: &str) -> (bool, String) {
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(20) {
+    while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = child.kill(); // hung: fails below
@@ -173,7 +176,8 @@ fn child_after_func_panics() {
     println!("CHILD STARTED: after_func panics");
     let _f = after_func(Duration::from_millis(1), || panic!("boom in after_func"));
     // The process must end; if it does not, the parent sees this marker.
-    sleep(Duration::from_secs(5));
+    // (Long enough for the timer to fire on a stalled machine.)
+    sleep(Duration::from_secs(60));
     println!("CHILD SURVIVED");
 }
 
@@ -182,7 +186,6 @@ fn child_after_func_panics() {
 /// M with the heap locked.
 #[test]
 fn after_func_panic_is_fatal() {
-    let t0 = Instant::now();
     let (ok, out) = run_child("child_after_func_panics");
     assert!(
         out.contains("CHILD STARTED: after_func panics"),
@@ -194,5 +197,4 @@ fn after_func_panic_is_fatal() {
         out.contains("fatal error: panic in a timer callback: boom in after_func"),
         "{out}"
     );
-    assert!(t0.elapsed() < Duration::from_secs(15), "the child hung");
 }

@@ -28,7 +28,7 @@ pub(crate) struct TestBinary {
 
 /// Builds the test binaries of `packages` (the workspace when empty) with
 /// `extra_env`, in `target_dir` (cargo's default when None), and returns
-/// them in cargo's order. Compiler output goes to the terminal.
+/// them in cargo's order. Compiler output goes to the terminal (stderr).
 pub(crate) fn build_test_binaries(
     root: &Path,
     packages: &[&str],
@@ -39,7 +39,8 @@ pub(crate) fn build_test_binaries(
     build
         .args(["test", "--release", "--no-run", "--message-format=json"])
         .current_dir(root)
-        .stdout(Stdio::piped());
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
     // No packages: the workspace's default members (the library crates),
     // as a plain `cargo test` would; the benchmark peers are not built.
     for p in packages {
@@ -67,9 +68,14 @@ pub(crate) fn build_test_binaries(
     };
     let mut bins = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
-        // Only artifacts built as test harnesses; examples and the bench
-        // programs are executables too, but `cargo test` does not run them.
-        if !line.contains("\"test\":true") {
+        // Only artifacts built as test harnesses (the *profile* says so;
+        // examples and plain binaries are executables too, but `cargo test`
+        // does not run them).
+        let profile_test = line
+            .find("\"profile\":{")
+            .and_then(|at| line[at..].find('}').map(|end| &line[at..at + end]))
+            .is_some_and(|p| p.contains("\"test\":true"));
+        if !profile_test {
             continue;
         }
         let (Some(exe), Some(manifest), Some(kind), Some(name)) = (
@@ -333,21 +339,38 @@ fn run_limited(mut cmd: Command, limit: Duration, track: bool) -> std::io::Resul
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    // Whatever happened, nothing of the group may outlive it: a process a
+    // test started (a server, a child) would keep the output pipe open and
+    // the reader below waiting. (The group id cannot have been reused while
+    // any member lives, and its leader is not reaped yet.)
+    kill_group(child.id());
     let Some(status) = status else {
-        // The group: the test binary and any child process it started.
-        kill_group(child.id());
         let _ = child.kill();
         let _ = child.wait();
-        let _ = reader.join();
+        join_reader(reader);
         let finished = std::mem::take(&mut *finished.lock().unwrap());
         return Ok(Outcome::TimedOut { finished });
     };
-    let _ = reader.join();
+    join_reader(reader);
     Ok(if status.success() {
         Outcome::Passed
     } else {
         Outcome::Failed(status.to_string())
     })
+}
+
+/// Waits for the output reader, but not forever: a process that left the
+/// group could still hold the pipe.
+fn join_reader(reader: std::thread::JoinHandle<()>) {
+    let t0 = Instant::now();
+    while !reader.is_finished() {
+        if t0.elapsed() > Duration::from_secs(10) {
+            eprintln!("xtask test: output pipe still open 10 s after the test ended; not waiting");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = reader.join();
 }
 
 /// SIGKILL to the process group `pgid` (a child made leader of its own group

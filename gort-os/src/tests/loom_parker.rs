@@ -70,3 +70,27 @@ fn futex_wakes_the_waiters_of_its_word() {
         b.join().unwrap();
     });
 }
+
+/// A timed waiter that leaves by its timeout withdraws from the word's wait
+/// list: a later wake(1) goes to the waiter still there, not to the one that
+/// left (which would strand it: loom reports the deadlock).
+#[test]
+fn futex_wake_landing_on_a_timing_out_waiter() {
+    use crate::futex::{futex_wait, futex_wake};
+    use loom::sync::atomic::AtomicU32;
+    loom::model(|| {
+        crate::futex::timeouts_fire(true);
+        let word = Arc::new(AtomicU32::new(0));
+        let w2 = word.clone();
+        let untimed = loom::thread::spawn(move || {
+            while w2.load(Ordering::Acquire) == 0 {
+                futex_wait(&w2, 0, None);
+            }
+        });
+        // A timed waiter that gives up (its caller does not loop).
+        futex_wait(&word, 0, Some(std::time::Duration::from_millis(1)));
+        word.store(1, Ordering::Release);
+        futex_wake(&word, 1);
+        untimed.join().unwrap();
+    });
+}

@@ -31,11 +31,12 @@
 //!   and `ReadTimeout` in one) or it is answered 408 Request Timeout (Go
 //!   closes without a word). Each write of answers must finish within 10 s
 //!   (`WRITE_TIMEOUT`), so a client that never reads is dropped too.
-//! - **Refusals close.** After a 4xx/5xx answer the server stops writing,
-//!   then discards what the client still sends until it closes, for at most
-//!   1 s (`LINGER`, Go's `closeWriteAndWait`): closing with unread bytes
-//!   would send a reset, which can destroy the answer before the client
-//!   reads it.
+//! - **Closing gently.** A 4xx/5xx answer closes the connection, as does a
+//!   request asking to. The server then stops writing and discards what the
+//!   client still sends (say, requests it pipelined) until it closes, for
+//!   at most 1 s (`LINGER`, Go's `closeWriteAndWait`): closing with unread
+//!   bytes would send a reset, which can destroy the answer before the
+//!   client reads it.
 //!
 //! Options: `--read-timeout SECS` replaces `READ_TIMEOUT` (the test uses a
 //! short one); `--port-file PATH` writes the bound address to PATH once
@@ -276,16 +277,24 @@ fn serve(mut c: TcpStream, read_timeout: Duration) -> io::Result<()> {
         };
         handle(&req, &mut out);
         if !req.keep_alive {
-            return flush(&mut c, &mut out);
+            return close(c, out);
         }
     }
 }
 
-/// Answers a refused request after any answers still pending, then closes
-/// so that the client reads the answer: stop writing, discard what the
-/// client still sends until it closes or `LINGER` passes, then drop.
-fn refuse(mut c: TcpStream, mut out: Vec<u8>, (status, why): Refusal) -> io::Result<()> {
+/// Answers a refused request after any answers still pending, then
+/// closes.
+fn refuse(c: TcpStream, mut out: Vec<u8>, (status, why): Refusal) -> io::Result<()> {
     respond(&mut out, status, format!("{why}\n").as_bytes(), false);
+    close(c, out)
+}
+
+/// Writes the answers still pending, then closes so that the client reads
+/// them: stop writing, discard what the client still sends (requests it
+/// pipelined, a refused body) until it closes or `LINGER` passes, then
+/// drop. Dropping with unread bytes at once would send a reset, which can
+/// destroy the answers before the client reads them.
+fn close(mut c: TcpStream, mut out: Vec<u8>) -> io::Result<()> {
     flush(&mut c, &mut out)?;
     c.shutdown(Shutdown::Write)?;
     c.set_read_deadline(Some(Instant::now() + LINGER));

@@ -400,3 +400,34 @@ fn body_dripped_after_a_large_header_is_echoed_exactly() {
     r.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty(), "bytes after the answer");
 }
+
+/// Two pipelined requests, the first asking to close: the client gets the
+/// whole first answer and then end of stream, never a reset. The second
+/// request is larger than the server reads at once, so it is still unread
+/// when the server closes; a plain close would then send a reset, which on
+/// Linux can discard the answer before the client reads it. The server
+/// must close as it does after a refusal: stop writing, discard what the
+/// client still sends, then close.
+#[test]
+fn close_with_pipelined_bytes_unread_sends_no_reset() {
+    let s = start("pipeclose");
+    let second = format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_HEADER}\r\n\r\n{}",
+        "b".repeat(MAX_HEADER)
+    );
+    let request = format!("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n{second}");
+    let want = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\
+                Connection: close\r\n\r\nHello, World!\n";
+    for i in 0..50 {
+        let mut c = TcpStream::connect(&s.addr).unwrap();
+        let sent = c.write_all(request.as_bytes());
+        let mut all = Vec::new();
+        let read = c.read_to_end(&mut all);
+        let all = String::from_utf8_lossy(&all);
+        assert!(
+            sent.is_ok() && read.is_ok(),
+            "round {i}: write {sent:?}, read {read:?} after {all:?}"
+        );
+        assert_eq!(all, want, "round {i}");
+    }
+}

@@ -31,11 +31,12 @@
 //!   and `ReadTimeout` in one) or it is answered 408 Request Timeout (Go
 //!   closes without a word). Each write of answers must finish within 10 s
 //!   (`WRITE_TIMEOUT`), so a client that never reads is dropped too.
-//! - **Refusals close.** After a 4xx/5xx answer the server stops writing,
-//!   then discards what the client still sends until it closes, for at most
-//!   1 s (`LINGER`, Go's `closeWriteAndWait`): closing with unread bytes
-//!   would send a reset, which can destroy the answer before the client
-//!   reads it.
+//! - **Closing gently.** A 4xx/5xx answer closes the connection, as does a
+//!   request asking to. The server then stops writing and discards what the
+//!   client still sends (say, requests it pipelined) until it closes, for
+//!   at most 1 s (`LINGER`, Go's `closeWriteAndWait`): closing with unread
+//!   bytes would send a reset, which can destroy the answer before the
+//!   client reads it.
 //!
 //! Options: `--read-timeout SECS` replaces `READ_TIMEOUT` (the test uses a
 //! short one); `--port-file PATH` writes the bound address to PATH once
@@ -44,6 +45,7 @@
 use gort::net::{is_timeout, TcpListener, TcpStream};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 /// The largest request header accepted, request line to blank line
@@ -74,20 +76,64 @@ struct Request {
     body: Vec<u8>,
 }
 
-/// Parses one request from the front of `buf`; returns it and the bytes it
-/// used, `Ok(None)` if more bytes are needed. A request is refused as soon
-/// as its header shows it must be.
-fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Refusal> {
-    // Look for the header's end within the limit only.
-    let head_room = &buf[..buf.len().min(MAX_HEADER)];
-    let Some(end) = head_room.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return if buf.len() >= MAX_HEADER {
-            Err(("431 Request Header Fields Too Large", "header too large"))
-        } else {
-            Ok(None)
+/// One request's parse, kept across reads so that each byte is looked at
+/// about once however the request trickles in: the search for the header's
+/// end resumes where it stopped, the header is parsed once, and then only
+/// the buffer's length is checked. (Parsing the buffer afresh after every
+/// read would rescan up to `MAX_HEADER` bytes and re-split the header for
+/// each body byte a client drips: quadratic work a single connection could
+/// keep a core busy with.)
+#[derive(Default)]
+struct Parser {
+    /// Bytes at the front of the buffer searched for the header's end.
+    scanned: usize,
+    /// The parsed header (its `body` still empty) and where its body lies.
+    head: Option<(Request, Range<usize>)>,
+}
+
+impl Parser {
+    /// Continues parsing the request at the front of `buf`, which only
+    /// grows between calls; returns the request and the bytes it used,
+    /// `Ok(None)` if more bytes are needed. A request is refused as soon as
+    /// its header shows it must be.
+    fn parse(&mut self, buf: &[u8]) -> Result<Option<(Request, usize)>, Refusal> {
+        let (mut req, body) = match self.head.take() {
+            Some(head) => head,
+            None => match self.header_end(buf)? {
+                Some(end) => parse_head(&buf[..end])?,
+                None => return Ok(None),
+            },
         };
-    };
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| (BAD_REQUEST, "header not UTF-8"))?;
+        if buf.len() < body.end {
+            self.head = Some((req, body));
+            return Ok(None);
+        }
+        req.body = buf[body.clone()].to_vec();
+        Ok(Some((req, body.end)))
+    }
+
+    /// Where the header's blank line starts, looking within the limit and
+    /// only at bytes not searched before (and the 3 before them, where a
+    /// "\r\n\r\n" split between reads begins).
+    fn header_end(&mut self, buf: &[u8]) -> Result<Option<usize>, Refusal> {
+        let head_room = &buf[..buf.len().min(MAX_HEADER)];
+        let from = self.scanned.saturating_sub(3);
+        self.scanned = head_room.len();
+        match head_room[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(i) => Ok(Some(from + i)),
+            None if buf.len() >= MAX_HEADER => {
+                Err(("431 Request Header Fields Too Large", "header too large"))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Parses a complete header, blank line excluded; returns the request
+/// without its body and where the body lies after the header.
+fn parse_head(head: &[u8]) -> Result<(Request, Range<usize>), Refusal> {
+    let end = head.len();
+    let head = std::str::from_utf8(head).map_err(|_| (BAD_REQUEST, "header not UTF-8"))?;
     let mut lines = head.split("\r\n");
     let mut first = lines.next().unwrap_or_default().split(' ');
     let (method, path, version) = match (first.next(), first.next(), first.next()) {
@@ -124,16 +170,13 @@ fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Refusal> {
     let total = body_start
         .checked_add(len.unwrap_or(0))
         .ok_or((PAYLOAD_TOO_LARGE, "body too large"))?;
-    if buf.len() < total {
-        return Ok(None);
-    }
     let req = Request {
         method: method.to_string(),
         path: path.to_string(),
         keep_alive,
-        body: buf[body_start..total].to_vec(),
+        body: Vec::new(),
     };
-    Ok(Some((req, total)))
+    Ok((req, body_start..total))
 }
 
 /// The body length a Content-Length value announces: decimal digits below
@@ -212,8 +255,9 @@ fn serve(mut c: TcpStream, read_timeout: Duration) -> io::Result<()> {
         }
         // The request: one deadline for all of it, however it trickles in.
         c.set_read_deadline(Some(Instant::now() + read_timeout));
+        let mut parser = Parser::default();
         let req = loop {
-            let refusal = match parse(&buf) {
+            let refusal = match parser.parse(&buf) {
                 Ok(Some((req, used))) => {
                     buf.drain(..used);
                     break req;
@@ -233,16 +277,24 @@ fn serve(mut c: TcpStream, read_timeout: Duration) -> io::Result<()> {
         };
         handle(&req, &mut out);
         if !req.keep_alive {
-            return flush(&mut c, &mut out);
+            return close(c, out);
         }
     }
 }
 
-/// Answers a refused request after any answers still pending, then closes
-/// so that the client reads the answer: stop writing, discard what the
-/// client still sends until it closes or `LINGER` passes, then drop.
-fn refuse(mut c: TcpStream, mut out: Vec<u8>, (status, why): Refusal) -> io::Result<()> {
+/// Answers a refused request after any answers still pending, then
+/// closes.
+fn refuse(c: TcpStream, mut out: Vec<u8>, (status, why): Refusal) -> io::Result<()> {
     respond(&mut out, status, format!("{why}\n").as_bytes(), false);
+    close(c, out)
+}
+
+/// Writes the answers still pending, then closes so that the client reads
+/// them: stop writing, discard what the client still sends (requests it
+/// pipelined, a refused body) until it closes or `LINGER` passes, then
+/// drop. Dropping with unread bytes at once would send a reset, which can
+/// destroy the answers before the client reads them.
+fn close(mut c: TcpStream, mut out: Vec<u8>) -> io::Result<()> {
     flush(&mut c, &mut out)?;
     c.shutdown(Shutdown::Write)?;
     c.set_read_deadline(Some(Instant::now() + LINGER));

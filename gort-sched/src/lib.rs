@@ -145,36 +145,34 @@
 // Under loom only the modelled internals are built (and used by the models).
 #![cfg_attr(gort_loom, allow(dead_code))]
 
-#[cfg(not(gort_loom))]
-mod config;
-#[cfg(not(gort_loom))]
-mod local;
+#[macro_use]
 mod loom;
 mod park_state;
-#[cfg(not(gort_loom))]
 mod rt;
 mod runq;
-#[cfg(not(gort_loom))]
 mod source;
-#[cfg(not(gort_loom))]
-mod spawn;
-#[cfg(not(gort_loom))]
-mod task;
-#[cfg(not(gort_loom))]
-mod waiter;
+
+// Built under loom too (the upper layers' models may use them).
+pub use crate::rt::MAX_PROCS;
+pub use crate::source::{note_deadline, register_source, Source};
+
+cfg_not_loom! {
+    mod config;
+    mod local;
+    mod spawn;
+    mod task;
+    mod waiter;
+
+    pub use api::*;
+}
 
 #[cfg(all(test, gort_loom))]
 mod tests;
 
 #[cfg(not(gort_loom))]
-pub use api::*;
-
-#[cfg(not(gort_loom))]
 mod api {
     pub use crate::config::{parse_procs, parse_stack_size, Config, ConfigError};
     pub use crate::local::{AccessError, LocalKey};
-    pub use crate::rt::MAX_PROCS;
-    pub use crate::source::{note_deadline, register_source, Source};
     pub use crate::spawn::{go, goexit, run, Builder, Goexit, JoinError, JoinHandle};
     pub use crate::waiter::{park, park_thread_timeout, WaitReason, Waiter};
 

@@ -42,7 +42,7 @@ pub(crate) struct G {
     pub(super) payload: UnsafeCell<Payload>,
     /// Goroutine-local scopes (local.rs): touched only by the goroutine
     /// itself, on its own stack, never across a switch. Empty when it exits.
-    pub(super) locals: UnsafeCell<Vec<crate::local::Entry>>,
+    pub(super) locals: UnsafeCell<Vec<Entry>>,
     /// Owned by the thread that currently holds the G: the spawner until
     /// queued, then the M that dequeued or runs it. Never accessed by two
     /// threads at once; hand-offs go through queues (Release/Acquire).
@@ -124,7 +124,7 @@ impl G {
 /// # Safety
 /// `g` is the calling goroutine; the borrow ends before it can switch.
 #[allow(clippy::mut_from_ref)]
-pub(crate) unsafe fn locals<'a>(g: &G) -> &'a mut Vec<crate::local::Entry> {
+pub(crate) unsafe fn locals<'a>(g: &G) -> &'a mut Vec<Entry> {
     // SAFETY: only the goroutine itself touches the cell (forwarded).
     unsafe { &mut *g.locals.get() }
 }

@@ -74,7 +74,7 @@ pub(super) fn gfget(s: &'static Sched) -> &'static G {
         // SAFETY: only the M holding the P touches gfree.
         let free = unsafe { &mut *(*ml.p).gfree.get() };
         if free.is_empty() {
-            let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
+            let mut gl = s.gfree.lock();
             let n = gl.len().min(GFREE_MAX / 2);
             let at = gl.len() - n;
             free.extend(gl.drain(at..));
@@ -84,7 +84,7 @@ pub(super) fn gfget(s: &'static Sched) -> &'static G {
         }
         return free.pop().expect("just refilled");
     }
-    let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
+    let mut gl = s.gfree.lock();
     if gl.is_empty() {
         gl.extend(alloc_gs());
     }
@@ -106,7 +106,7 @@ pub(super) fn gfput_any(s: &'static Sched, g: &'static G) {
         gfput(s, ml, g);
         return;
     }
-    s.gfree.lock().unwrap_or_else(|e| e.into_inner()).push(g);
+    s.gfree.lock().push(g);
 }
 
 /// Returns an exited G's descriptor to the current P's free list.
@@ -115,7 +115,7 @@ pub(super) fn gfput(s: &'static Sched, ml: &mut MLocal, g: &'static G) {
     let free = unsafe { &mut *(*ml.p).gfree.get() };
     free.push(g);
     if free.len() > GFREE_MAX {
-        let mut gl = s.gfree.lock().unwrap_or_else(|e| e.into_inner());
+        let mut gl = s.gfree.lock();
         gl.extend(free.drain(..GFREE_MAX / 2));
     }
 }

@@ -140,10 +140,7 @@ pub(super) fn retire_p(s: &'static Sched, m: &'static M, p: &'static P) {
     global_put_batch(s, &moved);
     // SAFETY: we hold the P.
     let free = unsafe { &mut *p.gfree.get() };
-    s.gfree
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .extend(free.drain(..));
+    s.gfree.lock().extend(free.drain(..));
     p.status.store(P_DEAD, Ordering::Relaxed);
     drop_p_local(s, m);
     drop(idle);
@@ -177,18 +174,19 @@ pub(super) fn release_and_sleep(s: &'static Sched, m: &'static M) {
             idle.midle.push(m);
         }
     }
-    // Go's findrunnable: after dropping the P (and the spinning count), look
-    // once more at every run queue — the global one included; a spawner that
-    // saw us spinning did not wake anybody. (The global queue has its own
-    // lock, not the idle lock, so the check under the idle lock above does
-    // not cover a G queued since; goroutines spawned from plain threads
-    // have nobody else to find them.) SeqCst pairs with global_put_batch.
-    if was_spinning {
-        if s.global_len.load(Ordering::SeqCst) > 0 {
-            wakep(s);
-            stopm(s, m);
-            return;
-        }
+    // A G queued on the global queue after we looked (by a thread without
+    // a P) whose queuer's wakep ran before put_p made our P idle: it woke
+    // nobody. SeqCst pairs with global_put_batch's store (Go checks
+    // sched.runqsize under the sched.lock that globrunqput also holds; here
+    // the queue has its own lock). Found by tests/loom_idle.rs, and as a
+    // hang of golang_chan's test_nonblock_recv_race (regression test:
+    // goroutines.rs spawns_from_a_plain_thread_are_never_stranded).
+    if s.global_len.load(Ordering::SeqCst) > 0 {
+        wakep(s);
+    } else if was_spinning {
+        // Go's findrunnable: after dropping the P (and the spinning count),
+        // look once more at every run queue; a spawner that saw us spinning
+        // did not wake anybody.
         for id in 0..s.gomaxprocs() {
             if let Some(v) = s.p(id) {
                 if !v.runq.is_empty() {
@@ -282,6 +280,6 @@ pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P) -> bool {
                 return others;
             }
         }
-        std::hint::spin_loop();
+        spin_loop();
     }
 }

@@ -84,13 +84,25 @@ pub(super) struct Cur {
 // Right across a park: it says which M this thread is and which goroutine it
 // runs *now*, set by the M at every switch; read through non-inlined
 // functions so no goroutine keeps a stale address of it across a switch.
-thread_local! {
-    static CUR: Cur = const {
-        Cur {
+cfg_not_loom! {
+    thread_local! {
+        static CUR: Cur = const {
+            Cur {
+                m: Cell::new(ptr::null()),
+                g: Cell::new(None),
+            }
+        };
+    }
+}
+
+// Under loom every model thread runs on one OS thread: loom's thread-local.
+cfg_loom! {
+    loom::thread_local! {
+        static CUR: Cur = Cur {
             m: Cell::new(ptr::null()),
             g: Cell::new(None),
-        }
-    };
+        };
+    }
 }
 
 #[inline(never)]
@@ -114,30 +126,37 @@ pub(super) fn set_current_g(g: Option<&'static G>) {
     CUR.with(|c| c.g.set(g));
 }
 
+impl M {
+    /// M number `id`, to be handed `nextp` (may be null) when it starts.
+    pub(super) fn new(id: u64, nextp: *const P, spinning: bool) -> M {
+        M {
+            parker: Parker::new(),
+            inbox: AtomicPtr::new(ptr::null_mut()),
+            nextp: AtomicPtr::new(nextp.cast_mut()),
+            start_spinning: AtomicBool::new(spinning),
+            in_source: AtomicBool::new(false),
+            local: UnsafeCell::new(MLocal {
+                p: ptr::null(),
+                runnext: None,
+                runq: VecDeque::new(),
+                spinning: false,
+                schedtick: 0,
+                ptick: 0,
+                streak: 0,
+                bound_live: 0,
+                cands: VecDeque::new(),
+                pass: 0,
+                last_pass: 0,
+                rand: (id as u32).wrapping_mul(0x9E37_79B9) | 1,
+            }),
+        }
+    }
+}
+
 pub(super) fn newm(s: &'static Sched, p: &'static P, spinning: bool) {
     let id = s.mid_gen.fetch_add(1, Ordering::Relaxed) + 1;
-    let m: &'static M = Box::leak(Box::new(M {
-        parker: Parker::new(),
-        inbox: AtomicPtr::new(ptr::null_mut()),
-        nextp: AtomicPtr::new(p as *const P as *mut P),
-        start_spinning: AtomicBool::new(spinning),
-        in_source: AtomicBool::new(false),
-        local: UnsafeCell::new(MLocal {
-            p: ptr::null(),
-            runnext: None,
-            runq: VecDeque::new(),
-            spinning: false,
-            schedtick: 0,
-            ptick: 0,
-            streak: 0,
-            bound_live: 0,
-            cands: VecDeque::new(),
-            pass: 0,
-            last_pass: 0,
-            rand: (id as u32).wrapping_mul(0x9E37_79B9) | 1,
-        }),
-    }));
-    let r = gort_os::thread::spawn_named(format!("gort-m{id}"), 0, move || mstart(s, m));
+    let m: &'static M = Box::leak(Box::new(M::new(id, p, spinning)));
+    let r = crate::loom::spawn_m(format!("gort-m{id}"), move || mstart(s, m));
     if let Err(e) = r {
         fatal(&format!(
             "runtime: failed to create new OS thread for M{id}: {e}"
@@ -145,8 +164,13 @@ pub(super) fn newm(s: &'static Sched, p: &'static P, spinning: bool) {
     }
 }
 
-pub(super) fn mstart(s: &'static Sched, m: &'static M) -> ! {
+/// Makes `m` the calling thread's M.
+pub(super) fn set_current_m(m: &'static M) {
     CUR.with(|c| c.m.set(m));
+}
+
+pub(super) fn mstart(s: &'static Sched, m: &'static M) -> ! {
+    set_current_m(m);
     // SAFETY: this is m's thread.
     let ml = unsafe { m.local() };
     let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);

@@ -13,36 +13,61 @@
 //! | `m.rs` | Ms, the thread-local current M/G, M start-up | runtime2.go `m`, proc.go `newm`/`mstart` |
 //! | `sched.rs` | the scheduler singleton, global run queue, goroutine counts | runtime2.go `schedt`, proc.go `globrunq*` |
 //! | `gfree.rs` | spawning and descriptor free lists | proc.go `newproc`, `gfget`/`gfput` |
-//! | `schedule.rs` | the run loop: find work, run it, ready and park | proc.go `schedule`, `findRunnable`, `execute`, `ready`, `park_m` |
+//! | `schedule.rs` | the run loop: find work, ready | proc.go `schedule`, `findRunnable`, `ready` |
+//! | `switch.rs` | the context switch: run a goroutine, park, yield | proc.go `execute`, `park_m`, `gosched_m` |
 //! | `idle.rs` | spinning, waking, handing Ps over, sleeping | proc.go `wakep`, `startm`, `stopm`, `handoffp` |
 //! | `sources.rs` | timer/netpoll sources and idle sleep | proc.go `findRunnable`'s netpoll/timer part |
 //! | `compact.rs` | stack compaction of long-parked goroutines | (none: Go shrinks stacks at GC) |
 //! | `procs.rs` | GOMAXPROCS, spin advice for sync | proc.go `procresize`, `sync_runtime_canSpin` |
 //!
 //! The join handshake lives beside the task states it drives, in `task.rs`.
+//!
+//! Under `--cfg gort_loom` everything here but the context switch, the
+//! descriptor free lists and stack compaction is built on loom's atomics,
+//! locks and threads (`crate::loom`), and `model.rs` stands in for those
+//! three: its `execute` counts a goroutine as run instead of switching to
+//! it, so the models in `src/tests/` run the real idle protocol with M
+//! threads that queue and dequeue goroutine descriptors.
 
-use crate::config::Config;
 use crate::loom::{
-    AtomicBool, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    nanotime, spin_loop, AtomicBool, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64,
+    AtomicUsize, Mutex, MutexGuard, Ordering, Parker, RwLock,
 };
 use crate::park_state::ParkState;
 use crate::runq::RunQueue;
 use crate::source::Source;
-use crate::task::{Payload, TaskVtable, RUNNING};
-use crate::waiter::{WaitReason, Waiter};
-use gort_os::clock::nanotime;
-use gort_os::context::{Context, Label, Resumed, Suspender};
-use gort_os::futex::Parker;
-use gort_os::stack::Stack;
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
-use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::Arc;
 
-mod compact;
+cfg_not_loom! {
+    use crate::config::Config;
+    use crate::local::Entry;
+    use crate::task::{Payload, TaskVtable, RUNNING};
+    use crate::waiter::{WaitReason, Waiter};
+    use gort_os::context::{Context, Suspender};
+    use std::panic::{self, AssertUnwindSafe};
+    use std::sync::OnceLock;
+
+    mod compact;
+    mod gfree;
+    mod switch;
+
+    use self::compact::*;
+    pub(crate) use self::gfree::*;
+    pub(crate) use self::switch::*;
+}
+
+cfg_loom! {
+    pub(crate) mod model;
+
+    use self::model::inert::*;
+    use self::model::{compact_pass, compaction_due};
+    pub(crate) use self::model::{execute, sched};
+}
+
 mod g;
-mod gfree;
 mod idle;
 mod m;
 mod p;
@@ -51,19 +76,19 @@ mod sched;
 mod schedule;
 mod sources;
 
-use self::compact::*;
 pub(crate) use self::g::*;
-pub(crate) use self::gfree::*;
 pub(crate) use self::idle::*;
 pub(crate) use self::m::*;
 pub(crate) use self::p::*;
+// (Used by the public API only, which loom builds do not have.)
+#[cfg_attr(gort_loom, allow(unused_imports))]
 pub(crate) use self::procs::*;
 pub(crate) use self::sched::*;
 pub(crate) use self::schedule::*;
 pub(crate) use self::sources::*;
 
-/// Most Ps a runtime may have.
-pub const MAX_PROCS: usize = 1024;
+/// Most Ps a runtime may have (4 under loom, whose models build a few).
+pub const MAX_PROCS: usize = if cfg!(gort_loom) { 4 } else { 1024 };
 
 /// The timekeeper M sleeps until this long before the next deadline, then
 /// spins to it (bounded CPU per timer wake-up, for ~µs timer accuracy).

@@ -56,6 +56,7 @@ pub(crate) struct Sched {
     pub(super) ncpu: usize,
 }
 
+cfg_not_loom! {
 static SCHED: OnceLock<Sched> = OnceLock::new();
 
 /// The runtime, started with the environment's configuration on first use.
@@ -114,6 +115,7 @@ pub(crate) fn init(cfg: Config) -> bool {
 pub(crate) fn started() -> bool {
     SCHED.get().is_some()
 }
+}
 
 impl Sched {
     pub(super) fn new(cfg: Config) -> Sched {
@@ -155,7 +157,7 @@ impl Sched {
     }
 
     pub(super) fn lock_idle(&self) -> MutexGuard<'_, Idle> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+        self.idle.lock()
     }
 
     pub(super) fn p(&self, id: usize) -> Option<&'static P> {
@@ -190,13 +192,13 @@ pub(super) fn global_put_batch(s: &'static Sched, gs: &[&'static G]) {
     if gs.is_empty() {
         return;
     }
-    let mut q = s.global.lock().unwrap_or_else(|e| e.into_inner());
+    let mut q = s.global.lock();
     q.0.extend(gs.iter().copied());
-    // SeqCst: the store half of a Dekker pair with an M that stops
-    // spinning (its SeqCst decrement of nmspinning, then a SeqCst load of
-    // global_len, in release_and_sleep): a spawner without a P that then
-    // sees nmspinning != 0 in wakep and wakes nobody is sure that M sees
-    // this G. Also publishes the queue to the Acquire checks before the lock.
+    // Release pairs with the Acquire checks before taking the lock. SeqCst:
+    // the queuer then loads npidle and nmspinning (wakep); an M giving up
+    // its P stores npidle (put_p) and nmspinning (drop_p_local) and then
+    // loads global_len (release_and_sleep), so one of them sees the other
+    // (a Dekker pair, modelled in tests/loom_idle.rs).
     s.global_len.store(q.0.len(), Ordering::SeqCst);
 }
 
@@ -210,7 +212,7 @@ pub(super) fn global_get(s: &'static Sched, p: &P, max: usize) -> Option<&'stati
         [None; crate::loom::RUNQ_SIZE / 2];
     let n;
     {
-        let mut q = s.global.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = s.global.lock();
         let len = q.0.len();
         if len == 0 {
             return None;
@@ -262,6 +264,7 @@ pub(super) fn count_goroutines(s: &'static Sched, d: isize) {
     s.ngoroutine_ext.fetch_add(d, Ordering::AcqRel);
 }
 
+cfg_not_loom! {
 /// Blocks until no goroutine is alive (used after the main goroutine calls
 /// goexit; polling keeps the hot exit path free of any check).
 pub(crate) fn wait_no_goroutines() {
@@ -269,4 +272,5 @@ pub(crate) fn wait_no_goroutines() {
     while s.num_goroutine() > 0 {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+}
 }

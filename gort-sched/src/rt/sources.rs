@@ -10,10 +10,7 @@ pub(crate) fn register_source(src: Arc<dyn Source>) {
     if src.blocks() {
         let _ = s.eager.set(src.clone());
     }
-    s.sources
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(src);
+    s.sources.write().push(src);
     note_deadline(s, 0);
 }
 
@@ -43,7 +40,7 @@ pub(crate) fn note_deadline(s: &'static Sched, when: i64) {
 }
 
 pub(super) fn wake_sources(s: &'static Sched) {
-    for src in s.sources.read().unwrap_or_else(|e| e.into_inner()).iter() {
+    for src in s.sources.read().iter() {
         src.wake();
     }
 }
@@ -60,7 +57,7 @@ pub(super) fn check_deadline(s: &'static Sched) {
 /// Polls every source without blocking; returns whether any reported
 /// progress possible (a deadline now due).
 pub(super) fn poll_sources(s: &'static Sched) -> bool {
-    let srcs = s.sources.read().unwrap_or_else(|e| e.into_inner());
+    let srcs = s.sources.read();
     if srcs.is_empty() {
         return false;
     }
@@ -119,7 +116,7 @@ pub(super) fn sleep_idle(s: &'static Sched, m: &'static M) {
     let source_deadline = s.next_deadline.load(Ordering::SeqCst);
     let deadline = source_deadline.min(compact_at);
     let blocking = {
-        let srcs = s.sources.read().unwrap_or_else(|e| e.into_inner());
+        let srcs = s.sources.read();
         srcs.iter().find(|x| x.blocks()).cloned()
     };
     if let Some(src) = blocking {
@@ -157,7 +154,7 @@ pub(super) fn sleep_idle(s: &'static Sched, m: &'static M) {
                     .park_timeout(std::time::Duration::from_nanos((wait - early) as u64));
             if !woken {
                 while nanotime() < deadline && !m.has_inbox() {
-                    std::hint::spin_loop();
+                    spin_loop();
                 }
             }
         }

@@ -1,2 +1,3 @@
+mod loom_idle;
 mod loom_park;
 mod loom_runq;

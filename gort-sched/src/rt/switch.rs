@@ -1,0 +1,181 @@
+//! The context switch: `execute` resumes a goroutine on its M and handles
+//! its request when it switches back (park, yield, exit); `park_g` and
+//! `gosched` are the goroutine's side (Go's `execute`/`gogo`, `park_m`,
+//! `gosched_m`). This is the only part of `rt` that switches stacks, so the
+//! only part loom cannot run: under `--cfg gort_loom`, `model.rs` stands in
+//! (its `execute` counts the goroutine as run).
+
+use super::*;
+use gort_os::context::{Label, Resumed};
+use gort_os::stack::Stack;
+
+/// Runs `g` on this M until it parks, yields or exits.
+pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
+    let gr = g; // we hold it: we dequeued it
+                // SAFETY: we hold the G; the borrow ends before any switch.
+    let mut ctx = match unsafe { gr.inner() }.ctx.take() {
+        Some(c) => c,
+        None => start_g(s, m, g),
+    };
+    set_current_g(Some(g));
+    loop {
+        let r = ctx.resume();
+        match r {
+            Resumed::Finished => {
+                set_current_g(None);
+                drop(ctx.into_stack()); // back to this M's stack cache
+                gr.park.retire();
+                // Compaction candidates recognise the exit by the zero goid.
+                gr.goid.store(0, Ordering::Relaxed);
+                // SAFETY: the goroutine finished; we hold its descriptor.
+                unsafe { gr.inner() }.suspender = None;
+                if !gr.migratable.load(Ordering::Relaxed) {
+                    // SAFETY: our own M; no switch here.
+                    unsafe { m.local() }.bound_live -= 1;
+                }
+                release_g(g);
+                return;
+            }
+            Resumed::Suspended => {
+                // SAFETY: the goroutine is switched out; we hold it.
+                let gi = unsafe { gr.inner() };
+                let req = std::mem::replace(&mut gi.req, Req::None);
+                gi.ctx = Some(ctx);
+                match req {
+                    Req::Park => {
+                        if gi.compactable {
+                            // SAFETY: our own M; no switch here.
+                            let ml = unsafe { m.local() };
+                            gi.park_pass = ml.pass;
+                            if !gi.in_cand {
+                                gi.in_cand = true;
+                                ml.cands.push_back((g, gr.goid()));
+                            }
+                        }
+                        // Release (in try_park): after this a waker may run
+                        // the G, so its context must already be stored.
+                        if gr.park.try_park() {
+                            break;
+                        }
+                        // Woken while switching out: run it again now.
+                        ctx = gi.ctx.take().expect("context just stored");
+                    }
+                    Req::Yield => {
+                        if gr.migratable.load(Ordering::Relaxed) {
+                            global_put_batch(s, &[g]);
+                        } else {
+                            // SAFETY: our own M.
+                            unsafe { m.local() }.runq.push_back(g);
+                        }
+                        break;
+                    }
+                    Req::None => fatal("goroutine switched out with no request"),
+                }
+            }
+        }
+    }
+    set_current_g(None);
+}
+
+/// First run of a fresh G on this M: give it a stack and bind it here.
+pub(super) fn start_g(s: &'static Sched, m: &'static M, g: &'static G) -> Context {
+    let gr = g;
+    // SAFETY: we hold the G.
+    let gi = unsafe { gr.inner() };
+    let size = if gi.stack_size == 0 {
+        s.default_stack_size()
+    } else {
+        gi.stack_size
+    };
+    let stack = Stack::new(size).unwrap_or_else(|e| {
+        fatal(&format!(
+            "runtime: cannot allocate a {size}-byte stack for goroutine {}: {e}",
+            gr.goid()
+        ))
+    });
+    // Release pairs with wakers' Acquire load of `m`.
+    gr.m.store(m as *const M as *mut M, Ordering::Release);
+    if !gr.migratable.load(Ordering::Relaxed) {
+        // SAFETY: our own M; no switch here.
+        unsafe { m.local() }.bound_live += 1;
+    }
+    let label = Label {
+        id: gr.goid(),
+        name: gi.name.clone(),
+    };
+    // SAFETY: a goroutine suspends only through its own Suspender (park_g
+    // and gosched use the running G's), and user code cannot reach a raw
+    // Context of its own without `unsafe`.
+    unsafe { Context::new(stack, label, move |sus| goroutine_main(g, sus)) }
+}
+
+pub(super) fn goroutine_main(g: &'static G, sus: Suspender) {
+    // SAFETY: this goroutine holds its own descriptor while it runs; the
+    // borrow ends before the task runs (which may switch).
+    let run = unsafe {
+        let gi = g.inner();
+        gi.suspender = Some(sus);
+        gi.task.expect("fresh goroutine has a task").run
+    };
+    // SAFETY: called once, by this goroutine on its own stack.
+    unsafe { run(g) };
+}
+
+pub(crate) fn park_g<F: FnOnce() -> bool>(gr: &'static G, reason: WaitReason, commit: F) {
+    // `gr` is the running goroutine: this thread holds it.
+    if !commit() {
+        gr.park.retire(); // the abandoned park's waiters go stale
+        return;
+    }
+    if gr.park.consume_notified() {
+        return; // woken before we even switched
+    }
+    if std::thread::panicking() {
+        warn_park_while_unwinding(gr);
+    }
+    // SAFETY: as above; the borrow ends before the switch.
+    let s = unsafe {
+        let gi = gr.inner();
+        gi.req = Req::Park;
+        gi.wait_reason = reason;
+        gi.suspender.expect("running goroutine has a suspender")
+    };
+    // SAFETY: we are on this goroutine's stack, and it is running.
+    unsafe { s.suspend() };
+}
+
+/// A goroutine about to park while its thread unwinds (a `Drop` run by a
+/// panic or `goexit` that blocks) lets other goroutines of this thread run
+/// with std's per-thread panic state set. Say so, once per process. (The
+/// check is one relaxed load of std's global panic count on the park path.)
+#[cold]
+pub(super) fn warn_park_while_unwinding(gr: &G) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "gort: goroutine {} parks while its thread is unwinding (a Drop run by a panic \
+             or goexit that blocks, in this goroutine or in another one of this thread \
+             parked mid-unwind); until that goroutine resumes, every goroutine on the \
+             thread sees std::thread::panicking() == true (std Mutexes they unlock get \
+             poisoned). See the README, \"Goroutines share their thread\".",
+            gr.goid()
+        );
+    }
+}
+
+/// Gosched: lets other goroutines run, then continues.
+pub(crate) fn gosched() {
+    let Some(g) = current_g() else {
+        std::thread::yield_now();
+        return;
+    };
+    // SAFETY: the running goroutine is held by this thread.
+    let s = unsafe {
+        let gi = g.inner();
+        gi.req = Req::Yield;
+        gi.suspender.expect("running goroutine has a suspender")
+    };
+    // SAFETY: on the goroutine's own stack while it runs.
+    unsafe { s.suspend() };
+}
+

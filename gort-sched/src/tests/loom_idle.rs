@@ -1,0 +1,155 @@
+//! loom models of the idle protocol (`rt/idle.rs`, `rt/sources.rs`): the
+//! real `wakep`/`startm`/`stopm`/`release_and_sleep`/`sleep_idle`/`ready_g`/
+//! `note_deadline`/`poll_sources` on loom threads, with goroutine
+//! descriptors that are queued and dequeued but not executed (`rt/model.rs`:
+//! an M "runs" a goroutine by recording it). A lost wake-up leaves every
+//! model thread blocked, which loom reports as a deadlock.
+
+use crate::loom::{exit_if_shutdown, shutdown};
+use crate::rt::model::{
+    add_source, bind, new_g, new_sched, next_deadline, poll_sources, runq_put_here, schedule,
+    set_next_deadline, start_m, startm, stopm, take_p, wait_ran,
+};
+use crate::rt::{note_deadline, ready_g};
+use crate::Source;
+use loom::sync::{Condvar, Mutex};
+use std::sync::Arc;
+
+/// A G queued while the only M gives up the only P: the M either sees it
+/// before it lets go of the P, or whoever queued it (`wakep`) finds the idle
+/// P and hands it, with the M, back. The queuer is a thread without a P (a
+/// timer firing on an idle M, a plain thread), so the G goes to the global
+/// queue.
+/// Runs `f` as a loom model, on a model thread with a larger stack than
+/// loom's main thread has (32 KiB: the idle path overflows it).
+fn model(f: impl Fn() + Send + Sync + 'static) {
+    let f = Arc::new(f);
+    loom::model(move || {
+        let f = f.clone();
+        loom::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || f())
+            .unwrap()
+            .join()
+            .unwrap();
+    });
+}
+
+#[test]
+fn ready_racing_the_last_m_going_idle() {
+    model(|| {
+        let s = new_sched(1);
+        // The only M starts with the only P and finds nothing to run.
+        startm(s, false);
+        let g = new_g(1);
+        runq_put_here(s, g, true);
+        assert_eq!(wait_ran(1), [1]);
+        shutdown(|| ());
+    });
+}
+
+/// A blocking source (the netpoller's stand-in): `block` waits until
+/// `wake`; it has no deadlines.
+struct Blocking {
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Source for Blocking {
+    fn poll(&self, _now: i64) -> Option<i64> {
+        None
+    }
+    fn blocks(&self) -> bool {
+        true
+    }
+    fn block(&self, _until: Option<i64>) {
+        let mut w = self.woken.lock().unwrap();
+        while !*w {
+            w = self.cv.wait(w).unwrap();
+        }
+        *w = false;
+        drop(w);
+        exit_if_shutdown();
+    }
+    fn wake(&self) {
+        *self.woken.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+}
+
+/// A goroutine bound to an M is readied (into the M's inbox) from another
+/// thread while that M, without a P, goes to block inside the blocking
+/// source (`sleep_idle`): the M stores `in_source` before it re-checks its
+/// inbox, the waker checks `in_source` after its push (the SeqCst Dekker
+/// pair), so either the M sees the goroutine or the waker wakes the source.
+/// The M must not stay blocked with a goroutine in its inbox.
+#[test]
+fn inbox_ready_racing_an_m_entering_the_source() {
+    model(|| {
+        let s = new_sched(1);
+        let src = Arc::new(Blocking {
+            woken: Mutex::new(false),
+            cv: Condvar::new(),
+        });
+        add_source(s, src.clone());
+        let g = new_g(1);
+        // The M has no P and nothing to run: it goes idle (stopm ->
+        // sleep_idle -> the source), and runs what it is given.
+        let m = start_m(s, |s, m| {
+            stopm(s, m);
+            schedule(s, m)
+        });
+        // `g` ran on that M and parked; this thread readies it.
+        bind(g, m);
+        ready_g(g);
+        assert_eq!(wait_ran(1), [1]);
+        shutdown(|| src.wake());
+    });
+}
+
+/// A timer source: `poll` reports the earliest pending deadline.
+struct Timers {
+    pending: Mutex<Vec<i64>>,
+}
+
+impl Source for Timers {
+    fn poll(&self, _now: i64) -> Option<i64> {
+        self.pending.lock().unwrap().iter().copied().min()
+    }
+}
+
+/// `note_deadline`'s fetch_min racing `poll_sources` raising the next
+/// deadline (the earliest timer at 100 was stopped; the next is at 200)
+/// while a timer at `when` is added: the deadline noted concurrently is
+/// never lost (the word ends at most at `when`). `when` between the old and
+/// the raised value leaves the word unchanged when noted (only the re-poll
+/// after a successful raise finds it); `when` below the old value lowers the
+/// word (the raise's CAS must fail).
+fn deadline_race(when: i64) {
+    model(move || {
+        let s = new_sched(1);
+        let _p = take_p(s); // this thread's M is busy: no M to start
+        let timers = Arc::new(Timers {
+            pending: Mutex::new(vec![200]),
+        });
+        add_source(s, timers.clone());
+        set_next_deadline(s, 100);
+        let poller = loom::thread::spawn(move || {
+            poll_sources(crate::rt::sched());
+        });
+        timers.pending.lock().unwrap().push(when);
+        note_deadline(s, when);
+        poller.join().unwrap();
+        assert!(next_deadline(s) <= when, "deadline {when} lost");
+    });
+}
+
+#[test]
+fn note_deadline_racing_a_raise_between() {
+    deadline_race(150);
+}
+
+#[test]
+fn note_deadline_racing_a_raise_below() {
+    deadline_race(50);
+}

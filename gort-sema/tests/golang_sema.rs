@@ -1,0 +1,185 @@
+//! Ports of Go's semaphore tests (go/src/runtime/sema_test.go); each case
+//! names the Go test it follows and says what differs and why.
+//!
+//! Go's tests set GOMAXPROCS, which is process-wide; here each runs in a
+//! child process of this test binary with GOMAXPROCS in its environment.
+
+use gort_sched::{go, gomaxprocs, gosched, run};
+use gort_sema::{semacquire, semrelease, semwaiters};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long any single wait may take before the test fails.
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn is_child() -> bool {
+    std::env::var_os("GORT_TEST_CHILD").is_some()
+}
+
+/// In the parent: re-runs this test binary for `test` alone with `env`,
+/// checks that the child really ran that test (a misspelt name would run
+/// nothing and "pass") and that it passed; returns true. In the child:
+/// returns false (run the test body). As gort-sched's tests/common.
+fn in_child(test: &str, env: &[(&str, &str)]) -> bool {
+    if is_child() {
+        return false;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
+    cmd.env("GORT_TEST_CHILD", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("running 1 test") && stdout.contains(&format!("test {test} ... ok")),
+        "the child process did not run and pass test {test:?} with {env:?}; its stdout:\n\
+         {stdout}\nits stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success());
+    true
+}
+
+/// Aborts the process, naming `what`, unless the guard is dropped within
+/// `limit`: a lost wake-up (a join or semacquire waiting forever, where no
+/// deadline check can run) fails the test instead of hanging it.
+fn watchdog(what: &'static str, limit: Duration) -> impl Drop {
+    struct Guard(Arc<(Mutex<bool>, Condvar)>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            *self.0 .0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            self.0 .1.notify_all();
+        }
+    }
+    let done = Arc::new((Mutex::new(false), Condvar::new()));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        let (lock, cv) = &*d;
+        let g = lock.lock().unwrap();
+        let (g, _) = cv.wait_timeout_while(g, limit, |done| !*done).unwrap();
+        if !*g {
+            eprintln!("watchdog: {what} did not finish within {limit:?}; aborting");
+            std::process::abort();
+        }
+    });
+    Guard(done)
+}
+
+/// sema_test.go testSemaHandoff: one round. A waiter is blocked in
+/// semacquire; this goroutine releases with hand-off and at once races the
+/// waiter to a CAS on `res`. Returns whether the waiter got there first,
+/// i.e. the releaser yielded to it directly.
+///
+/// Differs: `done` is a flag the busy goroutines poll (Go closes a
+/// channel); every goroutine is joined (Go waits for `done` only); Go's
+/// `SemNwait` (waiters counted, including those about to queue) is
+/// [`semwaiters`] (waiters queued), and waiting for it has a deadline.
+fn sema_handoff_once() -> bool {
+    let sema = Arc::new(AtomicU32::new(0));
+    let res = Arc::new(AtomicU32::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+
+    // We're testing that the current goroutine is able to yield its time
+    // slice to another goroutine. Stop the current goroutine from migrating
+    // to another CPU where it can win the race (and appear to have not
+    // yielded) by keeping the CPUs slightly busy.
+    let busy: Vec<_> = (0..gomaxprocs(0))
+        .map(|_| {
+            let done = done.clone();
+            go(move || {
+                while !done.load(Ordering::SeqCst) {
+                    gosched();
+                }
+            })
+        })
+        .collect();
+
+    let (s2, r2, d2) = (sema.clone(), res.clone(), done.clone());
+    let waiter = go(move || {
+        semacquire(&s2);
+        let _ = r2.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
+        semrelease(&s2, true);
+        d2.store(true, Ordering::SeqCst);
+    });
+    let start = Instant::now();
+    while semwaiters(&sema) == 0 {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the waiter did not block in semacquire within {LIMIT:?}"
+        );
+        gosched(); // wait for goroutine to block in semacquire
+    }
+
+    // The crux of the test: we release the semaphore with handoff and
+    // immediately perform a CAS both here and in the waiter; we want the
+    // CAS in the waiter to execute first.
+    semrelease(&sema, true);
+    let _ = res.compare_exchange(0, 2, Ordering::SeqCst, Ordering::SeqCst);
+
+    waiter.join().unwrap();
+    for b in busy {
+        b.join().unwrap();
+    }
+    res.load(Ordering::SeqCst) == 1 // did the waiter run first?
+}
+
+/// sema_test.go TestSemaHandoff's loop: 10000 rounds, at least two thirds
+/// of them direct hand-offs. Go's threshold, not a speed: the scheduler is
+/// nondeterministic, so the test checks the desired outcome in a
+/// significant majority of cases.
+fn sema_handoff() {
+    const ITER: usize = 10_000;
+    let _w = watchdog("sema_handoff", Duration::from_secs(120));
+    let ok = run(|| (0..ITER).filter(|_| sema_handoff_once()).count());
+    assert!(
+        ok >= ITER * 2 / 3,
+        "direct handoff < 2/3: {ok} of {ITER} (GOMAXPROCS={})",
+        gomaxprocs(0)
+    );
+}
+
+/// sema_test.go TestSemaHandoff: when semrelease with hand-off is asked
+/// for, the goroutine releasing the semaphore yields directly to the first
+/// waiter in line (Go issue 33747), with the default GOMAXPROCS.
+///
+/// Differs: the rounds run in a child process (the other two ports change
+/// GOMAXPROCS, which is process-wide) and on a main goroutine ([`run`]), as
+/// Go's run on the test's goroutine.
+#[test]
+fn test_sema_handoff() {
+    if in_child("test_sema_handoff", &[]) {
+        return;
+    }
+    sema_handoff();
+}
+
+/// sema_test.go TestSemaHandoff1: TestSemaHandoff with GOMAXPROCS=1.
+///
+/// Differs: Go skips it when GOMAXPROCS is already 1 (TestSemaHandoff
+/// covered that case); here it always runs, in a child with GOMAXPROCS=1.
+#[test]
+fn test_sema_handoff1() {
+    if in_child("test_sema_handoff1", &[("GOMAXPROCS", "1")]) {
+        return;
+    }
+    assert_eq!(gomaxprocs(0), 1);
+    sema_handoff();
+}
+
+/// sema_test.go TestSemaHandoff2: TestSemaHandoff with GOMAXPROCS=2.
+///
+/// Differs: Go skips it when GOMAXPROCS <= 2 (TestSemaHandoff covered that
+/// case), which would skip it on a two-CPU machine; here it always runs, in
+/// a child with GOMAXPROCS=2.
+#[test]
+fn test_sema_handoff2() {
+    if in_child("test_sema_handoff2", &[("GOMAXPROCS", "2")]) {
+        return;
+    }
+    assert_eq!(gomaxprocs(0), 2);
+    sema_handoff();
+}

@@ -23,9 +23,7 @@
 //!   no collector or stop-the-world in the scheduler.
 //! * TestSchedLocalQueue*, TestStealOrder, TestGetgThreadSwitch,
 //!   TestNetpollBreak: they drive Go's internals through export_test.go
-//!   hooks; gort's run queue has its own unit and loom tests.
-//! * The `GoroutineParallelismDoesNotBlock`/`TimerFairness`-like names of
-//!   the request: proc_test.go has no such tests beyond those ported here.
+//!   hooks (gort's run queue has its own loom model, src/tests/loom_runq.rs).
 
 mod common;
 use common::{is_child, run_child_including_ignored, watchdog, Sema};
@@ -348,8 +346,9 @@ fn test_yield_progress() {
 
 /// proc_test.go TestNumGoroutine (and testprog's NumGoroutine): a fresh
 /// program has exactly one goroutine, its main one; the runtime's own
-/// goroutines are not counted; and NumGoroutine agrees with the goroutines
-/// that exist.
+/// goroutines are not counted; a goroutine entered from a foreign thread
+/// (Go: a callback from C) is, while it runs; and NumGoroutine agrees with
+/// the goroutines that exist.
 ///
 /// Differs: Go checks the count against a stack dump of all goroutines,
 /// retrying up to 10 times while goroutines about to exit finish. gort has
@@ -373,6 +372,21 @@ fn test_num_goroutine() {
         let sys = Builder::new().system(true).spawn(move || s2.acquire());
         wait_until("the system goroutine parks", || sys_park.waiters() == 1);
         assert_eq!(num_goroutine(), 1, "a system goroutine was counted");
+
+        // testprog: "the goroutine for a callback from C appears" — here a
+        // plain thread that runs a function as a goroutine ([`run`]).
+        // This goroutine waits for it by parking, not by blocking its M.
+        let back = Arc::new(Sema::new());
+        let b2 = back.clone();
+        let callback = std::thread::spawn(move || {
+            let n = run(num_goroutine);
+            b2.release();
+            n
+        });
+        back.acquire();
+        assert_eq!(callback.join().unwrap(), 2, "main and the callback's");
+        // Joined by `run` before it returned: no longer counted.
+        assert_eq!(num_goroutine(), 1, "back to the initial goroutines");
 
         let park = Arc::new(Sema::new());
         for _ in 0..10 {

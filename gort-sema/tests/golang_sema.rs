@@ -3,8 +3,13 @@
 //!
 //! Go's tests set GOMAXPROCS, which is process-wide; here each runs in a
 //! child process of this test binary with GOMAXPROCS in its environment.
+//!
+//! Two cases Go cannot have, since its goroutines have no home thread,
+//! follow the ports: TestSemaHandoff with the waiter started on another M
+//! than the releaser, migratable (Go's hand-off holds) and bound to that M
+//! (it does not: ignored, a deviation).
 
-use gort_sched::{go, gomaxprocs, gosched, run};
+use gort_sched::{go, gomaxprocs, gosched, run, Builder};
 use gort_sema::{semacquire, semrelease, semwaiters};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -27,7 +32,14 @@ fn in_child(test: &str, env: &[(&str, &str)]) -> bool {
     }
     let exe = std::env::current_exe().unwrap();
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]);
+    // --include-ignored: the parent ran, so the test was asked for.
+    cmd.args([
+        "--exact",
+        test,
+        "--nocapture",
+        "--test-threads=1",
+        "--include-ignored",
+    ]);
     cmd.env("GORT_TEST_CHILD", "1");
     for (k, v) in env {
         cmd.env(k, v);
@@ -182,4 +194,143 @@ fn test_sema_handoff2() {
     }
     assert_eq!(gomaxprocs(0), 2);
     sema_handoff();
+}
+
+/// One round of testSemaHandoff with the waiter on another M than the
+/// releaser (a case Go cannot have: its goroutines have no home thread).
+/// This goroutine does not yield until the waiter has started, so that
+/// another M starts it — and, unless `migratable`, keeps it. If none has
+/// after 1 ms, it yields and the waiter may start here (a goroutine left
+/// queued although a P is idle: gort-sched's `test_spawn_while_ms_park`);
+/// such a round is played out but not counted: `None`.
+fn sema_handoff_other_m_once(migratable: bool) -> Option<bool> {
+    let sema = Arc::new(AtomicU32::new(0));
+    let res = Arc::new(AtomicU32::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicBool::new(false));
+    let here = std::thread::current().id();
+
+    let (s2, r2, d2, st2) = (sema.clone(), res.clone(), done.clone(), started.clone());
+    let f = move || {
+        let start_thread = std::thread::current().id();
+        st2.store(true, Ordering::SeqCst);
+        semacquire(&s2);
+        let _ = r2.compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst);
+        semrelease(&s2, true);
+        d2.store(true, Ordering::SeqCst);
+        start_thread
+    };
+    let waiter = if migratable {
+        // SAFETY: the waiter holds nothing thread-affine (Arcs and a
+        // thread id) across its blocking calls.
+        unsafe { Builder::new().migratable(true) }.spawn(f)
+    } else {
+        go(f)
+    };
+    let start = Instant::now();
+    while !started.load(Ordering::SeqCst) {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the waiter did not start within {LIMIT:?}"
+        );
+        if start.elapsed() > Duration::from_millis(1) {
+            gosched();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+
+    let busy: Vec<_> = (0..gomaxprocs(0))
+        .map(|_| {
+            let done = done.clone();
+            go(move || {
+                while !done.load(Ordering::SeqCst) {
+                    gosched();
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    while semwaiters(&sema) == 0 {
+        assert!(
+            start.elapsed() < LIMIT,
+            "the waiter did not block in semacquire within {LIMIT:?}"
+        );
+        gosched();
+    }
+    semrelease(&sema, true);
+    let _ = res.compare_exchange(0, 2, Ordering::SeqCst, Ordering::SeqCst);
+
+    let start_thread = waiter.join().unwrap();
+    for b in busy {
+        b.join().unwrap();
+    }
+    (start_thread != here).then(|| res.load(Ordering::SeqCst) == 1)
+}
+
+/// [`sema_handoff`] for [`sema_handoff_other_m_once`]: 1000 counted rounds
+/// (of at most 2000), Go's two thirds.
+fn sema_handoff_other_m(migratable: bool) {
+    const ITER: usize = 1_000;
+    let _w = watchdog("sema_handoff_other_m", Duration::from_secs(120));
+    let (counted, ok) = run(move || {
+        let (mut counted, mut ok) = (0, 0);
+        for _ in 0..2 * ITER {
+            if counted == ITER {
+                break;
+            }
+            if let Some(direct) = sema_handoff_other_m_once(migratable) {
+                counted += 1;
+                ok += usize::from(direct);
+            }
+        }
+        (counted, ok)
+    });
+    assert_eq!(
+        counted,
+        ITER,
+        "only {counted} of {} rounds had the waiter on another M",
+        2 * ITER
+    );
+    assert!(
+        ok >= ITER * 2 / 3,
+        "direct handoff < 2/3: {ok} of {ITER} (waiter on another M, migratable: {migratable})"
+    );
+}
+
+/// TestSemaHandoff (sema_test.go) with the waiter started on another M
+/// than the releaser, and migratable (the `unsafe` opt-in to Go's free
+/// migration): readied onto the releaser's P, as by Go's `goready`, it runs
+/// first when the releaser yields. Not in Go (a gort addition): it pins
+/// down that the opt-in keeps Go's hand-off. In a child with GOMAXPROCS=2.
+#[test]
+fn test_sema_handoff_other_m_migratable() {
+    if in_child(
+        "test_sema_handoff_other_m_migratable",
+        &[("GOMAXPROCS", "2")],
+    ) {
+        return;
+    }
+    sema_handoff_other_m(true);
+}
+
+/// TestSemaHandoff (sema_test.go) with the waiter bound to another M than
+/// the releaser: Go's hand-off promise (the releaser yields its P directly
+/// to the waiter, which runs first) in the one case Go cannot have.
+///
+/// Ignored, a deviation that follows from gort's thread binding: a started
+/// goroutine is readied onto its own M (into that M's inbox, waking it), so
+/// the releaser's yield cannot hand it the P; the releaser runs again after
+/// the other goroutines of its own M and often wins: measured, 18 of 20
+/// runs below Go's two thirds, with 6% to 63% direct hand-offs (the
+/// migratable case above passed 20 of 20 runs). The count still goes to
+/// the waiter (no barging: sync.Mutex's starvation mode stays fair); only
+/// "the waiter runs first" is lost. In a child with GOMAXPROCS=2.
+#[test]
+#[ignore = "deviation: a waiter bound to another M is readied onto that M, so semrelease's hand-off yield does not run it first"]
+fn test_sema_handoff_other_m() {
+    if in_child("test_sema_handoff_other_m", &[("GOMAXPROCS", "2")]) {
+        return;
+    }
+    sema_handoff_other_m(false);
 }

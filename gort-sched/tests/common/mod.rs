@@ -73,3 +73,68 @@ pub(crate) fn run_child(test: &str, env: &[(&str, &str)]) -> (bool, String) {
 pub(crate) fn is_child() -> bool {
     std::env::var_os("GORT_TEST_CHILD").is_some()
 }
+
+/// Aborts the process with a message naming `what` if the returned guard is
+/// not dropped within `limit`: a test whose goroutines deadlock (a lost
+/// wake-up leaves a join or park waiting forever, where no deadline check
+/// of the test itself can run) fails by name instead of hanging the run.
+pub(crate) fn watchdog(what: &str, limit: std::time::Duration) -> Watchdog {
+    let done = std::sync::Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let d = done.clone();
+    let what = what.to_string();
+    std::thread::spawn(move || {
+        let (lock, cv) = &*d;
+        let g = lock.lock().unwrap();
+        let (g, _) = cv.wait_timeout_while(g, limit, |done| !*done).unwrap();
+        if !*g {
+            eprintln!(
+                "watchdog: {what} did not finish within {limit:?}; aborting the test process"
+            );
+            std::process::abort();
+        }
+    });
+    Watchdog(done)
+}
+
+/// Disarms its [`watchdog`] when dropped.
+pub(crate) struct Watchdog(std::sync::Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let (lock, cv) = &*self.0;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+    }
+}
+
+/// Like [`run_child`], but the child also runs the test if it is
+/// `#[ignore]`d (so that `cargo test -- --ignored` runs ignored tests' child
+/// halves too), and it must have reported the test as run, not ignored.
+pub(crate) fn run_child_including_ignored(test: &str, env: &[(&str, &str)]) -> (bool, String) {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "--exact",
+        test,
+        "--nocapture",
+        "--test-threads=1",
+        "--include-ignored",
+    ]);
+    cmd.env("GORT_TEST_CHILD", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ignored = format!("test {test} ... ignored");
+    assert!(
+        stdout.contains("running 1 test")
+            && stdout.contains(&format!("test {test} ..."))
+            && !stdout.contains(&ignored),
+        "the child process did not run test {test:?}; its stdout:\n{stdout}"
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -804,22 +804,15 @@ fn test_stack_cache() {
 /// then lets them go idle, so that spawns race with Ms dropping their Ps;
 /// 5000 rounds, each spawn given 5 s (Go starts it within microseconds).
 ///
-/// Ignored, a deviation (a lost wake-up): the spawner's `wakep` returns
-/// when it sees no idle P (`npidle == 0`), counting on the Ms that hold the
-/// Ps; but an M that gives up its P *without* having been spinning
-/// (`release_and_sleep` with `was_spinning == false`: another M was
-/// spinning when it looked for work, so it did not spin itself) does not
-/// look at the run queues again. The new goroutine then sits in
-/// the spawner's P's queue with the other P idle and no M spinning, until
-/// the spawner's M schedules again — never, for a spawner that waits by
-/// spinning. Go closes this race with `sched.needspinning`: `wakep` that
-/// finds no idle P sets it, and a non-spinning M about to drop its P sees
-/// it and becomes spinning instead. Measured: 4 of 5 runs stranded a
-/// goroutine within 5000 rounds (at rounds 15 to 2352); with the re-check
-/// done by every M that drops its P (an experiment outside this tree), 8 of
-/// 8 runs passed, and the 5000 rounds took 0.1 s instead of about 3 s.
+/// This found a lost wake-up: the spawner's `wakep` returns when it sees
+/// no idle P (`npidle == 0`), counting on the Ms that hold the Ps; but an M
+/// that gave up its P *without* having been spinning did not look at the
+/// run queues again, so the new goroutine sat in the spawner's P's queue
+/// with the other P idle and no M spinning — forever, for a spawner that
+/// waits by spinning. (Go closes the race with `sched.needspinning`.) Every
+/// M that drops its P now re-checks the run queues (`release_and_sleep`).
+/// Before: 4 of 5 runs stranded a goroutine within 5000 rounds.
 #[test]
-#[ignore = "deviation: lost wake-up: a goroutine spawned while the other Ms hold their Ps stays queued with a P idle and no M spinning (a non-spinning M drops its P without re-checking the run queues; Go: sched.needspinning)"]
 fn test_spawn_while_ms_park() {
     if in_child("test_spawn_while_ms_park", &[("GOMAXPROCS", "2")]) {
         return;

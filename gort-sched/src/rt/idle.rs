@@ -153,10 +153,7 @@ pub(super) fn retire_p(s: &'static Sched, m: &'static M, p: &'static P) {
 /// Gives up the P (nothing to run) and sleeps until this M has work and a P.
 pub(super) fn release_and_sleep(s: &'static Sched, m: &'static M) {
     // SAFETY: our own thread; we hold a P here.
-    let (p, was_spinning) = unsafe {
-        let ml = m.local();
-        (&*ml.p, ml.spinning)
-    };
+    let p = unsafe { &*m.local().p };
     {
         let mut idle = s.lock_idle();
         // Work may have arrived on the global queue after we looked.
@@ -183,10 +180,13 @@ pub(super) fn release_and_sleep(s: &'static Sched, m: &'static M) {
     // goroutines.rs spawns_from_a_plain_thread_are_never_stranded).
     if s.global_len.load(Ordering::SeqCst) > 0 {
         wakep(s);
-    } else if was_spinning {
+    } else {
         // Go's findrunnable: after dropping the P (and the spinning count),
-        // look once more at every run queue; a spawner that saw us spinning
-        // did not wake anybody.
+        // look once more at every run queue. A spawner that saw us spinning
+        // did not wake anybody; nor did one whose wakep ran before put_p
+        // made our P idle (it saw npidle == 0) — so every M dropping its P
+        // looks, not only a spinning one (Go: sched.needspinning). Found by
+        // golang_proc.rs test_spawn_while_ms_park.
         for id in 0..s.gomaxprocs() {
             if let Some(v) = s.p(id) {
                 if !v.runq.is_empty() {

@@ -200,7 +200,7 @@ mod api {
     /// their queued goroutines moving to the global queue.
     ///
     /// # Panics
-    /// If `n` > [`MAX_PROCS`].
+    /// If `n` > [`MAX_PROCS`](crate::MAX_PROCS).
     pub fn gomaxprocs(n: usize) -> usize {
         if n == 0 {
             return crate::rt::sched().gomaxprocs();
@@ -217,7 +217,7 @@ mod api {
     /// environment. Returns false (and changes nothing) if it already runs.
     ///
     /// # Panics
-    /// If `cfg.procs` is not from 1 to [`MAX_PROCS`], or `cfg.stack_size`
+    /// If `cfg.procs` is not from 1 to [`MAX_PROCS`](crate::MAX_PROCS), or `cfg.stack_size`
     /// is not from [`gort_os::stack::MIN_STACK_SIZE`] to
     /// [`gort_os::stack::MAX_STACK_SIZE`] (the same ranges `GOMAXPROCS` and
     /// `GORT_STACK_SIZE` accept).

@@ -55,6 +55,9 @@ pub(crate) use model_clock::nanotime;
 pub(crate) mod model_clock {
     use std::cell::Cell;
 
+    // Loom builds only, where no goroutine exists: a loom model runs all its
+    // threads on the test's OS thread, so this is one clock per model (reset
+    // by each model's setup), which is the intent; nothing parks across it.
     std::thread_local! {
         /// (now, step): the time in ns, and how far each read advances it.
         static CLOCK: Cell<(i64, i64)> = const { Cell::new((1, EVERY_WAIT_STARVES)) };

@@ -95,7 +95,9 @@ cfg_not_loom! {
     }
 }
 
-// Under loom every model thread runs on one OS thread: loom's thread-local.
+// Under loom every model thread runs on one OS thread: loom's thread-local,
+// one per model thread (each M is a loom thread). No goroutine switch exists
+// under loom (rt/model.rs), so no two goroutines share an M's entry.
 cfg_loom! {
     loom::thread_local! {
         static CUR: Cur = Cur {

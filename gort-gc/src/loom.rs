@@ -1,7 +1,7 @@
 //! The one place this crate takes atomics, locks, thread-locals,
 //! goroutine-locals and parking from.
 //!
-//! Under `--cfg gort_loom` they are loom's (and gort-sema's loom parker), so
+//! Under `--cfg gort_loom` they are loom's (and gort-sched's loom parker), so
 //! the models in `src/tests/` explore the real header, registry and
 //! collector code. Statics holding loom atomics must be created inside each
 //! model, so the global heap is a `loom::lazy_static` there (see
@@ -21,10 +21,8 @@ pub(crate) use loom::sync::atomic::{
 #[cfg(gort_loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 
-#[cfg(not(gort_loom))]
+// gort-sched's parker; under loom, its loom-thread version (same contract).
 pub(crate) use gort_sched::{park, WaitReason, Waiter};
-#[cfg(gort_loom)]
-pub(crate) use gort_sema::loom_shim::{park, WaitReason, Waiter};
 
 /// Yield while waiting for a short, bounded collector step (a claim pass).
 #[cfg(not(gort_loom))]

@@ -1,7 +1,7 @@
 //! The one place this crate takes atomics, cells and parking from.
 //!
-//! Under `--cfg gort_loom` they are loom's (parking through gort-sema's loom
-//! parker, which keeps gort-sched's contract), so the model in `src/tests/`
+//! Under `--cfg gort_loom` they are loom's (parking through gort-sched's loom
+//! parker, which keeps the real park's contract), so the model in `src/tests/`
 //! explores the real [`Dir`](crate::pd::Dir) state machine. The socket layer
 //! is not compiled then.
 
@@ -11,9 +11,7 @@ pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering}
 #[cfg(gort_loom)]
 pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
 
-#[cfg(not(gort_loom))]
+// gort-sched's parker; under loom, its loom-thread version (same contract).
 pub(crate) use gort_sched::{park, WaitReason, Waiter};
-#[cfg(gort_loom)]
-pub(crate) use gort_sema::loom_shim::{park, WaitReason, Waiter};
 
 pub(crate) use gort_os::cell::UnsafeCell;

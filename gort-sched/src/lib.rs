@@ -151,10 +151,19 @@ mod park_state;
 mod rt;
 mod runq;
 mod source;
+mod wait_reason;
 
 // Built under loom too (the upper layers' models may use them).
 pub use crate::rt::MAX_PROCS;
 pub use crate::source::{note_deadline, register_source, Source};
+pub use crate::wait_reason::WaitReason;
+
+// Under loom, the upper layers' models park on loom threads with the same
+// contract as the real `park` (see `park_model`).
+cfg_loom! {
+    mod park_model;
+    pub use crate::park_model::{park, Waiter};
+}
 
 cfg_not_loom! {
     mod config;
@@ -174,7 +183,7 @@ mod api {
     pub use crate::config::{parse_procs, parse_stack_size, Config, ConfigError};
     pub use crate::local::{AccessError, LocalKey};
     pub use crate::spawn::{go, goexit, run, Builder, Goexit, JoinError, JoinHandle};
-    pub use crate::waiter::{park, park_thread_timeout, WaitReason, Waiter};
+    pub use crate::waiter::{park, park_thread_timeout, Waiter};
 
     /// Lets other goroutines run; the caller continues later on the same
     /// thread (Go's `runtime.Gosched`). On a plain thread, yields the thread.

@@ -13,7 +13,8 @@
 use crate::loom::Ordering;
 use crate::rt::{self, G};
 use crate::spawn::{Goexit, JoinError};
-use crate::waiter::{park, WaitReason, Waiter};
+use crate::waiter::{park, Waiter};
+use crate::WaitReason;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};

@@ -49,11 +49,5 @@ pub use note::Note;
 pub use notify::{NotifyList, Ticket};
 pub use sema::{semacquire, semacquire_mutex, semrelease, semwaiters};
 
-/// Under `--cfg gort_loom`: the loom parker standing in for gort-sched's
-/// `park`/`Waiter`, for the models of the layers above.
-#[cfg(gort_loom)]
-#[doc(hidden)]
-pub use crate::loom::shim as loom_shim;
-
 #[cfg(all(test, gort_loom))]
 mod tests;

@@ -23,12 +23,9 @@ pub(crate) use loom::sync::atomic::{
 #[cfg(gort_loom)]
 pub(crate) use loom::sync::Arc;
 
-// Channels park directly on the scheduler (under loom: on gort-sema's loom
-// parker, which keeps the same contract).
-#[cfg(not(gort_loom))]
+// Channels park directly on the scheduler (under loom: on gort-sched's
+// loom parker, which keeps the same contract).
 pub(crate) use gort_sched::{park, WaitReason, Waiter};
-#[cfg(gort_loom)]
-pub(crate) use gort_sema::loom_shim::{park, WaitReason, Waiter};
 
 pub(crate) use gort_os::cell::UnsafeCell;
 

@@ -45,7 +45,7 @@ cfg_not_loom! {
     use crate::config::Config;
     use crate::local::Entry;
     use crate::task::{Payload, TaskVtable, RUNNING};
-    use crate::waiter::{WaitReason, Waiter};
+    use crate::waiter::Waiter;
     use gort_os::context::{Context, Suspender};
     use std::panic::{self, AssertUnwindSafe};
     use std::sync::OnceLock;
@@ -66,6 +66,8 @@ cfg_loom! {
     use self::model::{compact_pass, compaction_due};
     pub(crate) use self::model::{execute, sched};
 }
+
+use crate::WaitReason;
 
 mod g;
 mod idle;

@@ -38,10 +38,6 @@ pub(crate) mod inert {
         }
     }
     pub(crate) const RUNNING: u32 = 0;
-    #[derive(Clone, Copy, Debug)]
-    pub(crate) enum WaitReason {
-        Unspecified,
-    }
 }
 
 struct State {

@@ -1,0 +1,74 @@
+//! Why a goroutine or thread is parked. Built under loom too: the loom
+//! parker (`crate::loom::park_model`) takes the same reasons.
+
+use std::fmt;
+
+/// Why a goroutine or thread is parked (Go's `waitReason`), for dumps and
+/// debugging.
+///
+/// The scheduler records it on every park of a goroutine; nothing reads it
+/// yet. It is kept (rather than trimmed) for the goroutine dumps to come,
+/// which print it as Go's tracebacks print `[chan receive]`, and every
+/// layer already passes the right one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitReason {
+    /// No reason given.
+    Unspecified,
+    /// Waiting in `JoinHandle::join`.
+    Join,
+    /// Blocked receiving from a channel.
+    ChanReceive,
+    /// Blocked sending on a channel.
+    ChanSend,
+    /// Blocked in `select!`.
+    Select,
+    /// Blocked in `select!` with no cases.
+    SelectNoCases,
+    /// Semaphore acquire.
+    SemAcquire,
+    /// `Mutex::lock`.
+    SyncMutexLock,
+    /// `RwLock::read`.
+    SyncRwLockRead,
+    /// `RwLock::write`.
+    SyncRwLockWrite,
+    /// `WaitGroup::wait`.
+    SyncWaitGroupWait,
+    /// `Cond::wait`.
+    SyncCondWait,
+    /// `sleep`.
+    Sleep,
+    /// Waiting for network I/O.
+    IoWait,
+    /// Waiting for a garbage collection.
+    GcWait,
+    /// The finalizer goroutine, idle.
+    FinalizerWait,
+    /// A layer-specific reason.
+    Other(&'static str),
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitReason::Unspecified => "",
+            WaitReason::Join => "join",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::Select => "select",
+            WaitReason::SelectNoCases => "select (no cases)",
+            WaitReason::SemAcquire => "semacquire",
+            WaitReason::SyncMutexLock => "sync.Mutex.Lock",
+            WaitReason::SyncRwLockRead => "sync.RWMutex.RLock",
+            WaitReason::SyncRwLockWrite => "sync.RWMutex.Lock",
+            WaitReason::SyncWaitGroupWait => "sync.WaitGroup.Wait",
+            WaitReason::SyncCondWait => "sync.Cond.Wait",
+            WaitReason::Sleep => "sleep",
+            WaitReason::IoWait => "IO wait",
+            WaitReason::GcWait => "GC wait",
+            WaitReason::FinalizerWait => "finalizer wait",
+            WaitReason::Other(s) => s,
+        })
+    }
+}

@@ -127,23 +127,27 @@ where
         // (that Drop may park: `run`'s "no goroutines" check must not fire).
         if join_detached(g) {
             drop_detached(r);
-            rt::goroutine_count(g, -1);
+            // SAFETY: g is the running goroutine (this is its body).
+            unsafe { rt::goroutine_count(g, -1) };
             return;
         }
         // A joiner woken below must not count this goroutine any more.
-        rt::goroutine_count(g, -1);
+        // SAFETY: g is the running goroutine.
+        unsafe { rt::goroutine_count(g, -1) };
         // SAFETY: still ours until complete() below publishes DONE.
         unsafe { ptr::write(st, State::Done(r)) };
         // SAFETY: g is the running goroutine.
         if unsafe { join_complete(g) } {
             // Detached while we stored it: nobody will read it, and the
             // payload is still ours. Live again while its Drop runs.
-            rt::goroutine_count(g, 1);
+            // SAFETY: g is the running goroutine.
+            unsafe { rt::goroutine_count(g, 1) };
             // SAFETY: as above.
             if let State::Done(r) = unsafe { ptr::replace(st, State::Taken) } {
                 drop_detached(r);
             }
-            rt::goroutine_count(g, -1);
+            // SAFETY: g is the running goroutine.
+            unsafe { rt::goroutine_count(g, -1) };
         }
     }
 

@@ -9,12 +9,17 @@
 //! limit. A binary that exceeds it is killed with everything it spawned and
 //! reported as a failure that names the tests that had not finished. Every
 //! binary runs even after a failure, and the summary names each failure.
+//!
+//! Each binary runs in a process group of its own (so that a kill reaches
+//! what it spawned), which the terminal's Ctrl-C does not reach: SIGINT and
+//! SIGTERM to xtask kill the running group before xtask exits.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -170,6 +175,7 @@ enum Outcome {
 }
 
 pub(crate) fn run(root: &Path, args: &[String]) -> ExitCode {
+    forward_interrupts();
     let opts = match parse(args) {
         Ok(o) => o,
         Err(e) => {
@@ -337,6 +343,13 @@ fn run_limited(mut cmd: Command, limit: Duration, track: bool) -> std::io::Resul
         if Instant::now() >= deadline {
             break None;
         }
+        let sig = INTERRUPTED.load(Ordering::Relaxed);
+        if sig != 0 {
+            kill_group(child.id());
+            let _ = child.wait();
+            eprintln!("xtask test: interrupted (signal {sig}); killed the running tests");
+            std::process::exit(128 + sig);
+        }
         std::thread::sleep(Duration::from_millis(50));
     };
     // Whatever happened, nothing of the group may outlive it: a process a
@@ -371,6 +384,28 @@ fn join_reader(reader: std::thread::JoinHandle<()>) {
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = reader.join();
+}
+
+/// The signal (SIGINT or SIGTERM) that asked xtask to stop, 0 if none.
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+
+/// Records SIGINT/SIGTERM in [`INTERRUPTED`] instead of dying at once, so
+/// that the wait loop of [`run_limited`] kills the test's process group
+/// first.
+fn forward_interrupts() {
+    extern "C" {
+        fn signal(sig: i32, handler: usize) -> usize;
+    }
+    extern "C" fn on_signal(sig: i32) {
+        // Async-signal-safe: one atomic store.
+        INTERRUPTED.store(sig, Ordering::Relaxed);
+    }
+    const SIGINT: i32 = 2;
+    const SIGTERM: i32 = 15;
+    for sig in [SIGINT, SIGTERM] {
+        // SAFETY: signal(2) with a handler that only stores to an atomic.
+        unsafe { signal(sig, on_signal as extern "C" fn(i32) as usize) };
+    }
 }
 
 /// SIGKILL to the process group `pgid` (a child made leader of its own group

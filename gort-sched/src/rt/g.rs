@@ -74,8 +74,6 @@ pub(super) struct GInner {
 // time; hand-offs between those threads go through Release/Acquire pairs
 // (run queues, the inbox, the park state, the join state).
 unsafe impl Sync for G {}
-// SAFETY: as above.
-unsafe impl Send for G {}
 
 impl G {
     pub(super) fn new() -> G {

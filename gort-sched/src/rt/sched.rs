@@ -240,10 +240,14 @@ pub(super) fn global_get(s: &'static Sched, p: &P, max: usize) -> Option<&'stati
 /// Adds `d` to the live goroutine count for the running goroutine `g`
 /// (its task calls it with -1 when it is done), unless `g` is a system
 /// goroutine.
-pub(crate) fn goroutine_count(g: &G, d: isize) {
-    // SAFETY: the running goroutine holds its own descriptor; the borrow
-    // ends here.
-    if !unsafe { (*g).inner() }.system {
+///
+/// # Safety
+/// `g` is the caller's own goroutine (its `inner` cell is read: only the
+/// thread that holds a G may touch it).
+pub(crate) unsafe fn goroutine_count(g: &G, d: isize) {
+    // SAFETY: the caller is `g` (contract), which holds its own descriptor;
+    // the borrow ends here.
+    if !unsafe { g.inner() }.system {
         count_goroutines(sched(), d);
     }
 }

@@ -33,3 +33,30 @@ pub fn exact_timers() {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
     }
 }
+
+/// The number of OS threads of this process (Linux: `/proc/self/stat`,
+/// field 20), or None where it cannot be read. Not cheap (a file read):
+/// for rare checks such as the scheduler's deadlock detection.
+pub fn count() -> Option<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces:
+    // count fields after its closing one. Field 3 (state) comes first.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(17)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn count_includes_a_running_thread() {
+        // Other tests add and end threads concurrently: only bounds hold.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            let _ = rx.recv();
+        });
+        let during = super::count().expect("/proc/self/stat is readable");
+        drop(tx);
+        t.join().unwrap();
+        assert!(during >= 2, "this thread and the spawned one: {during}");
+    }
+}

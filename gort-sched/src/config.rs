@@ -67,6 +67,7 @@ impl Config {
             c.stack_size = parse_stack_size(&v.to_string_lossy())?;
         }
         Config::gc_from_env()?;
+        Debug::from_env()?;
         Ok(c)
     }
 
@@ -326,5 +327,76 @@ mod tests {
         assert_eq!(parse_stack_size("32768"), Ok(32768));
         assert!(parse_stack_size("1K").is_err());
         assert!(parse_stack_size("lots").is_err());
+    }
+}
+
+/// The `GODEBUG` settings the scheduler reads: `schedtrace=MS` (print a
+/// scheduler line every MS milliseconds; 0: off) and `scheddetail=1` (with
+/// it, one line per P and M). Other keys belong to others and are left
+/// alone, as Go does; a key of ours with an unusable value is an error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Debug {
+    pub(crate) schedtrace_ms: u64,
+    pub(crate) scheddetail: bool,
+}
+
+impl Debug {
+    /// From the environment's `GODEBUG` (unset or empty: the defaults).
+    pub(crate) fn from_env() -> Result<Debug, ConfigError> {
+        match std::env::var_os("GODEBUG") {
+            Some(v) => Debug::parse(&v.to_string_lossy()),
+            None => Ok(Debug::default()),
+        }
+    }
+
+    /// Parses a `GODEBUG` value: comma-separated `key=value` pairs.
+    pub(crate) fn parse(v: &str) -> Result<Debug, ConfigError> {
+        let mut d = Debug::default();
+        for kv in v.split(',').filter(|kv| !kv.is_empty()) {
+            let (k, val) = kv.split_once('=').unwrap_or((kv, ""));
+            let err = |reason: &str| ConfigError {
+                var: "GODEBUG",
+                value: v.to_string(),
+                reason: format!("{k}={val:?}: {reason}"),
+            };
+            match k {
+                "schedtrace" => {
+                    d.schedtrace_ms = val
+                        .parse()
+                        .map_err(|_| err("a period in milliseconds (0: off)"))?;
+                }
+                "scheddetail" => {
+                    d.scheddetail = match val {
+                        "0" => false,
+                        "1" => true,
+                        _ => return Err(err("0 or 1")),
+                    };
+                }
+                _ => {}
+            }
+        }
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod godebug_tests {
+    use super::Debug;
+
+    #[test]
+    fn godebug_keys_of_ours_are_parsed_others_left_alone() {
+        assert_eq!(Debug::parse("").unwrap(), Debug::default());
+        let d = Debug::parse("gctrace=1,schedtrace=1000,scheddetail=1,x").unwrap();
+        assert_eq!(d.schedtrace_ms, 1000);
+        assert!(d.scheddetail);
+    }
+
+    #[test]
+    fn malformed_godebug_values_are_reported() {
+        for bad in ["schedtrace=abc", "schedtrace=-5", "schedtrace", "scheddetail=yes"] {
+            let e = Debug::parse(bad).expect_err(bad);
+            assert_eq!(e.var, "GODEBUG");
+            assert!(e.to_string().contains("GODEBUG"), "{e}");
+        }
     }
 }

@@ -191,6 +191,54 @@ mod api {
         crate::rt::gosched()
     }
 
+    /// Runs `f`, a call that may block its OS thread (a system call, a
+    /// blocking library call), as Go runs a system call
+    /// (`entersyscall`/`exitsyscall`), and returns its result.
+    ///
+    /// The goroutine keeps its thread. If the call lasts longer than a
+    /// sysmon tick (20 µs to 10 ms) while something else could use the
+    /// P, sysmon hands the P to another M, so fresh goroutines, goroutines
+    /// bound to other Ms, timers and the netpoller go on; when `f`
+    /// returns, the goroutine takes its P back, or another idle one, or
+    /// waits for one. Goroutines bound to the calling M wait for the call:
+    /// use `blocking` when they must not.
+    ///
+    /// Inside `f` the goroutine acts as a plain thread: gort calls that
+    /// park block the thread, `go` queues on the global run queue, and
+    /// [`gosched`] yields the thread; goroutine-locals stay the
+    /// goroutine's. On a plain thread, or nested, it just calls `f`. A
+    /// panic in `f` leaves the call (the P is reacquired) and unwinds on.
+    ///
+    /// Cost: ~tens of nanoseconds when the call is short and keeps its P;
+    /// a retaken P costs the caller a P acquisition (or a wait for one).
+    ///
+    /// ```
+    /// let n = gort_sched::go(|| {
+    ///     gort_sched::syscall(|| std::fs::read("/proc/self/stat").map(|b| b.len()))
+    /// })
+    /// .join()
+    /// .unwrap()
+    /// .unwrap();
+    /// assert!(n > 0);
+    /// ```
+    pub fn syscall<R>(f: impl FnOnce() -> R) -> R {
+        crate::rt::syscall(f)
+    }
+
+    /// A preemption point: yields if sysmon asked this goroutine to (it has
+    /// run 10 ms without parking). One load of a shared, almost always
+    /// false flag when not asked: cheap enough for the body of a hot loop.
+    ///
+    /// gort cannot preempt a goroutine asynchronously (a started goroutine
+    /// never changes thread, and its M runs nothing else until it yields),
+    /// so a loop that runs long without calling anything that parks
+    /// should call this. Spawning and every gort-std operation that may
+    /// park are preemption points too. On a plain thread, it does nothing.
+    #[inline]
+    pub fn preempt_point() {
+        crate::rt::preempt_point()
+    }
+
     /// Goroutines that exist now: spawned and not yet finished, not counting
     /// system goroutines ([`Builder::system`]: the finalizer goroutine,
     /// runtime helpers), as Go's `runtime.NumGoroutine`. 0 if the runtime

@@ -52,7 +52,8 @@ thread_local! {
 /// thread-local destructor running late). `f` must not park or run user
 /// code.
 fn with_entries<R>(f: impl FnOnce(&mut Vec<Entry>) -> R) -> Option<R> {
-    let Some(g) = rt::current_g() else {
+    // (A goroutine inside `syscall` keeps its own locals.)
+    let Some(g) = rt::current_g_any() else {
         return THREAD_LOCALS.try_with(|l| f(&mut l.borrow_mut())).ok();
     };
     // SAFETY: `g` is the running goroutine, and its entry stack is only ever

@@ -37,6 +37,15 @@ pub trait Source: Send + Sync + 'static {
     /// Interrupts a concurrent [`Source::block`]. Must be cheap and must not
     /// block.
     fn wake(&self) {}
+
+    /// Whether this source may still ready a goroutine or spawn one by
+    /// itself (a timer is pending, a goroutine waits on a descriptor).
+    /// sysmon's deadlock check declares deadlock only when no source has
+    /// anything pending; the default, `true`, keeps it from ever firing
+    /// while this source is registered. Called rarely (when nothing runs).
+    fn pending(&self) -> bool {
+        true
+    }
 }
 
 /// Registers a source with the runtime (starting it if needed).

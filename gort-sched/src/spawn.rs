@@ -246,6 +246,8 @@ impl Builder {
             // SAFETY: newproc hands us the fresh G's unused payload.
             |p| unsafe { Task::<F, T>::install(p, f) },
         );
+        // Spawning is a preemption point (the new goroutine is queued).
+        rt::preempt_point();
         JoinHandle {
             g,
             id,

@@ -14,6 +14,11 @@ use std::sync::Arc;
 pub(crate) struct ThreadWaiter {
     state: ParkState,
     parker: Parker,
+    /// Whether the current park has a timeout (then it is not counted as
+    /// parked for sysmon's deadlock check: it wakes by itself). Written by
+    /// the thread before `try_park`, read by the waker that wins the park
+    /// (ordered by the park word's AcqRel).
+    timed: std::sync::atomic::AtomicBool,
 }
 
 // Only for plain threads (not goroutines): a plain thread that parks
@@ -22,6 +27,7 @@ thread_local! {
     static THREAD_WAITER: Arc<ThreadWaiter> = Arc::new(ThreadWaiter {
         state: ParkState::new(),
         parker: Parker::new(),
+        timed: std::sync::atomic::AtomicBool::new(false),
     });
 }
 
@@ -112,6 +118,9 @@ impl Waiter {
             }
             Target::Thread(t) => {
                 if t.state.notify(self.epoch) == Notify::Resume {
+                    if !t.timed.load(std::sync::atomic::Ordering::Relaxed) {
+                        rt::thread_unparked();
+                    }
                     t.parker.unpark();
                 }
             }
@@ -141,9 +150,12 @@ pub fn park<F: FnOnce() -> bool>(reason: WaitReason, commit: F) {
             t.state.retire(); // the abandoned park's waiters go stale
             return;
         }
+        t.timed.store(false, std::sync::atomic::Ordering::Relaxed);
         if !t.state.try_park() {
             return;
         }
+        // Counted until the waker that wins the park uncounts it.
+        rt::thread_parked();
         while !t.state.woken(epoch) {
             t.parker.park();
         }
@@ -172,6 +184,7 @@ pub fn park_thread_timeout<F: FnOnce() -> bool>(
             t.state.retire();
             return true;
         }
+        t.timed.store(true, std::sync::atomic::Ordering::Relaxed);
         if !t.state.try_park() {
             return true;
         }

@@ -80,21 +80,22 @@ pub(super) fn gfget(s: &'static Sched) -> &'static G {
             free.extend(gl.drain(at..));
         }
         if free.is_empty() {
-            free.extend(alloc_gs());
+            free.extend(alloc_gs(s));
         }
         return free.pop().expect("just refilled");
     }
     let mut gl = s.gfree.lock();
     if gl.is_empty() {
-        gl.extend(alloc_gs());
+        gl.extend(alloc_gs(s));
     }
     gl.pop().expect("just refilled")
 }
 
 /// Allocates a chunk of descriptors (they are never freed).
-pub(super) fn alloc_gs() -> impl Iterator<Item = &'static G> {
+pub(super) fn alloc_gs(s: &'static Sched) -> impl Iterator<Item = &'static G> {
     const CHUNK: usize = 32;
     let chunk: &'static [G] = Box::leak((0..CHUNK).map(|_| G::new()).collect());
+    s.allgs.lock().push(chunk);
     chunk.iter()
 }
 

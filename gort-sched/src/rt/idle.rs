@@ -67,7 +67,7 @@ pub(super) fn startm(s: &'static Sched, spinning: bool) {
         }
         return;
     };
-    s.npidle.fetch_sub(1, Ordering::SeqCst);
+    took_idle_p(s);
     p.status.store(P_RUNNING, Ordering::Relaxed);
     if let Some(m) = idle.midle.pop() {
         m.start_spinning.store(spinning, Ordering::Relaxed);
@@ -208,7 +208,7 @@ pub(super) fn stopm(s: &'static Sched, m: &'static M) {
             remove_idle_m(s, m);
             // SAFETY: our own thread; the P was handed to us and is live.
             let (ml, p) = unsafe { (m.local(), &*p) };
-            acquirep(ml, p);
+            acquirep(m, ml, p);
             ml.spinning = m.start_spinning.swap(false, Ordering::Relaxed);
             return;
         }
@@ -225,14 +225,14 @@ pub(super) fn stopm(s: &'static Sched, m: &'static M) {
             idle.midle.retain(|x| !ptr::eq(*x, m));
             if has_work {
                 if let Some(p) = idle.pidle.pop() {
-                    s.npidle.fetch_sub(1, Ordering::SeqCst);
+                    took_idle_p(s);
                     if let Some(i) = idle.mwaitp.iter().position(|x| ptr::eq(*x, m)) {
                         idle.mwaitp.remove(i);
                         s.nmwaitp.fetch_sub(1, Ordering::Relaxed);
                     }
                     drop(idle);
                     // SAFETY: our own thread.
-                    acquirep(unsafe { m.local() }, p);
+                    acquirep(m, unsafe { m.local() }, p);
                     return;
                 }
                 if !idle.mwaitp.iter().any(|x| ptr::eq(*x, m)) {

@@ -21,12 +21,20 @@ pub(crate) struct M {
     /// goroutines then also call the source's wake. SeqCst with the inbox
     /// check (a Dekker pair).
     pub(super) in_source: AtomicBool,
+    /// Set by sysmon when the goroutine running here has run 10 ms without
+    /// switching; honoured (cleared, and the goroutine yields) at its next
+    /// preemption point, cleared at every switch.
+    pub(crate) preempt: AtomicBool,
     /// Owner-thread-only scheduling state.
     pub(super) local: UnsafeCell<MLocal>,
 }
 
 pub(super) struct MLocal {
     pub(super) p: *const P,
+    /// The P this M held when its goroutine entered `syscall` (`p` is null
+    /// meanwhile, so that nothing run inside the call uses the P, which
+    /// sysmon may hand to another M).
+    pub(super) syscall_p: *const P,
     /// Bound goroutine readied on this thread, to run next.
     pub(super) runnext: Option<&'static G>,
     /// Bound goroutines ready to resume on this M.
@@ -79,6 +87,9 @@ impl M {
 pub(super) struct Cur {
     pub(super) m: Cell<*const M>,
     pub(super) g: Cell<Option<&'static G>>,
+    /// The goroutine inside `syscall` (then `g` is None: it acts as a plain
+    /// thread), for what stays per goroutine (goroutine-locals).
+    pub(super) sys: Cell<Option<&'static G>>,
 }
 
 // Right across a park: it says which M this thread is and which goroutine it
@@ -90,6 +101,7 @@ cfg_not_loom! {
             Cur {
                 m: Cell::new(ptr::null()),
                 g: Cell::new(None),
+                sys: Cell::new(None),
             }
         };
     }
@@ -103,6 +115,7 @@ cfg_loom! {
         static CUR: Cur = Cur {
             m: Cell::new(ptr::null()),
             g: Cell::new(None),
+            sys: Cell::new(None),
         };
     }
 }
@@ -128,6 +141,17 @@ pub(super) fn set_current_g(g: Option<&'static G>) {
     CUR.with(|c| c.g.set(g));
 }
 
+/// The running goroutine, also while it is inside `syscall` (for state
+/// that belongs to the goroutine whatever it does: goroutine-locals).
+#[inline(never)]
+pub(crate) fn current_g_any() -> Option<&'static G> {
+    CUR.with(|c| c.g.get().or(c.sys.get()))
+}
+
+pub(super) fn set_syscall_g(g: Option<&'static G>) {
+    CUR.with(|c| c.sys.set(g));
+}
+
 impl M {
     /// M number `id`, to be handed `nextp` (may be null) when it starts.
     pub(super) fn new(id: u64, nextp: *const P, spinning: bool) -> M {
@@ -137,8 +161,10 @@ impl M {
             nextp: AtomicPtr::new(nextp.cast_mut()),
             start_spinning: AtomicBool::new(spinning),
             in_source: AtomicBool::new(false),
+            preempt: AtomicBool::new(false),
             local: UnsafeCell::new(MLocal {
                 p: ptr::null(),
+                syscall_p: ptr::null(),
                 runnext: None,
                 runq: VecDeque::new(),
                 spinning: false,
@@ -158,6 +184,7 @@ impl M {
 pub(super) fn newm(s: &'static Sched, p: &'static P, spinning: bool) {
     let id = s.mid_gen.fetch_add(1, Ordering::Relaxed) + 1;
     let m: &'static M = Box::leak(Box::new(M::new(id, p, spinning)));
+    s.allm.lock().push(m);
     let r = crate::loom::spawn_m(format!("gort-m{id}"), move || mstart(s, m));
     if let Err(e) = r {
         fatal(&format!(
@@ -177,13 +204,14 @@ pub(super) fn mstart(s: &'static Sched, m: &'static M) -> ! {
     let ml = unsafe { m.local() };
     let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
     // SAFETY: newm gave us a live P.
-    acquirep(ml, unsafe { &*p });
+    acquirep(m, ml, unsafe { &*p });
     ml.spinning = m.start_spinning.swap(false, Ordering::Relaxed);
     schedule(s, m)
 }
 
-pub(super) fn acquirep(ml: &mut MLocal, p: &'static P) {
+pub(super) fn acquirep(m: &'static M, ml: &mut MLocal, p: &'static P) {
     p.status.store(P_RUNNING, Ordering::Relaxed);
+    p.m.store(ptr::from_ref(m).cast_mut(), Ordering::Relaxed);
     ml.p = p;
     ml.ptick = ml.schedtick;
 }

@@ -77,6 +77,7 @@ mod procs;
 mod sched;
 mod schedule;
 mod sources;
+mod sysmon;
 
 pub(crate) use self::g::*;
 pub(crate) use self::idle::*;
@@ -88,6 +89,9 @@ pub(crate) use self::procs::*;
 pub(crate) use self::sched::*;
 pub(crate) use self::schedule::*;
 pub(crate) use self::sources::*;
+// (Mostly the normal build's: its crate-visible items are not loom's.)
+#[cfg_attr(gort_loom, allow(unused_imports))]
+pub(crate) use self::sysmon::*;
 
 /// Most Ps a runtime may have (4 under loom, whose models build a few).
 pub const MAX_PROCS: usize = if cfg!(gort_loom) { 4 } else { 1024 };

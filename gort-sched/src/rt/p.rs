@@ -6,15 +6,30 @@ use super::*;
 pub(super) const P_IDLE: u32 = 0;
 pub(super) const P_RUNNING: u32 = 1;
 pub(super) const P_DEAD: u32 = 2;
+/// Held by an M in a blocking call (`syscall`): sysmon may take it (CAS to
+/// `P_IDLE`) and hand it on; the M then needs another P when it returns.
+pub(super) const P_SYSCALL: u32 = 3;
 
 /// A processor: the right to run goroutines, with a local run queue of fresh
 /// (and migratable) goroutines that other Ps may steal.
 pub(crate) struct P {
     pub(super) id: usize,
     pub(super) runq: RunQueue<G>,
-    /// P_IDLE / P_RUNNING / P_DEAD; changed under the scheduler lock (or by
-    /// the M taking the P from the idle list), read racily by thieves.
+    /// P_IDLE / P_RUNNING / P_DEAD / P_SYSCALL; changed under the scheduler
+    /// lock (or by the M taking the P from the idle list), read racily by
+    /// thieves and sysmon. P_SYSCALL → P_RUNNING (the M is back) and
+    /// P_SYSCALL → P_IDLE (sysmon retakes it) race by CAS.
     pub(super) status: AtomicU32,
+    /// The M holding the P (set by `acquirep`; stale while idle): whom
+    /// sysmon asks to yield when the P runs one goroutine too long.
+    pub(super) m: AtomicPtr<M>,
+    /// Bumped by the holder at every schedule (Go's `p.schedtick`): sysmon
+    /// sees a long runner as a tick that did not move for 10 ms. Written
+    /// only by the holder (Relaxed store, no RMW).
+    pub(super) schedtick: AtomicU32,
+    /// Bumped at every `syscall` entry and exit (Go's `p.syscalltick`):
+    /// sysmon retakes a P only from a call it has seen for a whole tick.
+    pub(super) syscalltick: AtomicU32,
     /// Free descriptors; only the M holding the P touches it.
     pub(super) gfree: UnsafeCell<Vec<&'static G>>,
     /// Goroutines spawned minus finished on this P. Written only by the M
@@ -67,6 +82,9 @@ pub(super) fn new_p(id: usize) -> &'static P {
         id,
         runq: RunQueue::new(),
         status: AtomicU32::new(P_IDLE),
+        m: AtomicPtr::new(ptr::null_mut()),
+        schedtick: AtomicU32::new(0),
+        syscalltick: AtomicU32::new(0),
         gfree: UnsafeCell::new(Vec::new()),
         ngoroutine: AtomicIsize::new(0),
     }))

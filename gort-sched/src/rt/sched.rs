@@ -54,6 +54,22 @@ pub(crate) struct Sched {
     pub(super) stack_size: AtomicUsize,
     /// Logical CPUs, read once at start (spinning is pointless on one).
     pub(super) ncpu: usize,
+    /// Every M ever started (Ms are never freed), for sysmon's deadlock
+    /// check and schedtrace.
+    pub(super) allm: Mutex<Vec<&'static M>>,
+    /// Set by sysmon before it sleeps until some P stops being idle; whoever
+    /// takes a P off the idle list then wakes it (`took_idle_p`). SeqCst
+    /// with `npidle` (a Dekker pair: sysmon stores this, then re-reads
+    /// npidle; a taker decrements npidle, then reads this).
+    pub(super) sysmon_wait: AtomicBool,
+    /// Sysmon sleeps on this.
+    pub(super) sysmon_parker: Parker,
+    /// When an M last polled the network (nanotime; 0 while one is blocked
+    /// in the poller), for sysmon's "nobody polled for 10 ms" duty.
+    pub(super) last_poll: AtomicI64,
+    /// Every chunk of goroutine descriptors (never freed), for the deadlock
+    /// report.
+    pub(super) allgs: Mutex<Vec<&'static [G]>>,
 }
 
 cfg_not_loom! {
@@ -71,7 +87,10 @@ pub(crate) fn sched() -> &'static Sched {
 #[cold]
 pub(super) fn start_default() -> &'static Sched {
     SCHED.get_or_init(|| match Config::from_env() {
-        Ok(c) => Sched::new(c),
+        Ok(c) => {
+            start_sysmon();
+            Sched::new(c)
+        }
         Err(e) => panic!("gort: {e}"),
     })
 }
@@ -107,6 +126,8 @@ pub(crate) fn init(cfg: Config) -> bool {
     let mut fresh = false;
     SCHED.get_or_init(|| {
         fresh = true;
+        // (Its thread waits for this initialisation to finish.)
+        start_sysmon();
         Sched::new(cfg)
     });
     fresh
@@ -153,6 +174,11 @@ impl Sched {
             source_blocked: AtomicBool::new(false),
             stack_size: AtomicUsize::new(cfg.stack_size),
             ncpu: gort_os::cpu::num_cpu(),
+            allm: Mutex::new(Vec::new()),
+            sysmon_wait: AtomicBool::new(false),
+            sysmon_parker: Parker::new(),
+            last_poll: AtomicI64::new(nanotime()),
+            allgs: Mutex::new(Vec::new()),
         }
     }
 

@@ -132,6 +132,8 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
         // SAFETY: we hold a P here.
         let p: &'static P = unsafe { &*ml.p };
         ml.schedtick = ml.schedtick.wrapping_add(1);
+        // For sysmon's long-runner check (owner-only: a plain store).
+        p.schedtick.store(ml.schedtick, Ordering::Relaxed);
 
         if p.id >= s.gomaxprocs() {
             retire_p(s, m, p);
@@ -186,7 +188,9 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
         // for this M lands in our own queues; it returns at once when
         // nobody waits on a descriptor.
         if let Some(src) = s.eager.get() {
-            src.poll(nanotime());
+            let now = nanotime();
+            s.last_poll.store(now, Ordering::Relaxed);
+            src.poll(now);
             // As above: the poll may have readied our goroutines.
             // SAFETY: our own thread; no switch happens inside this function.
             let ml = unsafe { m.local() };

@@ -126,7 +126,10 @@ pub(super) fn sleep_idle(s: &'static Sched, m: &'static M) {
         {
             m.in_source.store(true, Ordering::SeqCst);
             if !m.has_inbox() && m.nextp.load(Ordering::SeqCst).is_null() {
+                // 0: an M is blocked in the poller (sysmon need not poll).
+                s.last_poll.store(0, Ordering::Relaxed);
                 src.block((deadline != i64::MAX).then_some(deadline));
+                s.last_poll.store(nanotime(), Ordering::Relaxed);
             }
             m.in_source.store(false, Ordering::SeqCst);
             s.source_blocked.store(false, Ordering::SeqCst);

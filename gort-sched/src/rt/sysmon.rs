@@ -1,0 +1,642 @@
+//! sysmon, the runtime's watchdog (Go's `sysmon` in proc.go): one OS thread
+//! without a P that wakes every 20 µs to 10 ms while goroutines run, and
+//! * **retakes Ps from blocking calls**: a P whose M has been inside
+//!   [`syscall`](crate::syscall) for a whole sysmon tick is taken (CAS
+//!   `P_SYSCALL` → `P_IDLE`) and handed on, so the P's fresh goroutines,
+//!   the Ms waiting for a P, timers and the netpoller go on; the M gets a P
+//!   back when its call returns, or waits for one (`exitsyscall`);
+//! * **asks long runners to yield**: a P whose schedule tick has not moved
+//!   for 10 ms runs one goroutine too long; its M's `preempt` flag is set,
+//!   which the goroutine honours at its next preemption point
+//!   ([`preempt_point`](crate::preempt_point), and every gort call that
+//!   can park or spawn), and fresh goroutines queued on that P are offered
+//!   to other Ps (`wakep`: an idle M steals them);
+//! * **polls the network and runs overdue timers** when no M has for
+//!   10 ms (every M is busy running goroutines);
+//! * **detects deadlock**: when nothing runs, it proves that nothing can
+//!   ever run again (`check_dead`) before it prints Go's
+//!   `fatal error: all goroutines are asleep - deadlock!` and exits with
+//!   status 2;
+//! * **prints schedtrace** (`GODEBUG=schedtrace=MS[,scheddetail=1]`).
+//!
+//! It costs nothing while the program is idle: when every P is idle (no
+//! goroutine runs, none is in a blocking call) sysmon sleeps until a P is
+//! taken off the idle list (`took_idle_p` wakes it: a Dekker pair on
+//! `sysmon_wait`/`npidle`) or a plain thread parks (the deadlock check).
+//!
+//! # What a long runner still blocks (the soundness rule)
+//!
+//! Go preempts a long runner asynchronously (a signal, then the goroutine
+//! moves on with its P taken). gort cannot: a started goroutine never
+//! changes OS thread, so the goroutines bound to the busy M can only run
+//! when the long runner reaches a preemption point, and the running
+//! goroutine's code may touch its P's state (spawning queues on it) at any
+//! instant, so the P cannot be taken from under it without a check on
+//! every spawn. What goes on meanwhile: goroutines bound to other Ms, fresh
+//! goroutines (other Ps steal them, woken by sysmon), timers and the
+//! netpoller (idle Ms or sysmon poll them; what they ready for the busy M
+//! waits in its inbox). With `GOMAXPROCS=1` nothing else runs until the
+//! long runner yields.
+//!
+//! # The deadlock rule
+//!
+//! Quiescence alone proves nothing: a plain OS thread may hold a `Sender`
+//! or a `Waiter` and wake a goroutine later, and a blocking call may
+//! return. gort declares deadlock only when every thread of the process is
+//! accounted for as unable to act:
+//! * every M is idle (in `midle`, holding no P, with an empty inbox), no M
+//!   waits for a P, every P is idle, every run queue is empty;
+//! * no source has anything pending ([`Source::pending`]: no timer, no
+//!   goroutine waiting on a descriptor);
+//! * no `blocking` job is running or queued;
+//! * the number of OS threads of the process (`/proc/self/stat`) equals
+//!   the runtime's own (the Ms, sysmon, idle `blocking` threads) plus the
+//!   plain threads parked in an untimed [`park`](crate::park). A thread
+//!   that never touched gort, one sleeping in `std`, one in a timed park,
+//!   or a thread of another runtime, is running as far as gort knows: no
+//!   deadlock.
+//!
+//! The counts are read one after the other, not atomically, so the check
+//! runs twice, `DEAD_CONFIRM_NS` apart, and also requires that no
+//! *progress event* happened in between: a P taken off the idle list (the
+//! only way a goroutine runs again) or a parked plain thread woken (counted
+//! by the waker, when it wins the park). Anything that was active during
+//! the first look either was still active at the second (a count differs)
+//! or caused a progress event (it woke an M or a thread), or it queued work
+//! that is still visible in a queue or inbox.
+
+use super::*;
+use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicIsize as StdAtomicIsize};
+use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+
+/// A goroutine running this long without a switch is asked to yield (Go's
+/// `forcePreemptNS`).
+pub(super) const FORCE_PREEMPT_NS: i64 = 10_000_000;
+
+/// If no M polled the network for this long, sysmon polls (Go: 10 ms).
+const NETPOLL_STALE_NS: i64 = 10_000_000;
+
+/// A source deadline this overdue is run by sysmon (every M is busy).
+const OVERDUE_NS: i64 = 1_000_000;
+
+/// A blocking call shorter than this keeps its P when nobody needs it
+/// (Go: 10 ms).
+const SYSCALL_KEEP_NS: i64 = 10_000_000;
+
+/// Time between the two looks of the deadlock check.
+const DEAD_CONFIRM_NS: i64 = 20_000_000;
+
+/// A filter for [`preempt_point`]: true while sysmon asked some M to yield
+/// (one shared, almost always false load on the fast path).
+static PREEMPT_ANY: StdAtomicBool = StdAtomicBool::new(false);
+
+/// Plain threads parked in an untimed `park` (the parker adds itself after
+/// committing to sleep; the waker that wins the park subtracts it, so the
+/// count is never higher than the truth).
+static THREADS_PARKED: StdAtomicIsize = StdAtomicIsize::new(0);
+
+/// Progress events (see the module docs), for the deadlock check.
+static PROGRESS: StdAtomicU64 = StdAtomicU64::new(0);
+
+/// Counts one progress event.
+#[inline]
+pub(super) fn progress() {
+    PROGRESS.fetch_add(1, StdOrdering::SeqCst);
+}
+
+/// A P was taken off the idle list (npidle already adjusted by the caller
+/// under the idle lock): wake sysmon if it sleeps for want of a busy P.
+#[inline]
+pub(super) fn took_idle_p(s: &'static Sched) {
+    s.npidle.fetch_sub(1, Ordering::SeqCst);
+    progress();
+    // SeqCst: pairs with sysmon's store of sysmon_wait before it re-reads
+    // npidle (see `Sched::sysmon_wait`).
+    if s.sysmon_wait.load(Ordering::SeqCst) {
+        wake_sysmon(s);
+    }
+}
+
+pub(super) fn wake_sysmon(s: &'static Sched) {
+    s.sysmon_parker.unpark();
+}
+
+// The rest is the normal build's (goroutines switch, threads run).
+cfg_not_loom! {
+/// A plain thread is about to sleep in an untimed park (it has committed).
+pub(crate) fn thread_parked() {
+    THREADS_PARKED.fetch_add(1, StdOrdering::SeqCst);
+    if let Some(s) = sched_if_started() {
+        if s.sysmon_wait.load(Ordering::SeqCst) {
+            wake_sysmon(s); // all Ps idle: maybe the last thread to act
+        }
+    }
+}
+
+/// A waker won the untimed park of a plain thread.
+pub(crate) fn thread_unparked() {
+    THREADS_PARKED.fetch_sub(1, StdOrdering::SeqCst);
+    progress();
+}
+
+/// Honours a pending preemption request of the calling goroutine: yields
+/// if sysmon asked its M to. One shared load when no request is pending.
+#[inline]
+pub(crate) fn preempt_point() {
+    if PREEMPT_ANY.load(StdOrdering::Relaxed) {
+        preempt_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn preempt_slow() {
+    let (m, g) = current();
+    if m.is_null() || g.is_none() {
+        return;
+    }
+    // SAFETY: Ms are immortal.
+    let m = unsafe { &*m };
+    if m.preempt.load(Ordering::Relaxed) {
+        m.preempt.store(false, Ordering::Relaxed);
+        gosched();
+    }
+}
+
+/// Clears the M's request at a switch (the new goroutine gets a fresh time
+/// slice).
+#[inline]
+pub(super) fn clear_preempt(m: &M) {
+    if m.preempt.load(Ordering::Relaxed) {
+        m.preempt.store(false, Ordering::Relaxed);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Blocking calls (Go's entersyscall / exitsyscall).
+
+/// Runs `f` as a blocking call of the calling goroutine (see
+/// `crate::syscall`). On a plain thread, or inside another `syscall`, it
+/// just runs `f`.
+pub(crate) fn syscall<R>(f: impl FnOnce() -> R) -> R {
+    let (m, g) = current();
+    let Some(g) = g else { return f() };
+    // SAFETY: a running goroutine's thread is an M; Ms are immortal.
+    let m: &'static M = unsafe { &*m };
+    entersyscall(m, g);
+    /// Leaves the call also when `f` unwinds.
+    struct Exit(&'static M, &'static G);
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            exitsyscall(self.0, self.1);
+        }
+    }
+    let _exit = Exit(m, g);
+    f()
+}
+
+fn entersyscall(m: &'static M, g: &'static G) {
+    // SAFETY: our own M, on its thread; no switch in this function.
+    let ml = unsafe { m.local() };
+    debug_assert!(!ml.p.is_null(), "a running goroutine's M holds a P");
+    // SAFETY: the P we hold.
+    let p = unsafe { &*ml.p };
+    // From here until exitsyscall nothing on this thread may use the P
+    // (sysmon may hand it to another M): the M looks P-less, and the
+    // goroutine looks like a plain thread (parks block the thread, spawns
+    // go to the global queue).
+    ml.syscall_p = ml.p;
+    ml.p = ptr::null();
+    p.syscalltick.store(
+        p.syscalltick.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+    // Release: our writes to the P's state (run queue, free list, counts)
+    // before sysmon's Acquire CAS that takes the P.
+    p.status.store(P_SYSCALL, Ordering::Release);
+    set_syscall_g(Some(g));
+    set_current_g(None);
+}
+
+fn exitsyscall(m: &'static M, g: &'static G) {
+    set_current_g(Some(g));
+    set_syscall_g(None);
+    // SAFETY: our own M, on its thread; no switch in this function.
+    let ml = unsafe { m.local() };
+    let pp = std::mem::replace(&mut ml.syscall_p, ptr::null());
+    // SAFETY: Ps are immortal.
+    let p: &'static P = unsafe { &*pp };
+    // Acquire: sysmon did not take it; what other threads did with it
+    // before (nothing: it was ours) is moot, but keep the pair symmetric.
+    if p.status
+        .compare_exchange(P_SYSCALL, P_RUNNING, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        p.syscalltick.store(
+            p.syscalltick.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        ml.p = pp;
+        return;
+    }
+    exitsyscall_slow(sched(), m);
+}
+
+/// Our P was retaken: take an idle one, or queue for one (first in line
+/// for the next freed P, as an M with runnable bound goroutines does) and
+/// sleep on this goroutine's stack until handed one. The goroutine cannot
+/// move to another M, and no other goroutine of this M could run without a
+/// P either.
+#[cold]
+fn exitsyscall_slow(s: &'static Sched, m: &'static M) {
+    loop {
+        // Acquire pairs with the SeqCst store of nextp by put_p.
+        let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: our own thread; the P was handed to us and is live.
+            let (ml, p) = unsafe { (m.local(), &*p) };
+            acquirep(m, ml, p);
+            if m.start_spinning.swap(false, Ordering::Relaxed) {
+                // Counted as spinning by whoever handed it; we are not.
+                ml.spinning = true;
+                stop_spinning(s, ml);
+            }
+            return;
+        }
+        {
+            let mut idle = s.lock_idle();
+            if !m.nextp.load(Ordering::Acquire).is_null() {
+                continue;
+            }
+            if let Some(p) = idle.pidle.pop() {
+                took_idle_p(s);
+                if let Some(i) = idle.mwaitp.iter().position(|x| ptr::eq(*x, m)) {
+                    idle.mwaitp.remove(i);
+                    s.nmwaitp.fetch_sub(1, Ordering::Relaxed);
+                }
+                drop(idle);
+                // SAFETY: our own thread.
+                acquirep(m, unsafe { m.local() }, p);
+                return;
+            }
+            if !idle.mwaitp.iter().any(|x| ptr::eq(*x, m)) {
+                idle.mwaitp.push_back(m);
+                s.nmwaitp.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        m.parker.park();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The sysmon thread.
+
+/// Starts sysmon (once, with the runtime).
+pub(super) fn start_sysmon() {
+        let r = gort_os::thread::spawn_named("gort-sysmon".into(), 0, || {
+            let dbg = match crate::config::Debug::from_env() {
+                Ok(d) => d,
+                Err(e) => {
+                    // The implicit runtime refuses to start on it (from_env);
+                    // an explicit init reads no other variable, so say it.
+                    eprintln!("gort: {e}; GODEBUG settings ignored");
+                    crate::config::Debug::default()
+                }
+            };
+            sysmon(sched(), dbg)
+        });
+        if let Err(e) = r {
+            fatal(&format!("runtime: failed to create the sysmon thread: {e}"));
+        }
+}
+
+/// What sysmon remembers of a P between ticks (Go's `sysmontick`).
+#[derive(Clone, Copy, Default)]
+struct PTick {
+    schedtick: u32,
+    schedwhen: i64,
+    syscalltick: u32,
+    syscallwhen: i64,
+}
+
+fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
+    let mut ticks = vec![PTick::default(); MAX_PROCS];
+    let mut idle_rounds = 0u32;
+    let mut delay_us = 20u64;
+    let trace_ns = dbg.schedtrace_ms as i64 * 1_000_000;
+    let start = nanotime();
+    let mut next_trace = start + trace_ns;
+    loop {
+        // Go's back-off: 20 µs while something happens, doubling after
+        // 50 quiet rounds, up to 10 ms.
+        if idle_rounds == 0 {
+            delay_us = 20;
+        } else if idle_rounds > 50 {
+            delay_us = (delay_us * 2).min(10_000);
+        }
+        let mut sleep_ns = delay_us as i64 * 1000;
+        if trace_ns > 0 {
+            sleep_ns = sleep_ns.min((next_trace - nanotime()).max(0));
+        }
+        s.sysmon_parker
+            .park_timeout(std::time::Duration::from_nanos(sleep_ns as u64));
+        let now = nanotime();
+        if trace_ns > 0 && now >= next_trace {
+            sched_trace(s, now - start, dbg.scheddetail);
+            next_trace = now + trace_ns;
+        }
+        if trace_ns == 0 && s.npidle.load(Ordering::SeqCst) == s.gomaxprocs() {
+            // Nothing runs and nothing is in a blocking call (such a P is
+            // not idle): check for deadlock, then sleep until a P is taken.
+            if let Some(seen) = check_dead(s) {
+                s.sysmon_parker.park_timeout(std::time::Duration::from_nanos(
+                    DEAD_CONFIRM_NS as u64,
+                ));
+                if check_dead(s) == Some(seen) {
+                    report_deadlock(s);
+                }
+                idle_rounds = 0;
+                continue;
+            }
+            s.sysmon_wait.store(true, Ordering::SeqCst);
+            if s.npidle.load(Ordering::SeqCst) == s.gomaxprocs() {
+                s.sysmon_parker.park();
+            }
+            s.sysmon_wait.store(false, Ordering::SeqCst);
+            idle_rounds = 0;
+            continue;
+        }
+        let mut acted = retake(s, &mut ticks, now);
+        acted |= poll_if_starved(s, now);
+        if acted {
+            idle_rounds = 0;
+        } else {
+            idle_rounds = idle_rounds.saturating_add(1);
+        }
+    }
+}
+
+/// Retakes Ps from blocking calls and asks long runners to yield (Go's
+/// `retake`). Returns whether it did anything.
+fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
+    let mut acted = false;
+    let mut asked = false;
+    for (id, t) in ticks.iter_mut().enumerate().take(s.gomaxprocs()) {
+        let Some(p) = s.p(id) else { continue };
+        match p.status.load(Ordering::Acquire) {
+            P_SYSCALL => {
+                let tick = p.syscalltick.load(Ordering::Relaxed);
+                if t.syscalltick != tick {
+                    // A new call: give it a whole tick first.
+                    t.syscalltick = tick;
+                    t.syscallwhen = now;
+                    continue;
+                }
+                // Nobody needs the P (no queued work, someone spins or a
+                // P is idle, no M waits for one): leave it for a while,
+                // so a short call returns to its own P (Go's rule).
+                let wanted = !p.runq.is_empty()
+                    || s.global_len.load(Ordering::Relaxed) > 0
+                    || s.nmwaitp.load(Ordering::Relaxed) > 0
+                    || s.nmspinning.load(Ordering::Relaxed) + s.npidle.load(Ordering::Relaxed)
+                        == 0;
+                if !wanted && now - t.syscallwhen < SYSCALL_KEEP_NS {
+                    continue;
+                }
+                // AcqRel: Acquire pairs with entersyscall's Release store;
+                // the M's exitsyscall CAS races with this one.
+                if p.status
+                    .compare_exchange(P_SYSCALL, P_IDLE, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    handoff_p(s, p);
+                    acted = true;
+                }
+            }
+            P_RUNNING => {
+                let tick = p.schedtick.load(Ordering::Relaxed);
+                if t.schedtick != tick {
+                    t.schedtick = tick;
+                    t.schedwhen = now;
+                } else if now - t.schedwhen >= FORCE_PREEMPT_NS {
+                    let m = p.m.load(Ordering::Relaxed);
+                    if !m.is_null() {
+                        // SAFETY: Ms are immortal.
+                        unsafe { &*m }.preempt.store(true, Ordering::Relaxed);
+                        asked = true;
+                    }
+                    if !p.runq.is_empty() {
+                        wakep(s); // its fresh goroutines go to other Ps
+                    }
+                    acted = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    // Cleared when no P is stuck any more (an M clears its own flag when
+    // it switches; a stale true only costs a slow check).
+    if PREEMPT_ANY.load(StdOrdering::Relaxed) != asked {
+        PREEMPT_ANY.store(asked, StdOrdering::Relaxed);
+    }
+    acted
+}
+
+/// Hands a P retaken from a blocking call on (Go's `handoffp`): to an M
+/// waiting for one, else to the idle list; wakes an M if the P or the
+/// global queue has work.
+fn handoff_p(s: &'static Sched, p: &'static P) {
+    {
+        let mut idle = s.lock_idle();
+        put_p(s, &mut idle, p);
+    }
+    if !p.runq.is_empty() || s.global_len.load(Ordering::SeqCst) > 0 {
+        wakep(s);
+    }
+}
+
+/// Polls the network if no M has for 10 ms, and runs source deadlines
+/// overdue by a millisecond: every M is busy.
+fn poll_if_starved(s: &'static Sched, now: i64) -> bool {
+    let mut acted = false;
+    if let Some(src) = s.eager.get() {
+        let last = s.last_poll.load(Ordering::Relaxed);
+        if last != 0 && now - last > NETPOLL_STALE_NS {
+            s.last_poll.store(now, Ordering::Relaxed);
+            src.poll(now);
+            acted = true;
+        }
+    }
+    let d = s.next_deadline.load(Ordering::Relaxed);
+    if d != i64::MAX && now - d > OVERDUE_NS {
+        poll_sources(s);
+        acted = true;
+    }
+    acted
+}
+
+/// One look of the deadlock check (module docs): the progress count if
+/// everything is quiescent, else None.
+fn check_dead(s: &'static Sched) -> Option<u64> {
+    let seen = PROGRESS.load(StdOrdering::SeqCst);
+    // Queues first: work queued by something active is visible here until
+    // an M takes a P to run it (a progress event).
+    if s.global_len.load(Ordering::SeqCst) > 0 {
+        return None;
+    }
+    let n = s.gomaxprocs();
+    if (0..n).any(|id| s.p(id).is_some_and(|p| !p.runq.is_empty())) {
+        return None;
+    }
+    let ms: Vec<&'static M> = s.allm.lock().clone();
+    if ms
+        .iter()
+        .any(|m| m.has_inbox() || !m.nextp.load(Ordering::SeqCst).is_null())
+    {
+        return None;
+    }
+    {
+        let idle = s.lock_idle();
+        if idle.pidle.len() != n || !idle.mwaitp.is_empty() || idle.midle.len() != ms.len() {
+            return None;
+        }
+    }
+    if s.sources.read().iter().any(|src| src.pending()) {
+        return None;
+    }
+    let (pool_threads, pool_busy) = blocking_pool_state();
+    if pool_busy > 0 {
+        return None;
+    }
+    let parked = THREADS_PARKED.load(StdOrdering::SeqCst);
+    let os = gort_os::thread::count()?;
+    // The Ms, sysmon, the idle blocking threads, the parked plain threads.
+    let accounted = ms.len() as isize + 1 + pool_threads as isize + parked;
+    (os as isize == accounted).then_some(seen)
+}
+
+#[cold]
+fn report_deadlock(s: &'static Sched) -> ! {
+    use std::io::Write;
+    let mut out = String::from("fatal error: all goroutines are asleep - deadlock!\n");
+    for g in all_gs(s) {
+        let goid = g.goid();
+        // SAFETY: the world is stopped (two quiescent looks): every M went
+        // idle under the idle lock, which we took since, so their writes
+        // to their goroutines' descriptors happen before this read.
+        let gi = unsafe { g.inner() };
+        if goid == 0 || gi.system || gi.task.is_none() {
+            continue;
+        }
+        let state = if g.park.is_parked() {
+            let r = gi.wait_reason.to_string();
+            if r.is_empty() {
+                "waiting".to_string()
+            } else {
+                r
+            }
+        } else {
+            "runnable".to_string()
+        };
+        out.push_str(&format!("\ngoroutine {goid} [{state}]:\n"));
+        if let Some(name) = &gi.name {
+            out.push_str(&format!("\t(name: {name})\n"));
+        }
+    }
+    let parked = THREADS_PARKED.load(StdOrdering::SeqCst);
+    if parked > 0 {
+        out.push_str(&format!(
+            "\n{parked} plain thread(s) parked in a gort wait\n"
+        ));
+    }
+    let _ = std::io::stderr().write_all(out.as_bytes());
+    std::process::exit(2)
+}
+
+/// `GODEBUG=schedtrace` output (Go's `schedtrace`): one line per period,
+/// and with `scheddetail=1` one line per P, per M and per goroutine.
+fn sched_trace(s: &'static Sched, since_start: i64, detail: bool) {
+    use std::fmt::Write as _;
+    use std::io::Write as _;
+    let n = s.gomaxprocs();
+    let ms: Vec<&'static M> = s.allm.lock().clone();
+    let (idle_ms, waitp) = {
+        let idle = s.lock_idle();
+        (idle.midle.len(), idle.mwaitp.len())
+    };
+    let mut line = format!(
+        "SCHED {}ms: gomaxprocs={} idleprocs={} threads={} spinningthreads={} idlethreads={} \
+         waitpthreads={} runqueue={} [",
+        since_start / 1_000_000,
+        n,
+        s.npidle.load(Ordering::Relaxed),
+        ms.len() + 1,
+        s.nmspinning.load(Ordering::Relaxed),
+        idle_ms,
+        waitp,
+        s.global_len.load(Ordering::Relaxed),
+    );
+    for id in 0..n {
+        let len = s.p(id).map_or(0, |p| p.runq.len());
+        let _ = write!(line, "{}{}", if id > 0 { " " } else { "" }, len);
+    }
+    line.push_str("] inbox=[");
+    for (i, m) in ms.iter().enumerate() {
+        let _ = write!(
+            line,
+            "{}{}",
+            if i > 0 { " " } else { "" },
+            u8::from(m.has_inbox())
+        );
+    }
+    line.push_str("]\n");
+    if detail {
+        for id in 0..n {
+            let Some(p) = s.p(id) else { continue };
+            let status = match p.status.load(Ordering::Relaxed) {
+                P_IDLE => "idle",
+                P_RUNNING => "running",
+                P_SYSCALL => "syscall",
+                _ => "dead",
+            };
+            let _ = writeln!(
+                line,
+                "  P{id}: status={status} schedtick={} syscalltick={} runqsize={}",
+                p.schedtick.load(Ordering::Relaxed),
+                p.syscalltick.load(Ordering::Relaxed),
+                p.runq.len()
+            );
+        }
+        for (i, m) in ms.iter().enumerate() {
+            let _ = writeln!(
+                line,
+                "  M{}: inbox={} preempt={} in_source={}",
+                i + 1,
+                u8::from(m.has_inbox()),
+                m.preempt.load(Ordering::Relaxed),
+                m.in_source.load(Ordering::Relaxed),
+            );
+        }
+    }
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Every goroutine descriptor ever allocated.
+fn all_gs(s: &'static Sched) -> Vec<&'static G> {
+    s.allgs.lock().iter().flat_map(|c| c.iter()).collect()
+}
+
+/// The runtime, if it has started (never starts it).
+pub(crate) fn sched_if_started() -> Option<&'static Sched> {
+    if started() {
+        Some(sched())
+    } else {
+        None
+    }
+}
+
+/// The `blocking` pool: (threads alive, jobs running or queued).
+fn blocking_pool_state() -> (usize, usize) {
+    (0, 0) // (until the pool lands)
+}
+}

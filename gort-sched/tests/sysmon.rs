@@ -1,0 +1,208 @@
+//! sysmon's duties at the scheduler layer: a P retaken from a goroutine in
+//! `syscall`, long runners asked to yield at preemption points, and the
+//! `syscall` contract (plain-thread behaviour inside, panics, nesting).
+//!
+//! Tests that need `GOMAXPROCS=1` run in a child process of their own. Every
+//! wait has a deadline: without sysmon these tests fail by name, they do not
+//! hang.
+
+mod common;
+use common::{is_child, run_child, watchdog, Sema};
+use gort_sched::*;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn in_child(test: &str, env: &[(&str, &str)]) -> bool {
+    if is_child() {
+        return false;
+    }
+    let (ok, err) = run_child(test, env);
+    assert!(ok, "child {test} {env:?} failed:\n{err}");
+    true
+}
+
+/// With one P, a goroutine blocked in `syscall` must not stop others: sysmon
+/// hands its P to another M. (Without the hand-off the only P is held for
+/// the whole call and the counter cannot move.)
+#[test]
+fn a_blocking_call_hands_its_p_on() {
+    if in_child("a_blocking_call_hands_its_p_on", &[("GOMAXPROCS", "1")]) {
+        return;
+    }
+    let _w = watchdog("a_blocking_call_hands_its_p_on", LIMIT * 2);
+    // This test thread is a plain thread: it is bound to no M, so what it
+    // spawns runs on whichever M gets the one P.
+    let entered = Arc::new(AtomicBool::new(false));
+    let release = Arc::new(AtomicBool::new(false));
+    let (e, r) = (entered.clone(), release.clone());
+    let blocker = go(move || {
+        syscall(|| {
+            e.store(true, Ordering::SeqCst);
+            let t0 = Instant::now();
+            // A blocking call that ends when told (or after LIMIT).
+            while !r.load(Ordering::SeqCst) && t0.elapsed() < LIMIT {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+    });
+    while !entered.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // The one P is the blocker's: these run only if sysmon retakes it.
+    let ran = Arc::new(AtomicU64::new(0));
+    let hs: Vec<_> = (0..10)
+        .map(|_| {
+            let ran = ran.clone();
+            go(move || {
+                ran.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 10);
+    assert!(
+        !release.load(Ordering::SeqCst) && !blocker.is_finished(),
+        "the goroutines ran while the call blocked"
+    );
+    release.store(true, Ordering::SeqCst);
+    blocker.join().unwrap();
+}
+
+/// A goroutine that spins with `preempt_point` lets a goroutine queued
+/// behind it on its own P run (one P, so nothing else could run it).
+#[test]
+fn a_spinning_goroutine_yields_at_preempt_points() {
+    if in_child(
+        "a_spinning_goroutine_yields_at_preempt_points",
+        &[("GOMAXPROCS", "1")],
+    ) {
+        return;
+    }
+    let _w = watchdog("a_spinning_goroutine_yields_at_preempt_points", LIMIT * 2);
+    run(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        let start = Instant::now();
+        let h = go(move || f.store(true, Ordering::SeqCst));
+        let mut spins = 0u64;
+        while !flag.load(Ordering::SeqCst) {
+            assert!(
+                start.elapsed() < LIMIT,
+                "the queued goroutine never ran while this one spun"
+            );
+            spins += 1;
+            preempt_point();
+        }
+        h.join().unwrap();
+        assert!(spins > 0);
+    });
+}
+
+/// A goroutine bound to the spinner's own M (it started there and parked)
+/// runs when readied, at the spinner's next preemption point.
+#[test]
+fn a_bound_goroutine_runs_at_the_spinners_preempt_point() {
+    if in_child(
+        "a_bound_goroutine_runs_at_the_spinners_preempt_point",
+        &[("GOMAXPROCS", "1")],
+    ) {
+        return;
+    }
+    let _w = watchdog(
+        "a_bound_goroutine_runs_at_the_spinners_preempt_point",
+        LIMIT * 2,
+    );
+    run(|| {
+        let sema = Arc::new(Sema::new());
+        let flag = Arc::new(AtomicBool::new(false));
+        let (s2, f2) = (sema.clone(), flag.clone());
+        // Started (on this M: one P) and parked.
+        let h = go(move || {
+            s2.acquire();
+            f2.store(true, Ordering::SeqCst);
+        });
+        while sema.waiters() == 0 {
+            gosched();
+        }
+        // Readied from a plain thread: it goes to this M's inbox.
+        let s3 = sema.clone();
+        std::thread::spawn(move || s3.release()).join().unwrap();
+        let start = Instant::now();
+        while !flag.load(Ordering::SeqCst) {
+            assert!(start.elapsed() < LIMIT, "the readied goroutine never ran");
+            preempt_point();
+        }
+        h.join().unwrap();
+    });
+}
+
+/// Inside `syscall` the goroutine acts as a plain thread: parking blocks the
+/// thread (and is woken), spawning works, nesting is fine, and a panic
+/// leaves the call and reaches the joiner.
+#[test]
+fn syscall_contract() {
+    let _w = watchdog("syscall_contract", LIMIT * 2);
+    let v = go(|| {
+        syscall(|| {
+            let sema = Arc::new(Sema::new());
+            let s2 = sema.clone();
+            let h = go(move || s2.release());
+            sema.acquire(); // a thread park inside the call
+            h.join().unwrap();
+            syscall(|| 41) + 1
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!(v, 42);
+
+    let r = go(|| {
+        syscall(|| panic!("inside a blocking call"));
+    })
+    .join();
+    let e = r.expect_err("the panic reaches the joiner");
+    let JoinError::Panic(p) = e else {
+        panic!("a panic, not goexit")
+    };
+    assert_eq!(p.downcast_ref::<&str>(), Some(&"inside a blocking call"));
+    // The runtime goes on (the P was reacquired on unwind).
+    assert_eq!(go(|| 7).join().unwrap(), 7);
+    // From a plain thread it just runs the call.
+    assert_eq!(syscall(|| 5), 5);
+}
+
+/// Many goroutines in long blocking calls at once, with fresh goroutines
+/// spawned meanwhile: every call returns and gets a P back.
+#[test]
+fn many_blocking_calls_all_return() {
+    let _w = watchdog("many_blocking_calls_all_return", LIMIT * 2);
+    let hs: Vec<_> = (0..32)
+        .map(|i| {
+            go(move || {
+                syscall(|| std::thread::sleep(Duration::from_millis(5 + i % 7)));
+                let inner: u64 = (0..10).map(|j| go(move || j).join().unwrap()).sum();
+                inner + i
+            })
+        })
+        .collect();
+    let total: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(total, 32 * 45 + (0..32).sum::<u64>());
+}
+
+/// Goroutine-locals stay the goroutine's inside `syscall`.
+#[test]
+fn goroutine_locals_inside_syscall() {
+    goroutine_local!(static ID: u32);
+    go(|| {
+        ID.scope(9, || {
+            syscall(|| assert_eq!(ID.with(|v| *v), 9));
+        });
+    })
+    .join()
+    .unwrap();
+}

@@ -396,6 +396,11 @@ impl Source for NetpollSource {
         netpoll().poll(until, true);
     }
 
+    /// A goroutine waits on a descriptor (an event may still ready it).
+    fn pending(&self) -> bool {
+        netpoll().waiters.load(Ordering::SeqCst) != 0
+    }
+
     fn wake(&self) {
         let np = netpoll();
         // One write per blocking wait (Go's netpollWakeSig).

@@ -61,9 +61,13 @@ impl<T> RunQueue<T> {
     #[inline]
     pub(crate) fn put(&self, mut g: *mut T, next: bool) -> Result<(), Vec<*mut T>> {
         if next {
-            // Acquire: if a thief had stored into runnext... only the owner
-            // stores non-null; AcqRel pairs with take_runnext's CAS.
-            let old = self.runnext.swap(g, Ordering::AcqRel);
+            // AcqRel pairs with take_runnext's CAS (only the owner stores
+            // non-null). SeqCst: the spawner then loads npidle (wakep), an
+            // M dropping its P stores npidle and then re-checks every queue
+            // (`len`, SeqCst loads): a Dekker pair, so one of them sees the
+            // other (tests/loom_idle.rs, the bug-2 model; the same `xchg`
+            // on x86 and `swpal` on AArch64 as AcqRel).
+            let old = self.runnext.swap(g, Ordering::SeqCst);
             if old.is_null() {
                 return Ok(());
             }
@@ -212,13 +216,15 @@ impl<T> RunQueue<T> {
         }
     }
 
-    /// Entries queued (a racy snapshot, including `runnext`).
+    /// Entries queued (a racy snapshot, including `runnext`). SeqCst: the
+    /// re-check side of the spawner/idle-M pair (see `put`); plain loads on
+    /// x86 and AArch64 alike.
     #[cfg_attr(gort_loom, allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
-        let h = self.head.load(Ordering::Acquire);
-        let t = self.tail.load(Ordering::Acquire);
+        let h = self.head.load(Ordering::SeqCst);
+        let t = self.tail.load(Ordering::SeqCst);
         let n = t.wrapping_sub(h).min(RUNQ_SIZE as u32) as usize;
-        n + usize::from(!self.runnext.load(Ordering::Acquire).is_null())
+        n + usize::from(!self.runnext.load(Ordering::SeqCst).is_null())
     }
 
     /// Whether empty (racy snapshot).

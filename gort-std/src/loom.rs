@@ -34,6 +34,14 @@ pub(crate) use gort_os::clock::nanotime;
 #[cfg(not(gort_loom))]
 pub(crate) use gort_sched::{can_spin, do_spin};
 
+/// Every operation that may park is a preemption point (sysmon's request
+/// to a long runner is honoured here); nothing under loom.
+#[cfg(not(gort_loom))]
+pub(crate) use gort_sched::preempt_point;
+#[cfg(gort_loom)]
+#[inline]
+pub(crate) fn preempt_point() {}
+
 /// A waiter blocked longer than this switches a mutex to starvation mode
 /// (Go: 1 ms; under loom, measured on `model_clock`).
 pub(crate) const STARVATION_NS: i64 = 1_000_000;

@@ -58,6 +58,7 @@ impl RawMutex {
     /// Locks, parking the goroutine (or thread) while another holds it.
     #[inline]
     pub fn lock(&self) {
+        crate::loom::preempt_point();
         if self
             .state
             .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)

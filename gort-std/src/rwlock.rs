@@ -48,6 +48,7 @@ impl RawRwLock {
     /// Locks for reading; blocks while a writer holds or waits for it.
     #[inline]
     pub fn read_lock(&self) {
+        crate::loom::preempt_point();
         if self.reader_count.fetch_add(1, Ordering::SeqCst) + 1 < 0 {
             // A writer is pending: wait for it.
             semacquire_mutex(&self.reader_sem, false);
@@ -122,7 +123,7 @@ impl RawRwLock {
 
     /// Locks for writing.
     pub fn write_lock(&self) {
-        self.w.lock();
+        self.w.lock(); // (a preemption point)
         // Announce the writer: new readers now block.
         let r = self.reader_count.fetch_sub(MAX_READERS, Ordering::SeqCst);
         // Wait for the readers that were inside.

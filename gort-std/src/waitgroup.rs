@@ -80,6 +80,7 @@ impl WaitGroup {
     /// # Panics
     /// `sync: WaitGroup is reused before previous Wait has returned`.
     pub fn wait(&self) {
+        crate::loom::preempt_point();
         let mut state = self.state.load(Ordering::SeqCst);
         loop {
             if state >> 32 == 0 {

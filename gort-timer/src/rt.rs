@@ -65,6 +65,14 @@ impl Source for TimerSource {
         }
         (next != i64::MAX).then_some(next)
     }
+
+    /// Any timer armed (stopped ones may still count until their heap drops
+    /// them: only ever too cautious for sysmon's deadlock check).
+    fn pending(&self) -> bool {
+        let t = timers();
+        let n = t.used.load(Ordering::Acquire);
+        t.heaps[..n].iter().any(|h| h.min() != i64::MAX)
+    }
 }
 
 /// Drops a fired one-shot entry outside the heap lock. If this was its last

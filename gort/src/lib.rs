@@ -58,8 +58,8 @@ pub mod time {
 }
 
 pub use gort_sched::{
-    go, goexit, gomaxprocs, goroutine_local, gosched, num_cpu, num_goroutine, run, Builder,
-    JoinError, JoinHandle, LocalKey,
+    go, goexit, gomaxprocs, goroutine_local, gosched, num_cpu, num_goroutine, preempt_point, run,
+    syscall, Builder, JoinError, JoinHandle, LocalKey,
 };
 pub use gort_std::{chan, select, Receiver, RecvError, Select, SendError, Sender};
 

@@ -66,8 +66,14 @@ pub(super) fn poll_sources(s: &'static Sched) -> bool {
     // deadline noted meanwhile either changed the word (the CAS fails and we
     // look again) or was no earlier than it — and then was pushed before our
     // CAS, so the next round's poll sees it.
+    //
+    // The last round never raises: a deadline noted between its load and a
+    // raising CAS would have no further round to see it (found by the loom
+    // model `note_deadline_racing_the_last_raise_between`). Leaving the word
+    // low only costs an extra poll later.
+    const ROUNDS: usize = 4;
     let mut next = i64::MAX;
-    for _ in 0..4 {
+    for round in 0..ROUNDS {
         let seen = s.next_deadline.load(Ordering::SeqCst);
         let now = nanotime();
         next = srcs
@@ -75,7 +81,7 @@ pub(super) fn poll_sources(s: &'static Sched) -> bool {
             .filter_map(|src| src.poll(now))
             .min()
             .unwrap_or(i64::MAX);
-        if next <= seen {
+        if next <= seen || round == ROUNDS - 1 {
             s.next_deadline.fetch_min(next, Ordering::SeqCst);
             break;
         }

@@ -608,6 +608,7 @@ impl<T> Sender<T> {
     /// when it is closed while this send is blocked).
     #[inline]
     pub fn send(&self, v: T) -> Result<(), SendError<T>> {
+        crate::loom::preempt_point();
         self.c.send(v, true).map_err(|e| SendError(e.into_inner()))
     }
 
@@ -642,6 +643,7 @@ impl<T> Receiver<T> {
     /// [`RecvError`] once the channel is closed and drained.
     #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
+        crate::loom::preempt_point();
         self.c.recv(true).map_err(|_| RecvError)
     }
 

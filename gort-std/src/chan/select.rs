@@ -216,6 +216,7 @@ impl<'a> Select<'a> {
     /// `send on closed channel` if the chosen case sends on a closed
     /// channel (as Go's select does); if the select already ran.
     pub fn select(&mut self) -> usize {
+        crate::loom::preempt_point();
         self.run(true)
             .expect("blocking select returned without a case")
     }

@@ -7,19 +7,15 @@
 
 use crate::loom::{exit_if_shutdown, shutdown};
 use crate::rt::model::{
-    add_source, bind, new_g, new_sched, next_deadline, poll_sources, runq_put_here, schedule,
-    set_next_deadline, start_m, startm, stopm, take_p, wait_ran,
+    acquirep_here, add_source, become_m, bind, new_g, new_sched, next_deadline, poll_sources,
+    release_and_sleep, runq_put_here, schedule, set_next_deadline, start_m, startm, stopm, take_p,
+    wait_ran,
 };
 use crate::rt::{note_deadline, ready_g};
 use crate::Source;
 use loom::sync::{Condvar, Mutex};
 use std::sync::Arc;
 
-/// A G queued while the only M gives up the only P: the M either sees it
-/// before it lets go of the P, or whoever queued it (`wakep`) finds the idle
-/// P and hands it, with the M, back. The queuer is a thread without a P (a
-/// timer firing on an idle M, a plain thread), so the G goes to the global
-/// queue.
 /// Runs `f` as a loom model, on a model thread with a larger stack than
 /// loom's main thread has (32 KiB: the idle path overflows it).
 fn model(f: impl Fn() + Send + Sync + 'static) {
@@ -35,6 +31,11 @@ fn model(f: impl Fn() + Send + Sync + 'static) {
     });
 }
 
+/// A G queued while the only M gives up the only P: the M either sees it
+/// before it lets go of the P, or whoever queued it (`wakep`) finds the idle
+/// P and hands it, with the M, back. The queuer is a thread without a P (a
+/// timer firing on an idle M, a plain thread), so the G goes to the global
+/// queue.
 #[test]
 fn ready_racing_the_last_m_going_idle() {
     model(|| {
@@ -43,6 +44,55 @@ fn ready_racing_the_last_m_going_idle() {
         startm(s, false);
         let g = new_g(1);
         runq_put_here(s, g, true);
+        assert_eq!(wait_ran(1), [1]);
+        shutdown(|| ());
+    });
+}
+
+/// Bug 2 (`release_and_sleep`'s run-queue re-check, found by golang_proc.rs
+/// test_spawn_while_ms_park): an M that holds a P and runs a goroutine
+/// spawns a G onto its own P (`runq_put_here`: into `runnext`, then
+/// `wakep`), while the other M, holding the other P and *not* spinning,
+/// has found nothing and drops its P (`release_and_sleep` -> `stopm`). A
+/// spawner whose `wakep` loads `npidle` before `put_p` raised it wakes
+/// nobody; the dropping M must then see the G when it re-checks every P's
+/// run queue after `put_p` and call `wakep`, which hands its own P back to
+/// it, spinning, so it steals the G. The spawner stays busy (it never looks at
+/// its queue again), so nobody else would run the G; a lost G leaves every
+/// thread blocked (loom: "deadlock").
+///
+/// The pair: the dropping M's SeqCst `npidle` RMW in `put_p`, then its
+/// run-queue loads (`is_empty`); the spawner's `runnext` swap, then its
+/// SeqCst `npidle` load in `wakep`.
+///
+/// Ignored: it fails as the run queue stands ("deadlock"). The spawner's
+/// `runnext` swap is `AcqRel`, so no SeqCst fence orders it before `wakep`'s
+/// load (under `crate::loom` a SeqCst load gets none): loom lets the
+/// spawner read `npidle == 0` while the dropping M reads an empty queue
+/// (store buffering). x86's `xchg` and AArch64's `swpal` happen to order it
+/// in hardware; C11 does not. With `RunQueue::put`'s swap made `SeqCst` (same
+/// instruction on x86 and AArch64) the model passes, and it was shown to
+/// catch the bug: with that swap fixed, deleting the re-check loop from
+/// `release_and_sleep`, or restoring its pre-fix `else if was_spinning`
+/// guard, makes loom report the deadlock
+/// (`deadlock; threads = [(Id(0), Blocked(..)), (Id(1), Blocked(..)),
+/// (Id(2), Blocked(..))]`).
+#[test]
+#[ignore = "the spawner's runnext swap is AcqRel: needs SeqCst in RunQueue::put (issue 14 report)"]
+fn spawn_racing_a_non_spinning_m_dropping_its_p() {
+    model(|| {
+        let s = new_sched(2);
+        let pa = take_p(s);
+        let pb = take_p(s);
+        // The other M: holds its P, is not spinning, and has found nothing.
+        start_m(s, move |s, m| {
+            acquirep_here(m, pb);
+            release_and_sleep(s, m);
+            schedule(s, m)
+        });
+        // This thread is the spawner's M, busy with a goroutine of `pa`.
+        become_m(s, pa);
+        runq_put_here(s, new_g(1), true);
         assert_eq!(wait_ran(1), [1]);
         shutdown(|| ());
     });

@@ -109,6 +109,26 @@ pub(crate) fn take_p(s: &'static Sched) -> &'static P {
     p
 }
 
+/// Makes the calling model thread an M holding `p` (from [`take_p`]), as
+/// `mstart` and `acquirep` make a thread: an M running a goroutine, whose
+/// `runq_put_here` queues on its own P. It keeps the P throughout.
+pub(crate) fn become_m(s: &'static Sched, p: &'static P) -> &'static M {
+    let id = s.mid_gen.fetch_add(1, Ordering::Relaxed) + 1;
+    let m: &'static M = Box::leak(Box::new(M::new(id, ptr::null(), false)));
+    set_current_m(m);
+    acquirep_here(m, p);
+    m
+}
+
+/// `acquirep` on the calling thread, which must be `m`'s (an M started by
+/// [`start_m`] or made by [`become_m`]): `m` now holds `p` (from
+/// [`take_p`]), not spinning.
+pub(crate) fn acquirep_here(m: &'static M, p: &'static P) {
+    assert!(ptr::eq(current_m(), m), "acquirep_here off m's thread");
+    // SAFETY: m is the calling thread's own M (checked above).
+    acquirep(unsafe { m.local() }, p);
+}
+
 /// Starts an M thread that runs `body` (the M is known to the thread as its
 /// own, as `mstart` makes it).
 pub(crate) fn start_m(
@@ -147,6 +167,12 @@ pub(crate) fn startm(s: &'static Sched, spinning: bool) {
 /// `stopm`: sleeps until this M has a P.
 pub(crate) fn stopm(s: &'static Sched, m: &'static M) {
     super::stopm(s, m)
+}
+
+/// `release_and_sleep`: gives up the M's P (it found nothing to run) and
+/// sleeps until it has a P again.
+pub(crate) fn release_and_sleep(s: &'static Sched, m: &'static M) {
+    super::release_and_sleep(s, m)
 }
 
 /// The M's run loop.

@@ -7,19 +7,16 @@
 
 use crate::loom::{exit_if_shutdown, shutdown};
 use crate::rt::model::{
-    add_source, bind, new_g, new_sched, next_deadline, poll_sources, runq_put_here, schedule,
-    set_next_deadline, start_m, startm, stopm, take_p, wait_ran,
+    acquirep_here, add_source, become_m, bind, new_g, new_sched, next_deadline, poll_sources,
+    release_and_sleep, runq_put_here, schedule, set_next_deadline, start_m, startm, stopm, take_p,
+    wait_ran,
 };
 use crate::rt::{note_deadline, ready_g};
 use crate::Source;
 use loom::sync::{Condvar, Mutex};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// A G queued while the only M gives up the only P: the M either sees it
-/// before it lets go of the P, or whoever queued it (`wakep`) finds the idle
-/// P and hands it, with the M, back. The queuer is a thread without a P (a
-/// timer firing on an idle M, a plain thread), so the G goes to the global
-/// queue.
 /// Runs `f` as a loom model, on a model thread with a larger stack than
 /// loom's main thread has (32 KiB: the idle path overflows it).
 fn model(f: impl Fn() + Send + Sync + 'static) {
@@ -35,6 +32,11 @@ fn model(f: impl Fn() + Send + Sync + 'static) {
     });
 }
 
+/// A G queued while the only M gives up the only P: the M either sees it
+/// before it lets go of the P, or whoever queued it (`wakep`) finds the idle
+/// P and hands it, with the M, back. The queuer is a thread without a P (a
+/// timer firing on an idle M, a plain thread), so the G goes to the global
+/// queue.
 #[test]
 fn ready_racing_the_last_m_going_idle() {
     model(|| {
@@ -43,6 +45,55 @@ fn ready_racing_the_last_m_going_idle() {
         startm(s, false);
         let g = new_g(1);
         runq_put_here(s, g, true);
+        assert_eq!(wait_ran(1), [1]);
+        shutdown(|| ());
+    });
+}
+
+/// Bug 2 (`release_and_sleep`'s run-queue re-check, found by golang_proc.rs
+/// test_spawn_while_ms_park): an M that holds a P and runs a goroutine
+/// spawns a G onto its own P (`runq_put_here`: into `runnext`, then
+/// `wakep`), while the other M, holding the other P and *not* spinning,
+/// has found nothing and drops its P (`release_and_sleep` -> `stopm`). A
+/// spawner whose `wakep` loads `npidle` before `put_p` raised it wakes
+/// nobody; the dropping M must then see the G when it re-checks every P's
+/// run queue after `put_p` and call `wakep`, which hands its own P back to
+/// it, spinning, so it steals the G. The spawner stays busy (it never looks at
+/// its queue again), so nobody else would run the G; a lost G leaves every
+/// thread blocked (loom: "deadlock").
+///
+/// The pair: the dropping M's SeqCst `npidle` RMW in `put_p`, then its
+/// run-queue loads (`is_empty`); the spawner's `runnext` swap, then its
+/// SeqCst `npidle` load in `wakep`.
+///
+/// Ignored: it fails as the run queue stands ("deadlock"). The spawner's
+/// `runnext` swap is `AcqRel`, so no SeqCst fence orders it before `wakep`'s
+/// load (under `crate::loom` a SeqCst load gets none): loom lets the
+/// spawner read `npidle == 0` while the dropping M reads an empty queue
+/// (store buffering). x86's `xchg` and AArch64's `swpal` happen to order it
+/// in hardware; C11 does not. With `RunQueue::put`'s swap made `SeqCst` (same
+/// instruction on x86 and AArch64) the model passes, and it was shown to
+/// catch the bug: with that swap fixed, deleting the re-check loop from
+/// `release_and_sleep`, or restoring its pre-fix `else if was_spinning`
+/// guard, makes loom report the deadlock
+/// (`deadlock; threads = [(Id(0), Blocked(..)), (Id(1), Blocked(..)),
+/// (Id(2), Blocked(..))]`).
+#[test]
+#[ignore = "the spawner's runnext swap is AcqRel: needs SeqCst in RunQueue::put (issue 14 report)"]
+fn spawn_racing_a_non_spinning_m_dropping_its_p() {
+    model(|| {
+        let s = new_sched(2);
+        let pa = take_p(s);
+        let pb = take_p(s);
+        // The other M: holds its P, is not spinning, and has found nothing.
+        start_m(s, move |s, m| {
+            acquirep_here(m, pb);
+            release_and_sleep(s, m);
+            schedule(s, m)
+        });
+        // This thread is the spawner's M, busy with a goroutine of `pa`.
+        become_m(s, pa);
+        runq_put_here(s, new_g(1), true);
         assert_eq!(wait_ran(1), [1]);
         shutdown(|| ());
     });
@@ -107,49 +158,98 @@ fn inbox_ready_racing_an_m_entering_the_source() {
     });
 }
 
-/// A timer source: `poll` reports the earliest pending deadline.
+/// A timer source: `live` timers and, earliest first, timers `stopped`
+/// since the scheduler last looked (by threads the model leaves out). A poll
+/// discards the earliest stopped one (as a timer heap drops the stopped
+/// timer it finds at its top) and reports the earliest timer left, so each
+/// poll reports a later deadline than the one before while stopped timers
+/// remain: `poll_sources` then raises `next_deadline` once per round.
 struct Timers {
-    pending: Mutex<Vec<i64>>,
+    /// (stopped, live), under one lock: fewer loom operations.
+    heap: Mutex<(VecDeque<i64>, Vec<i64>)>,
 }
 
 impl Source for Timers {
     fn poll(&self, _now: i64) -> Option<i64> {
-        self.pending.lock().unwrap().iter().copied().min()
+        let mut h = self.heap.lock().unwrap();
+        h.0.pop_front();
+        h.0.iter().chain(&h.1).copied().min()
     }
 }
 
 /// `note_deadline`'s fetch_min racing `poll_sources` raising the next
-/// deadline (the earliest timer at 100 was stopped; the next is at 200)
-/// while a timer at `when` is added: the deadline noted concurrently is
-/// never lost (the word ends at most at `when`). `when` between the old and
-/// the raised value leaves the word unchanged when noted (only the re-poll
-/// after a successful raise finds it); `when` below the old value lowers the
-/// word (the raise's CAS must fail).
-fn deadline_race(when: i64) {
+/// deadline, while a timer at `when` is added: the deadline noted
+/// concurrently is never lost (the word ends at most at `when`, so an M
+/// polls by then). `next_deadline` starts at 100, the earliest of `raises`
+/// stopped timers (100, 200, ...); the next live one is at
+/// `100 * (raises + 1)`, so the poller raises the word in each of its first
+/// `raises` rounds.
+///
+/// The pair: `poll_sources` loads the word (`seen`), polls, and raises it by
+/// CAS from `seen`; the noter pushes its timer, then `fetch_min`s the word.
+/// A `when` between the round's `seen` and the raised value leaves the word
+/// unchanged when noted (only a re-poll after the raise can find it); a
+/// `when` below `seen` lowers the word (the raise's CAS must then fail).
+fn deadline_race(raises: i64, when: i64) {
     model(move || {
         let s = new_sched(1);
         let _p = take_p(s); // this thread's M is busy: no M to start
+        let stopped = (1..=raises).map(|i| 100 * i).collect();
         let timers = Arc::new(Timers {
-            pending: Mutex::new(vec![200]),
+            heap: Mutex::new((stopped, vec![100 * (raises + 1)])),
         });
         add_source(s, timers.clone());
         set_next_deadline(s, 100);
         let poller = loom::thread::spawn(move || {
             poll_sources(crate::rt::sched());
         });
-        timers.pending.lock().unwrap().push(when);
+        timers.heap.lock().unwrap().1.push(when);
         note_deadline(s, when);
         poller.join().unwrap();
         assert!(next_deadline(s) <= when, "deadline {when} lost");
     });
 }
 
+/// One raise (100 -> 200), `when` = 150 between: the re-poll after the raise
+/// finds the timer.
 #[test]
 fn note_deadline_racing_a_raise_between() {
-    deadline_race(150);
+    deadline_race(1, 150);
 }
 
+/// One raise (100 -> 200), `when` = 50 below: the raise's CAS fails. Passes
+/// with the CAS mutated into a plain store too: the next round's re-poll
+/// finds the timer (the timer is pushed before it is noted).
 #[test]
 fn note_deadline_racing_a_raise_below() {
-    deadline_race(50);
+    deadline_race(1, 50);
+}
+
+/// Four raises (100 -> 200 -> 300 -> 400 -> 500), as many as
+/// `poll_sources` makes rounds (4), so no re-poll follows the last one:
+/// `when` = 350 is below the last round's `seen` (400), and a note landing
+/// between that round's load and its CAS lowers the word, which only the
+/// failing CAS keeps. Shown to catch the mutation of that CAS into a plain
+/// `store(next, SeqCst)`: loom then fails with "deadline 350 lost" (the
+/// store overwrites 350 with 500). (The one-raise models above do not catch
+/// it: a later round re-polls. If `poll_sources`' bound of 4 rounds
+/// changes, `raises` must follow it.)
+#[test]
+fn note_deadline_racing_the_last_raise_below() {
+    deadline_race(4, 350);
+}
+
+/// Four raises as above, `when` = 450 between the last round's `seen` (400)
+/// and its raise (500): noted between that round's load and CAS, it leaves
+/// the word at 400, the CAS succeeds, and no round re-polls: the word ends
+/// at 500 and nobody polls at 450. Fails ("deadline 450 lost") as
+/// `poll_sources` stands (issue 14 report): its comment's "the next round's
+/// poll sees it" has no next round after the fourth. Passes with the last
+/// round not raising (`if next <= seen || round == 3 { fetch_min; break }`,
+/// tried, not committed); with that fix every raise is followed by a
+/// re-poll, and the CAS-to-store mutation is then caught by no model here.
+#[test]
+#[ignore = "poll_sources' last raise is not followed by a re-poll (issue 14 report)"]
+fn note_deadline_racing_the_last_raise_between() {
+    deadline_race(4, 450);
 }

@@ -124,7 +124,7 @@ impl RawRwLock {
     /// Locks for writing.
     pub fn write_lock(&self) {
         self.w.lock(); // (a preemption point)
-        // Announce the writer: new readers now block.
+                       // Announce the writer: new readers now block.
         let r = self.reader_count.fetch_sub(MAX_READERS, Ordering::SeqCst);
         // Wait for the readers that were inside.
         if r != 0 && self.reader_wait.fetch_add(r, Ordering::SeqCst) + r != 0 {

@@ -126,7 +126,7 @@ pub(crate) fn become_m(s: &'static Sched, p: &'static P) -> &'static M {
 pub(crate) fn acquirep_here(m: &'static M, p: &'static P) {
     assert!(ptr::eq(current_m(), m), "acquirep_here off m's thread");
     // SAFETY: m is the calling thread's own M (checked above).
-    acquirep(unsafe { m.local() }, p);
+    acquirep(m, unsafe { m.local() }, p);
 }
 
 /// Starts an M thread that runs `body` (the M is known to the thread as its

@@ -66,20 +66,17 @@ fn ready_racing_the_last_m_going_idle() {
 /// run-queue loads (`is_empty`); the spawner's `runnext` swap, then its
 /// SeqCst `npidle` load in `wakep`.
 ///
-/// Ignored: it fails as the run queue stands ("deadlock"). The spawner's
-/// `runnext` swap is `AcqRel`, so no SeqCst fence orders it before `wakep`'s
-/// load (under `crate::loom` a SeqCst load gets none): loom lets the
-/// spawner read `npidle == 0` while the dropping M reads an empty queue
-/// (store buffering). x86's `xchg` and AArch64's `swpal` happen to order it
-/// in hardware; C11 does not. With `RunQueue::put`'s swap made `SeqCst` (same
-/// instruction on x86 and AArch64) the model passes, and it was shown to
-/// catch the bug: with that swap fixed, deleting the re-check loop from
+/// It found a real gap: with the spawner's `runnext` swap `AcqRel`, no
+/// SeqCst fence ordered it before `wakep`'s load, and loom let the spawner
+/// read `npidle == 0` while the dropping M read an empty queue (store
+/// buffering; x86's `xchg` and AArch64's `swpal` happened to order it in
+/// hardware, C11 does not). The swap is `SeqCst` now (same instruction).
+/// Shown to catch the bug: deleting the re-check loop from
 /// `release_and_sleep`, or restoring its pre-fix `else if was_spinning`
 /// guard, makes loom report the deadlock
 /// (`deadlock; threads = [(Id(0), Blocked(..)), (Id(1), Blocked(..)),
-/// (Id(2), Blocked(..))]`).
+/// (Id(2), Blocked(..))]`), as does weakening the swap back to `AcqRel`.
 #[test]
-#[ignore = "the spawner's runnext swap is AcqRel: needs SeqCst in RunQueue::put (issue 14 report)"]
 fn spawn_racing_a_non_spinning_m_dropping_its_p() {
     model(|| {
         let s = new_sched(2);
@@ -229,11 +226,11 @@ fn note_deadline_racing_a_raise_below() {
 /// `poll_sources` makes rounds (4), so no re-poll follows the last one:
 /// `when` = 350 is below the last round's `seen` (400), and a note landing
 /// between that round's load and its CAS lowers the word, which only the
-/// failing CAS keeps. Shown to catch the mutation of that CAS into a plain
-/// `store(next, SeqCst)`: loom then fails with "deadline 350 lost" (the
-/// store overwrites 350 with 500). (The one-raise models above do not catch
-/// it: a later round re-polls. If `poll_sources`' bound of 4 rounds
-/// changes, `raises` must follow it.)
+/// failing CAS keeps. Before the last round stopped raising, it caught the
+/// mutation of that CAS into a plain `store(next, SeqCst)` ("deadline 350
+/// lost": the store overwrote 350 with 500); now it checks that the last
+/// round's `fetch_min` keeps the note. (If `poll_sources`' bound of 4
+/// rounds changes, `raises` must follow it.)
 #[test]
 fn note_deadline_racing_the_last_raise_below() {
     deadline_race(4, 350);
@@ -242,14 +239,13 @@ fn note_deadline_racing_the_last_raise_below() {
 /// Four raises as above, `when` = 450 between the last round's `seen` (400)
 /// and its raise (500): noted between that round's load and CAS, it leaves
 /// the word at 400, the CAS succeeds, and no round re-polls: the word ends
-/// at 500 and nobody polls at 450. Fails ("deadline 450 lost") as
-/// `poll_sources` stands (issue 14 report): its comment's "the next round's
-/// poll sees it" has no next round after the fourth. Passes with the last
-/// round not raising (`if next <= seen || round == 3 { fetch_min; break }`,
-/// tried, not committed); with that fix every raise is followed by a
-/// re-poll, and the CAS-to-store mutation is then caught by no model here.
+/// at 500 and nobody polls at 450. It failed ("deadline 450 lost") until
+/// `poll_sources`' last round stopped raising: its comment's "the next
+/// round's poll sees it" had no next round after the fourth. Now every
+/// raise is followed by a re-poll, so the raising CAS is belt and braces:
+/// the CAS-to-store mutation is caught by no model any more (a re-poll
+/// finds the timer whose note the store overwrote).
 #[test]
-#[ignore = "poll_sources' last raise is not followed by a re-poll (issue 14 report)"]
 fn note_deadline_racing_the_last_raise_between() {
     deadline_race(4, 450);
 }

@@ -86,6 +86,10 @@ const SYSCALL_KEEP_NS: i64 = 10_000_000;
 /// Time between the two looks of the deadlock check.
 const DEAD_CONFIRM_NS: i64 = 20_000_000;
 
+/// How often sysmon looks again when only threads it is not told about
+/// (that never touched gort, or sleep in `std`) keep the program alive.
+const THREADS_RECHECK_NS: i64 = 1_000_000_000;
+
 /// A filter for [`preempt_point`]: true while sysmon asked some M to yield
 /// (one shared, almost always false load on the fast path).
 static PREEMPT_ANY: StdAtomicBool = StdAtomicBool::new(false);
@@ -348,19 +352,33 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
         if trace_ns == 0 && s.npidle.load(Ordering::SeqCst) == s.gomaxprocs() {
             // Nothing runs and nothing is in a blocking call (such a P is
             // not idle): check for deadlock, then sleep until a P is taken.
-            if let Some(seen) = check_dead(s) {
+            let parked = THREADS_PARKED.load(StdOrdering::SeqCst);
+            let look = check_dead(s);
+            if let Dead::Maybe(seen) = look {
                 s.sysmon_parker.park_timeout(std::time::Duration::from_nanos(
                     DEAD_CONFIRM_NS as u64,
                 ));
-                if check_dead(s) == Some(seen) {
+                if check_dead(s) == Dead::Maybe(seen) {
                     report_deadlock(s);
                 }
                 idle_rounds = 0;
                 continue;
             }
             s.sysmon_wait.store(true, Ordering::SeqCst);
-            if s.npidle.load(Ordering::SeqCst) == s.gomaxprocs() {
-                s.sysmon_parker.park();
+            // SeqCst pairs: took_idle_p decrements npidle, thread_parked
+            // increments the parked count, each then reads sysmon_wait.
+            if s.npidle.load(Ordering::SeqCst) == s.gomaxprocs()
+                && THREADS_PARKED.load(StdOrdering::SeqCst) == parked
+            {
+                if look == Dead::NotYetThreads {
+                    // Only threads we are not told about keep it alive (a
+                    // thread that exits wakes nobody): look again later.
+                    s.sysmon_parker.park_timeout(std::time::Duration::from_nanos(
+                        THREADS_RECHECK_NS as u64,
+                    ));
+                } else {
+                    s.sysmon_parker.park();
+                }
             }
             s.sysmon_wait.store(false, Ordering::SeqCst);
             idle_rounds = 0;
@@ -475,10 +493,31 @@ fn poll_if_starved(s: &'static Sched, now: i64) -> bool {
     acted
 }
 
-/// One look of the deadlock check (module docs): the progress count if
-/// everything is quiescent, else None.
-fn check_dead(s: &'static Sched) -> Option<u64> {
+/// What one look of the deadlock check saw.
+#[derive(Debug, PartialEq, Eq)]
+enum Dead {
+    /// Something can still run, and it will tell sysmon when it stops.
+    No,
+    /// Only threads gort does not know of could still act (they may exit
+    /// without telling anyone).
+    NotYetThreads,
+    /// Everything quiescent; the progress count seen.
+    Maybe(u64),
+}
+
+/// One look of the deadlock check (module docs).
+fn check_dead(s: &'static Sched) -> Dead {
     let seen = PROGRESS.load(StdOrdering::SeqCst);
+    match quiescent(s) {
+        None => Dead::No,
+        Some(false) => Dead::NotYetThreads,
+        Some(true) => Dead::Maybe(seen),
+    }
+}
+
+/// Whether every runtime thread is idle with nothing queued (None if not),
+/// and whether every other thread is parked in gort.
+fn quiescent(s: &'static Sched) -> Option<bool> {
     // Queues first: work queued by something active is visible here until
     // an M takes a P to run it (a progress event).
     if s.global_len.load(Ordering::SeqCst) > 0 {
@@ -512,14 +551,16 @@ fn check_dead(s: &'static Sched) -> Option<u64> {
     let os = gort_os::thread::count()?;
     // The Ms, sysmon, the idle blocking threads, the parked plain threads.
     let accounted = ms.len() as isize + 1 + pool_threads as isize + parked;
-    (os as isize == accounted).then_some(seen)
+    Some(os as isize == accounted)
 }
 
 #[cold]
 fn report_deadlock(s: &'static Sched) -> ! {
     use std::io::Write;
     let mut out = String::from("fatal error: all goroutines are asleep - deadlock!\n");
-    for g in all_gs(s) {
+    let mut gs = all_gs(s);
+    gs.sort_by_key(|g| g.goid());
+    for g in gs {
         let goid = g.goid();
         // SAFETY: the world is stopped (two quiescent looks): every M went
         // idle under the idle lock, which we took since, so their writes

@@ -1,0 +1,163 @@
+//! sysmon's deadlock detection, end to end. Each case runs in a fresh
+//! process of this binary whose main thread is its only plain thread (no
+//! test harness: libtest's own threads would count as threads that might
+//! still act, and rightly keep the detector quiet). Cases that deadlock must
+//! end with Go's message and status 2; cases that can still make progress
+//! (a plain thread that will send, a pending timer, a blocking call) must
+//! finish normally. Every child has a time limit: a detector that never
+//! fires fails the run, it does not hang it.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FATAL: &str = "fatal error: all goroutines are asleep - deadlock!";
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// (case, whether it deadlocks, text its stderr must contain).
+const CASES: &[(&str, bool, &str)] = &[
+    ("chan_recv_forever", true, "[chan receive]"),
+    ("two_goroutines_wait_on_each_other", true, "[chan receive]"),
+    ("waitgroup_never_done", true, "[semacquire]"),
+    ("select_no_cases", true, "[select (no cases)]"),
+    ("plain_thread_parks_after_goroutines_ended", true, FATAL),
+    ("plain_thread_sends_later", false, ""),
+    ("timer_pending", false, ""),
+    ("blocking_call_in_flight", false, ""),
+    ("finishes_normally", false, ""),
+];
+
+fn main() {
+    if let Ok(case) = std::env::var("GORT_DEADLOCK_CASE") {
+        run_case(&case);
+        return;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        return; // no libtest-style tests to list
+    }
+    let filter = args.iter().find(|a| !a.starts_with('-'));
+    let mut failed = Vec::new();
+    for &(case, dead, needle) in CASES {
+        if filter.is_some_and(|f| !case.contains(f.as_str())) {
+            continue;
+        }
+        match check(case, dead, needle) {
+            Ok(()) => println!("test {case} ... ok"),
+            Err(e) => {
+                println!("test {case} ... FAILED\n{e}");
+                failed.push(case);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("deadlock cases failed: {failed:?}");
+        std::process::exit(1);
+    }
+    println!("test result: ok");
+}
+
+/// Runs `case` in a child process and checks how it ended.
+fn check(case: &str, dead: bool, needle: &str) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .env("GORT_DEADLOCK_CASE", case)
+        .env("GOMAXPROCS", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break st;
+        }
+        if t0.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "still running after {LIMIT:?} (expected {})",
+                if dead {
+                    "a deadlock report"
+                } else {
+                    "a normal exit"
+                }
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    use std::io::Read;
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    if dead {
+        if status.code() != Some(2) || !err.contains(FATAL) || !err.contains(needle) {
+            return Err(format!(
+                "expected status 2 with {FATAL:?} and {needle:?}; got {status}, stderr:\n{err}"
+            ));
+        }
+    } else if !status.success() || err.contains(FATAL) {
+        return Err(format!(
+            "expected a normal exit; got {status}, stderr:\n{err}"
+        ));
+    }
+    Ok(())
+}
+
+fn run_case(case: &str) {
+    match case {
+        "chan_recv_forever" => gort::run(|| {
+            let (_tx, rx) = gort::chan::<i32>(0);
+            let _ = rx.recv();
+        }),
+        "two_goroutines_wait_on_each_other" => gort::run(|| {
+            let (tx1, rx1) = gort::chan::<i32>(0);
+            let (tx2, rx2) = gort::chan::<i32>(0);
+            let a = gort::go(move || {
+                let v = rx1.recv().unwrap();
+                tx2.send(v).unwrap();
+            });
+            let b = gort::go(move || {
+                let v = rx2.recv().unwrap();
+                tx1.send(v).unwrap();
+            });
+            a.join().unwrap();
+            b.join().unwrap();
+        }),
+        "waitgroup_never_done" => gort::run(|| {
+            let wg = gort::sync::WaitGroup::new();
+            wg.add(1);
+            wg.wait();
+        }),
+        "select_no_cases" => gort::run(|| {
+            gort::Select::new().select();
+        }),
+        "plain_thread_parks_after_goroutines_ended" => {
+            // The runtime ran a goroutine (a program that never starts it
+            // has no sysmon), then the main thread waits on a channel whose
+            // sender it keeps itself.
+            gort::go(|| ()).join().unwrap();
+            let (_tx, rx) = gort::chan::<i32>(0);
+            let _ = rx.recv();
+        }
+        "plain_thread_sends_later" => gort::run(|| {
+            let (tx, rx) = gort::chan::<i32>(0);
+            // A plain thread in std's sleep may still act: no deadlock.
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(300));
+                tx.send(7).unwrap();
+            });
+            assert_eq!(rx.recv(), Ok(7));
+        }),
+        "timer_pending" => gort::run(|| {
+            gort::time::sleep(Duration::from_millis(300));
+        }),
+        "blocking_call_in_flight" => gort::run(|| {
+            gort::syscall(|| std::thread::sleep(Duration::from_millis(300)));
+        }),
+        "finishes_normally" => gort::run(|| {
+            let (tx, rx) = gort::chan::<i32>(1);
+            tx.send(1).unwrap();
+            assert_eq!(rx.recv(), Ok(1));
+        }),
+        other => panic!("unknown case {other}"),
+    }
+}

@@ -1,0 +1,139 @@
+//! sysmon with timers and the schedule trace, end to end. Cases that need
+//! `GOMAXPROCS=1` or `GODEBUG` run in a child process of their own.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn is_child() -> bool {
+    std::env::var_os("GORT_TEST_CHILD").is_some()
+}
+
+/// Runs `test` of this binary in a child with `env`; returns its stderr
+/// after checking it passed.
+fn run_child(test: &str, env: &[(&str, &str)]) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("GORT_TEST_CHILD", "1")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        stdout.contains(&format!("test {test} ... ok")),
+        "child {test} {env:?} did not pass:\n{stdout}\n{stderr}"
+    );
+    stderr
+}
+
+/// With one P, a goroutine blocked for a second in `syscall` does not stop
+/// a 1 ms ticker on another goroutine: sysmon hands the P on. Without the
+/// hand-off the ticker's goroutine could not run at all during the call.
+#[test]
+fn a_ticker_keeps_time_while_a_goroutine_blocks_in_syscall() {
+    if !is_child() {
+        run_child(
+            "a_ticker_keeps_time_while_a_goroutine_blocks_in_syscall",
+            &[("GOMAXPROCS", "1")],
+        );
+        return;
+    }
+    let entered = Arc::new(AtomicBool::new(false));
+    let e = entered.clone();
+    let blocker = gort::go(move || {
+        gort::syscall(|| {
+            e.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_secs(1));
+        })
+    });
+    while !entered.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Spawned from this plain thread while the blocker's M is inside the
+    // call, the ticker goroutine starts on another M.
+    let ticker = gort::go(|| {
+        let t = gort::time::Ticker::new(Duration::from_millis(1));
+        let mut last = Instant::now();
+        let mut worst = Duration::ZERO;
+        for _ in 0..300 {
+            t.c().recv().unwrap();
+            let now = Instant::now();
+            worst = worst.max(now - last);
+            last = now;
+        }
+        worst
+    });
+    let worst = ticker.join().unwrap();
+    assert!(
+        !blocker.is_finished(),
+        "the ticks should all have come during the blocking call"
+    );
+    // Behaviour, not speed: without the hand-off a tick waits for the whole
+    // call (~1 s); a loaded machine may delay one by some milliseconds.
+    assert!(
+        worst < Duration::from_millis(250),
+        "a tick came {worst:?} after the previous one"
+    );
+    blocker.join().unwrap();
+}
+
+/// `GODEBUG=schedtrace=50` prints Go's scheduler line every 50 ms, and
+/// `scheddetail=1` the per-P lines.
+#[test]
+fn schedtrace_prints_gos_line() {
+    if !is_child() {
+        let err = run_child(
+            "schedtrace_prints_gos_line",
+            &[
+                ("GODEBUG", "schedtrace=50,scheddetail=1"),
+                ("GOMAXPROCS", "2"),
+            ],
+        );
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("SCHED ")).collect();
+        assert!(lines.len() >= 2, "two periods or more: {err}");
+        for key in [
+            "gomaxprocs=2",
+            "idleprocs=",
+            "threads=",
+            "spinningthreads=",
+            "idlethreads=",
+            "runqueue=",
+        ] {
+            assert!(lines[0].contains(key), "{key} in {:?}", lines[0]);
+        }
+        assert!(err.contains("  P0: status="), "scheddetail lines: {err}");
+        assert!(err.contains("  P1: status="), "scheddetail lines: {err}");
+        return;
+    }
+    gort::go(|| gort::time::sleep(Duration::from_millis(200)))
+        .join()
+        .unwrap();
+}
+
+/// A malformed GODEBUG value of ours stops the implicit runtime with a
+/// message naming it (as an unusable GOMAXPROCS does).
+#[test]
+fn malformed_godebug_is_reported() {
+    if !is_child() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "malformed_godebug_is_reported",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("GORT_TEST_CHILD", "1")
+            .env("GODEBUG", "schedtrace=often")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("invalid GODEBUG") && err.contains("schedtrace"),
+            "{err}"
+        );
+        return;
+    }
+    gort::go(|| ()).join().unwrap();
+}

@@ -384,8 +384,9 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
             idle_rounds = 0;
             continue;
         }
-        let mut acted = retake(s, &mut ticks, now);
-        acted |= poll_if_starved(s, now);
+        // Only a retaken P resets the back-off (Go: `retake(now) != 0`).
+        let acted = retake(s, &mut ticks, now);
+        poll_if_starved(s, now);
         if acted {
             idle_rounds = 0;
         } else {
@@ -395,7 +396,7 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
 }
 
 /// Retakes Ps from blocking calls and asks long runners to yield (Go's
-/// `retake`). Returns whether it did anything.
+/// `retake`). Returns whether it retook a P.
 fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
     let mut acted = false;
     let mut asked = false;
@@ -446,7 +447,8 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
                     if !p.runq.is_empty() {
                         wakep(s); // its fresh goroutines go to other Ps
                     }
-                    acted = true;
+                    // (Not counted as activity, as in Go: a loop that keeps
+                    // being asked must not keep sysmon at 20 µs.)
                 }
             }
             _ => {}
@@ -475,22 +477,18 @@ fn handoff_p(s: &'static Sched, p: &'static P) {
 
 /// Polls the network if no M has for 10 ms, and runs source deadlines
 /// overdue by a millisecond: every M is busy.
-fn poll_if_starved(s: &'static Sched, now: i64) -> bool {
-    let mut acted = false;
+fn poll_if_starved(s: &'static Sched, now: i64) {
     if let Some(src) = s.eager.get() {
         let last = s.last_poll.load(Ordering::Relaxed);
         if last != 0 && now - last > NETPOLL_STALE_NS {
             s.last_poll.store(now, Ordering::Relaxed);
             src.poll(now);
-            acted = true;
         }
     }
     let d = s.next_deadline.load(Ordering::Relaxed);
     if d != i64::MAX && now - d > OVERDUE_NS {
         poll_sources(s);
-        acted = true;
     }
-    acted
 }
 
 /// What one look of the deadlock check saw.

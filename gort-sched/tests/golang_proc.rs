@@ -5,20 +5,22 @@
 //! semaphore of `common`.
 //!
 //! Tests that set GOMAXPROCS, register a source, or keep every P spinning
-//! (no preemption: a spinner holds its P until it is done, so two such tests
-//! in one process could hold each other's Ps forever) run in a child process
-//! of their own. Every wait has a deadline or a watchdog: a broken scheduler
+//! (no asynchronous preemption: a spinner without preemption points holds
+//! its P until it is done, so two such tests in one process could hold each
+//! other's Ps forever) run in a child process of their own. Every wait has a deadline or a watchdog: a broken scheduler
 //! fails the test by name instead of hanging it.
 //!
 //! Not ported, and why:
 //! * TestYieldLockedProgress, TestYieldLocked, TestBlockLocked,
 //!   TestLockOSThread*: `LockOSThread` is not implemented yet.
-//! * TestPreemption, TestPreemptionGC, TestPreemptSplitBig,
-//!   TestPreemptionAfterSyscall, TestAsyncPreempt: gort has no preemption
-//!   (no sysmon) yet.
+//! * TestPreemptionGC, TestPreemptSplitBig, TestAsyncPreempt: they test
+//!   asynchronous preemption (at any instruction, or at stack growth),
+//!   which gort does not have: a started goroutine never changes thread,
+//!   so a goroutine yields only at preemption points (TestPreemption is
+//!   ported with `preempt_point` for Go's function-call preemption).
 //! * TestTimerFairness2: a `select` over a send and a receive on one
-//!   channel, and system calls between them; this layer has neither
-//!   channels nor an entersyscall hand-off.
+//!   channel, and system calls between them; this layer has no channels
+//!   (gort-std's port of Go's chan tests covers select fairness).
 //! * TestStopTheWorldDeadlock, TestGCFairness*, TestTraceSTW, TestMexitSTW:
 //!   no collector or stop-the-world in the scheduler.
 //! * TestSchedLocalQueue*, TestStealOrder, TestGetgThreadSwitch,
@@ -502,19 +504,13 @@ fn ping_pong_hog(stop_when: fn(u64, u64, Duration) -> bool) -> PingPong {
     })
 }
 
-/// proc_test.go TestPingPongHog, as a behaviour check: on one P, a pair of
-/// goroutines that hand the P to each other (each readies its partner into
-/// `runnext`) cannot starve another such pair — both pairs keep getting
-/// turns, within Go's factor of 20 of each other.
-///
-/// Differs: Go lets the pairs run for 100 ms and compares the work done
-/// (hogCount vs lightCount), i.e. CPU time shares, which rest on Go's
-/// time-slice inheritance and sysmon preemption. gort shares by turns
-/// (`runnext` may jump the line 64 times in a row) and has no preemption,
-/// so this port compares *turns* and stops after 512 of them, not after a
-/// time; a pair that starved the other would time out (30 s) with a
-/// message. Go's own assertion is [`test_ping_pong_hog_time_share`]
-/// (ignored: a deviation). In a child with GOMAXPROCS=1, as Go.
+/// proc_test.go TestPingPongHog, the no-starvation half: on one P, a pair
+/// of goroutines that hand the P to each other (each readies its partner
+/// into `runnext`, inheriting the time slice) cannot starve another such
+/// pair — both keep getting turns until 512 turns in all (a pair that
+/// starved the other would time out after 30 s with a message). Go's own
+/// assertion, on time shares, is [`test_ping_pong_hog_time_share`]. In a
+/// child with GOMAXPROCS=1, as Go.
 #[test]
 fn test_ping_pong_hog() {
     if in_child("test_ping_pong_hog", &[("GOMAXPROCS", "1")]) {
@@ -529,10 +525,9 @@ fn test_ping_pong_hog() {
          (one pair starved the other)",
         r.hog_turns, r.light_turns
     );
-    const FACTOR: u64 = 20;
     assert!(
-        r.hog_turns / FACTOR <= r.light_turns && r.light_turns / FACTOR <= r.hog_turns,
-        "want hog turns / light turns in [1/{FACTOR}, {FACTOR}]; got {}/{}",
+        r.hog_turns > 0 && r.light_turns > 0,
+        "both pairs get turns: hog {}, light {}",
         r.hog_turns,
         r.light_turns
     );
@@ -541,18 +536,10 @@ fn test_ping_pong_hog() {
 /// proc_test.go TestPingPongHog with Go's own assertion: after 100 ms on
 /// one P, the hog pair's work (1e6 per turn) and the light pair's (1e3 per
 /// turn) are within a factor of 20 — both pairs got a similar share of CPU
-/// time.
-///
-/// Ignored, a deviation (see [`test_ping_pong_hog`]): gort's fairness
-/// between goroutines that ready each other into `runnext` is counted in
-/// turns (64 in a row, then the rest of the queue runs), not in time, and
-/// there is no preemption. Each pair gets about the same number of turns,
-/// so the hog pair, whose turns are 1000 times longer, gets about 1000
-/// times the CPU time (the ratio Go's comment says a broken scheduler
-/// shows). Go gives a `runnext` hand-off the rest of the current 10 ms time
-/// slice and preempts when it runs out, which splits time evenly.
+/// time. As in Go, a `runnext` hand-off inherits the time slice, and sysmon
+/// ends a slice that has run 10 ms (the M then lets the rest of its queues
+/// go first). In a child with GOMAXPROCS=1, as Go.
 #[test]
-#[ignore = "deviation: runnext fairness is counted in turns (64), not time (Go's inherited 10 ms slice + preemption): the hog pair gets ~1000x the light pair's CPU time"]
 fn test_ping_pong_hog_time_share() {
     if in_child("test_ping_pong_hog_time_share", &[("GOMAXPROCS", "1")]) {
         return;
@@ -856,4 +843,76 @@ fn test_spawn_while_ms_park() {
             }
         }
     });
+}
+
+/// proc_test.go TestPreemption: two goroutines take turns through a shared
+/// word, each spinning until it is its turn. Go preempts them at the
+/// function call in the loop (`preempt()`); here the loop calls
+/// `preempt_point`, which yields once sysmon has seen the spinner run 10 ms.
+/// In a child with GOMAXPROCS=1 (Go runs it with the default), where only
+/// preemption lets the other goroutine take its turn.
+#[test]
+fn test_preemption() {
+    if in_child("test_preemption", &[("GOMAXPROCS", "1")]) {
+        return;
+    }
+    let _w = watchdog("test_preemption", WATCHDOG);
+    const N: u32 = 5;
+    let x = Arc::new(AtomicU32::new(0));
+    let hs: Vec<_> = (0..2u32)
+        .map(|g| {
+            let x = x.clone();
+            go(move || {
+                let start = Instant::now();
+                for _ in 0..N {
+                    while x.load(Ordering::SeqCst) != g {
+                        preempt_point();
+                        assert!(
+                            start.elapsed() < LIMIT,
+                            "goroutine {g} never got its turn (no preemption)"
+                        );
+                    }
+                    x.store(1 - g, Ordering::SeqCst);
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+}
+
+/// proc_test.go TestPreemptionAfterSyscall: goroutines that spin with
+/// blocking calls in their loop (Go: `syscall.Getpid`; here
+/// `syscall(|| std::thread::sleep(1 µs))`) are still preempted: another
+/// goroutine queued behind them runs. Go checks the whole test finishes
+/// within 5 s per round; here the wait is bounded by [`LIMIT`]. In a child
+/// with GOMAXPROCS=2, three rounds, as Go.
+#[test]
+fn test_preemption_after_syscall() {
+    if in_child("test_preemption_after_syscall", &[("GOMAXPROCS", "2")]) {
+        return;
+    }
+    let _w = watchdog("test_preemption_after_syscall", WATCHDOG);
+    for round in 0..3 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinners: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = stop.clone();
+                go(move || {
+                    while !stop.load(Ordering::SeqCst) {
+                        syscall(|| std::thread::sleep(Duration::from_micros(1)));
+                        preempt_point();
+                    }
+                })
+            })
+            .collect();
+        // A goroutine queued behind the spinners must get to run.
+        let ran = go(|| 1).join().unwrap();
+        assert_eq!(ran, 1, "round {round}");
+        stop.store(true, Ordering::SeqCst);
+        for h in spinners {
+            h.join().unwrap();
+        }
+    }
 }

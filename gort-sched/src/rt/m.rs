@@ -43,8 +43,11 @@ pub(super) struct MLocal {
     pub(super) schedtick: u32,
     /// `schedtick` when the current P was acquired.
     pub(super) ptick: u32,
-    /// Consecutive goroutines taken from `runnext`.
-    pub(super) streak: u32,
+    /// Whether the goroutine about to run came from `runnext` and inherits
+    /// the current time slice (Go's `inheritTime`): the P's schedule tick
+    /// does not move, so sysmon sees a ping-ponging pair as one long runner
+    /// after 10 ms and asks it to yield.
+    pub(super) inherit: bool,
     /// Started, unfinished goroutines bound to this M (they may be readied
     /// from other threads at any time).
     pub(super) bound_live: usize,
@@ -170,7 +173,7 @@ impl M {
                 spinning: false,
                 schedtick: 0,
                 ptick: 0,
-                streak: 0,
+                inherit: false,
                 bound_live: 0,
                 cands: VecDeque::new(),
                 pass: 0,

@@ -12,6 +12,18 @@ use super::*;
 pub(super) fn schedule(s: &'static Sched, m: &'static M) -> ! {
     loop {
         let g = find_runnable(s, m);
+        // SAFETY: our own thread; no switch until execute.
+        let ml = unsafe { m.local() };
+        if !ml.inherit {
+            // A new time slice: sysmon's long-runner clock restarts (a plain
+            // store: only the P's holder writes it), and a request to yield
+            // made for the previous slice is void.
+            // SAFETY: find_runnable returns holding a P.
+            unsafe { &*ml.p }
+                .schedtick
+                .store(ml.schedtick, Ordering::Relaxed);
+            clear_preempt(m);
+        }
         execute(s, m, g);
     }
 }
@@ -132,8 +144,7 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
         // SAFETY: we hold a P here.
         let p: &'static P = unsafe { &*ml.p };
         ml.schedtick = ml.schedtick.wrapping_add(1);
-        // For sysmon's long-runner check (owner-only: a plain store).
-        p.schedtick.store(ml.schedtick, Ordering::Relaxed);
+        ml.inherit = false;
 
         if p.id >= s.gomaxprocs() {
             retire_p(s, m, p);
@@ -232,14 +243,16 @@ pub(super) fn local_work(
             return Some(g);
         }
     }
+    ml.inherit = false;
     if let Some(g) = ml.runnext.take() {
-        if ml.streak < RUNNEXT_STREAK {
-            ml.streak += 1;
+        // Go's time-slice inheritance: `runnext` jumps the line, inheriting
+        // the slice, until sysmon says the slice (10 ms) is used up.
+        if !m.preempt.load(Ordering::Relaxed) {
+            ml.inherit = true;
             return Some(g);
         }
         ml.runq.push_back(g);
     }
-    ml.streak = 0;
     if ml.schedtick & 1 == 0 {
         if let Some(g) = ml.runq.pop_front() {
             return Some(g);

@@ -12,7 +12,6 @@ use gort_os::stack::Stack;
 /// Runs `g` on this M until it parks, yields or exits.
 pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
     let gr = g; // we hold it: we dequeued it
-    clear_preempt(m); // a fresh time slice
     // SAFETY: we hold the G; the borrow ends before any switch.
     let mut ctx = match unsafe { gr.inner() }.ctx.take() {
         Some(c) => c,

@@ -125,6 +125,14 @@ pub(super) fn wake_sysmon(s: &'static Sched) {
     s.sysmon_parker.unpark();
 }
 
+/// Clears the M's request when a new time slice starts (`schedule`).
+#[inline]
+pub(super) fn clear_preempt(m: &M) {
+    if m.preempt.load(Ordering::Relaxed) {
+        m.preempt.store(false, Ordering::Relaxed);
+    }
+}
+
 // The rest is the normal build's (goroutines switch, threads run).
 cfg_not_loom! {
 /// A plain thread is about to sleep in an untimed park (it has committed).
@@ -167,14 +175,6 @@ fn preempt_slow() {
     }
 }
 
-/// Clears the M's request at a switch (the new goroutine gets a fresh time
-/// slice).
-#[inline]
-pub(super) fn clear_preempt(m: &M) {
-    if m.preempt.load(Ordering::Relaxed) {
-        m.preempt.store(false, Ordering::Relaxed);
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Blocking calls (Go's entersyscall / exitsyscall).

@@ -73,12 +73,15 @@
 //! ## Cost
 //!
 //! A round trip — hand the job to a pool thread, wake it, run an empty `f`,
-//! ready the goroutine, resume it — is two cross-thread wake-ups. Measured
+//! ready the goroutine, resume it — is a cross-thread hand-off each way.
+//! Measured
 //! on the 2-core development VM with
 //! `cargo run --release -p gort-bench --bin gort -- blocking_roundtrip`
-//! (one goroutine, 100,000 sequential `blocking(|| ())`): about
-//! 10-15 µs each, where the same loop with tokio's
-//! `spawn_blocking(..).await` costs about the same (`--bin tokio`). A
+//! (one goroutine, 100,000 sequential `blocking(|| ())`, 2026-11): 7-16 µs
+//! a call over several runs; tokio's `spawn_blocking(|| ()).await` in the
+//! same runs (`--bin tokio`): 11-41 µs. Most of it is waking the idle pool
+//! thread (a futex wake-up, slow on a VM); the caller's M usually still
+//! watches its inbox when the pool thread readies the goroutine. A
 //! `std::fs` call that hits the page cache costs 1-5 µs: `blocking` pays
 //! for calls that can take long (disk, network file systems, name
 //! resolution), not for every short system call.
@@ -145,7 +148,7 @@ pub(crate) const WAIT_REASON: WaitReason = WaitReason::Other("blocking call");
 /// why). Calling `blocking` from inside `f` therefore runs the inner call
 /// at once on the pool thread.
 ///
-/// A round trip costs two cross-thread wake-ups (about 10-15 µs on a 2-core
+/// A round trip costs a cross-thread hand-off each way (7-16 µs on a 2-core
 /// VM): worth it for calls that may take long, not for every short system
 /// call. The pool grows to at most 512 threads; further calls queue until a
 /// thread is free, so calls that wait for each other can deadlock past that

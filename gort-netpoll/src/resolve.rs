@@ -102,7 +102,7 @@ impl Resolve for [SocketAddr] {
     fn resolve(&self) -> io::Result<Addrs> {
         Ok(match self {
             [a] => Addrs::One(Some(*a)),
-            _ => Addrs::Many(self.to_vec().into_iter()),
+            _ => Addrs::Many(Vec::from(self).into_iter()),
         })
     }
 }
@@ -194,7 +194,8 @@ mod tests {
     fn addresses_and_ip_literals_resolve_inline() {
         let sa: SocketAddr = "127.0.0.1:80".parse().unwrap();
         assert!(inline(sa));
-        assert!(inline(&sa));
+        let by_ref: &SocketAddr = &sa;
+        assert!(inline(by_ref));
         assert!(inline("127.0.0.1:80"));
         assert!(inline("[::1]:80"));
         assert!(inline(String::from("10.0.0.1:1")));

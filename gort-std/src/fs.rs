@@ -20,7 +20,7 @@
 //!   stay responsive (servers, anything latency-sensitive), and for
 //!   anything that may be slow: large files, `sync_all`, network or FUSE
 //!   file systems, directory walks;
-//! * prefer the whole-file calls ([`read`], [`write`], [`read_to_string`],
+//! * prefer the whole-file calls ([`read`], [`write()`], [`read_to_string`],
 //!   [`copy`]) and `read_to_end`/`read_exact`/`write_all` on a [`File`]:
 //!   each is *one* round trip, whereas `io::copy` or a small `BufReader`
 //!   pay one per chunk (give `BufReader`/`BufWriter` a large capacity);

@@ -154,6 +154,9 @@ pub(crate) const WAIT_REASON: WaitReason = WaitReason::Other("blocking call");
 /// thread is free, so calls that wait for each other can deadlock past that
 /// many. An idle pool thread exits after 10 s.
 ///
+/// `f` runs on a plain thread: it sees that thread's thread-locals, not
+/// the caller's goroutine-locals ([`goroutine_local!`](crate::goroutine_local)).
+///
 /// A goroutine spawned with the `unsafe`
 /// [`Builder::compact_when_parked`](crate::Builder::compact_when_parked)
 /// promised that nothing touches its stack while it is parked: from such a
@@ -323,7 +326,9 @@ where
     // From here until `wait` returns the job may borrow this frame's
     // callers' data through `f`: leaving early, even by unwinding, would
     // leave the pool thread with dangling borrows.
-    let bomb = AbortOnUnwind;
+    let bomb = FatalOnUnwind(
+        "gort_sched::blocking: the caller unwound while its call ran on a pool thread",
+    );
     POOL.submit(job);
     signal.wait();
     std::mem::forget(bomb);
@@ -337,14 +342,13 @@ where
     }
 }
 
-/// Dropped only if the wait for a job unwinds, which it never should.
-struct AbortOnUnwind;
+/// Forgotten on the normal path; dropped only by an unwind that must not
+/// happen (see its uses): ends the process with its message.
+struct FatalOnUnwind(&'static str);
 
-impl Drop for AbortOnUnwind {
+impl Drop for FatalOnUnwind {
     fn drop(&mut self) {
-        gort_os::fatal(
-            "gort_sched::blocking: the caller unwound while its call ran on a pool thread",
-        );
+        gort_os::fatal(self.0);
     }
 }
 
@@ -451,6 +455,10 @@ impl Pool {
     /// A pool thread: runs queued jobs; idle, waits for a designation up to
     /// the keep-alive, then exits.
     fn worker(&'static self) {
+        // User code runs under catch_unwind, so only a bug here could
+        // unwind; a dead thread still counted (idle, or owning a job) would
+        // hang its callers, so that is fatal instead.
+        let bomb = FatalOnUnwind("gort_sched::blocking: a pool thread panicked");
         let mut sh = lock(&self.shared);
         loop {
             if let Some(job) = sh.queue.pop_front() {
@@ -460,15 +468,20 @@ impl Pool {
                 continue;
             }
             sh.idle += 1;
-            let deadline = Instant::now() + self.keep_alive();
+            // None: a keep-alive too long to represent, i.e. forever.
+            let deadline = Instant::now().checked_add(self.keep_alive());
             loop {
                 let now = Instant::now();
-                if now < deadline {
-                    sh = self
-                        .cv
-                        .wait_timeout(sh, deadline - now)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
+                match deadline {
+                    Some(d) if now >= d => {}
+                    Some(d) => {
+                        sh = self
+                            .cv
+                            .wait_timeout(sh, d - now)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                    }
+                    None => sh = self.cv.wait(sh).unwrap_or_else(PoisonError::into_inner),
                 }
                 if sh.notify > 0 {
                     sh.notify -= 1; // designated (or took another's: same count)
@@ -480,10 +493,11 @@ impl Pool {
                     sh.idle -= 1;
                     break;
                 }
-                if Instant::now() >= deadline {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
                     sh.idle -= 1;
                     sh.threads -= 1;
                     self.alive.store(sh.threads, Ordering::SeqCst);
+                    std::mem::forget(bomb);
                     return;
                 }
                 // Spurious wake-up: wait out the rest of the keep-alive.

@@ -250,6 +250,23 @@ fn ten_thousand_calls_do_not_leak_threads() {
     assert_eq!(run(|| blocking(|| 1)), 1);
 }
 
+/// A keep-alive too long for `Instant` arithmetic means "never exit", not
+/// a pool thread that dies (and hangs the next caller).
+#[test]
+fn an_endless_keep_alive_is_accepted() {
+    if !is_child() {
+        let (ok, err) = run_child("an_endless_keep_alive_is_accepted", &[]);
+        assert!(ok, "{err}");
+        return;
+    }
+    let _w = watchdog("endless keep-alive", Duration::from_secs(60));
+    set_blocking_keep_alive(Duration::MAX);
+    for i in 0..3 {
+        assert_eq!(run(move || blocking(move || i)), i);
+    }
+    assert_eq!(blocking_pool_state().1, 0);
+}
+
 /// Threads of this process named `gort-blocking`.
 fn pool_threads_in_proc() -> usize {
     std::fs::read_dir("/proc/self/task")

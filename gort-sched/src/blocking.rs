@@ -74,17 +74,16 @@
 //!
 //! A round trip — hand the job to a pool thread, wake it, run an empty `f`,
 //! ready the goroutine, resume it — is a cross-thread hand-off each way.
-//! Measured
-//! on the 2-core development VM with
+//! Measured on the 2-core development VM with
 //! `cargo run --release -p gort-bench --bin gort -- blocking_roundtrip`
 //! (one goroutine, 100,000 sequential `blocking(|| ())`, 2026-11): 7-16 µs
 //! a call over several runs; tokio's `spawn_blocking(|| ()).await` in the
 //! same runs (`--bin tokio`): 11-41 µs. Most of it is waking the idle pool
 //! thread (a futex wake-up, slow on a VM); the caller's M usually still
 //! watches its inbox when the pool thread readies the goroutine. A
-//! `std::fs` call that hits the page cache costs 1-5 µs: `blocking` pays
-//! for calls that can take long (disk, network file systems, name
-//! resolution), not for every short system call.
+//! `std::fs` call that hits the page cache costs a few microseconds:
+//! `blocking` pays for calls that can take long (disk, network file
+//! systems, name resolution), not for every short system call.
 //!
 //! ## Rejected alternatives
 //!

@@ -65,8 +65,20 @@
 //!
 //! Everything works from plain OS threads too: a thread's wait parks the
 //! thread (gort-sched's thread waiter) and the runtime's Ms deliver its
-//! readiness. Name resolution (`ToSocketAddrs` with a host name) calls
-//! `getaddrinfo` and blocks the thread; pass `SocketAddr`s to avoid it.
+//! readiness.
+//!
+//! # Name resolution
+//!
+//! Everything that takes addresses takes [`ToSocketAddrs`], gort-netpoll's
+//! own trait, implemented for the same types as `std::net::ToSocketAddrs`
+//! (tokio made the same choice): socket addresses and IP literals
+//! (`"127.0.0.1:80"`) resolve inline, while host names (`"localhost:80"`)
+//! go to `getaddrinfo` on gort-sched's blocking pool, so a slow DNS server
+//! parks the goroutine instead of stalling every goroutine of its thread.
+//! std's trait cannot tell the two apart without calling the resolver (no
+//! specialization), hence the separate trait. The one API difference from
+//! std: a user type that implements only std's trait must be resolved by
+//! the caller and passed as a `&[SocketAddr]`.
 //!
 //! # Rejected alternatives
 //!
@@ -110,6 +122,8 @@ mod fd;
 #[cfg(not(gort_loom))]
 mod poller;
 #[cfg(not(gort_loom))]
+mod resolve;
+#[cfg(not(gort_loom))]
 mod tcp;
 #[cfg(not(gort_loom))]
 mod udp;
@@ -118,6 +132,8 @@ mod unix;
 
 #[cfg(not(gort_loom))]
 pub use fd::{is_closed, is_timeout, NetError};
+#[cfg(not(gort_loom))]
+pub use resolve::ToSocketAddrs;
 #[cfg(not(gort_loom))]
 pub use tcp::{Incoming, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};
 #[cfg(not(gort_loom))]

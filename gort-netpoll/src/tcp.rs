@@ -1,8 +1,9 @@
 //! TCP: [`TcpListener`] and [`TcpStream`], mirroring `std::net`.
 
 use crate::fd::{socket, NetFd};
+use crate::resolve::{each_addr, ToSocketAddrs};
 use std::io;
-use std::net::{self, Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{self, Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Implements the methods every socket type shares: deadlines, `close`,
@@ -221,9 +222,10 @@ common_socket_methods!(TcpListener);
 
 impl TcpListener {
     /// Binds and listens with the system's maximum backlog (as Go does;
-    /// std uses 128).
+    /// std uses 128), on the first address of `addr` that works. A host
+    /// name is resolved on the blocking pool ([`ToSocketAddrs`]).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
-        let l = net::TcpListener::bind(addr)?;
+        let l = each_addr(addr, |a| net::TcpListener::bind(a))?;
         crate::fd::listen_max_backlog(std::os::fd::AsRawFd::as_raw_fd(&l))?;
         TcpListener::from_std(l)
     }
@@ -305,8 +307,9 @@ owned_halves!(TcpStream, OwnedReadHalf, OwnedWriteHalf);
 
 impl TcpStream {
     /// Connects to the first address of `addr` that accepts, parking while
-    /// the handshake runs. Name resolution (`getaddrinfo`) blocks the
-    /// thread: pass a `SocketAddr` to avoid it.
+    /// the handshake runs. A host name is resolved on the blocking pool,
+    /// the goroutine parked meanwhile; addresses and IP literals resolve
+    /// inline ([`ToSocketAddrs`]).
     pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         each_addr(addr, |a| TcpStream::connect_deadline(a, None))
     }
@@ -387,25 +390,4 @@ impl TcpStream {
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.fd.view::<net::TcpStream>().take_error()
     }
-}
-
-/// Tries `f` on each resolved address; returns the first success or the
-/// last error.
-pub(crate) fn each_addr<T>(
-    addr: impl ToSocketAddrs,
-    mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
-) -> io::Result<T> {
-    let mut last = None;
-    for a in addr.to_socket_addrs()? {
-        match f(&a) {
-            Ok(v) => return Ok(v),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "could not resolve to any addresses",
-        )
-    }))
 }

@@ -1,9 +1,10 @@
 //! UDP: [`UdpSocket`], mirroring `std::net::UdpSocket`.
 
 use crate::fd::NetFd;
+use crate::resolve::{each_addr, first_addr, ToSocketAddrs};
 use crate::tcp::common_socket_methods;
 use std::io;
-use std::net::{self, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{self, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// A UDP socket whose receives (and sends, when the buffer is full) park
 /// the goroutine, not the thread. Share it between goroutines by reference
@@ -27,9 +28,10 @@ impl UdpSocket {
         self.fd.view()
     }
 
-    /// Binds a socket to `addr`.
+    /// Binds a socket to the first address of `addr` that works (a host
+    /// name is resolved on the blocking pool: [`ToSocketAddrs`]).
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
-        UdpSocket::from_std(net::UdpSocket::bind(addr)?)
+        UdpSocket::from_std(each_addr(addr, |a| net::UdpSocket::bind(a))?)
     }
 
     /// Takes over a std socket (switching it to non-blocking mode).
@@ -51,19 +53,21 @@ impl UdpSocket {
         self.fd.read_with(|| s.peek_from(buf))
     }
 
-    /// Sends one datagram to `addr` (resolution blocks the thread: pass a
-    /// `SocketAddr` to avoid it).
+    /// Sends one datagram to the first address of `addr` (a host name is
+    /// resolved on the blocking pool, once per call: resolve it once and
+    /// pass the `SocketAddr` when sending many).
     pub fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
-        let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
-        })?;
+        let addr = first_addr(addr)?;
         let s = self.std();
         self.fd.write_with(|| s.send_to(buf, addr))
     }
 
-    /// Sets the default peer (`connect(2)` on UDP does not block).
+    /// Sets the default peer to the first address of `addr` that works
+    /// (`connect(2)` on UDP does not block; a host name is resolved on the
+    /// blocking pool).
     pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
-        self.std().connect(addr)
+        let s = self.std();
+        each_addr(addr, |a| s.connect(a))
     }
 
     /// Receives from the connected peer.

@@ -303,3 +303,35 @@ fn readiness_arrives_while_an_m_waits_for_a_timer() {
         server.join().unwrap();
     });
 }
+
+/// Host names resolve on the blocking pool (the goroutine parks); the
+/// connection then works as with an address. "localhost" may resolve to
+/// ::1 first: connect tries each address in turn, as std's does.
+#[test]
+fn connect_and_bind_by_host_name_from_a_goroutine() {
+    run(|| {
+        let addr = echo_server();
+        let port = addr.port();
+        let by_str = format!("localhost:{port}");
+        for mut c in [
+            TcpStream::connect(by_str.as_str()).unwrap(),
+            TcpStream::connect(&by_str).unwrap(),
+            TcpStream::connect(("localhost", port)).unwrap(),
+            TcpStream::connect((String::from("localhost"), port)).unwrap(),
+        ] {
+            assert_eq!(c.peer_addr().unwrap().port(), port);
+            c.write_all(b"named").unwrap();
+            let mut got = [0u8; 5];
+            c.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"named");
+        }
+        // An IP literal and a slice of addresses take the inline path.
+        TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+        TcpStream::connect(&[addr][..]).unwrap();
+
+        let l = TcpListener::bind("localhost:0").unwrap();
+        assert!(l.local_addr().unwrap().ip().is_loopback());
+        let e = TcpStream::connect("localhost").unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+    });
+}

@@ -162,3 +162,25 @@ fn unix_datagram() {
         let _ = std::fs::remove_file(&pb);
     });
 }
+
+/// Host names resolve on the blocking pool; both sockets bind to the first
+/// address of "localhost", so they share its family whichever it is.
+#[test]
+fn udp_by_host_name() {
+    run(|| {
+        let srv = UdpSocket::bind("localhost:0").unwrap();
+        let port = srv.local_addr().unwrap().port();
+        let c = UdpSocket::bind(("localhost", 0)).unwrap();
+        c.set_read_deadline(Some(Instant::now() + Duration::from_secs(30)));
+        srv.set_read_deadline(Some(Instant::now() + Duration::from_secs(30)));
+        c.send_to(b"ping", ("localhost", port)).unwrap();
+        let mut b = [0u8; 8];
+        let (n, from) = srv.recv_from(&mut b).unwrap();
+        assert_eq!(&b[..n], b"ping");
+        c.connect(format!("localhost:{port}")).unwrap();
+        c.send(b"pong").unwrap();
+        let (n, from2) = srv.recv_from(&mut b).unwrap();
+        assert_eq!(&b[..n], b"pong");
+        assert_eq!(from, from2);
+    });
+}

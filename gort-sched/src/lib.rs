@@ -166,6 +166,7 @@ cfg_loom! {
 }
 
 cfg_not_loom! {
+    mod blocking;
     mod config;
     mod local;
     mod spawn;
@@ -180,6 +181,7 @@ mod tests;
 
 #[cfg(not(gort_loom))]
 mod api {
+    pub use crate::blocking::{blocking, blocking_pool_state, set_blocking_keep_alive};
     pub use crate::config::{parse_procs, parse_stack_size, Config, ConfigError};
     pub use crate::local::{AccessError, LocalKey};
     pub use crate::spawn::{go, goexit, run, Builder, Goexit, JoinError, JoinHandle};

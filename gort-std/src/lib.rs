@@ -17,7 +17,9 @@
 //! freed with the channel's last receiver. Every blocking operation parks
 //! the calling goroutine (its M runs other goroutines) or, from a plain OS
 //! thread such as `main`, parks the thread — `main` calling `wg.wait()`
-//! just works.
+//! just works. [`fs`] is `std::fs` with every call that can block made on
+//! gort-sched's blocking pool, so a goroutine's file I/O does not stall the
+//! other goroutines of its thread.
 //!
 //! The sync types are built on gort-sema (address-keyed semaphores, notify
 //! lists); channels park directly through gort-sched's park/ready, with
@@ -63,6 +65,8 @@
 mod chan;
 #[cfg(not(gort_loom))]
 mod cond;
+#[cfg(not(gort_loom))]
+pub mod fs;
 #[cfg(not(gort_loom))]
 mod gc_trace;
 mod loom;

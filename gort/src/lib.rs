@@ -13,6 +13,7 @@
 //! | [`gort_netpoll`] (`gort::net`) | the netpoller: `TcpListener`, `TcpStream`, `UdpSocket`, `UnixListener`, `UnixStream`, `UnixDatagram` with deadlines; blocking calls park the goroutine |
 //! | [`gort_gc`] (`gort::gc`) | garbage collection: `Gc<T>` (reference counts + a concurrent cycle collector, no stack scanning, no root registration), `#[derive(Trace)]`, `Weak`, `set_finalizer`, `add_cleanup`, `gc()`, GOGC/GOMEMLIMIT pacing, `read_mem_stats` |
 //! | [`gort_std`] (`gort::sync`) | Go's sync package: `Mutex`, `RwLock`, `WaitGroup`, `Cond`, `Once`, `OnceValue`, `Pool`; channels (`chan`, `Sender`, `Receiver`) and `select!` |
+//! | [`gort_std::fs`] (`gort::fs`) | `std::fs` for goroutines: `File`, `OpenOptions`, `read_dir`, `read`, `write`, ... run on the blocking pool ([`gort_sched::blocking`]), so file I/O does not stall the goroutines sharing the caller's thread |
 //!
 //! ```
 //! let total = gort::run(|| {
@@ -48,6 +49,7 @@ pub use gort_os as os;
 pub use gort_sched as sched;
 pub use gort_sema as sema;
 pub use gort_std as sync;
+pub use gort_std::fs;
 pub use gort_timer as timer;
 
 /// Go's time package: sleeping, timers and tickers on channels.
@@ -57,6 +59,9 @@ pub mod time {
     };
 }
 
+/// Runs a blocking call on a pool thread while the goroutine parks (see
+/// [`gort_sched::blocking`]).
+pub use gort_sched::blocking;
 pub use gort_sched::{
     go, goexit, gomaxprocs, goroutine_local, gosched, num_cpu, num_goroutine, preempt_point, run,
     syscall, Builder, JoinError, JoinHandle, LocalKey,

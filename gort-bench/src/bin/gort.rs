@@ -413,6 +413,20 @@ fn main() {
             over.sort_by(f64::total_cmp);
             report(over[over.len() / 2], "us");
         }
+        "blocking_roundtrip" => {
+            // One goroutine hands n empty calls to the blocking pool, one
+            // after another: the cost of the hand-off itself.
+            let n = n.unwrap_or(100_000);
+            let el = gort::run(move || {
+                gort::sched::blocking(|| ()); // start the pool thread
+                let t0 = Instant::now();
+                for _ in 0..n {
+                    gort::sched::blocking(|| ());
+                }
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/call");
+        }
         "tcp_echo" => {
             let msgs = n.unwrap_or(10_000);
             let el = gort::run(move || {

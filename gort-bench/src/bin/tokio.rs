@@ -276,6 +276,18 @@ fn main() {
             over.sort_by(f64::total_cmp);
             report(over[over.len() / 2], "us");
         }
+        "blocking_roundtrip" => {
+            let n = n.unwrap_or(100_000);
+            let el = rt.block_on(async move {
+                tokio::task::spawn_blocking(|| ()).await.unwrap();
+                let t0 = Instant::now();
+                for _ in 0..n {
+                    tokio::task::spawn_blocking(|| ()).await.unwrap();
+                }
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/call");
+        }
         "tcp_echo" => {
             let msgs = n.unwrap_or(10_000);
             let el = rt.block_on(async move {

@@ -48,12 +48,11 @@
 //!   a guard turns an unwind out of the wait into a fatal error rather
 //!   than a dangling borrow.
 //! * The goroutine's stack stays mapped, in place and writable while it is
-//!   parked (DESIGN.md §3), so the borrowed locals stay valid — with one
-//!   exception the caller opted into with `unsafe`: a goroutine spawned
-//!   with [`Builder::compact_when_parked`](crate::Builder::compact_when_parked)
-//!   promised that nothing touches its stack while it is parked, and a
-//!   closure that borrows its locals does. Such goroutines must give
-//!   `blocking` owned data only.
+//!   parked (DESIGN.md §3), so the borrowed locals stay valid. Stack
+//!   compaction (the `unsafe` opt-in
+//!   [`Builder::compact_when_parked`](crate::Builder::compact_when_parked))
+//!   skips a goroutine parked here (its wait reason is
+//!   [`WaitReason::Blocking`](crate::WaitReason::Blocking)).
 //!
 //! `F: Send` and `R: Send` are what a scoped thread asks: `f` and its
 //! result cross threads; shared borrows inside `f` need `Sync` targets.
@@ -131,7 +130,7 @@ const MAX_THREADS: usize = 512;
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
 /// What a goroutine waiting in [`blocking`] is parked for.
-pub(crate) const WAIT_REASON: WaitReason = WaitReason::Other("blocking call");
+pub(crate) const WAIT_REASON: WaitReason = WaitReason::Blocking;
 
 /// Runs `f` on a pool thread while the calling goroutine parks, and returns
 /// its result: the goroutine's M runs its other goroutines meanwhile. Use it
@@ -155,11 +154,6 @@ pub(crate) const WAIT_REASON: WaitReason = WaitReason::Other("blocking call");
 ///
 /// `f` runs on a plain thread: it sees that thread's thread-locals, not
 /// the caller's goroutine-locals ([`goroutine_local!`](crate::goroutine_local)).
-///
-/// A goroutine spawned with the `unsafe`
-/// [`Builder::compact_when_parked`](crate::Builder::compact_when_parked)
-/// promised that nothing touches its stack while it is parked: from such a
-/// goroutine, `f` must not borrow the goroutine's locals.
 ///
 /// ```
 /// let mut lines = 0;

@@ -203,7 +203,7 @@ mod api {
     /// bound to other Ms, timers and the netpoller go on; when `f`
     /// returns, the goroutine takes its P back, or another idle one, or
     /// waits for one. Goroutines bound to the calling M wait for the call:
-    /// use `blocking` when they must not.
+    /// use [`blocking`](crate::blocking) when they must not.
     ///
     /// Inside `f` the goroutine acts as a plain thread: gort calls that
     /// park block the thread, `go` queues on the global run queue, and

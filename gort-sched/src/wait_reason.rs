@@ -41,6 +41,9 @@ pub enum WaitReason {
     Sleep,
     /// Waiting for network I/O.
     IoWait,
+    /// Waiting for a `blocking` call on the pool (its stack may be lent to
+    /// the pool thread, so it is never compacted meanwhile).
+    Blocking,
     /// Waiting for a garbage collection.
     GcWait,
     /// The finalizer goroutine, idle.
@@ -66,6 +69,7 @@ impl fmt::Display for WaitReason {
             WaitReason::SyncCondWait => "sync.Cond.Wait",
             WaitReason::Sleep => "sleep",
             WaitReason::IoWait => "IO wait",
+            WaitReason::Blocking => "blocking call",
             WaitReason::GcWait => "GC wait",
             WaitReason::FinalizerWait => "finalizer wait",
             WaitReason::Other(s) => s,

@@ -279,15 +279,12 @@ fn pool_threads_in_proc() -> usize {
 /// A goroutine that allowed stack compaction (`unsafe`) lends its locals to
 /// a blocking call that outlasts a compaction interval; the pool thread's
 /// writes must land and its reads see the real values.
-///
-/// Ignored until the scheduler skips compaction of goroutines parked in
-/// `blocking` (the pool thread would read zeroed pages and its writes would
-/// be lost); the goroutine's `unsafe` promise forbids such borrows today.
+/// (Compaction skips goroutines parked in `blocking`: without that, the
+/// pool thread read zeroed pages and its writes were lost.)
 #[test]
-#[ignore = "needs the scheduler to skip compaction while a goroutine waits in blocking"]
 fn compactable_goroutine_lends_its_stack_to_a_blocking_call() {
-    // SAFETY: deliberately tests the case the promise excludes today (see
-    // the doc comment); the test is ignored until the runtime covers it.
+    // SAFETY: the goroutine's stack is touched while it is parked only by
+    // the `blocking` call, which the scheduler never compacts.
     let b = unsafe { Builder::new().compact_when_parked(true) };
     let (sum, arr) = b
         .spawn(|| {

@@ -38,6 +38,12 @@ pub(super) fn compact_pass(ml: &mut MLocal, budget: usize) {
             gi.in_cand = false; // runnable again; re-queued at its next park
             continue;
         }
+        if gi.wait_reason == WaitReason::Blocking {
+            // Its stack may be lent to a pool thread (`blocking`): another
+            // thread may read or write it while it is parked.
+            gi.in_cand = false; // re-queued at its next park
+            continue;
+        }
         if (gi.park_pass.wrapping_sub(cutoff) as i32) >= 0 {
             ml.cands.push_back((gr, goid)); // parked too recently
             continue;

@@ -100,7 +100,6 @@ pub const MAX_PROCS: usize = if cfg!(gort_loom) { 4 } else { 1024 };
 /// spins to it (bounded CPU per timer wake-up, for ~µs timer accuracy).
 pub(super) const TIMER_EARLY_NS: i64 = 25_000;
 
-
 /// How long an idle M that has parked goroutines of its own keeps its P and
 /// watches its inbox before sleeping. A cross-thread hand-off (ping-pong
 /// between goroutines bound to different Ms) then costs a cache-line

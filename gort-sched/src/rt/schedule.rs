@@ -251,7 +251,13 @@ pub(super) fn local_work(
             ml.inherit = true;
             return Some(g);
         }
+        // Used up: it goes behind everything else (Go puts a preempted G
+        // on the global queue), fresh goroutines of the P first.
         ml.runq.push_back(g);
+        if let Some(g) = p.runq_get() {
+            return Some(g);
+        }
+        return ml.runq.pop_front();
     }
     if ml.schedtick & 1 == 0 {
         if let Some(g) = ml.runq.pop_front() {

@@ -31,9 +31,10 @@
 //!
 //! An M therefore has two sources of work: its bound goroutines (M-local
 //! queue and inbox) and its P's fresh ones. It alternates between the two
-//! queues and caps how often `runnext` may jump the line (64 in a row, the
-//! count-based stand-in for Go's time-slice inheritance), so ping-ponging
-//! pairs cannot starve the rest.
+//! queues. A goroutine readied into `runnext` jumps the line and inherits
+//! the current time slice (Go's `inheritTime`), until sysmon sees the slice
+//! has lasted 10 ms; then it goes behind the rest, so ping-ponging pairs
+//! cannot starve the others.
 //!
 //! An M with runnable bound goroutines but no P (possible after
 //! `gomaxprocs` shrinks) queues for a P; Ms that hold one hand it over after
@@ -110,6 +111,32 @@
 //! goroutine then costs about 1 KiB. It cannot be the default: safe Rust
 //! can lend a goroutine's locals to a scoped thread, which would read the
 //! released (zeroed) pages.
+//!
+//! ## sysmon and blocking calls
+//!
+//! One thread without a P (`rt/sysmon.rs`, Go's `sysmon`) wakes every 20 µs
+//! to 10 ms while goroutines run and sleeps while every P is idle. It
+//! retakes the P of a goroutine blocked in [`syscall`] for longer than a tick
+//! (when someone could use it, or after 10 ms) and hands it to another M;
+//! asks a goroutine that has run 10 ms to yield at its next
+//! [`preempt_point`]; polls the netpoller and runs overdue timers when every
+//! M is busy; proves deadlock before printing Go's
+//! `all goroutines are asleep - deadlock!` (exit status 2); and prints
+//! `GODEBUG=schedtrace=MS[,scheddetail=1]`. Its header states what a long
+//! runner still blocks (the goroutines bound to its M: the soundness rule)
+//! and the deadlock rule (every thread of the process accounted for).
+//!
+//! Which blocking call to use when:
+//! * [`syscall`] (Go's `entersyscall`/`exitsyscall`): the goroutine keeps its
+//!   thread and makes the call there; tens of nanoseconds when the call is
+//!   short. Its P is handed on if the call lasts, but the other goroutines
+//!   bound to its M wait for the call. For short or usually-short calls.
+//! * [`blocking`]: the call runs on a pool thread while the goroutine parks,
+//!   so its M runs its other goroutines meanwhile; it may borrow the
+//!   caller's locals. A round trip costs 7–16 µs on a 2-core VM
+//!   (`cargo run --release -p gort-bench --bin gort -- blocking_roundtrip`;
+//!   tokio's `spawn_blocking` 11–41 µs there). For calls that may block
+//!   long: files (`gort::fs`), host-name resolution, foreign libraries.
 //!
 //! ## Sources
 //!

@@ -19,6 +19,7 @@
 //! | `sources.rs` | timer/netpoll sources and idle sleep | proc.go `findRunnable`'s netpoll/timer part |
 //! | `compact.rs` | stack compaction of long-parked goroutines | (none: Go shrinks stacks at GC) |
 //! | `procs.rs` | GOMAXPROCS, spin advice for sync | proc.go `procresize`, `sync_runtime_canSpin` |
+//! | `sysmon.rs` | the watchdog thread; blocking calls; preemption requests; deadlock check; schedtrace | proc.go `sysmon`, `retake`, `entersyscall`/`exitsyscall`, `checkdead`, `schedtrace` |
 //!
 //! The join handshake lives beside the task states it drives, in `task.rs`.
 //!

@@ -169,7 +169,10 @@ fn preempt_slow() {
     }
     // SAFETY: Ms are immortal.
     let m = unsafe { &*m };
-    if m.preempt.load(Ordering::Relaxed) {
+    // Not while the thread unwinds (a gort call in a `Drop` run by a
+    // panic): the other goroutines of this thread would see std's panic
+    // state (see "Goroutines share their thread"). The request stands.
+    if m.preempt.load(Ordering::Relaxed) && !std::thread::panicking() {
         m.preempt.store(false, Ordering::Relaxed);
         gosched();
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 pub mod gc;
 pub mod pause;
+pub mod sysmon;
 
 /// The workload name and its numeric parameters from the command line:
 /// `<bin> <workload> [n]`.

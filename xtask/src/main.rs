@@ -188,6 +188,27 @@ const CASES: &[Case] = &[
         procs: None,
         what: "the same, raw wall-clock gap",
     },
+    // Issue 15 (sysmon). gort-bench/src/sysmon.rs has the definitions;
+    // Go's twin is go/sysmon.go, tokio's and std's twins of the first are
+    // in their bins.
+    Case {
+        workload: "syscall_handoff",
+        peer_workload: None,
+        procs: Some(2),
+        what: "4 goroutines loop on a 1 ms blocking call (gort::syscall; Go: syscall.Nanosleep) beside a ping-pong over unbuffered channels: ns per round trip over a 1 s window, 2 Ps",
+    },
+    Case {
+        workload: "syscall_handoff_raw",
+        peer_workload: None,
+        procs: Some(2),
+        what: "the same with the call raw (gort: not in syscall; Go: syscall.RawSyscall), each blocker passing a preemption point after each call",
+    },
+    Case {
+        workload: "preempt_point",
+        peer_workload: None,
+        procs: None,
+        what: "100M gort::preempt_point calls in a tight loop on one goroutine (gort only: Go's loops need no check)",
+    },
     Case {
         workload: "parked_mem",
         peer_workload: None,
@@ -418,7 +439,12 @@ fn bench(root: &Path, filter: &[String]) -> ExitCode {
     if built != ExitCode::SUCCESS {
         return built;
     }
-    let bin_dir = root.join("target/release");
+    // Where cargo put them: $CARGO_TARGET_DIR when set (cargo passes it on
+    // to `cargo xtask`), else the workspace's target/.
+    let bin_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target"))
+        .join("release");
     let mut programs: BTreeMap<&str, PathBuf> = BTreeMap::new();
     programs.insert("gort", bin_dir.join("gort"));
     programs.insert("tokio", bin_dir.join("tokio"));
@@ -569,7 +595,7 @@ type Row<'a> = (String, &'a Case, BTreeMap<&'a str, Result<Sample, String>>);
 fn render_table(rows: &[Row<'_>]) -> String {
     let mut s = String::new();
     let peers = &PEERS[1..];
-    let _ = write!(s, "\n{:<22} {:<10} {:>9}", "workload", "unit", "gort");
+    let _ = write!(s, "\n{:<26} {:<10} {:>9}", "workload", "unit", "gort");
     for p in peers {
         let _ = write!(s, " {p:>9}");
     }
@@ -578,14 +604,14 @@ fn render_table(rows: &[Row<'_>]) -> String {
         let _ = write!(s, " {:>8}", format!("/{p}"));
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "{}", "-".repeat(46 + 10 * peers.len() + 9 * peers.len()));
+    let _ = writeln!(s, "{}", "-".repeat(50 + 10 * peers.len() + 9 * peers.len()));
     for (label, _, res) in rows {
         let unit = res
             .values()
             .find_map(|r| r.as_ref().ok().map(|s| s.unit.clone()))
             .unwrap_or_default();
         let g = res.get("gort");
-        let _ = write!(s, "{:<22} {:<10} {:>9}", label, unit, cell(g));
+        let _ = write!(s, "{:<26} {:<10} {:>9}", label, unit, cell(g));
         for p in peers {
             let _ = write!(s, " {:>9}", cell(res.get(p)));
         }

@@ -79,6 +79,10 @@ fn main() {
     if gort_bench::gc::run(&w, n) {
         return;
     }
+    // The sysmon workloads (syscall hand-off, preempt_point) likewise.
+    if gort_bench::sysmon::run(&w, n) {
+        return;
+    }
     match w.as_str() {
         "spawn_join" => {
             let n = n.unwrap_or(1_000_000);

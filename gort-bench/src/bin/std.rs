@@ -70,6 +70,67 @@ fn main() {
             pong.join().unwrap();
             report(per(el, n), "ns/rt");
         }
+        // The thread twin of gort-bench/src/sysmon.rs's workload (same
+        // shape, parameters and timed region): every blocker and both ends
+        // of the ping-pong are OS threads; the kernel schedules them, there
+        // is no P to hand off (and so no raw twin: a thread's blocking call
+        // is the same either way).
+        "syscall_handoff" => {
+            use gort_bench::sysmon::{self, WindowTimer, BATCH, BLOCKERS};
+            use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+            let window = sysmon::window(n);
+            let stop = Arc::new(AtomicBool::new(false));
+            let calls = Arc::new(AtomicU64::new(0));
+            let fired = sysmon::watchdog(window, &stop);
+            let started = Arc::new(AtomicUsize::new(0));
+            let blockers: Vec<_> = (0..BLOCKERS)
+                .map(|_| {
+                    let (stop, calls, started) = (stop.clone(), calls.clone(), started.clone());
+                    thread::spawn(move || {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        while !stop.load(Ordering::Relaxed) {
+                            sysmon::blocking_call();
+                            calls.fetch_add(1, Ordering::Relaxed);
+                        }
+                    })
+                })
+                .collect();
+            while started.load(Ordering::SeqCst) < BLOCKERS {
+                thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let c = calls.clone();
+            let ping = thread::spawn(move || {
+                let (atx, arx) = bounded::<u64>(0);
+                let (btx, brx) = bounded::<u64>(0);
+                let pong = thread::spawn(move || {
+                    for v in arx {
+                        btx.send(v).unwrap();
+                    }
+                });
+                atx.send(0).unwrap();
+                brx.recv().unwrap();
+                let mut t = WindowTimer::start(window, &c);
+                loop {
+                    for i in 0..BATCH {
+                        atx.send(i).unwrap();
+                        brx.recv().unwrap();
+                    }
+                    if t.batch_done() {
+                        break;
+                    }
+                }
+                let w = t.finish();
+                drop(atx);
+                pong.join().unwrap();
+                w
+            });
+            let w = ping.join().unwrap();
+            stop.store(true, Ordering::SeqCst);
+            for b in blockers {
+                b.join().unwrap();
+            }
+            sysmon::report_window("syscall_handoff", &w, fired.load(Ordering::SeqCst));
+        }
         "mutex_uncontended" => {
             let n = n.unwrap_or(10_000_000);
             let m = Mutex::new(0u64);

@@ -94,6 +94,73 @@ fn main() {
             });
             report(per(el, n), "ns/roundtrip");
         }
+        // The tokio twin of gort-bench/src/sysmon.rs's workload (same
+        // shape, parameters and timed region): the blocking call goes
+        // through `block_in_place`, tokio's way to block a worker thread
+        // without stalling the other tasks: the worker's core moves to
+        // another thread at once, on every call (Go and gort hand the P
+        // off only once a call outlasts a sysmon tick). The ping-pong uses
+        // capacity-1 channels, as chan_pingpong here. No raw twin (see
+        // sysmon.rs): tokio cannot preempt a task.
+        "syscall_handoff" => {
+            use gort_bench::sysmon::{self, WindowTimer, BATCH, BLOCKERS};
+            use std::sync::atomic::{AtomicBool, AtomicU64};
+            let window = sysmon::window(n);
+            let stop = Arc::new(AtomicBool::new(false));
+            let calls = Arc::new(AtomicU64::new(0));
+            let fired = sysmon::watchdog(window, &stop);
+            let w = rt.block_on(async move {
+                let started = Arc::new(AtomicUsize::new(0));
+                let blockers: Vec<_> = (0..BLOCKERS)
+                    .map(|_| {
+                        let (stop, calls, started) = (stop.clone(), calls.clone(), started.clone());
+                        tokio::spawn(async move {
+                            started.fetch_add(1, Ordering::SeqCst);
+                            while !stop.load(Ordering::Relaxed) {
+                                tokio::task::block_in_place(sysmon::blocking_call);
+                                calls.fetch_add(1, Ordering::Relaxed);
+                            }
+                        })
+                    })
+                    .collect();
+                while started.load(Ordering::SeqCst) < BLOCKERS {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                let c = calls.clone();
+                let ping = tokio::spawn(async move {
+                    let (atx, mut arx) = mpsc::channel::<u64>(1);
+                    let (btx, mut brx) = mpsc::channel::<u64>(1);
+                    let pong = tokio::spawn(async move {
+                        while let Some(v) = arx.recv().await {
+                            btx.send(v).await.unwrap();
+                        }
+                    });
+                    atx.send(0).await.unwrap();
+                    brx.recv().await.unwrap();
+                    let mut t = WindowTimer::start(window, &c);
+                    loop {
+                        for i in 0..BATCH {
+                            atx.send(i).await.unwrap();
+                            brx.recv().await.unwrap();
+                        }
+                        if t.batch_done() {
+                            break;
+                        }
+                    }
+                    let w = t.finish();
+                    drop(atx);
+                    pong.await.unwrap();
+                    w
+                });
+                let w = ping.await.unwrap();
+                stop.store(true, Ordering::SeqCst);
+                for b in blockers {
+                    b.await.unwrap();
+                }
+                w
+            });
+            sysmon::report_window("syscall_handoff", &w, fired.load(Ordering::SeqCst));
+        }
         "parked_mem" => {
             let n = n.unwrap_or(100_000);
             let v = rt.block_on(async move {

@@ -137,3 +137,51 @@ fn malformed_godebug_is_reported() {
     }
     gort::go(|| ()).join().unwrap();
 }
+
+/// A goroutine that loops on short blocking calls never switches by
+/// itself; sysmon asks it to yield after 10 ms (its P's schedule tick does
+/// not move, in or out of the calls) and it does when a call returns, so a
+/// goroutine bound to the same M keeps running (Go preempts in `retake`
+/// for a P in a system call too).
+#[test]
+fn a_loop_of_blocking_calls_lets_its_ms_goroutines_run() {
+    if !is_child() {
+        run_child(
+            "a_loop_of_blocking_calls_lets_its_ms_goroutines_run",
+            &[("GOMAXPROCS", "1")],
+        );
+        return;
+    }
+    gort::run(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let me = std::thread::current().id();
+        let (started_tx, started) = gort::chan::<()>(0);
+        let sleeper = gort::go(move || {
+            started_tx.send(()).unwrap();
+            let here = std::thread::current().id();
+            let mut last = Instant::now();
+            let mut worst = Duration::ZERO;
+            while !st.load(Ordering::SeqCst) {
+                gort::time::sleep(Duration::from_millis(1));
+                let now = Instant::now();
+                worst = worst.max(now - last);
+                last = now;
+            }
+            (here, worst)
+        });
+        // This goroutine parks, so the sleeper starts on this M (one P).
+        started.recv().unwrap();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(600) {
+            gort::syscall(|| std::thread::sleep(Duration::from_millis(1)));
+        }
+        stop.store(true, Ordering::SeqCst);
+        let (here, worst) = sleeper.join().unwrap();
+        assert_eq!(here, me, "the sleeper shares this goroutine's M");
+        assert!(
+            worst < Duration::from_millis(250),
+            "the sleeper on the looping goroutine's M waited {worst:?}"
+        );
+    });
+}

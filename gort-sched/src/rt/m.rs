@@ -48,6 +48,9 @@ pub(super) struct MLocal {
     /// does not move, so sysmon sees a ping-ponging pair as one long runner
     /// after 10 ms and asks it to yield.
     pub(super) inherit: bool,
+    /// The goroutine just switched out yielded to sysmon's request: other
+    /// queues go first at the next schedule.
+    pub(super) preempted: bool,
     /// Started, unfinished goroutines bound to this M (they may be readied
     /// from other threads at any time).
     pub(super) bound_live: usize,
@@ -174,6 +177,7 @@ impl M {
                 schedtick: 0,
                 ptick: 0,
                 inherit: false,
+                preempted: false,
                 bound_live: 0,
                 cands: VecDeque::new(),
                 pass: 0,

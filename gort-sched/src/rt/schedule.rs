@@ -237,9 +237,19 @@ pub(super) fn local_work(
     if m.has_inbox() {
         take_inbox(m, ml);
     }
-    // Every 61st schedule, the global queue goes first (Go's fairness rule).
-    if ml.schedtick % 61 == 0 {
+    // Every 61st schedule, the global queue goes first (Go's fairness rule);
+    // so does it, and then the P's fresh goroutines, right after a goroutine
+    // yielded to a preemption request (Go queues a preempted goroutine on
+    // the global queue, behind the waiting ones; a bound one cannot go there,
+    // so it waits at the back of its M's queue and the others go first).
+    let preempted = std::mem::take(&mut ml.preempted);
+    if ml.schedtick % 61 == 0 || preempted {
         if let Some(g) = global_get(s, p, 1) {
+            return Some(g);
+        }
+    }
+    if preempted {
+        if let Some(g) = p.runq_get() {
             return Some(g);
         }
     }

@@ -174,6 +174,8 @@ fn preempt_slow() {
     // state (see "Goroutines share their thread"). The request stands.
     if m.preempt.load(Ordering::Relaxed) && !std::thread::panicking() {
         m.preempt.store(false, Ordering::Relaxed);
+        // SAFETY: our own M, on its thread; the borrow ends here.
+        unsafe { m.local() }.preempted = true;
         gosched();
     }
 }
@@ -198,8 +200,14 @@ pub(crate) fn syscall<R>(f: impl FnOnce() -> R) -> R {
             exitsyscall(self.0, self.1);
         }
     }
-    let _exit = Exit(m, g);
-    f()
+    let exit = Exit(m, g);
+    let r = f();
+    drop(exit);
+    // Returning from a blocking call is a preemption point (Go checks for a
+    // pending preemption in exitsyscall): a loop of short calls never
+    // switches otherwise.
+    preempt_point();
+    r
 }
 
 fn entersyscall(m: &'static M, g: &'static G) {
@@ -405,7 +413,31 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
     let mut asked = false;
     for (id, t) in ticks.iter_mut().enumerate().take(s.gomaxprocs()) {
         let Some(p) = s.p(id) else { continue };
-        match p.status.load(Ordering::Acquire) {
+        let status = p.status.load(Ordering::Acquire);
+        if status == P_RUNNING || status == P_SYSCALL {
+            // One goroutine has had the P for 10 ms: its schedule tick did
+            // not move (a loop of short blocking calls counts too: it never
+            // switches either, so the goroutines bound to its M wait; Go's
+            // retake preempts in both states as well).
+            let tick = p.schedtick.load(Ordering::Relaxed);
+            if t.schedtick != tick {
+                t.schedtick = tick;
+                t.schedwhen = now;
+            } else if now - t.schedwhen >= FORCE_PREEMPT_NS {
+                let m = p.m.load(Ordering::Relaxed);
+                if !m.is_null() {
+                    // SAFETY: Ms are immortal.
+                    unsafe { &*m }.preempt.store(true, Ordering::Relaxed);
+                    asked = true;
+                }
+                if !p.runq.is_empty() {
+                    wakep(s); // its fresh goroutines go to other Ps
+                }
+                // (Not counted as activity, as in Go: a loop that keeps
+                // being asked must not keep sysmon at 20 µs.)
+            }
+        }
+        match status {
             P_SYSCALL => {
                 let tick = p.syscalltick.load(Ordering::Relaxed);
                 if t.syscalltick != tick {
@@ -433,25 +465,6 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
                 {
                     handoff_p(s, p);
                     acted = true;
-                }
-            }
-            P_RUNNING => {
-                let tick = p.schedtick.load(Ordering::Relaxed);
-                if t.schedtick != tick {
-                    t.schedtick = tick;
-                    t.schedwhen = now;
-                } else if now - t.schedwhen >= FORCE_PREEMPT_NS {
-                    let m = p.m.load(Ordering::Relaxed);
-                    if !m.is_null() {
-                        // SAFETY: Ms are immortal.
-                        unsafe { &*m }.preempt.store(true, Ordering::Relaxed);
-                        asked = true;
-                    }
-                    if !p.runq.is_empty() {
-                        wakep(s); // its fresh goroutines go to other Ps
-                    }
-                    // (Not counted as activity, as in Go: a loop that keeps
-                    // being asked must not keep sysmon at 20 µs.)
                 }
             }
             _ => {}

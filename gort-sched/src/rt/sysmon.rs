@@ -437,37 +437,34 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
                 // being asked must not keep sysmon at 20 µs.)
             }
         }
-        match status {
-            P_SYSCALL => {
-                let tick = p.syscalltick.load(Ordering::Relaxed);
-                if t.syscalltick != tick {
-                    // A new call: give it a whole tick first.
-                    t.syscalltick = tick;
-                    t.syscallwhen = now;
-                    continue;
-                }
-                // Nobody needs the P (no queued work, someone spins or a
-                // P is idle, no M waits for one): leave it for a while,
-                // so a short call returns to its own P (Go's rule).
-                let wanted = !p.runq.is_empty()
-                    || s.global_len.load(Ordering::Relaxed) > 0
-                    || s.nmwaitp.load(Ordering::Relaxed) > 0
-                    || s.nmspinning.load(Ordering::Relaxed) + s.npidle.load(Ordering::Relaxed)
-                        == 0;
-                if !wanted && now - t.syscallwhen < SYSCALL_KEEP_NS {
-                    continue;
-                }
-                // AcqRel: Acquire pairs with entersyscall's Release store;
-                // the M's exitsyscall CAS races with this one.
-                if p.status
-                    .compare_exchange(P_SYSCALL, P_IDLE, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    handoff_p(s, p);
-                    acted = true;
-                }
+        if status == P_SYSCALL {
+            let tick = p.syscalltick.load(Ordering::Relaxed);
+            if t.syscalltick != tick {
+                // A new call: give it a whole tick first.
+                t.syscalltick = tick;
+                t.syscallwhen = now;
+                continue;
             }
-            _ => {}
+            // Nobody needs the P (no queued work, someone spins or a
+            // P is idle, no M waits for one): leave it for a while,
+            // so a short call returns to its own P (Go's rule).
+            let wanted = !p.runq.is_empty()
+                || s.global_len.load(Ordering::Relaxed) > 0
+                || s.nmwaitp.load(Ordering::Relaxed) > 0
+                || s.nmspinning.load(Ordering::Relaxed) + s.npidle.load(Ordering::Relaxed)
+                    == 0;
+            if !wanted && now - t.syscallwhen < SYSCALL_KEEP_NS {
+                continue;
+            }
+            // AcqRel: Acquire pairs with entersyscall's Release store;
+            // the M's exitsyscall CAS races with this one.
+            if p.status
+                .compare_exchange(P_SYSCALL, P_IDLE, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                handoff_p(s, p);
+                acted = true;
+            }
         }
     }
     // Cleared when no P is stuck any more (an M clears its own flag when

@@ -70,7 +70,10 @@
 //!   replacement for thread-local LIFO state (tokio's `task_local!`).
 //!
 //! What code running on goroutines must keep: no thread-local scope, borrow
-//! or std guard held across a call that may park.
+//! or std guard held across a call that may park or yield — and every
+//! preemption point may yield ([`go`] and [`Builder::spawn`], the return of
+//! [`syscall`], [`preempt_point`], every gort-std operation that may
+//! block).
 //!
 //! ## Idle Ms
 //!
@@ -332,10 +335,11 @@ mod api {
     }
 
     /// Go's procPin, cooperative edition: the id of the P the calling
-    /// goroutine runs on, or `None` on a plain thread. It cannot change
-    /// until the goroutine parks or yields (there is no preemption), so
-    /// per-P data indexed by it (sync.Pool's shards) needs no lock against
-    /// other goroutines of the same P.
+    /// goroutine runs on, or `None` on a plain thread (and inside
+    /// [`syscall`]). It cannot change until the goroutine parks, yields (a
+    /// preemption point may yield) or enters `syscall` (its P may be
+    /// retaken), so per-P data indexed by it (sync.Pool's shards) needs no
+    /// lock against other goroutines of the same P within such a stretch.
     pub fn proc_pin() -> Option<usize> {
         crate::rt::current_p()
     }

@@ -157,6 +157,19 @@ impl ParkState {
         false
     }
 
+    /// The park word (epoch and state), for an exact "parked in this
+    /// epoch" test: read it twice around other reads (`parked_untimed`).
+    #[cfg_attr(gort_loom, allow(dead_code))]
+    pub(crate) fn word(&self) -> u64 {
+        self.word.load(Ordering::SeqCst)
+    }
+
+    /// Whether a word read by [`ParkState::word`] says PARKED.
+    #[cfg_attr(gort_loom, allow(dead_code))]
+    pub(crate) fn word_is_parked(w: u64) -> bool {
+        w & STATE == PARKED
+    }
+
     /// Whether the owner is parked now (a racy snapshot).
     #[cfg_attr(gort_loom, allow(dead_code))]
     pub(crate) fn is_parked(&self) -> bool {

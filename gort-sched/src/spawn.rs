@@ -259,6 +259,11 @@ impl Builder {
 
 /// Starts `f` as a new goroutine (Go's `go f()`), starting the runtime if
 /// needed.
+///
+/// Spawning is a preemption point: if sysmon asked the calling goroutine
+/// to yield (it ran 10 ms without switching), it yields here, and other
+/// goroutines of its thread run meanwhile — hold no std guard or
+/// thread-local borrow across it.
 pub fn go<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -278,7 +283,7 @@ where
 /// If called from a thread that is not a goroutine.
 pub fn goexit() -> ! {
     assert!(
-        rt::current_g().is_some(),
+        rt::current_g_any().is_some(), // (inside `syscall` too)
         "gort::goexit called from a thread that is not a goroutine"
     );
     panic::resume_unwind(Box::new(Goexit))

@@ -14,21 +14,52 @@ use std::sync::Arc;
 pub(crate) struct ThreadWaiter {
     state: ParkState,
     parker: Parker,
-    /// Whether the current park has a timeout (then it is not counted as
+    /// Whether the current park has a timeout (then it does not count as
     /// parked for sysmon's deadlock check: it wakes by itself). Written by
-    /// the thread before `try_park`, read by the waker that wins the park
-    /// (ordered by the park word's AcqRel).
+    /// the thread before `try_park`, so it is stable while the park word
+    /// says PARKED with the same epoch (see `parked_untimed`).
     timed: std::sync::atomic::AtomicBool,
 }
 
 // Only for plain threads (not goroutines): a plain thread that parks
 // blocks, so no other flow of control uses its waiter meanwhile.
 thread_local! {
-    static THREAD_WAITER: Arc<ThreadWaiter> = Arc::new(ThreadWaiter {
-        state: ParkState::new(),
-        parker: Parker::new(),
-        timed: std::sync::atomic::AtomicBool::new(false),
-    });
+    static THREAD_WAITER: Arc<ThreadWaiter> = {
+        let t = Arc::new(ThreadWaiter {
+            state: ParkState::new(),
+            parker: Parker::new(),
+            timed: std::sync::atomic::AtomicBool::new(false),
+        });
+        // Once per thread: sysmon's deadlock check counts the parked ones.
+        THREAD_WAITERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(&t));
+        t
+    };
+}
+
+/// Every plain thread's waiter (dead entries pruned when counted).
+static THREAD_WAITERS: std::sync::Mutex<Vec<std::sync::Weak<ThreadWaiter>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Plain threads (and goroutines inside `syscall`) asleep in an untimed
+/// park right now, for sysmon's deadlock check. Exact per thread: a park
+/// counts if its word says PARKED, it is untimed, and the word did not
+/// change meanwhile (the epoch advances at every wake), so a thread that
+/// was woken and parks again, timed, is never miscounted.
+pub(crate) fn parked_untimed() -> usize {
+    let mut ws = THREAD_WAITERS.lock().unwrap_or_else(|e| e.into_inner());
+    ws.retain(|w| w.strong_count() > 0);
+    ws.iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .filter(|t| {
+            let w = t.state.word();
+            ParkState::word_is_parked(w)
+                && !t.timed.load(std::sync::atomic::Ordering::SeqCst)
+                && t.state.word() == w
+        })
+        .count()
 }
 
 #[derive(Clone)]
@@ -118,9 +149,7 @@ impl Waiter {
             }
             Target::Thread(t) => {
                 if t.state.notify(self.epoch) == Notify::Resume {
-                    if !t.timed.load(std::sync::atomic::Ordering::Relaxed) {
-                        rt::thread_unparked();
-                    }
+                    rt::progress(); // for sysmon's deadlock check
                     t.parker.unpark();
                 }
             }
@@ -154,7 +183,7 @@ pub fn park<F: FnOnce() -> bool>(reason: WaitReason, commit: F) {
         if !t.state.try_park() {
             return;
         }
-        // Counted until the waker that wins the park uncounts it.
+        // (sysmon counts it while its word says PARKED.)
         rt::thread_parked();
         while !t.state.woken(epoch) {
             t.parker.park();

@@ -206,3 +206,124 @@ fn goroutine_locals_inside_syscall() {
     .join()
     .unwrap();
 }
+
+// Regressions found by the hostile review of sysmon.
+
+/// GOMAXPROCS shrinks while goroutines on both Ps are in `syscall`, each
+/// waiting for a fresh goroutine it queued on its own P: the P above the
+/// new limit is retired at once (its queue moves to the global queue), so
+/// that goroutine runs during the call instead of being stranded.
+#[test]
+fn shrinking_gomaxprocs_while_in_syscall_strands_nothing() {
+    if in_child(
+        "shrinking_gomaxprocs_while_in_syscall_strands_nothing",
+        &[("GOMAXPROCS", "2")],
+    ) {
+        return;
+    }
+    let _w = watchdog("shrinking_gomaxprocs_while_in_syscall", LIMIT * 2);
+    let started = Arc::new(AtomicU64::new(0));
+    let spawned = Arc::new(AtomicU64::new(0));
+    let shrunk = Arc::new(AtomicBool::new(false));
+    let hs: Vec<_> = (0..2)
+        .map(|_| {
+            let (st, sp, sh) = (started.clone(), spawned.clone(), shrunk.clone());
+            go(move || {
+                st.fetch_add(1, Ordering::SeqCst);
+                let t0 = Instant::now();
+                while st.load(Ordering::SeqCst) < 2 && t0.elapsed() < LIMIT {
+                    std::hint::spin_loop();
+                }
+                let (tx, rx) = std::sync::mpsc::channel::<()>();
+                // Fresh, queued on this goroutine's P.
+                let _child = go(move || {
+                    let _ = tx.send(());
+                });
+                sp.fetch_add(1, Ordering::SeqCst);
+                while !sh.load(Ordering::SeqCst) && t0.elapsed() < LIMIT {
+                    std::hint::spin_loop();
+                }
+                syscall(|| rx.recv_timeout(Duration::from_secs(5)).is_ok())
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    while spawned.load(Ordering::SeqCst) < 2 && t0.elapsed() < LIMIT {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    gomaxprocs(1);
+    shrunk.store(true, Ordering::SeqCst);
+    for h in hs {
+        assert!(
+            h.join().unwrap(),
+            "a goroutine queued on a P in a blocking call was stranded"
+        );
+    }
+}
+
+/// GOMAXPROCS toggling while goroutines loop on blocking calls (sysmon
+/// retaking their Ps): every change of a P to or from idle happens under
+/// the idle lock, so no P is listed idle twice (the runtime checks, and
+/// dies with a message if it is) and the calls all return.
+#[test]
+fn gomaxprocs_toggles_racing_retakes() {
+    if in_child("gomaxprocs_toggles_racing_retakes", &[("GOMAXPROCS", "2")]) {
+        return;
+    }
+    let _w = watchdog("gomaxprocs_toggles_racing_retakes", LIMIT * 2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let hs: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            go(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    syscall(|| std::thread::sleep(Duration::from_millis(3)));
+                }
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) {
+        gomaxprocs(1);
+        gomaxprocs(2);
+    }
+    stop.store(true, Ordering::SeqCst);
+    for h in hs {
+        h.join().unwrap();
+    }
+}
+
+/// A goroutine back from a call whose P was retaken waits for a P; a
+/// goroutine that keeps the only P but honours preemption requests hands
+/// it over at its next yield (not after 64 slices of 10 ms).
+#[test]
+fn a_returning_call_gets_the_p_at_the_next_yield() {
+    if in_child(
+        "a_returning_call_gets_the_p_at_the_next_yield",
+        &[("GOMAXPROCS", "1")],
+    ) {
+        return;
+    }
+    let _w = watchdog("a_returning_call_gets_the_p_at_the_next_yield", LIMIT * 2);
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let took = go(move || {
+        let _hog = go(move || {
+            let t0 = Instant::now();
+            while !s2.load(Ordering::SeqCst) && t0.elapsed() < LIMIT {
+                preempt_point();
+            }
+        });
+        let t = Instant::now();
+        syscall(|| std::thread::sleep(Duration::from_millis(20)));
+        t.elapsed()
+    })
+    .join()
+    .unwrap();
+    stop.store(true, Ordering::SeqCst);
+    // Behaviour, not speed: 64 slices would be 640 ms or more.
+    assert!(
+        took < Duration::from_millis(400),
+        "a 20 ms call returned after {took:?}"
+    );
+}

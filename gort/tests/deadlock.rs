@@ -24,6 +24,12 @@ const CASES: &[(&str, bool, &str)] = &[
     ("timer_pending", false, ""),
     ("blocking_call_in_flight", false, ""),
     ("finishes_normally", false, ""),
+    ("timer_fires_then_block", true, "[chan receive]"),
+    ("timer_stopped_then_block", true, "[chan receive]"),
+    ("pool_call_in_flight", false, ""),
+    ("pool_call_done_then_block", true, "[chan receive]"),
+    ("woken_thread_then_timed_park", false, ""),
+    ("timer_readies_into_an_idle_ms_queue", false, ""),
 ];
 
 fn main() {
@@ -157,6 +163,65 @@ fn run_case(case: &str) {
             let (tx, rx) = gort::chan::<i32>(1);
             tx.send(1).unwrap();
             assert_eq!(rx.recv(), Ok(1));
+        }),
+        // (The cases below come from the hostile review of sysmon.)
+        "timer_fires_then_block" => gort::run(|| {
+            // Go: the timer fires (readying nobody), then checkdead reports.
+            let _c = gort::time::after(Duration::from_millis(200));
+            let (_tx, rx) = gort::chan::<i32>(0);
+            let _ = rx.recv();
+        }),
+        "timer_stopped_then_block" => gort::run(|| {
+            let t = gort::time::Timer::new(Duration::from_secs(3600));
+            gort::time::sleep(Duration::from_millis(50));
+            t.stop();
+            let (_tx, rx) = gort::chan::<i32>(0);
+            let _ = rx.recv();
+        }),
+        "pool_call_in_flight" => gort::run(|| {
+            gort::blocking(|| std::thread::sleep(Duration::from_millis(300)));
+        }),
+        "pool_call_done_then_block" => gort::run(|| {
+            gort::blocking(|| ());
+            let (_tx, rx) = gort::chan::<i32>(0);
+            let _ = rx.recv();
+        }),
+        "woken_thread_then_timed_park" => {
+            // An untimed park woken, then at once a timed park nobody wakes:
+            // the thread must not stay counted as parked (it would hide a
+            // running thread from the check below).
+            let (tx, rx) = gort::chan::<i32>(0);
+            let h = gort::go(move || {
+                gort::time::sleep(Duration::from_millis(2));
+                tx.send(1).unwrap();
+            });
+            assert_eq!(rx.recv(), Ok(1));
+            let _ = gort::sched::park_thread_timeout(
+                gort::sched::WaitReason::Other("test"),
+                Duration::from_millis(50),
+                || true,
+            );
+            h.join().unwrap();
+            // Not a deadlock: a plain thread sends after 500 ms.
+            gort::run(|| {
+                let (tx3, rx3) = gort::chan::<i32>(0);
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(500));
+                    tx3.send(7).unwrap();
+                });
+                assert_eq!(rx3.recv(), Ok(7));
+            });
+        }
+        "timer_readies_into_an_idle_ms_queue" => gort::run(|| {
+            let (tx, rx) = gort::chan::<i32>(0);
+            // A plain thread that parks just after the timer below fired.
+            let t = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(55));
+                assert_eq!(rx.recv(), Ok(1));
+            });
+            gort::time::sleep(Duration::from_millis(50));
+            tx.send(1).unwrap();
+            gort::blocking(|| t.join().unwrap());
         }),
         other => panic!("unknown case {other}"),
     }

@@ -83,11 +83,13 @@ pub(super) fn startm(s: &'static Sched, spinning: bool) {
 }
 
 /// Releases `p`: to the first M waiting for a P, else to the idle list (or
-/// retires it if gomaxprocs shrank). Caller holds the idle lock.
-pub(super) fn put_p(s: &'static Sched, idle: &mut Idle, p: &'static P) {
+/// retires it if gomaxprocs shrank). Caller owns the P and holds the idle
+/// lock. Returns true if retiring it moved queued goroutines to the global
+/// queue: the caller then calls `wakep` once it has dropped the lock.
+#[must_use]
+pub(super) fn put_p(s: &'static Sched, idle: &mut Idle, p: &'static P) -> bool {
     if p.id >= s.gomaxprocs() {
-        p.status.store(P_DEAD, Ordering::Relaxed);
-        return;
+        return retire_queues(s, p);
     }
     if let Some(m2) = idle.mwaitp.pop_front() {
         s.nmwaitp.fetch_sub(1, Ordering::Relaxed);
@@ -95,11 +97,34 @@ pub(super) fn put_p(s: &'static Sched, idle: &mut Idle, p: &'static P) {
         m2.start_spinning.store(false, Ordering::Relaxed);
         m2.nextp.store(p as *const P as *mut P, Ordering::SeqCst);
         hand_p_wake(s, m2);
-        return;
+        return false;
+    }
+    // Two owners of one P would race on its run queue and free list: a
+    // cheap check on the idle path (gomaxprocs entries at most).
+    if idle.pidle.iter().any(|x| ptr::eq(*x, p)) {
+        fatal(&format!("runtime: P{} put on the idle list twice", p.id));
     }
     p.status.store(P_IDLE, Ordering::Relaxed);
     idle.pidle.push(p);
     s.npidle.fetch_add(1, Ordering::SeqCst);
+    false
+}
+
+/// Retires `p` (gomaxprocs shrank below its id): its queued fresh
+/// goroutines go to the global queue, its free descriptors to the global
+/// list, and it becomes `P_DEAD`. Caller owns the P and holds the idle
+/// lock. Returns whether goroutines moved (then `wakep` after unlocking).
+pub(super) fn retire_queues(s: &'static Sched, p: &'static P) -> bool {
+    let mut moved = Vec::new();
+    while let Some(g) = p.runq_get() {
+        moved.push(g);
+    }
+    global_put_batch(s, &moved);
+    // SAFETY: the caller owns the P.
+    let free = unsafe { &mut *p.gfree.get() };
+    s.gfree.lock().extend(free.drain(..));
+    p.status.store(P_DEAD, Ordering::Relaxed);
+    !moved.is_empty()
 }
 
 /// Another M has runnable goroutines but no P and we had ours long enough.
@@ -109,8 +134,11 @@ pub(super) fn handoff_to_waiting_m(s: &'static Sched, m: &'static M, p: &'static
         return false;
     }
     drop_p_local(s, m);
-    put_p(s, &mut idle, p);
+    let moved = put_p(s, &mut idle, p);
     drop(idle);
+    if moved {
+        wakep(s);
+    }
     stopm(s, m);
     true
 }
@@ -133,18 +161,10 @@ pub(super) fn retire_p(s: &'static Sched, m: &'static M, p: &'static P) {
     if p.id < s.gomaxprocs() {
         return; // grew back meanwhile
     }
-    let mut moved = Vec::new();
-    while let Some(g) = p.runq_get() {
-        moved.push(g);
-    }
-    global_put_batch(s, &moved);
-    // SAFETY: we hold the P.
-    let free = unsafe { &mut *p.gfree.get() };
-    s.gfree.lock().extend(free.drain(..));
-    p.status.store(P_DEAD, Ordering::Relaxed);
+    let moved = retire_queues(s, p);
     drop_p_local(s, m);
     drop(idle);
-    if !moved.is_empty() {
+    if moved {
         wakep(s);
     }
     stopm(s, m);
@@ -161,7 +181,10 @@ pub(super) fn release_and_sleep(s: &'static Sched, m: &'static M) {
             return;
         }
         drop_p_local(s, m);
-        put_p(s, &mut idle, p);
+        if put_p(s, &mut idle, p) {
+            // Retired with queued goroutines: they are on the global queue,
+            // which the re-check below sees.
+        }
         // Idle M and idle P become visible together (Go's stopm runs
         // mput under the same sched.lock as pidleput): a spawner's startm
         // that found the P but not the M would start a new thread, and
@@ -226,6 +249,9 @@ pub(super) fn stopm(s: &'static Sched, m: &'static M) {
             if has_work {
                 if let Some(p) = idle.pidle.pop() {
                     took_idle_p(s);
+                    // Not idle any more, under the lock (every idle <->
+                    // owned change of a P is: see set_gomaxprocs).
+                    p.status.store(P_RUNNING, Ordering::Relaxed);
                     if let Some(i) = idle.mwaitp.iter().position(|x| ptr::eq(*x, m)) {
                         idle.mwaitp.remove(i);
                         s.nmwaitp.fetch_sub(1, Ordering::Relaxed);

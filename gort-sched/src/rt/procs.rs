@@ -16,24 +16,24 @@ pub(crate) fn set_gomaxprocs(n: usize) -> usize {
         return old;
     }
     s.nprocs.store(n, Ordering::SeqCst);
+    let mut moved = false;
     if n > old {
         for id in old..n {
+            // A brand-new P, or a retired (dead) one, becomes available. A
+            // P still held by an M that has not noticed the shrink (running,
+            // or in a blocking call) simply stays with it. (Every idle <->
+            // owned change of a P happens under the idle lock, which we
+            // hold, so no other status means "idle but not listed".)
             let p = match s.p(id) {
-                Some(p) => p,
+                Some(p) if p.status.load(Ordering::Relaxed) == P_DEAD => p,
+                Some(_) => continue,
                 None => {
                     let p = new_p(id);
                     s.allp[id].store(p as *const P as *mut P, Ordering::Release);
                     p
                 }
             };
-            // A P still held by an M that has not noticed the shrink simply
-            // stays with it; a retired one becomes available again.
-            if p.status.load(Ordering::Relaxed) == P_DEAD
-                || (p.status.load(Ordering::Relaxed) == P_IDLE
-                    && !idle.pidle.iter().any(|x| ptr::eq(*x, p)))
-            {
-                put_p(s, &mut idle, p);
-            }
+            moved |= put_p(s, &mut idle, p);
         }
         drop(idle);
         for _ in old..n {
@@ -50,8 +50,27 @@ pub(crate) fn set_gomaxprocs(n: usize) -> usize {
         });
         let removed = before - idle.pidle.len();
         s.npidle.fetch_sub(removed, Ordering::SeqCst);
+        // A P >= n held by an M in a blocking call is taken and retired
+        // now (its M gets another P when the call returns; sysmon and
+        // thieves only look at Ps below gomaxprocs, so its queue would be
+        // stranded until then). AcqRel: pairs with entersyscall's Release
+        // store; the M's exitsyscall CAS races with this one.
+        for id in n..old {
+            if let Some(p) = s.p(id) {
+                if p.status
+                    .compare_exchange(P_SYSCALL, P_DEAD, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    moved |= retire_queues(s, p);
+                }
+            }
+        }
+        drop(idle);
         // Ps >= n still running are retired by their Ms at the next
         // schedule (retire_p); their queues move to the global queue.
+    }
+    if moved {
+        wakep(s);
     }
     old
 }

@@ -150,8 +150,12 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
             retire_p(s, m, p);
             continue;
         }
+        // Another M waits for a P (its bound goroutines are runnable, or its
+        // goroutine is back from a blocking call): hand ours over after a
+        // quantum of schedules, or at once when the goroutine just switched
+        // out used up its time slice (sysmon's request).
         if s.nmwaitp.load(Ordering::Relaxed) > 0
-            && ml.schedtick.wrapping_sub(ml.ptick) > P_QUANTUM
+            && (ml.schedtick.wrapping_sub(ml.ptick) > P_QUANTUM || ml.preempted)
             && handoff_to_waiting_m(s, m, p)
         {
             continue;

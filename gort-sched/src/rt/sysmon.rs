@@ -22,7 +22,10 @@
 //! It costs nothing while the program is idle: when every P is idle (no
 //! goroutine runs, none is in a blocking call) sysmon sleeps until a P is
 //! taken off the idle list (`took_idle_p` wakes it: a Dekker pair on
-//! `sysmon_wait`/`npidle`) or a plain thread parks (the deadlock check).
+//! `sysmon_wait`/`npidle`) or a plain thread parks (the deadlock check);
+//! while a timer, a descriptor, a blocking call or an unknown thread could
+//! still end without taking a P, it looks again at the next deadline or
+//! after a second.
 //!
 //! # What a long runner still blocks (the soundness rule)
 //!
@@ -45,13 +48,16 @@
 //! return. gort declares deadlock only when every thread of the process is
 //! accounted for as unable to act:
 //! * every M is idle (in `midle`, holding no P, with an empty inbox), no M
-//!   waits for a P, every P is idle, every run queue is empty;
+//!   waits for a P, every P is idle, every run queue is empty, and every
+//!   goroutine is parked (an idle M polling a source may have readied one
+//!   of its own into its local queue);
 //! * no source has anything pending ([`Source::pending`]: no timer, no
 //!   goroutine waiting on a descriptor);
 //! * no `blocking` job is running or queued;
 //! * the number of OS threads of the process (`/proc/self/stat`) equals
 //!   the runtime's own (the Ms, sysmon, idle `blocking` threads) plus the
-//!   plain threads parked in an untimed [`park`](crate::park). A thread
+//!   plain threads parked in an untimed [`park`](crate::park), counted
+//!   exactly from their park words (`waiter::parked_untimed`). A thread
 //!   that never touched gort, one sleeping in `std`, one in a timed park,
 //!   or a thread of another runtime, is running as far as gort knows: no
 //!   deadlock.
@@ -66,7 +72,7 @@
 //! that is still visible in a queue or inbox.
 
 use super::*;
-use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicIsize as StdAtomicIsize};
+use std::sync::atomic::AtomicBool as StdAtomicBool;
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 
 /// A goroutine running this long without a switch is asked to yield (Go's
@@ -86,25 +92,21 @@ const SYSCALL_KEEP_NS: i64 = 10_000_000;
 /// Time between the two looks of the deadlock check.
 const DEAD_CONFIRM_NS: i64 = 20_000_000;
 
-/// How often sysmon looks again when only threads it is not told about
-/// (that never touched gort, or sleep in `std`) keep the program alive.
-const THREADS_RECHECK_NS: i64 = 1_000_000_000;
+/// How often sysmon looks again while everything is idle but something it
+/// is not told about could still end (a thread that never touched gort, a
+/// timer that fires without readying anyone).
+const RECHECK_NS: i64 = 1_000_000_000;
 
 /// A filter for [`preempt_point`]: true while sysmon asked some M to yield
 /// (one shared, almost always false load on the fast path).
 static PREEMPT_ANY: StdAtomicBool = StdAtomicBool::new(false);
-
-/// Plain threads parked in an untimed `park` (the parker adds itself after
-/// committing to sleep; the waker that wins the park subtracts it, so the
-/// count is never higher than the truth).
-static THREADS_PARKED: StdAtomicIsize = StdAtomicIsize::new(0);
 
 /// Progress events (see the module docs), for the deadlock check.
 static PROGRESS: StdAtomicU64 = StdAtomicU64::new(0);
 
 /// Counts one progress event.
 #[inline]
-pub(super) fn progress() {
+pub(crate) fn progress() {
     PROGRESS.fetch_add(1, StdOrdering::SeqCst);
 }
 
@@ -135,20 +137,17 @@ pub(super) fn clear_preempt(m: &M) {
 
 // The rest is the normal build's (goroutines switch, threads run).
 cfg_not_loom! {
-/// A plain thread is about to sleep in an untimed park (it has committed).
+/// A plain thread is about to sleep in an untimed park (it has committed:
+/// its park word says PARKED).
 pub(crate) fn thread_parked() {
-    THREADS_PARKED.fetch_add(1, StdOrdering::SeqCst);
+    // SeqCst fence: pairs with sysmon's SeqCst store of sysmon_wait before
+    // it counts parked threads again (the park word's CAS is AcqRel).
+    std::sync::atomic::fence(StdOrdering::SeqCst);
     if let Some(s) = sched_if_started() {
         if s.sysmon_wait.load(Ordering::SeqCst) {
             wake_sysmon(s); // all Ps idle: maybe the last thread to act
         }
     }
-}
-
-/// A waker won the untimed park of a plain thread.
-pub(crate) fn thread_unparked() {
-    THREADS_PARKED.fetch_sub(1, StdOrdering::SeqCst);
-    progress();
 }
 
 /// Honours a pending preemption request of the calling goroutine: yields
@@ -251,6 +250,9 @@ fn exitsyscall(m: &'static M, g: &'static G) {
             p.syscalltick.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         );
+        // The P may have been retaken, held by another M and put back into
+        // a call by it meanwhile (the CAS cannot tell): it is ours now.
+        p.m.store(ptr::from_ref(m).cast_mut(), Ordering::Relaxed);
         ml.p = pp;
         return;
     }
@@ -285,6 +287,8 @@ fn exitsyscall_slow(s: &'static Sched, m: &'static M) {
             }
             if let Some(p) = idle.pidle.pop() {
                 took_idle_p(s);
+                // Not idle any more, under the lock.
+                p.status.store(P_RUNNING, Ordering::Relaxed);
                 if let Some(i) = idle.mwaitp.iter().position(|x| ptr::eq(*x, m)) {
                     idle.mwaitp.remove(i);
                     s.nmwaitp.fetch_sub(1, Ordering::Relaxed);
@@ -363,7 +367,7 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
         if trace_ns == 0 && s.npidle.load(Ordering::SeqCst) == s.gomaxprocs() {
             // Nothing runs and nothing is in a blocking call (such a P is
             // not idle): check for deadlock, then sleep until a P is taken.
-            let parked = THREADS_PARKED.load(StdOrdering::SeqCst);
+            let parked = crate::waiter::parked_untimed();
             let look = check_dead(s);
             if let Dead::Maybe(seen) = look {
                 s.sysmon_parker.park_timeout(std::time::Duration::from_nanos(
@@ -377,18 +381,22 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
             }
             s.sysmon_wait.store(true, Ordering::SeqCst);
             // SeqCst pairs: took_idle_p decrements npidle, thread_parked
-            // increments the parked count, each then reads sysmon_wait.
+            // parks (its word says PARKED), each then reads sysmon_wait.
             if s.npidle.load(Ordering::SeqCst) == s.gomaxprocs()
-                && THREADS_PARKED.load(StdOrdering::SeqCst) == parked
+                && crate::waiter::parked_untimed() == parked
             {
-                if look == Dead::NotYetThreads {
-                    // Only threads we are not told about keep it alive (a
-                    // thread that exits wakes nobody): look again later.
-                    s.sysmon_parker.park_timeout(std::time::Duration::from_nanos(
-                        THREADS_RECHECK_NS as u64,
-                    ));
-                } else {
+                if look == Dead::No {
+                    // Something will take a P when it runs, waking us.
                     s.sysmon_parker.park();
+                } else {
+                    // A timer that fires without readying anyone, a thread
+                    // that exits, wake nobody: look again by the next
+                    // deadline, or a second from now.
+                    let d = s.next_deadline.load(Ordering::Relaxed);
+                    let wait = (d.saturating_sub(nanotime()) + 1_000_000)
+                        .clamp(1_000_000, RECHECK_NS);
+                    s.sysmon_parker
+                        .park_timeout(std::time::Duration::from_nanos(wait as u64));
                 }
             }
             s.sysmon_wait.store(false, Ordering::SeqCst);
@@ -411,8 +419,12 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
 fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
     let mut acted = false;
     let mut asked = false;
-    for (id, t) in ticks.iter_mut().enumerate().take(s.gomaxprocs()) {
-        let Some(p) = s.p(id) else { continue };
+    let n = s.gomaxprocs();
+    // Every P ever made, also those above a shrunk gomaxprocs: one held by
+    // an M in a blocking call is retired only when retaken (its queue then
+    // moves to the global queue), which nobody else does.
+    for (id, t) in ticks.iter_mut().enumerate() {
+        let Some(p) = s.p(id) else { break }; // slots fill in order
         let status = p.status.load(Ordering::Acquire);
         if status == P_RUNNING || status == P_SYSCALL {
             // One goroutine has had the P for 10 ms: its schedule tick did
@@ -448,7 +460,8 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
             // Nobody needs the P (no queued work, someone spins or a
             // P is idle, no M waits for one): leave it for a while,
             // so a short call returns to its own P (Go's rule).
-            let wanted = !p.runq.is_empty()
+            let wanted = id >= n
+                || !p.runq.is_empty()
                 || s.global_len.load(Ordering::Relaxed) > 0
                 || s.nmwaitp.load(Ordering::Relaxed) > 0
                 || s.nmspinning.load(Ordering::Relaxed) + s.npidle.load(Ordering::Relaxed)
@@ -456,13 +469,7 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
             if !wanted && now - t.syscallwhen < SYSCALL_KEEP_NS {
                 continue;
             }
-            // AcqRel: Acquire pairs with entersyscall's Release store;
-            // the M's exitsyscall CAS races with this one.
-            if p.status
-                .compare_exchange(P_SYSCALL, P_IDLE, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                handoff_p(s, p);
+            if retake_p(s, p) {
                 acted = true;
             }
         }
@@ -475,17 +482,29 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
     acted
 }
 
-/// Hands a P retaken from a blocking call on (Go's `handoffp`): to an M
-/// waiting for one, else to the idle list; wakes an M if the P or the
-/// global queue has work.
-fn handoff_p(s: &'static Sched, p: &'static P) {
-    {
+/// Takes `p` from the M blocked in a call and hands it on (Go's
+/// `handoffp`): to an M waiting for one, else to the idle list; wakes an M
+/// if the P or the global queue has work. The status change happens under
+/// the idle lock, as every idle <-> owned change of a P does (so that
+/// `set_gomaxprocs` never sees a P idle that is not on the idle list).
+/// Returns false if the M came back first.
+fn retake_p(s: &'static Sched, p: &'static P) -> bool {
+    let moved = {
         let mut idle = s.lock_idle();
-        put_p(s, &mut idle, p);
-    }
-    if !p.runq.is_empty() || s.global_len.load(Ordering::SeqCst) > 0 {
+        // AcqRel: Acquire pairs with entersyscall's Release store; the M's
+        // exitsyscall CAS races with this one.
+        if p.status
+            .compare_exchange(P_SYSCALL, P_IDLE, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        put_p(s, &mut idle, p)
+    };
+    if moved || !p.runq.is_empty() || s.global_len.load(Ordering::SeqCst) > 0 {
         wakep(s);
     }
+    true
 }
 
 /// Polls the network if no M has for 10 ms, and runs source deadlines
@@ -507,11 +526,12 @@ fn poll_if_starved(s: &'static Sched, now: i64) {
 /// What one look of the deadlock check saw.
 #[derive(Debug, PartialEq, Eq)]
 enum Dead {
-    /// Something can still run, and it will tell sysmon when it stops.
+    /// Something can run, and it takes a P when it does (waking sysmon).
     No,
-    /// Only threads gort does not know of could still act (they may exit
-    /// without telling anyone).
-    NotYetThreads,
+    /// Nothing runs, but something may still end without taking a P: a
+    /// timer or descriptor pending, a blocking call, a thread gort does
+    /// not know of (it may send, or exit).
+    Pending,
     /// Everything quiescent; the progress count seen.
     Maybe(u64),
 }
@@ -520,49 +540,61 @@ enum Dead {
 fn check_dead(s: &'static Sched) -> Dead {
     let seen = PROGRESS.load(StdOrdering::SeqCst);
     match quiescent(s) {
-        None => Dead::No,
-        Some(false) => Dead::NotYetThreads,
-        Some(true) => Dead::Maybe(seen),
+        Dead::Maybe(_) => Dead::Maybe(seen),
+        d => d,
     }
 }
 
-/// Whether every runtime thread is idle with nothing queued (None if not),
-/// and whether every other thread is parked in gort.
-fn quiescent(s: &'static Sched) -> Option<bool> {
+/// One look at everything (module docs), cheapest first.
+fn quiescent(s: &'static Sched) -> Dead {
     // Queues first: work queued by something active is visible here until
     // an M takes a P to run it (a progress event).
     if s.global_len.load(Ordering::SeqCst) > 0 {
-        return None;
+        return Dead::No;
     }
     let n = s.gomaxprocs();
     if (0..n).any(|id| s.p(id).is_some_and(|p| !p.runq.is_empty())) {
-        return None;
+        return Dead::No;
     }
     let ms: Vec<&'static M> = s.allm.lock().clone();
     if ms
         .iter()
         .any(|m| m.has_inbox() || !m.nextp.load(Ordering::SeqCst).is_null())
     {
-        return None;
+        return Dead::No;
     }
     {
         let idle = s.lock_idle();
         if idle.pidle.len() != n || !idle.mwaitp.is_empty() || idle.midle.len() != ms.len() {
-            return None;
+            return Dead::No;
         }
     }
     if s.sources.read().iter().any(|src| src.pending()) {
-        return None;
+        return Dead::Pending;
     }
     let (pool_threads, pool_busy) = crate::blocking::pool_state();
     if pool_busy > 0 {
-        return None;
+        return Dead::Pending;
     }
-    let parked = THREADS_PARKED.load(StdOrdering::SeqCst);
-    let os = gort_os::thread::count()?;
+    // Every goroutine parked (Go's checkdead too): an idle M is not
+    // necessarily asleep — one polling sources may have readied its own
+    // goroutine into its local queue, which is not visible from here.
+    if all_gs(s)
+        .iter()
+        .any(|g| g.goid() != 0 && !g.park.is_parked())
+    {
+        return Dead::No;
+    }
+    let parked = crate::waiter::parked_untimed();
+    let Some(os) = gort_os::thread::count() else {
+        return Dead::Pending;
+    };
     // The Ms, sysmon, the idle blocking threads, the parked plain threads.
-    let accounted = ms.len() as isize + 1 + pool_threads as isize + parked;
-    Some(os as isize == accounted)
+    if os == ms.len() + 1 + pool_threads + parked {
+        Dead::Maybe(0)
+    } else {
+        Dead::Pending
+    }
 }
 
 #[cold]
@@ -595,7 +627,7 @@ fn report_deadlock(s: &'static Sched) -> ! {
             out.push_str(&format!("\t(name: {name})\n"));
         }
     }
-    let parked = THREADS_PARKED.load(StdOrdering::SeqCst);
+    let parked = crate::waiter::parked_untimed();
     if parked > 0 {
         out.push_str(&format!(
             "\n{parked} plain thread(s) parked in a gort wait\n"

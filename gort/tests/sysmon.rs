@@ -185,3 +185,44 @@ fn a_loop_of_blocking_calls_lets_its_ms_goroutines_run() {
         );
     });
 }
+
+/// With one P and its only M kept busy by a goroutine that yields at
+/// preemption points (so it never runs dry, and no idle M blocks in the
+/// poller), a goroutine waiting on a socket is still readied: sysmon polls
+/// the network when nobody has for 10 ms.
+#[test]
+fn sysmon_polls_a_starving_netpoller() {
+    if !is_child() {
+        run_child("sysmon_polls_a_starving_netpoller", &[("GOMAXPROCS", "1")]);
+        return;
+    }
+    use std::io::{Read, Write};
+    gort::run(|| {
+        let l = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let got = Arc::new(AtomicBool::new(false));
+        let g2 = got.clone();
+        let reader = gort::go(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut b = [0u8; 1];
+            c.read_exact(&mut b).unwrap();
+            g2.store(true, Ordering::SeqCst);
+        });
+        gort::gosched(); // the reader parks in accept
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.write_all(b"x").unwrap();
+            std::thread::sleep(Duration::from_secs(1));
+        });
+        let t0 = Instant::now();
+        while !got.load(Ordering::SeqCst) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "the socket's goroutine was never readied"
+            );
+            gort::preempt_point();
+        }
+        reader.join().unwrap();
+    });
+}

@@ -364,7 +364,7 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
             sched_trace(s, now - start, dbg.scheddetail);
             next_trace = now + trace_ns;
         }
-        if trace_ns == 0 && s.npidle.load(Ordering::SeqCst) == s.gomaxprocs() {
+        if trace_ns == 0 && all_ps_idle(s) {
             // Nothing runs and nothing is in a blocking call (such a P is
             // not idle): check for deadlock, then sleep until a P is taken.
             let parked = crate::waiter::parked_untimed();
@@ -382,8 +382,7 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
             s.sysmon_wait.store(true, Ordering::SeqCst);
             // SeqCst pairs: took_idle_p decrements npidle, thread_parked
             // parks (its word says PARKED), each then reads sysmon_wait.
-            if s.npidle.load(Ordering::SeqCst) == s.gomaxprocs()
-                && crate::waiter::parked_untimed() == parked
+            if all_ps_idle(s) && crate::waiter::parked_untimed() == parked
             {
                 if look == Dead::No {
                     // Something will take a P when it runs, waking us.
@@ -412,6 +411,20 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
             idle_rounds = idle_rounds.saturating_add(1);
         }
     }
+}
+
+/// Whether every P is idle (or dead): nothing runs, nothing is in a
+/// blocking call. The Ps above a shrunk gomaxprocs count too: one may still
+/// be held by an M (running, or in a call) that has not retired it yet, and
+/// only sysmon retakes it from a call. (`npidle` first: the Dekker pair
+/// with `took_idle_p`, see `Sched::sysmon_wait`.)
+fn all_ps_idle(s: &'static Sched) -> bool {
+    if s.npidle.load(Ordering::SeqCst) != s.gomaxprocs() {
+        return false;
+    }
+    (0..MAX_PROCS)
+        .map_while(|id| s.p(id)) // slots fill in order
+        .all(|p| matches!(p.status.load(Ordering::SeqCst), P_IDLE | P_DEAD))
 }
 
 /// Retakes Ps from blocking calls and asks long runners to yield (Go's

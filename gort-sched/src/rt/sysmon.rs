@@ -72,7 +72,7 @@
 //! that is still visible in a queue or inbox.
 
 use super::*;
-use std::sync::atomic::AtomicBool as StdAtomicBool;
+use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 
 /// A goroutine running this long without a switch is asked to yield (Go's
@@ -97,9 +97,14 @@ const DEAD_CONFIRM_NS: i64 = 20_000_000;
 /// timer that fires without readying anyone).
 const RECHECK_NS: i64 = 1_000_000_000;
 
-/// A filter for [`preempt_point`]: true while sysmon asked some M to yield
-/// (one shared, almost always false load on the fast path).
-static PREEMPT_ANY: StdAtomicBool = StdAtomicBool::new(false);
+/// A filter for [`preempt_point`]: requests made by sysmon and not yet
+/// honoured (one shared load, almost always 0, on the fast path). Counted
+/// per request, so it drops back to 0 as soon as the asked goroutines
+/// yield, not at sysmon's next pass: goroutines that keep being asked
+/// (a producer that never parks) do not keep every preemption point on its
+/// slow path. Incremented by the swap that sets an M's flag, decremented
+/// by the swap that clears it.
+static PREEMPT_PENDING: StdAtomicUsize = StdAtomicUsize::new(0);
 
 /// Progress events (see the module docs), for the deadlock check.
 static PROGRESS: StdAtomicU64 = StdAtomicU64::new(0);
@@ -130,8 +135,15 @@ pub(super) fn wake_sysmon(s: &'static Sched) {
 /// Clears the M's request when a new time slice starts (`schedule`).
 #[inline]
 pub(super) fn clear_preempt(m: &M) {
-    if m.preempt.load(Ordering::Relaxed) {
-        m.preempt.store(false, Ordering::Relaxed);
+    if m.preempt.load(Ordering::Relaxed) && m.preempt.swap(false, Ordering::Relaxed) {
+        PREEMPT_PENDING.fetch_sub(1, StdOrdering::Relaxed);
+    }
+}
+
+/// sysmon asks `m`'s running goroutine to yield.
+fn request_preempt(m: &M) {
+    if !m.preempt.swap(true, Ordering::Relaxed) {
+        PREEMPT_PENDING.fetch_add(1, StdOrdering::Relaxed);
     }
 }
 
@@ -154,7 +166,7 @@ pub(crate) fn thread_parked() {
 /// if sysmon asked its M to. One shared load when no request is pending.
 #[inline]
 pub(crate) fn preempt_point() {
-    if PREEMPT_ANY.load(StdOrdering::Relaxed) {
+    if PREEMPT_PENDING.load(StdOrdering::Relaxed) != 0 {
         preempt_slow();
     }
 }
@@ -172,7 +184,7 @@ fn preempt_slow() {
     // panic): the other goroutines of this thread would see std's panic
     // state (see "Goroutines share their thread"). The request stands.
     if m.preempt.load(Ordering::Relaxed) && !std::thread::panicking() {
-        m.preempt.store(false, Ordering::Relaxed);
+        clear_preempt(m);
         // SAFETY: our own M, on its thread; the borrow ends here.
         unsafe { m.local() }.preempted = true;
         gosched();
@@ -431,7 +443,6 @@ fn all_ps_idle(s: &'static Sched) -> bool {
 /// `retake`). Returns whether it retook a P.
 fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
     let mut acted = false;
-    let mut asked = false;
     let n = s.gomaxprocs();
     // Every P ever made, also those above a shrunk gomaxprocs: one held by
     // an M in a blocking call is retired only when retaken (its queue then
@@ -452,8 +463,7 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
                 let m = p.m.load(Ordering::Relaxed);
                 if !m.is_null() {
                     // SAFETY: Ms are immortal.
-                    unsafe { &*m }.preempt.store(true, Ordering::Relaxed);
-                    asked = true;
+                    request_preempt(unsafe { &*m });
                 }
                 if !p.runq.is_empty() {
                     wakep(s); // its fresh goroutines go to other Ps
@@ -486,11 +496,6 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
                 acted = true;
             }
         }
-    }
-    // Cleared when no P is stuck any more (an M clears its own flag when
-    // it switches; a stale true only costs a slow check).
-    if PREEMPT_ANY.load(StdOrdering::Relaxed) != asked {
-        PREEMPT_ANY.store(asked, StdOrdering::Relaxed);
     }
     acted
 }

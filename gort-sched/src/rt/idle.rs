@@ -247,23 +247,11 @@ pub(super) fn stopm(s: &'static Sched, m: &'static M) {
             }
             idle.midle.retain(|x| !ptr::eq(*x, m));
             if has_work {
-                if let Some(p) = idle.pidle.pop() {
-                    took_idle_p(s);
-                    // Not idle any more, under the lock (every idle <->
-                    // owned change of a P is: see set_gomaxprocs).
-                    p.status.store(P_RUNNING, Ordering::Relaxed);
-                    if let Some(i) = idle.mwaitp.iter().position(|x| ptr::eq(*x, m)) {
-                        idle.mwaitp.remove(i);
-                        s.nmwaitp.fetch_sub(1, Ordering::Relaxed);
-                    }
+                if let Some(p) = idle_p_or_wait(s, &mut idle, m) {
                     drop(idle);
                     // SAFETY: our own thread.
                     acquirep(m, unsafe { m.local() }, p);
                     return;
-                }
-                if !idle.mwaitp.iter().any(|x| ptr::eq(*x, m)) {
-                    idle.mwaitp.push_back(m);
-                    s.nmwaitp.fetch_add(1, Ordering::Relaxed);
                 }
             } else if !idle.mwaitp.iter().any(|x| ptr::eq(*x, m)) {
                 idle.midle.push(m);
@@ -271,6 +259,34 @@ pub(super) fn stopm(s: &'static Sched, m: &'static M) {
         }
         sleep_idle(s, m);
     }
+}
+
+/// For an M with runnable work and no P (bound goroutines, or its goroutine
+/// back from a blocking call whose P was retaken): takes an idle P — not
+/// idle any more when this returns, the M out of `mwaitp` — or else queues
+/// the M (once) on `mwaitp`, first in line for the next freed P. Caller
+/// holds the idle lock.
+pub(super) fn idle_p_or_wait(
+    s: &'static Sched,
+    idle: &mut Idle,
+    m: &'static M,
+) -> Option<&'static P> {
+    if let Some(p) = idle.pidle.pop() {
+        took_idle_p(s);
+        // Not idle any more, under the lock (every idle <-> owned change of
+        // a P is: see set_gomaxprocs).
+        p.status.store(P_RUNNING, Ordering::Relaxed);
+        if let Some(i) = idle.mwaitp.iter().position(|x| ptr::eq(*x, m)) {
+            idle.mwaitp.remove(i);
+            s.nmwaitp.fetch_sub(1, Ordering::Relaxed);
+        }
+        return Some(p);
+    }
+    if !idle.mwaitp.iter().any(|x| ptr::eq(*x, m)) {
+        idle.mwaitp.push_back(m);
+        s.nmwaitp.fetch_add(1, Ordering::Relaxed);
+    }
+    None
 }
 
 /// Wakes an idle M that was just handed a P (`nextp`, stored SeqCst): it

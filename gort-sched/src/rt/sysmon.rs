@@ -297,22 +297,11 @@ fn exitsyscall_slow(s: &'static Sched, m: &'static M) {
             if !m.nextp.load(Ordering::Acquire).is_null() {
                 continue;
             }
-            if let Some(p) = idle.pidle.pop() {
-                took_idle_p(s);
-                // Not idle any more, under the lock.
-                p.status.store(P_RUNNING, Ordering::Relaxed);
-                if let Some(i) = idle.mwaitp.iter().position(|x| ptr::eq(*x, m)) {
-                    idle.mwaitp.remove(i);
-                    s.nmwaitp.fetch_sub(1, Ordering::Relaxed);
-                }
+            if let Some(p) = idle_p_or_wait(s, &mut idle, m) {
                 drop(idle);
                 // SAFETY: our own thread.
                 acquirep(m, unsafe { m.local() }, p);
                 return;
-            }
-            if !idle.mwaitp.iter().any(|x| ptr::eq(*x, m)) {
-                idle.mwaitp.push_back(m);
-                s.nmwaitp.fetch_add(1, Ordering::Relaxed);
             }
         }
         m.parker.park();

@@ -99,6 +99,7 @@ fn schedtrace_prints_gos_line() {
             "spinningthreads=",
             "idlethreads=",
             "runqueue=",
+            "mrunq=[",
         ] {
             assert!(lines[0].contains(key), "{key} in {:?}", lines[0]);
         }

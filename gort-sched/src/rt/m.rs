@@ -25,6 +25,9 @@ pub(crate) struct M {
     /// switching; honoured (cleared, and the goroutine yields) at its next
     /// preemption point, cleared at every switch.
     pub(crate) preempt: AtomicBool,
+    /// Bound goroutines in the M's local queue (runnext included) at its
+    /// last schedule, published only while schedtrace is on.
+    pub(super) nbound: AtomicU32,
     /// Owner-thread-only scheduling state.
     pub(super) local: UnsafeCell<MLocal>,
 }
@@ -168,6 +171,7 @@ impl M {
             start_spinning: AtomicBool::new(spinning),
             in_source: AtomicBool::new(false),
             preempt: AtomicBool::new(false),
+            nbound: AtomicU32::new(0),
             local: UnsafeCell::new(MLocal {
                 p: ptr::null(),
                 syscall_p: ptr::null(),

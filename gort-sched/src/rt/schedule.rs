@@ -14,6 +14,7 @@ pub(super) fn schedule(s: &'static Sched, m: &'static M) -> ! {
         let g = find_runnable(s, m);
         // SAFETY: our own thread; no switch until execute.
         let ml = unsafe { m.local() };
+        publish_queue_len(m, ml);
         if !ml.inherit {
             // A new time slice: sysmon's long-runner clock restarts (a plain
             // store: only the P's holder writes it), and a request to yield
@@ -26,6 +27,19 @@ pub(super) fn schedule(s: &'static Sched, m: &'static M) -> ! {
         }
         execute(s, m, g);
     }
+}
+
+/// For `GODEBUG=schedtrace`: the M's local queue length (one relaxed load
+/// of a flag otherwise).
+#[inline]
+fn publish_queue_len(m: &M, ml: &MLocal) {
+    #[cfg(not(gort_loom))]
+    if SCHEDTRACE.load(std::sync::atomic::Ordering::Relaxed) {
+        let n = ml.runq.len() + usize::from(ml.runnext.is_some());
+        m.nbound.store(n as u32, Ordering::Relaxed);
+    }
+    #[cfg(gort_loom)]
+    let _ = (m, ml);
 }
 
 /// The calling thread's M-local state, if it is an M holding a P.

@@ -339,11 +339,17 @@ struct PTick {
     syscallwhen: i64,
 }
 
+/// Whether `GODEBUG=schedtrace` is on: then every M publishes its local
+/// queue length at each schedule (`M::nbound`), for the trace.
+pub(super) static SCHEDTRACE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
     let mut ticks = vec![PTick::default(); MAX_PROCS];
     let mut idle_rounds = 0u32;
     let mut delay_us = 20u64;
     let trace_ns = dbg.schedtrace_ms as i64 * 1_000_000;
+    SCHEDTRACE.store(trace_ns > 0, StdOrdering::Relaxed);
     let start = nanotime();
     let mut next_trace = start + trace_ns;
     loop {
@@ -671,13 +677,15 @@ fn sched_trace(s: &'static Sched, since_start: i64, detail: bool) {
         let len = s.p(id).map_or(0, |p| p.runq.len());
         let _ = write!(line, "{}{}", if id > 0 { " " } else { "" }, len);
     }
-    line.push_str("] inbox=[");
+    // gort's own: per M, the bound goroutines runnable on it (its local
+    // queue as of its last schedule, plus 1 if its inbox is not empty).
+    line.push_str("] mrunq=[");
     for (i, m) in ms.iter().enumerate() {
         let _ = write!(
             line,
             "{}{}",
             if i > 0 { " " } else { "" },
-            u8::from(m.has_inbox())
+            m.nbound.load(Ordering::Relaxed) + u32::from(m.has_inbox())
         );
     }
     line.push_str("]\n");

@@ -21,8 +21,11 @@ pub(crate) struct ThreadWaiter {
     timed: std::sync::atomic::AtomicBool,
 }
 
-// Only for plain threads (not goroutines): a plain thread that parks
-// blocks, so no other flow of control uses its waiter meanwhile.
+// Only for plain threads, and for a goroutine inside `syscall` (which acts
+// as one): a thread that parks here blocks, and an M blocked in a call runs
+// none of its other goroutines, so no other flow of control uses this
+// waiter meanwhile (a waiter left over from an earlier park is stale by
+// its epoch).
 thread_local! {
     static THREAD_WAITER: Arc<ThreadWaiter> = {
         let t = Arc::new(ThreadWaiter {

@@ -2,7 +2,7 @@
 //! `cargo run --release --example tour`.
 
 use gort::sched::{park, WaitReason, Waiter};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -264,7 +264,6 @@ fn main() {
     //     registering roots. Finalizers run on one finalizer goroutine.
     let (freed_cycle, finalized) = gort::run(|| {
         use gort::gc::{gc, set_finalizer, Gc, Trace};
-        use std::sync::atomic::AtomicBool;
 
         #[derive(Trace)]
         #[gc(crate = "gort::gc")]
@@ -301,5 +300,47 @@ fn main() {
     println!(
         "13. GC: an unreachable 2-node cycle was collected: {freed_cycle}; a finalizer ran: {finalized}; {} collections so far",
         ms.num_gc
+    );
+
+    // 14. Blocking calls and sysmon: a goroutine blocked in `syscall` hands
+    //     its P on (fresh goroutines keep running meanwhile), `blocking` runs
+    //     a call on a pool thread while the goroutine parks, and `gort::fs`
+    //     is std::fs on that pool.
+    // (From this plain thread: a goroutine spawned by the blocked one's
+    // own thread would share its M and wait for the call.)
+    let started = Arc::new(AtomicBool::new(false));
+    let s2 = started.clone();
+    let sleeper = gort::go(move || {
+        gort::syscall(|| {
+            s2.store(true, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        })
+    });
+    while !started.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    let n = Arc::new(AtomicUsize::new(0));
+    let hs: Vec<_> = (0..100)
+        .map(|_| {
+            let n = n.clone();
+            gort::go(move || {
+                n.fetch_add(1, Ordering::SeqCst);
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let ran_meanwhile = !sleeper.is_finished();
+    sleeper.join().unwrap();
+    let wrote = gort::run(|| {
+        let path = std::env::temp_dir().join(format!("gort-tour-{}", std::process::id()));
+        let ok = gort::fs::write(&path, b"hello").is_ok()
+            && gort::fs::read_to_string(&path).is_ok_and(|t| t == "hello");
+        let _ = gort::fs::remove_file(&path);
+        ok
+    });
+    println!(
+        "14. 100 goroutines ran while another sat 50ms in gort::syscall: {ran_meanwhile}; gort::fs round trip: {wrote}"
     );
 }

@@ -36,6 +36,13 @@
 //! has lasted 10 ms; then it goes behind the rest, so ping-ponging pairs
 //! cannot starve the others.
 //!
+//! A goroutine that yields to a preemption request lets the waiting fresh
+//! goroutines go first only when no other M is free to take them: starting
+//! one here would bind it to this M for good, and one that never yields (a
+//! spinner waiting for the yielder) would strand the yielder behind it
+//! while other Ps idle. With a P idle or an M spinning, the fresh ones are
+//! left to those (an M is woken for them) and the M goes on with its own.
+//!
 //! An M with runnable bound goroutines but no P (possible after
 //! `gomaxprocs` shrinks) queues for a P; Ms that hold one hand it over after
 //! a quantum of 64 schedules. Goroutines that promise to hold nothing

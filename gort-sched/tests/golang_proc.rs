@@ -105,7 +105,6 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 /// slices, so it runs (slowly) there too. In a child with GOMAXPROCS=4:
 /// GOMAXPROCS is process-wide, and spinners hold their Ps.
 #[test]
-#[ignore = "flaky since sysmon landed (1 in ~5 CI runs): one fresh goroutine is never run for 30 s with 4 spinners on 4 Ps; a scheduler bug under investigation (session note, issue 15), run it with --ignored"]
 fn test_goroutine_parallelism() {
     if in_child("test_goroutine_parallelism", &[("GOMAXPROCS", "4")]) {
         return;

@@ -327,3 +327,47 @@ fn a_returning_call_gets_the_p_at_the_next_yield() {
         "a 20 ms call returned after {took:?}"
     );
 }
+
+/// A goroutine that yields to a preemption request at a `go` while another
+/// P is idle is not stranded behind the goroutine it just spawned: that one
+/// is left for the idle P (a fresh goroutine can run anywhere; a started one
+/// only on its own M). Before the fix the spawner's M ran the fresh spinner,
+/// which waited for the spawner, which waited behind it: both hung.
+#[test]
+fn a_preempted_spawner_is_not_stranded_behind_its_child() {
+    if in_child(
+        "a_preempted_spawner_is_not_stranded_behind_its_child",
+        &[("GOMAXPROCS", "2")],
+    ) {
+        return;
+    }
+    let _w = watchdog(
+        "a_preempted_spawner_is_not_stranded_behind_its_child",
+        LIMIT * 2,
+    );
+    run(|| {
+        for round in 0..5 {
+            // Use up the time slice with no preemption point, so that sysmon
+            // asks this M to yield at the next one: the `go` below.
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_millis(30) {
+                std::hint::spin_loop();
+            }
+            let flag = Arc::new(AtomicBool::new(false));
+            let f = flag.clone();
+            // Spins with no preemption point until the spawner runs again.
+            let child = go(move || {
+                let t = Instant::now();
+                while !f.load(Ordering::SeqCst) {
+                    assert!(
+                        t.elapsed() < LIMIT,
+                        "round {round}: the spawner never ran again after its `go`"
+                    );
+                    std::hint::spin_loop();
+                }
+            });
+            flag.store(true, Ordering::SeqCst);
+            child.join().unwrap();
+        }
+    });
+}

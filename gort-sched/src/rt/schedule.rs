@@ -255,18 +255,28 @@ pub(super) fn local_work(
     if m.has_inbox() {
         take_inbox(m, ml);
     }
-    // Every 61st schedule, the global queue goes first (Go's fairness rule);
-    // so does it, and then the P's fresh goroutines, right after a goroutine
-    // yielded to a preemption request (Go queues a preempted goroutine on
-    // the global queue, behind the waiting ones; a bound one cannot go there,
-    // so it waits at the back of its M's queue and the others go first).
+    // Every 61st schedule, the global queue goes first (Go's fairness rule).
+    // Right after a goroutine yielded to a preemption request, so do the
+    // global queue and then the P's fresh goroutines (Go queues a preempted
+    // goroutine on the global queue, behind the waiting ones; a bound one
+    // cannot go there, so it waits at the back of its M's queue) -- unless
+    // another M is free to run them. A fresh goroutine can run on any M; the
+    // yielder only on this one. Running a fresh one here would bind it to
+    // this M for good, and one that never reaches a preemption point (a
+    // spinner waiting for the yielder, say) would strand the yielder behind
+    // it while other Ps idle. Then they are left to the free Ms (woken if
+    // asleep) and this M goes on with its own.
     let preempted = std::mem::take(&mut ml.preempted);
-    if ml.schedtick % 61 == 0 || preempted {
+    let take_fresh = preempted && !others_free(s);
+    if preempted && !take_fresh && fresh_queued(s, p) {
+        wakep(s);
+    }
+    if ml.schedtick % 61 == 0 || take_fresh {
         if let Some(g) = global_get(s, p, 1) {
             return Some(g);
         }
     }
-    if preempted {
+    if take_fresh {
         if let Some(g) = p.runq_get() {
             return Some(g);
         }
@@ -280,14 +290,19 @@ pub(super) fn local_work(
             return Some(g);
         }
         // Used up: it goes behind everything else (Go puts a preempted G
-        // on the global queue), fresh goroutines of the P first.
+        // on the global queue), fresh goroutines of the P first unless a
+        // free M can take them (as above).
         ml.runq.push_back(g);
-        if let Some(g) = p.runq_get() {
-            return Some(g);
+        if !others_free(s) {
+            if let Some(g) = p.runq_get() {
+                return Some(g);
+            }
+        } else if fresh_queued(s, p) {
+            wakep(s);
         }
         return ml.runq.pop_front();
     }
-    if ml.schedtick & 1 == 0 {
+    if ml.schedtick & 1 == 0 || preempted {
         if let Some(g) = ml.runq.pop_front() {
             return Some(g);
         }
@@ -298,6 +313,19 @@ pub(super) fn local_work(
         }
         ml.runq.pop_front()
     }
+}
+
+/// Whether another M could run a fresh goroutine now: a P is idle (an M can
+/// be woken for it) or an M is already looking for work.
+#[inline]
+fn others_free(s: &Sched) -> bool {
+    s.npidle.load(Ordering::Relaxed) > 0 || s.nmspinning.load(Ordering::Relaxed) > 0
+}
+
+/// Whether fresh goroutines wait on `p` or the global queue (racy looks).
+#[inline]
+fn fresh_queued(s: &Sched, p: &P) -> bool {
+    !p.runq.is_empty() || s.global_len.load(Ordering::Relaxed) > 0
 }
 
 pub(super) fn steal_work(s: &'static Sched, ml: &mut MLocal, p: &P) -> Option<&'static G> {

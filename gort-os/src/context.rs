@@ -71,40 +71,15 @@ impl Suspender {
     /// while that context is running (not after it finished).
     #[inline(never)]
     pub unsafe fn suspend(self) {
-        // SAFETY: the slot is the reserved top word of this very stack.
-        unsafe { *self.1 = stack_pointer() };
+        // The registers an unwinder needs to walk this stack while it is
+        // suspended (goroutine dumps), taken here so that the first frame is
+        // this function's, whose unwind rule is in the binary's tables
+        // (corosensei's switch code below is hand-written assembly).
+        // SAFETY: the slots are the reserved top words of this very stack.
+        unsafe { crate::unwind::save_regs(self.1) };
         // SAFETY: the caller guarantees we are on this context's stack, where
         // the Yielder lives for as long as the context runs.
         unsafe { (*self.0).suspend(()) }
-    }
-}
-
-/// The current stack pointer (approximately, on targets without asm here:
-/// the address of a local, which the margin covers).
-#[inline(always)]
-fn stack_pointer() -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let sp: usize;
-        // SAFETY: reads rsp; no memory access, no stack use.
-        unsafe {
-            std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
-        };
-        sp
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        let sp: usize;
-        // SAFETY: reads sp; no memory access, no stack use.
-        unsafe {
-            std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
-        };
-        sp
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        let x = 0u8;
-        std::hint::black_box(&x) as *const u8 as usize
     }
 }
 
@@ -244,6 +219,50 @@ impl Context {
     /// The label this context was created with.
     pub fn label_id(&self) -> u64 {
         self.info.id
+    }
+
+    /// Unwinds the suspended computation's stack from the registers saved
+    /// at its last suspend, pushing return addresses (innermost first, the
+    /// first one the exact program counter) onto `out`, at most `max`.
+    /// Returns false (pushing nothing) if the context has not started, has
+    /// finished, or unwinding is not supported on this target. Reads only
+    /// inside the stack's bounds (from the saved bytes if compacted).
+    ///
+    /// # Safety
+    /// The context must be suspended, and nothing may resume, compact or
+    /// drop it (or write to its stack) until this returns.
+    pub unsafe fn backtrace(&self, out: &mut Vec<usize>, max: usize) -> bool {
+        let Some(co) = self.co.as_ref() else {
+            return false;
+        };
+        if !co.started() || co.done() {
+            return false;
+        }
+        let (bottom, top) = self.info.stack;
+        let saved = self.saved.as_ref().map(|(at, b)| (*at, &b[..]));
+        let read = |addr: usize| -> Option<usize> {
+            if addr % std::mem::size_of::<usize>() != 0 || addr < bottom || addr >= top {
+                return None;
+            }
+            if let Some((at, bytes)) = saved {
+                let off = addr.checked_sub(at)?;
+                let b = bytes.get(off..off + std::mem::size_of::<usize>())?;
+                return Some(usize::from_ne_bytes(b.try_into().ok()?));
+            }
+            // SAFETY: inside this suspended stack's mapped, usable range
+            // (the guard page lies below `bottom`); nothing writes it
+            // meanwhile (the caller's promise). Pages released while
+            // compacted are restored from `saved` above, never read here.
+            Some(unsafe { std::ptr::read_volatile(addr as *const usize) })
+        };
+        let slots = self.sp_slot as usize;
+        let regs = crate::unwind::SavedRegs {
+            sp: read(slots).unwrap_or(0),
+            pc: read(slots + 8).unwrap_or(0),
+            fp: read(slots + 16).unwrap_or(0),
+            lr: read(slots + 24).unwrap_or(0),
+        };
+        crate::unwind::unwind(regs, read, out, max)
     }
 }
 

@@ -24,6 +24,9 @@
 //! * [`clock`] — [`clock::nanotime`], the monotonic clock.
 //! * [`cpu`] — [`cpu::num_cpu`] (the affinity mask) and
 //!   [`cpu::default_procs`] (Go 1.25's cgroup-aware default for `GOMAXPROCS`).
+//! * [`unwind`] — walking a suspended goroutine's stack from the registers
+//!   its last switch saved (framehop over the loaded objects' CFI), and
+//!   symbolising return addresses, for goroutine dumps.
 //! * [`signal`] — the SIGSEGV handler that turns a guard-page hit into
 //!   `fatal error: stack overflow in goroutine N "name"`.
 //!
@@ -77,6 +80,8 @@ pub mod signal;
 pub mod stack;
 #[cfg(not(gort_loom))]
 pub mod thread;
+#[cfg(not(gort_loom))]
+pub mod unwind;
 #[cfg(not(gort_loom))]
 mod valgrind;
 

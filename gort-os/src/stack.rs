@@ -80,8 +80,10 @@ pub const BATCH: usize = 32;
 pub const DIRTY_MAX: usize = 4096;
 const SLAB_BYTES: usize = 16 << 20;
 /// Bytes reserved at the top of every stack for gort's own bookkeeping (the
-/// saved stack pointer); keeps corosensei's base 16-byte aligned.
-const SP_SLOT_RESERVE: usize = 16;
+/// registers saved at each suspend: stack pointer, program counter, frame
+/// pointer, link register; see `context.rs`); keeps corosensei's base
+/// 16-byte aligned.
+const SP_SLOT_RESERVE: usize = 32;
 
 /// Guarded mappings alive now (written when one is mapped; read for the
 /// budget). Relaxed: a budget, not a synchronisation.
@@ -325,9 +327,9 @@ impl Stack {
         (self.raw.bottom, self.raw.top)
     }
 
-    /// The word at the very top of the stack that gort reserves for the
-    /// stack pointer saved at each suspend (see `context.rs`). corosensei's
-    /// frames start below it.
+    /// The words at the very top of the stack that gort reserves for the
+    /// registers saved at each suspend (see `context.rs`), the stack pointer
+    /// first. corosensei's frames start below them.
     pub(crate) fn sp_slot(&self) -> *mut usize {
         (self.raw.top - SP_SLOT_RESERVE) as *mut usize
     }

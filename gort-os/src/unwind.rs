@@ -87,7 +87,7 @@ mod imp {
     use super::SavedRegs;
     use framehop::{
         CacheNative, ExplicitModuleSectionInfo, FrameAddress, MayAllocateDuringUnwind, Module,
-        Unwinder, UnwinderNative, UnwindRegsNative,
+        UnwindRegsNative, Unwinder, UnwinderNative,
     };
     use std::sync::{Mutex, OnceLock};
 
@@ -183,7 +183,12 @@ mod imp {
         let seg_end = phdrs
             .iter()
             .filter(|ph| ph.p_type == libc::PT_LOAD)
-            .map(|ph| (bias + ph.p_vaddr as usize, bias + (ph.p_vaddr + ph.p_memsz) as usize))
+            .map(|ph| {
+                (
+                    bias + ph.p_vaddr as usize,
+                    bias + (ph.p_vaddr + ph.p_memsz) as usize,
+                )
+            })
             .find(|&(lo, hi)| lo <= eh_avma && eh_avma < hi)?
             .1;
         // SAFETY: loaded objects stay mapped for the process's life (gort
@@ -274,7 +279,7 @@ pub(crate) fn unwind(
 #[inline(never)]
 pub fn backtrace_here(out: &mut Vec<usize>, max: usize) {
     let start = out.len();
-    let me = backtrace_here as usize;
+    let me = backtrace_here as *const () as usize;
     // The unwinder's own frames come first, then this function's: drop
     // everything up to and including the frame whose function is this one.
     let mut passed = false;

@@ -29,7 +29,12 @@ fn outer_os_frame(s: Suspender) {
 fn functions(addrs: &[usize]) -> Vec<String> {
     addrs
         .iter()
-        .flat_map(|&a| symbolize(a).iter().map(|f| f.function.clone()).collect::<Vec<_>>())
+        .flat_map(|&a| {
+            symbolize(a)
+                .iter()
+                .map(|f| f.function.clone())
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -63,7 +68,9 @@ fn a_suspended_context_unwinds_to_the_code_that_suspended() {
     );
     let first = symbolize(out[0]);
     assert!(
-        first.iter().any(|f| f.function.ends_with("Suspender::suspend")),
+        first
+            .iter()
+            .any(|f| f.function.ends_with("Suspender::suspend")),
         "the walk starts in suspend: {names:#?}"
     );
     // Source lines of the user frame.
@@ -72,7 +79,10 @@ fn a_suspended_context_unwinds_to_the_code_that_suspended() {
         .flat_map(|&a| symbolize(a).to_vec())
         .find(|f| f.function.ends_with("very_distinct_os_frame"))
         .unwrap();
-    assert!(f.file.as_deref().unwrap_or("").ends_with("unwind.rs"), "{f:?}");
+    assert!(
+        f.file.as_deref().unwrap_or("").ends_with("unwind.rs"),
+        "{f:?}"
+    );
     assert!(f.line.is_some());
 
     // The same walk from the compacted copy.

@@ -68,6 +68,7 @@ impl Config {
         }
         Config::gc_from_env()?;
         Debug::from_env()?;
+        Traceback::from_env()?;
         Ok(c)
     }
 
@@ -379,6 +380,52 @@ impl Debug {
     }
 }
 
+/// What fatal errors print (`GOTRACEBACK`, as in Go): the goroutine dump
+/// of a stack overflow, a deadlock or a SIGQUIT.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Traceback {
+    /// `none` (or `0`): no goroutine stacks at all.
+    None,
+    /// `single` (the default): the goroutine that failed only.
+    #[default]
+    Single,
+    /// `all` (or `1`): every user goroutine.
+    All,
+    /// `system` (or `2`): every goroutine, runtime frames and runtime
+    /// goroutines included.
+    System,
+    /// `crash`: as `system`, then abort (SIGABRT) to leave a core dump.
+    Crash,
+}
+
+impl Traceback {
+    /// From the environment's `GOTRACEBACK` (unset or empty: `single`).
+    pub fn from_env() -> Result<Traceback, ConfigError> {
+        match std::env::var_os("GOTRACEBACK") {
+            Some(v) => Traceback::parse(&v.to_string_lossy()),
+            None => Ok(Traceback::default()),
+        }
+    }
+
+    /// Parses a `GOTRACEBACK` value (Go's names and numbers).
+    pub fn parse(v: &str) -> Result<Traceback, ConfigError> {
+        Ok(match v {
+            "none" | "0" => Traceback::None,
+            "" | "single" => Traceback::Single,
+            "all" | "1" => Traceback::All,
+            "system" | "2" => Traceback::System,
+            "crash" => Traceback::Crash,
+            _ => {
+                return Err(ConfigError {
+                    var: "GOTRACEBACK",
+                    value: v.to_string(),
+                    reason: "one of none, single, all, system, crash (or 0, 1, 2)".into(),
+                })
+            }
+        })
+    }
+}
+
 #[cfg(test)]
 mod godebug_tests {
     use super::Debug;
@@ -389,6 +436,18 @@ mod godebug_tests {
         let d = Debug::parse("gctrace=1,schedtrace=1000,scheddetail=1,x").unwrap();
         assert_eq!(d.schedtrace_ms, 1000);
         assert!(d.scheddetail);
+    }
+
+    #[test]
+    fn gotraceback_values() {
+        use super::Traceback;
+        assert_eq!(Traceback::parse("").unwrap(), Traceback::Single);
+        assert_eq!(Traceback::parse("0").unwrap(), Traceback::None);
+        assert_eq!(Traceback::parse("all").unwrap(), Traceback::All);
+        assert_eq!(Traceback::parse("2").unwrap(), Traceback::System);
+        assert_eq!(Traceback::parse("crash").unwrap(), Traceback::Crash);
+        let e = Traceback::parse("everything").unwrap_err();
+        assert!(e.to_string().starts_with("invalid GOTRACEBACK="), "{e}");
     }
 
     #[test]

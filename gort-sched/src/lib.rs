@@ -220,7 +220,7 @@ mod tests;
 #[cfg(not(gort_loom))]
 mod api {
     pub use crate::blocking::{blocking, blocking_pool_state, set_blocking_keep_alive};
-    pub use crate::config::{parse_procs, parse_stack_size, Config, ConfigError};
+    pub use crate::config::{parse_procs, parse_stack_size, Config, ConfigError, Traceback};
     pub use crate::local::{AccessError, LocalKey};
     pub use crate::spawn::{go, goexit, run, Builder, Goexit, JoinError, JoinHandle};
     pub use crate::waiter::{park, park_thread_timeout, Waiter};
@@ -278,6 +278,55 @@ mod api {
     #[inline]
     pub fn preempt_point() {
         crate::rt::preempt_point()
+    }
+
+    /// A goroutine dump in Go's format (`runtime.Stack`): the calling
+    /// goroutine, and with `all` every other goroutine, each as
+    ///
+    /// ```text
+    /// goroutine 7 "worker" [chan receive, 2 minutes]:
+    /// my_crate::consumer::consume(...)
+    /// 	src/consumer.rs:42
+    /// ...
+    /// created by src/main.rs:18:5 in goroutine 1
+    /// ```
+    ///
+    /// The state is Go's wait reason (`chan receive`, `sync.Mutex.Lock`,
+    /// `sleep`, `IO wait`, ...), or `running`, `runnable`, `syscall`; the
+    /// wait is in whole minutes from one minute on; the name is the
+    /// [`Builder::name`], if any; `created by` is where the goroutine was
+    /// spawned (`go` and [`Builder::spawn`] are `#[track_caller]`) and by
+    /// which goroutine (none: a plain thread). Runtime frames and runtime
+    /// goroutines ([`Builder::system`]) are left out unless
+    /// `GOTRACEBACK=system`.
+    ///
+    /// Nothing is stopped: a parked goroutine is held in its park while its
+    /// stack is walked (a wake meanwhile is delayed, never lost); one running
+    /// on another thread prints as `goroutine running on other thread; stack
+    /// unavailable` (gort cannot stop a running goroutine soundly); a
+    /// runnable one prints without frames. Plain threads are not goroutines
+    /// and are not listed; from one, `stack(false)` is empty.
+    ///
+    /// Symbolisation runs on a helper thread (the first dump of a process
+    /// parses the binary's debug info); the calling goroutine is in
+    /// [`syscall`] meanwhile.
+    pub fn stack(all: bool) -> String {
+        crate::rt::dump(crate::rt::DumpOpts {
+            all,
+            system: traceback() >= Traceback::System,
+        })
+    }
+
+    /// [`stack`], written to `w`.
+    pub fn write_stack(all: bool, w: &mut impl std::io::Write) -> std::io::Result<()> {
+        w.write_all(stack(all).as_bytes())
+    }
+
+    /// The process's `GOTRACEBACK` setting (read once; an unusable value
+    /// stops the runtime at start, as every other variable does).
+    pub fn traceback() -> Traceback {
+        static T: std::sync::OnceLock<Traceback> = std::sync::OnceLock::new();
+        *T.get_or_init(|| Traceback::from_env().unwrap_or_default())
     }
 
     /// Goroutines that exist now: spawned and not yet finished, not counting

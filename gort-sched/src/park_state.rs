@@ -1,7 +1,8 @@
 //! The park/ready handshake, shared by goroutines and plain OS threads.
 //!
-//! One 64-bit word per waiter: `epoch << 2 | state`, state one of `EMPTY`,
-//! `NOTIFIED`, `PARKED`. Making a [`crate::Waiter`] starts a new epoch
+//! One 64-bit word per waiter: `epoch << 3 | state`, state one of `EMPTY`,
+//! `NOTIFIED`, `PARKED`, and the two states of a parked goroutine pinned by
+//! an inspector (`PINNED`, `PINNED_WOKEN`; see "Pinning" below). Making a [`crate::Waiter`] starts a new epoch
 //! ([`ParkState::new_epoch`]); the waiter can wake only the park of that
 //! epoch. Every new waiter, every completed or abandoned park and every
 //! goroutine exit advances the epoch, so a stale waiter is a no-op instead
@@ -23,6 +24,25 @@
 //! comes earlier (`EMPTY`) leaves `NOTIFIED` and the park returns at once. No
 //! interleaving loses a wake-up (see `tests/loom_park.rs`).
 //!
+//! # Pinning
+//!
+//! A goroutine dump reads a parked goroutine's stack from another thread,
+//! so the goroutine must stay switched out meanwhile, without costing the
+//! park or ready paths anything. The inspector *pins* the park:
+//!
+//! ```text
+//!   inspector                            waker (epoch e)
+//!   ---------                            ---------------
+//!   PARKED -> PINNED  (pin, same epoch)  PINNED -> PINNED_WOKEN, Done
+//!   ... read the stack ...
+//!   PINNED -> PARKED  (unpin)
+//!   PINNED_WOKEN -> e+1,EMPTY  then the inspector resumes the owner
+//! ```
+//!
+//! A waker never waits for the inspector: it hands the resume over. Only
+//! goroutine parks are pinned (a thread's timed park may `cancel`, which
+//! expects `PARKED`).
+//!
 //! # Invariants
 //! * Only the owner moves `EMPTY -> PARKED` and `NOTIFIED -> EMPTY`, and
 //!   only the owner starts a new epoch from `EMPTY`/`NOTIFIED`.
@@ -34,7 +54,13 @@ use crate::loom::{AtomicU64, Ordering};
 const EMPTY: u64 = 0;
 const NOTIFIED: u64 = 1;
 const PARKED: u64 = 2;
-const STATE: u64 = 3;
+/// Parked, and pinned by an inspector (see "Pinning").
+const PINNED: u64 = 3;
+/// Pinned, and a waker came: the inspector resumes the owner at unpin.
+const PINNED_WOKEN: u64 = 4;
+const STATE: u64 = 7;
+/// The epoch's shift in the word.
+const SHIFT: u32 = 3;
 
 pub(crate) struct ParkState {
     /// Written by the owner (try_park, consume) and wakers (notify); see the
@@ -62,7 +88,7 @@ impl ParkState {
     /// The epoch a new waiter for the owner's next park gets.
     #[inline]
     pub(crate) fn epoch(&self) -> u64 {
-        self.word.load(Ordering::Acquire) >> 2
+        self.word.load(Ordering::Acquire) >> SHIFT
     }
 
     /// Owner, making a new waiter: starts a fresh epoch and returns it. Every
@@ -80,14 +106,14 @@ impl ParkState {
             // A CAS, not a plain store: with a store, loom found an
             // execution where a stale waker's token (old epoch, NOTIFIED)
             // ends up after the new epoch and the next park consumes it.
-            debug_assert_ne!(w & STATE, PARKED, "new_epoch while parked");
-            let e = (w >> 2) + 1;
+            debug_assert!(w & STATE < PARKED, "new_epoch while parked");
+            let e = (w >> SHIFT) + 1;
             // AcqRel: Release orders the owner's earlier writes before any
             // waker of the new epoch; Acquire pairs with a stale waker's
             // notify (its writes are visible, though its token is dropped).
             match self.word.compare_exchange_weak(
                 w,
-                e << 2 | EMPTY,
+                e << SHIFT | EMPTY,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
@@ -102,12 +128,14 @@ impl ParkState {
     pub(crate) fn notify(&self, epoch: u64) -> Notify {
         let mut w = self.word.load(Ordering::Acquire);
         loop {
-            if w >> 2 != epoch {
+            if w >> SHIFT != epoch {
                 return Notify::Done; // stale: that park already completed
             }
             let (new, res) = match w & STATE {
-                EMPTY => (epoch << 2 | NOTIFIED, Notify::Done),
-                PARKED => ((epoch + 1) << 2 | EMPTY, Notify::Resume),
+                EMPTY => (epoch << SHIFT | NOTIFIED, Notify::Done),
+                PARKED => ((epoch + 1) << SHIFT | EMPTY, Notify::Resume),
+                // The inspector resumes it at unpin.
+                PINNED => (epoch << SHIFT | PINNED_WOKEN, Notify::Done),
                 _ => return Notify::Done, // already notified
             };
             // AcqRel: Acquire pairs with the owner's Release in try_park (its
@@ -133,7 +161,7 @@ impl ParkState {
         }
         // Only the owner leaves NOTIFIED, so this cannot fail.
         self.word
-            .store(((w >> 2) + 1) << 2 | EMPTY, Ordering::Release);
+            .store(((w >> SHIFT) + 1) << SHIFT | EMPTY, Ordering::Release);
         true
     }
 
@@ -164,22 +192,63 @@ impl ParkState {
         self.word.load(Ordering::SeqCst)
     }
 
-    /// Whether a word read by [`ParkState::word`] says PARKED.
+    /// Whether a word read by [`ParkState::word`] says parked (pinned or
+    /// not; a pinned park a waker came for counts as woken).
     #[cfg_attr(gort_loom, allow(dead_code))]
     pub(crate) fn word_is_parked(w: u64) -> bool {
-        w & STATE == PARKED
+        matches!(w & STATE, PARKED | PINNED)
     }
 
     /// Whether the owner is parked now (a racy snapshot).
     #[cfg_attr(gort_loom, allow(dead_code))]
     pub(crate) fn is_parked(&self) -> bool {
-        self.word.load(Ordering::Relaxed) & STATE == PARKED
+        Self::word_is_parked(self.word.load(Ordering::Relaxed))
+    }
+
+    /// Inspector: pins a parked owner (`PARKED -> PINNED`, same epoch) so
+    /// that it stays switched out until [`ParkState::unpin`]. Returns false
+    /// (nothing pinned) if it is not parked, or pinned by someone else.
+    #[cfg_attr(gort_loom, allow(dead_code))]
+    pub(crate) fn pin(&self) -> bool {
+        let w = self.word.load(Ordering::Acquire);
+        // Acquire pairs with the owner's Release in try_park: its
+        // switch-out, and everything it stored before, is visible.
+        w & STATE == PARKED
+            && self
+                .word
+                .compare_exchange(w, w & !STATE | PINNED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    }
+
+    /// Inspector, after a successful [`ParkState::pin`]: back to `PARKED`,
+    /// or, if a waker came meanwhile, on to the next epoch with
+    /// [`Notify::Resume`]: the inspector must then resume the owner, as
+    /// that waker would have.
+    #[cfg_attr(gort_loom, allow(dead_code))]
+    pub(crate) fn unpin(&self) -> Notify {
+        let mut w = self.word.load(Ordering::Acquire);
+        loop {
+            let (new, res) = match w & STATE {
+                PINNED => (w & !STATE | PARKED, Notify::Done),
+                PINNED_WOKEN => (((w >> SHIFT) + 1) << SHIFT | EMPTY, Notify::Resume),
+                _ => unreachable!("unpin of a park that is not pinned"),
+            };
+            // AcqRel: Acquire pairs with the waker's Release (its writes
+            // before the wake are visible to whoever we resume).
+            match self
+                .word
+                .compare_exchange_weak(w, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return res,
+                Err(cur) => w = cur,
+            }
+        }
     }
 
     /// Owner, after sleeping: whether the park of `epoch` was woken.
     #[inline]
     pub(crate) fn woken(&self, epoch: u64) -> bool {
-        self.word.load(Ordering::Acquire) >> 2 != epoch
+        self.word.load(Ordering::Acquire) >> SHIFT != epoch
     }
 
     /// Owner, giving up a park (a timeout): returns true if it withdrew the
@@ -187,8 +256,8 @@ impl ParkState {
     pub(crate) fn cancel(&self, epoch: u64) -> bool {
         self.word
             .compare_exchange(
-                epoch << 2 | PARKED,
-                (epoch + 1) << 2 | EMPTY,
+                epoch << SHIFT | PARKED,
+                (epoch + 1) << SHIFT | EMPTY,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             )

@@ -228,7 +228,9 @@ impl Builder {
         self
     }
 
-    /// Starts `f` as a new goroutine.
+    /// Starts `f` as a new goroutine. The caller's source location is the
+    /// goroutine's `created by` line in dumps ([`crate::stack`]).
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -241,6 +243,7 @@ impl Builder {
                 migratable: self.migratable,
                 compactable: self.compactable,
                 system: self.system,
+                site: panic::Location::caller(),
             },
             Task::<F, T>::VTABLE,
             // SAFETY: newproc hands us the fresh G's unused payload.
@@ -264,6 +267,7 @@ impl Builder {
 /// to yield (it ran 10 ms without switching), it yields here, and other
 /// goroutines of its thread run meanwhile — hold no std guard or
 /// thread-local borrow across it.
+#[track_caller]
 pub fn go<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,
@@ -293,6 +297,7 @@ pub fn goexit() -> ! {
 /// panic in it is resumed here. Starts the runtime if needed. Goroutines
 /// still running when `f` returns keep running (in Go the process would
 /// exit; here the caller decides).
+#[track_caller]
 pub fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,

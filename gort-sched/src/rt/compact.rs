@@ -27,38 +27,70 @@ pub(super) fn compact_pass(ml: &mut MLocal, budget: usize) {
         if goid == 0 || gr.goid() != goid {
             continue; // exited (maybe reused elsewhere): not ours any more
         }
-        // SAFETY: a live bound G of this M; only this thread touches its
-        // inner state, and no goroutine runs while the M is in the scheduler.
+        // Pin the park: a goroutine dump on another thread may be reading
+        // this stack (then try again next pass), and a wake meanwhile must
+        // wait until the stack is consistent again.
+        if !gr.park.pin() {
+            if gr.park.is_parked() {
+                ml.cands.push_back((gr, goid)); // pinned by a dump
+            } else {
+                // SAFETY: a live bound G of this M, not parked: only this
+                // thread touches its inner state now (see below).
+                unsafe { gr.inner() }.in_cand = false; // re-queued at its next park
+            }
+            continue;
+        }
+        // SAFETY: a live bound G of this M, pinned in its park: only this
+        // thread touches its inner state, and no goroutine runs while the M
+        // is in the scheduler.
         let gi = unsafe { gr.inner() };
-        let Some(ctx) = gi.ctx.as_mut() else {
-            gi.in_cand = false;
-            continue;
-        };
-        if !gr.park.is_parked() {
-            gi.in_cand = false; // runnable again; re-queued at its next park
-            continue;
-        }
-        if gi.wait_reason == WaitReason::Blocking {
-            // Its stack may be lent to a pool thread (`blocking`): another
-            // thread may read or write it while it is parked.
-            gi.in_cand = false; // re-queued at its next park
-            continue;
-        }
-        if (gi.park_pass.wrapping_sub(cutoff) as i32) >= 0 {
-            ml.cands.push_back((gr, goid)); // parked too recently
-            continue;
-        }
-        gi.in_cand = false;
-        // SAFETY: the goroutine's spawner promised, through the unsafe
-        // Builder::compact_when_parked, that nothing else touches its stack
-        // while it is parked; it is parked now (checked above, on its M).
-        if let Some(r) = unsafe { ctx.compact() } {
-            ranges.push(r);
+        compact_one(ml, gr, goid, gi, cutoff, &mut ranges);
+        if gr.park.unpin() == Notify::Resume {
+            // Woken while pinned: the wake is ours to finish, as ready_g
+            // would on this M.
+            if let Some(prev) = ml.runnext.replace(gr) {
+                ml.runq.push_back(prev);
+            }
         }
     }
     if !ranges.is_empty() {
         // SAFETY: regions of stacks compacted just now, whose goroutines are
         // parked and whose live bytes are saved in their contexts.
         unsafe { gort_os::stack::release_memory(ranges) };
+    }
+}
+
+/// Compacts one pinned candidate if it has been parked a whole interval.
+fn compact_one(
+    ml: &mut MLocal,
+    gr: &'static G,
+    goid: u64,
+    gi: &mut GInner,
+    cutoff: u32,
+    ranges: &mut Vec<(usize, usize)>,
+) {
+    {
+        let Some(ctx) = gi.ctx.as_mut() else {
+            gi.in_cand = false;
+            return;
+        };
+        if gi.wait_reason == WaitReason::Blocking {
+            // Its stack may be lent to a pool thread (`blocking`): another
+            // thread may read or write it while it is parked.
+            gi.in_cand = false; // re-queued at its next park
+            return;
+        }
+        if (gi.park_pass.wrapping_sub(cutoff) as i32) >= 0 {
+            ml.cands.push_back((gr, goid)); // parked too recently
+            return;
+        }
+        gi.in_cand = false;
+        // SAFETY: the goroutine's spawner promised, through the unsafe
+        // Builder::compact_when_parked, that nothing else touches its stack
+        // while it is parked; it is parked now and pinned by us (a dump
+        // cannot be reading it).
+        if let Some(r) = unsafe { ctx.compact() } {
+            ranges.push(r);
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! (Go's `allgs`); `gfree.rs` recycles them.
 
 use super::*;
+use std::panic::Location;
+use std::sync::atomic::AtomicU8;
 
 /// What a goroutine asks its M to do after it switched out.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -11,6 +13,13 @@ pub(super) enum Req {
     Park,
     Yield,
 }
+
+/// [`G::status`]: queued or fresh.
+pub(super) const G_RUNNABLE: u8 = 0;
+/// [`G::status`]: running on its M.
+pub(super) const G_RUNNING: u8 = 1;
+/// [`G::status`]: inside `syscall`.
+pub(super) const G_SYSCALL: u8 = 2;
 
 /// A goroutine descriptor. Never freed (like Go's `allgs`): exited
 /// descriptors are reused, so a [`Waiter`] pointer is always valid memory and
@@ -29,6 +38,16 @@ pub(crate) struct G {
     pub(super) migratable: AtomicBool,
     /// Goroutine id; written at spawn before publication, read by anyone.
     pub(super) goid: AtomicU64,
+    /// For dumps (a relaxed snapshot): `G_RUNNABLE`, `G_RUNNING` or
+    /// `G_SYSCALL`, written by the thread that holds the G. Parked is the
+    /// park word's to say.
+    pub(super) status: AtomicU8,
+    /// For dumps: the spawner's goroutine id (0: a plain thread) and the
+    /// spawn site; written at spawn before publication.
+    pub(super) creator: AtomicU64,
+    pub(super) site: AtomicPtr<Location<'static>>,
+    /// A runtime helper (`Builder::system`), for dumps (racy readers).
+    pub(super) sys: AtomicBool,
     /// References: the goroutine's and its JoinHandle's. The last one to let
     /// go recycles the descriptor (AcqRel).
     pub(super) refs: AtomicU32,
@@ -57,6 +76,8 @@ pub(super) struct GInner {
     pub(super) stack_size: usize,
     pub(super) req: Req,
     pub(super) wait_reason: WaitReason,
+    /// When the current park began (`nanotime_coarse`), for dumps.
+    pub(super) wait_since: i64,
     /// The M's compaction pass number when this goroutine last parked.
     pub(super) park_pass: u32,
     /// Whether the G is in its M's compaction candidates.
@@ -83,6 +104,10 @@ impl G {
             m: AtomicPtr::new(ptr::null_mut()),
             migratable: AtomicBool::new(false),
             goid: AtomicU64::new(0),
+            status: AtomicU8::new(G_RUNNABLE),
+            creator: AtomicU64::new(0),
+            site: AtomicPtr::new(ptr::null_mut()),
+            sys: AtomicBool::new(false),
             refs: AtomicU32::new(0),
             join_state: AtomicU32::new(RUNNING),
             join_waiter: UnsafeCell::new(None),
@@ -96,6 +121,7 @@ impl G {
                 stack_size: 0,
                 req: Req::None,
                 wait_reason: WaitReason::Unspecified,
+                wait_since: 0,
                 park_pass: 0,
                 in_cand: false,
                 compactable: false,

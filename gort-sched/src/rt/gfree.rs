@@ -10,6 +10,8 @@ pub(crate) struct Spawn {
     pub(crate) migratable: bool,
     pub(crate) compactable: bool,
     pub(crate) system: bool,
+    /// Where `go` was called (`#[track_caller]`), for dumps.
+    pub(crate) site: &'static std::panic::Location<'static>,
 }
 
 /// Creates a goroutine whose task `install` writes into the payload, and
@@ -29,6 +31,11 @@ pub(crate) fn newproc(
     gr.migratable.store(sp.migratable, Ordering::Relaxed);
     gr.refs.store(2, Ordering::Relaxed);
     gr.join_state.store(RUNNING, Ordering::Relaxed);
+    gr.status.store(G_RUNNABLE, Ordering::Relaxed);
+    gr.creator
+        .store(current_g_any().map_or(0, |c| c.goid()), Ordering::Relaxed);
+    gr.site
+        .store(ptr::from_ref(sp.site).cast_mut(), Ordering::Relaxed);
     install(gr.payload.get());
     // SAFETY: we hold the G (not yet published).
     let gi = unsafe { gr.inner() };
@@ -39,6 +46,7 @@ pub(crate) fn newproc(
     gi.in_cand = false;
     gi.compactable = sp.compactable && !sp.migratable;
     gi.system = sp.system;
+    gr.sys.store(sp.system, Ordering::Relaxed);
     if !sp.system {
         count_goroutines(s, 1);
     }

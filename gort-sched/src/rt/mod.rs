@@ -19,6 +19,7 @@
 //! | `sources.rs` | timer/netpoll sources and idle sleep | proc.go `findRunnable`'s netpoll/timer part |
 //! | `compact.rs` | stack compaction of long-parked goroutines | (none: Go shrinks stacks at GC) |
 //! | `procs.rs` | GOMAXPROCS, spin advice for sync | proc.go `procresize`, `sync_runtime_canSpin` |
+//! | `dump.rs` | goroutine dumps | traceback.go `tracebackothers`, mprof.go `Stack` |
 //! | `sysmon.rs` | the watchdog thread; blocking calls; preemption requests; deadlock check; schedtrace | proc.go `sysmon`, `retake`, `entersyscall`/`exitsyscall`, `checkdead`, `schedtrace` |
 //!
 //! The join handshake lives beside the task states it drives, in `task.rs`.
@@ -52,8 +53,12 @@ cfg_not_loom! {
     use std::sync::OnceLock;
 
     mod compact;
+    mod dump;
     mod gfree;
     mod switch;
+
+    use crate::park_state::Notify;
+    pub(crate) use self::dump::*;
 
     use self::compact::*;
     pub(crate) use self::gfree::*;

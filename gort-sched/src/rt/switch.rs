@@ -19,7 +19,9 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
     };
     set_current_g(Some(g));
     loop {
+        gr.status.store(G_RUNNING, Ordering::Relaxed);
         let r = ctx.resume();
+        gr.status.store(G_RUNNABLE, Ordering::Relaxed);
         match r {
             Resumed::Finished => {
                 set_current_g(None);
@@ -138,6 +140,7 @@ pub(crate) fn park_g<F: FnOnce() -> bool>(gr: &'static G, reason: WaitReason, co
         let gi = gr.inner();
         gi.req = Req::Park;
         gi.wait_reason = reason;
+        gi.wait_since = gort_os::clock::nanotime_coarse();
         gi.suspender.expect("running goroutine has a suspender")
     };
     // SAFETY: we are on this goroutine's stack, and it is running.

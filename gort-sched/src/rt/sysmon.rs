@@ -222,6 +222,7 @@ pub(crate) fn syscall<R>(f: impl FnOnce() -> R) -> R {
 }
 
 fn entersyscall(m: &'static M, g: &'static G) {
+    g.status.store(G_SYSCALL, Ordering::Relaxed);
     // SAFETY: our own M, on its thread; no switch in this function.
     let ml = unsafe { m.local() };
     debug_assert!(!ml.p.is_null(), "a running goroutine's M holds a P");
@@ -245,6 +246,7 @@ fn entersyscall(m: &'static M, g: &'static G) {
 }
 
 fn exitsyscall(m: &'static M, g: &'static G) {
+    g.status.store(G_RUNNING, Ordering::Relaxed);
     set_current_g(Some(g));
     set_syscall_g(None);
     // SAFETY: our own M, on its thread; no switch in this function.

@@ -112,3 +112,61 @@ fn stale_waiter_racing_a_new_epoch_never_wakes() {
         assert!(st.woken(current));
     });
 }
+
+/// An inspector pins the park while a waker wakes it (goroutine dumps):
+/// the owner is resumed exactly once — by the waker, by the inspector at
+/// unpin, or by itself if the wake came before the park — and never while
+/// pinned.
+#[test]
+fn pin_racing_a_wake_resumes_exactly_once() {
+    loom::model(|| {
+        let st = Arc::new(ParkState::new());
+        let resumed = Arc::new(AtomicUsize::new(0));
+        let pinned = Arc::new(AtomicUsize::new(0));
+        let epoch = st.epoch();
+        let (st2, r2, p2) = (st.clone(), resumed.clone(), pinned.clone());
+        let waker = thread::spawn(move || {
+            if st2.notify(epoch) == Notify::Resume {
+                assert_eq!(p2.load(Ordering::SeqCst), 0, "resumed while pinned");
+                r2.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let (st3, r3, p3) = (st.clone(), resumed.clone(), pinned.clone());
+        let inspector = thread::spawn(move || {
+            if st3.pin() {
+                p3.store(1, Ordering::SeqCst);
+                // ... the stack is read here ...
+                p3.store(0, Ordering::SeqCst);
+                if st3.unpin() == Notify::Resume {
+                    r3.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        if !st.try_park() {
+            resumed.fetch_add(1, Ordering::SeqCst);
+        }
+        waker.join().unwrap();
+        inspector.join().unwrap();
+        assert_eq!(resumed.load(Ordering::SeqCst), 1);
+        assert!(st.woken(epoch));
+    });
+}
+
+/// Pinning a park nobody wakes leaves it parked: a later wake resumes it.
+#[test]
+fn unpin_without_a_wake_leaves_it_parked() {
+    loom::model(|| {
+        let st = Arc::new(ParkState::new());
+        let epoch = st.epoch();
+        assert!(st.try_park());
+        let st2 = st.clone();
+        let inspector = thread::spawn(move || {
+            if st2.pin() {
+                assert_eq!(st2.unpin(), Notify::Done);
+            }
+        });
+        inspector.join().unwrap();
+        assert!(st.is_parked());
+        assert_eq!(st.notify(epoch), Notify::Resume);
+    });
+}

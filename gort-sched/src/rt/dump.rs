@@ -1,0 +1,292 @@
+//! Goroutine dumps (Go's `runtime.Stack`, `tracebackothers`): a snapshot of
+//! every goroutine — its state, how long it has waited, its frames and who
+//! created it — without stopping the world.
+//!
+//! A *parked* goroutine is pinned in its park (`park_state.rs`, "Pinning")
+//! while its stack is walked from the registers its last switch saved
+//! (`gort_os::unwind`): it cannot be resumed meanwhile, and a wake that
+//! comes is handed to us and finished at unpin. Pinning costs the park and
+//! ready paths nothing. A goroutine *running* (or inside `syscall`) on
+//! another M cannot be stopped soundly — gort has no asynchronous
+//! preemption — so it prints as Go prints one it cannot stop: `goroutine
+//! running on other thread; stack unavailable`. A *runnable* one (queued,
+//! or fresh) may start any moment and prints without frames. The caller's
+//! own goroutine is walked on its own stack.
+//!
+//! Symbolisation is the expensive part (the binary's DWARF is parsed on the
+//! first use, then every distinct address is resolved once and cached); it
+//! runs on a scoped helper thread, inside `syscall` when called from a
+//! goroutine (so the caller's P keeps running others and the caller's small
+//! stack is not used for it).
+
+use super::*;
+use gort_os::unwind::{backtrace_here, symbolize, Frame};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::panic::Location;
+
+/// Frames walked per goroutine at most (Go prints 100, then "...additional
+/// frames elided...").
+const MAX_FRAMES: usize = 100;
+
+/// How much of the runtime a dump shows (`GOTRACEBACK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DumpOpts {
+    /// Every goroutine, or only the caller's.
+    pub(crate) all: bool,
+    /// Runtime frames and system goroutines too (`GOTRACEBACK=system`).
+    pub(crate) system: bool,
+}
+
+/// One goroutine's snapshot.
+struct GDump {
+    goid: u64,
+    state: String,
+    /// Minutes parked (printed from one minute on).
+    wait_min: i64,
+    name: Option<Arc<str>>,
+    pcs: Vec<usize>,
+    note: Option<&'static str>,
+    creator: u64,
+    site: Option<&'static Location<'static>>,
+}
+
+const UNAVAILABLE: &str = "goroutine running on other thread; stack unavailable";
+
+fn site_of(g: &G) -> Option<&'static Location<'static>> {
+    let p = g.site.load(Ordering::Relaxed);
+    // SAFETY: only ever stored from a `&'static Location<'static>`.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// The caller's own goroutine (or None on a plain thread), walked here.
+#[inline(never)]
+fn snapshot_self() -> Option<GDump> {
+    let g = current_g_any()?;
+    let mut pcs = Vec::new();
+    backtrace_here(&mut pcs, MAX_FRAMES);
+    // SAFETY: our own goroutine: nobody else writes its name while it runs.
+    let name = unsafe { (*g.inner.get()).name.clone() };
+    Some(GDump {
+        goid: g.goid(),
+        state: "running".into(),
+        wait_min: 0,
+        name,
+        pcs,
+        note: None,
+        creator: g.creator.load(Ordering::Relaxed),
+        site: site_of(g),
+    })
+}
+
+/// Every other goroutine. Runs on any thread.
+fn snapshot_others(me: u64, system: bool) -> Vec<GDump> {
+    let s = sched();
+    let chunks: Vec<&'static [G]> = s.allgs.lock().clone();
+    let now = gort_os::clock::nanotime_coarse();
+    let mut out = Vec::new();
+    for g in chunks.iter().flat_map(|c| c.iter()) {
+        let goid = g.goid();
+        if goid == 0 || goid == me {
+            continue;
+        }
+        if let Some(d) = snapshot_parked(g, now, system) {
+            out.extend(d);
+            continue;
+        }
+        if g.sys.load(Ordering::Relaxed) && !system {
+            continue;
+        }
+        let (state, note) = match g.status.load(Ordering::Relaxed) {
+            G_RUNNING => ("running", Some(UNAVAILABLE)),
+            G_SYSCALL => ("syscall", Some(UNAVAILABLE)),
+            _ => ("runnable", None),
+        };
+        // The descriptor may have been recycled meanwhile: report only what
+        // belongs to the goroutine we started with.
+        let (creator, site) = (g.creator.load(Ordering::Relaxed), site_of(g));
+        if g.goid() != goid {
+            continue;
+        }
+        out.push(GDump {
+            goid,
+            state: state.into(),
+            wait_min: 0,
+            name: None,
+            pcs: Vec::new(),
+            note,
+            creator,
+            site,
+        });
+    }
+    out.sort_by_key(|d| d.goid);
+    out
+}
+
+/// A parked goroutine, pinned while it is read. None if it is not parked
+/// (or was woken before we pinned it); Some(None) if it is to be hidden.
+fn snapshot_parked(g: &'static G, now: i64, system: bool) -> Option<Option<GDump>> {
+    if !g.park.pin() {
+        return None;
+    }
+    // SAFETY: pinned in its park: the goroutine cannot run, exit or be
+    // compacted until unpin, and its M touches its inner state only in
+    // those; so nothing writes it while we read (shared borrow).
+    let gi = unsafe { &*g.inner.get() };
+    let d = (system || !gi.system).then(|| {
+        let mut pcs = Vec::new();
+        if let Some(ctx) = gi.ctx.as_ref() {
+            // SAFETY: suspended and pinned (see above): nothing resumes,
+            // compacts or drops the context during the walk. A `Blocking`
+            // park's stack may be lent to a pool thread, which writes only
+            // the borrowed data, never the saved registers and return
+            // addresses the walk reads.
+            unsafe { ctx.backtrace(&mut pcs, MAX_FRAMES) };
+        }
+        GDump {
+            goid: g.goid(),
+            state: match gi.wait_reason {
+                WaitReason::Unspecified => "waiting".into(),
+                r => r.to_string(),
+            },
+            wait_min: (now - gi.wait_since).max(0) / 60_000_000_000,
+            name: gi.name.clone(),
+            pcs,
+            note: None,
+            creator: g.creator.load(Ordering::Relaxed),
+            site: site_of(g),
+        }
+    });
+    if g.park.unpin() == crate::park_state::Notify::Resume {
+        // A waker came while we held the pin: finish its wake.
+        ready_g(g);
+    }
+    Some(d)
+}
+
+/// Whether a function belongs to the runtime (hidden unless
+/// `GOTRACEBACK=system`, as Go hides `runtime.*`).
+fn runtime_frame(f: &str) -> bool {
+    const RT: &[&str] = &[
+        "gort_os::",
+        "gort_sched::",
+        "gort_sema::",
+        "corosensei::",
+        "backtrace::",
+        "core::ops::function::",
+        "core::panic::unwind_safe::",
+        "std::panicking::",
+        "std::panic::catch_unwind",
+        "__rust_try",
+        "stack_init_trampoline",
+    ];
+    let f = f.trim_start_matches('<');
+    RT.iter().any(|p| f.starts_with(p))
+}
+
+fn print_frame(f: &Frame, out: &mut String) {
+    let _ = writeln!(out, "{}(...)", f.function);
+    match (&f.file, f.line) {
+        (Some(file), Some(line)) => {
+            let _ = writeln!(out, "\t{file}:{line}");
+        }
+        (Some(file), None) => {
+            let _ = writeln!(out, "\t{file}");
+        }
+        _ => {
+            let _ = writeln!(out, "\t?");
+        }
+    }
+}
+
+/// Prints the snapshots in Go's format.
+fn format(dumps: &[GDump], system: bool, out: &mut String) {
+    let mut cache: HashMap<usize, Arc<[Frame]>> = HashMap::new();
+    for (i, d) in dumps.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let _ = write!(out, "goroutine {}", d.goid);
+        if let Some(n) = &d.name {
+            let _ = write!(out, " \"{n}\"");
+        }
+        let _ = write!(out, " [{}", d.state);
+        if d.wait_min > 0 {
+            let unit = if d.wait_min == 1 { "minute" } else { "minutes" };
+            let _ = write!(out, ", {} {unit}", d.wait_min);
+        }
+        out.push_str("]:\n");
+        if let Some(n) = d.note {
+            let _ = writeln!(out, "\t{n}");
+        }
+        'walk: for &pc in &d.pcs {
+            let frames = cache.entry(pc).or_insert_with(|| symbolize(pc)).clone();
+            for f in frames.iter() {
+                // The goroutine's entry: below it are the M's own frames
+                // (corosensei's switch is transparent to unwinders) or
+                // nothing.
+                let base = f.function.starts_with("corosensei::");
+                if system || !(base || runtime_frame(&f.function)) {
+                    print_frame(f, out);
+                }
+                if base {
+                    break 'walk;
+                }
+            }
+        }
+        if d.pcs.len() >= MAX_FRAMES {
+            out.push_str("...additional frames elided...\n");
+        }
+        if let Some(site) = d.site {
+            if d.creator != 0 {
+                let _ = writeln!(
+                    out,
+                    "created by {}:{}:{} in goroutine {}",
+                    site.file(),
+                    site.line(),
+                    site.column(),
+                    d.creator
+                );
+            } else if d.name.as_deref() != Some("main") {
+                let _ = writeln!(
+                    out,
+                    "created by {}:{}:{}",
+                    site.file(),
+                    site.line(),
+                    site.column()
+                );
+            }
+        }
+    }
+}
+
+/// The dump (see the module docs), as text in Go's format.
+pub(crate) fn dump(opts: DumpOpts) -> String {
+    let me = snapshot_self();
+    let my_id = me.as_ref().map_or(0, |d| d.goid);
+    let work = move || {
+        let mut dumps: Vec<GDump> = me.into_iter().collect();
+        if opts.all {
+            dumps.extend(snapshot_others(my_id, opts.system));
+        }
+        let mut out = String::new();
+        format(&dumps, opts.system, &mut out);
+        out
+    };
+    let on_thread = move || {
+        std::thread::scope(|sc| {
+            std::thread::Builder::new()
+                .name("gort-dump".into())
+                .stack_size(8 << 20)
+                .spawn_scoped(sc, work)
+                .expect("gort: cannot start the goroutine-dump thread")
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    };
+    if current_g_any().is_some() {
+        syscall(on_thread)
+    } else {
+        on_thread()
+    }
+}

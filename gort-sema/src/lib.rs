@@ -47,7 +47,7 @@ mod sema;
 
 pub use note::Note;
 pub use notify::{NotifyList, Ticket};
-pub use sema::{semacquire, semacquire_mutex, semrelease, semwaiters};
+pub use sema::{semacquire, semacquire_mutex, semacquire_with, semrelease, semwaiters};
 
 #[cfg(all(test, gort_loom))]
 mod tests;

@@ -81,15 +81,15 @@ impl SemaTable {
     }
 
     /// Waits until `*sema > 0`, then decrements it.
-    pub(crate) fn acquire(&self, sema: &AtomicU32, lifo: bool) {
+    pub(crate) fn acquire(&self, sema: &AtomicU32, lifo: bool, reason: WaitReason) {
         if can_acquire(sema) {
             return;
         }
-        self.acquire_slow(sema, lifo)
+        self.acquire_slow(sema, lifo, reason)
     }
 
     #[cold]
-    fn acquire_slow(&self, sema: &AtomicU32, mut lifo: bool) {
+    fn acquire_slow(&self, sema: &AtomicU32, mut lifo: bool, reason: WaitReason) {
         let addr = sema as *const AtomicU32 as usize;
         let root = self.root(addr);
         let s = Box::new(Sudog {
@@ -117,7 +117,7 @@ impl SemaTable {
             } else {
                 list.push_back(sp);
             }
-            park(WaitReason::SemAcquire, move || {
+            park(reason, move || {
                 drop(q);
                 true
             });
@@ -196,7 +196,7 @@ fn can_acquire(sema: &AtomicU32) -> bool {
 
 mod global {
     use super::SemaTable;
-    use crate::loom::AtomicU32;
+    use crate::loom::{AtomicU32, WaitReason};
 
     #[cfg(not(gort_loom))]
     fn table() -> &'static SemaTable {
@@ -218,15 +218,23 @@ mod global {
     /// from a plain thread.
     #[inline]
     pub fn semacquire(sema: &AtomicU32) {
-        table().acquire(sema, false)
+        table().acquire(sema, false, WaitReason::SemAcquire)
     }
 
     /// Like [`semacquire`]; with `lifo` the caller queues at the head (Go's
     /// `runtime_SemacquireMutex`: a waiter that already waited keeps its
-    /// place).
+    /// place). A goroutine waiting here shows as `sync.Mutex.Lock` in dumps.
     #[inline]
     pub fn semacquire_mutex(sema: &AtomicU32, lifo: bool) {
-        table().acquire(sema, lifo)
+        table().acquire(sema, lifo, WaitReason::SyncMutexLock)
+    }
+
+    /// Like [`semacquire_mutex`], with the wait reason goroutine dumps show
+    /// (Go's `semacquire1` with its `reason`: `sync.RWMutex.RLock`,
+    /// `sync.WaitGroup.Wait`, ...).
+    #[inline]
+    pub fn semacquire_with(sema: &AtomicU32, lifo: bool, reason: WaitReason) {
+        table().acquire(sema, lifo, reason)
     }
 
     /// Atomically increments `*sema` and wakes one goroutine or thread
@@ -254,4 +262,4 @@ mod global {
     }
 }
 
-pub use global::{semacquire, semacquire_mutex, semrelease, semwaiters};
+pub use global::{semacquire, semacquire_mutex, semacquire_with, semrelease, semwaiters};

@@ -7,7 +7,8 @@
 //! and on unlock releases every reader that queued behind it.
 
 use crate::mutex::RawMutex;
-use gort_sema::{semacquire_mutex, semrelease};
+use gort_sched::WaitReason;
+use gort_sema::{semacquire_with, semrelease};
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
@@ -51,7 +52,7 @@ impl RawRwLock {
         crate::loom::preempt_point();
         if self.reader_count.fetch_add(1, Ordering::SeqCst) + 1 < 0 {
             // A writer is pending: wait for it.
-            semacquire_mutex(&self.reader_sem, false);
+            semacquire_with(&self.reader_sem, false, WaitReason::SyncRwLockRead);
         }
     }
 
@@ -128,7 +129,7 @@ impl RawRwLock {
         let r = self.reader_count.fetch_sub(MAX_READERS, Ordering::SeqCst);
         // Wait for the readers that were inside.
         if r != 0 && self.reader_wait.fetch_add(r, Ordering::SeqCst) + r != 0 {
-            semacquire_mutex(&self.writer_sem, false);
+            semacquire_with(&self.writer_sem, false, WaitReason::SyncRwLockWrite);
         }
     }
 

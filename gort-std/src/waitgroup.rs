@@ -7,7 +7,8 @@
 //! whose counter was zero, and reuse before the previous `wait` returned.
 
 use crate::loom::{loom_const_fn, AtomicU32, AtomicU64, Ordering};
-use gort_sema::{semacquire, semrelease};
+use gort_sched::WaitReason;
+use gort_sema::{semacquire_with, semrelease};
 use std::fmt;
 
 /// Waits for a collection of goroutines (or threads) to finish.
@@ -91,7 +92,7 @@ impl WaitGroup {
                 .compare_exchange(state, state + 1, Ordering::SeqCst, Ordering::SeqCst)
             {
                 Ok(_) => {
-                    semacquire(&self.sema);
+                    semacquire_with(&self.sema, false, WaitReason::SyncWaitGroupWait);
                     if self.state.load(Ordering::SeqCst) != 0 {
                         panic!("sync: WaitGroup is reused before previous Wait has returned");
                     }

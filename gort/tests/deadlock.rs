@@ -17,7 +17,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 const CASES: &[(&str, bool, &str)] = &[
     ("chan_recv_forever", true, "[chan receive]"),
     ("two_goroutines_wait_on_each_other", true, "[chan receive]"),
-    ("waitgroup_never_done", true, "[semacquire]"),
+    ("waitgroup_never_done", true, "[sync.WaitGroup.Wait]"),
     ("select_no_cases", true, "[select (no cases)]"),
     ("plain_thread_parks_after_goroutines_ended", true, FATAL),
     ("plain_thread_sends_later", false, ""),

@@ -1,6 +1,7 @@
 //! loom models of the address-keyed wait queue: a release racing an acquire
 //! is never lost, and a hand-off gives the count to the waiter.
 
+use crate::loom::WaitReason;
 use crate::sema::SemaTable;
 use loom::sync::atomic::{AtomicU32, Ordering};
 use loom::sync::Arc;
@@ -17,7 +18,7 @@ fn release_racing_acquire_is_not_lost() {
         let rel = thread::spawn(move || {
             t2.release(&s2, false);
         });
-        t.acquire(&s, false);
+        t.acquire(&s, false, WaitReason::SemAcquire);
         rel.join().unwrap();
         assert_eq!(s.load(Ordering::SeqCst), 0);
     });
@@ -33,7 +34,7 @@ fn two_acquirers_two_releases_with_handoff() {
         let acq: Vec<_> = (0..2)
             .map(|_| {
                 let (t, s) = (t.clone(), s.clone());
-                thread::spawn(move || t.acquire(&s, false))
+                thread::spawn(move || t.acquire(&s, false, WaitReason::SemAcquire))
             })
             .collect();
         t.release(&s, true);

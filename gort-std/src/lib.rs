@@ -19,7 +19,8 @@
 //! thread such as `main`, parks the thread — `main` calling `wg.wait()`
 //! just works. [`fs`] is `std::fs` with every call that can block made on
 //! gort-sched's blocking pool, so a goroutine's file I/O does not stall the
-//! other goroutines of its thread.
+//! other goroutines of its thread. [`signal`] is Go's os/signal: Unix
+//! signals delivered on channels (Linux).
 //!
 //! The sync types are built on gort-sema (address-keyed semaphores, notify
 //! lists); channels park directly through gort-sched's park/ready, with
@@ -78,6 +79,8 @@ mod pool;
 mod pool_slot;
 #[cfg(not(gort_loom))]
 mod rwlock;
+#[cfg(all(target_os = "linux", not(gort_loom)))]
+pub mod signal;
 #[cfg(not(gort_loom))]
 mod time;
 mod waitgroup;

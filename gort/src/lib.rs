@@ -50,6 +50,7 @@ pub use gort_sched as sched;
 pub use gort_sema as sema;
 pub use gort_std as sync;
 pub use gort_std::fs;
+pub use gort_std::signal;
 pub use gort_timer as timer;
 
 /// Go's time package: sleeping, timers and tickers on channels.

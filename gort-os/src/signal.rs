@@ -4,7 +4,9 @@
 //! the fault address with the guard page of the goroutine the thread is
 //! running (published by [`crate::context::Context::resume`] in a thread-local
 //! before every switch in). A hit prints
-//! `fatal error: stack overflow in goroutine <id> "<name>"` and aborts. Any
+//! `fatal error: stack overflow in goroutine <id> "<name>"`, runs the report
+//! hook gort-sched sets (goroutine stacks, per `GOTRACEBACK`), and exits with
+//! status 2 (or aborts under `GOTRACEBACK=crash`). Any
 //! other fault goes to the handler that was installed before ours (Rust's own
 //! thread-stack overflow handler, or the default action), so gort never hides
 //! a real crash.
@@ -99,6 +101,104 @@ pub fn ensure_altstack() {
     }
 }
 
+/// The machine state of a stack overflow, for the report hook.
+#[derive(Debug, Clone, Copy)]
+pub struct Fault {
+    /// The goroutine's id (its context's label).
+    pub id: u64,
+    /// `[lowest, highest)` usable addresses of its stack.
+    pub stack: (usize, usize),
+    /// Program counter, stack pointer, frame pointer and link register at
+    /// the faulting access; all zero when the overflow was found later (an
+    /// unguarded stack's canary, checked at a switch).
+    pub regs: [usize; 4],
+}
+
+impl Fault {
+    /// Walks the overflowed stack from the fault's registers (return
+    /// addresses, innermost first; see [`crate::unwind`]), reading only
+    /// inside the stack's bounds. Empty if the registers are unknown.
+    ///
+    /// # Safety
+    /// Only from the overflow report hook, on the faulting thread (the
+    /// stack's goroutine is stopped in the handler, so its stack is stable).
+    pub unsafe fn backtrace(&self, out: &mut Vec<usize>, max: usize) {
+        let (lo, hi) = self.stack;
+        let read = |a: usize| -> Option<usize> {
+            if a % std::mem::size_of::<usize>() != 0 || a < lo || a >= hi {
+                return None;
+            }
+            // SAFETY: inside the stopped goroutine's mapped stack.
+            Some(unsafe { std::ptr::read_volatile(a as *const usize) })
+        };
+        let [pc, sp, fp, lr] = self.regs;
+        crate::unwind::unwind(crate::unwind::SavedRegs { sp, pc, fp, lr }, read, out, max);
+    }
+}
+
+/// What runs after the one-line overflow message (gort-sched's goroutine
+/// dump under `GOTRACEBACK`), if set.
+static OVERFLOW_HOOK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// `GOTRACEBACK=crash`: abort (a core dump) instead of exiting with status 2.
+static ABORT_ON_FATAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets what runs after a stack overflow's one-line message and before the
+/// process ends: a best-effort report (gort-sched prints goroutine stacks).
+///
+/// # Safety
+/// `hook` runs inside the SIGSEGV handler, on the faulting thread's 64 KiB
+/// alternate signal stack, with the overflowed goroutine stopped: it must
+/// not return into that goroutine (it returns, and the process then ends),
+/// must not rely on locks the faulting code may hold, and must bound its own
+/// run time.
+pub unsafe fn set_overflow_hook(hook: fn(&Fault)) {
+    OVERFLOW_HOOK.store(hook as usize, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// With `yes` (`GOTRACEBACK=crash`), a stack overflow ends the process with
+/// `abort()` (SIGABRT, a core dump where enabled); otherwise with exit
+/// status 2, as Go's fatal errors.
+pub fn set_abort_on_fatal(yes: bool) {
+    ABORT_ON_FATAL.store(yes, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The registers of a signal's interrupted context.
+///
+/// # Safety
+/// `ctx` is the `ucontext_t` the kernel passed to an SA_SIGINFO handler.
+unsafe fn fault_regs(ctx: *mut libc::c_void) -> [usize; 4] {
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    // SAFETY: forwarded.
+    unsafe {
+        let g = &(*ctx.cast::<libc::ucontext_t>()).uc_mcontext.gregs;
+        [
+            g[libc::REG_RIP as usize] as usize,
+            g[libc::REG_RSP as usize] as usize,
+            g[libc::REG_RBP as usize] as usize,
+            0,
+        ]
+    }
+    #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+    // SAFETY: forwarded.
+    unsafe {
+        let m = &(*ctx.cast::<libc::ucontext_t>()).uc_mcontext;
+        [
+            m.pc as usize,
+            m.sp as usize,
+            m.regs[29] as usize,
+            m.regs[30] as usize,
+        ]
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    {
+        let _ = ctx;
+        [0; 4]
+    }
+}
+
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
@@ -109,7 +209,9 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
         let info = unsafe { &*cur };
         let (glo, ghi) = info.guard;
         if addr >= glo && addr < ghi {
-            report(info, "stack overflow (hit the guard page)");
+            // SAFETY: the kernel's context for this SA_SIGINFO handler.
+            let regs = unsafe { fault_regs(ctx) };
+            report(info, "stack overflow (hit the guard page)", regs);
         }
     }
     // Not ours: hand the fault to whoever handled it before us.
@@ -143,11 +245,14 @@ pub(crate) fn report_canary(info: &OverflowInfo) -> ! {
     report(
         info,
         "stack overflow (unguarded stack: canary overwritten, detected at switch)",
+        [0; 4],
     )
 }
 
-/// Writes the fatal message with async-signal-safe calls only, then aborts.
-fn report(info: &OverflowInfo, what: &str) -> ! {
+/// Writes the fatal message with async-signal-safe calls only, runs the
+/// report hook (best effort), then ends the process: exit status 2, or
+/// `abort()` under `GOTRACEBACK=crash`.
+fn report(info: &OverflowInfo, what: &str, regs: [usize; 4]) -> ! {
     let mut buf = [0u8; 512];
     let mut w = Writer {
         buf: &mut buf,
@@ -166,11 +271,29 @@ fn report(info: &OverflowInfo, what: &str) -> ! {
     w.num((info.stack.1 - info.stack.0) as u64);
     w.put(b"-byte stack; raise it with Builder::stack_size)\n");
     let len = w.len;
-    // SAFETY: write(2) and abort(3) are async-signal-safe; buf is valid.
-    unsafe {
-        libc::write(2, buf.as_ptr().cast(), len);
-        libc::abort();
+    // SAFETY: write(2) is async-signal-safe; buf is valid.
+    unsafe { libc::write(2, buf.as_ptr().cast(), len) };
+    let hook = OVERFLOW_HOOK.load(std::sync::atomic::Ordering::SeqCst);
+    if hook != 0 {
+        // The hook is best effort: whatever it does, the process ends
+        // within ten seconds (SIGALRM's default action), never hangs.
+        // SAFETY: alarm(2) is async-signal-safe.
+        unsafe { libc::alarm(10) };
+        // SAFETY: only ever stored from a `fn(&Fault)`.
+        let hook: fn(&Fault) = unsafe { std::mem::transmute::<usize, fn(&Fault)>(hook) };
+        hook(&Fault {
+            id: info.id,
+            stack: info.stack,
+            regs,
+        });
     }
+    if ABORT_ON_FATAL.load(std::sync::atomic::Ordering::SeqCst) {
+        // SAFETY: abort(3) is async-signal-safe.
+        unsafe { libc::abort() };
+    }
+    // SAFETY: _exit(2) is async-signal-safe and runs no destructors or
+    // atexit handlers (none may run on a broken stack).
+    unsafe { libc::_exit(2) }
 }
 
 struct Writer<'a> {

@@ -60,7 +60,10 @@ fn a_parked_goroutine_shows_its_frames_state_and_creator() {
         let created = format!("created by {}:", file!());
         let at = b.find(&created).unwrap_or_else(|| panic!("{b}")) + created.len();
         let got: u32 = b[at..].split(':').next().unwrap().parse().unwrap();
-        assert!((line..line + 3).contains(&got), "spawned near line {line}: {b}");
+        assert!(
+            (line..line + 3).contains(&got),
+            "spawned near line {line}: {b}"
+        );
         assert!(b.contains(&format!(" in goroutine {spawner}\n")), "{b}");
         // Runtime frames are trimmed.
         assert!(!b.contains("gort_sched::"), "{b}");

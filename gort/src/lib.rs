@@ -65,7 +65,7 @@ pub mod time {
 pub use gort_sched::blocking;
 pub use gort_sched::{
     go, goexit, gomaxprocs, goroutine_local, gosched, num_cpu, num_goroutine, preempt_point, run,
-    syscall, Builder, JoinError, JoinHandle, LocalKey,
+    stack, syscall, traceback, write_stack, Builder, JoinError, JoinHandle, LocalKey, Traceback,
 };
 pub use gort_std::{chan, select, Receiver, RecvError, Select, SendError, Sender};
 

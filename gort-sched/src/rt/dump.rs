@@ -165,12 +165,20 @@ fn snapshot_parked(g: &'static G, now: i64, system: bool) -> Option<Option<GDump
 }
 
 /// Whether a function belongs to the runtime (hidden unless
-/// `GOTRACEBACK=system`, as Go hides `runtime.*`).
+/// `GOTRACEBACK=system`, as Go hides `runtime.*`): the scheduler layers,
+/// and what Go's runtime package itself implements — channels, select,
+/// timers, the netpoller's parking. (gort-std's sync types stay, as Go's
+/// `sync.(*Mutex).Lock` frames do.)
 fn runtime_frame(f: &str) -> bool {
     const RT: &[&str] = &[
         "gort_os::",
         "gort_sched::",
         "gort_sema::",
+        "gort_timer::",
+        "gort_std::chan::",
+        "gort_std::select",
+        "gort_netpoll::pd::",
+        "gort_netpoll::poller::",
         "corosensei::",
         "backtrace::",
         "core::ops::function::",
@@ -263,6 +271,16 @@ fn format(dumps: &[GDump], system: bool, out: &mut String) {
 /// The dump (see the module docs), as text in Go's format.
 pub(crate) fn dump(opts: DumpOpts) -> String {
     let me = snapshot_self();
+    if current_g_any().is_some() {
+        syscall(move || render(me, opts))
+    } else {
+        render(me, opts)
+    }
+}
+
+/// Snapshots the others (with `opts.all`) and formats everything on a
+/// fresh thread with a large stack (symbolisation parses debug info).
+fn render(me: Option<GDump>, opts: DumpOpts) -> String {
     let my_id = me.as_ref().map_or(0, |d| d.goid);
     let work = move || {
         let mut dumps: Vec<GDump> = me.into_iter().collect();
@@ -273,20 +291,136 @@ pub(crate) fn dump(opts: DumpOpts) -> String {
         format(&dumps, opts.system, &mut out);
         out
     };
-    let on_thread = move || {
-        std::thread::scope(|sc| {
-            std::thread::Builder::new()
-                .name("gort-dump".into())
-                .stack_size(8 << 20)
-                .spawn_scoped(sc, work)
-                .expect("gort: cannot start the goroutine-dump thread")
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
-    };
-    if current_g_any().is_some() {
-        syscall(on_thread)
-    } else {
-        on_thread()
+    std::thread::scope(|sc| {
+        match std::thread::Builder::new()
+            .name("gort-dump".into())
+            .stack_size(8 << 20)
+            .spawn_scoped(sc, work)
+        {
+            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Err(e) => format!("(goroutine dump unavailable: cannot start a thread: {e})\n"),
+        }
+    })
+}
+
+/// For fatal reports (SIGQUIT, deadlock): every goroutine per `level`,
+/// from a thread that is not a goroutine. Empty for `GOTRACEBACK=none`.
+pub(crate) fn fatal_dump(level: crate::config::Traceback) -> String {
+    use crate::config::Traceback;
+    if level == Traceback::None {
+        return String::new();
     }
+    render(
+        None,
+        DumpOpts {
+            all: true,
+            system: level >= Traceback::System,
+        },
+    )
+}
+
+/// Ends the process after a fatal report, as Go does: exit status 2, or
+/// `abort()` (SIGABRT, a core dump) under `GOTRACEBACK=crash`.
+pub(crate) fn fatal_exit(level: crate::config::Traceback) -> ! {
+    if level == crate::config::Traceback::Crash {
+        std::process::abort();
+    }
+    std::process::exit(2)
+}
+
+/// Bounds a fatal report: if it has not ended the process within ten
+/// seconds (a lock held by a thread that will never release it, say), this
+/// ends it with status 2. A report must never hang.
+pub(crate) fn fatal_watchdog() {
+    let _ = std::thread::Builder::new()
+        .name("gort-fatal-watchdog".into())
+        .spawn(|| {
+            std::thread::sleep(std::time::Duration::from_secs(10));
+            let msg = b"\ngort: fatal report did not finish in 10 s; exiting\n";
+            // SAFETY: write(2) of a static buffer; _exit runs nothing else.
+            unsafe {
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+                libc::_exit(2);
+            }
+        });
+}
+
+/// A stack overflow's report, handed from the SIGSEGV handler to sysmon.
+pub(crate) struct OverflowReq {
+    fault: gort_os::signal::Fault,
+    /// The overflowed goroutine (null if unknown).
+    g: *const G,
+    done: std::sync::atomic::AtomicBool,
+}
+
+/// The overflow being reported (null: none). Points into the handler's
+/// frame, which waits for `done` before the process ends.
+pub(crate) static OVERFLOW_REQ: std::sync::atomic::AtomicPtr<OverflowReq> =
+    std::sync::atomic::AtomicPtr::new(ptr::null_mut());
+
+/// gort-os's stack-overflow report hook, inside the SIGSEGV handler on the
+/// faulting thread's small alternate stack: it only hands the fault to
+/// sysmon (an atomic store and a futex wake, async-signal-safe) and waits
+/// for sysmon to print the report; gort-os's alarm bounds the wait.
+pub(crate) fn overflow_report(f: &gort_os::signal::Fault) {
+    use crate::config::Traceback;
+    // Initialised at start (sysmon's start reads it), so no allocation.
+    if crate::traceback() == Traceback::None {
+        return;
+    }
+    let req = OverflowReq {
+        fault: *f,
+        g: current_g_any().map_or(ptr::null(), ptr::from_ref),
+        done: std::sync::atomic::AtomicBool::new(false),
+    };
+    let r = ptr::from_ref(&req).cast_mut();
+    if OVERFLOW_REQ
+        .compare_exchange(ptr::null_mut(), r, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
+        return; // another overflow is being reported
+    }
+    wake_sysmon_from_signal();
+    while !req.done.load(Ordering::SeqCst) {
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 1_000_000,
+        };
+        // SAFETY: nanosleep(2) is async-signal-safe.
+        unsafe { libc::nanosleep(&ts, ptr::null_mut()) };
+    }
+}
+
+/// sysmon's half of an overflow report: the overflowed goroutine's stack
+/// (`GOTRACEBACK=single` and up) and every other goroutine (`all` and up),
+/// written to stderr; then it tells the handler, which ends the process.
+pub(crate) fn overflow_dump(req: &OverflowReq) {
+    use crate::config::Traceback;
+    let level = crate::traceback();
+    // SAFETY: the handler's goroutine, stopped in the handler until `done`.
+    let g: Option<&G> = unsafe { req.g.as_ref() };
+    let mut me = GDump {
+        goid: req.fault.id,
+        state: "running".into(),
+        wait_min: 0,
+        // SAFETY: as above: nothing writes its name meanwhile.
+        name: g.and_then(|g| unsafe { (*g.inner.get()).name.clone() }),
+        pcs: Vec::new(),
+        note: None,
+        creator: g.map_or(0, |g| g.creator.load(Ordering::Relaxed)),
+        site: g.and_then(site_of),
+    };
+    // SAFETY: the overflowed goroutine's thread is stopped in the overflow
+    // handler until we set `done`.
+    unsafe { req.fault.backtrace(&mut me.pcs, MAX_FRAMES) };
+    let text = render(
+        Some(me),
+        DumpOpts {
+            all: level >= Traceback::All,
+            system: level >= Traceback::System,
+        },
+    );
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("\n{text}").as_bytes());
+    req.done.store(true, Ordering::SeqCst);
 }

@@ -313,8 +313,80 @@ fn exitsyscall_slow(s: &'static Sched, m: &'static M) {
 // ---------------------------------------------------------------------------
 // The sysmon thread.
 
+/// Set by the SIGQUIT handler; sysmon prints the dump and exits.
+static SIGQUIT_PENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// sysmon's parker, for the SIGQUIT handler to wake it.
+static SYSMON_PARKER: std::sync::atomic::AtomicPtr<Parker> =
+    std::sync::atomic::AtomicPtr::new(ptr::null_mut());
+
+/// Wakes sysmon from a signal handler (async-signal-safe: an atomic swap
+/// and a futex wake; errno is preserved). Before sysmon has started it sees
+/// the request at its first tick.
+pub(crate) fn wake_sysmon_from_signal() {
+    // SAFETY: errno is saved and restored around our futex call.
+    let errno = unsafe { *libc::__errno_location() };
+    let p = SYSMON_PARKER.load(StdOrdering::SeqCst);
+    if !p.is_null() {
+        // SAFETY: the parker lives in the immortal scheduler.
+        unsafe { (*p).unpark() };
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// The SIGQUIT handler; sysmon does the rest.
+extern "C" fn on_sigquit(_sig: libc::c_int) {
+    SIGQUIT_PENDING.store(true, StdOrdering::SeqCst);
+    wake_sysmon_from_signal();
+}
+
+/// Installs the SIGQUIT handler (Go prints every goroutine and exits 2),
+/// unless SIGQUIT was ignored when the runtime started (`nohup`), as Go.
+/// Installed with the runtime, before any `gort::signal::notify`, which
+/// saves it as the disposition to restore.
+/// (Called while the scheduler is being built: sysmon publishes its parker
+/// when it starts; a SIGQUIT before that is seen at its first tick.)
+fn install_sigquit() {
+    // SAFETY: a query, then a valid sigaction for a handler that is
+    // async-signal-safe.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGQUIT, ptr::null(), &mut old);
+        if old.sa_sigaction == libc::SIG_IGN {
+            return;
+        }
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigquit as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGQUIT, &sa, ptr::null_mut());
+    }
+}
+
+/// SIGQUIT arrived: `SIGQUIT: quit`, every goroutine (per GOTRACEBACK),
+/// exit status 2 (or abort under `crash`). Bounded by a watchdog.
+#[cold]
+fn quit_dump() -> ! {
+    use std::io::Write;
+    fatal_watchdog();
+    let level = crate::traceback();
+    let mut out = String::from("SIGQUIT: quit\n");
+    let dump = fatal_dump(level);
+    if !dump.is_empty() {
+        out.push('\n');
+        out.push_str(&dump);
+    }
+    let _ = std::io::stderr().write_all(out.as_bytes());
+    fatal_exit(level)
+}
+
 /// Starts sysmon (once, with the runtime).
 pub(super) fn start_sysmon() {
+        install_sigquit();
+        // SAFETY: the hook runs only in the overflow handler, best effort
+        // and bounded by gort-os's alarm (see `overflow_report`).
+        unsafe { gort_os::signal::set_overflow_hook(overflow_report) };
+        gort_os::signal::set_abort_on_fatal(crate::traceback() == crate::config::Traceback::Crash);
         let r = gort_os::thread::spawn_named("gort-sysmon".into(), 0, || {
             let dbg = match crate::config::Debug::from_env() {
                 Ok(d) => d,
@@ -347,6 +419,7 @@ pub(super) static SCHEDTRACE: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
 fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
+    SYSMON_PARKER.store(ptr::from_ref(&s.sysmon_parker).cast_mut(), StdOrdering::SeqCst);
     let mut ticks = vec![PTick::default(); MAX_PROCS];
     let mut idle_rounds = 0u32;
     let mut delay_us = 20u64;
@@ -368,6 +441,18 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
         }
         s.sysmon_parker
             .park_timeout(std::time::Duration::from_nanos(sleep_ns as u64));
+        if SIGQUIT_PENDING.load(StdOrdering::SeqCst) {
+            quit_dump();
+        }
+        let ov = OVERFLOW_REQ.load(StdOrdering::SeqCst);
+        if !ov.is_null() {
+            // SAFETY: the request lives in the overflow handler's frame,
+            // which waits until we are done with it; the process then ends.
+            overflow_dump(unsafe { &*ov });
+            loop {
+                s.sysmon_parker.park();
+            }
+        }
         let now = nanotime();
         if trace_ns > 0 && now >= next_trace {
             sched_trace(s, now - start, dbg.scheddetail);
@@ -613,34 +698,17 @@ fn quiescent(s: &'static Sched) -> Dead {
 }
 
 #[cold]
-fn report_deadlock(s: &'static Sched) -> ! {
+fn report_deadlock(_s: &'static Sched) -> ! {
     use std::io::Write;
+    fatal_watchdog();
+    let level = crate::traceback();
     let mut out = String::from("fatal error: all goroutines are asleep - deadlock!\n");
-    let mut gs = all_gs(s);
-    gs.sort_by_key(|g| g.goid());
-    for g in gs {
-        let goid = g.goid();
-        // SAFETY: the world is stopped (two quiescent looks): every M went
-        // idle under the idle lock, which we took since, so their writes
-        // to their goroutines' descriptors happen before this read.
-        let gi = unsafe { g.inner() };
-        if goid == 0 || gi.system || gi.task.is_none() {
-            continue;
-        }
-        let state = if g.park.is_parked() {
-            let r = gi.wait_reason.to_string();
-            if r.is_empty() {
-                "waiting".to_string()
-            } else {
-                r
-            }
-        } else {
-            "runnable".to_string()
-        };
-        out.push_str(&format!("\ngoroutine {goid} [{state}]:\n"));
-        if let Some(name) = &gi.name {
-            out.push_str(&format!("\t(name: {name})\n"));
-        }
+    // Every goroutine is parked (two quiescent looks): the dump pins each
+    // in turn, and nobody wakes them meanwhile.
+    let dump = fatal_dump(level);
+    if !dump.is_empty() {
+        out.push('\n');
+        out.push_str(&dump);
     }
     let parked = crate::waiter::parked_untimed();
     if parked > 0 {
@@ -649,7 +717,7 @@ fn report_deadlock(s: &'static Sched) -> ! {
         ));
     }
     let _ = std::io::stderr().write_all(out.as_bytes());
-    std::process::exit(2)
+    fatal_exit(level)
 }
 
 /// `GODEBUG=schedtrace` output (Go's `schedtrace`): one line per period,

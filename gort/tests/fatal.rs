@@ -1,0 +1,239 @@
+//! Fatal reports end to end, each case in a child process of this binary:
+//! SIGQUIT prints every goroutine and exits 2; `GOTRACEBACK` decides what a
+//! deadlock report and a stack overflow print (`none`, `single`, `all`,
+//! `system`, `crash`); an unusable `GOTRACEBACK` is reported. Every child
+//! has a time limit.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(60);
+const DEADLOCK: &str = "fatal error: all goroutines are asleep - deadlock!";
+
+/// How a case must end.
+enum End {
+    /// Exit status 2.
+    Status2,
+    /// Killed by SIGABRT (`GOTRACEBACK=crash`).
+    Abort,
+    /// Any failure.
+    Fails,
+}
+
+/// (case, GOTRACEBACK, how it ends, texts stderr must contain, texts it
+/// must not).
+type Case = (
+    &'static str,
+    &'static str,
+    End,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+const CASES: &[Case] = &[
+    (
+        "sigquit",
+        "",
+        End::Status2,
+        &[
+            "SIGQUIT: quit\n",
+            "[chan receive]",
+            "fatal::parked_until_quit",
+            "created by ",
+            "[sleep]",
+        ],
+        &["gort_sched::"],
+    ),
+    (
+        "deadlock",
+        "none",
+        End::Status2,
+        &[DEADLOCK],
+        &["goroutine "],
+    ),
+    (
+        "deadlock",
+        "single",
+        End::Status2,
+        &[DEADLOCK, "[chan receive]", "fatal::deadlocked_receiver"],
+        &["gort_sched::", "gort_os::"],
+    ),
+    (
+        "deadlock",
+        "all",
+        End::Status2,
+        &[DEADLOCK, "[chan receive]", "fatal::deadlocked_receiver"],
+        &["gort_sched::"],
+    ),
+    (
+        "deadlock",
+        "system",
+        End::Status2,
+        &[DEADLOCK, "fatal::deadlocked_receiver", "gort_sched::"],
+        &[],
+    ),
+    (
+        "deadlock",
+        "crash",
+        End::Abort,
+        &[DEADLOCK, "fatal::deadlocked_receiver"],
+        &[],
+    ),
+    (
+        "deadlock",
+        "everything",
+        End::Fails,
+        &["GOTRACEBACK"],
+        &[DEADLOCK],
+    ),
+    (
+        "overflow",
+        "none",
+        End::Status2,
+        &["stack overflow"],
+        &["goroutine 1 ", "[running]"],
+    ),
+    (
+        "overflow",
+        "single",
+        End::Status2,
+        &["stack overflow", "[running]:", "fatal::recurse_forever"],
+        &["[chan receive]"],
+    ),
+    (
+        "overflow",
+        "all",
+        End::Status2,
+        &["stack overflow", "fatal::recurse_forever", "[chan receive]"],
+        &[],
+    ),
+    (
+        "overflow",
+        "crash",
+        End::Abort,
+        &["stack overflow", "fatal::recurse_forever"],
+        &[],
+    ),
+];
+
+fn main() {
+    if let Ok(case) = std::env::var("GORT_FATAL_CASE") {
+        run_case(&case);
+        return;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let filter = args.iter().find(|a| !a.starts_with('-'));
+    let mut failed = Vec::new();
+    for (case, tb, end, want, not) in CASES {
+        let name = format!(
+            "{case}_gotraceback_{}",
+            if tb.is_empty() { "unset" } else { tb }
+        );
+        if filter.is_some_and(|f| !name.contains(f.as_str())) {
+            continue;
+        }
+        match check(case, tb, end, want, not) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(e) => {
+                println!("test {name} ... FAILED\n{e}");
+                failed.push(name);
+            }
+        }
+    }
+    if !failed.is_empty() {
+        eprintln!("fatal cases failed: {failed:?}");
+        std::process::exit(1);
+    }
+    println!("test result: ok");
+}
+
+fn check(case: &str, tb: &str, end: &End, want: &[&str], not: &[&str]) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    cmd.env("GORT_FATAL_CASE", case)
+        .env("GOMAXPROCS", "2")
+        .env_remove("GOTRACEBACK")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if !tb.is_empty() {
+        cmd.env("GOTRACEBACK", tb);
+    }
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break st;
+        }
+        if t0.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("still running after {LIMIT:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let err = reader.join().unwrap();
+    let ended_right = match end {
+        End::Status2 => status.code() == Some(2),
+        End::Abort => status.signal() == Some(libc::SIGABRT),
+        End::Fails => !status.success(),
+    };
+    let missing: Vec<_> = want.iter().filter(|w| !err.contains(*w)).collect();
+    let present: Vec<_> = not.iter().filter(|w| err.contains(*w)).collect();
+    if !ended_right || !missing.is_empty() || !present.is_empty() {
+        return Err(format!(
+            "ended with {status}; missing {missing:?}; unexpected {present:?}; stderr:\n{err}"
+        ));
+    }
+    Ok(())
+}
+
+#[inline(never)]
+fn parked_until_quit(rx: gort::Receiver<i32>) {
+    let _ = rx.recv();
+}
+
+#[inline(never)]
+fn deadlocked_receiver() {
+    let (_tx, rx) = gort::chan::<i32>(0);
+    let _ = rx.recv();
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse_forever(n: u64) -> u64 {
+    let buf = std::hint::black_box([n; 64]);
+    recurse_forever(n + 1) + buf[3]
+}
+
+fn run_case(case: &str) {
+    match case {
+        "sigquit" => gort::run(|| {
+            let (tx, rx) = gort::chan::<i32>(0);
+            let _h = gort::go(move || parked_until_quit(rx));
+            gort::time::sleep(Duration::from_millis(50));
+            // SAFETY: kill(2) on our own process.
+            unsafe { libc::kill(libc::getpid(), libc::SIGQUIT) };
+            gort::time::sleep(Duration::from_secs(30));
+            drop(tx);
+        }),
+        "deadlock" => gort::run(deadlocked_receiver),
+        "overflow" => gort::run(|| {
+            let (_tx, rx) = gort::chan::<i32>(0);
+            let _h = gort::go(move || parked_until_quit(rx));
+            gort::time::sleep(Duration::from_millis(20));
+            gort::go(|| recurse_forever(0)).join().unwrap();
+        }),
+        other => panic!("unknown case {other}"),
+    }
+}

@@ -149,7 +149,7 @@ fn snapshot_parked(g: &'static G, now: i64, system: bool) -> Option<Option<GDump
                 WaitReason::Unspecified => "waiting".into(),
                 r => r.to_string(),
             },
-            wait_min: (now - gi.wait_since).max(0) / 60_000_000_000,
+            wait_min: wait_minutes(now, gi.wait_since),
             name: gi.name.clone(),
             pcs,
             note: None,
@@ -162,6 +162,11 @@ fn snapshot_parked(g: &'static G, now: i64, system: bool) -> Option<Option<GDump
         ready_g(g);
     }
     Some(d)
+}
+
+/// Whole minutes parked (Go prints the wait from one minute on).
+fn wait_minutes(now: i64, since: i64) -> i64 {
+    (now - since).max(0) / 60_000_000_000
 }
 
 /// Whether a function belongs to the runtime (hidden unless
@@ -423,4 +428,56 @@ pub(crate) fn overflow_dump(req: &OverflowReq) {
     use std::io::Write;
     let _ = std::io::stderr().write_all(format!("\n{text}").as_bytes());
     req.done.store(true, Ordering::SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parked(goid: u64, state: &str, wait_min: i64, name: Option<&str>) -> GDump {
+        GDump {
+            goid,
+            state: state.into(),
+            wait_min,
+            name: name.map(Arc::from),
+            pcs: Vec::new(),
+            note: None,
+            creator: 0,
+            site: None,
+        }
+    }
+
+    #[test]
+    fn waits_print_in_whole_minutes_from_one_minute_on() {
+        let min = 60_000_000_000;
+        assert_eq!(wait_minutes(min - 1, 0), 0);
+        assert_eq!(wait_minutes(min, 0), 1);
+        assert_eq!(wait_minutes(3 * min - 1, 0), 2);
+        assert_eq!(wait_minutes(0, 5), 0, "a clock step back is no wait");
+        let mut out = String::new();
+        format(
+            &[
+                parked(7, "chan receive", 0, None),
+                parked(8, "sleep", 1, Some("ticker")),
+                parked(9, "select", 42, None),
+            ],
+            false,
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            "goroutine 7 [chan receive]:\n\n\
+             goroutine 8 \"ticker\" [sleep, 1 minute]:\n\n\
+             goroutine 9 [select, 42 minutes]:\n"
+        );
+    }
+
+    #[test]
+    fn runtime_frames_are_recognised() {
+        assert!(runtime_frame("gort_sched::rt::switch::park_g"));
+        assert!(runtime_frame("<gort_std::chan::Chan<T> as Drop>::drop"));
+        assert!(runtime_frame("core::ops::function::FnOnce::call_once"));
+        assert!(!runtime_frame("gort_std::mutex::Mutex<T>::lock"));
+        assert!(!runtime_frame("my_crate::consume"));
+    }
 }

@@ -286,7 +286,7 @@ mod api {
     /// ```text
     /// goroutine 7 "worker" [chan receive, 2 minutes]:
     /// my_crate::consumer::consume(...)
-    /// 	src/consumer.rs:42
+    ///     src/consumer.rs:42
     /// ...
     /// created by src/main.rs:18:5 in goroutine 1
     /// ```

@@ -205,6 +205,16 @@ impl ParkState {
         Self::word_is_parked(self.word.load(Ordering::Relaxed))
     }
 
+    /// Whether an inspector holds the park pinned now (woken meanwhile or
+    /// not): until it unpins, only it may touch the owner's state.
+    #[cfg_attr(gort_loom, allow(dead_code))]
+    pub(crate) fn is_pinned(&self) -> bool {
+        matches!(
+            self.word.load(Ordering::Acquire) & STATE,
+            PINNED | PINNED_WOKEN
+        )
+    }
+
     /// Inspector: pins a parked owner (`PARKED -> PINNED`, same epoch) so
     /// that it stays switched out until [`ParkState::unpin`]. Returns false
     /// (nothing pinned) if it is not parked, or pinned by someone else.

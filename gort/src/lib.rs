@@ -7,12 +7,13 @@
 //! | crate | what it gives |
 //! |-------|---------------|
 //! | [`gort_os`] (`gort::os`) | context switch and pooled stacks, futex parking, threads, clock, CPU quota |
-//! | [`gort_sched`] (`gort::sched`) | goroutines: `go`, `run`, `JoinHandle`, `gosched`, `goexit`, `gomaxprocs`, park/ready |
+//! | [`gort_sched`] (`gort::sched`) | goroutines: `go`, `run`, `JoinHandle`, `gosched`, `goexit`, `gomaxprocs`, park/ready, `syscall`/`blocking`, goroutine dumps (`stack`), SIGQUIT and `GOTRACEBACK` |
 //! | [`gort_sema`] (`gort::sema`) | Go's runtime semaphores: `semacquire`/`semrelease`, `NotifyList`, `Note` |
 //! | [`gort_timer`] (`gort::timer`, `gort::time`) | per-P timer heaps, `sleep`, `RawTimer`; `gort::time` adds Go's channel timers (`Timer`, `Ticker`, `after`, `after_func`) |
 //! | [`gort_netpoll`] (`gort::net`) | the netpoller: `TcpListener`, `TcpStream`, `UdpSocket`, `UnixListener`, `UnixStream`, `UnixDatagram` with deadlines; blocking calls park the goroutine |
 //! | [`gort_gc`] (`gort::gc`) | garbage collection: `Gc<T>` (reference counts + a concurrent cycle collector, no stack scanning, no root registration), `#[derive(Trace)]`, `Weak`, `set_finalizer`, `add_cleanup`, `gc()`, GOGC/GOMEMLIMIT pacing, `read_mem_stats` |
 //! | [`gort_std`] (`gort::sync`) | Go's sync package: `Mutex`, `RwLock`, `WaitGroup`, `Cond`, `Once`, `OnceValue`, `Pool`; channels (`chan`, `Sender`, `Receiver`) and `select!` |
+//! | [`gort_std::signal`] (`gort::signal`) | Go's os/signal: `notify` a channel of signals (never blocking the handler, dropping when the channel is full), `stop`, `ignore`, `reset`, `ignored` |
 //! | [`gort_std::fs`] (`gort::fs`) | `std::fs` for goroutines: `File`, `OpenOptions`, `read_dir`, `read`, `write`, ... run on the blocking pool ([`gort_sched::blocking`]), so file I/O does not stall the goroutines sharing the caller's thread |
 //!
 //! ```

@@ -31,8 +31,10 @@ pub(super) fn compact_pass(ml: &mut MLocal, budget: usize) {
         // this stack (then try again next pass), and a wake meanwhile must
         // wait until the stack is consistent again.
         if !gr.park.pin() {
-            if gr.park.is_parked() {
-                ml.cands.push_back((gr, goid)); // pinned by a dump
+            if gr.park.is_parked() || gr.park.is_pinned() {
+                // Pinned by a dump (maybe woken meanwhile, then the dump
+                // finishes the wake): not ours to touch; look next pass.
+                ml.cands.push_back((gr, goid));
             } else {
                 // SAFETY: a live bound G of this M, not parked: only this
                 // thread touches its inner state now (see below).

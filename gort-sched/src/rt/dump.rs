@@ -19,6 +19,26 @@
 //! goroutine (so the caller's P keeps running others and the caller's small
 //! stack is not used for it).
 
+//!
+//! # Fatal reports: what is async-signal-safe, what is best effort
+//!
+//! * SIGQUIT: the handler only sets a flag and wakes sysmon (an atomic store,
+//!   an atomic swap and a futex wake; errno preserved). sysmon, an ordinary
+//!   thread, prints `SIGQUIT: quit` and the dump and exits with status 2
+//!   (`abort()` under `GOTRACEBACK=crash`).
+//! * Deadlock: sysmon proved it (two quiescent looks) and prints the same way.
+//! * Stack overflow: the SIGSEGV handler (gort-os) writes its one-line
+//!   message with `write(2)` only, arms `alarm(10)`, and hands the fault's
+//!   registers to sysmon, waiting with `nanosleep`; sysmon walks the stopped
+//!   stack (bounded reads) and prints.
+//!
+//! Everything sysmon does after that is best effort: it allocates, starts
+//! a thread and takes the symboliser's locks, any of which a thread that
+//! will never run again may hold (an overflow inside the allocator, say).
+//! Each report is therefore bounded: SIGQUIT and deadlock reports by a
+//! watchdog thread that exits with status 2 after ten seconds, an overflow
+//! by the alarm (SIGALRM's default action ends the process).
+
 use super::*;
 use gort_os::unwind::{backtrace_here, symbolize, Frame};
 use std::collections::HashMap;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+pub mod dump;
 pub mod gc;
 pub mod pause;
 pub mod sysmon;

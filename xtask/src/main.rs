@@ -209,6 +209,20 @@ const CASES: &[Case] = &[
         procs: None,
         what: "100M gort::preempt_point calls in a tight loop on one goroutine (gort only: Go's loops need no check)",
     },
+    // Issue 16 (goroutine dumps). gort-bench/src/dump.rs has the
+    // definitions; Go's twin is go/dump.go.
+    Case {
+        workload: "stack_dump",
+        peer_workload: None,
+        procs: None,
+        what: "10,000 goroutines parked in a channel receive under 4 distinct 4-deep call chains: one gort::stack(true) (Go: runtime.Stack(buf, true)), the process's first",
+    },
+    Case {
+        workload: "stack_dump_warm",
+        peer_workload: None,
+        procs: None,
+        what: "the same, timing the second dump (gort: the symboliser's tables built by the first)",
+    },
     Case {
         workload: "parked_mem",
         peer_workload: None,

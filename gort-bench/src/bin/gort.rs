@@ -83,6 +83,10 @@ fn main() {
     if gort_bench::sysmon::run(&w, n) {
         return;
     }
+    // The goroutine-dump workloads (stack_dump, stack_dump_warm) likewise.
+    if gort_bench::dump::run(&w, n) {
+        return;
+    }
     match w.as_str() {
         "spawn_join" => {
             let n = n.unwrap_or(1_000_000);

@@ -232,18 +232,59 @@ fn print_frame(f: &Frame, out: &mut String) {
     }
 }
 
+/// The printed frames of one return address (inlined calls give several),
+/// and whether it is the goroutine's entry: below it are the M's own frames
+/// (corosensei's switch is transparent to unwinders) or nothing.
+fn frames_text(pc: usize, system: bool) -> (String, bool) {
+    let mut text = String::new();
+    for f in symbolize(pc).iter() {
+        let base = f.function.starts_with("corosensei::");
+        if system || !(base || runtime_frame(&f.function)) {
+            print_frame(f, &mut text);
+        }
+        if base {
+            return (text, true);
+        }
+    }
+    (text, false)
+}
+
+fn itoa_buf() -> [u8; 20] {
+    [0; 20]
+}
+
+/// `v` in decimal, in `buf`.
+fn itoa(buf: &mut [u8; 20], mut v: u64) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
+}
+
 /// Prints the snapshots in Go's format.
 fn format(dumps: &[GDump], system: bool, out: &mut String) {
-    let mut cache: HashMap<usize, Arc<[Frame]>> = HashMap::new();
+    // Per return address: its printed frames, and whether it is the
+    // goroutine's entry (the walk stops there). A dump of many goroutines
+    // in a few call chains formats each address once.
+    let mut cache: HashMap<usize, (String, bool)> = HashMap::new();
+    let mut buf = itoa_buf();
     for (i, d) in dumps.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        let _ = write!(out, "goroutine {}", d.goid);
+        out.push_str("goroutine ");
+        out.push_str(itoa(&mut buf, d.goid));
         if let Some(n) = &d.name {
             let _ = write!(out, " \"{n}\"");
         }
-        let _ = write!(out, " [{}", d.state);
+        out.push_str(" [");
+        out.push_str(&d.state);
         if d.wait_min > 0 {
             let unit = if d.wait_min == 1 { "minute" } else { "minutes" };
             let _ = write!(out, ", {} {unit}", d.wait_min);
@@ -252,19 +293,11 @@ fn format(dumps: &[GDump], system: bool, out: &mut String) {
         if let Some(n) = d.note {
             let _ = writeln!(out, "\t{n}");
         }
-        'walk: for &pc in &d.pcs {
-            let frames = cache.entry(pc).or_insert_with(|| symbolize(pc)).clone();
-            for f in frames.iter() {
-                // The goroutine's entry: below it are the M's own frames
-                // (corosensei's switch is transparent to unwinders) or
-                // nothing.
-                let base = f.function.starts_with("corosensei::");
-                if system || !(base || runtime_frame(&f.function)) {
-                    print_frame(f, out);
-                }
-                if base {
-                    break 'walk;
-                }
+        for &pc in &d.pcs {
+            let (text, base) = cache.entry(pc).or_insert_with(|| frames_text(pc, system));
+            out.push_str(text);
+            if *base {
+                break;
             }
         }
         if d.pcs.len() >= MAX_FRAMES {

@@ -49,8 +49,8 @@ fn install_dump_hook() {
 /// `std::thread::panicking()` and, if it panicked too, abort the process
 /// (see the README's "Goroutines share their thread"). `gort::stack` does
 /// not park: it walks the stacks inside `gort::syscall`, which blocks this
-/// thread (sysmon hands its P to another M meanwhile; goroutines bound to
-/// this M wait).
+/// thread (if that lasts, sysmon hands its P to another M; goroutines
+/// bound to this M wait).
 ///
 /// What `stack(true)` costs: the first dump of a process parses the
 /// binary's debug info (about 10 ms for this 6.6 MB example on a 2-core

@@ -8,8 +8,21 @@
 //! ```
 //!
 //! `GET /` and `GET /hello` answer "Hello, World!\n"; `GET /goroutines`
-//! answers the live goroutine count; `POST /echo` answers the request's
-//! body; other paths 404.
+//! answers the live goroutine count; `GET /debug/goroutines` answers a
+//! dump of every goroutine as text (see below); `POST /echo` answers the
+//! request's body; other paths 404.
+//!
+//! `/debug/goroutines` is net/http/pprof's `/debug/pprof/goroutine?debug=2`:
+//! [`gort::stack`]`(true)`, each goroutine's state, frames and creator in
+//! Go's format, idle connections' goroutines `[IO wait]` in `serve`.
+//! Taking it stops no goroutine, but it is not free: the first one parses
+//! the binary's debug info; each one blocks the requesting goroutine's
+//! thread, and the goroutines bound to that thread, while the stacks are
+//! walked and symbolised (inside `gort::syscall`, so the thread's P goes on
+//! with others); and the answer grows with goroutines × frames. Like
+//! pprof's handlers it tells a client a lot about the program: serve it on
+//! loopback or an internal port only (this server binds 127.0.0.1 unless
+//! told otherwise).
 //!
 //! A server faces clients it does not trust, so this one bounds what each
 //! request may cost, as Go's net/http does:
@@ -213,6 +226,7 @@ fn handle(req: &Request, out: &mut Vec<u8>) {
             let n = format!("{}\n", gort::num_goroutine());
             respond(out, "200 OK", n.as_bytes(), ka)
         }
+        ("GET", "/debug/goroutines") => respond(out, "200 OK", gort::stack(true).as_bytes(), ka),
         ("POST", "/echo") => respond(out, "200 OK", &req.body, ka),
         _ => respond(out, "404 Not Found", b"not found\n", ka),
     }

@@ -2,7 +2,8 @@
 //! clients: curl (or Python's http.client where curl is missing), a crowd
 //! of keep-alive, pipelining connections from plain threads, and hostile
 //! clients (lying Content-Lengths, oversized requests, slow drips) that
-//! must get the example's documented answers.
+//! must get the example's documented answers; and its goroutine dump
+//! endpoint, `/debug/goroutines`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -430,4 +431,86 @@ fn close_with_pipelined_bytes_unread_sends_no_reset() {
         );
         assert_eq!(all, want, "round {i}");
     }
+}
+
+/// The goroutine's block in a dump whose header line contains `head`, and
+/// whose frames include `frame`, if there is one.
+fn dump_block<'a>(dump: &'a str, head: &str, frame: &str) -> Option<&'a str> {
+    dump.split("\n\n").find(|b| {
+        b.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("goroutine ") && l.contains(head))
+            && b.contains(frame)
+    })
+}
+
+/// `GET /debug/goroutines` answers `gort::stack(true)` as text/plain: the
+/// requesting connection's goroutine running in `handle`, an idle
+/// kept-alive connection's goroutine in `[IO wait]` in `serve`, and the
+/// main goroutine in `[IO wait]` in accept. Those last two may not have
+/// parked again yet when a dump is taken, so dumps are asked for until one
+/// shows them parked (within a deadline). The answer is framed like any
+/// other (a kept-alive connection reads it by its Content-Length and goes
+/// on).
+#[test]
+fn debug_goroutines_answers_a_goroutine_dump() {
+    let s = start("debug");
+    // The idle connection: one request answered, then nothing.
+    let idle = TcpStream::connect(&s.addr).unwrap();
+    let mut idle_w = idle.try_clone().unwrap();
+    let mut idle_r = BufReader::new(idle);
+    idle_w
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        read_response(&mut idle_r),
+        ("HTTP/1.1 200 OK".into(), "Hello, World!\n".into())
+    );
+
+    let t0 = Instant::now();
+    loop {
+        let (status, all) = exchange(
+            &s.addr,
+            b"GET /debug/goroutines HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(status, "HTTP/1.1 200 OK", "{all}");
+        let (head, dump) = all.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains("\r\nContent-Type: text/plain\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("\r\nContent-Length: {}\r\n", dump.len())),
+            "{head}"
+        );
+        // The caller first, running, in the handler.
+        let first = dump.split("\n\n").next().unwrap();
+        assert!(
+            first.starts_with("goroutine ") && first.contains(" [running]:\n"),
+            "{dump}"
+        );
+        assert!(first.contains("http_hello::handle(...)"), "{first}");
+        assert!(first.contains("http_hello::serve(...)"), "{first}");
+        assert!(first.contains("created by "), "{first}");
+        assert!(!dump.contains("gort_sched::"), "runtime frames: {dump}");
+        let parked = dump_block(dump, "[IO wait]", "http_hello::serve(...)").is_some()
+            && dump_block(dump, "\"main\" [IO wait]", "http_hello::main::").is_some();
+        if parked {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no dump shows the idle connection and main parked; the last:\n{dump}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // On the kept-alive connection: a dump, then a request as usual.
+    idle_w
+        .write_all(b"GET /debug/goroutines HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (status, dump) = read_response(&mut idle_r);
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(dump.starts_with("goroutine "), "{dump}");
+    assert_eq!(
+        read_response(&mut idle_r),
+        ("HTTP/1.1 200 OK".into(), "Hello, World!\n".into())
+    );
 }

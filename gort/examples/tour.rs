@@ -343,4 +343,33 @@ fn main() {
     println!(
         "14. 100 goroutines ran while another sat 50ms in gort::syscall: {ran_meanwhile}; gort::fs round trip: {wrote}"
     );
+
+    // 15. Goroutine dumps (Go's runtime.Stack): every goroutine's state and
+    //     real frames, without stopping the world; SIGQUIT prints the same.
+    let dump = gort::run(|| {
+        let (tx, rx) = gort::chan::<()>(0);
+        let waiter = gort::Builder::new()
+            .name("tour-waiter")
+            .spawn(move || tour_waits_on_a_channel(rx));
+        while !gort::stack(true).contains("\"tour-waiter\" [chan receive]") {
+            gort::time::sleep(std::time::Duration::from_millis(1));
+        }
+        let d = gort::stack(true);
+        drop(tx);
+        waiter.join().unwrap();
+        d
+    });
+    let block = dump
+        .split("\n\n")
+        .find(|b| b.contains("tour-waiter"))
+        .unwrap_or("");
+    println!("15. a goroutine dump (gort::stack(true)), one goroutine of it:");
+    for line in block.lines() {
+        println!("      {line}");
+    }
+}
+
+#[inline(never)]
+fn tour_waits_on_a_channel(rx: gort::Receiver<()>) {
+    let _ = rx.recv();
 }

@@ -20,31 +20,6 @@ pub fn nanotime() -> i64 {
     sec * 1_000_000_000 + nsec
 }
 
-/// [`nanotime`] at the kernel's tick resolution (`CLOCK_MONOTONIC_COARSE`,
-/// a few milliseconds): a few nanoseconds instead of ~20, for timestamps
-/// only a human reads (how long a goroutine has waited). Same time base as
-/// `nanotime`, lagging it by at most a tick.
-#[inline]
-pub fn nanotime_coarse() -> i64 {
-    #[cfg(target_os = "linux")]
-    {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: as in nanotime; the coarse clock exists since Linux 2.6.32.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-        debug_assert_eq!(rc, 0);
-        #[allow(clippy::useless_conversion)]
-        let (sec, nsec) = (i64::from(ts.tv_sec), i64::from(ts.tv_nsec));
-        sec * 1_000_000_000 + nsec
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        nanotime()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,7 +103,7 @@ fn snapshot_self() -> Option<GDump> {
 fn snapshot_others(me: u64, system: bool) -> Vec<GDump> {
     let s = sched();
     let chunks: Vec<&'static [G]> = s.allgs.lock().clone();
-    let now = gort_os::clock::nanotime_coarse();
+    let now = nanotime();
     let mut out = Vec::new();
     for g in chunks.iter().flat_map(|c| c.iter()) {
         let goid = g.goid();

@@ -76,7 +76,7 @@ pub(super) struct GInner {
     pub(super) stack_size: usize,
     pub(super) req: Req,
     pub(super) wait_reason: WaitReason,
-    /// When the current park began (`nanotime_coarse`), for dumps.
+    /// When the current park began (`coarse_now`: sysmon's clock), for dumps.
     pub(super) wait_since: i64,
     /// The M's compaction pass number when this goroutine last parked.
     pub(super) park_pass: u32,

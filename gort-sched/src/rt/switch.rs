@@ -140,7 +140,7 @@ pub(crate) fn park_g<F: FnOnce() -> bool>(gr: &'static G, reason: WaitReason, co
         let gi = gr.inner();
         gi.req = Req::Park;
         gi.wait_reason = reason;
-        gi.wait_since = gort_os::clock::nanotime_coarse();
+        gi.wait_since = coarse_now();
         gi.suspender.expect("running goroutine has a suspender")
     };
     // SAFETY: we are on this goroutine's stack, and it is running.

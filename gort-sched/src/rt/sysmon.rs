@@ -72,6 +72,7 @@
 //! that is still visible in a queue or inbox.
 
 use super::*;
+use std::sync::atomic::AtomicI64 as StdAtomicI64;
 use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 
@@ -124,8 +125,24 @@ pub(super) fn took_idle_p(s: &'static Sched) {
     // SeqCst: pairs with sysmon's store of sysmon_wait before it re-reads
     // npidle (see `Sched::sysmon_wait`).
     if s.sysmon_wait.load(Ordering::SeqCst) {
+        // sysmon slept through a quiet spell: bring the coarse clock up to
+        // date before anything parks again.
+        COARSE_NOW.store(nanotime(), StdOrdering::Relaxed);
         wake_sysmon(s);
     }
+}
+
+/// A coarse clock for timestamps only a human reads (how long a goroutine
+/// has waited, in dumps): `nanotime` as of sysmon's last tick (at most 10 ms
+/// old while any P is busy; set afresh when a P leaves a quiet spell in
+/// which sysmon slept). A park reads it with one relaxed load, where even
+/// the kernel's coarse clock would cost a vDSO call.
+pub(crate) static COARSE_NOW: StdAtomicI64 = StdAtomicI64::new(0);
+
+/// See [`COARSE_NOW`].
+#[inline]
+pub(crate) fn coarse_now() -> i64 {
+    COARSE_NOW.load(StdOrdering::Relaxed)
 }
 
 pub(super) fn wake_sysmon(s: &'static Sched) {
@@ -382,6 +399,7 @@ fn quit_dump() -> ! {
 
 /// Starts sysmon (once, with the runtime).
 pub(super) fn start_sysmon() {
+        COARSE_NOW.store(nanotime(), StdOrdering::Relaxed);
         install_sigquit();
         // SAFETY: the hook runs only in the overflow handler, best effort
         // and bounded by gort-os's alarm (see `overflow_report`).
@@ -441,6 +459,8 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
         }
         s.sysmon_parker
             .park_timeout(std::time::Duration::from_nanos(sleep_ns as u64));
+        let now = nanotime();
+        COARSE_NOW.store(now, StdOrdering::Relaxed);
         if SIGQUIT_PENDING.load(StdOrdering::SeqCst) {
             quit_dump();
         }
@@ -453,7 +473,6 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
                 s.sysmon_parker.park();
             }
         }
-        let now = nanotime();
         if trace_ns > 0 && now >= next_trace {
             sched_trace(s, now - start, dbg.scheddetail);
             next_trace = now + trace_ns;

@@ -33,6 +33,15 @@ thread_local! {
     static CURRENT: Cell<*const OverflowInfo> = const { Cell::new(std::ptr::null()) };
 }
 
+/// `[lowest, highest)` of the stack of the context this thread runs, if it
+/// runs one.
+pub(crate) fn current_stack() -> Option<(usize, usize)> {
+    let cur = CURRENT.try_with(|c| c.get()).ok()?;
+    // SAFETY: as in the handler: the info of the context this thread runs,
+    // alive until the resume that published it returns.
+    (!cur.is_null()).then(|| unsafe { (*cur).stack })
+}
+
 /// Publishes the running context's info; returns the previous pointer.
 #[inline]
 pub(crate) fn set_current(p: *const OverflowInfo) -> *const OverflowInfo {
@@ -275,10 +284,9 @@ fn report(info: &OverflowInfo, what: &str, regs: [usize; 4]) -> ! {
     unsafe { libc::write(2, buf.as_ptr().cast(), len) };
     let hook = OVERFLOW_HOOK.load(std::sync::atomic::Ordering::SeqCst);
     if hook != 0 {
-        // The hook is best effort: whatever it does, the process ends
-        // within ten seconds (SIGALRM's default action), never hangs.
-        // SAFETY: alarm(2) is async-signal-safe.
-        unsafe { libc::alarm(10) };
+        // The hook is best effort and bounds its own run time (its contract;
+        // a bound through SIGALRM would depend on a disposition the program
+        // may have changed).
         // SAFETY: only ever stored from a `fn(&Fault)`.
         let hook: fn(&Fault) = unsafe { std::mem::transmute::<usize, fn(&Fault)>(hook) };
         hook(&Fault {

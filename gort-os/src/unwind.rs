@@ -10,7 +10,9 @@
 //! function's; every later frame is found with the loaded objects'
 //! `.eh_frame_hdr`/`.eh_frame` tables (the DWARF CFI that panics unwind
 //! with), by framehop. The tables are found once, with `dl_iterate_phdr`;
-//! objects `dlopen`ed later are not known (their frames end the walk).
+//! objects `dlopen`ed later are not known (their frames end the walk), and
+//! an object `dlclose`d after the first dump must not have code on any
+//! stack a later dump walks (the tables would point at unmapped memory).
 //!
 //! Every read of stack memory goes through a closure the caller bounds to
 //! the stack's own range, so a corrupt or unexpected frame ends the walk
@@ -157,10 +159,12 @@ mod imp {
         // SAFETY: the loader's program headers for this object.
         let phdrs = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
         let mut text: Option<(usize, usize)> = None;
+        let mut exec_segments = 0;
         let mut hdr: Option<(usize, usize)> = None;
         for ph in phdrs {
             let (lo, len) = (ph.p_vaddr as usize, ph.p_memsz as usize);
             if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
+                exec_segments += 1;
                 text = Some(match text {
                     Some((a, b)) => (a.min(lo), b.max(lo + len)),
                     None => (lo, lo + len),
@@ -170,6 +174,9 @@ mod imp {
             }
         }
         let (text, (hdr_svma, hdr_len)) = (text?, hdr?);
+        // The code bytes (for prologue/epilogue analysis) only when they are
+        // one mapped range: the span of several segments may hold gaps.
+        let one_segment = exec_segments == 1;
         let hdr_avma = bias + hdr_svma;
         // SAFETY: the header segment is mapped (PT_GNU_EH_FRAME lies in a
         // PT_LOAD); version, eh_frame_ptr encoding, then the pointer.
@@ -198,14 +205,16 @@ mod imp {
             (
                 std::slice::from_raw_parts(hdr_avma as *const u8, hdr_len),
                 std::slice::from_raw_parts(eh_avma as *const u8, seg_end - eh_avma),
-                std::slice::from_raw_parts((bias + text.0) as *const u8, text.1 - text.0),
+                one_segment.then(|| {
+                    std::slice::from_raw_parts((bias + text.0) as *const u8, text.1 - text.0)
+                }),
             )
         };
         let eh_svma = (eh_avma - bias) as u64;
         let info = ExplicitModuleSectionInfo {
             base_svma: 0,
             text_svma: Some(text.0 as u64..text.1 as u64),
-            text: Some(text_bytes),
+            text: text_bytes,
             eh_frame_svma: Some(eh_svma..eh_svma + eh_bytes.len() as u64),
             eh_frame: Some(eh_bytes),
             eh_frame_hdr_svma: Some(hdr_svma as u64..(hdr_svma + hdr_len) as u64),
@@ -233,7 +242,22 @@ mod imp {
         let r = UnwindRegsNative::new(regs.pc as u64, regs.sp as u64, regs.fp as u64);
         #[cfg(target_arch = "aarch64")]
         let r = UnwindRegsNative::new(regs.lr as u64, regs.sp as u64, regs.fp as u64);
-        let mut st = state().lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: a fatal report walks stacks while a thread that will never
+        // run again (one stopped in the overflow handler) may hold the lock.
+        let mut tries = 0u32;
+        let mut st = loop {
+            match state().try_lock() {
+                Ok(g) => break g,
+                Err(std::sync::TryLockError::Poisoned(e)) => break e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    tries += 1;
+                    if tries > 10_000 {
+                        return false;
+                    }
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                }
+            }
+        };
         let st = &mut *st;
         let mut rd = |a: u64| read(a as usize).map(|v| v as u64).ok_or(());
         let mut it = st
@@ -275,7 +299,9 @@ pub(crate) fn unwind(
 }
 
 /// Pushes the calling thread's return addresses (innermost first, this
-/// function's caller first) onto `out`, at most `max`.
+/// function's caller first) onto `out`, at most `max`, with the `backtrace`
+/// crate (it takes that crate's global lock, and a good deal of stack: for
+/// a goroutine's own dump, see [`Here`]).
 #[inline(never)]
 pub fn backtrace_here(out: &mut Vec<usize>, max: usize) {
     let start = out.len();
@@ -291,6 +317,54 @@ pub fn backtrace_here(out: &mut Vec<usize>, max: usize) {
         out.push(f.ip() as usize);
         out.len() - start < max
     });
+}
+
+/// The registers of a running goroutine's frame and its stack's bounds,
+/// captured by [`Here::capture`], so that *another thread* can walk the
+/// goroutine's stack while it waits (a goroutine's own stack may be too
+/// small for the unwinder).
+#[derive(Debug, Clone, Copy)]
+pub struct Here {
+    regs: SavedRegs,
+    stack: (usize, usize),
+}
+
+impl Here {
+    /// Captures the calling frame's registers, if the caller runs on a
+    /// goroutine's (a context's) stack. Inlined into the caller: the walk
+    /// starts in the caller's frame.
+    #[inline(always)]
+    pub fn capture() -> Option<Here> {
+        let stack = crate::signal::current_stack()?;
+        let mut slots = [0usize; 4];
+        // SAFETY: four writable words.
+        unsafe { save_regs(slots.as_mut_ptr()) };
+        let [sp, pc, fp, lr] = slots;
+        Some(Here {
+            regs: SavedRegs { sp, pc, fp, lr },
+            stack,
+        })
+    }
+
+    /// Walks the captured stack (return addresses, innermost first: the
+    /// capturing frame's program counter first), reading only inside it.
+    ///
+    /// # Safety
+    /// The frame that called [`Here::capture`] must still be live and its
+    /// goroutine blocked (not running, not suspended and resumed) for the
+    /// whole call: its frame and its callers' must not change.
+    pub unsafe fn backtrace(&self, out: &mut Vec<usize>, max: usize) -> bool {
+        let (lo, hi) = self.stack;
+        let read = |a: usize| -> Option<usize> {
+            if a % std::mem::size_of::<usize>() != 0 || a < lo || a >= hi {
+                return None;
+            }
+            // SAFETY: inside the blocked goroutine's mapped stack, whose
+            // live frames do not change meanwhile (the caller's promise).
+            Some(unsafe { std::ptr::read_volatile(a as *const usize) })
+        };
+        unwind(self.regs, read, out, max)
+    }
 }
 
 /// One source-level frame of a return address (inlined calls give several,

@@ -415,13 +415,19 @@ impl Traceback {
             "all" | "1" => Traceback::All,
             "system" | "2" => Traceback::System,
             "crash" => Traceback::Crash,
-            _ => {
-                return Err(ConfigError {
-                    var: "GOTRACEBACK",
-                    value: v.to_string(),
-                    reason: "one of none, single, all, system, crash (or 0, 1, 2)".into(),
-                })
-            }
+            // Go's numeric levels: 1 is all, 2 and up add runtime frames.
+            n => match n.parse::<u32>() {
+                Ok(0) => Traceback::None,
+                Ok(1) => Traceback::All,
+                Ok(_) => Traceback::System,
+                Err(_) => {
+                    return Err(ConfigError {
+                        var: "GOTRACEBACK",
+                        value: v.to_string(),
+                        reason: "one of none, single, all, system, crash, or a number".into(),
+                    })
+                }
+            },
         })
     }
 }
@@ -446,6 +452,7 @@ mod godebug_tests {
         assert_eq!(Traceback::parse("all").unwrap(), Traceback::All);
         assert_eq!(Traceback::parse("2").unwrap(), Traceback::System);
         assert_eq!(Traceback::parse("crash").unwrap(), Traceback::Crash);
+        assert_eq!(Traceback::parse("3").unwrap(), Traceback::System);
         let e = Traceback::parse("everything").unwrap_err();
         assert!(e.to_string().starts_with("invalid GOTRACEBACK="), "{e}");
     }

@@ -40,12 +40,16 @@ fn a_parked_goroutine_shows_its_frames_state_and_creator() {
             .name("distinct-worker")
             .spawn(move || very_distinct_name(&s2));
         let t0 = Instant::now();
-        while sema.waiters() == 0 {
-            assert!(t0.elapsed() < LIMIT);
+        // Queued on the semaphore first, parked a moment later.
+        let (dump, b) = loop {
+            let dump = stack(true);
+            let b = block_of(&dump, h.id());
+            if b.contains("[semacquire]") {
+                break (dump, b);
+            }
+            assert!(t0.elapsed() < LIMIT, "{b}");
             gosched();
-        }
-        let dump = stack(true);
-        let b = block_of(&dump, h.id());
+        };
         assert!(
             b.starts_with(&format!(
                 "goroutine {} \"distinct-worker\" [semacquire]:\n",
@@ -193,4 +197,77 @@ fn wakes_racing_dumps_are_never_lost() {
             h.join().unwrap();
         }
     });
+}
+
+/// Dumps running at the same time (each pins goroutines in turn) still
+/// report every parked goroutine as parked, with its frames.
+#[test]
+fn concurrent_dumps_all_see_every_parked_goroutine() {
+    run(|| {
+        const N: usize = 200;
+        let sema = Arc::new(Sema::new());
+        let hs: Vec<_> = (0..N)
+            .map(|_| {
+                let s = sema.clone();
+                go(move || very_distinct_name(&s))
+            })
+            .collect();
+        let t0 = Instant::now();
+        while sema.waiters() < N {
+            assert!(t0.elapsed() < LIMIT);
+            gosched();
+        }
+        let ids: Vec<u64> = hs.iter().map(|h| h.id()).collect();
+        // Queued is not yet parked: wait until one dump sees them all parked.
+        while !{
+            let d = stack(true);
+            ids.iter()
+                .all(|id| block_of(&d, *id).contains("[semacquire]"))
+        } {
+            assert!(t0.elapsed() < LIMIT);
+            gosched();
+        }
+        let dumpers: Vec<_> = (0..4)
+            .map(|_| {
+                let ids = ids.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..5 {
+                        let d = stack(true);
+                        for id in &ids {
+                            let b = block_of(&d, *id);
+                            assert!(
+                                b.contains("[semacquire]") && b.contains("very_distinct_name"),
+                                "{b}"
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        for d in dumpers {
+            d.join().unwrap();
+        }
+        for _ in 0..N {
+            sema.release();
+        }
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+}
+
+/// The smallest goroutine stack is enough to dump oneself: the caller's
+/// walk reads its own frames, the symbols are resolved on another thread.
+#[test]
+fn a_goroutine_on_the_smallest_stack_can_dump_itself() {
+    let s = Builder::new()
+        .stack_size(gort_os::stack::MIN_STACK_SIZE)
+        .spawn(|| stack(false))
+        .join()
+        .unwrap();
+    assert!(s.contains("[running]:"), "{s}");
+    assert!(
+        s.contains("dump::a_goroutine_on_the_smallest_stack_can_dump_itself"),
+        "{s}"
+    );
 }

@@ -19,6 +19,8 @@ enum End {
     Abort,
     /// Any failure.
     Fails,
+    /// This exit status.
+    Code(i32),
 }
 
 /// (case, GOTRACEBACK, how it ends, texts stderr must contain, texts it
@@ -115,6 +117,39 @@ const CASES: &[Case] = &[
         &["stack overflow", "fatal::recurse_forever"],
         &[],
     ),
+    // A report never goes through std's stderr lock (held here by the
+    // goroutine that deadlocks or overflows), nor relies on SIGALRM.
+    (
+        "deadlock_holding_stderr",
+        "",
+        End::Status2,
+        &[DEADLOCK, "[chan receive]", "fatal::deadlocked_receiver"],
+        &["did not finish"],
+    ),
+    (
+        "overflow_holding_stderr",
+        "",
+        End::Status2,
+        &["stack overflow", "fatal::recurse_forever"],
+        &["did not finish"],
+    ),
+    // Two goroutines overflow at once: the first report is printed whole.
+    (
+        "two_overflows",
+        "all",
+        End::Status2,
+        &["stack overflow", "[running]:", "fatal::recurse_forever"],
+        &[],
+    ),
+    // A SIGQUIT handler the program installed before the runtime started
+    // is kept.
+    (
+        "sigquit_own_handler",
+        "",
+        End::Code(7),
+        &["own SIGQUIT handler"],
+        &["SIGQUIT: quit"],
+    ),
 ];
 
 fn main() {
@@ -187,6 +222,7 @@ fn check(case: &str, tb: &str, end: &End, want: &[&str], not: &[&str]) -> Result
         End::Status2 => status.code() == Some(2),
         End::Abort => status.signal() == Some(libc::SIGABRT),
         End::Fails => !status.success(),
+        End::Code(c) => status.code() == Some(*c),
     };
     let missing: Vec<_> = want.iter().filter(|w| !err.contains(*w)).collect();
     let present: Vec<_> = not.iter().filter(|w| err.contains(*w)).collect();
@@ -234,6 +270,44 @@ fn run_case(case: &str) {
             gort::time::sleep(Duration::from_millis(20));
             gort::go(|| recurse_forever(0)).join().unwrap();
         }),
+        "deadlock_holding_stderr" => gort::run(|| {
+            let _held = std::io::stderr().lock();
+            deadlocked_receiver();
+        }),
+        "overflow_holding_stderr" => {
+            // SAFETY: ignoring SIGALRM (a report must not rely on it).
+            unsafe { libc::signal(libc::SIGALRM, libc::SIG_IGN) };
+            gort::run(|| {
+                gort::go(|| {
+                    let _held = std::io::stderr().lock();
+                    recurse_forever(0)
+                })
+                .join()
+                .unwrap();
+            })
+        }
+        "two_overflows" => gort::run(|| {
+            let a = gort::go(|| recurse_forever(0));
+            let b = gort::go(|| recurse_forever(0));
+            let _ = (a.join(), b.join());
+        }),
+        "sigquit_own_handler" => {
+            extern "C" fn own(_: libc::c_int) {
+                let msg = b"own SIGQUIT handler\n";
+                // SAFETY: write(2) and _exit(2) are async-signal-safe.
+                unsafe {
+                    libc::write(2, msg.as_ptr().cast(), msg.len());
+                    libc::_exit(7);
+                }
+            }
+            // SAFETY: installs an async-signal-safe handler.
+            unsafe { libc::signal(libc::SIGQUIT, own as *const () as libc::sighandler_t) };
+            gort::run(|| {
+                // SAFETY: kill(2) on our own process.
+                unsafe { libc::kill(libc::getpid(), libc::SIGQUIT) };
+                gort::time::sleep(Duration::from_secs(30));
+            })
+        }
         other => panic!("unknown case {other}"),
     }
 }

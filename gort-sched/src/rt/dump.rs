@@ -28,19 +28,24 @@
 //!   (`abort()` under `GOTRACEBACK=crash`).
 //! * Deadlock: sysmon proved it (two quiescent looks) and prints the same way.
 //! * Stack overflow: the SIGSEGV handler (gort-os) writes its one-line
-//!   message with `write(2)` only, arms `alarm(10)`, and hands the fault's
-//!   registers to sysmon, waiting with `nanosleep`; sysmon walks the stopped
-//!   stack (bounded reads) and prints.
+//!   message with `write(2)` only and hands the fault's registers to
+//!   sysmon, waiting with `nanosleep` (a second overflow waits for the
+//!   first's report); sysmon walks the stopped stack (bounded reads) and
+//!   prints. Reports are written with `write(2)`, never through std's
+//!   stderr lock (a goroutine that will never run again may hold it).
 //!
 //! Everything sysmon does after that is best effort: it allocates, starts
 //! a thread and takes the symboliser's locks, any of which a thread that
 //! will never run again may hold (an overflow inside the allocator, say).
 //! Each report is therefore bounded: SIGQUIT and deadlock reports by a
-//! watchdog thread that exits with status 2 after ten seconds, an overflow
-//! by the alarm (SIGALRM's default action ends the process).
+//! watchdog thread that ends the process after ten seconds, an overflow by
+//! the handler's own ten-second deadline (`clock_gettime`, whatever the
+//! program did to SIGALRM). The unwinder's lock is taken with a bounded
+//! wait. The caller of a dump walks its own stack with that unwinder, so no
+//! goroutine holds the symboliser's lock on its small stack.
 
 use super::*;
-use gort_os::unwind::{backtrace_here, symbolize, Frame};
+use gort_os::unwind::{symbolize, Frame};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::panic::Location;
@@ -79,12 +84,10 @@ fn site_of(g: &G) -> Option<&'static Location<'static>> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
-/// The caller's own goroutine (or None on a plain thread), walked here.
-#[inline(never)]
+/// The caller's own goroutine (or None on a plain thread), its frames still
+/// to walk (see [`dump`]).
 fn snapshot_self() -> Option<GDump> {
     let g = current_g_any()?;
-    let mut pcs = Vec::new();
-    backtrace_here(&mut pcs, MAX_FRAMES);
     // SAFETY: our own goroutine: nobody else writes its name while it runs.
     let name = unsafe { (*g.inner.get()).name.clone() };
     Some(GDump {
@@ -92,7 +95,7 @@ fn snapshot_self() -> Option<GDump> {
         state: "running".into(),
         wait_min: 0,
         name,
-        pcs,
+        pcs: Vec::new(),
         note: None,
         creator: g.creator.load(Ordering::Relaxed),
         site: site_of(g),
@@ -110,7 +113,24 @@ fn snapshot_others(me: u64, system: bool) -> Vec<GDump> {
         if goid == 0 || goid == me {
             continue;
         }
-        if let Some(d) = snapshot_parked(g, now, system) {
+        // Pinned by another dump (or its M's compaction) for a moment:
+        // wait for it rather than report a parked goroutine as runnable.
+        // (A pin lasts one stack walk, unless its holder's thread is
+        // descheduled: bounded by time, not by tries.)
+        let mut waited = 0u32;
+        let parked = loop {
+            let p = snapshot_parked(g, now, system);
+            if p.is_some() || !g.park.is_pinned() || waited > 20_000 {
+                break p;
+            }
+            waited += 1;
+            if waited < 100 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        };
+        if let Some(d) = parked {
             out.extend(d);
             continue;
         }
@@ -155,12 +175,12 @@ fn snapshot_parked(g: &'static G, now: i64, system: bool) -> Option<Option<GDump
     let gi = unsafe { &*g.inner.get() };
     let d = (system || !gi.system).then(|| {
         let mut pcs = Vec::new();
-        if let Some(ctx) = gi.ctx.as_ref() {
+        let lent = gi.wait_reason == WaitReason::Blocking;
+        if let (Some(ctx), false) = (gi.ctx.as_ref(), lent) {
             // SAFETY: suspended and pinned (see above): nothing resumes,
-            // compacts or drops the context during the walk. A `Blocking`
-            // park's stack may be lent to a pool thread, which writes only
-            // the borrowed data, never the saved registers and return
-            // addresses the walk reads.
+            // compacts or drops the context during the walk, and nobody
+            // else writes its stack (a `Blocking` park's stack may be lent
+            // to a pool thread, which may write it: not walked).
             unsafe { ctx.backtrace(&mut pcs, MAX_FRAMES) };
         }
         GDump {
@@ -172,7 +192,7 @@ fn snapshot_parked(g: &'static G, now: i64, system: bool) -> Option<Option<GDump
             wait_min: wait_minutes(now, gi.wait_since),
             name: gi.name.clone(),
             pcs,
-            note: None,
+            note: lent.then_some("stack lent to a blocking-pool call; frames unavailable"),
             creator: g.creator.load(Ordering::Relaxed),
             site: site_of(g),
         }
@@ -327,20 +347,51 @@ fn format(dumps: &[GDump], system: bool, out: &mut String) {
 }
 
 /// The dump (see the module docs), as text in Go's format.
+///
+/// The caller's stack is walked by the helper thread too, from registers
+/// captured in this frame, which stays live (and the goroutine blocked in
+/// it) until the helper is done: a small goroutine stack never runs the
+/// unwinder.
+#[inline(never)]
 pub(crate) fn dump(opts: DumpOpts) -> String {
+    if !started() {
+        return String::new(); // no goroutine exists (and none is started)
+    }
     let me = snapshot_self();
-    if current_g_any().is_some() {
-        syscall(move || render(me, opts))
+    let here = if me.is_some() {
+        gort_os::unwind::Here::capture()
     } else {
-        render(me, opts)
+        None
+    };
+    let walk_me = move || {
+        me.map(|mut d| {
+            if let Some(h) = here {
+                // SAFETY: `dump`'s frame, where `here` was captured, is
+                // live until this returns, its goroutine blocked in the
+                // join below (inside `syscall`) meanwhile.
+                unsafe { h.backtrace(&mut d.pcs, MAX_FRAMES) };
+            }
+            d
+        })
+    };
+    if current_g_any().is_some() {
+        syscall(move || render_with(walk_me, opts))
+    } else {
+        render_with(walk_me, opts)
     }
 }
 
 /// Snapshots the others (with `opts.all`) and formats everything on a
 /// fresh thread with a large stack (symbolisation parses debug info).
 fn render(me: Option<GDump>, opts: DumpOpts) -> String {
-    let my_id = me.as_ref().map_or(0, |d| d.goid);
+    render_with(move || me, opts)
+}
+
+/// [`render`], with the caller's snapshot made on the fresh thread.
+fn render_with(me: impl FnOnce() -> Option<GDump> + Send, opts: DumpOpts) -> String {
     let work = move || {
+        let me = me();
+        let my_id = me.as_ref().map_or(0, |d| d.goid);
         let mut dumps: Vec<GDump> = me.into_iter().collect();
         if opts.all {
             dumps.extend(snapshot_others(my_id, opts.system));
@@ -377,13 +428,32 @@ pub(crate) fn fatal_dump(level: crate::config::Traceback) -> String {
     )
 }
 
-/// Ends the process after a fatal report, as Go does: exit status 2, or
-/// `abort()` (SIGABRT, a core dump) under `GOTRACEBACK=crash`.
+/// Writes a fatal report to fd 2 with `write(2)` itself: std's stderr lock
+/// may be held by a goroutine that will never run again (parked, or stopped
+/// in the overflow handler, while printing).
+pub(crate) fn write_stderr(mut b: &[u8]) {
+    while !b.is_empty() {
+        // SAFETY: write(2) from our own buffer.
+        let n = unsafe { libc::write(2, b.as_ptr().cast(), b.len()) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        b = &b[n as usize..];
+    }
+}
+
+/// Ends the process after a fatal report, as Go does: exit status 2 with no
+/// exit handlers (other threads still run user code), or `abort()`
+/// (SIGABRT, a core dump) under `GOTRACEBACK=crash`.
 pub(crate) fn fatal_exit(level: crate::config::Traceback) -> ! {
     if level == crate::config::Traceback::Crash {
         std::process::abort();
     }
-    std::process::exit(2)
+    // SAFETY: _exit(2) ends the process at once.
+    unsafe { libc::_exit(2) }
 }
 
 /// Bounds a fatal report: if it has not ended the process within ten
@@ -394,12 +464,8 @@ pub(crate) fn fatal_watchdog() {
         .name("gort-fatal-watchdog".into())
         .spawn(|| {
             std::thread::sleep(std::time::Duration::from_secs(10));
-            let msg = b"\ngort: fatal report did not finish in 10 s; exiting\n";
-            // SAFETY: write(2) of a static buffer; _exit runs nothing else.
-            unsafe {
-                libc::write(2, msg.as_ptr().cast(), msg.len());
-                libc::_exit(2);
-            }
+            write_stderr(b"\ngort: fatal report did not finish in 10 s; exiting\n");
+            fatal_exit(crate::traceback());
         });
 }
 
@@ -426,20 +492,27 @@ pub(crate) fn overflow_report(f: &gort_os::signal::Fault) {
     if crate::traceback() == Traceback::None {
         return;
     }
+    let deadline = monotonic_ns() + FATAL_BOUND_NS;
     let req = OverflowReq {
         fault: *f,
         g: current_g_any().map_or(ptr::null(), ptr::from_ref),
         done: std::sync::atomic::AtomicBool::new(false),
     };
     let r = ptr::from_ref(&req).cast_mut();
-    if OVERFLOW_REQ
+    let first = OVERFLOW_REQ
         .compare_exchange(ptr::null_mut(), r, Ordering::SeqCst, Ordering::SeqCst)
-        .is_err()
-    {
-        return; // another overflow is being reported
+        .is_ok();
+    if first {
+        wake_sysmon_from_signal();
     }
-    wake_sysmon_from_signal();
-    while !req.done.load(Ordering::SeqCst) {
+    // The first overflow's report ends the process; a later one waits for
+    // it (returning would end the process in the middle of it). Either
+    // gives up at the deadline.
+    while !(first && req.done.load(Ordering::SeqCst)) {
+        if monotonic_ns() > deadline {
+            write_stderr(b"gort: stack overflow report did not finish in 10 s\n");
+            return;
+        }
         let ts = libc::timespec {
             tv_sec: 0,
             tv_nsec: 1_000_000,
@@ -447,6 +520,14 @@ pub(crate) fn overflow_report(f: &gort_os::signal::Fault) {
         // SAFETY: nanosleep(2) is async-signal-safe.
         unsafe { libc::nanosleep(&ts, ptr::null_mut()) };
     }
+}
+
+/// How long a fatal report may take before the process ends without it.
+const FATAL_BOUND_NS: i64 = 10_000_000_000;
+
+/// `CLOCK_MONOTONIC` through `clock_gettime(2)`, async-signal-safe.
+fn monotonic_ns() -> i64 {
+    gort_os::clock::nanotime()
 }
 
 /// sysmon's half of an overflow report: the overflowed goroutine's stack
@@ -478,8 +559,7 @@ pub(crate) fn overflow_dump(req: &OverflowReq) {
             system: level >= Traceback::System,
         },
     );
-    use std::io::Write;
-    let _ = std::io::stderr().write_all(format!("\n{text}").as_bytes());
+    write_stderr(format!("\n{text}").as_bytes());
     req.done.store(true, Ordering::SeqCst);
 }
 

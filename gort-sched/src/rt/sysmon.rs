@@ -339,16 +339,23 @@ static SYSMON_PARKER: std::sync::atomic::AtomicPtr<Parker> =
 /// Wakes sysmon from a signal handler (async-signal-safe: an atomic swap
 /// and a futex wake; errno is preserved). Before sysmon has started it sees
 /// the request at its first tick.
+///
+/// Off Linux the parker is not a bare futex (not async-signal-safe), so
+/// there the request waits for sysmon's next tick.
 pub(crate) fn wake_sysmon_from_signal() {
-    // SAFETY: errno is saved and restored around our futex call.
-    let errno = unsafe { *libc::__errno_location() };
-    let p = SYSMON_PARKER.load(StdOrdering::SeqCst);
-    if !p.is_null() {
-        // SAFETY: the parker lives in the immortal scheduler.
-        unsafe { (*p).unpark() };
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: errno is saved and restored around our futex call.
+        let errno = unsafe { *libc::__errno_location() };
+        let p = SYSMON_PARKER.load(StdOrdering::SeqCst);
+        if !p.is_null() {
+            // SAFETY: the parker lives in the immortal scheduler; its unpark
+            // is an atomic swap and a futex wake.
+            unsafe { (*p).unpark() };
+        }
+        // SAFETY: as above.
+        unsafe { *libc::__errno_location() = errno };
     }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
 }
 
 /// The SIGQUIT handler; sysmon does the rest.
@@ -358,7 +365,8 @@ extern "C" fn on_sigquit(_sig: libc::c_int) {
 }
 
 /// Installs the SIGQUIT handler (Go prints every goroutine and exits 2),
-/// unless SIGQUIT was ignored when the runtime started (`nohup`), as Go.
+/// only over the default disposition: one ignored when the runtime started
+/// (`nohup`) or handled by the program stays so.
 /// Installed with the runtime, before any `gort::signal::notify`, which
 /// saves it as the disposition to restore.
 /// (Called while the scheduler is being built: sysmon publishes its parker
@@ -369,7 +377,8 @@ fn install_sigquit() {
     unsafe {
         let mut old: libc::sigaction = std::mem::zeroed();
         libc::sigaction(libc::SIGQUIT, ptr::null(), &mut old);
-        if old.sa_sigaction == libc::SIG_IGN {
+        if old.sa_sigaction != libc::SIG_DFL {
+            // Ignored (`nohup`), or the program's own handler: keep it.
             return;
         }
         let mut sa: libc::sigaction = std::mem::zeroed();
@@ -384,7 +393,6 @@ fn install_sigquit() {
 /// exit status 2 (or abort under `crash`). Bounded by a watchdog.
 #[cold]
 fn quit_dump() -> ! {
-    use std::io::Write;
     fatal_watchdog();
     let level = crate::traceback();
     let mut out = String::from("SIGQUIT: quit\n");
@@ -393,7 +401,7 @@ fn quit_dump() -> ! {
         out.push('\n');
         out.push_str(&dump);
     }
-    let _ = std::io::stderr().write_all(out.as_bytes());
+    write_stderr(out.as_bytes());
     fatal_exit(level)
 }
 
@@ -438,6 +446,11 @@ pub(super) static SCHEDTRACE: std::sync::atomic::AtomicBool =
 
 fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
     SYSMON_PARKER.store(ptr::from_ref(&s.sysmon_parker).cast_mut(), StdOrdering::SeqCst);
+    // The unwinder's tables (a walk of the loaded objects' headers, no
+    // parsing), here rather than on a small goroutine stack at the first
+    // dump.
+    #[cfg(not(gort_loom))]
+    gort_os::unwind::warm();
     let mut ticks = vec![PTick::default(); MAX_PROCS];
     let mut idle_rounds = 0u32;
     let mut delay_us = 20u64;
@@ -718,7 +731,6 @@ fn quiescent(s: &'static Sched) -> Dead {
 
 #[cold]
 fn report_deadlock(_s: &'static Sched) -> ! {
-    use std::io::Write;
     fatal_watchdog();
     let level = crate::traceback();
     let mut out = String::from("fatal error: all goroutines are asleep - deadlock!\n");
@@ -735,7 +747,7 @@ fn report_deadlock(_s: &'static Sched) -> ! {
             "\n{parked} plain thread(s) parked in a gort wait\n"
         ));
     }
-    let _ = std::io::stderr().write_all(out.as_bytes());
+    write_stderr(out.as_bytes());
     fatal_exit(level)
 }
 

@@ -254,15 +254,29 @@ fn recurse_forever(n: u64) -> u64 {
 
 fn run_case(case: &str) {
     match case {
-        "sigquit" => gort::run(|| {
-            let (tx, rx) = gort::chan::<i32>(0);
-            let _h = gort::go(move || parked_until_quit(rx));
-            gort::time::sleep(Duration::from_millis(50));
-            // SAFETY: kill(2) on our own process.
-            unsafe { libc::kill(libc::getpid(), libc::SIGQUIT) };
-            gort::time::sleep(Duration::from_secs(30));
-            drop(tx);
-        }),
+        "sigquit" => {
+            // The signal comes from a plain thread once both goroutines
+            // are asleep, so the dump shows them parked.
+            std::thread::spawn(|| {
+                let t0 = std::time::Instant::now();
+                loop {
+                    let d = gort::stack(true);
+                    if d.contains("[sleep]") && d.contains("[chan receive]") {
+                        break;
+                    }
+                    assert!(t0.elapsed() < LIMIT, "never asleep:\n{d}");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                // SAFETY: kill(2) on our own process.
+                unsafe { libc::kill(libc::getpid(), libc::SIGQUIT) };
+            });
+            gort::run(|| {
+                let (tx, rx) = gort::chan::<i32>(0);
+                let _h = gort::go(move || parked_until_quit(rx));
+                gort::time::sleep(Duration::from_secs(30));
+                drop(tx);
+            })
+        }
         "deadlock" => gort::run(deadlocked_receiver),
         "overflow" => gort::run(|| {
             let (_tx, rx) = gort::chan::<i32>(0);

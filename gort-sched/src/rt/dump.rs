@@ -485,7 +485,8 @@ pub(crate) static OVERFLOW_REQ: std::sync::atomic::AtomicPtr<OverflowReq> =
 /// gort-os's stack-overflow report hook, inside the SIGSEGV handler on the
 /// faulting thread's small alternate stack: it only hands the fault to
 /// sysmon (an atomic store and a futex wake, async-signal-safe) and waits
-/// for sysmon to print the report; gort-os's alarm bounds the wait.
+/// for sysmon to print the report, at most ten seconds (its own
+/// `clock_gettime` deadline).
 pub(crate) fn overflow_report(f: &gort_os::signal::Fault) {
     use crate::config::Traceback;
     // Initialised at start (sysmon's start reads it), so no allocation.

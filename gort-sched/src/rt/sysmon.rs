@@ -409,8 +409,9 @@ fn quit_dump() -> ! {
 pub(super) fn start_sysmon() {
         COARSE_NOW.store(nanotime(), StdOrdering::Relaxed);
         install_sigquit();
-        // SAFETY: the hook runs only in the overflow handler, best effort
-        // and bounded by gort-os's alarm (see `overflow_report`).
+        // SAFETY: the hook runs only in the overflow handler; it hands the
+        // fault to sysmon and waits, bounded by its own clock deadline (see
+        // `overflow_report`).
         unsafe { gort_os::signal::set_overflow_hook(overflow_report) };
         gort_os::signal::set_abort_on_fatal(crate::traceback() == crate::config::Traceback::Crash);
         let r = gort_os::thread::spawn_named("gort-sysmon".into(), 0, || {

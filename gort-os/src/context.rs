@@ -241,19 +241,18 @@ impl Context {
         let (bottom, top) = self.info.stack;
         let saved = self.saved.as_ref().map(|(at, b)| (*at, &b[..]));
         let read = |addr: usize| -> Option<usize> {
-            if addr % std::mem::size_of::<usize>() != 0 || addr < bottom || addr >= top {
-                return None;
-            }
             if let Some((at, bytes)) = saved {
+                if addr % std::mem::size_of::<usize>() != 0 || addr >= top {
+                    return None;
+                }
                 let off = addr.checked_sub(at)?;
                 let b = bytes.get(off..off + std::mem::size_of::<usize>())?;
                 return Some(usize::from_ne_bytes(b.try_into().ok()?));
             }
-            // SAFETY: inside this suspended stack's mapped, usable range
-            // (the guard page lies below `bottom`); nothing writes it
-            // meanwhile (the caller's promise). Pages released while
-            // compacted are restored from `saved` above, never read here.
-            Some(unsafe { std::ptr::read_volatile(addr as *const usize) })
+            // SAFETY: this suspended stack's mapped, usable range (the guard
+            // page lies below `bottom`); nothing writes it meanwhile (the
+            // caller's promise). A compacted stack is read from `saved`.
+            unsafe { crate::unwind::read_stack_word(bottom, top, addr) }
         };
         let slots = self.sp_slot as usize;
         let regs = crate::unwind::SavedRegs {

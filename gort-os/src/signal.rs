@@ -133,13 +133,8 @@ impl Fault {
     /// stack's goroutine is stopped in the handler, so its stack is stable).
     pub unsafe fn backtrace(&self, out: &mut Vec<usize>, max: usize) {
         let (lo, hi) = self.stack;
-        let read = |a: usize| -> Option<usize> {
-            if a % std::mem::size_of::<usize>() != 0 || a < lo || a >= hi {
-                return None;
-            }
-            // SAFETY: inside the stopped goroutine's mapped stack.
-            Some(unsafe { std::ptr::read_volatile(a as *const usize) })
-        };
+        // SAFETY: the stopped goroutine's mapped stack (the caller's promise).
+        let read = |a: usize| unsafe { crate::unwind::read_stack_word(lo, hi, a) };
         let [pc, sp, fp, lr] = self.regs;
         crate::unwind::unwind(crate::unwind::SavedRegs { sp, pc, fp, lr }, read, out, max);
     }

@@ -280,6 +280,21 @@ mod imp {
     }
 }
 
+/// Reads the word at `a` if it is aligned and inside `[lo, hi)`: the one
+/// memory access every stack walk makes, so that a corrupt or unexpected
+/// frame ends the walk instead of faulting.
+///
+/// # Safety
+/// `[lo, hi)` is mapped, and nothing writes the words the walk reads while
+/// it runs (the stack's goroutine is suspended, stopped or blocked).
+pub(crate) unsafe fn read_stack_word(lo: usize, hi: usize, a: usize) -> Option<usize> {
+    if a % std::mem::size_of::<usize>() != 0 || a < lo || a >= hi {
+        return None;
+    }
+    // SAFETY: inside the mapped range, not written meanwhile (forwarded).
+    Some(unsafe { std::ptr::read_volatile(a as *const usize) })
+}
+
 /// Walks a suspended stack (see [`crate::context::Context::backtrace`]).
 pub(crate) fn unwind(
     regs: SavedRegs,
@@ -355,14 +370,9 @@ impl Here {
     /// whole call: its frame and its callers' must not change.
     pub unsafe fn backtrace(&self, out: &mut Vec<usize>, max: usize) -> bool {
         let (lo, hi) = self.stack;
-        let read = |a: usize| -> Option<usize> {
-            if a % std::mem::size_of::<usize>() != 0 || a < lo || a >= hi {
-                return None;
-            }
-            // SAFETY: inside the blocked goroutine's mapped stack, whose
-            // live frames do not change meanwhile (the caller's promise).
-            Some(unsafe { std::ptr::read_volatile(a as *const usize) })
-        };
+        // SAFETY: the blocked goroutine's mapped stack, whose live frames do
+        // not change meanwhile (the caller's promise).
+        let read = |a: usize| unsafe { read_stack_word(lo, hi, a) };
         unwind(self.regs, read, out, max)
     }
 }

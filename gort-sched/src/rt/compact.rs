@@ -71,28 +71,26 @@ fn compact_one(
     cutoff: u32,
     ranges: &mut Vec<(usize, usize)>,
 ) {
-    {
-        let Some(ctx) = gi.ctx.as_mut() else {
-            gi.in_cand = false;
-            return;
-        };
-        if gi.wait_reason == WaitReason::Blocking {
-            // Its stack may be lent to a pool thread (`blocking`): another
-            // thread may read or write it while it is parked.
-            gi.in_cand = false; // re-queued at its next park
-            return;
-        }
-        if (gi.park_pass.wrapping_sub(cutoff) as i32) >= 0 {
-            ml.cands.push_back((gr, goid)); // parked too recently
-            return;
-        }
+    let Some(ctx) = gi.ctx.as_mut() else {
         gi.in_cand = false;
-        // SAFETY: the goroutine's spawner promised, through the unsafe
-        // Builder::compact_when_parked, that nothing else touches its stack
-        // while it is parked; it is parked now and pinned by us (a dump
-        // cannot be reading it).
-        if let Some(r) = unsafe { ctx.compact() } {
-            ranges.push(r);
-        }
+        return;
+    };
+    if gi.wait_reason == WaitReason::Blocking {
+        // Its stack may be lent to a pool thread (`blocking`): another
+        // thread may read or write it while it is parked.
+        gi.in_cand = false; // re-queued at its next park
+        return;
+    }
+    if (gi.park_pass.wrapping_sub(cutoff) as i32) >= 0 {
+        ml.cands.push_back((gr, goid)); // parked too recently
+        return;
+    }
+    gi.in_cand = false;
+    // SAFETY: the goroutine's spawner promised, through the unsafe
+    // Builder::compact_when_parked, that nothing else touches its stack
+    // while it is parked; it is parked now and pinned by us (a dump
+    // cannot be reading it).
+    if let Some(r) = unsafe { ctx.compact() } {
+        ranges.push(r);
     }
 }

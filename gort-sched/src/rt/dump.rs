@@ -173,7 +173,7 @@ fn snapshot_parked(g: &'static G, now: i64, system: bool) -> Option<Option<GDump
     // compacted until unpin, and its M touches its inner state only in
     // those; so nothing writes it while we read (shared borrow).
     let gi = unsafe { &*g.inner.get() };
-    let d = (system || !gi.system).then(|| {
+    let d = (system || !g.sys.load(Ordering::Relaxed)).then(|| {
         let mut pcs = Vec::new();
         let lent = gi.wait_reason == WaitReason::Blocking;
         if let (Some(ctx), false) = (gi.ctx.as_ref(), lent) {
@@ -269,37 +269,17 @@ fn frames_text(pc: usize, system: bool) -> (String, bool) {
     (text, false)
 }
 
-fn itoa_buf() -> [u8; 20] {
-    [0; 20]
-}
-
-/// `v` in decimal, in `buf`.
-fn itoa(buf: &mut [u8; 20], mut v: u64) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
-}
-
 /// Prints the snapshots in Go's format.
 fn format(dumps: &[GDump], system: bool, out: &mut String) {
     // Per return address: its printed frames, and whether it is the
     // goroutine's entry (the walk stops there). A dump of many goroutines
     // in a few call chains formats each address once.
     let mut cache: HashMap<usize, (String, bool)> = HashMap::new();
-    let mut buf = itoa_buf();
     for (i, d) in dumps.iter().enumerate() {
         if i > 0 {
             out.push('\n');
         }
-        out.push_str("goroutine ");
-        out.push_str(itoa(&mut buf, d.goid));
+        let _ = write!(out, "goroutine {}", d.goid);
         if let Some(n) = &d.name {
             let _ = write!(out, " \"{n}\"");
         }
@@ -445,6 +425,23 @@ pub(crate) fn write_stderr(mut b: &[u8]) {
     }
 }
 
+/// A fatal report from sysmon (SIGQUIT, deadlock): `head`, every goroutine
+/// per `GOTRACEBACK`, `tail()`, written to fd 2; then the process ends. Bounded
+/// by the watchdog.
+pub(crate) fn fatal_report(head: &str, tail: impl FnOnce() -> String) -> ! {
+    fatal_watchdog();
+    let level = crate::traceback();
+    let mut out = String::from(head);
+    let dump = fatal_dump(level);
+    if !dump.is_empty() {
+        out.push('\n');
+        out.push_str(&dump);
+    }
+    out.push_str(&tail());
+    write_stderr(out.as_bytes());
+    fatal_exit(level)
+}
+
 /// Ends the process after a fatal report, as Go does: exit status 2 with no
 /// exit handlers (other threads still run user code), or `abort()`
 /// (SIGABRT, a core dump) under `GOTRACEBACK=crash`.
@@ -493,7 +490,8 @@ pub(crate) fn overflow_report(f: &gort_os::signal::Fault) {
     if crate::traceback() == Traceback::None {
         return;
     }
-    let deadline = monotonic_ns() + FATAL_BOUND_NS;
+    // nanotime is clock_gettime(2): async-signal-safe.
+    let deadline = nanotime() + FATAL_BOUND_NS;
     let req = OverflowReq {
         fault: *f,
         g: current_g_any().map_or(ptr::null(), ptr::from_ref),
@@ -510,7 +508,7 @@ pub(crate) fn overflow_report(f: &gort_os::signal::Fault) {
     // it (returning would end the process in the middle of it). Either
     // gives up at the deadline.
     while !(first && req.done.load(Ordering::SeqCst)) {
-        if monotonic_ns() > deadline {
+        if nanotime() > deadline {
             write_stderr(b"gort: stack overflow report did not finish in 10 s\n");
             return;
         }
@@ -525,11 +523,6 @@ pub(crate) fn overflow_report(f: &gort_os::signal::Fault) {
 
 /// How long a fatal report may take before the process ends without it.
 const FATAL_BOUND_NS: i64 = 10_000_000_000;
-
-/// `CLOCK_MONOTONIC` through `clock_gettime(2)`, async-signal-safe.
-fn monotonic_ns() -> i64 {
-    gort_os::clock::nanotime()
-}
 
 /// sysmon's half of an overflow report: the overflowed goroutine's stack
 /// (`GOTRACEBACK=single` and up) and every other goroutine (`all` and up),

@@ -46,7 +46,8 @@ pub(crate) struct G {
     /// spawn site; written at spawn before publication.
     pub(super) creator: AtomicU64,
     pub(super) site: AtomicPtr<Location<'static>>,
-    /// A runtime helper (`Builder::system`), for dumps (racy readers).
+    /// A runtime helper (`Builder::system`): not counted by num_goroutine,
+    /// left out of dumps. Written at spawn before publication.
     pub(super) sys: AtomicBool,
     /// References: the goroutine's and its JoinHandle's. The last one to let
     /// go recycles the descriptor (AcqRel).
@@ -85,8 +86,6 @@ pub(super) struct GInner {
     /// Whether the spawner allowed compaction of this goroutine's stack
     /// while it is parked (`Builder::compact_when_parked`, unsafe).
     pub(super) compactable: bool,
-    /// A runtime helper (`Builder::system`): not counted by num_goroutine.
-    pub(super) system: bool,
 }
 
 // SAFETY: a G is shared as `&'static G` (descriptors are never freed).
@@ -125,7 +124,6 @@ impl G {
                 park_pass: 0,
                 in_cand: false,
                 compactable: false,
-                system: false,
             }),
         }
     }

@@ -45,7 +45,6 @@ pub(crate) fn newproc(
     gi.req = Req::None;
     gi.in_cand = false;
     gi.compactable = sp.compactable && !sp.migratable;
-    gi.system = sp.system;
     gr.sys.store(sp.system, Ordering::Relaxed);
     if !sp.system {
         count_goroutines(s, 1);

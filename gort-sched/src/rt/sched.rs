@@ -268,12 +268,9 @@ pub(super) fn global_get(s: &'static Sched, p: &P, max: usize) -> Option<&'stati
 /// goroutine.
 ///
 /// # Safety
-/// `g` is the caller's own goroutine (its `inner` cell is read: only the
-/// thread that holds a G may touch it).
+/// `g` is the caller's own goroutine.
 pub(crate) unsafe fn goroutine_count(g: &G, d: isize) {
-    // SAFETY: the caller is `g` (contract), which holds its own descriptor;
-    // the borrow ends here.
-    if !unsafe { g.inner() }.system {
+    if !g.sys.load(Ordering::Relaxed) {
         count_goroutines(sched(), d);
     }
 }

@@ -393,16 +393,7 @@ fn install_sigquit() {
 /// exit status 2 (or abort under `crash`). Bounded by a watchdog.
 #[cold]
 fn quit_dump() -> ! {
-    fatal_watchdog();
-    let level = crate::traceback();
-    let mut out = String::from("SIGQUIT: quit\n");
-    let dump = fatal_dump(level);
-    if !dump.is_empty() {
-        out.push('\n');
-        out.push_str(&dump);
-    }
-    write_stderr(out.as_bytes());
-    fatal_exit(level)
+    fatal_report("SIGQUIT: quit\n", String::new)
 }
 
 /// Starts sysmon (once, with the runtime).
@@ -732,24 +723,14 @@ fn quiescent(s: &'static Sched) -> Dead {
 
 #[cold]
 fn report_deadlock(_s: &'static Sched) -> ! {
-    fatal_watchdog();
-    let level = crate::traceback();
-    let mut out = String::from("fatal error: all goroutines are asleep - deadlock!\n");
     // Every goroutine is parked (two quiescent looks): the dump pins each
     // in turn, and nobody wakes them meanwhile.
-    let dump = fatal_dump(level);
-    if !dump.is_empty() {
-        out.push('\n');
-        out.push_str(&dump);
-    }
-    let parked = crate::waiter::parked_untimed();
-    if parked > 0 {
-        out.push_str(&format!(
-            "\n{parked} plain thread(s) parked in a gort wait\n"
-        ));
-    }
-    write_stderr(out.as_bytes());
-    fatal_exit(level)
+    fatal_report("fatal error: all goroutines are asleep - deadlock!\n", || {
+        match crate::waiter::parked_untimed() {
+            0 => String::new(),
+            n => format!("\n{n} plain thread(s) parked in a gort wait\n"),
+        }
+    })
 }
 
 /// `GODEBUG=schedtrace` output (Go's `schedtrace`): one line per period,

@@ -222,8 +222,73 @@ mod api {
     pub use crate::blocking::{blocking, blocking_pool_state, set_blocking_keep_alive};
     pub use crate::config::{parse_procs, parse_stack_size, Config, ConfigError, Traceback};
     pub use crate::local::{AccessError, LocalKey};
-    pub use crate::spawn::{go, goexit, run, Builder, Goexit, JoinError, JoinHandle};
+    pub use crate::spawn::{
+        go, goexit, run, run_on_this_thread, Builder, Goexit, JoinError, JoinHandle,
+    };
     pub use crate::waiter::{park, park_thread_timeout, Waiter};
+
+    /// Locks the calling goroutine to its OS thread (Go's
+    /// `runtime.LockOSThread`): until it calls [`unlock_os_thread`] as
+    /// many times as it called this, no goroutine *starts* on its thread.
+    /// Nested calls count; a goroutine that ends while locked takes its
+    /// thread with it (the thread exits, so state the goroutine left in it
+    /// is never seen by another goroutine).
+    ///
+    /// Every gort goroutine already stays on its thread (see "The one
+    /// departure from Go"), so Go's other half of the promise, that the
+    /// thread runs nothing else, is what this adds -- and how much depends
+    /// on the thread:
+    ///
+    /// * **Alone on it** ([`os_thread_siblings`] is 0: the goroutine was
+    ///   spawned with [`Builder::lock_os_thread`], or runs under
+    ///   [`run_on_this_thread`], or every goroutine that started on its
+    ///   thread has ended): Go's full guarantee. The thread runs no other
+    ///   goroutine until the unlock.
+    /// * **Sharing it**: goroutines that started on the thread earlier
+    ///   cannot move (a started goroutine never changes thread), and are not
+    ///   stranded: they go on running on it whenever the locked goroutine
+    ///   is parked, until they end; from then on the guarantee is full.
+    ///   They can see per-thread state the locked goroutine set (thread
+    ///   locals, `setns`, signal masks, ...). For state no other goroutine
+    ///   may see, spawn the work with [`Builder::lock_os_thread`].
+    ///
+    /// While its goroutine is parked, a locked thread gives its P away (Go's
+    /// hand-off), and may still do the runtime's own idle duties (poll the
+    /// timers and the network poller, which readies goroutines of other
+    /// threads); it runs no goroutine but those described above.
+    ///
+    /// On a plain thread (not a goroutine) it does nothing: a plain thread
+    /// is its own already. Inside [`syscall`] it locks the goroutine.
+    ///
+    /// # Panics
+    /// If the count would overflow (`u32::MAX` nested locks).
+    pub fn lock_os_thread() {
+        crate::rt::lock_os_thread()
+    }
+
+    /// Undoes one [`lock_os_thread`] (Go's `runtime.UnlockOSThread`); at
+    /// zero the goroutine is unlocked and its thread may start other
+    /// goroutines again (the goroutine itself stays on it, as every gort
+    /// goroutine does). Without a matching lock, and on a plain thread, it
+    /// does nothing.
+    pub fn unlock_os_thread() {
+        crate::rt::unlock_os_thread()
+    }
+
+    /// How many times the calling goroutine is locked to its thread
+    /// ([`lock_os_thread`] calls not yet undone, counting the one of
+    /// [`Builder::lock_os_thread`]); 0 on a plain thread.
+    pub fn os_thread_lock_count() -> u32 {
+        crate::rt::os_thread_locks()
+    }
+
+    /// How many goroutines other than the caller are bound to the caller's
+    /// OS thread (started on it and not finished): 0 means the thread is
+    /// the caller's alone, and a [`lock_os_thread`] now gives Go's full
+    /// guarantee. 0 on a plain thread.
+    pub fn os_thread_siblings() -> usize {
+        crate::rt::os_thread_siblings()
+    }
 
     /// Lets other goroutines run; the caller continues later on the same
     /// thread (Go's `runtime.Gosched`). On a plain thread, yields the thread.

@@ -157,6 +157,7 @@ pub struct Builder {
     migratable: bool,
     compactable: bool,
     system: bool,
+    locked: bool,
 }
 
 impl Builder {
@@ -228,6 +229,38 @@ impl Builder {
         self
     }
 
+    /// Gives the goroutine an OS thread of its own, locked to it from its
+    /// first instruction (Go: a goroutine that calls `LockOSThread` first
+    /// thing): a new thread that runs nothing else while the goroutine is
+    /// locked. It holds a P only while the goroutine runs (and for up to
+    /// 50 µs after it parks, if no other thread wants one). When the
+    /// goroutine ends while still locked -- the usual case -- the thread
+    /// exits with it; if it calls [`crate::unlock_os_thread`] as often as
+    /// it was locked (once here), the thread becomes an ordinary M and also
+    /// runs other goroutines. Overrides [`Builder::migratable`].
+    ///
+    /// For thread-affine C libraries, per-thread kernel state (`setns`,
+    /// `unshare`, signal masks, capabilities) and anything that must not
+    /// share its thread. Costs a thread creation per spawn (tens of µs).
+    ///
+    /// ```
+    /// let tid = || unsafe { libc::gettid() };
+    /// let (a, b) = gort_sched::Builder::new()
+    ///     .lock_os_thread()
+    ///     .spawn(move || {
+    ///         let a = tid();
+    ///         gort_sched::gosched();
+    ///         (a, tid())
+    ///     })
+    ///     .join()
+    ///     .unwrap();
+    /// assert_eq!(a, b);
+    /// ```
+    pub fn lock_os_thread(mut self) -> Builder {
+        self.locked = true;
+        self
+    }
+
     /// Starts `f` as a new goroutine. The caller's source location is the
     /// goroutine's `created by` line in dumps ([`crate::stack`]).
     #[track_caller]
@@ -244,6 +277,8 @@ impl Builder {
                 compactable: self.compactable,
                 system: self.system,
                 site: panic::Location::caller(),
+                locked: self.locked,
+                here: false,
             },
             Task::<F, T>::VTABLE,
             // SAFETY: newproc hands us the fresh G's unused payload.
@@ -303,7 +338,72 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    match Builder::new().name("main").spawn(f).join() {
+    finish_main(Builder::new().name("main").spawn(f))
+}
+
+/// Like [`run`], but the main goroutine runs on the calling OS thread (the
+/// process's main thread when called from `main`: Go's `m0`). For GUI
+/// toolkits and other libraries that must be called from the main thread.
+///
+/// The calling thread becomes an M that runs `f`'s goroutine and nothing
+/// else: the thread is the caller's again when this returns, so no other
+/// goroutine may ever start on it. The main goroutine is thus always alone
+/// on its thread, locked or not ([`crate::lock_os_thread`] at its start
+/// only documents the intent). It holds a P only while it runs (and for up
+/// to 50 µs after it parks, if no other thread wants one). Goroutines it
+/// spawns run on other threads.
+///
+/// ```
+/// let main_tid = unsafe { libc::gettid() };
+/// let tid = gort_sched::run_on_this_thread(|| {
+///     gort_sched::go(|| 1).join().unwrap();
+///     unsafe { libc::gettid() }
+/// });
+/// assert_eq!(tid, main_tid);
+/// ```
+///
+/// # Panics
+/// If called from a goroutine (its thread already runs goroutines); a panic
+/// of `f` is resumed here, as in [`run`].
+#[track_caller]
+pub fn run_on_this_thread<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    assert!(
+        rt::current_g_any().is_none(),
+        "gort::run_on_this_thread called from a goroutine (its thread already runs goroutines)"
+    );
+    let (g, id) = rt::newproc(
+        rt::Spawn {
+            name: Some(Arc::from("main")),
+            stack_size: 0,
+            migratable: false,
+            compactable: false,
+            system: false,
+            site: panic::Location::caller(),
+            locked: false,
+            here: true,
+        },
+        Task::<F, T>::VTABLE,
+        // SAFETY: newproc hands us the fresh G's unused payload.
+        |p| unsafe { Task::<F, T>::install(p, f) },
+    );
+    let handle = JoinHandle {
+        g,
+        id,
+        take: Task::<F, T>::take,
+        _not_sync: PhantomData,
+    };
+    rt::run_on_this_thread(rt::sched(), g);
+    finish_main(handle)
+}
+
+/// `run`'s ending: the main goroutine's value, its panic resumed, or after
+/// a `goexit` Go's deadlock message once every goroutine is done.
+fn finish_main<T>(h: JoinHandle<T>) -> T {
+    match h.join() {
         Ok(v) => v,
         Err(JoinError::Panic(p)) => panic::resume_unwind(p),
         Err(JoinError::Goexit) => {

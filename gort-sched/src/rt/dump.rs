@@ -74,6 +74,8 @@ struct GDump {
     note: Option<&'static str>,
     creator: u64,
     site: Option<&'static Location<'static>>,
+    /// Locked to its thread (`lock_os_thread`): Go prints "locked to thread".
+    locked: bool,
 }
 
 const UNAVAILABLE: &str = "goroutine running on other thread; stack unavailable";
@@ -99,6 +101,7 @@ fn snapshot_self() -> Option<GDump> {
         note: None,
         creator: g.creator.load(Ordering::Relaxed),
         site: site_of(g),
+        locked: g.locks.load(Ordering::Relaxed) > 0,
     })
 }
 
@@ -157,6 +160,7 @@ fn snapshot_others(me: u64, system: bool) -> Vec<GDump> {
             note,
             creator,
             site,
+            locked: g.locks.load(Ordering::Relaxed) > 0,
         });
     }
     out.sort_by_key(|d| d.goid);
@@ -195,6 +199,7 @@ fn snapshot_parked(g: &'static G, now: i64, system: bool) -> Option<Option<GDump
             note: lent.then_some("stack lent to a blocking-pool call; frames unavailable"),
             creator: g.creator.load(Ordering::Relaxed),
             site: site_of(g),
+            locked: g.locks.load(Ordering::Relaxed) > 0,
         }
     });
     if g.park.unpin() == crate::park_state::Notify::Resume {
@@ -288,6 +293,9 @@ fn format(dumps: &[GDump], system: bool, out: &mut String) {
         if d.wait_min > 0 {
             let unit = if d.wait_min == 1 { "minute" } else { "minutes" };
             let _ = write!(out, ", {} {unit}", d.wait_min);
+        }
+        if d.locked {
+            out.push_str(", locked to thread");
         }
         out.push_str("]:\n");
         if let Some(n) = d.note {
@@ -542,6 +550,7 @@ pub(crate) fn overflow_dump(req: &OverflowReq) {
         note: None,
         creator: g.map_or(0, |g| g.creator.load(Ordering::Relaxed)),
         site: g.and_then(site_of),
+        locked: g.is_some_and(|g| g.locks.load(Ordering::Relaxed) > 0),
     };
     // SAFETY: the overflowed goroutine's thread is stopped in the overflow
     // handler until we set `done`.
@@ -571,6 +580,7 @@ mod tests {
             note: None,
             creator: 0,
             site: None,
+            locked: false,
         }
     }
 

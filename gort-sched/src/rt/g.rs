@@ -49,6 +49,10 @@ pub(crate) struct G {
     /// A runtime helper (`Builder::system`): not counted by num_goroutine,
     /// left out of dumps. Written at spawn before publication.
     pub(super) sys: AtomicBool,
+    /// `lock_os_thread` nesting count (Go's `lockedExt`): written by the
+    /// goroutine itself while it runs, or by its M while it holds the G
+    /// (spawn, exit); read by dumps (relaxed snapshot).
+    pub(super) locks: AtomicU32,
     /// References: the goroutine's and its JoinHandle's. The last one to let
     /// go recycles the descriptor (AcqRel).
     pub(super) refs: AtomicU32,
@@ -86,6 +90,9 @@ pub(super) struct GInner {
     /// Whether the spawner allowed compaction of this goroutine's stack
     /// while it is parked (`Builder::compact_when_parked`, unsafe).
     pub(super) compactable: bool,
+    /// A migratable goroutine that `lock_os_thread` bound to its M until
+    /// it unlocks (locked.rs).
+    pub(super) lock_pinned: bool,
 }
 
 // SAFETY: a G is shared as `&'static G` (descriptors are never freed).
@@ -107,6 +114,7 @@ impl G {
             creator: AtomicU64::new(0),
             site: AtomicPtr::new(ptr::null_mut()),
             sys: AtomicBool::new(false),
+            locks: AtomicU32::new(0),
             refs: AtomicU32::new(0),
             join_state: AtomicU32::new(RUNNING),
             join_waiter: UnsafeCell::new(None),
@@ -124,6 +132,7 @@ impl G {
                 park_pass: 0,
                 in_cand: false,
                 compactable: false,
+                lock_pinned: false,
             }),
         }
     }

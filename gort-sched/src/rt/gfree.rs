@@ -12,6 +12,11 @@ pub(crate) struct Spawn {
     pub(crate) system: bool,
     /// Where `go` was called (`#[track_caller]`), for dumps.
     pub(crate) site: &'static std::panic::Location<'static>,
+    /// On a thread of its own, locked to it (`Builder::lock_os_thread`).
+    pub(crate) locked: bool,
+    /// Run by the caller on its own thread (`run_on_this_thread`): not
+    /// queued anywhere.
+    pub(crate) here: bool,
 }
 
 /// Creates a goroutine whose task `install` writes into the payload, and
@@ -28,7 +33,9 @@ pub(crate) fn newproc(
     let goid = s.goid_gen.fetch_add(1, Ordering::Relaxed) + 1;
     gr.goid.store(goid, Ordering::Relaxed);
     gr.m.store(ptr::null_mut(), Ordering::Relaxed);
-    gr.migratable.store(sp.migratable, Ordering::Relaxed);
+    // A locked goroutine never moves.
+    let migratable = sp.migratable && !sp.locked;
+    gr.migratable.store(migratable, Ordering::Relaxed);
     gr.refs.store(2, Ordering::Relaxed);
     gr.join_state.store(RUNNING, Ordering::Relaxed);
     gr.status.store(G_RUNNABLE, Ordering::Relaxed);
@@ -44,12 +51,18 @@ pub(crate) fn newproc(
     gi.stack_size = sp.stack_size;
     gi.req = Req::None;
     gi.in_cand = false;
-    gi.compactable = sp.compactable && !sp.migratable;
+    gi.compactable = sp.compactable && !migratable;
+    gi.lock_pinned = false;
     gr.sys.store(sp.system, Ordering::Relaxed);
+    gr.locks.store(u32::from(sp.locked), Ordering::Relaxed);
     if !sp.system {
         count_goroutines(s, 1);
     }
-    runq_put_here(s, g, true);
+    if sp.locked {
+        newm_locked(s, g);
+    } else if !sp.here {
+        runq_put_here(s, g, true);
+    }
     (g, goid)
 }
 

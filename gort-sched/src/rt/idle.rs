@@ -194,6 +194,13 @@ pub(super) fn release_and_sleep(s: &'static Sched, m: &'static M) {
             idle.midle.push(m);
         }
     }
+    recheck_queues(s);
+    stopm(s, m);
+}
+
+/// After an M dropped its P: work queued by someone who saw no idle P, or
+/// saw an M spinning, woke nobody -- wake an M for it now.
+fn recheck_queues(s: &'static Sched) {
     // A G queued on the global queue after we looked (by a thread without
     // a P) whose queuer's wakep ran before put_p made our P idle: it woke
     // nobody. SeqCst pairs with global_put_batch's store (Go checks
@@ -203,23 +210,54 @@ pub(super) fn release_and_sleep(s: &'static Sched, m: &'static M) {
     // goroutines.rs spawns_from_a_plain_thread_are_never_stranded).
     if s.global_len.load(Ordering::SeqCst) > 0 {
         wakep(s);
-    } else {
-        // Go's findrunnable: after dropping the P (and the spinning count),
-        // look once more at every run queue. A spawner that saw us spinning
-        // did not wake anybody; nor did one whose wakep ran before put_p
-        // made our P idle (it saw npidle == 0) — so every M dropping its P
-        // looks, not only a spinning one (Go: sched.needspinning). Found by
-        // golang_proc.rs test_spawn_while_ms_park.
-        for id in 0..s.gomaxprocs() {
-            if let Some(v) = s.p(id) {
-                if !v.runq.is_empty() {
-                    wakep(s);
-                    break;
-                }
+        return;
+    }
+    // Go's findrunnable: after dropping the P (and the spinning count),
+    // look once more at every run queue. A spawner that saw us spinning
+    // did not wake anybody; nor did one whose wakep ran before put_p
+    // made our P idle (it saw npidle == 0) -- so every M dropping its P
+    // looks, not only a spinning one (Go: sched.needspinning). Found by
+    // golang_proc.rs test_spawn_while_ms_park.
+    for id in 0..s.gomaxprocs() {
+        if let Some(v) = s.p(id) {
+            if !v.runq.is_empty() {
+                wakep(s);
+                break;
             }
         }
     }
-    stopm(s, m);
+}
+
+/// An own-only M (`find_own`) gives up its P (Go's `handoffp`): to the
+/// first M waiting for one; with fresh goroutines queued, straight to an
+/// idle or new M that runs them (the P stays owned: no window in which it
+/// is idle with work on it); else to the idle list. The M is not put on the
+/// idle list: nobody may hand it a P for fresh work.
+pub(super) fn give_p_away(s: &'static Sched, m: &'static M, p: &'static P) {
+    let mut idle = s.lock_idle();
+    drop_p_local(s, m);
+    let fresh = !p.runq.is_empty() || s.global_len.load(Ordering::SeqCst) > 0;
+    if fresh && idle.mwaitp.is_empty() && p.id < s.gomaxprocs() {
+        match idle.midle.pop() {
+            Some(m2) => {
+                m2.start_spinning.store(false, Ordering::Relaxed);
+                m2.nextp.store(p as *const P as *mut P, Ordering::SeqCst);
+                drop(idle);
+                hand_p_wake(s, m2);
+            }
+            None => {
+                drop(idle);
+                newm(s, p, false);
+            }
+        }
+        return;
+    }
+    let moved = put_p(s, &mut idle, p);
+    drop(idle);
+    if moved {
+        wakep(s);
+    }
+    recheck_queues(s);
 }
 
 /// Sleeps until this M is handed a P, or has bound work and can take one.
@@ -246,6 +284,7 @@ pub(super) fn stopm(s: &'static Sched, m: &'static M) {
                 continue;
             }
             idle.midle.retain(|x| !ptr::eq(*x, m));
+            idle.mown.retain(|x| !ptr::eq(*x, m));
             if has_work {
                 if let Some(p) = idle_p_or_wait(s, &mut idle, m) {
                     drop(idle);
@@ -254,7 +293,14 @@ pub(super) fn stopm(s: &'static Sched, m: &'static M) {
                     return;
                 }
             } else if !idle.mwaitp.iter().any(|x| ptr::eq(*x, m)) {
-                idle.midle.push(m);
+                // SAFETY: our own thread.
+                if unsafe { m.own_only() } {
+                    // Never handed a P for fresh work: only its own
+                    // goroutines, readied, wake it (then it takes a P).
+                    idle.mown.push(m);
+                } else {
+                    idle.midle.push(m);
+                }
             }
         }
         sleep_idle(s, m);
@@ -303,6 +349,7 @@ pub(super) fn hand_p_wake(s: &'static Sched, m: &'static M) {
 pub(super) fn remove_idle_m(s: &'static Sched, m: &M) {
     let mut idle = s.lock_idle();
     idle.midle.retain(|x| !ptr::eq(*x, m));
+    idle.mown.retain(|x| !ptr::eq(*x, m));
 }
 
 /// Spins up to IDLE_SPIN_NS for work: our inbox, the global queue, or

@@ -6,6 +6,8 @@ use super::*;
 
 /// A machine: one OS thread running goroutines. Ms are never freed.
 pub(crate) struct M {
+    /// M number (1, 2, ...: the thread is named `gort-m<id>`).
+    pub(super) id: u64,
     /// The M sleeps on this when idle; wakers unpark it.
     pub(super) parker: Parker,
     /// Bound goroutines readied by other threads: a Treiber stack that the
@@ -57,6 +59,14 @@ pub(super) struct MLocal {
     /// Started, unfinished goroutines bound to this M (they may be readied
     /// from other threads at any time).
     pub(super) bound_live: usize,
+    /// Goroutines bound here whose `lock_os_thread` count is above zero.
+    /// While any is, the M starts no fresh goroutine (`find_own`).
+    pub(super) nlocked: u32,
+    /// The M leaves the scheduler once it has no bound goroutine left,
+    /// starting none meanwhile: a locked goroutine ended while locked (its
+    /// thread may be tainted: Go kills it), or the M borrows the caller's
+    /// thread (`run_on_this_thread`), which goes back to the caller.
+    pub(super) exit_when_idle: bool,
     /// Parked goroutines to consider for stack compaction, with their goid
     /// when queued (a finished G's goid is zeroed, so stale entries are
     /// recognised without touching a recycled descriptor).
@@ -81,6 +91,17 @@ impl M {
     pub(super) unsafe fn local(&self) -> &mut MLocal {
         // SAFETY: forwarded to the caller.
         unsafe { &mut *self.local.get() }
+    }
+
+    /// Whether the M runs only goroutines already bound to it (see
+    /// `MLocal::nlocked` and `MLocal::exit_when_idle`).
+    ///
+    /// # Safety
+    /// As for [`M::local`].
+    pub(super) unsafe fn own_only(&self) -> bool {
+        // SAFETY: forwarded to the caller.
+        let ml = unsafe { self.local() };
+        ml.nlocked > 0 || ml.exit_when_idle
     }
 
     pub(super) fn has_inbox(&self) -> bool {
@@ -165,6 +186,7 @@ impl M {
     /// M number `id`, to be handed `nextp` (may be null) when it starts.
     pub(super) fn new(id: u64, nextp: *const P, spinning: bool) -> M {
         M {
+            id,
             parker: Parker::new(),
             inbox: AtomicPtr::new(ptr::null_mut()),
             nextp: AtomicPtr::new(nextp.cast_mut()),
@@ -183,6 +205,8 @@ impl M {
                 inherit: false,
                 preempted: false,
                 bound_live: 0,
+                nlocked: 0,
+                exit_when_idle: false,
                 cands: VecDeque::new(),
                 pass: 0,
                 last_pass: 0,
@@ -193,9 +217,21 @@ impl M {
 }
 
 pub(super) fn newm(s: &'static Sched, p: &'static P, spinning: bool) {
+    let m = alloc_m(s, p);
+    m.start_spinning.store(spinning, Ordering::Relaxed);
+    start_thread(s, m);
+}
+
+/// A new M, on `allm`, to be handed `nextp` (may be null) when it starts.
+fn alloc_m(s: &'static Sched, nextp: *const P) -> &'static M {
     let id = s.mid_gen.fetch_add(1, Ordering::Relaxed) + 1;
-    let m: &'static M = Box::leak(Box::new(M::new(id, p, spinning)));
+    let m: &'static M = Box::leak(Box::new(M::new(id, nextp, false)));
     s.allm.lock().push(m);
+    m
+}
+
+fn start_thread(s: &'static Sched, m: &'static M) {
+    let id = m.id;
     let r = crate::loom::spawn_m(format!("gort-m{id}"), move || mstart(s, m));
     if let Err(e) = r {
         fatal(&format!(
@@ -204,20 +240,75 @@ pub(super) fn newm(s: &'static Sched, p: &'static P, spinning: bool) {
     }
 }
 
+/// An M that runs only `g` (a fresh goroutine, not yet queued anywhere,
+/// whose lock count is already 1): `Builder::lock_os_thread`, Go's
+/// `newm` for a goroutine that calls `LockOSThread` first thing. The
+/// thread starts without a P and takes one when one is idle, or waits for
+/// one (`mwaitp`).
+pub(super) fn newm_locked(s: &'static Sched, g: &'static G) {
+    let m = alloc_m(s, ptr::null());
+    // SAFETY: the M's thread has not started: nobody else touches its state.
+    let ml = unsafe { m.local() };
+    ml.nlocked = 1;
+    ml.runq.push_back(g);
+    start_thread(s, m);
+}
+
 /// Makes `m` the calling thread's M.
 pub(super) fn set_current_m(m: &'static M) {
     CUR.with(|c| c.m.set(m));
 }
 
-pub(super) fn mstart(s: &'static Sched, m: &'static M) -> ! {
+/// An M thread's body: run goroutines until the M leaves the scheduler
+/// (only an M whose locked goroutine ended while locked does), then let
+/// the thread exit.
+pub(super) fn mstart(s: &'static Sched, m: &'static M) {
     set_current_m(m);
     // SAFETY: this is m's thread.
     let ml = unsafe { m.local() };
     let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
-    // SAFETY: newm gave us a live P.
-    acquirep(m, ml, unsafe { &*p });
-    ml.spinning = m.start_spinning.swap(false, Ordering::Relaxed);
-    schedule(s, m)
+    if p.is_null() {
+        // A locked goroutine's M: it has work; take a P when it can.
+        stopm(s, m);
+    } else {
+        // SAFETY: newm gave us a live P.
+        acquirep(m, ml, unsafe { &*p });
+        ml.spinning = m.start_spinning.swap(false, Ordering::Relaxed);
+    }
+    schedule(s, m);
+    leave_sched(s, m);
+}
+
+/// The M has left its schedule loop (without a P, nothing bound to it):
+/// forget it, so that the deadlock check and schedtrace count only live
+/// threads. Ms are never freed; nobody can reach this one any more (no
+/// goroutine is bound to it, it is on no idle list).
+pub(super) fn leave_sched(s: &'static Sched, m: &'static M) {
+    s.allm.lock().retain(|x| !ptr::eq(*x, m));
+    CUR.with(|c| c.m.set(ptr::null()));
+}
+
+cfg_not_loom! {
+/// Runs the fresh goroutine `g` on the calling thread, which becomes an M
+/// that runs nothing else, until `g` (and anything bound here: nothing
+/// else can be) has finished; the thread is then a plain thread again.
+pub(crate) fn run_on_this_thread(s: &'static Sched, g: &'static G) {
+    assert!(
+        current_m().is_null(),
+        "gort::run_on_this_thread called on a thread that runs goroutines"
+    );
+    let m = alloc_m(s, ptr::null());
+    {
+        // SAFETY: the M is not published to any thread but ours.
+        let ml = unsafe { m.local() };
+        ml.exit_when_idle = true;
+        ml.runq.push_back(g);
+    }
+    set_current_m(m);
+    stopm(s, m);
+    schedule(s, m);
+    leave_sched(s, m);
+}
 }
 
 pub(super) fn acquirep(m: &'static M, ml: &mut MLocal, p: &'static P) {

@@ -15,6 +15,7 @@
 //! | `gfree.rs` | spawning and descriptor free lists | proc.go `newproc`, `gfget`/`gfput` |
 //! | `schedule.rs` | the run loop: find work, ready | proc.go `schedule`, `findRunnable`, `ready` |
 //! | `switch.rs` | the context switch: run a goroutine, park, yield | proc.go `execute`, `park_m`, `gosched_m` |
+//! | `locked.rs` | `lock_os_thread` counts, exit while locked | proc.go `LockOSThread`, `dolockOSThread`, `goexit0` |
 //! | `idle.rs` | spinning, waking, handing Ps over, sleeping | proc.go `wakep`, `startm`, `stopm`, `handoffp` |
 //! | `sources.rs` | timer/netpoll sources and idle sleep | proc.go `findRunnable`'s netpoll/timer part |
 //! | `compact.rs` | stack compaction of long-parked goroutines | (none: Go shrinks stacks at GC) |
@@ -55,6 +56,7 @@ cfg_not_loom! {
     mod compact;
     mod dump;
     mod gfree;
+    mod locked;
     mod switch;
 
     use crate::park_state::Notify;
@@ -62,6 +64,7 @@ cfg_not_loom! {
 
     use self::compact::*;
     pub(crate) use self::gfree::*;
+    pub(crate) use self::locked::*;
     pub(crate) use self::switch::*;
 }
 

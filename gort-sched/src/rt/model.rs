@@ -175,8 +175,8 @@ pub(crate) fn release_and_sleep(s: &'static Sched, m: &'static M) {
     super::release_and_sleep(s, m)
 }
 
-/// The M's run loop.
-pub(crate) fn schedule(s: &'static Sched, m: &'static M) -> ! {
+/// The M's run loop (returns only if the M leaves the scheduler).
+pub(crate) fn schedule(s: &'static Sched, m: &'static M) {
     super::schedule(s, m)
 }
 

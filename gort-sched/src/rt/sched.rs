@@ -11,6 +11,9 @@ pub(super) struct Idle {
     pub(super) midle: Vec<&'static M>,
     /// Ms with runnable bound goroutines waiting for a P, FIFO.
     pub(super) mwaitp: VecDeque<&'static M>,
+    /// Idle Ms that run only their own goroutines (`find_own`): asleep
+    /// until one of them is readied, never handed a P for fresh work.
+    pub(super) mown: Vec<&'static M>,
 }
 
 /// The global run queue: G references in a ring buffer, so that taking a
@@ -157,6 +160,7 @@ impl Sched {
                 pidle,
                 midle: Vec::new(),
                 mwaitp: VecDeque::new(),
+                mown: Vec::new(),
             }),
             npidle: AtomicUsize::new(n),
             nmspinning: AtomicUsize::new(0),

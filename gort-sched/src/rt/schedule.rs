@@ -6,12 +6,21 @@
 
 use super::*;
 
-/// One round of scheduling, forever (Go's `schedule`): find a runnable
-/// goroutine (blocking, without a P, while there is none) and run it until
-/// it parks, yields or exits.
-pub(super) fn schedule(s: &'static Sched, m: &'static M) -> ! {
+/// Rounds of scheduling (Go's `schedule`): find a runnable goroutine
+/// (blocking, without a P, while there is none) and run it until it parks,
+/// yields or exits. Returns, without a P, only when the M leaves the
+/// scheduler (`MLocal::exit_when_idle`).
+pub(super) fn schedule(s: &'static Sched, m: &'static M) {
     loop {
-        let g = find_runnable(s, m);
+        // SAFETY: our own thread; no switch until execute.
+        let g = if unsafe { m.own_only() } {
+            match find_own(s, m) {
+                Some(g) => g,
+                None => return,
+            }
+        } else {
+            find_runnable(s, m)
+        };
         // SAFETY: our own thread; no switch until execute.
         let ml = unsafe { m.local() };
         publish_queue_len(m, ml);
@@ -153,6 +162,15 @@ pub(super) fn fastrand(ml: &mut MLocal) -> u32 {
 /// when there is none. On return the M holds a P.
 pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
     loop {
+        // A goroutine of ours locked the thread (it runs now, so it did so
+        // since our last look): from now on only goroutines bound here.
+        // SAFETY: our own thread; no switch happens inside this function.
+        if unsafe { m.own_only() } {
+            if let Some(g) = find_own(s, m) {
+                return g;
+            }
+            unreachable!("an M that leaves the scheduler was running a goroutine");
+        }
         // SAFETY: our own thread; no switch happens inside this function.
         let ml = unsafe { m.local() };
         // SAFETY: we hold a P here.
@@ -312,6 +330,91 @@ pub(super) fn local_work(
             return Some(g);
         }
         ml.runq.pop_front()
+    }
+}
+
+/// `find_runnable` for an M that runs only its own goroutines (one of them
+/// is locked to the thread, or the M leaves once they are done): Go's
+/// locked M. It never takes a fresh goroutine. When it has nothing to run
+/// it gives its P away at once -- unless nobody wants it: then it watches
+/// its inbox for `IDLE_SPIN_NS` first (a locked goroutine woken right away
+/// keeps the P; Go's locked M always hands it off, at the cost of two
+/// thread wake-ups per round trip). Returns None, without a P, when the M
+/// should leave the scheduler (nothing bound to it any more).
+pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
+    loop {
+        // SAFETY: our own thread; no switch happens inside this function.
+        let ml = unsafe { m.local() };
+        // SAFETY: we hold a P here.
+        let p: &'static P = unsafe { &*ml.p };
+        ml.schedtick = ml.schedtick.wrapping_add(1);
+        ml.inherit = false;
+        if p.id >= s.gomaxprocs() {
+            retire_p(s, m, p);
+            continue;
+        }
+        if s.nmwaitp.load(Ordering::Relaxed) > 0
+            && (ml.schedtick.wrapping_sub(ml.ptick) > P_QUANTUM || ml.preempted)
+            && handoff_to_waiting_m(s, m, p)
+        {
+            continue;
+        }
+        check_deadline(s);
+        // SAFETY: as above (sources may have readied our goroutines).
+        let ml = unsafe { m.local() };
+        if m.has_inbox() {
+            take_inbox(m, ml);
+        }
+        let preempted = std::mem::take(&mut ml.preempted);
+        let runnable = ml.runnext.is_some() || !ml.runq.is_empty();
+        if runnable && preempted && fresh_queued(s, p) {
+            // Our goroutine used up its slice and fresh ones wait: a free M
+            // takes them, or else this P goes to an M that runs them while
+            // we wait for a P (Go: the locked M's gosched hands its P off).
+            if !others_free(s) {
+                give_p_away(s, m, p);
+                stopm(s, m);
+                continue;
+            }
+            wakep(s);
+        }
+        if let Some(g) = ml.runnext.take().or_else(|| ml.runq.pop_front()) {
+            return Some(g);
+        }
+        if ml.exit_when_idle && ml.bound_live == 0 {
+            give_p_away(s, m, p);
+            return None;
+        }
+        if ml.bound_live > 0 && !p_wanted(s, p) && own_spin(s, m, p) {
+            continue;
+        }
+        give_p_away(s, m, p);
+        stopm(s, m);
+    }
+}
+
+/// Whether someone needs `p` more than an M that has nothing to run: fresh
+/// goroutines wait on it or globally, or an M waits for a P.
+#[inline]
+fn p_wanted(s: &Sched, p: &P) -> bool {
+    fresh_queued(s, p) || s.nmwaitp.load(Ordering::Relaxed) > 0
+}
+
+/// An own-only M's short watch of its inbox while it keeps its P: true if
+/// one of its goroutines was readied, false once `IDLE_SPIN_NS` passed or
+/// someone else wants the P.
+fn own_spin(s: &Sched, m: &M, p: &P) -> bool {
+    let start = nanotime();
+    let mut i = 0u32;
+    loop {
+        if m.has_inbox() {
+            return true;
+        }
+        i = i.wrapping_add(1);
+        if i % 64 == 0 && (p_wanted(s, p) || nanotime() - start > IDLE_SPIN_NS) {
+            return false;
+        }
+        spin_loop();
     }
 }
 

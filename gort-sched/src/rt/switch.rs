@@ -35,6 +35,9 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                     // SAFETY: our own M; no switch here.
                     unsafe { m.local() }.bound_live -= 1;
                 }
+                if gr.locks.load(Ordering::Relaxed) > 0 {
+                    exit_locked(m, gr);
+                }
                 release_g(g);
                 return;
             }

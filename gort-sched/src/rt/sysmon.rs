@@ -689,7 +689,10 @@ fn quiescent(s: &'static Sched) -> Dead {
     }
     {
         let idle = s.lock_idle();
-        if idle.pidle.len() != n || !idle.mwaitp.is_empty() || idle.midle.len() != ms.len() {
+        if idle.pidle.len() != n
+            || !idle.mwaitp.is_empty()
+            || idle.midle.len() + idle.mown.len() != ms.len()
+        {
             return Dead::No;
         }
     }
@@ -742,7 +745,7 @@ fn sched_trace(s: &'static Sched, since_start: i64, detail: bool) {
     let ms: Vec<&'static M> = s.allm.lock().clone();
     let (idle_ms, waitp) = {
         let idle = s.lock_idle();
-        (idle.midle.len(), idle.mwaitp.len())
+        (idle.midle.len() + idle.mown.len(), idle.mwaitp.len())
     };
     let mut line = format!(
         "SCHED {}ms: gomaxprocs={} idleprocs={} threads={} spinningthreads={} idlethreads={} \

@@ -1,0 +1,97 @@
+//! `lock_os_thread` / `unlock_os_thread` (Go's `LockOSThread`): counts per
+//! goroutine, and per M the number of its goroutines holding a lock. An M
+//! with a locked goroutine runs only goroutines already bound to it
+//! (`find_own`); a locked goroutine that ends while locked takes its thread
+//! with it (`exit_locked`: the M leaves once nothing is bound to it).
+//!
+//! Every function here runs on the calling goroutine's own M (or is a
+//! no-op on a plain thread), so the M-local state needs no lock; the
+//! goroutine's count is an atomic only so that dumps can read it.
+
+use super::*;
+
+/// The calling goroutine and its M, also inside `syscall` (the goroutine
+/// then has no P, but its M is the same). None on a plain thread.
+fn caller() -> Option<(&'static M, &'static G)> {
+    let g = current_g_any()?;
+    // SAFETY: a goroutine's thread is an M; Ms are immortal.
+    Some((unsafe { &*current_m() }, g))
+}
+
+pub(crate) fn lock_os_thread() {
+    let Some((m, g)) = caller() else { return };
+    let n = g.locks.load(Ordering::Relaxed);
+    let Some(n1) = n.checked_add(1) else {
+        panic!("gort::lock_os_thread: nesting overflow (locked {n} times)");
+    };
+    g.locks.store(n1, Ordering::Relaxed);
+    if n > 0 {
+        return;
+    }
+    // SAFETY: our own M's thread; no switch in this function.
+    let ml = unsafe { m.local() };
+    ml.nlocked += 1;
+    if g.migratable.load(Ordering::Relaxed) {
+        // A migratable goroutine stays here while locked: it is bound to
+        // this M until it unlocks (a waker reads `m` only after winning a
+        // park, and we are running, not parked).
+        g.m.store(ptr::from_ref(m).cast_mut(), Ordering::Release);
+        g.migratable.store(false, Ordering::Relaxed);
+        // SAFETY: the running goroutine holds its own descriptor.
+        unsafe { g.inner() }.lock_pinned = true;
+        ml.bound_live += 1;
+    }
+}
+
+pub(crate) fn unlock_os_thread() {
+    let Some((m, g)) = caller() else { return };
+    let n = g.locks.load(Ordering::Relaxed);
+    if n == 0 {
+        return; // Go: unlocking an unlocked goroutine is a no-op
+    }
+    g.locks.store(n - 1, Ordering::Relaxed);
+    if n > 1 {
+        return;
+    }
+    // SAFETY: our own M's thread; no switch in this function.
+    let ml = unsafe { m.local() };
+    ml.nlocked -= 1;
+    // SAFETY: the running goroutine holds its own descriptor.
+    let gi = unsafe { g.inner() };
+    if std::mem::take(&mut gi.lock_pinned) {
+        ml.bound_live -= 1;
+        g.migratable.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The calling goroutine's lock count (0 on a plain thread).
+pub(crate) fn os_thread_locks() -> u32 {
+    caller().map_or(0, |(_, g)| g.locks.load(Ordering::Relaxed))
+}
+
+/// Goroutines other than the caller bound to the caller's thread (started
+/// there, not finished). 0 on a plain thread.
+pub(crate) fn os_thread_siblings() -> usize {
+    let Some((m, g)) = caller() else { return 0 };
+    // SAFETY: our own M's thread; no switch in this function.
+    let live = unsafe { m.local() }.bound_live;
+    if g.migratable.load(Ordering::Relaxed) {
+        live
+    } else {
+        live - 1
+    }
+}
+
+/// `g` ended while locked (its M holds it, finished): the M starts nothing
+/// from now on and leaves the scheduler, its thread exiting, once the
+/// goroutines still bound to it have ended (Go kills the thread at once; a
+/// started goroutine cannot move, so here they finish first).
+pub(super) fn exit_locked(m: &'static M, g: &'static G) {
+    g.locks.store(0, Ordering::Relaxed);
+    // SAFETY: the M's own thread, on its scheduler stack.
+    let ml = unsafe { m.local() };
+    ml.nlocked -= 1;
+    ml.exit_when_idle = true;
+    // SAFETY: the goroutine finished; its M holds the descriptor.
+    unsafe { g.inner() }.lock_pinned = false;
+}

@@ -3,6 +3,11 @@
 //! on m0: what GUI toolkits need. A test binary of its own (no libtest), so
 //! that `main` is the process's first thread.
 
+fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
 fn main() {
     // SAFETY: getpid and gettid have no preconditions.
     let (pid, tid) = unsafe { (libc::getpid(), libc::gettid()) };
@@ -11,11 +16,10 @@ fn main() {
         gort_sched::lock_os_thread(); // as a GUI program's main would
         let locks = gort_sched::os_thread_lock_count();
         let others: Vec<i32> = (0..8)
-            .map(|_| gort_sched::go(|| unsafe { libc::gettid() }))
+            .map(|_| gort_sched::go(gettid))
             .map(|h| h.join().unwrap())
             .collect();
-        // SAFETY: as above.
-        (unsafe { libc::gettid() }, locks, others)
+        (gettid(), locks, others)
     });
     assert_eq!(inside, pid, "the main goroutine left the main thread");
     assert_eq!(locks, 1);

@@ -7,7 +7,7 @@
 //! | crate | what it gives |
 //! |-------|---------------|
 //! | [`gort_os`] (`gort::os`) | context switch and pooled stacks, futex parking, threads, clock, CPU quota |
-//! | [`gort_sched`] (`gort::sched`) | goroutines: `go`, `run`, `JoinHandle`, `gosched`, `goexit`, `gomaxprocs`, park/ready, `syscall`/`blocking`, goroutine dumps (`stack`), SIGQUIT and `GOTRACEBACK` |
+//! | [`gort_sched`] (`gort::sched`) | goroutines: `go`, `run`, `JoinHandle`, `gosched`, `goexit`, `gomaxprocs`, park/ready, `syscall`/`blocking`, goroutine dumps (`stack`), SIGQUIT and `GOTRACEBACK`, `lock_os_thread` and `run_on_this_thread` (the main thread) |
 //! | [`gort_sema`] (`gort::sema`) | Go's runtime semaphores: `semacquire`/`semrelease`, `NotifyList`, `Note` |
 //! | [`gort_timer`] (`gort::timer`, `gort::time`) | per-P timer heaps, `sleep`, `RawTimer`; `gort::time` adds Go's channel timers (`Timer`, `Ticker`, `after`, `after_func`) |
 //! | [`gort_netpoll`] (`gort::net`) | the netpoller: `TcpListener`, `TcpStream`, `UdpSocket`, `UnixListener`, `UnixStream`, `UnixDatagram` with deadlines; blocking calls park the goroutine |
@@ -65,8 +65,10 @@ pub mod time {
 /// [`gort_sched::blocking`]).
 pub use gort_sched::blocking;
 pub use gort_sched::{
-    go, goexit, gomaxprocs, goroutine_local, gosched, num_cpu, num_goroutine, preempt_point, run,
-    stack, syscall, traceback, write_stack, Builder, JoinError, JoinHandle, LocalKey, Traceback,
+    go, goexit, gomaxprocs, goroutine_local, gosched, lock_os_thread, num_cpu, num_goroutine,
+    os_thread_lock_count, os_thread_siblings, preempt_point, run, run_on_this_thread, stack,
+    syscall, traceback, unlock_os_thread, write_stack, Builder, JoinError, JoinHandle, LocalKey,
+    Traceback,
 };
 pub use gort_std::{chan, select, Receiver, RecvError, Select, SendError, Sender};
 

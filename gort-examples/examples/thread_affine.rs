@@ -20,7 +20,7 @@ use gort_examples::affine::{affine_call, affine_gettid, affine_init, affine_shut
 
 fn gettid() -> i64 {
     // SAFETY: a plain system call wrapper with no preconditions.
-    i64::from(unsafe { affine_gettid() })
+    unsafe { affine_gettid() } as i64
 }
 
 // Set on the worker's thread while it owns the library: a goroutine that

@@ -20,7 +20,8 @@ use gort_examples::affine::{affine_call, affine_gettid, affine_init, affine_shut
 
 fn gettid() -> i64 {
     // SAFETY: a plain system call wrapper with no preconditions.
-    unsafe { affine_gettid() } as i64
+    let t: libc::c_long = unsafe { affine_gettid() };
+    t as i64
 }
 
 // Set on the worker's thread while it owns the library: a goroutine that

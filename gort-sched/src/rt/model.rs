@@ -43,8 +43,10 @@ pub(crate) mod inert {
 struct State {
     /// The model's scheduler; set before any model thread starts.
     sched: StdAtomicPtr<Sched>,
-    /// Goids of the goroutines run so far, in order.
+    /// Goids of the goroutines run so far, in order, and the ids of the Ms
+    /// that ran them.
     ran: LoomMutex<Vec<u64>>,
+    ran_on: LoomMutex<Vec<u64>>,
     ran_cv: Condvar,
 }
 
@@ -52,6 +54,7 @@ loom::lazy_static! {
     static ref STATE: State = State {
         sched: StdAtomicPtr::new(ptr::null_mut()),
         ran: LoomMutex::new(Vec::new()),
+        ran_on: LoomMutex::new(Vec::new()),
         ran_cv: Condvar::new(),
     };
 }
@@ -69,6 +72,7 @@ pub(crate) fn sched() -> &'static Sched {
 pub(crate) fn execute(_s: &'static Sched, m: &'static M, g: &'static G) {
     // SAFETY: our own thread.
     assert!(!unsafe { m.local() }.p.is_null(), "ran a goroutine without a P");
+    STATE.ran_on.lock().unwrap().push(m.id);
     STATE.ran.lock().unwrap().push(g.goid());
     STATE.ran_cv.notify_all();
 }
@@ -154,6 +158,29 @@ pub(crate) fn wait_ran(n: usize) -> Vec<u64> {
         ran = STATE.ran_cv.wait(ran).unwrap();
     }
     ran.clone()
+}
+
+/// The ids of the Ms that ran the goroutines of [`wait_ran`], in order.
+pub(crate) fn ran_on() -> Vec<u64> {
+    STATE.ran_on.lock().unwrap().clone()
+}
+
+/// `m`'s id (its thread would be named `gort-m<id>`).
+pub(crate) fn m_id(m: &M) -> u64 {
+    m.id
+}
+
+/// Makes the calling thread's M (`m`) own-only, as `lock_os_thread` or an
+/// exit while locked leave it: `locked` goroutines hold a lock, `bound` are
+/// bound to it (started there, parked), and with `exit` it leaves the
+/// scheduler once none is bound.
+pub(crate) fn make_own_only(m: &'static M, locked: u32, bound: usize, exit: bool) {
+    assert!(ptr::eq(current_m(), m), "make_own_only off m's thread");
+    // SAFETY: m is the calling thread's own M (checked above).
+    let ml = unsafe { m.local() };
+    ml.nlocked = locked;
+    ml.bound_live = bound;
+    ml.exit_when_idle = exit;
 }
 
 // The protocol's entry points, for the models in `src/tests/` (which live

@@ -411,7 +411,9 @@ fn own_spin(s: &Sched, m: &M, p: &P) -> bool {
             return true;
         }
         i = i.wrapping_add(1);
-        if i % 64 == 0 && (p_wanted(s, p) || nanotime() - start > IDLE_SPIN_NS) {
+        // (Every round under loom, whose clock moves 1 ms per spin.)
+        if (cfg!(gort_loom) || i % 64 == 0) && (p_wanted(s, p) || nanotime() - start > IDLE_SPIN_NS)
+        {
             return false;
         }
         spin_loop();

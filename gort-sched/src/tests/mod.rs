@@ -1,3 +1,4 @@
 mod loom_idle;
+mod loom_locked;
 mod loom_park;
 mod loom_runq;

@@ -1,0 +1,94 @@
+//! loom models of the own-only M (`find_own`, `give_p_away`, `stopm`'s
+//! `mown` list): a locked thread's M, or one that leaves the scheduler
+//! once its goroutines are done. The real idle protocol on loom threads
+//! (see `loom_idle.rs`); a lost wake-up leaves every thread blocked, which
+//! loom reports as a deadlock.
+
+use crate::loom::shutdown;
+use crate::rt::model::{
+    acquirep_here, bind, m_id, make_own_only, new_g, new_sched, ran_on, runq_put_here, schedule,
+    start_m, take_p, wait_ran,
+};
+use crate::rt::ready_g;
+use std::sync::Arc;
+
+/// Runs `f` as a loom model on a thread with a larger stack (the idle path
+/// is deep), as `loom_idle.rs` does.
+fn model(f: impl Fn() + Send + Sync + 'static) {
+    let f = Arc::new(f);
+    loom::model(move || {
+        let f = f.clone();
+        loom::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || f())
+            .unwrap()
+            .join()
+            .unwrap();
+    });
+}
+
+/// A locked goroutine is readied (from a plain thread: into its M's inbox)
+/// while its M, with nothing runnable, gives its only P away and goes to
+/// sleep on `mown`: the M either sees the goroutine before it lets go, or
+/// is woken by the push and takes the P back (`idle_p_or_wait`). Either
+/// way the goroutine runs, on its own M.
+#[test]
+fn locked_goroutine_readied_while_its_m_gives_the_p_away() {
+    model(|| {
+        let s = new_sched(1);
+        let p = take_p(s);
+        let g = new_g(1);
+        let m = start_m(s, move |s, m| {
+            acquirep_here(m, p);
+            // Its locked goroutine ran here and parked.
+            make_own_only(m, 1, 1, false);
+            schedule(s, m)
+        });
+        bind(g, m);
+        ready_g(g);
+        assert_eq!(wait_ran(1), [1]);
+        assert_eq!(ran_on(), [m_id(m)]);
+        shutdown(|| ());
+    });
+}
+
+/// A fresh goroutine queued (from a plain thread: the global queue) while
+/// the only P is held by an own-only M with nothing to run, which then
+/// leaves the scheduler (its locked goroutine ended while locked): the M
+/// must not run it, and must not take the P with it -- another M runs it.
+#[test]
+fn fresh_goroutine_never_runs_on_an_exiting_locked_m() {
+    model(|| {
+        let s = new_sched(1);
+        let p = take_p(s);
+        let m = start_m(s, move |s, m| {
+            acquirep_here(m, p);
+            make_own_only(m, 0, 0, true);
+            schedule(s, m); // returns: the M leaves
+        });
+        runq_put_here(s, new_g(1), true);
+        assert_eq!(wait_ran(1), [1]);
+        assert_ne!(ran_on(), [m_id(m)], "a fresh goroutine ran on a locked M");
+        shutdown(|| ());
+    });
+}
+
+/// As above, but the own-only M stays (its locked goroutine is parked): a
+/// fresh goroutine queued meanwhile runs on another M, which the locked M
+/// starts for it when it gives its P away (or `wakep` does).
+#[test]
+fn fresh_goroutine_runs_elsewhere_while_a_locked_goroutine_waits() {
+    model(|| {
+        let s = new_sched(1);
+        let p = take_p(s);
+        let m = start_m(s, move |s, m| {
+            acquirep_here(m, p);
+            make_own_only(m, 1, 1, false);
+            schedule(s, m)
+        });
+        runq_put_here(s, new_g(1), true);
+        assert_eq!(wait_ran(1), [1]);
+        assert_ne!(ran_on(), [m_id(m)], "a fresh goroutine ran on a locked M");
+        shutdown(|| ());
+    });
+}

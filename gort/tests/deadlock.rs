@@ -30,6 +30,19 @@ const CASES: &[(&str, bool, &str)] = &[
     ("pool_call_done_then_block", true, "[chan receive]"),
     ("woken_thread_then_timed_park", false, ""),
     ("timer_readies_into_an_idle_ms_queue", false, ""),
+    // Go's TestLockedDeadlock and TestLockedDeadlock2: locked goroutines
+    // sleep on Ms of their own (not on the idle list); still a deadlock.
+    ("locked_deadlock", true, "[chan receive, locked to thread]"),
+    ("locked_deadlock2", true, "locked to thread]"),
+    (
+        "main_thread_deadlock",
+        true,
+        "[chan receive, locked to thread]",
+    ),
+    // A locked goroutine that ended took its thread (and M) with it: the
+    // thread accounting must not wait for it.
+    ("locked_exit_then_deadlock", true, "[chan receive]"),
+    ("locked_goroutine_finishes", false, ""),
 ];
 
 fn main() {
@@ -222,6 +235,41 @@ fn run_case(case: &str) {
             gort::time::sleep(Duration::from_millis(50));
             tx.send(1).unwrap();
             gort::blocking(|| t.join().unwrap());
+        }),
+        "locked_deadlock" => gort::run(|| {
+            gort::lock_os_thread();
+            let (_tx, rx) = gort::chan::<i32>(0);
+            let _ = rx.recv();
+        }),
+        "locked_deadlock2" => gort::run(|| {
+            let (_tx, rx) = gort::chan::<i32>(0);
+            let rx2 = rx.clone();
+            gort::go(move || {
+                gort::lock_os_thread();
+                let _ = rx2.recv();
+            });
+            gort::time::sleep(Duration::from_millis(1));
+            let _ = rx.recv();
+        }),
+        "main_thread_deadlock" => gort::run_on_this_thread(|| {
+            gort::lock_os_thread();
+            let (_tx, rx) = gort::chan::<i32>(0);
+            let _ = rx.recv();
+        }),
+        "locked_exit_then_deadlock" => gort::run(|| {
+            let h = gort::Builder::new().lock_os_thread().spawn(|| 1);
+            assert_eq!(h.join().unwrap(), 1);
+            let (_tx, rx) = gort::chan::<i32>(0);
+            let _ = rx.recv();
+        }),
+        "locked_goroutine_finishes" => gort::run_on_this_thread(|| {
+            let (tx, rx) = gort::chan::<i32>(0);
+            let h = gort::Builder::new().lock_os_thread().spawn(move || {
+                gort::time::sleep(Duration::from_millis(30));
+                tx.send(5).unwrap();
+            });
+            assert_eq!(rx.recv(), Ok(5));
+            h.join().unwrap();
         }),
         other => panic!("unknown case {other}"),
     }

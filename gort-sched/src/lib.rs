@@ -91,6 +91,23 @@
 //! one) is started spinning. The last spinning M to find work wakes another.
 //! Idle Ms use no CPU.
 //!
+//! ## Locked threads (Go's `LockOSThread`)
+//!
+//! An M with a goroutine locked to it ([`lock_os_thread`],
+//! [`Builder::lock_os_thread`]) runs *only its own* goroutines: it never
+//! takes a fresh one from a P or the global queue, nor steals. When nothing
+//! of its own is runnable it gives its P away at once (Go's `handoffp`) —
+//! to an M waiting for a P, or with fresh goroutines queued straight to an
+//! idle or new M — unless nobody wants the P, when it watches its inbox for
+//! up to 50 µs first. It then sleeps on its own idle list, where no `startm`
+//! finds it: only a readied goroutine of its own wakes it, and it takes a P
+//! like any M with bound work (an idle one, or its turn on `mwaitp`). A
+//! locked goroutine that used up its time slice hands the P on when fresh
+//! goroutines wait and no other M is free for them. A goroutine that ends
+//! locked makes its M leave the scheduler once nothing is bound to it; the
+//! thread exits. [`run_on_this_thread`] makes the calling thread such an M
+//! for the main goroutine alone, and gives the thread back when it is done.
+//!
 //! ## Park and ready
 //!
 //! [`park`] and [`Waiter`] are the single blocking primitive for every layer

@@ -155,6 +155,12 @@ pub(crate) const WAIT_REASON: WaitReason = WaitReason::Blocking;
 /// `f` runs on a plain thread: it sees that thread's thread-locals, not
 /// the caller's goroutine-locals ([`goroutine_local!`](crate::goroutine_local)).
 ///
+/// From a goroutine locked to its thread ([`lock_os_thread`](crate::lock_os_thread)),
+/// `f` runs on that thread instead, as a [`syscall`](crate::syscall): the
+/// thread's state (working directory, namespaces, a thread-affine library)
+/// is what the locked goroutine relies on, and nothing else starts on the
+/// thread meanwhile.
+///
 /// ```
 /// let mut lines = 0;
 /// gort_sched::run(move || {
@@ -173,6 +179,13 @@ where
 {
     if crate::rt::current_g().is_none() || std::thread::panicking() {
         return f();
+    }
+    if crate::rt::os_thread_locks() > 0 {
+        // A locked goroutine's calls stay on its thread (its per-thread
+        // state: a private working directory, a namespace, a C library's
+        // thread): the call blocks the thread, as a `syscall`, which hands
+        // the P on if it lasts.
+        return crate::rt::syscall(f);
     }
     call_on_pool(f)
 }

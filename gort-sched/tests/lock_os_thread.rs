@@ -271,6 +271,17 @@ fn thread_state_of_a_locked_goroutine_dies_with_it() {
         .join()
         .unwrap();
     assert!(wait_thread_gone(t));
+    // And `blocking` from a locked goroutine runs on its thread (its state
+    // is what it relies on), not on a pool thread.
+    let (inner, outer) = Builder::new()
+        .lock_os_thread()
+        .spawn(|| (gort_sched::blocking(tid), tid()))
+        .join()
+        .unwrap();
+    assert_eq!(
+        inner, outer,
+        "a locked goroutine's blocking call left its thread"
+    );
     let seen: Vec<_> = (0..64)
         .map(|_| go(|| std::env::current_dir().unwrap()))
         .collect();

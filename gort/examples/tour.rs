@@ -367,6 +367,30 @@ fn main() {
     for line in block.lines() {
         println!("      {line}");
     }
+
+    // 16. LockOSThread: a goroutine with an OS thread of its own (for
+    //     thread-affine C libraries, per-thread kernel state); it parks
+    //     many times and always resumes there; when it ends locked, the
+    //     thread exits with it.
+    let tid = || std::fs::read_link("/proc/thread-self").ok();
+    let (same, parks) = gort::run(move || {
+        let (tx, rx) = gort::chan::<u32>(0);
+        let locked = gort::Builder::new().lock_os_thread().spawn(move || {
+            let home = tid();
+            let mut parks = 0;
+            while rx.recv().is_ok() {
+                parks += 1;
+                assert_eq!(tid(), home);
+            }
+            (tid() == home, parks)
+        });
+        for i in 0..1000 {
+            tx.send(i).unwrap();
+        }
+        drop(tx);
+        locked.join().unwrap()
+    });
+    println!("16. a locked goroutine parked {parks} times, always on its own thread: {same}");
 }
 
 #[inline(never)]

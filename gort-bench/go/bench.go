@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -256,6 +257,22 @@ func main() {
 		n := def(1000000)
 		a, b := make(chan int), make(chan int)
 		go func() {
+			for v := range a {
+				b <- v
+			}
+		}()
+		t0 := time.Now()
+		for i := 0; i < n; i++ {
+			a <- i
+			<-b
+		}
+		report(per(time.Since(t0), n), "ns/rt")
+	case "locked_pingpong":
+		// chan_pingpong with the echoing goroutine locked to its thread.
+		n := def(1000000)
+		a, b := make(chan int), make(chan int)
+		go func() {
+			runtime.LockOSThread()
 			for v := range a {
 				b <- v
 			}

@@ -116,6 +116,23 @@ const CASES: &[Case] = &[
         procs: Some(2),
         what: "the same at 2 Ps",
     },
+    // LockOSThread: chan_pingpong with the echoing goroutine locked to its
+    // own OS thread, so every hop crosses threads (Go hands the P over on
+    // each: stoplockedm/startlockedm). tokio and may have no thread-locked
+    // task (they exit NOT_APPLICABLE); for std every side is a thread
+    // already, so it runs its chan_pingpong.
+    Case {
+        workload: "locked_pingpong",
+        peer_workload: None,
+        procs: Some(1),
+        what: "chan_pingpong with the echoing goroutine locked to its OS thread (Go: runtime.LockOSThread), 1M round trips, 1 P",
+    },
+    Case {
+        workload: "locked_pingpong",
+        peer_workload: None,
+        procs: Some(2),
+        what: "the same at 2 Ps",
+    },
     Case {
         workload: "select2",
         peer_workload: None,

@@ -356,6 +356,29 @@ fn main() {
             });
             report(per(el, n), "ns/rt");
         }
+        // chan_pingpong with the echoing side locked to its own OS thread
+        // (Go: a goroutine that calls runtime.LockOSThread() first): every
+        // hop crosses threads, and at 1 P the P moves with it (the locked
+        // M hands it off when its goroutine parks).
+        "locked_pingpong" => {
+            let n = n.unwrap_or(1_000_000);
+            let el = gort::run(move || {
+                let (atx, arx) = gort::chan::<u64>(0);
+                let (btx, brx) = gort::chan::<u64>(0);
+                gort::Builder::new().lock_os_thread().spawn(move || {
+                    for v in arx {
+                        btx.send(v).unwrap();
+                    }
+                });
+                let t0 = Instant::now();
+                for i in 0..n {
+                    atx.send(i).unwrap();
+                    brx.recv().unwrap();
+                }
+                t0.elapsed()
+            });
+            report(per(el, n), "ns/rt");
+        }
         "select2" => {
             let n = n.unwrap_or(10_000_000);
             let el = gort::run(move || {

@@ -51,7 +51,9 @@ fn main() {
             pong.join().unwrap();
             report(per(el, n), "ns/rt");
         }
-        "chan_pingpong" => {
+        // Both ends are OS threads already: locked_pingpong (one goroutine
+        // locked to its thread) is the same program here.
+        "chan_pingpong" | "locked_pingpong" => {
             let n = n.unwrap_or(20_000);
             let (atx, arx) = bounded::<u64>(0);
             let (btx, brx) = bounded::<u64>(0);

@@ -307,6 +307,13 @@ mod api {
         crate::rt::os_thread_siblings()
     }
 
+    /// For tests: preemption requests sysmon made that no goroutine has
+    /// honoured yet (0 when every preemption point is on its fast path).
+    #[doc(hidden)]
+    pub fn preempt_requests_pending() -> usize {
+        crate::rt::preempt_requests_pending()
+    }
+
     /// Lets other goroutines run; the caller continues later on the same
     /// thread (Go's `runtime.Gosched`). On a plain thread, yields the thread.
     pub fn gosched() {

@@ -372,7 +372,7 @@ where
     T: Send + 'static,
 {
     assert!(
-        rt::current_g_any().is_none(),
+        rt::current_g_any().is_none() && !rt::on_m(),
         "gort::run_on_this_thread called from a goroutine (its thread already runs goroutines)"
     );
     let (g, id) = rt::newproc(

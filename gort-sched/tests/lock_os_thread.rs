@@ -328,11 +328,215 @@ fn run_on_this_thread_from_a_goroutine_panics() {
 // One P (child processes).
 
 fn in_child(test: &str) {
+    in_child_procs(test, "1");
+}
+
+/// Runs `test` in a child process with GOMAXPROCS=`procs` (from the
+/// parent); in the child, returns at once.
+fn in_child_procs(test: &str, procs: &str) {
     if is_child() {
         return;
     }
-    let (ok, err) = run_child(test, &[("GOMAXPROCS", "1")]);
+    let (ok, err) = run_child(test, &[("GOMAXPROCS", procs)]);
     assert!(ok, "child failed:\n{err}");
+}
+
+fn busy(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+/// A goroutine on another M, parked on `b` (started when this returns, its
+/// M idle again).
+fn other_m_goroutine(b: Arc<Sema>) -> gort_sched::JoinHandle<()> {
+    let started = Arc::new(Sema::new());
+    let s2 = started.clone();
+    let h = go(move || {
+        s2.release();
+        b.acquire();
+    });
+    started.acquire();
+    std::thread::sleep(Duration::from_millis(5));
+    h
+}
+
+/// More than a P quantum (64) of schedules on the caller's P, then readies
+/// the goroutine parked on `b` (with one P, its M queues for ours), then
+/// returns the caller's thread id.
+fn quantum_then_exit(b: Arc<Sema>) -> i64 {
+    for _ in 0..100 {
+        gosched();
+    }
+    b.release();
+    busy(Duration::from_millis(5)); // the other M reaches mwaitp
+    tid()
+}
+
+// Regressions from the hostile review of the first version (each hung).
+
+/// An M whose locked goroutine ended after a P quantum, while another M
+/// waited for the P, handed the P over and went to sleep for good (its
+/// exit check came after the hand-off): the thread never exited.
+#[test]
+fn exit_after_a_p_quantum_still_retires_the_thread() {
+    in_child("exit_after_a_p_quantum_still_retires_the_thread");
+    if !is_child() {
+        return;
+    }
+    let _w = watchdog("exit_after_a_p_quantum", Duration::from_secs(30));
+    let b = Arc::new(Sema::new());
+    let other = other_m_goroutine(b.clone());
+    let b2 = b.clone();
+    let t = Builder::new()
+        .lock_os_thread()
+        .spawn(move || quantum_then_exit(b2))
+        .join()
+        .unwrap();
+    other.join().unwrap();
+    assert!(wait_thread_gone(t), "locked thread {t} never exited");
+}
+
+/// The same for `run_on_this_thread`: it never returned.
+#[test]
+fn run_on_this_thread_returns_after_a_p_quantum() {
+    in_child("run_on_this_thread_returns_after_a_p_quantum");
+    if !is_child() {
+        return;
+    }
+    let _w = watchdog("run_on_this_thread_after_quantum", Duration::from_secs(30));
+    let b = Arc::new(Sema::new());
+    let other = other_m_goroutine(b.clone());
+    let b2 = b.clone();
+    run_on_this_thread(move || quantum_then_exit(b2));
+    other.join().unwrap();
+}
+
+/// And after GOMAXPROCS shrank below the P it held (`retire_p`).
+#[test]
+fn run_on_this_thread_returns_after_gomaxprocs_shrinks() {
+    in_child_procs("run_on_this_thread_returns_after_gomaxprocs_shrinks", "2");
+    if !is_child() {
+        return;
+    }
+    let _w = watchdog("run_on_this_thread_after_shrink", Duration::from_secs(30));
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    // Holds P0 (the idle list gives P0 first), so the main goroutine gets P1.
+    let spinner = go(move || {
+        while !s2.load(Ordering::SeqCst) {
+            std::hint::spin_loop();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(20));
+    let s3 = stop.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        s3.store(true, Ordering::SeqCst);
+    });
+    run_on_this_thread(|| {
+        gort_sched::gomaxprocs(1);
+    });
+    spinner.join().unwrap();
+}
+
+/// With one P, a locked goroutine that yields in a loop (`gosched`) must
+/// let fresh goroutines run (Go: a locked M's Gosched hands its P off).
+#[test]
+fn a_locked_gosched_loop_lets_fresh_goroutines_run() {
+    in_child("a_locked_gosched_loop_lets_fresh_goroutines_run");
+    if !is_child() {
+        return;
+    }
+    let _w = watchdog("a_locked_gosched_loop", Duration::from_secs(30));
+    Builder::new()
+        .lock_os_thread()
+        .spawn(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            let f2 = flag.clone();
+            go(move || f2.store(true, Ordering::SeqCst));
+            while !flag.load(Ordering::SeqCst) {
+                gosched();
+            }
+        })
+        .join()
+        .unwrap();
+}
+
+/// On a shared locked thread, two goroutines ping-ponging through
+/// `runnext` must not starve a third goroutine of the same thread readied
+/// from elsewhere (time-slice inheritance, as on any M).
+#[test]
+fn a_locked_pingpong_does_not_starve_a_sibling() {
+    in_child("a_locked_pingpong_does_not_starve_a_sibling");
+    if !is_child() {
+        return;
+    }
+    let _w = watchdog("a_locked_pingpong_starves", Duration::from_secs(30));
+    let c = Arc::new(Sema::new());
+    let c_plain = c.clone();
+    let main = Builder::new().lock_os_thread().spawn(move || {
+        unlock_os_thread();
+        let flag = Arc::new(AtomicBool::new(false));
+        let (a, b) = (Arc::new(Sema::new()), Arc::new(Sema::new()));
+        let started = Arc::new(Sema::new());
+        let (f3, c3, s3) = (flag.clone(), c.clone(), started.clone());
+        let g3 = go(move || {
+            s3.release();
+            c3.acquire();
+            f3.store(true, Ordering::SeqCst);
+        });
+        let (f2, a2, b2, s2) = (flag.clone(), a.clone(), b.clone(), started.clone());
+        let g2 = go(move || {
+            s2.release();
+            loop {
+                a2.acquire();
+                b2.release();
+                if f2.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+        });
+        started.acquire();
+        started.acquire();
+        assert_eq!(os_thread_siblings(), 2, "the siblings did not start here");
+        lock_os_thread();
+        loop {
+            a.release();
+            b.acquire();
+            if flag.load(Ordering::SeqCst) {
+                a.release();
+                break;
+            }
+        }
+        g3.join().unwrap();
+        g2.join().unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    c_plain.release(); // readies g3 into the locked M's inbox
+    main.join().unwrap();
+}
+
+/// A locked goroutine asked to yield (it ran 10 ms without a preemption
+/// point) that then ends: its M leaves, and the request must not stay
+/// pending for good (it kept every preemption point on its slow path).
+#[test]
+fn an_exiting_locked_m_leaves_no_preemption_request() {
+    in_child_procs("an_exiting_locked_m_leaves_no_preemption_request", "2");
+    if !is_child() {
+        return;
+    }
+    Builder::new()
+        .lock_os_thread()
+        .spawn(|| busy(Duration::from_millis(40)))
+        .join()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    while gort_sched::preempt_requests_pending() != 0 {
+        assert!(Instant::now() < end, "a preemption request stayed pending");
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// With GOMAXPROCS=1, a locked goroutine's park hands its P to another M:

@@ -145,6 +145,10 @@ pub(super) fn handoff_to_waiting_m(s: &'static Sched, m: &'static M, p: &'static
 
 /// Forgets the current P locally (the caller gives it away).
 pub(super) fn drop_p_local(s: &'static Sched, m: &M) {
+    // A request to yield made for the goroutine that ran here is moot once
+    // the M lets go of its P (left set, it would keep every preemption
+    // point on its slow path until this M runs again).
+    clear_preempt(m);
     // SAFETY: our own thread.
     let ml = unsafe { m.local() };
     ml.p = ptr::null();
@@ -238,6 +242,9 @@ pub(super) fn give_p_away(s: &'static Sched, m: &'static M, p: &'static P) {
     drop_p_local(s, m);
     let fresh = !p.runq.is_empty() || s.global_len.load(Ordering::SeqCst) > 0;
     if fresh && idle.mwaitp.is_empty() && p.id < s.gomaxprocs() {
+        // Not ours any more (sysmon must not ask us to yield for its next
+        // holder); that M's acquirep sets it.
+        p.m.store(ptr::null_mut(), Ordering::Relaxed);
         match idle.midle.pop() {
             Some(m2) => {
                 m2.start_spinning.store(false, Ordering::Relaxed);
@@ -261,8 +268,18 @@ pub(super) fn give_p_away(s: &'static Sched, m: &'static M, p: &'static P) {
 }
 
 /// Sleeps until this M is handed a P, or has bound work and can take one.
+/// Returns without a P only for an M that is to leave the scheduler
+/// (`M::done`).
 pub(super) fn stopm(s: &'static Sched, m: &'static M) {
     loop {
+        // An M leaving the scheduler (nothing bound to it any more) must
+        // not sleep here for good: it returns without a P, and `find_own`
+        // lets it go. (It is on no idle list: nobody hands it a P.)
+        // SAFETY: our own thread.
+        if unsafe { m.done() } {
+            remove_idle_m(s, m);
+            return;
+        }
         // Acquire pairs with the Release store by startm / put_p.
         let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
         if !p.is_null() {
@@ -292,6 +309,14 @@ pub(super) fn stopm(s: &'static Sched, m: &'static M) {
                     acquirep(m, unsafe { m.local() }, p);
                     return;
                 }
+                // Queued on mwaitp: whoever frees a P hands it to us
+                // (nextp) and unparks us. Not `sleep_idle`, which returns
+                // at once for an M with runnable goroutines: the M would
+                // spin on the idle lock until a P came (found by the
+                // locked_pingpong benchmark, 1 P).
+                drop(idle);
+                m.parker.park();
+                continue;
             } else if !idle.mwaitp.iter().any(|x| ptr::eq(*x, m)) {
                 // SAFETY: our own thread.
                 if unsafe { m.own_only() } {
@@ -353,13 +378,18 @@ pub(super) fn remove_idle_m(s: &'static Sched, m: &M) {
 }
 
 /// Spins up to IDLE_SPIN_NS for work: our inbox, the global queue, or
-/// another P's queue. Returns whether something turned up.
+/// another P's queue. Returns whether something turned up; false at once
+/// when an M waits for a P (it gets ours).
 pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P) -> bool {
     let start = nanotime();
     let mut i = 0u32;
     loop {
         if m.has_inbox() || s.global_len.load(Ordering::Relaxed) > 0 {
             return true;
+        }
+        if s.nmwaitp.load(Ordering::Relaxed) > 0 {
+            // An M with runnable goroutines waits for a P: ours, now.
+            return false;
         }
         i = i.wrapping_add(1);
         if i % 64 == 0 {

@@ -67,6 +67,10 @@ pub(super) struct MLocal {
     /// thread may be tainted: Go kills it), or the M borrows the caller's
     /// thread (`run_on_this_thread`), which goes back to the caller.
     pub(super) exit_when_idle: bool,
+    /// The goroutine just switched out of an own-only M yielded (`gosched`,
+    /// or a preemption request): fresh goroutines waiting for a P get this
+    /// M's (`find_own`), as Go's locked M hands its P off on `Gosched`.
+    pub(super) yielded: bool,
     /// Parked goroutines to consider for stack compaction, with their goid
     /// when queued (a finished G's goid is zeroed, so stale entries are
     /// recognised without touching a recycled descriptor).
@@ -102,6 +106,18 @@ impl M {
         // SAFETY: forwarded to the caller.
         let ml = unsafe { self.local() };
         ml.nlocked > 0 || ml.exit_when_idle
+    }
+
+    /// Whether the M is to leave the scheduler now: it leaves when idle and
+    /// nothing is bound to it or queued on it (a fresh goroutine queued on
+    /// a starting `run_on_this_thread` M is not bound yet).
+    ///
+    /// # Safety
+    /// As for [`M::local`].
+    pub(super) unsafe fn done(&self) -> bool {
+        // SAFETY: forwarded to the caller.
+        let ml = unsafe { self.local() };
+        ml.exit_when_idle && ml.bound_live == 0 && ml.runnext.is_none() && ml.runq.is_empty()
     }
 
     pub(super) fn has_inbox(&self) -> bool {
@@ -161,6 +177,11 @@ pub(crate) fn current_g() -> Option<&'static G> {
     CUR.with(|c| c.g.get())
 }
 
+/// Whether the calling thread is an M (runs goroutines).
+pub(crate) fn on_m() -> bool {
+    !current_m().is_null()
+}
+
 /// Both at once.
 #[inline(never)]
 pub(super) fn current() -> (*const M, Option<&'static G>) {
@@ -207,6 +228,7 @@ impl M {
                 bound_live: 0,
                 nlocked: 0,
                 exit_when_idle: false,
+                yielded: false,
                 cands: VecDeque::new(),
                 pass: 0,
                 last_pass: 0,
@@ -284,6 +306,9 @@ pub(super) fn mstart(s: &'static Sched, m: &'static M) {
 /// threads. Ms are never freed; nobody can reach this one any more (no
 /// goroutine is bound to it, it is on no idle list).
 pub(super) fn leave_sched(s: &'static Sched, m: &'static M) {
+    // A request sysmon made of its last goroutine would never be honoured,
+    // and would keep every preemption point on its slow path.
+    clear_preempt(m);
     s.allm.lock().retain(|x| !ptr::eq(*x, m));
     CUR.with(|c| c.m.set(ptr::null()));
 }

@@ -159,18 +159,11 @@ pub(super) fn fastrand(ml: &mut MLocal) -> u32 {
 }
 
 /// Returns the next goroutine for this M to run. Blocks (giving up the P)
-/// when there is none. On return the M holds a P.
+/// when there is none. On return the M holds a P. Not for an own-only M
+/// (`schedule` sends it to `find_own`; only a goroutine running on the M
+/// can make it own-only, so it stays what it was during the search).
 pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
     loop {
-        // A goroutine of ours locked the thread (it runs now, so it did so
-        // since our last look): from now on only goroutines bound here.
-        // SAFETY: our own thread; no switch happens inside this function.
-        if unsafe { m.own_only() } {
-            if let Some(g) = find_own(s, m) {
-                return g;
-            }
-            unreachable!("an M that leaves the scheduler was running a goroutine");
-        }
         // SAFETY: our own thread; no switch happens inside this function.
         let ml = unsafe { m.local() };
         // SAFETY: we hold a P here.
@@ -345,7 +338,18 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
     loop {
         // SAFETY: our own thread; no switch happens inside this function.
         let ml = unsafe { m.local() };
-        // SAFETY: we hold a P here.
+        // First: an M with nothing bound to it any more leaves (before any
+        // path below that may put it to sleep: `stopm` returns at once for
+        // it, without a P, and we come back here).
+        // SAFETY: as above.
+        if unsafe { m.done() } {
+            if !ml.p.is_null() {
+                // SAFETY: we hold it.
+                give_p_away(s, m, unsafe { &*ml.p });
+            }
+            return None;
+        }
+        // SAFETY: we hold a P here (stopm returned with one, or we are done).
         let p: &'static P = unsafe { &*ml.p };
         ml.schedtick = ml.schedtick.wrapping_add(1);
         ml.inherit = false;
@@ -354,7 +358,7 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
             continue;
         }
         if s.nmwaitp.load(Ordering::Relaxed) > 0
-            && (ml.schedtick.wrapping_sub(ml.ptick) > P_QUANTUM || ml.preempted)
+            && (ml.schedtick.wrapping_sub(ml.ptick) > P_QUANTUM || ml.preempted || ml.yielded)
             && handoff_to_waiting_m(s, m, p)
         {
             continue;
@@ -365,12 +369,15 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
         if m.has_inbox() {
             take_inbox(m, ml);
         }
-        let preempted = std::mem::take(&mut ml.preempted);
+        // The goroutine just switched out yielded (gosched, or sysmon's
+        // request), or a `runnext` chain used up its time slice (sysmon's
+        // request, pending): fresh goroutines waiting for a P go first --
+        // to a free M, or else to this P, handed to an M that runs them
+        // while we wait for a P (Go: a locked M's Gosched hands its P off).
+        let yielded = std::mem::take(&mut ml.preempted) | std::mem::take(&mut ml.yielded);
+        let slice_over = m.preempt.load(Ordering::Relaxed);
         let runnable = ml.runnext.is_some() || !ml.runq.is_empty();
-        if runnable && preempted && fresh_queued(s, p) {
-            // Our goroutine used up its slice and fresh ones wait: a free M
-            // takes them, or else this P goes to an M that runs them while
-            // we wait for a P (Go: the locked M's gosched hands its P off).
+        if runnable && (yielded || slice_over) && fresh_queued(s, p) {
             if !others_free(s) {
                 give_p_away(s, m, p);
                 stopm(s, m);
@@ -378,12 +385,18 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
             }
             wakep(s);
         }
-        if let Some(g) = ml.runnext.take().or_else(|| ml.runq.pop_front()) {
-            return Some(g);
+        if let Some(g) = ml.runnext.take() {
+            // Time-slice inheritance as in `local_work`: sysmon sees a
+            // ping-ponging pair as one long runner and asks it to yield;
+            // then the rest of our queue goes first.
+            if !slice_over {
+                ml.inherit = true;
+                return Some(g);
+            }
+            ml.runq.push_back(g);
         }
-        if ml.exit_when_idle && ml.bound_live == 0 {
-            give_p_away(s, m, p);
-            return None;
+        if let Some(g) = ml.runq.pop_front() {
+            return Some(g);
         }
         if ml.bound_live > 0 && !p_wanted(s, p) && own_spin(s, m, p) {
             continue;

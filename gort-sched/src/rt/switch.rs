@@ -70,7 +70,9 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                             global_put_batch(s, &[g]);
                         } else {
                             // SAFETY: our own M.
-                            unsafe { m.local() }.runq.push_back(g);
+                            let ml = unsafe { m.local() };
+                            ml.runq.push_back(g);
+                            ml.yielded = ml.nlocked > 0 || ml.exit_when_idle;
                         }
                         break;
                     }

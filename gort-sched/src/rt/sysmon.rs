@@ -107,6 +107,11 @@ const RECHECK_NS: i64 = 1_000_000_000;
 /// by the swap that clears it.
 static PREEMPT_PENDING: StdAtomicUsize = StdAtomicUsize::new(0);
 
+/// [`PREEMPT_PENDING`], for tests.
+pub(crate) fn preempt_requests_pending() -> usize {
+    PREEMPT_PENDING.load(StdOrdering::Relaxed)
+}
+
 /// Progress events (see the module docs), for the deadlock check.
 static PROGRESS: StdAtomicU64 = StdAtomicU64::new(0);
 

@@ -236,6 +236,32 @@ fn exit_while_locked_retires_the_thread() {
     );
 }
 
+/// Ms of exited locked threads are reused (a program that spawns locked
+/// goroutines in a loop must not grow an M record per spawn): one after
+/// the other, each on a new thread, they all get the same M (its thread
+/// name, `gort-m<id>`, says which).
+#[test]
+fn exited_locked_threads_ms_are_reused() {
+    in_child_procs("exited_locked_threads_ms_are_reused", "2");
+    if !is_child() {
+        return;
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for _ in 0..50 {
+        let (t, name) = Builder::new()
+            .lock_os_thread()
+            .spawn(|| {
+                let name = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+                (tid(), name.trim().to_string())
+            })
+            .join()
+            .unwrap();
+        assert!(wait_thread_gone(t));
+        names.insert(name);
+    }
+    assert_eq!(names.len(), 1, "Ms were not reused: {names:?}");
+}
+
 /// A goroutine that unlocks before it ends leaves its thread to the
 /// scheduler: the thread lives on (Go reuses it too).
 #[test]

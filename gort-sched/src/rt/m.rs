@@ -215,25 +215,31 @@ impl M {
             in_source: AtomicBool::new(false),
             preempt: AtomicBool::new(false),
             nbound: AtomicU32::new(0),
-            local: UnsafeCell::new(MLocal {
-                p: ptr::null(),
-                syscall_p: ptr::null(),
-                runnext: None,
-                runq: VecDeque::new(),
-                spinning: false,
-                schedtick: 0,
-                ptick: 0,
-                inherit: false,
-                preempted: false,
-                bound_live: 0,
-                nlocked: 0,
-                exit_when_idle: false,
-                yielded: false,
-                cands: VecDeque::new(),
-                pass: 0,
-                last_pass: 0,
-                rand: (id as u32).wrapping_mul(0x9E37_79B9) | 1,
-            }),
+            local: UnsafeCell::new(MLocal::new(id)),
+        }
+    }
+}
+
+impl MLocal {
+    fn new(id: u64) -> MLocal {
+        MLocal {
+            p: ptr::null(),
+            syscall_p: ptr::null(),
+            runnext: None,
+            runq: VecDeque::new(),
+            spinning: false,
+            schedtick: 0,
+            ptick: 0,
+            inherit: false,
+            preempted: false,
+            bound_live: 0,
+            nlocked: 0,
+            exit_when_idle: false,
+            yielded: false,
+            cands: VecDeque::new(),
+            pass: 0,
+            last_pass: 0,
+            rand: (id as u32).wrapping_mul(0x9E37_79B9) | 1,
         }
     }
 }
@@ -244,10 +250,29 @@ pub(super) fn newm(s: &'static Sched, p: &'static P, spinning: bool) {
     start_thread(s, m);
 }
 
-/// A new M, on `allm`, to be handed `nextp` (may be null) when it starts.
+/// A new M, on `allm`, to be handed `nextp` (may be null) when it starts:
+/// one that left the scheduler (`mfree`: a locked goroutine's thread that
+/// exited, a `run_on_this_thread` caller gone back), or a fresh one.
 fn alloc_m(s: &'static Sched, nextp: *const P) -> &'static M {
-    let id = s.mid_gen.fetch_add(1, Ordering::Relaxed) + 1;
-    let m: &'static M = Box::leak(Box::new(M::new(id, nextp, false)));
+    let reused = s.mfree.lock().pop();
+    let m = match reused {
+        Some(m) => {
+            // Nobody reaches a left M (see leave_sched): only its atomics
+            // need resetting, and its local state, which we own now.
+            debug_assert!(!m.has_inbox(), "a left M had goroutines readied to it");
+            m.nextp.store(nextp.cast_mut(), Ordering::Relaxed);
+            m.start_spinning.store(false, Ordering::Relaxed);
+            m.in_source.store(false, Ordering::Relaxed);
+            m.nbound.store(0, Ordering::Relaxed);
+            // SAFETY: the M has no thread: its local state is ours.
+            unsafe { *m.local.get() = MLocal::new(m.id) };
+            m
+        }
+        None => {
+            let id = s.mid_gen.fetch_add(1, Ordering::Relaxed) + 1;
+            Box::leak(Box::new(M::new(id, nextp, false)))
+        }
+    };
     s.allm.lock().push(m);
     m
 }
@@ -303,14 +328,19 @@ pub(super) fn mstart(s: &'static Sched, m: &'static M) {
 
 /// The M has left its schedule loop (without a P, nothing bound to it):
 /// forget it, so that the deadlock check and schedtrace count only live
-/// threads. Ms are never freed; nobody can reach this one any more (no
-/// goroutine is bound to it, it is on no idle list).
+/// threads, and keep it for reuse (`alloc_m`). Nobody can reach it any
+/// more: no goroutine is bound to it, it is on no idle list.
 pub(super) fn leave_sched(s: &'static Sched, m: &'static M) {
     // A request sysmon made of its last goroutine would never be honoured,
     // and would keep every preemption point on its slow path.
     clear_preempt(m);
     s.allm.lock().retain(|x| !ptr::eq(*x, m));
     CUR.with(|c| c.m.set(ptr::null()));
+    // Reusable once its thread stops touching it, which is now (a locked
+    // thread exits; the caller of run_on_this_thread is a plain thread
+    // again). Ms are never freed, so a stale pointer to it (a late unpark
+    // of its parker, a sysmon look at `p.m`) stays harmless.
+    s.mfree.lock().push(m);
 }
 
 cfg_not_loom! {

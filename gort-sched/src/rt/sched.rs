@@ -60,6 +60,9 @@ pub(crate) struct Sched {
     /// Every M ever started (Ms are never freed), for sysmon's deadlock
     /// check and schedtrace.
     pub(super) allm: Mutex<Vec<&'static M>>,
+    /// Ms that left the scheduler (`leave_sched`), for reuse by `alloc_m`:
+    /// a program that spawns locked goroutines in a loop reuses a few.
+    pub(super) mfree: Mutex<Vec<&'static M>>,
     /// Set by sysmon before it sleeps until some P stops being idle; whoever
     /// takes a P off the idle list then wakes it (`took_idle_p`). SeqCst
     /// with `npidle` (a Dekker pair: sysmon stores this, then re-reads
@@ -179,6 +182,7 @@ impl Sched {
             stack_size: AtomicUsize::new(cfg.stack_size),
             ncpu: gort_os::cpu::num_cpu(),
             allm: Mutex::new(Vec::new()),
+            mfree: Mutex::new(Vec::new()),
             sysmon_wait: AtomicBool::new(false),
             sysmon_parker: Parker::new(),
             last_poll: AtomicI64::new(nanotime()),

@@ -247,9 +247,7 @@ mod api {
     /// Locks the calling goroutine to its OS thread (Go's
     /// `runtime.LockOSThread`): until it calls [`unlock_os_thread`] as
     /// many times as it called this, no goroutine *starts* on its thread.
-    /// Nested calls count; a goroutine that ends while locked takes its
-    /// thread with it (the thread exits, so state the goroutine left in it
-    /// is never seen by another goroutine).
+    /// Nested calls count.
     ///
     /// Every gort goroutine already stays on its thread (see "The one
     /// departure from Go"), so Go's other half of the promise, that the
@@ -260,19 +258,27 @@ mod api {
     ///   spawned with [`Builder::lock_os_thread`], or runs under
     ///   [`run_on_this_thread`], or every goroutine that started on its
     ///   thread has ended): Go's full guarantee. The thread runs no other
-    ///   goroutine until the unlock.
+    ///   goroutine until the unlock; if the goroutine ends locked, the
+    ///   thread exits with it, so state it left in the thread is never
+    ///   seen by another goroutine (under `run_on_this_thread` the thread
+    ///   goes back to the caller instead).
     /// * **Sharing it**: goroutines that started on the thread earlier
-    ///   cannot move (a started goroutine never changes thread), and are not
+    ///   cannot move (a started goroutine never changes thread) and are not
     ///   stranded: they go on running on it whenever the locked goroutine
-    ///   is parked, until they end; from then on the guarantee is full.
-    ///   They can see per-thread state the locked goroutine set (thread
-    ///   locals, `setns`, signal masks, ...). For state no other goroutine
-    ///   may see, spawn the work with [`Builder::lock_os_thread`].
+    ///   is parked, until they end, and they can see per-thread state the
+    ///   locked goroutine set (thread locals, `setns`, signal masks, ...).
+    ///   If it ends locked, the thread exits once they have ended too. For
+    ///   state no other goroutine may see, spawn the work with
+    ///   [`Builder::lock_os_thread`], or move the caller first with the
+    ///   `unsafe` [`lock_os_thread_alone`].
     ///
-    /// While its goroutine is parked, a locked thread gives its P away (Go's
-    /// hand-off), and may still do the runtime's own idle duties (poll the
-    /// timers and the network poller, which readies goroutines of other
-    /// threads); it runs no goroutine but those described above.
+    /// While its goroutine is parked, a locked thread's M gives its P to
+    /// whoever needs one (Go's hand-off; if nobody does, it keeps it up to
+    /// 50 µs first, so that a quick wake-up costs no hand-off), and may
+    /// still do the runtime's own idle duties (poll the timers and the
+    /// network poller, which readies goroutines of other threads); it runs
+    /// no goroutine but those described above. A locked goroutine's
+    /// [`blocking`](crate::blocking) calls run on its own thread.
     ///
     /// On a plain thread (not a goroutine) it does nothing: a plain thread
     /// is its own already. Inside [`syscall`] it locks the goroutine.
@@ -281,6 +287,37 @@ mod api {
     /// If the count would overflow (`u32::MAX` nested locks).
     pub fn lock_os_thread() {
         crate::rt::lock_os_thread()
+    }
+
+    /// [`lock_os_thread`] with Go's full guarantee from any goroutine: if
+    /// other goroutines are bound to the caller's thread, the caller first
+    /// moves to a new OS thread of its own (as [`Builder::lock_os_thread`]
+    /// would have given it), then locks it. When it returns, the caller
+    /// is alone on its thread, which runs no other goroutine until the
+    /// unlock and exits with the goroutine if it ends locked.
+    ///
+    /// # Safety
+    /// The call may move the calling goroutine to another OS thread, which
+    /// a started goroutine otherwise never does (see "The one departure
+    /// from Go"). Across this call the goroutine must hold nothing tied to
+    /// its current thread: no reference to or address of a thread-local,
+    /// no `!Send` value (`Rc`, a std `MutexGuard`, a `RefCell` borrow of a
+    /// thread-local, `ThreadRng`, a crossbeam-epoch `Guard`, ...), and no
+    /// per-thread state it relies on afterwards -- and, since a compiler
+    /// may keep a thread-local's address in a register across the call,
+    /// the calling function should not use a thread-local both before and
+    /// after it (put the rest of the work in a function called after it).
+    /// This is
+    /// [`Builder::migratable`]'s contract, for this one call. Violating it
+    /// is undefined behaviour.
+    ///
+    /// # Panics
+    /// Inside [`syscall`] (a goroutine in a blocking call cannot switch
+    /// threads), or if the count would overflow. On a plain thread it does
+    /// nothing.
+    pub unsafe fn lock_os_thread_alone() {
+        // SAFETY: forwarded to the caller.
+        unsafe { crate::rt::lock_os_thread_alone() }
     }
 
     /// Undoes one [`lock_os_thread`] (Go's `runtime.UnlockOSThread`); at

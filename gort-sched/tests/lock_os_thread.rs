@@ -236,6 +236,75 @@ fn exit_while_locked_retires_the_thread() {
     );
 }
 
+/// `lock_os_thread_alone` (unsafe) gives the full guarantee on a shared
+/// thread by moving the caller to a thread of its own: its siblings stay
+/// on the old thread and no goroutine ever runs on the new one; it exits
+/// with the goroutine.
+#[test]
+fn lock_os_thread_alone_moves_the_caller_off_a_shared_thread() {
+    in_child("lock_os_thread_alone_moves_the_caller_off_a_shared_thread");
+    if !is_child() {
+        return;
+    }
+    let _w = watchdog("lock_os_thread_alone", Duration::from_secs(30));
+    let (to_sib, from_sib) = (Arc::new(Sema::new()), Arc::new(Sema::new()));
+    let (ts, fs) = (to_sib.clone(), from_sib.clone());
+    let main = Builder::new().lock_os_thread().spawn(move || {
+        unlock_os_thread();
+        let old = tid();
+        let (ts2, fs2) = (ts.clone(), fs.clone());
+        let sib = go(move || {
+            let first = tid();
+            fs2.release();
+            ts2.acquire();
+            (first, tid())
+        });
+        fs.acquire();
+        assert_eq!(os_thread_siblings(), 1, "the sibling did not start here");
+        // SAFETY: nothing thread-affine is held across the call.
+        unsafe { gort_sched::lock_os_thread_alone() };
+        let new = tid();
+        assert_ne!(new, old, "the caller did not move");
+        assert_eq!(os_thread_siblings(), 0);
+        assert_eq!(os_thread_lock_count(), 1);
+        MARK.with(|m| m.set(true));
+        // Its thread is its own: parks come back to it, fresh goroutines
+        // run elsewhere, the sibling stays on the old thread.
+        for _ in 0..20 {
+            assert_ne!(go(tid).join().unwrap(), new);
+            assert_eq!(tid(), new);
+        }
+        ts.release();
+        let (a, b) = sib.join().unwrap();
+        assert_eq!((a, b), (old, old), "the sibling moved");
+        MARK.with(|m| m.set(false));
+        (old, new)
+    });
+    let (old, new) = main.join().unwrap();
+    assert!(
+        wait_thread_gone(new),
+        "the new thread outlived its locked goroutine"
+    );
+    // The old thread (unlocked, not exiting) stays.
+    assert!(thread_alive(old));
+}
+
+/// Already alone, `lock_os_thread_alone` just locks (no move).
+#[test]
+fn lock_os_thread_alone_when_alone_does_not_move() {
+    let (a, b, n) = Builder::new()
+        .lock_os_thread()
+        .spawn(|| {
+            let a = tid();
+            // SAFETY: nothing thread-affine is held across the call.
+            unsafe { gort_sched::lock_os_thread_alone() };
+            (a, tid(), os_thread_lock_count())
+        })
+        .join()
+        .unwrap();
+    assert_eq!((a, n), (b, 2));
+}
+
 /// Ms of exited locked threads are reused (a program that spawns locked
 /// goroutines in a loop must not grow an M record per spawn): one after
 /// the other, each on a new thread, they all get the same M (its thread

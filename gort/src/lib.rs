@@ -65,10 +65,10 @@ pub mod time {
 /// [`gort_sched::blocking`]).
 pub use gort_sched::blocking;
 pub use gort_sched::{
-    go, goexit, gomaxprocs, goroutine_local, gosched, lock_os_thread, num_cpu, num_goroutine,
-    os_thread_lock_count, os_thread_siblings, preempt_point, run, run_on_this_thread, stack,
-    syscall, traceback, unlock_os_thread, write_stack, Builder, JoinError, JoinHandle, LocalKey,
-    Traceback,
+    go, goexit, gomaxprocs, goroutine_local, gosched, lock_os_thread, lock_os_thread_alone,
+    num_cpu, num_goroutine, os_thread_lock_count, os_thread_siblings, preempt_point, run,
+    run_on_this_thread, stack, syscall, traceback, unlock_os_thread, write_stack, Builder,
+    JoinError, JoinHandle, LocalKey, Traceback,
 };
 pub use gort_std::{chan, select, Receiver, RecvError, Select, SendError, Sender};
 

@@ -12,6 +12,8 @@ pub(super) enum Req {
     None,
     Park,
     Yield,
+    /// Move to a new M of its own (`lock_os_thread_alone`).
+    Relocate,
 }
 
 /// [`G::status`]: queued or fresh.

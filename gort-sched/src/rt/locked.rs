@@ -64,6 +64,65 @@ pub(crate) fn unlock_os_thread() {
     }
 }
 
+/// `lock_os_thread` with Go's whole guarantee from any goroutine: if other
+/// goroutines are bound to the caller's thread, the caller moves to a new
+/// thread of its own first (see the public `lock_os_thread_alone` for the
+/// contract that makes this sound).
+///
+/// # Safety
+/// The public function's.
+pub(crate) unsafe fn lock_os_thread_alone() {
+    let Some((m, g)) = caller() else { return };
+    assert!(
+        current_g().is_some(),
+        "gort::lock_os_thread_alone called inside gort::syscall (a goroutine in a blocking \
+         call cannot switch threads)"
+    );
+    if os_thread_siblings() == 0 {
+        lock_os_thread();
+        return;
+    }
+    // Shared: leave this M (our lock, if any, stops counting here), and
+    // let the M hand us to a new one (`relocate`), which counts it there.
+    // SAFETY: our own M's thread; no switch until the suspend below.
+    let ml = unsafe { m.local() };
+    if g.locks.load(Ordering::Relaxed) > 0 {
+        ml.nlocked -= 1;
+    }
+    // SAFETY: the running goroutine holds its own descriptor; the borrow
+    // ends before the switch.
+    let sus = unsafe {
+        let gi = g.inner();
+        gi.req = Req::Relocate;
+        gi.suspender.expect("running goroutine has a suspender")
+    };
+    // SAFETY: on this goroutine's own stack while it runs; the caller
+    // promised that nothing on it is tied to this thread.
+    unsafe { sus.suspend() };
+    // Resumed on the new M, which counts us as locked and bound.
+    let n = g.locks.load(Ordering::Relaxed);
+    g.locks.store(n + 1, Ordering::Relaxed);
+}
+
+/// The M side of `lock_os_thread_alone`: `g` (switched out, held by us)
+/// leaves this M for a new one of its own, which resumes it.
+pub(super) fn relocate(s: &'static Sched, m: &'static M, g: &'static G) {
+    // SAFETY: our own M's thread, on its scheduler stack.
+    let ml = unsafe { m.local() };
+    if g.migratable.load(Ordering::Relaxed) {
+        g.migratable.store(false, Ordering::Relaxed);
+        // SAFETY: we hold the switched-out goroutine.
+        unsafe { g.inner() }.lock_pinned = true;
+    } else {
+        ml.bound_live -= 1;
+    }
+    // Only its own M may compact a goroutine's stack.
+    ml.cands.retain(|(x, _)| !ptr::eq(*x, g));
+    // SAFETY: as above.
+    unsafe { g.inner() }.in_cand = false;
+    newm_relocated(s, g);
+}
+
 /// The calling goroutine's lock count (0 on a plain thread).
 pub(crate) fn os_thread_locks() -> u32 {
     caller().map_or(0, |(_, g)| g.locks.load(Ordering::Relaxed))

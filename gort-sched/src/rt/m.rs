@@ -301,6 +301,22 @@ pub(super) fn newm_locked(s: &'static Sched, g: &'static G) {
     start_thread(s, m);
 }
 
+/// A new M for `g`, a started goroutine switched out of another M
+/// (`relocate`): bound to the new M before its thread starts, locked to
+/// it, resumed by it.
+pub(super) fn newm_relocated(s: &'static Sched, g: &'static G) {
+    let m = alloc_m(s, ptr::null());
+    // SAFETY: the M's thread has not started: nobody else touches its state.
+    let ml = unsafe { m.local() };
+    ml.nlocked = 1;
+    ml.bound_live = 1;
+    ml.runq.push_back(g);
+    // Release: published to wakers (who read `m` after winning a park) by
+    // the goroutine's later parks; the thread start orders it for the M.
+    g.m.store(ptr::from_ref(m).cast_mut(), Ordering::Release);
+    start_thread(s, m);
+}
+
 /// Makes `m` the calling thread's M.
 pub(super) fn set_current_m(m: &'static M) {
     CUR.with(|c| c.m.set(m));

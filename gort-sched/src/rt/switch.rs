@@ -76,6 +76,10 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                         }
                         break;
                     }
+                    Req::Relocate => {
+                        relocate(s, m, g);
+                        break;
+                    }
                     Req::None => fatal("goroutine switched out with no request"),
                 }
             }

@@ -159,7 +159,9 @@ pub(crate) const WAIT_REASON: WaitReason = WaitReason::Blocking;
 /// `f` runs on that thread instead, as a [`syscall`](crate::syscall): the
 /// thread's state (working directory, namespaces, a thread-affine library)
 /// is what the locked goroutine relies on, and nothing else starts on the
-/// thread meanwhile.
+/// thread meanwhile. Then `f` runs on the goroutine's own stack (mind its
+/// size for deep calls) and sees the goroutine's goroutine-locals; the
+/// goroutines still bound to a shared locked thread wait for it.
 ///
 /// ```
 /// let mut lines = 0;

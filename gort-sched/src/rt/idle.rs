@@ -315,7 +315,15 @@ pub(super) fn stopm(s: &'static Sched, m: &'static M) {
                 // spin on the idle lock until a P came (found by the
                 // locked_pingpong benchmark, 1 P).
                 drop(idle);
-                m.parker.park();
+                // The P's holder is often about to let go of it (a
+                // ping-pong over one P with a goroutine of another M: it
+                // just readied ours and is about to park): watch for the
+                // hand-off a while before sleeping, so that it costs no
+                // second wake-up (locked_pingpong at 1 P: ~30 us -> ~5 us
+                // per round trip, measured A/B).
+                if !wait_nextp_spin(m) {
+                    m.parker.park();
+                }
                 continue;
             } else if !idle.mwaitp.iter().any(|x| ptr::eq(*x, m)) {
                 // SAFETY: our own thread.
@@ -375,6 +383,23 @@ pub(super) fn remove_idle_m(s: &'static Sched, m: &M) {
     let mut idle = s.lock_idle();
     idle.midle.retain(|x| !ptr::eq(*x, m));
     idle.mown.retain(|x| !ptr::eq(*x, m));
+}
+
+/// Spins up to IDLE_SPIN_NS for a P handed to `m` (queued on `mwaitp`);
+/// whether one came.
+fn wait_nextp_spin(m: &M) -> bool {
+    let start = nanotime();
+    let mut i = 0u32;
+    loop {
+        if !m.nextp.load(Ordering::Acquire).is_null() {
+            return true;
+        }
+        i = i.wrapping_add(1);
+        if (cfg!(gort_loom) || i % 64 == 0) && nanotime() - start > IDLE_SPIN_NS {
+            return false;
+        }
+        spin_loop();
+    }
 }
 
 /// Spins up to IDLE_SPIN_NS for work: our inbox, the global queue, or

@@ -5,6 +5,7 @@
 //! an M "runs" a goroutine by recording it). A lost wake-up leaves every
 //! model thread blocked, which loom reports as a deadlock.
 
+use super::model;
 use crate::loom::{exit_if_shutdown, shutdown};
 use crate::rt::model::{
     acquirep_here, add_source, become_m, bind, new_g, new_sched, next_deadline, poll_sources,
@@ -16,21 +17,6 @@ use crate::Source;
 use loom::sync::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::Arc;
-
-/// Runs `f` as a loom model, on a model thread with a larger stack than
-/// loom's main thread has (32 KiB: the idle path overflows it).
-fn model(f: impl Fn() + Send + Sync + 'static) {
-    let f = Arc::new(f);
-    loom::model(move || {
-        let f = f.clone();
-        loom::thread::Builder::new()
-            .stack_size(256 << 10)
-            .spawn(move || f())
-            .unwrap()
-            .join()
-            .unwrap();
-    });
-}
 
 /// A G queued while the only M gives up the only P: the M either sees it
 /// before it lets go of the P, or whoever queued it (`wakep`) finds the idle

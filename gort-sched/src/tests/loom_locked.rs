@@ -4,28 +4,13 @@
 //! (see `loom_idle.rs`); a lost wake-up leaves every thread blocked, which
 //! loom reports as a deadlock.
 
+use super::model;
 use crate::loom::shutdown;
 use crate::rt::model::{
     acquirep_here, bind, m_id, make_own_only, new_g, new_sched, ran_on, runq_put_here, schedule,
     start_m, take_p, wait_ran,
 };
 use crate::rt::ready_g;
-use std::sync::Arc;
-
-/// Runs `f` as a loom model on a thread with a larger stack (the idle path
-/// is deep), as `loom_idle.rs` does.
-fn model(f: impl Fn() + Send + Sync + 'static) {
-    let f = Arc::new(f);
-    loom::model(move || {
-        let f = f.clone();
-        loom::thread::Builder::new()
-            .stack_size(256 << 10)
-            .spawn(move || f())
-            .unwrap()
-            .join()
-            .unwrap();
-    });
-}
 
 /// A locked goroutine is readied (from a plain thread: into its M's inbox)
 /// while its M, with nothing runnable, gives its only P away and goes to

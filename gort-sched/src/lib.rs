@@ -29,6 +29,10 @@
 //!   waker runs on the same M, else into the M's *inbox* (a lock-free stack
 //!   the M drains), waking the M if it sleeps.
 //!
+//! Only two `unsafe` calls move a started goroutine: [`Builder::migratable`]
+//! (at every park) and [`lock_os_thread_alone`] (once, onto a thread of its
+//! own).
+//!
 //! An M therefore has two sources of work: its bound goroutines (M-local
 //! queue and inbox) and its P's fresh ones. It alternates between the two
 //! queues. A goroutine readied into `runnext` jumps the line and inherits
@@ -294,7 +298,9 @@ mod api {
     /// moves to a new OS thread of its own (as [`Builder::lock_os_thread`]
     /// would have given it), then locks it. When it returns, the caller
     /// is alone on its thread, which runs no other goroutine until the
-    /// unlock and exits with the goroutine if it ends locked.
+    /// unlock and exits with the goroutine if it ends locked (under
+    /// [`run_on_this_thread`], whose goroutine is alone already and does
+    /// not move, the thread goes back to the caller instead).
     ///
     /// # Safety
     /// The call may move the calling goroutine to another OS thread, which
@@ -311,10 +317,14 @@ mod api {
     /// [`Builder::migratable`]'s contract, for this one call. Violating it
     /// is undefined behaviour.
     ///
+    /// Not while the thread unwinds (from a `Drop` run by a panic or
+    /// `goexit`): std's panic state is per thread and would be left behind;
+    /// that is a fatal error.
+    ///
     /// # Panics
     /// Inside [`syscall`] (a goroutine in a blocking call cannot switch
-    /// threads), or if the count would overflow. On a plain thread it does
-    /// nothing.
+    /// threads), or if the count would overflow (before anything moves). On
+    /// a plain thread it does nothing.
     pub unsafe fn lock_os_thread_alone() {
         // SAFETY: forwarded to the caller.
         unsafe { crate::rt::lock_os_thread_alone() }

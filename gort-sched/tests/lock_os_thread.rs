@@ -559,6 +559,33 @@ fn a_locked_gosched_loop_lets_fresh_goroutines_run() {
         .unwrap();
 }
 
+/// Two locked goroutines yielding in loops with one P: a P handed over on
+/// a yield must not bounce between their Ms for ever (the yield flag
+/// survived the hand-off; found by the second review).
+#[test]
+fn two_locked_gosched_loops_share_one_p() {
+    in_child("two_locked_gosched_loops_share_one_p");
+    if !is_child() {
+        return;
+    }
+    let _w = watchdog("two_locked_gosched_loops", Duration::from_secs(30));
+    let hs: Vec<_> = (0..2)
+        .map(|_| {
+            Builder::new().lock_os_thread().spawn(|| {
+                for _ in 0..2_000 {
+                    gosched();
+                }
+            })
+        })
+        .collect();
+    // Fresh goroutines keep running meanwhile too.
+    let n: usize = (0..50).map(|i| go(move || i).join().unwrap()).sum();
+    assert_eq!(n, 49 * 50 / 2);
+    for h in hs {
+        h.join().unwrap();
+    }
+}
+
 /// On a shared locked thread, two goroutines ping-ponging through
 /// `runnext` must not starve a third goroutine of the same thread readied
 /// from elsewhere (time-slice inheritance, as on any M).

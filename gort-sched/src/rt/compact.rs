@@ -27,6 +27,14 @@ pub(super) fn compact_pass(ml: &mut MLocal, budget: usize) {
         if goid == 0 || gr.goid() != goid {
             continue; // exited (maybe reused elsewhere): not ours any more
         }
+        if gr.migratable.load(Ordering::Relaxed)
+            || !ptr::eq(gr.m.load(Ordering::Acquire), current_m())
+        {
+            // Moved since it was queued here (a migratable goroutine, or
+            // one `lock_os_thread_alone` relocated): only its own M may
+            // touch it, and a wake finished below must go to that M.
+            continue;
+        }
         // Pin the park: a goroutine dump on another thread may be reading
         // this stack (then try again next pass), and a wake meanwhile must
         // wait until the stack is consistent again.

@@ -151,7 +151,20 @@ pub(super) fn drop_p_local(s: &'static Sched, m: &M) {
     clear_preempt(m);
     // SAFETY: our own thread.
     let ml = unsafe { m.local() };
+    if !ml.p.is_null() {
+        // Not ours any more: sysmon must not ask us to yield for its next
+        // holder (whose acquirep sets it).
+        // SAFETY: Ps are immortal.
+        unsafe { &*ml.p }
+            .m
+            .store(ptr::null_mut(), Ordering::Relaxed);
+    }
     ml.p = ptr::null();
+    // Handing the P over honours a yield: left set, the flags would make
+    // the next holder of a P handed back to us hand it straight on again
+    // (two Ms bouncing one P, their goroutines never running).
+    ml.preempted = false;
+    ml.yielded = false;
     if ml.spinning {
         ml.spinning = false;
         s.nmspinning.fetch_sub(1, Ordering::SeqCst);
@@ -242,9 +255,6 @@ pub(super) fn give_p_away(s: &'static Sched, m: &'static M, p: &'static P) {
     drop_p_local(s, m);
     let fresh = !p.runq.is_empty() || s.global_len.load(Ordering::SeqCst) > 0;
     if fresh && idle.mwaitp.is_empty() && p.id < s.gomaxprocs() {
-        // Not ours any more (sysmon must not ask us to yield for its next
-        // holder); that M's acquirep sets it.
-        p.m.store(ptr::null_mut(), Ordering::Relaxed);
         match idle.midle.pop() {
             Some(m2) => {
                 m2.start_spinning.store(false, Ordering::Relaxed);
@@ -271,6 +281,8 @@ pub(super) fn give_p_away(s: &'static Sched, m: &'static M, p: &'static P) {
 /// Returns without a P only for an M that is to leave the scheduler
 /// (`M::done`).
 pub(super) fn stopm(s: &'static Sched, m: &'static M) {
+    // Whether we already watched for a hand-off since queueing for a P.
+    let mut watched = false;
     loop {
         // An M leaving the scheduler (nothing bound to it any more) must
         // not sleep here for good: it returns without a P, and `find_own`
@@ -321,7 +333,11 @@ pub(super) fn stopm(s: &'static Sched, m: &'static M) {
                 // hand-off a while before sleeping, so that it costs no
                 // second wake-up (locked_pingpong at 1 P: ~30 us -> ~5 us
                 // per round trip, measured A/B).
-                if !wait_nextp_spin(m) {
+                if watched || !wait_nextp_spin(m) {
+                    // (Once: woken again by more work readied to us, we
+                    // still need the same P hand-off; spinning again would
+                    // only burn the CPU.)
+                    watched = true;
                     m.parker.park();
                 }
                 continue;

@@ -82,6 +82,15 @@ pub(crate) unsafe fn lock_os_thread_alone() {
         lock_os_thread();
         return;
     }
+    if std::thread::panicking() {
+        // std's panic count is per thread: moving an unwinding goroutine
+        // would leave it behind on this thread and underflow it there.
+        fatal("gort::lock_os_thread_alone called while the thread unwinds (from a Drop run by a panic or goexit)");
+    }
+    let n = g.locks.load(Ordering::Relaxed);
+    let Some(n1) = n.checked_add(1) else {
+        panic!("gort::lock_os_thread: nesting overflow (locked {n} times)");
+    };
     // Shared: leave this M (our lock, if any, stops counting here), and
     // let the M hand us to a new one (`relocate`), which counts it there.
     // SAFETY: our own M's thread; no switch until the suspend below.
@@ -100,8 +109,7 @@ pub(crate) unsafe fn lock_os_thread_alone() {
     // promised that nothing on it is tied to this thread.
     unsafe { sus.suspend() };
     // Resumed on the new M, which counts us as locked and bound.
-    let n = g.locks.load(Ordering::Relaxed);
-    g.locks.store(n + 1, Ordering::Relaxed);
+    g.locks.store(n1, Ordering::Relaxed);
 }
 
 /// The M side of `lock_os_thread_alone`: `g` (switched out, held by us)

@@ -264,6 +264,8 @@ fn alloc_m(s: &'static Sched, nextp: *const P) -> &'static M {
             m.start_spinning.store(false, Ordering::Relaxed);
             m.in_source.store(false, Ordering::Relaxed);
             m.nbound.store(0, Ordering::Relaxed);
+            // A request sysmon made through a stale `p.m` after it left.
+            clear_preempt(m);
             // SAFETY: the M has no thread: its local state is ours.
             unsafe { *m.local.get() = MLocal::new(m.id) };
             m

@@ -354,6 +354,42 @@ mod api {
         crate::rt::os_thread_siblings()
     }
 
+    /// A snapshot of the scheduler's counters, for metrics (each read
+    /// on its own, racily: the values need not add up exactly). Starts the
+    /// runtime if needed.
+    pub fn sched_stats() -> SchedStats {
+        crate::rt::stats()
+    }
+
+    /// What [`sched_stats`] returns.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct SchedStats {
+        /// Live goroutines, as [`num_goroutine`] counts them.
+        pub goroutines: usize,
+        /// Goroutines created since the runtime started (system ones too).
+        pub goroutines_created: u64,
+        /// GOMAXPROCS.
+        pub gomaxprocs: usize,
+        /// Ps with nothing to run.
+        pub idle_procs: usize,
+        /// OS threads the runtime owns: its Ms, sysmon and the blocking
+        /// pool's threads.
+        pub threads: usize,
+        /// Ms asleep without a P.
+        pub idle_threads: usize,
+        /// Ms looking for work with a P.
+        pub spinning_threads: usize,
+        /// Ms with runnable goroutines bound to them, waiting for a P.
+        pub threads_waiting_for_p: usize,
+        /// Threads of the blocking pool (`blocking`).
+        pub blocking_pool_threads: usize,
+        /// `blocking` calls queued or running.
+        pub blocking_calls: usize,
+        /// Goroutines in the global run queue.
+        pub global_runq: usize,
+    }
+
     /// For tests: preemption requests sysmon made that no goroutine has
     /// honoured yet (0 when every preemption point is on its fast path).
     #[doc(hidden)]

@@ -14,6 +14,7 @@
 //! | [`gort_gc`] (`gort::gc`) | garbage collection: `Gc<T>` (reference counts + a concurrent cycle collector, no stack scanning, no root registration), `#[derive(Trace)]`, `Weak`, `set_finalizer`, `add_cleanup`, `gc()`, GOGC/GOMEMLIMIT pacing, `read_mem_stats` |
 //! | [`gort_std`] (`gort::sync`) | Go's sync package: `Mutex`, `RwLock`, `WaitGroup`, `Cond`, `Once`, `OnceValue`, `Pool`; channels (`chan`, `Sender`, `Receiver`) and `select!` |
 //! | [`gort_std::signal`] (`gort::signal`) | Go's os/signal: `notify` a channel of signals (never blocking the handler, dropping when the channel is full), `stop`, `ignore`, `reset`, `ignored` |
+//! | [`metrics`] (`gort::metrics`) | Go's runtime/metrics: `all()` describes, `read(&mut [Sample])` reads, Go's metric names (`/sched/goroutines:goroutines`, `/gc/cycles/total:gc-cycles`, ...) plus gort's own under `/gort/` |
 //! | [`gort_std::fs`] (`gort::fs`) | `std::fs` for goroutines: `File`, `OpenOptions`, `read_dir`, `read`, `write`, ... run on the blocking pool ([`gort_sched::blocking`]), so file I/O does not stall the goroutines sharing the caller's thread |
 //!
 //! ```
@@ -47,6 +48,7 @@
 pub use gort_gc as gc;
 pub use gort_netpoll as net;
 pub use gort_os as os;
+pub mod metrics;
 pub use gort_sched as sched;
 pub use gort_sema as sema;
 pub use gort_std as sync;

@@ -309,3 +309,30 @@ pub(crate) fn wait_no_goroutines() {
     }
 }
 }
+
+cfg_not_loom! {
+/// A snapshot of the scheduler's counters (`crate::sched_stats`).
+pub(crate) fn stats() -> crate::SchedStats {
+    let s = sched();
+    let ms = s.allm.lock().len();
+    let (pool_threads, pool_busy) = crate::blocking::pool_state();
+    let (idle_ms, waitp) = {
+        let idle = s.lock_idle();
+        (idle.midle.len() + idle.mown.len(), idle.mwaitp.len())
+    };
+    crate::SchedStats {
+        goroutines: s.num_goroutine(),
+        goroutines_created: s.goid_gen.load(Ordering::Relaxed),
+        gomaxprocs: s.gomaxprocs(),
+        idle_procs: s.npidle.load(Ordering::Relaxed),
+        // The Ms, sysmon, and the blocking pool's threads.
+        threads: ms + 1 + pool_threads,
+        idle_threads: idle_ms,
+        spinning_threads: s.nmspinning.load(Ordering::Relaxed),
+        threads_waiting_for_p: waitp,
+        blocking_pool_threads: pool_threads,
+        blocking_calls: pool_busy,
+        global_runq: s.global_len.load(Ordering::Relaxed),
+    }
+}
+}

@@ -361,6 +361,27 @@ mod api {
         crate::rt::stats()
     }
 
+    /// Live goroutines by state (Go's `/sched/goroutines/*` split): one
+    /// pass over every goroutine descriptor ever allocated, so it costs
+    /// O(peak goroutines); each goroutine's state is a racy snapshot.
+    pub fn goroutine_states() -> GoroutineStates {
+        crate::rt::goroutine_states()
+    }
+
+    /// What [`goroutine_states`] returns.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub struct GoroutineStates {
+        /// Running on an M.
+        pub running: usize,
+        /// Ready to run: queued, or not started yet.
+        pub runnable: usize,
+        /// Parked (a channel, a lock, a sleep, I/O, `join`, ...).
+        pub waiting: usize,
+        /// Inside [`syscall`] (Go's "not in Go").
+        pub syscall: usize,
+    }
+
     /// What [`sched_stats`] returns.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     #[non_exhaustive]

@@ -8,7 +8,9 @@
 //! ```
 //!
 //! `GET /` and `GET /hello` answer "Hello, World!\n"; `GET /goroutines`
-//! answers the live goroutine count; `GET /debug/goroutines` answers a
+//! answers the live goroutine count; `GET /metrics` answers Prometheus
+//! text with Go's metric names (`gort::metrics::write_prometheus`);
+//! `GET /debug/goroutines` answers a
 //! dump of every goroutine as text (see below); `POST /echo` answers the
 //! request's body; other paths 404.
 //!
@@ -227,6 +229,11 @@ fn handle(req: &Request, out: &mut Vec<u8>) {
             respond(out, "200 OK", n.as_bytes(), ka)
         }
         ("GET", "/debug/goroutines") => respond(out, "200 OK", gort::stack(true).as_bytes(), ka),
+        ("GET", "/metrics") => {
+            let mut text = Vec::new();
+            let _ = gort::metrics::write_prometheus(&mut text);
+            respond(out, "200 OK", &text, ka)
+        }
         ("POST", "/echo") => respond(out, "200 OK", &req.body, ka),
         _ => respond(out, "404 Not Found", b"not found\n", ka),
     }

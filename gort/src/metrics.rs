@@ -90,12 +90,16 @@ impl Sample {
 #[derive(Default)]
 struct Snap {
     sched: Option<gort_sched::SchedStats>,
+    states: Option<gort_sched::GoroutineStates>,
     gc: Option<gort_gc::MemStats>,
 }
 
 impl Snap {
     fn sched(&mut self) -> &gort_sched::SchedStats {
         self.sched.get_or_insert_with(gort_sched::sched_stats)
+    }
+    fn states(&mut self) -> &gort_sched::GoroutineStates {
+        self.states.get_or_insert_with(gort_sched::goroutine_states)
     }
     fn gc(&mut self) -> &gort_gc::MemStats {
         self.gc.get_or_insert_with(gort_gc::read_mem_stats)
@@ -239,6 +243,34 @@ static METRICS: &[Metric] = &[
         |s| u(s.sched().goroutines_created),
     ),
     scalar(
+        "/sched/goroutines/not-in-go:goroutines",
+        "Approximate count of goroutines inside gort::syscall (Go: running in a system call \
+         or cgo). One pass over every goroutine descriptor.",
+        false,
+        |s| u(s.states().syscall),
+    ),
+    scalar(
+        "/sched/goroutines/runnable:goroutines",
+        "Approximate count of goroutines ready to run but not running (queued, or not started \
+         yet). One pass over every goroutine descriptor.",
+        false,
+        |s| u(s.states().runnable),
+    ),
+    scalar(
+        "/sched/goroutines/running:goroutines",
+        "Approximate count of goroutines running on an M. One pass over every goroutine \
+         descriptor.",
+        false,
+        |s| u(s.states().running),
+    ),
+    scalar(
+        "/sched/goroutines/waiting:goroutines",
+        "Approximate count of parked goroutines (channels, locks, sleeps, I/O, joins). One \
+         pass over every goroutine descriptor.",
+        false,
+        |s| u(s.states().waiting),
+    ),
+    scalar(
         "/sched/goroutines:goroutines",
         "Count of live goroutines (runtime helpers excluded, as num_goroutine counts).",
         false,
@@ -268,4 +300,96 @@ pub fn read(samples: &mut [Sample]) {
             Err(_) => Value::Bad,
         };
     }
+}
+
+/// Writes the metrics in Prometheus' text exposition format, under the
+/// names Go's Prometheus client (client_golang's Go and process collectors)
+/// uses where gort has the concept -- `go_goroutines`, `go_threads`,
+/// `go_sched_gomaxprocs_threads`, `go_gc_duration_seconds` (sum and count;
+/// gort keeps no pause quantiles yet), `go_memstats_*` for the `Gc` heap --
+/// so dashboards built for Go programs read a gort program unchanged; and
+/// every `/gort/` metric as `gort_<path>` (`/gort/sched/idle-procs:procs`
+/// becomes `gort_sched_idle_procs`). Serve it at `/metrics`.
+pub fn write_prometheus(w: &mut impl std::io::Write) -> std::io::Result<()> {
+    let sched = gort_sched::sched_stats();
+    let gc = gort_gc::read_mem_stats();
+    let family = |w: &mut dyn std::io::Write, name: &str, kind: &str, help: &str| {
+        writeln!(w, "# HELP {name} {help}")?;
+        writeln!(w, "# TYPE {name} {kind}")
+    };
+    family(
+        w,
+        "go_gc_duration_seconds",
+        "summary",
+        "A summary of the wall-time pause (stop-the-world) duration in garbage collection cycles.",
+    )?;
+    writeln!(
+        w,
+        "go_gc_duration_seconds_sum {}",
+        gc.pause_total_ns as f64 / 1e9
+    )?;
+    writeln!(w, "go_gc_duration_seconds_count {}", gc.num_gc)?;
+    let gauges: [(&str, &str, f64); 9] = [
+        ("go_goroutines", "Number of goroutines that currently exist.", sched.goroutines as f64),
+        ("go_threads", "Number of OS threads created.", sched.threads as f64),
+        ("go_sched_gomaxprocs_threads", "The current runtime.GOMAXPROCS setting, or the number of operating system threads that can execute user-level goroutines simultaneously.", sched.gomaxprocs as f64),
+        ("go_memstats_heap_alloc_bytes", "Number of heap bytes allocated and currently in use.", gc.heap_alloc as f64),
+        ("go_memstats_alloc_bytes", "Number of bytes allocated in heap and currently in use.", gc.heap_alloc as f64),
+        ("go_memstats_heap_objects", "Number of currently allocated objects.", gc.heap_objects as f64),
+        ("go_memstats_next_gc_bytes", "Number of heap bytes when next garbage collection will take place.", gc.next_gc as f64),
+        ("go_memstats_last_gc_time_seconds", "Number of seconds since 1970 of last garbage collection.", gc.last_gc as f64 / 1e9),
+        ("go_gc_gogc_percent", "Heap size target percentage configured by the user, otherwise 100.", gc.gc_percent as f64),
+    ];
+    for (name, help, v) in gauges {
+        family(w, name, "gauge", help)?;
+        writeln!(w, "{name} {v}")?;
+    }
+    let counters: [(&str, &str, u64); 2] = [
+        (
+            "go_memstats_mallocs_total",
+            "Total number of heap objects allocated, both live and gc-ed.",
+            gc.mallocs,
+        ),
+        (
+            "go_memstats_frees_total",
+            "Total number of heap objects frees.",
+            gc.frees,
+        ),
+    ];
+    for (name, help, v) in counters {
+        family(w, name, "counter", help)?;
+        writeln!(w, "{name} {v}")?;
+    }
+    // gort's own, from the table (one read for all of them).
+    let own: Vec<&Metric> = METRICS
+        .iter()
+        .filter(|m| m.desc.name.starts_with("/gort/"))
+        .collect();
+    let mut samples: Vec<Sample> = own.iter().map(|m| Sample::new(m.desc.name)).collect();
+    read(&mut samples);
+    for (m, s) in own.iter().zip(&samples) {
+        let name = prometheus_name(m.desc.name);
+        let (kind, name) = if m.desc.cumulative {
+            ("counter", format!("{name}_total"))
+        } else {
+            ("gauge", name)
+        };
+        family(w, &name, kind, m.desc.description)?;
+        match s.value {
+            Value::Uint64(v) => writeln!(w, "{name} {v}")?,
+            Value::Float64(v) => writeln!(w, "{name} {v}")?,
+            Value::Bad => {}
+        }
+    }
+    Ok(())
+}
+
+/// `/gort/sched/idle-procs:procs` -> `gort_sched_idle_procs`: the path
+/// without its unit, every other character an underscore.
+fn prometheus_name(metric: &str) -> String {
+    let path = metric.split(':').next().unwrap_or(metric);
+    path.trim_start_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }

@@ -444,6 +444,27 @@ fn dump_block<'a>(dump: &'a str, head: &str, frame: &str) -> Option<&'a str> {
     })
 }
 
+/// `GET /metrics` answers Prometheus text with Go's names; its goroutine
+/// count includes the serving goroutines.
+#[test]
+fn metrics_answers_prometheus_text() {
+    let s = start("metrics");
+    let (status, all) = exchange(
+        &s.addr,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, "HTTP/1.1 200 OK", "{all}");
+    let (_head, body) = all.split_once("\r\n\r\n").unwrap();
+    assert!(body.contains("# TYPE go_goroutines gauge\n"), "{body}");
+    let n: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("go_goroutines "))
+        .expect("go_goroutines sample")
+        .parse()
+        .unwrap();
+    assert!(n >= 2.0, "main and this connection's goroutine: {n}");
+}
+
 /// `GET /debug/goroutines` answers `gort::stack(true)` as text/plain: the
 /// requesting connection's goroutine running in `handle`, an idle
 /// kept-alive connection's goroutine in `[IO wait]` in `serve`, and the

@@ -336,3 +336,28 @@ pub(crate) fn stats() -> crate::SchedStats {
     }
 }
 }
+
+cfg_not_loom! {
+/// Live goroutines by state (`crate::goroutine_states`): one pass over
+/// every descriptor, racy snapshots of each.
+pub(crate) fn goroutine_states() -> crate::GoroutineStates {
+    let s = sched();
+    let mut st = crate::GoroutineStates::default();
+    let chunks: Vec<&'static [G]> = s.allgs.lock().clone();
+    for g in chunks.iter().flat_map(|c| c.iter()) {
+        if g.goid() == 0 || g.sys.load(Ordering::Relaxed) {
+            continue; // free, or a runtime helper (not counted, as in num_goroutine)
+        }
+        if g.park.is_parked() {
+            st.waiting += 1;
+            continue;
+        }
+        match g.status.load(Ordering::Relaxed) {
+            G_RUNNING => st.running += 1,
+            G_SYSCALL => st.syscall += 1,
+            _ => st.runnable += 1,
+        }
+    }
+    st
+}
+}

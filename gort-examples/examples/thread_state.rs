@@ -13,7 +13,10 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 thread_local! {
-    // The worker's per-thread state (never borrowed across a park).
+    // The worker's per-thread state. Right across a park: the worker is
+    // locked to its thread from its first instruction, so no other
+    // goroutine ever runs there to see it (the example checks that), and
+    // it is never borrowed across a park anyway.
     static SESSION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 

@@ -244,6 +244,7 @@ impl Builder {
     /// share its thread. Costs a thread creation per spawn (tens of µs).
     ///
     /// ```
+    /// // SAFETY: gettid has no preconditions.
     /// let tid = || unsafe { libc::gettid() };
     /// let (a, b) = gort_sched::Builder::new()
     ///     .lock_os_thread()
@@ -354,6 +355,7 @@ where
 /// spawns run on other threads.
 ///
 /// ```
+/// // SAFETY (both calls): gettid has no preconditions.
 /// let main_tid = unsafe { libc::gettid() };
 /// let tid = gort_sched::run_on_this_thread(|| {
 ///     gort_sched::go(|| 1).join().unwrap();

@@ -69,6 +69,17 @@ pub(super) fn startm(s: &'static Sched, spinning: bool) {
     };
     took_idle_p(s);
     p.status.store(P_RUNNING, Ordering::Relaxed);
+    run_p_on_idle_m(s, idle, p, spinning);
+}
+
+/// Hands `p` (owned, `P_RUNNING`) to an idle M, or to a new one if none is
+/// idle, and unlocks the idle lock.
+fn run_p_on_idle_m(
+    s: &'static Sched,
+    mut idle: MutexGuard<'_, Idle>,
+    p: &'static P,
+    spinning: bool,
+) {
     if let Some(m) = idle.midle.pop() {
         m.start_spinning.store(spinning, Ordering::Relaxed);
         // SeqCst: pairs with the M's Acquire swap of nextp, and with its
@@ -255,18 +266,7 @@ pub(super) fn give_p_away(s: &'static Sched, m: &'static M, p: &'static P) {
     drop_p_local(s, m);
     let fresh = !p.runq.is_empty() || s.global_len.load(Ordering::SeqCst) > 0;
     if fresh && idle.mwaitp.is_empty() && p.id < s.gomaxprocs() {
-        match idle.midle.pop() {
-            Some(m2) => {
-                m2.start_spinning.store(false, Ordering::Relaxed);
-                m2.nextp.store(p as *const P as *mut P, Ordering::SeqCst);
-                drop(idle);
-                hand_p_wake(s, m2);
-            }
-            None => {
-                drop(idle);
-                newm(s, p, false);
-            }
-        }
+        run_p_on_idle_m(s, idle, p, false);
         return;
     }
     let moved = put_p(s, &mut idle, p);

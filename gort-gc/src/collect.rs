@@ -263,6 +263,8 @@ pub(crate) fn collect(forced: bool) {
         }
         s.pause_total_ns.fetch_add(longest_hold, Relaxed);
         s.last_pause_ns.store(longest_hold, Relaxed);
+        #[cfg(not(gort_loom))]
+        GC_PAUSES.record(longest_hold as i64);
         s.last_gc_ns.store(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -589,4 +591,17 @@ pub fn add_gc_hook(f: fn()) {
     if !g.iter().any(|&x| std::ptr::fn_addr_eq(x, f)) {
         g.push(f);
     }
+}
+
+/// Every cycle's pause (see `MemStats::pause_total_ns`), for
+/// `/gc/pauses:seconds` and Prometheus' `go_gc_duration_seconds`.
+#[cfg(not(gort_loom))]
+static GC_PAUSES: gort_sched::prof::TimeHistogram = gort_sched::prof::TimeHistogram::new();
+
+/// The distribution of collection pauses so far (Go's `/gc/pauses:seconds`
+/// histogram; see [`crate::MemStats::pause_total_ns`] for what a pause is
+/// here).
+#[cfg(not(gort_loom))]
+pub fn gc_pauses() -> gort_sched::prof::Float64Histogram {
+    GC_PAUSES.read()
 }

@@ -170,6 +170,7 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
         });
         let ptr = NonNull::from(Box::leak(b));
         heap::register(ptr.cast(), std::mem::size_of::<GcBox<T>>());
+        crate::memprof::on_alloc(ptr.cast(), std::mem::size_of::<GcBox<T>>());
         Gc::from_inner(ptr)
     }
 

@@ -246,15 +246,21 @@ mod collect;
 mod gc;
 mod heap;
 mod loom;
+mod memprof;
 mod pacer;
 mod special;
 #[cfg(test)]
 mod tests;
 mod trace;
 
+#[cfg(not(gort_loom))]
+pub use collect::gc_pauses;
 pub use collect::{add_gc_hook, gc, Tracer};
 pub use gc::{Gc, Weak};
 pub use gort_gc_derive::Trace;
+pub use memprof::{
+    mem_profile, mem_profile_rate, set_mem_profile_rate, MemRecord, DEFAULT_MEM_PROFILE_RATE,
+};
 #[cfg(not(gort_loom))]
 pub use pacer::{config_from_env, parse_gogc, parse_gomemlimit, ConfigError};
 pub use pacer::{set_gc_percent, set_memory_limit};

@@ -29,6 +29,9 @@ struct SpecialsInner {
     /// in `more`.
     first: Option<(u64, CleanupFn)>,
     more: Vec<(u64, CleanupFn)>,
+    /// Sampled by the heap profile: its record's index and the object's
+    /// size (memprof.rs).
+    sampled: Option<(usize, usize)>,
 }
 
 /// Gets or creates the object's specials.
@@ -85,17 +88,29 @@ pub(crate) fn take_finalizer(h: &Header) -> Option<Finalizer> {
     inner(unsafe { &*p }).finalizer.take()
 }
 
-/// The object was freed: queue its cleanups.
+/// Marks a fresh object as sampled by the heap profile.
+pub(crate) fn mark_sampled(h: &Header, idx: usize, size: usize) {
+    inner(specials(h)).sampled = Some((idx, size));
+}
+
+/// The object was freed: queue its cleanups, count a sampled object's free.
 pub(crate) fn on_free(h: &Header) {
     let p = h.specials.load(Acquire);
     if p.is_null() {
         return;
     }
-    let (first, more) = {
+    let (first, more, sampled) = {
         // SAFETY: as in `specials`.
         let mut g = inner(unsafe { &*p });
-        (g.first.take(), std::mem::take(&mut g.more))
+        (
+            g.first.take(),
+            std::mem::take(&mut g.more),
+            g.sampled.take(),
+        )
     };
+    if let Some((idx, size)) = sampled {
+        crate::memprof::on_free(idx, size);
+    }
     let n = first.is_some() as u64 + more.len() as u64;
     if n > 0 {
         heap().stats.cleanups_queued.fetch_add(n, Relaxed);

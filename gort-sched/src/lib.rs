@@ -207,6 +207,7 @@
 #[macro_use]
 mod loom;
 mod park_state;
+mod prof_types;
 mod rt;
 mod runq;
 mod source;
@@ -228,6 +229,7 @@ cfg_not_loom! {
     mod blocking;
     mod config;
     mod local;
+    pub mod prof;
     mod spawn;
     mod task;
     mod waiter;

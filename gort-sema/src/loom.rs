@@ -21,3 +21,15 @@ pub(crate) use std::sync::Mutex;
 pub(crate) use loom::sync::atomic::{fence, AtomicU32, Ordering};
 #[cfg(gort_loom)]
 pub(crate) use loom::sync::Mutex;
+
+/// The mutex profile's hooks (gort-sched's `prof`); off under loom.
+#[cfg(not(gort_loom))]
+pub(crate) use gort_sched::prof::{mutex_released, mutex_wait_start};
+
+#[cfg(gort_loom)]
+pub(crate) fn mutex_wait_start() -> i64 {
+    0
+}
+
+#[cfg(gort_loom)]
+pub(crate) fn mutex_released(_head_start: i64, _tail_start: i64, _others: usize) {}

@@ -19,7 +19,9 @@
 //!   so no newcomer can barge in (sync.Mutex's starvation mode), and yields
 //!   to let it run.
 
-use crate::loom::{fence, park, AtomicU32, Mutex, Ordering, WaitReason, Waiter};
+use crate::loom::{
+    fence, mutex_released, mutex_wait_start, park, AtomicU32, Mutex, Ordering, WaitReason, Waiter,
+};
 use crossbeam_utils::CachePadded;
 use std::cell::UnsafeCell;
 use std::collections::{HashMap, VecDeque};
@@ -38,6 +40,10 @@ struct Sudog {
     /// releaser before it readies the waiter (Release), read by the waiter
     /// after it wakes (Acquire; the park/ready handshake orders it too).
     ticket: AtomicU32,
+    /// When a Mutex/RwLock waiter began waiting, while the mutex profile
+    /// is on (nanotime; 0: not profiled). Written before queueing, read by
+    /// the releaser under the root lock (Go's `acquiretime`).
+    acquiretime: i64,
 }
 
 /// Queued sudogs, as raw pointers to the acquirers' boxed records.
@@ -92,9 +98,16 @@ impl SemaTable {
     fn acquire_slow(&self, sema: &AtomicU32, mut lifo: bool, reason: WaitReason) {
         let addr = sema as *const AtomicU32 as usize;
         let root = self.root(addr);
+        let acquiretime = match reason {
+            WaitReason::SyncMutexLock
+            | WaitReason::SyncRwLockRead
+            | WaitReason::SyncRwLockWrite => mutex_wait_start(),
+            _ => 0,
+        };
         let s = Box::new(Sudog {
             waiter: UnsafeCell::new(None),
             ticket: AtomicU32::new(0),
+            acquiretime,
         });
         let sp: *const Sudog = &*s;
         loop {
@@ -161,6 +174,14 @@ impl SemaTable {
             return false; // the waiters are on other addresses of this root
         };
         let s = list.pop_front().expect("empty queues are removed");
+        // SAFETY: queued sudogs stay alive while queued (under the lock).
+        let (head_start, tail_start) = unsafe {
+            (
+                (*s).acquiretime,
+                list.back().map_or(0, |&t| (*t).acquiretime),
+            )
+        };
+        let others = list.len();
         if list.is_empty() {
             q.0.remove(&addr);
         }
@@ -175,6 +196,10 @@ impl SemaTable {
             unsafe { (*s).ticket.store(1, Ordering::Release) };
         }
         w.ready(); // `s` may be gone from here on
+        if head_start != 0 {
+            // Charged to this (the unlocker's) stack, after the lock.
+            mutex_released(head_start, tail_start, others);
+        }
         handed
     }
 }

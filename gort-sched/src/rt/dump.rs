@@ -76,6 +76,8 @@ struct GDump {
     site: Option<&'static Location<'static>>,
     /// Locked to its thread (`lock_os_thread`): Go prints "locked to thread".
     locked: bool,
+    /// Profiler labels (goroutine profiles carry them).
+    labels: Option<crate::prof::Labels>,
 }
 
 const UNAVAILABLE: &str = "goroutine running on other thread; stack unavailable";
@@ -102,6 +104,7 @@ fn snapshot_self() -> Option<GDump> {
         creator: g.creator.load(Ordering::Relaxed),
         site: site_of(g),
         locked: g.locks.load(Ordering::Relaxed) > 0,
+        labels: labels_of(g),
     })
 }
 
@@ -148,6 +151,7 @@ fn snapshot_others(me: u64, system: bool) -> Vec<GDump> {
         // The descriptor may have been recycled meanwhile: report only what
         // belongs to the goroutine we started with.
         let (creator, site) = (g.creator.load(Ordering::Relaxed), site_of(g));
+        let labels = labels_of(g);
         if g.goid() != goid {
             continue;
         }
@@ -161,6 +165,7 @@ fn snapshot_others(me: u64, system: bool) -> Vec<GDump> {
             creator,
             site,
             locked: g.locks.load(Ordering::Relaxed) > 0,
+            labels,
         });
     }
     out.sort_by_key(|d| d.goid);
@@ -200,6 +205,7 @@ fn snapshot_parked(g: &'static G, now: i64, system: bool) -> Option<Option<GDump
             creator: g.creator.load(Ordering::Relaxed),
             site: site_of(g),
             locked: g.locks.load(Ordering::Relaxed) > 0,
+            labels: labels_of(g),
         }
     });
     if g.park.unpin() == crate::park_state::Notify::Resume {
@@ -345,6 +351,44 @@ pub(crate) fn dump(opts: DumpOpts) -> String {
     if !started() {
         return String::new(); // no goroutine exists (and none is started)
     }
+    gather(opts, move |dumps| {
+        let mut out = String::new();
+        format(&dumps, opts.system, &mut out);
+        out
+    })
+    .unwrap_or_else(|e| format!("(goroutine dump unavailable: cannot start a thread: {e})\n"))
+}
+
+/// Every user goroutine's stack and labels, the caller's first
+/// (`prof::goroutine_profile`), gathered as a dump is.
+#[inline(never)]
+pub(crate) fn goroutine_profile() -> Vec<crate::prof::GoroutineRecord> {
+    if !started() {
+        return Vec::new();
+    }
+    let opts = DumpOpts {
+        all: true,
+        system: false,
+    };
+    let to_record = |d: GDump| crate::prof::GoroutineRecord {
+        goid: d.goid,
+        stack: d.pcs,
+        labels: d.labels,
+        state: d.state,
+    };
+    gather(opts, move |dumps| dumps.into_iter().map(to_record).collect()).unwrap_or_default()
+}
+
+/// Snapshots the caller (its frames walked from a register capture in this
+/// frame) and, with `opts.all`, every other goroutine, then hands them to
+/// `finish`: all on a fresh thread with a large stack (symbolisation parses
+/// debug info), inside `syscall` when called from a goroutine, which stays
+/// blocked in this frame until the thread is done.
+#[inline(always)]
+fn gather<T: Send>(
+    opts: DumpOpts,
+    finish: impl FnOnce(Vec<GDump>) -> T + Send,
+) -> std::io::Result<T> {
     let me = snapshot_self();
     let here = if me.is_some() {
         gort_os::unwind::Here::capture()
@@ -354,31 +398,34 @@ pub(crate) fn dump(opts: DumpOpts) -> String {
     let walk_me = move || {
         me.map(|mut d| {
             if let Some(h) = here {
-                // SAFETY: `dump`'s frame, where `here` was captured, is
-                // live until this returns, its goroutine blocked in the
-                // join below (inside `syscall`) meanwhile.
+                // SAFETY: the frame `gather` is inlined into, where `here`
+                // was captured, is live until this returns, its goroutine
+                // blocked in the join below (inside `syscall`) meanwhile.
                 unsafe { h.backtrace(&mut d.pcs, MAX_FRAMES) };
             }
             d
         })
     };
+    let work = move || {
+        let me = walk_me();
+        let my_id = me.as_ref().map_or(0, |d| d.goid);
+        let mut dumps: Vec<GDump> = me.into_iter().collect();
+        if opts.all {
+            dumps.extend(snapshot_others(my_id, opts.system));
+        }
+        finish(dumps)
+    };
     if current_g_any().is_some() {
-        syscall(move || render_with(walk_me, opts))
+        syscall(move || on_dump_thread(work))
     } else {
-        render_with(walk_me, opts)
+        on_dump_thread(work)
     }
 }
 
 /// Snapshots the others (with `opts.all`) and formats everything on a
-/// fresh thread with a large stack (symbolisation parses debug info).
+/// fresh thread with a large stack.
 fn render(me: Option<GDump>, opts: DumpOpts) -> String {
-    render_with(move || me, opts)
-}
-
-/// [`render`], with the caller's snapshot made on the fresh thread.
-fn render_with(me: impl FnOnce() -> Option<GDump> + Send, opts: DumpOpts) -> String {
-    let work = move || {
-        let me = me();
+    on_dump_thread(move || {
         let my_id = me.as_ref().map_or(0, |d| d.goid);
         let mut dumps: Vec<GDump> = me.into_iter().collect();
         if opts.all {
@@ -387,16 +434,18 @@ fn render_with(me: impl FnOnce() -> Option<GDump> + Send, opts: DumpOpts) -> Str
         let mut out = String::new();
         format(&dumps, opts.system, &mut out);
         out
-    };
+    })
+    .unwrap_or_else(|e| format!("(goroutine dump unavailable: cannot start a thread: {e})\n"))
+}
+
+/// Runs `work` on a fresh thread with an 8 MiB stack and waits for it.
+fn on_dump_thread<T: Send>(work: impl FnOnce() -> T + Send) -> std::io::Result<T> {
     std::thread::scope(|sc| {
-        match std::thread::Builder::new()
+        let h = std::thread::Builder::new()
             .name("gort-dump".into())
             .stack_size(8 << 20)
-            .spawn_scoped(sc, work)
-        {
-            Ok(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            Err(e) => format!("(goroutine dump unavailable: cannot start a thread: {e})\n"),
-        }
+            .spawn_scoped(sc, work)?;
+        Ok(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
     })
 }
 
@@ -551,6 +600,7 @@ pub(crate) fn overflow_dump(req: &OverflowReq) {
         creator: g.map_or(0, |g| g.creator.load(Ordering::Relaxed)),
         site: g.and_then(site_of),
         locked: g.is_some_and(|g| g.locks.load(Ordering::Relaxed) > 0),
+        labels: None, // (a lock a stopped thread may hold)
     };
     // SAFETY: the overflowed goroutine's thread is stopped in the overflow
     // handler until we set `done`.
@@ -581,6 +631,7 @@ mod tests {
             creator: 0,
             site: None,
             locked: false,
+            labels: None,
         }
     }
 

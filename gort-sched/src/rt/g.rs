@@ -14,6 +14,9 @@ pub(super) enum Req {
     Yield,
     /// Move to a new M of its own (`lock_os_thread_alone`).
     Relocate,
+    /// Have the M walk this suspended goroutine's stack into the vector
+    /// (at most the count), then resume it at once (`prof::callers`).
+    Walk(*mut Vec<usize>, usize),
 }
 
 /// [`G::status`]: queued or fresh.
@@ -58,6 +61,20 @@ pub(crate) struct G {
     /// References: the goroutine's and its JoinHandle's. The last one to let
     /// go recycles the descriptor (AcqRel).
     pub(super) refs: AtomicU32,
+    /// Profiler labels (`prof::with_labels`): written by the goroutine
+    /// itself or its spawner before publication, read by profiles.
+    /// `has_labels` (relaxed) spares the lock when there are none.
+    pub(super) labels: std::sync::Mutex<Option<crate::prof_types::Labels>>,
+    pub(super) has_labels: std::sync::atomic::AtomicBool,
+    /// Latency tracking (prof.rs): when this goroutine became runnable
+    /// (nanotime; 0: not tracked this time). Written by the goroutine at a
+    /// tracked park (reset), by its waker (`ready_g`, before the hand-off
+    /// that publishes the G), by the spawner or the M at a yield; read and
+    /// reset by the M that runs it next.
+    pub(super) ready_stamp: std::sync::atomic::AtomicI64,
+    /// Whether the goroutine's current park is tracked (its waker stamps
+    /// `ready_stamp`). Written by the goroutine before it parks.
+    pub(super) tracked: std::sync::atomic::AtomicBool,
     /// Join handshake (task.rs): RUNNING, DONE or WAITING.
     pub(crate) join_state: AtomicU32,
     /// The joiner's waiter; written by the joiner before its Release CAS to
@@ -95,6 +112,11 @@ pub(super) struct GInner {
     /// A migratable goroutine that `lock_os_thread` bound to its M until
     /// it unlocks (locked.rs).
     pub(super) lock_pinned: bool,
+    /// Parks and yields so far, mod 256: every eighth is tracked (Go's
+    /// `trackingSeq`).
+    pub(super) track_seq: u8,
+    /// When a tracked mutex wait began (nanotime; 0: none).
+    pub(super) park_stamp: i64,
 }
 
 // SAFETY: a G is shared as `&'static G` (descriptors are never freed).
@@ -118,6 +140,10 @@ impl G {
             sys: AtomicBool::new(false),
             locks: AtomicU32::new(0),
             refs: AtomicU32::new(0),
+            labels: std::sync::Mutex::new(None),
+            has_labels: std::sync::atomic::AtomicBool::new(false),
+            ready_stamp: std::sync::atomic::AtomicI64::new(0),
+            tracked: std::sync::atomic::AtomicBool::new(false),
             join_state: AtomicU32::new(RUNNING),
             join_waiter: UnsafeCell::new(None),
             payload: UnsafeCell::new(Payload::new()),
@@ -135,6 +161,8 @@ impl G {
                 in_cand: false,
                 compactable: false,
                 lock_pinned: false,
+                track_seq: 0,
+                park_stamp: 0,
             }),
         }
     }

@@ -54,6 +54,8 @@ pub(crate) fn newproc(
     gi.compactable = sp.compactable && !migratable;
     gi.lock_pinned = false;
     gr.sys.store(sp.system, Ordering::Relaxed);
+    gr.tracked.store(false, std::sync::atomic::Ordering::Relaxed);
+    at_spawn(gr, goid);
     gr.locks.store(u32::from(sp.locked), Ordering::Relaxed);
     if !sp.system {
         count_goroutines(s, 1);

@@ -30,6 +30,11 @@ pub(crate) struct M {
     /// Bound goroutines in the M's local queue (runnext included) at its
     /// last schedule, published only while schedtrace is on.
     pub(super) nbound: AtomicU32,
+    /// Scheduling latencies of the tracked goroutines this M ran, and the
+    /// tracked mutex waits they ended (prof.rs): written by the M only
+    /// (loads and stores), read by metrics.
+    pub(super) latencies: crate::prof_types::TimeHistogram,
+    pub(super) mutex_wait_ns: std::sync::atomic::AtomicU64,
     /// Owner-thread-only scheduling state.
     pub(super) local: UnsafeCell<MLocal>,
 }
@@ -215,6 +220,8 @@ impl M {
             in_source: AtomicBool::new(false),
             preempt: AtomicBool::new(false),
             nbound: AtomicU32::new(0),
+            latencies: crate::prof_types::TimeHistogram::new(),
+            mutex_wait_ns: std::sync::atomic::AtomicU64::new(0),
             local: UnsafeCell::new(MLocal::new(id)),
         }
     }

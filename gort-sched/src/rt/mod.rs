@@ -58,8 +58,10 @@ cfg_not_loom! {
     mod gfree;
     mod locked;
     mod switch;
+    mod profile;
 
     use crate::park_state::Notify;
+    pub(crate) use self::profile::*;
     pub(crate) use self::dump::*;
 
     use self::compact::*;

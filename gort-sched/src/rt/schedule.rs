@@ -89,6 +89,12 @@ pub(super) fn runq_put_here(s: &'static Sched, g: &'static G, next: bool) {
 /// Makes a parked G runnable. Called by the waker that won its park.
 pub(crate) fn ready_g(g: &'static G) {
     let gr = g;
+    if gr.tracked.load(std::sync::atomic::Ordering::Relaxed) {
+        // A tracked park (prof.rs): runnable from now. Published to the M
+        // that runs it by the hand-off below.
+        gr.ready_stamp
+            .store(nanotime().max(1), std::sync::atomic::Ordering::Relaxed);
+    }
     if gr.migratable.load(Ordering::Relaxed) {
         // Go's goready: the waker's P runs it next.
         runq_put_here(sched(), g, true);

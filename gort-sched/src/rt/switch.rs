@@ -18,6 +18,7 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
         None => start_g(s, m, g),
     };
     set_current_g(Some(g));
+    at_run(m, g);
     loop {
         gr.status.store(G_RUNNING, Ordering::Relaxed);
         let r = ctx.resume();
@@ -66,6 +67,7 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                         ctx = gi.ctx.take().expect("context just stored");
                     }
                     Req::Yield => {
+                        at_yield(g, gi);
                         if gr.migratable.load(Ordering::Relaxed) {
                             global_put_batch(s, &[g]);
                         } else {
@@ -79,6 +81,13 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                     Req::Relocate => {
                         relocate(s, m, g);
                         break;
+                    }
+                    Req::Walk(out, max) => {
+                        let c = gi.ctx.take().expect("context just stored");
+                        // SAFETY: `g` is suspended on this M, resumed only
+                        // by the next loop turn; `out` is in its frame.
+                        unsafe { walk_for(&c, out, max) };
+                        ctx = c;
                     }
                     Req::None => fatal("goroutine switched out with no request"),
                 }
@@ -144,16 +153,21 @@ pub(crate) fn park_g<F: FnOnce() -> bool>(gr: &'static G, reason: WaitReason, co
     if std::thread::panicking() {
         warn_park_while_unwinding(gr);
     }
+    let t0 = crate::prof::block_start(reason);
     // SAFETY: as above; the borrow ends before the switch.
     let s = unsafe {
         let gi = gr.inner();
         gi.req = Req::Park;
         gi.wait_reason = reason;
         gi.wait_since = coarse_now();
+        at_park(gr, gi, reason);
         gi.suspender.expect("running goroutine has a suspender")
     };
     // SAFETY: we are on this goroutine's stack, and it is running.
     unsafe { s.suspend() };
+    if t0 != 0 {
+        crate::prof::block_end(t0);
+    }
 }
 
 /// A goroutine about to park while its thread unwinds (a `Drop` run by a

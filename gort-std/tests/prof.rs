@@ -1,0 +1,189 @@
+//! The profiles' records (gort-sched's `prof`) under gort-std's channels and
+//! locks: who blocks where, who made whom wait, goroutine snapshots and
+//! labels, latency tracking. The encodings are tested in the facade.
+
+use gort_os::unwind::symbolize;
+use gort_sched::prof;
+use gort_sched::{go, run};
+use gort_std::{chan, Mutex, WaitGroup};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every function name on a stack (inlined frames included).
+fn names(stack: &[usize]) -> Vec<String> {
+    // Symbolisation needs a big stack: a plain thread.
+    let stack = stack.to_vec();
+    std::thread::spawn(move || {
+        stack
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &pc)| symbolize(if i == 0 { pc } else { pc - 1 }).to_vec())
+            .map(|f| f.function)
+            .collect()
+    })
+    .join()
+    .unwrap()
+}
+
+fn has(stack: &[usize], f: &str) -> bool {
+    names(stack).iter().any(|n| n.contains(f))
+}
+
+#[inline(never)]
+fn receiver_that_blocks_long() {
+    let (tx, rx) = chan::<u32>(0);
+    let h = go(move || {
+        gort_sched::blocking(|| std::thread::sleep(Duration::from_millis(30)));
+        tx.send(1).unwrap();
+    });
+    assert_eq!(rx.recv().unwrap(), 1);
+    h.join().unwrap();
+}
+
+#[test]
+fn a_blocked_receive_is_charged_to_the_receiver() {
+    prof::set_block_profile_rate(1);
+    run(receiver_that_blocks_long);
+    let recs = prof::block_profile();
+    let r = recs
+        .iter()
+        .find(|r| has(&r.stack, "receiver_that_blocks_long"))
+        .unwrap_or_else(|| {
+            let stacks: Vec<_> = recs.iter().map(|r| names(&r.stack)).collect();
+            panic!("no block record from the receiver: {stacks:?}")
+        });
+    assert!(r.count >= 1);
+    assert!(r.delay_ns >= 25_000_000, "blocked {} ns", r.delay_ns);
+    assert!(has(&r.stack, "recv"), "{:?}", names(&r.stack));
+}
+
+#[inline(never)]
+fn holder_that_makes_others_wait(m: &Mutex<u64>) {
+    let mut g = m.lock();
+    gort_sched::blocking(|| std::thread::sleep(Duration::from_millis(20)));
+    *g += 1;
+    drop(g); // the unlock: not a tail call (keeps this frame on its stack)
+    std::hint::black_box(m);
+}
+
+#[test]
+fn mutex_contention_is_charged_to_the_unlocker() {
+    prof::set_mutex_profile_fraction(1);
+    run(|| {
+        let m = Arc::new(Mutex::new(0u64));
+        let wg = Arc::new(WaitGroup::new());
+        for _ in 0..4 {
+            let (m, wg) = (m.clone(), wg.clone());
+            wg.add(1);
+            go(move || {
+                for _ in 0..3 {
+                    holder_that_makes_others_wait(&m);
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+        assert_eq!(*m.lock(), 12);
+    });
+    let recs = prof::mutex_profile();
+    let r = recs
+        .iter()
+        .find(|r| has(&r.stack, "holder_that_makes_others_wait"))
+        .unwrap_or_else(|| {
+            let stacks: Vec<_> = recs.iter().map(|r| names(&r.stack)).collect();
+            panic!("no mutex record from the holder: {stacks:?}")
+        });
+    assert!(r.count >= 1);
+    assert!(r.delay_ns >= 10_000_000, "waited {} ns", r.delay_ns);
+}
+
+#[test]
+fn mutex_wait_total_moves_under_contention() {
+    let before = prof::mutex_wait_total_ns();
+    run(|| {
+        let m = Arc::new(Mutex::new(0u64));
+        let wg = Arc::new(WaitGroup::new());
+        for _ in 0..4 {
+            let (m, wg) = (m.clone(), wg.clone());
+            wg.add(1);
+            go(move || {
+                for _ in 0..40 {
+                    let mut g = m.lock();
+                    gort_sched::blocking(|| std::thread::sleep(Duration::from_micros(200)));
+                    *g += 1;
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+    });
+    // One tracked park in eight, each counted eight times.
+    assert!(
+        prof::mutex_wait_total_ns() > before,
+        "no mutex wait tracked"
+    );
+}
+
+#[inline(never)]
+fn parked_with_labels(rx: gort_std::Receiver<()>) {
+    let _ = rx.recv();
+}
+
+#[test]
+fn goroutine_profile_has_parked_stacks_and_inherited_labels() {
+    run(|| {
+        let (tx, rx) = chan::<()>(0);
+        let h = prof::with_labels(&[("worker", "w1"), ("a", "b")], || {
+            let l = prof::goroutine_labels().unwrap();
+            assert_eq!(
+                &l[..],
+                &[("a".into(), "b".into()), ("worker".into(), "w1".into())]
+            );
+            go(move || parked_with_labels(rx))
+        });
+        assert!(
+            prof::goroutine_labels().is_none(),
+            "restored after with_labels"
+        );
+        gort_sched::gosched();
+        std::thread::sleep(Duration::from_millis(10));
+        let recs = prof::goroutine_profile();
+        let me = gort_sched::goid().unwrap();
+        assert_eq!(recs[0].goid, me, "the caller first");
+        let r = recs
+            .iter()
+            .find(|r| has(&r.stack, "parked_with_labels"))
+            .unwrap_or_else(|| panic!("parked goroutine missing: {recs:?}"));
+        assert_eq!(r.state, "chan receive");
+        let l = r.labels.as_ref().expect("inherited labels");
+        assert!(l.iter().any(|(k, v)| k == "worker" && v == "w1"));
+        drop(tx);
+        h.join().unwrap();
+    });
+}
+
+#[test]
+fn latencies_are_tracked() {
+    run(|| {
+        let (tx, rx) = chan::<u32>(0);
+        let h = go(move || {
+            for i in 0..200 {
+                tx.send(i).unwrap();
+            }
+        });
+        for _ in 0..200 {
+            rx.recv().unwrap();
+        }
+        h.join().unwrap();
+    });
+    let hist = prof::sched_latencies();
+    assert_eq!(hist.buckets.len(), hist.counts.len() + 1);
+    assert!(hist.counts.iter().sum::<u64>() > 0, "no latency sampled");
+}
+
+#[test]
+fn plain_thread_callers_start_here() {
+    let mut pcs = Vec::new();
+    prof::callers(&mut pcs);
+    assert!(has(&pcs, "plain_thread_callers_start_here"));
+}

@@ -104,14 +104,16 @@ pub(crate) fn is_mutex_wait(reason: crate::WaitReason) -> bool {
     )
 }
 
-/// The block profile's start time for a park with `reason`: 0 while the
-/// profile is off (one relaxed load), else now.
+/// Whether the block profile is on (one relaxed load, on every park).
 #[inline]
+pub(crate) fn block_profiling() -> bool {
+    BLOCK_RATE.load(Ordering::Relaxed) > 0
+}
+
+/// The block profile's start time for a park with `reason`: 0 while the
+/// profile is off or the reason is not a blocking one, else now.
 pub(crate) fn block_start(reason: crate::WaitReason) -> i64 {
-    if BLOCK_RATE.load(Ordering::Relaxed) <= 0 {
-        return 0;
-    }
-    if blocks(reason) {
+    if block_profiling() && blocks(reason) {
         gort_os::clock::nanotime().max(1)
     } else {
         0
@@ -119,9 +121,11 @@ pub(crate) fn block_start(reason: crate::WaitReason) -> i64 {
 }
 
 /// Records a park that began at `t0` (from [`block_start`]) and has just
-/// ended. Called by the goroutine, after it resumed.
+/// ended, if sampled; `walk` pushes the parked goroutine's stack. Called by
+/// its M just before it resumes the goroutine (Go records when `gopark`
+/// returns: the same instant).
 #[cold]
-pub(crate) fn block_end(t0: i64) {
+pub(crate) fn block_end(t0: i64, walk: impl FnOnce(&mut Vec<usize>)) {
     let rate = BLOCK_RATE.load(Ordering::Relaxed);
     let dt = (gort_os::clock::nanotime() - t0).max(0);
     if rate <= 0 || (dt < rate && (cheaprand() % rate as u64) as i64 >= dt) {
@@ -135,7 +139,7 @@ pub(crate) fn block_end(t0: i64) {
         (1.0, dt)
     };
     let mut pcs = Vec::with_capacity(MAX_STACK);
-    callers(&mut pcs);
+    walk(&mut pcs);
     record(&BLOCK, pcs, count, delay);
 }
 
@@ -266,7 +270,7 @@ fn cheaprand() -> u64 {
 /// goroutine's stack is in use by the call and its M is not available).
 pub fn callers(out: &mut Vec<usize>) {
     if rt::current_g().is_some() {
-        rt::walk_self(out, MAX_STACK);
+        rt::walk_self(out);
     } else if rt::current_g_any().is_none() {
         let start = out.len();
         gort_os::unwind::backtrace_here(out, MAX_STACK);

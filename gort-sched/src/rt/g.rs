@@ -14,9 +14,9 @@ pub(super) enum Req {
     Yield,
     /// Move to a new M of its own (`lock_os_thread_alone`).
     Relocate,
-    /// Have the M walk this suspended goroutine's stack into the vector
-    /// (at most the count), then resume it at once (`prof::callers`).
-    Walk(*mut Vec<usize>, usize),
+    /// Have the M walk this suspended goroutine's stack into
+    /// `GInner::walk_out`, then resume it at once (`prof::callers`).
+    Walk,
 }
 
 /// [`G::status`]: queued or fresh.
@@ -61,10 +61,9 @@ pub(crate) struct G {
     /// References: the goroutine's and its JoinHandle's. The last one to let
     /// go recycles the descriptor (AcqRel).
     pub(super) refs: AtomicU32,
-    /// Profiler labels (`prof::with_labels`): written by the goroutine
-    /// itself or its spawner before publication, read by profiles.
-    /// `has_labels` (relaxed) spares the lock when there are none.
-    pub(super) labels: std::sync::Mutex<Option<crate::prof_types::Labels>>,
+    /// Whether the goroutine has profiler labels (`prof::with_labels`; kept
+    /// in a side table, `profile.rs`): written with the table, read
+    /// relaxed to skip the table when there are none.
     pub(super) has_labels: std::sync::atomic::AtomicBool,
     /// Latency tracking (prof.rs): when this goroutine became runnable
     /// (nanotime; 0: not tracked this time). Written by the goroutine at a
@@ -115,8 +114,16 @@ pub(super) struct GInner {
     /// Parks and yields so far, mod 256: every eighth is tracked (Go's
     /// `trackingSeq`).
     pub(super) track_seq: u8,
-    /// When a tracked mutex wait began (nanotime; 0: none).
+    /// When a tracked mutex wait began (nanotime; 0: none), and the
+    /// `track_seq` of its park.
     pub(super) park_stamp: i64,
+    pub(super) park_seq: u8,
+    /// When a park the block profile stamped began (nanotime; 0: none);
+    /// the M records the event before it resumes the goroutine.
+    pub(super) block_t0: i64,
+    /// Where `Req::Walk` puts the return addresses (a vector in the
+    /// goroutine's frame).
+    pub(super) walk_out: *mut Vec<usize>,
 }
 
 // SAFETY: a G is shared as `&'static G` (descriptors are never freed).
@@ -140,7 +147,6 @@ impl G {
             sys: AtomicBool::new(false),
             locks: AtomicU32::new(0),
             refs: AtomicU32::new(0),
-            labels: std::sync::Mutex::new(None),
             has_labels: std::sync::atomic::AtomicBool::new(false),
             ready_stamp: std::sync::atomic::AtomicI64::new(0),
             tracked: std::sync::atomic::AtomicBool::new(false),
@@ -163,6 +169,9 @@ impl G {
                 lock_pinned: false,
                 track_seq: 0,
                 park_stamp: 0,
+                park_seq: 0,
+                block_t0: 0,
+                walk_out: ptr::null_mut(),
             }),
         }
     }

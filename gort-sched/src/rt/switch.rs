@@ -18,7 +18,9 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
         None => start_g(s, m, g),
     };
     set_current_g(Some(g));
-    at_run(m, g);
+    // SAFETY: we hold the G; the borrow ends before the switch, and `ctx`
+    // is suspended until the resume below.
+    at_run(m, g, unsafe { gr.inner() }, &ctx);
     loop {
         gr.status.store(G_RUNNING, Ordering::Relaxed);
         let r = ctx.resume();
@@ -82,11 +84,11 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                         relocate(s, m, g);
                         break;
                     }
-                    Req::Walk(out, max) => {
+                    Req::Walk => {
                         let c = gi.ctx.take().expect("context just stored");
                         // SAFETY: `g` is suspended on this M, resumed only
-                        // by the next loop turn; `out` is in its frame.
-                        unsafe { walk_for(&c, out, max) };
+                        // by the next loop turn; `walk_out` is in its frame.
+                        unsafe { walk_for(&c, gi.walk_out) };
                         ctx = c;
                     }
                     Req::None => fatal("goroutine switched out with no request"),
@@ -153,7 +155,6 @@ pub(crate) fn park_g<F: FnOnce() -> bool>(gr: &'static G, reason: WaitReason, co
     if std::thread::panicking() {
         warn_park_while_unwinding(gr);
     }
-    let t0 = crate::prof::block_start(reason);
     // SAFETY: as above; the borrow ends before the switch.
     let s = unsafe {
         let gi = gr.inner();
@@ -165,9 +166,6 @@ pub(crate) fn park_g<F: FnOnce() -> bool>(gr: &'static G, reason: WaitReason, co
     };
     // SAFETY: we are on this goroutine's stack, and it is running.
     unsafe { s.suspend() };
-    if t0 != 0 {
-        crate::prof::block_end(t0);
-    }
 }
 
 /// A goroutine about to park while its thread unwinds (a `Drop` run by a

@@ -36,6 +36,14 @@ fn take(s: &Sample<'_>) -> Owned {
     }
 }
 
+/// Under Valgrind a thread takes signals only when the tool lets it (when
+/// it waits in a system call, mostly), and drains crawl: the statistical
+/// checks would fail there, while memcheck still checks the handler and the
+/// walks. Valgrind preloads its `vgpreload_*` objects.
+fn under_valgrind() -> bool {
+    std::env::var_os("LD_PRELOAD").is_some_and(|p| p.to_string_lossy().contains("vgpreload"))
+}
+
 fn drain_all() -> Vec<Owned> {
     let mut v = Vec::new();
     cpuprof::drain(|s| v.push(take(s)));
@@ -113,6 +121,10 @@ fn a_spinning_thread_dominates_and_unwinds() {
         .iter()
         .filter(|(_, n)| has(n, "cpuprof_sleeper"))
         .count();
+    if under_valgrind() {
+        assert!(!named.is_empty());
+        return;
+    }
     assert!(
         spin.len() >= 10 && spin.len() * 2 >= named.len(),
         "the spinner in most of {} samples, got {}: {:#?}",
@@ -170,6 +182,10 @@ fn a_goroutine_sample_carries_its_id_and_tag() {
     c.resume();
     let samples = drain_all();
     let ours: Vec<_> = samples.iter().filter(|s| s.goid == 77).collect();
+    if under_valgrind() {
+        assert!(!samples.is_empty());
+        return;
+    }
     assert!(
         ours.len() >= 10 && ours.len() * 2 >= samples.len(),
         "{} of {} samples on the goroutine",
@@ -298,7 +314,66 @@ fn samples_from_many_threads_while_draining() {
     let d = cpuprof::drain(|_| ());
     total += d.samples;
     lost += d.lost;
-    assert!(total >= 10, "{total} samples, {lost} lost");
+    let want = if under_valgrind() { 1 } else { 10 };
+    assert!(total >= want, "{total} samples, {lost} lost");
+}
+
+#[test]
+fn concurrent_start_stop_and_drain_do_not_corrupt() {
+    // An attacker's schedule: several threads start, stop and drain at
+    // random while others burn CPU. Nothing may crash, every sample handed
+    // out is well formed, and the profiler ends consistent.
+    let _s = serial();
+    let until = Instant::now() + Duration::from_millis(400);
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                cpuprof::register_thread_stack();
+                cpuprof_spin_caller(until)
+            })
+        })
+        .collect();
+    let controllers: Vec<_> = (0..3u64)
+        .map(|k| {
+            std::thread::spawn(move || {
+                let mut x = k.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+                let mut samples = 0;
+                while Instant::now() < until {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    match x % 4 {
+                        0 => {
+                            let _ = cpuprof::start_with(Options {
+                                hz: 1000,
+                                slots: 1 + (x >> 8) as usize % 16,
+                                window: 16 * ((x >> 16) as usize % 512),
+                            });
+                        }
+                        1 => cpuprof::stop(),
+                        _ => {
+                            samples += cpuprof::drain(|s| {
+                                assert!(s.pcs.len() <= cpuprof::MAX_FRAMES);
+                                assert_eq!(s.goid, 0);
+                            })
+                            .samples;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_micros(x % 2000));
+                }
+                samples
+            })
+        })
+        .collect();
+    for t in spinners {
+        t.join().unwrap();
+    }
+    let total: usize = controllers.into_iter().map(|t| t.join().unwrap()).sum();
+    cpuprof::stop();
+    drain_all();
+    assert!(!cpuprof::is_running());
+    assert_eq!(cpuprof::drain(|_| ()), cpuprof::Drained::default());
+    println!("{total} samples drained under churn");
 }
 
 /// Not a check: prints what a sample costs the interrupted thread (the
@@ -316,15 +391,17 @@ fn measure_handler_cost() {
         // SAFETY: sends SIGPROF to this thread, whose handler is ours.
         unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGPROF) };
     };
-    // Batches that fit the ring; the drains (the unwinding) are not timed.
-    let mut with = Duration::ZERO;
+    // Batches that fit the ring; the drains (the unwinding) timed apart.
+    let (mut with, mut draining, mut frames) = (Duration::ZERO, Duration::ZERO, 0);
     for _ in 0..n / 200 {
         let t = Instant::now();
         for _ in 0..200 {
             raise();
         }
         with += t.elapsed();
-        let d = cpuprof::drain(|_| ());
+        let t = Instant::now();
+        let d = cpuprof::drain(|s| frames += s.pcs.len());
+        draining += t.elapsed();
         assert_eq!(d.lost, 0);
     }
     cpuprof::stop();
@@ -339,8 +416,11 @@ fn measure_handler_cost() {
     // SAFETY: back to ignoring it.
     unsafe { libc::signal(libc::SIGPROF, libc::SIG_IGN) };
     println!(
-        "per sample: {:?} with the sampler (copy + drain share), {:?} with a no-op handler",
+        "per sample: {:?} raised and recorded, {:?} raised into a no-op handler; \
+         drained (unwound) in {:?}, {} frames",
         with / n,
-        bare / n
+        bare / n,
+        draining / n,
+        frames / n as usize
     );
 }

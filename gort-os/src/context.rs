@@ -112,6 +112,7 @@ impl Context {
             stack: (lo, hi),
             id: label.id,
             name: label.name,
+            tag: std::sync::atomic::AtomicUsize::new(0),
         };
         let canary = (!stack.is_guarded()).then(|| stack.raw());
         let sp_slot = stack.sp_slot();
@@ -219,6 +220,21 @@ impl Context {
     /// The label this context was created with.
     pub fn label_id(&self) -> u64 {
         self.info.id
+    }
+
+    /// Sets the word CPU profile samples taken while this context runs
+    /// carry (see [`crate::cpuprof`]; gort-sched stores its goroutine's
+    /// label set). The code running on the context changes it with
+    /// [`crate::cpuprof::set_current_tag`]. 0 when never set.
+    pub fn set_tag(&self, tag: usize) {
+        self.info
+            .tag
+            .store(tag, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The word [`Context::set_tag`] (or the code on the context) set last.
+    pub fn tag(&self) -> usize {
+        self.info.tag.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Unwinds the suspended computation's stack from the registers saved

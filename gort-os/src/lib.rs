@@ -27,6 +27,10 @@
 //! * [`unwind`] — walking a suspended goroutine's stack from the registers
 //!   its last switch saved (framehop over the loaded objects' CFI), and
 //!   symbolising return addresses, for goroutine dumps.
+//! * [`cpuprof`] — the CPU profiler's sampler: a SIGPROF handler that
+//!   copies the interrupted registers and top of stack into a lock-free
+//!   ring, and a drain that unwinds the copies (goroutine id and profiler
+//!   tag attached) for the pprof builder above.
 //! * [`signal`] — the SIGSEGV handler that turns a guard-page hit into
 //!   `fatal error: stack overflow in goroutine N "name"`.
 //!
@@ -74,6 +78,8 @@ pub mod lock;
 
 #[cfg(not(gort_loom))]
 pub mod context;
+#[cfg(not(gort_loom))]
+pub mod cpuprof;
 #[cfg(not(gort_loom))]
 pub mod signal;
 #[cfg(not(gort_loom))]

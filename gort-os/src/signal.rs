@@ -25,6 +25,13 @@ pub(crate) struct OverflowInfo {
     pub(crate) stack: (usize, usize),
     pub(crate) id: u64,
     pub(crate) name: Option<Arc<str>>,
+    /// The CPU profiler's tag for samples taken while this context runs
+    /// (gort-sched: its goroutine's label set). Written by the context's
+    /// owner ([`crate::context::Context::set_tag`]) or by the code running
+    /// on it ([`crate::cpuprof::set_current_tag`]); read by the SIGPROF
+    /// handler on the same thread. Atomic so a signal never sees a torn
+    /// word; Relaxed, as it orders nothing.
+    pub(crate) tag: std::sync::atomic::AtomicUsize,
 }
 
 // Right across a park: it describes whichever context the thread runs now
@@ -40,6 +47,14 @@ pub(crate) fn current_stack() -> Option<(usize, usize)> {
     // SAFETY: as in the handler: the info of the context this thread runs,
     // alive until the resume that published it returns.
     (!cur.is_null()).then(|| unsafe { (*cur).stack })
+}
+
+/// The info of the context this thread runs, or null. Async-signal-safe
+/// (a const-initialised thread-local without a destructor is a plain TLS
+/// load in an executable): the SIGPROF handler reads it.
+#[inline]
+pub(crate) fn current_ptr() -> *const OverflowInfo {
+    CURRENT.try_with(|c| c.get()).unwrap_or(std::ptr::null())
 }
 
 /// Publishes the running context's info; returns the previous pointer.
@@ -166,11 +181,13 @@ pub fn set_abort_on_fatal(yes: bool) {
     ABORT_ON_FATAL.store(yes, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// The registers of a signal's interrupted context.
+/// The registers of a signal's interrupted context: program counter, stack
+/// pointer, frame pointer, link register (zero where the target has none or
+/// is not supported).
 ///
 /// # Safety
 /// `ctx` is the `ucontext_t` the kernel passed to an SA_SIGINFO handler.
-unsafe fn fault_regs(ctx: *mut libc::c_void) -> [usize; 4] {
+pub(crate) unsafe fn fault_regs(ctx: *mut libc::c_void) -> [usize; 4] {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     // SAFETY: forwarded.
     unsafe {

@@ -1,0 +1,309 @@
+//! gort::pprof: profiles encoded as pprof's gzipped protobuf, read back
+//! by the crate's own decoder always and by `go tool pprof` when a Go
+//! toolchain is present, and Go's `debug=1` text.
+
+use gort::pprof::decode::{decode, gunzip};
+use gort::pprof::{encode, write_text, Profile, ProfileSample, TextKind};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Go toolchain: `$GO`, else `go` on `PATH`; `None` (the caller
+/// prints why and skips) when there is none, as in `.ci/run`.
+fn go_tool() -> Option<PathBuf> {
+    if let Some(go) = std::env::var_os("GO").map(PathBuf::from) {
+        return go.is_file().then_some(go);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("go"))
+        .find(|go| go.is_file())
+}
+
+/// A stack of real return addresses: `pcs[0]` returns into
+/// `leaf_frame`, `pcs[1]` into `middle_frame`, then the test's callers.
+#[inline(never)]
+fn leaf_frame() -> Vec<usize> {
+    let mut pcs = Vec::new();
+    gort::os::unwind::backtrace_here(&mut pcs, 32);
+    std::hint::black_box(pcs)
+}
+
+#[inline(never)]
+fn middle_frame() -> Vec<usize> {
+    std::hint::black_box(leaf_frame())
+}
+
+#[inline(never)]
+fn other_leaf() -> Vec<usize> {
+    let mut pcs = Vec::new();
+    gort::os::unwind::backtrace_here(&mut pcs, 32);
+    std::hint::black_box(pcs)
+}
+
+fn sample(values: Vec<i64>, pcs: Vec<usize>) -> ProfileSample {
+    ProfileSample {
+        values,
+        pcs,
+        ..ProfileSample::default()
+    }
+}
+
+/// A block-profile-shaped profile of two stacks from this binary.
+fn synthetic() -> Profile {
+    let mut p = Profile::new(
+        &[("contentions", "count"), ("delay", "nanoseconds")],
+        ("contentions", "count"),
+        1,
+    );
+    let mut a = sample(vec![3, 3_000_000], middle_frame());
+    a.labels.push(("worker".into(), "a".into()));
+    a.num_labels.push(("bytes".into(), 4096, "bytes".into()));
+    p.samples.push(a);
+    p.samples.push(sample(vec![1, 500], other_leaf()));
+    p.comments.push("synthetic".into());
+    p.default_sample_type = Some("delay".into());
+    p
+}
+
+fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("gort-pprof-{}-{name}", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn round_trip_keeps_values_labels_and_function_names() {
+    let p = synthetic();
+    let d = decode(&encode(&p)).unwrap();
+    let types = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        d.sample_types,
+        types(&[("contentions", "count"), ("delay", "nanoseconds")])
+    );
+    assert_eq!(d.period_type, Some(("contentions".into(), "count".into())));
+    assert_eq!((d.period, d.time_nanos), (1, p.time_nanos));
+    assert_eq!(d.default_sample_type.as_deref(), Some("delay"));
+    assert_eq!(d.comments, ["synthetic"]);
+    assert_eq!(d.samples.len(), 2);
+    let (a, b) = (&d.samples[0], &d.samples[1]);
+    assert_eq!(a.values, [3, 3_000_000]);
+    assert_eq!(b.values, [1, 500]);
+    assert_eq!(a.labels, [("worker".to_string(), "a".to_string())]);
+    assert_eq!(
+        a.num_labels,
+        [("bytes".to_string(), 4096, "bytes".to_string())]
+    );
+    // Locations keep the recorded (return) addresses, but for the zero an
+    // unwinder may leave at the end...
+    let pcs = p.samples[0].pcs.iter().filter(|&&a| a != 0);
+    let recorded: Vec<u64> = pcs.map(|&a| a as u64).collect();
+    assert_eq!(a.addresses, recorded);
+    // ...and name the calls' functions, innermost first.
+    assert!(a.functions[0].ends_with("leaf_frame"), "{:?}", a.functions);
+    let middle = a.functions.iter().position(|f| f.ends_with("middle_frame"));
+    assert_eq!(middle, Some(1), "{:?}", a.functions);
+    assert!(b.functions[0].ends_with("other_leaf"), "{:?}", b.functions);
+    assert!(a
+        .functions
+        .iter()
+        .any(|f| f.ends_with("round_trip_keeps_values_labels_and_function_names")));
+}
+
+#[test]
+fn string_table_and_mappings_follow_profile_proto() {
+    let d = decode(&encode(&synthetic())).unwrap();
+    assert_eq!(d.strings[0], "");
+    let mut seen = std::collections::HashSet::new();
+    assert!(
+        d.strings.iter().all(|s| seen.insert(s)),
+        "duplicate strings"
+    );
+    // The main executable's mapping comes first, marked symbolised.
+    let exe = std::env::current_exe().unwrap().display().to_string();
+    assert_eq!(d.mappings[0].file, exe);
+    assert!(d
+        .mappings
+        .iter()
+        .all(|m| m.has_functions && m.start < m.limit));
+    let leaf = d.samples[0].addresses[0];
+    assert!((d.mappings[0].start..d.mappings[0].limit).contains(&leaf));
+}
+
+#[test]
+fn output_is_gzip_with_a_valid_trailer() {
+    let gz = encode(&synthetic());
+    assert_eq!(&gz[..3], [0x1f, 0x8b, 8]);
+    assert!(!gunzip(&gz).unwrap().is_empty());
+    if !Path::new("/usr/bin/gzip").exists() && !Path::new("/bin/gzip").exists() {
+        eprintln!("skipping `gzip -t`: no gzip binary");
+        return;
+    }
+    let path = temp_file("gzip-t.pb.gz", &gz);
+    let status = Command::new("gzip").arg("-t").arg(&path).status().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(status.success(), "gzip -t rejected the profile");
+}
+
+#[test]
+fn empty_profile_encodes() {
+    let p = Profile::new(&[("goroutine", "count")], ("goroutine", "count"), 1);
+    let d = decode(&encode(&p)).unwrap();
+    assert!(d.samples.is_empty());
+    assert_eq!(d.sample_types.len(), 1);
+}
+
+/// A stack whose leaf returns into core's `Option::map` (runtime, by
+/// trim_runtime's rule), called from `stack_from_core` (user code).
+#[inline(never)]
+fn stack_from_core() -> Vec<usize> {
+    let pcs = Some(()).map(|()| middle_frame()).unwrap();
+    // Symbolising wants a big stack the first time: a thread of its own.
+    let in_core = |&pc: &usize| {
+        let frames = gort::os::unwind::symbolize(pc - 1);
+        frames[0].function.starts_with("core::option::Option")
+    };
+    let first = std::thread::Builder::new()
+        .stack_size(8 << 20)
+        .spawn({
+            let pcs = pcs.clone();
+            move || pcs.iter().position(in_core)
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+        .expect("no Option::map frame");
+    pcs[first..].to_vec()
+}
+
+#[test]
+fn trim_runtime_drops_only_leading_runtime_addresses() {
+    let pcs = stack_from_core();
+    let mut p = Profile::new(&[("goroutine", "count")], ("goroutine", "count"), 1);
+    p.samples.push(sample(vec![1], pcs.clone()));
+    p.samples.push(sample(vec![1], pcs[..1].to_vec()));
+    let untrimmed = decode(&encode(&p)).unwrap();
+    let leaf = &untrimmed.samples[0].functions[0];
+    assert!(leaf.starts_with("core::option::Option"), "{leaf}");
+    p.trim_runtime = true;
+    let d = decode(&encode(&p)).unwrap();
+    let trimmed = &d.samples[0].functions;
+    assert!(trimmed[0].ends_with("stack_from_core"), "{trimmed:?}");
+    let frames = pcs.iter().filter(|&&a| a != 0).count();
+    assert_eq!(d.samples[0].addresses.len(), frames - 1);
+    // A stack of runtime frames only stays whole.
+    assert_eq!(d.samples[1].addresses, [pcs[0] as u64]);
+}
+
+#[test]
+fn encodes_from_a_goroutine() {
+    let p = synthetic();
+    let gz = gort::run(move || gort::go(move || encode(&p)).join().unwrap());
+    assert!(decode(&gz).unwrap().samples[0].functions[0].ends_with("leaf_frame"));
+}
+
+fn text(p: &Profile, kind: TextKind) -> String {
+    let mut out = Vec::new();
+    write_text(p, kind, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn count_text_groups_stacks_most_first() {
+    let stack = middle_frame();
+    let mut p = Profile::new(&[("goroutine", "count")], ("goroutine", "count"), 1);
+    p.samples.push(sample(vec![1], other_leaf()));
+    p.samples.push(sample(vec![2], stack.clone()));
+    p.samples.push(sample(vec![1], stack.clone()));
+    let t = text(&p, TextKind::Count);
+    let mut lines = t.lines();
+    assert_eq!(lines.next(), Some("goroutine profile: total 4"));
+    let head = format!("3 @ {:#x} {:#x}", stack[0], stack[1]);
+    assert!(lines.next().unwrap().starts_with(&head), "{t}");
+    let frame = lines.next().unwrap();
+    assert!(
+        frame.starts_with(&format!("#\t{:#x}\t", stack[0] - 1)),
+        "{frame}"
+    );
+    assert!(
+        frame.contains("leaf_frame\t") && frame.contains("pprof.rs:"),
+        "{frame}"
+    );
+    assert!(t.contains("\n\n1 @ "), "{t}");
+}
+
+#[test]
+fn contention_and_heap_text_headers() {
+    let p = synthetic();
+    let block = text(&p, TextKind::Block);
+    assert!(block.starts_with("--- contention:\ncycles/second=1000000000\n3000000 3 @ 0x"));
+    assert!(block.contains("\n500 1 @ 0x"), "{block}");
+    let mutex = text(&p, TextKind::Mutex { sampling_period: 5 });
+    assert!(mutex.starts_with("--- mutex:\ncycles/second=1000000000\nsampling period=5\n"));
+    let mut heap = Profile::new(
+        &[
+            ("alloc_objects", "count"),
+            ("alloc_space", "bytes"),
+            ("inuse_objects", "count"),
+            ("inuse_space", "bytes"),
+        ],
+        ("space", "bytes"),
+        524288,
+    );
+    heap.samples
+        .push(sample(vec![4, 400, 1, 100], middle_frame()));
+    let t = text(&heap, TextKind::Heap);
+    assert!(
+        t.starts_with("heap profile: 1: 100 [4: 400] @ heap/1048576\n1: 100 [4: 400] @ 0x"),
+        "{t}"
+    );
+}
+
+/// Runs `go tool pprof <args> <file>`, returning its stdout.
+fn go_pprof(go: &Path, args: &[&str], file: &Path) -> String {
+    let out = Command::new(go)
+        .args(["tool", "pprof"])
+        .args(args)
+        .arg(file)
+        .env("PPROF_TMPDIR", std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "go tool pprof {args:?}: {stderr}\n{stdout}"
+    );
+    eprintln!("go tool pprof {args:?}:\n{stdout}{stderr}");
+    stdout
+}
+
+#[test]
+fn go_tool_pprof_reads_the_profile() {
+    let Some(go) = go_tool() else {
+        eprintln!("skipping: no Go toolchain ($GO unset and no `go` on PATH)");
+        return;
+    };
+    let path = temp_file("go-tool.pb.gz", &encode(&synthetic()));
+    let raw = go_pprof(&go, &["-raw"], &path);
+    let top = go_pprof(&go, &["-top", "-sample_index=delay"], &path);
+    let _ = std::fs::remove_file(&path);
+    assert!(raw.contains("contentions/count delay/nanoseconds"), "{raw}");
+    assert!(
+        raw.contains("leaf_frame") && raw.contains("other_leaf"),
+        "{raw}"
+    );
+    assert!(raw.contains("worker:[a]"), "{raw}");
+    assert!(
+        !raw.contains(" 0x0 "),
+        "a zero address made a location: {raw}"
+    );
+    // The heavier stack's leaf leads the flat column.
+    let first_row = top
+        .lines()
+        .find(|l| l.contains("leaf_frame") || l.contains("other_leaf"));
+    assert!(first_row.is_some_and(|l| l.contains("leaf_frame")), "{top}");
+}

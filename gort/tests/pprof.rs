@@ -30,13 +30,19 @@ fn leaf_frame() -> Vec<usize> {
 
 #[inline(never)]
 fn middle_frame() -> Vec<usize> {
-    std::hint::black_box(leaf_frame())
+    let pcs = leaf_frame();
+    // Used after the call, so the call is no tail call (a jump leaves no
+    // return address in this function).
+    std::hint::black_box(&pcs);
+    pcs
 }
 
+/// As `leaf_frame`, with a body of its own: identical functions may be
+/// folded into one by the optimiser.
 #[inline(never)]
 fn other_leaf() -> Vec<usize> {
     let mut pcs = Vec::new();
-    gort::os::unwind::backtrace_here(&mut pcs, 32);
+    gort::os::unwind::backtrace_here(&mut pcs, 33);
     std::hint::black_box(pcs)
 }
 
@@ -75,6 +81,7 @@ fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
 fn round_trip_keeps_values_labels_and_function_names() {
     let p = synthetic();
     let d = decode(&encode(&p)).unwrap();
+    let (stacks, d) = (&d.stacks, &d.profile);
     let types = |v: &[(&str, &str)]| -> Vec<(String, String)> {
         v.iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -90,6 +97,7 @@ fn round_trip_keeps_values_labels_and_function_names() {
     assert_eq!(d.comments, ["synthetic"]);
     assert_eq!(d.samples.len(), 2);
     let (a, b) = (&d.samples[0], &d.samples[1]);
+    let (a_functions, b_functions) = (&stacks[0], &stacks[1]);
     assert_eq!(a.values, [3, 3_000_000]);
     assert_eq!(b.values, [1, 500]);
     assert_eq!(a.labels, [("worker".to_string(), "a".to_string())]);
@@ -100,17 +108,14 @@ fn round_trip_keeps_values_labels_and_function_names() {
     // Locations keep the recorded (return) addresses, but for the zero an
     // unwinder may leave at the end...
     let pcs = p.samples[0].pcs.iter().filter(|&&a| a != 0);
-    let recorded: Vec<u64> = pcs.map(|&a| a as u64).collect();
-    assert_eq!(a.addresses, recorded);
+    assert!(a.pcs.iter().eq(pcs));
     // ...and name the calls' functions, innermost first.
-    assert!(a.functions[0].ends_with("leaf_frame"), "{:?}", a.functions);
-    let middle = a.functions.iter().position(|f| f.ends_with("middle_frame"));
-    assert_eq!(middle, Some(1), "{:?}", a.functions);
-    assert!(b.functions[0].ends_with("other_leaf"), "{:?}", b.functions);
-    assert!(a
-        .functions
-        .iter()
-        .any(|f| f.ends_with("round_trip_keeps_values_labels_and_function_names")));
+    assert!(a_functions[0].ends_with("leaf_frame"), "{:?}", a_functions);
+    let middle = a_functions.iter().position(|f| f.ends_with("middle_frame"));
+    assert_eq!(middle, Some(1), "{:?}", a_functions);
+    assert!(b_functions[0].ends_with("other_leaf"), "{:?}", b_functions);
+    let test_fn = "round_trip_keeps_values_labels_and_function_names";
+    assert!(a_functions.iter().any(|f| f.ends_with(test_fn)));
 }
 
 #[test]
@@ -129,7 +134,7 @@ fn string_table_and_mappings_follow_profile_proto() {
         .mappings
         .iter()
         .all(|m| m.has_functions && m.start < m.limit));
-    let leaf = d.samples[0].addresses[0];
+    let leaf = d.profile.samples[0].pcs[0] as u64;
     assert!((d.mappings[0].start..d.mappings[0].limit).contains(&leaf));
 }
 
@@ -152,57 +157,67 @@ fn output_is_gzip_with_a_valid_trailer() {
 fn empty_profile_encodes() {
     let p = Profile::new(&[("goroutine", "count")], ("goroutine", "count"), 1);
     let d = decode(&encode(&p)).unwrap();
-    assert!(d.samples.is_empty());
-    assert_eq!(d.sample_types.len(), 1);
+    assert!(d.profile.samples.is_empty());
+    assert_eq!(d.profile.sample_types, p.sample_types);
 }
 
-/// A stack whose leaf returns into core's `Option::map` (runtime, by
-/// trim_runtime's rule), called from `stack_from_core` (user code).
-#[inline(never)]
-fn stack_from_core() -> Vec<usize> {
-    let pcs = Some(()).map(|()| middle_frame()).unwrap();
-    // Symbolising wants a big stack the first time: a thread of its own.
-    let in_core = |&pc: &usize| {
-        let frames = gort::os::unwind::symbolize(pc - 1);
-        frames[0].function.starts_with("core::option::Option")
-    };
-    let first = std::thread::Builder::new()
-        .stack_size(8 << 20)
-        .spawn({
-            let pcs = pcs.clone();
-            move || pcs.iter().position(in_core)
+/// Runs `f` on a thread with a big stack: symbolising wants one the
+/// first time.
+fn on_big_stack<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let t = std::thread::Builder::new().stack_size(8 << 20);
+    t.spawn(f).unwrap().join().unwrap()
+}
+
+/// A return address whose frames are all gort's scheduler or
+/// corosensei's (trim_runtime drops it from a stack's top): the outer
+/// frames of a goroutine's stack are theirs, in any build.
+fn runtime_pc() -> usize {
+    let pcs = gort::run(|| {
+        let big = gort::sched::Builder::new().stack_size(4 << 20);
+        big.spawn(|| {
+            let mut pcs = Vec::new();
+            gort::os::unwind::backtrace_here(&mut pcs, 64);
+            pcs
         })
-        .unwrap()
         .join()
         .unwrap()
-        .expect("no Option::map frame");
-    pcs[first..].to_vec()
+    });
+    let runtime = |f: &gort::os::unwind::Frame| {
+        ["gort_sched::", "<gort_sched", "corosensei::", "<corosensei"]
+            .iter()
+            .any(|p| f.function.starts_with(p))
+    };
+    on_big_stack(move || {
+        let all_runtime =
+            |&&pc: &&usize| pc != 0 && gort::os::unwind::symbolize(pc - 1).iter().all(runtime);
+        *pcs.iter().find(all_runtime).expect("no runtime frame")
+    })
 }
 
 #[test]
 fn trim_runtime_drops_only_leading_runtime_addresses() {
-    let pcs = stack_from_core();
+    let runtime = runtime_pc();
+    let user = middle_frame();
+    let mut pcs = vec![runtime];
+    pcs.extend(&user);
     let mut p = Profile::new(&[("goroutine", "count")], ("goroutine", "count"), 1);
-    p.samples.push(sample(vec![1], pcs.clone()));
-    p.samples.push(sample(vec![1], pcs[..1].to_vec()));
+    p.samples.push(sample(vec![1], pcs));
+    p.samples.push(sample(vec![1], vec![runtime]));
     let untrimmed = decode(&encode(&p)).unwrap();
-    let leaf = &untrimmed.samples[0].functions[0];
-    assert!(leaf.starts_with("core::option::Option"), "{leaf}");
+    assert_eq!(untrimmed.profile.samples[0].pcs[0], runtime);
     p.trim_runtime = true;
     let d = decode(&encode(&p)).unwrap();
-    let trimmed = &d.samples[0].functions;
-    assert!(trimmed[0].ends_with("stack_from_core"), "{trimmed:?}");
-    let frames = pcs.iter().filter(|&&a| a != 0).count();
-    assert_eq!(d.samples[0].addresses.len(), frames - 1);
+    assert!(d.stacks[0][0].ends_with("leaf_frame"), "{:?}", d.stacks[0]);
+    assert_eq!(d.profile.samples[0].pcs[0], user[0]);
     // A stack of runtime frames only stays whole.
-    assert_eq!(d.samples[1].addresses, [pcs[0] as u64]);
+    assert_eq!(d.profile.samples[1].pcs, [runtime]);
 }
 
 #[test]
 fn encodes_from_a_goroutine() {
     let p = synthetic();
     let gz = gort::run(move || gort::go(move || encode(&p)).join().unwrap());
-    assert!(decode(&gz).unwrap().samples[0].functions[0].ends_with("leaf_frame"));
+    assert!(decode(&gz).unwrap().stacks[0][0].ends_with("leaf_frame"));
 }
 
 fn text(p: &Profile, kind: TextKind) -> String {

@@ -6,46 +6,22 @@
 
 use super::gzip;
 use super::proto::{tag, LEN, VARINT};
+use super::{Profile, ProfileSample};
 use std::collections::HashMap;
 
 /// A decoded profile.
 #[derive(Clone, Debug, Default)]
 pub struct Decoded {
-    /// (type, unit) per sample value.
-    pub sample_types: Vec<(String, String)>,
-    /// The default sample type's name, if set.
-    pub default_sample_type: Option<String>,
-    /// (type, unit) of the period, if set.
-    pub period_type: Option<(String, String)>,
-    /// The sampling period.
-    pub period: i64,
-    /// When it was taken (ns since the epoch).
-    pub time_nanos: i64,
-    /// How long it covers (ns).
-    pub duration_nanos: i64,
-    /// The samples.
-    pub samples: Vec<DecodedSample>,
-    /// The comments.
-    pub comments: Vec<String>,
+    /// The profile as read back; each sample's `pcs` are its locations'
+    /// addresses.
+    pub profile: Profile,
+    /// Per sample, the function of every line of every location,
+    /// innermost first.
+    pub stacks: Vec<Vec<String>>,
     /// The mappings, in order.
     pub mappings: Vec<DecodedMapping>,
     /// The whole string table.
     pub strings: Vec<String>,
-}
-
-/// A decoded sample.
-#[derive(Clone, Debug, Default)]
-pub struct DecodedSample {
-    /// The values.
-    pub values: Vec<i64>,
-    /// The function of every line of every location, innermost first.
-    pub functions: Vec<String>,
-    /// Each location's address, innermost first.
-    pub addresses: Vec<u64>,
-    /// String labels, (key, value).
-    pub labels: Vec<(String, String)>,
-    /// Numeric labels, (key, value, unit).
-    pub num_labels: Vec<(String, i64, String)>,
 }
 
 /// A decoded mapping.
@@ -317,7 +293,14 @@ impl RawProfile {
         }
         let get = |f| self.scalars.get(&f).copied().unwrap_or(0) as i64;
         let default = get(tag::profile::DEFAULT_SAMPLE_TYPE);
-        Ok(Decoded {
+        let (samples, stacks) = self
+            .samples
+            .iter()
+            .map(|s| self.sample(s))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .unzip();
+        let profile = Profile {
             sample_types: self
                 .sample_types
                 .iter()
@@ -328,16 +311,17 @@ impl RawProfile {
             period: get(tag::profile::PERIOD),
             time_nanos: get(tag::profile::TIME_NANOS),
             duration_nanos: get(tag::profile::DURATION_NANOS),
-            samples: self
-                .samples
-                .iter()
-                .map(|s| self.sample(s))
-                .collect::<Result<_, _>>()?,
+            samples,
             comments: self
                 .comments
                 .iter()
                 .map(|&c| self.string(c))
                 .collect::<Result<_, _>>()?,
+            ..Profile::default()
+        };
+        Ok(Decoded {
+            profile,
+            stacks,
             mappings: self
                 .mappings
                 .iter()
@@ -359,21 +343,23 @@ impl RawProfile {
         })
     }
 
-    fn sample(&self, s: &RawSample) -> Result<DecodedSample, String> {
-        let mut d = DecodedSample {
+    /// A sample, and the functions of its stack.
+    fn sample(&self, s: &RawSample) -> Result<(ProfileSample, Vec<String>), String> {
+        let mut d = ProfileSample {
             values: s.values.clone(),
-            ..DecodedSample::default()
+            ..ProfileSample::default()
         };
+        let mut functions = Vec::new();
         for id in &s.location_ids {
             let l = self.locations.get(id).ok_or(format!("no location {id}"))?;
             let mapped = l.mapping_id == 0 || self.mappings.iter().any(|(m, _)| *m == l.mapping_id);
             if !mapped {
                 return Err(format!("no mapping {}", l.mapping_id));
             }
-            d.addresses.push(l.address);
+            d.pcs.push(l.address as usize);
             for f in &l.functions {
                 let name = self.functions.get(f).ok_or(format!("no function {f}"))?;
-                d.functions.push(self.string(*name)?);
+                functions.push(self.string(*name)?);
             }
         }
         for l in &s.labels {
@@ -384,6 +370,6 @@ impl RawProfile {
                 d.num_labels.push((key, l.num, self.string(l.num_unit)?));
             }
         }
-        Ok(d)
+        Ok((d, functions))
     }
 }

@@ -7,6 +7,7 @@
 //! | path | answer |
 //! |------|--------|
 //! | `/debug/pprof/` | an HTML index of the profiles with their counts |
+//! | `/debug/pprof/cmdline` | the command line, arguments separated by NULs |
 //! | `/debug/pprof/goroutine` | stacks of all goroutines; `?debug=2`: Go's full dump ([`gort_sched::stack`]) |
 //! | `/debug/pprof/block`, `/debug/pprof/mutex` | contention profiles |
 //! | `/debug/pprof/heap`, `/debug/pprof/allocs` | the `Gc` heap profile (`allocs` shows allocated space first) |
@@ -374,6 +375,9 @@ fn route(target: &str) -> Response {
     let answer = match path {
         "/metrics" => Ok(metrics()),
         "/debug/pprof/" => Ok(index()),
+        // Go's ServeMux sends a subtree's bare name to the subtree.
+        "/debug/pprof" => Ok(redirect("/debug/pprof/")),
+        "/debug/pprof/cmdline" => Ok(cmdline()),
         "/debug/pprof/profile" => cpu(&query),
         _ => match path.strip_prefix("/debug/pprof/") {
             Some(name) => named(name, &query),
@@ -381,6 +385,20 @@ fn route(target: &str) -> Response {
         },
     };
     answer.unwrap_or_else(|refusal| refusal)
+}
+
+fn redirect(to: &str) -> Response {
+    let mut r = Response::error("301 Moved Permanently", &format!("Moved to {to}"));
+    r.headers = format!("Location: {to}\r\n");
+    r
+}
+
+/// The command line, arguments separated by NULs (Go's `Cmdline`).
+fn cmdline() -> Response {
+    let args: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    Response::ok(TEXT, args.join("\0").into_bytes())
 }
 
 fn metrics() -> Response {
@@ -448,7 +466,10 @@ fn index() -> Response {
             n.name, n.about
         );
     }
-    rows += "<tr><td>0</td><td><a href='profile?debug=1'>profile</a></td></tr>\n";
+    rows += "<tr><td>0</td><td><a href='cmdline?debug=1'>cmdline</a></td></tr>\n\
+             <tr><td>0</td><td><a href='profile?debug=1'>profile</a></td></tr>\n";
+    about += "<li><div class=profile-name>cmdline: </div> The command line invocation of \
+              the current program</li>\n";
     about += "<li><div class=profile-name>profile: </div> CPU profile. You can specify the \
               duration in the seconds GET parameter. After you get the profile file, use \
               the go tool pprof command to investigate the profile.</li>\n";

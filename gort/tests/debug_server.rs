@@ -6,6 +6,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{go_pprof, go_tool};
+
 /// An answer: status code, header block, body.
 struct Answer {
     status: u16,
@@ -135,6 +138,12 @@ fn check_metrics_and_refusals(addr: SocketAddr) {
     assert_eq!(get(addr, "/debug/pprof/profile?seconds=0").status, 400);
     assert_eq!(get(addr, "/debug/pprof/nope").status, 404);
     assert_eq!(get(addr, "/nope").status, 404);
+    let bare = get(addr, "/debug/pprof");
+    assert_eq!(bare.status, 301);
+    assert!(bare.head.contains("\r\nLocation: /debug/pprof/\r\n"));
+    let cmdline = get(addr, "/debug/pprof/cmdline");
+    let exe = std::env::args().next().unwrap();
+    assert!(cmdline.text().starts_with(&exe), "{}", cmdline.text());
 
     let raw = |req: &'static str| gort::blocking(move || exchange(addr, req.as_bytes())).status;
     assert_eq!(raw("POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), 405);
@@ -150,6 +159,23 @@ fn check_metrics_and_refusals(addr: SocketAddr) {
         .into_boxed_str(),
     );
     assert_eq!(raw(huge), 431);
+}
+
+/// `go tool pprof` fetches profiles over HTTP as from a Go program.
+fn check_go_tool_fetches(addr: SocketAddr) {
+    let Some(go) = go_tool() else {
+        eprintln!("skipping go tool pprof: no Go toolchain ($GO unset and no `go` on PATH)");
+        return;
+    };
+    for (path, want) in [
+        ("goroutine", "goroutine/count"),
+        ("heap", "inuse_space/bytes"),
+    ] {
+        let url = format!("http://{addr}/debug/pprof/{path}");
+        let go = go.clone();
+        let raw = gort::blocking(move || go_pprof(&go, &["-raw"], url.as_ref()));
+        assert!(raw.contains(want), "{raw}");
+    }
 }
 
 #[test]
@@ -170,6 +196,7 @@ fn serves_profiles_and_metrics_then_shuts_down_cleanly() {
             .collect();
         check_profiles(addr, PARKED);
         check_metrics_and_refusals(addr);
+        check_go_tool_fetches(addr);
         drop(tx);
         parked.into_iter().for_each(|h| h.join().unwrap());
         srv.shutdown();

@@ -7,17 +7,8 @@ use gort::pprof::{encode, write_text, Profile, ProfileSample, TextKind};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The Go toolchain: `$GO`, else `go` on `PATH`; `None` (the caller
-/// prints why and skips) when there is none, as in `.ci/run`.
-fn go_tool() -> Option<PathBuf> {
-    if let Some(go) = std::env::var_os("GO").map(PathBuf::from) {
-        return go.is_file().then_some(go);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("go"))
-        .find(|go| go.is_file())
-}
+mod common;
+use common::{go_pprof, go_tool};
 
 /// A stack of real return addresses: `pcs[0]` returns into
 /// `leaf_frame`, `pcs[1]` into `middle_frame`, then the test's callers.
@@ -277,25 +268,6 @@ fn contention_and_heap_text_headers() {
     );
 }
 
-/// Runs `go tool pprof <args> <file>`, returning its stdout.
-fn go_pprof(go: &Path, args: &[&str], file: &Path) -> String {
-    let out = Command::new(go)
-        .args(["tool", "pprof"])
-        .args(args)
-        .arg(file)
-        .env("PPROF_TMPDIR", std::env::temp_dir())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "go tool pprof {args:?}: {stderr}\n{stdout}"
-    );
-    eprintln!("go tool pprof {args:?}:\n{stdout}{stderr}");
-    stdout
-}
-
 #[test]
 fn go_tool_pprof_reads_the_profile() {
     let Some(go) = go_tool() else {
@@ -303,8 +275,8 @@ fn go_tool_pprof_reads_the_profile() {
         return;
     };
     let path = temp_file("go-tool.pb.gz", &encode(&synthetic()));
-    let raw = go_pprof(&go, &["-raw"], &path);
-    let top = go_pprof(&go, &["-top", "-sample_index=delay"], &path);
+    let raw = go_pprof(&go, &["-raw"], path.as_os_str());
+    let top = go_pprof(&go, &["-top", "-sample_index=delay"], path.as_os_str());
     let _ = std::fs::remove_file(&path);
     assert!(raw.contains("contentions/count delay/nanoseconds"), "{raw}");
     assert!(

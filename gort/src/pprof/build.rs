@@ -182,13 +182,10 @@ fn sample(w: &mut Writer, t: &mut Tables, p: &Profile, s: &ProfileSample) {
 /// of looking for the binary to symbolise it again.
 fn mappings(w: &mut Writer, t: &mut Tables) {
     use tag::mapping as f;
-    let files: Vec<i64> = t
-        .mappings
-        .clone()
-        .iter()
-        .map(|m| t.string(&m.file))
-        .collect();
-    for (i, (m, file)) in t.mappings.iter().zip(files).enumerate() {
+    // Taken: every location has found its mapping by now.
+    let mappings = std::mem::take(&mut t.mappings);
+    for (i, m) in mappings.iter().enumerate() {
+        let file = t.string(&m.file);
         w.message(tag::profile::MAPPING, |e| {
             e.uint64(f::ID, i as u64 + 1);
             e.uint64(f::MEMORY_START, m.start);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The Go toolchain: `$GO`, else `go` on `PATH`; `None` (the caller
 /// prints why and skips) when there is none, as in `.ci/run`.
-pub fn go_tool() -> Option<PathBuf> {
+pub(crate) fn go_tool() -> Option<PathBuf> {
     if let Some(go) = std::env::var_os("GO").map(PathBuf::from) {
         return go.is_file().then_some(go);
     }
@@ -19,7 +19,7 @@ pub fn go_tool() -> Option<PathBuf> {
 
 /// Runs `go tool pprof <args> <source>` (a file or a URL), asserting it
 /// succeeds; returns its stdout and echoes both outputs for the log.
-pub fn go_pprof(go: &Path, args: &[&str], source: &OsStr) -> String {
+pub(crate) fn go_pprof(go: &Path, args: &[&str], source: &OsStr) -> String {
     // pprof keeps a copy of each profile it fetches: in a directory of
     // this call's, removed after.
     static CALLS: AtomicUsize = AtomicUsize::new(0);

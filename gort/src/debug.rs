@@ -80,6 +80,15 @@ impl std::fmt::Debug for DebugServer {
 
 /// Starts serving the debug endpoint on `addr` (`"127.0.0.1:0"` picks a
 /// free port: see [`DebugServer::local_addr`]).
+///
+/// ```
+/// gort::run(|| {
+///     let srv = gort::debug::serve("127.0.0.1:0").unwrap();
+///     // A flame graph of the goroutines, from a shell:
+///     println!("go tool pprof -http=: http://{}/debug/pprof/goroutine", srv.local_addr());
+///     srv.shutdown();
+/// });
+/// ```
 pub fn serve(addr: impl ToSocketAddrs) -> io::Result<DebugServer> {
     let listener = Arc::new(TcpListener::bind(addr)?);
     let addr = listener.local_addr()?;

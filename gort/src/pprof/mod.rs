@@ -118,6 +118,16 @@ fn now_nanos() -> i64 {
 /// `p` in pprof's format: profile.proto, gzipped, as Go's
 /// `pprof.Profile.WriteTo(w, 0)` writes it. Symbolises every address on
 /// a helper thread (see the module docs).
+///
+/// ```
+/// use gort::pprof::{encode, Profile};
+///
+/// let p = Profile::new(&[("goroutine", "count")], ("goroutine", "count"), 1);
+/// let file = encode(&p);
+/// assert_eq!(&file[..2], [0x1f, 0x8b]); // gzip
+/// std::fs::write(std::env::temp_dir().join("empty.pb.gz"), file).unwrap();
+/// // then: go tool pprof -raw /tmp/empty.pb.gz
+/// ```
 pub fn encode(p: &Profile) -> Vec<u8> {
     on_big_stack(|| gzip::gzip(&build::build(p)))
 }

@@ -116,8 +116,9 @@ impl DebugServer {
     }
 
     /// Stops accepting, then waits for the requests being served to be
-    /// answered (a CPU profile being taken runs to its end): afterwards
-    /// none of the server's goroutines is left.
+    /// answered (a CPU profile being taken runs to its end; a client that
+    /// connected and sends nothing is dropped after the 10 s read
+    /// timeout): afterwards none of the server's goroutines is left.
     pub fn shutdown(mut self) {
         self.stop();
     }

@@ -328,6 +328,90 @@ pub fn with_labels<R>(labels: &[(&str, &str)], f: impl FnOnce() -> R) -> R {
 }
 
 // ---------------------------------------------------------------------------
+// CPU profile
+
+/// One stack's samples in a CPU profile.
+#[derive(Clone, Debug)]
+pub struct CpuRecord {
+    /// Samples taken with this stack and labels.
+    pub count: i64,
+    /// Return addresses, innermost first (Go's convention: the first one
+    /// is the interrupted program counter plus one).
+    pub stack: Vec<usize>,
+    /// The running goroutine's labels, if it had any.
+    pub labels: Option<Labels>,
+}
+
+/// A finished CPU profile (see [`cpu_profile`]).
+#[derive(Clone, Debug, Default)]
+pub struct CpuProfile {
+    /// Samples by stack and labels.
+    pub records: Vec<CpuRecord>,
+    /// Samples dropped because the sample buffer was full.
+    pub lost: u64,
+    /// The sampling rate.
+    pub hz: u32,
+}
+
+/// Samples every running thread's stack `hz` times a second of CPU time
+/// for `d` (Go's `StartCPUProfile`, then `StopCPUProfile` after `d`; Go's
+/// rate is 100 Hz), with the running goroutines' labels. Blocks the caller
+/// for `d`: a goroutine waits in [`crate::blocking`] (its P serves others),
+/// and a pool thread reads the samples every 100 ms. Errors if a CPU
+/// profile is already running, or `hz` is not in `1..=1000`.
+///
+/// Samples cover all code: goroutines, the scheduler's own (its threads'
+/// stacks), plain threads (their stacks once they call
+/// [`gort_os::cpuprof::register_thread_stack`], else the interrupted
+/// program counter only).
+pub fn cpu_profile(d: std::time::Duration, hz: u32) -> std::io::Result<CpuProfile> {
+    if rt::current_g().is_some() {
+        crate::blocking(move || collect_cpu(d, hz))
+    } else {
+        collect_cpu(d, hz)
+    }
+}
+
+fn collect_cpu(d: std::time::Duration, hz: u32) -> std::io::Result<CpuProfile> {
+    type Key = (Vec<usize>, usize);
+    let mut by_stack: HashMap<Key, i64> = HashMap::new();
+    let mut lost = 0;
+    let take = |by_stack: &mut HashMap<Key, i64>| {
+        let r = gort_os::cpuprof::drain(|s| {
+            *by_stack.entry((s.pcs.to_vec(), s.tag)).or_default() += 1;
+        });
+        r.lost
+    };
+    rt::cpu_profile_started();
+    if let Err(e) = gort_os::cpuprof::start(hz) {
+        rt::cpu_profile_ended();
+        return Err(e);
+    }
+    let end = std::time::Instant::now() + d;
+    loop {
+        let now = std::time::Instant::now();
+        if now >= end {
+            break;
+        }
+        std::thread::sleep((end - now).min(std::time::Duration::from_millis(100)));
+        lost += take(&mut by_stack);
+    }
+    gort_os::cpuprof::stop();
+    lost += take(&mut by_stack);
+    // Resolve tags while the replaced sets are still known.
+    let records = by_stack
+        .into_iter()
+        .map(|((stack, tag), count)| CpuRecord {
+            count,
+            stack,
+            labels: (tag != 0).then(|| rt::cpu_labels(tag)).flatten(),
+        })
+        .collect();
+    rt::cpu_profile_ended();
+    Ok(CpuProfile { records, lost, hz })
+}
+
+// ---------------------------------------------------------------------------
 // Goroutine profile
 
 /// One goroutine in a goroutine profile snapshot.

@@ -120,7 +120,7 @@ fn check_profiles(addr: SocketAddr, parked: usize) {
     assert_eq!((cpu.status, cpu.content_type()), (200, OCTET));
     let d = decode(&cpu.body).unwrap().profile;
     assert_eq!(d.period_type, Some(("cpu".into(), "nanoseconds".into())));
-    assert_eq!(d.duration_nanos, 1_000_000_000);
+    assert!((1_000_000_000..5_000_000_000).contains(&d.duration_nanos));
 }
 
 fn check_metrics_and_refusals(addr: SocketAddr) {

@@ -336,6 +336,8 @@ pub(super) fn set_current_m(m: &'static M) {
 /// the thread exit.
 pub(super) fn mstart(s: &'static Sched, m: &'static M) {
     set_current_m(m);
+    // CPU profile samples of the scheduler's own code walk this stack.
+    gort_os::cpuprof::register_thread_stack();
     // SAFETY: this is m's thread.
     let ml = unsafe { m.local() };
     let p = m.nextp.swap(ptr::null_mut(), Ordering::Acquire);
@@ -373,6 +375,7 @@ cfg_not_loom! {
 /// that runs nothing else, until `g` (and anything bound here: nothing
 /// else can be) has finished; the thread is then a plain thread again.
 pub(crate) fn run_on_this_thread(s: &'static Sched, g: &'static G) {
+    gort_os::cpuprof::register_thread_stack();
     assert!(
         current_m().is_null(),
         "gort::run_on_this_thread called on a thread that runs goroutines"

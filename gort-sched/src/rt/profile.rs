@@ -48,54 +48,136 @@ pub(super) unsafe fn walk_for(ctx: &Context, out: *mut Vec<usize>) {
     unsafe { ctx.backtrace(&mut *out, crate::prof::MAX_STACK) };
 }
 
-/// The calling goroutine's labels.
-pub(crate) fn labels_of_current() -> Option<Labels> {
-    labels_of(current_g_any()?)
+/// Label sets in use, in a side table: labels are rare, and the descriptor
+/// stays small for the hot paths. Each set installed on a goroutine gets an
+/// id, which is also its CPU profile tag (`gort_os::cpuprof`): samples carry
+/// the word, and `cpu_labels` looks it up here, so a forged tag (any code
+/// may set one) is only an unknown id, never a pointer.
+#[derive(Default)]
+struct LabelTable {
+    /// Descriptor address -> (id, labels).
+    by_g: std::collections::HashMap<usize, (u64, Labels)>,
+    /// Id -> labels, for every set installed, plus those replaced while a
+    /// CPU profile may still hold samples tagged with them (`retired`).
+    by_id: std::collections::HashMap<u64, Labels>,
+    /// Ids replaced while a CPU profile was active: dropped from `by_id`
+    /// when it ends (`cpu_profile_ended`).
+    retired: Vec<u64>,
+    next_id: u64,
 }
 
-/// Labels by descriptor address (descriptors are immortal). A side table:
-/// labels are rare, and the descriptor stays small for the hot paths.
-type LabelTable = std::collections::HashMap<usize, Labels>;
 static LABELS: std::sync::Mutex<Option<LabelTable>> = std::sync::Mutex::new(None);
 
-/// `g`'s labels. Bounded: dumps of fatal reports call this while a thread
-/// that will never run again may hold the lock (then: none).
-pub(super) fn labels_of(g: &G) -> Option<Labels> {
+/// Whether a CPU profile is collecting (from before its timer starts to
+/// after its last drain): label sets replaced meanwhile stay resolvable.
+/// SeqCst with the tag store before the check (see `set_labels`).
+static CPU_PROFILE_ACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn label_table() -> std::sync::MutexGuard<'static, Option<LabelTable>> {
+    LABELS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `g`'s labels and their id. Bounded: dumps of fatal reports call this
+/// while a thread that will never run again may hold the lock (then:
+/// none).
+pub(super) fn labels_and_id(g: &G) -> Option<(u64, Labels)> {
     if !g.has_labels.load(Relaxed) {
         return None;
     }
     let key = ptr::from_ref(g) as usize;
     for _ in 0..1000 {
-        match LABELS.try_lock() {
-            Ok(t) => return t.as_ref()?.get(&key).cloned(),
-            Err(std::sync::TryLockError::Poisoned(e)) => {
-                return e.into_inner().as_ref()?.get(&key).cloned()
+        let t = match LABELS.try_lock() {
+            Ok(t) => t,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                std::thread::yield_now();
+                continue;
             }
-            Err(std::sync::TryLockError::WouldBlock) => std::thread::yield_now(),
-        }
+        };
+        return t.as_ref()?.by_g.get(&key).cloned();
     }
     None
+}
+
+pub(super) fn labels_of(g: &G) -> Option<Labels> {
+    labels_and_id(g).map(|(_, l)| l)
+}
+
+/// The calling goroutine's labels.
+pub(crate) fn labels_of_current() -> Option<Labels> {
+    labels_of(current_g_any()?)
 }
 
 /// Replaces the calling goroutine's labels (nothing on a plain thread).
 pub(crate) fn set_labels_of_current(l: Option<Labels>) {
     if let Some(g) = current_g_any() {
-        set_labels(g, l);
+        let id = set_labels(g, l);
+        // The running context's CPU profile tag (no context inside a
+        // `syscall` on a pool thread's stack: the next resume sets it).
+        gort_os::cpuprof::set_current_tag(id as usize);
     }
 }
 
-fn set_labels(g: &G, l: Option<Labels>) {
+/// Installs `l` on `g` (a new id) and returns the id (0: none). The old
+/// set's id stays resolvable while a CPU profile is active.
+fn set_labels(g: &G, l: Option<Labels>) -> u64 {
     let key = ptr::from_ref(g) as usize;
-    let mut t = LABELS.lock().unwrap_or_else(|e| e.into_inner());
-    let t = t.get_or_insert_with(Default::default);
-    if l.is_some() {
-        LABELS_USED.store(true, Relaxed);
-    }
+    let mut guard = label_table();
+    let t = guard.get_or_insert_with(Default::default);
     g.has_labels.store(l.is_some(), Relaxed);
     match l {
-        Some(l) => t.insert(key, l),
-        None => t.remove(&key),
-    };
+        Some(l) => {
+            LABELS_USED.store(true, Relaxed);
+            t.next_id += 1;
+            let id = t.next_id;
+            t.by_id.insert(id, l.clone());
+            if let Some((old, _)) = t.by_g.insert(key, (id, l)) {
+                retire(t, old);
+            }
+            id
+        }
+        None => {
+            if let Some((old, _)) = t.by_g.remove(&key) {
+                retire(t, old);
+            }
+            0
+        }
+    }
+}
+
+fn retire(t: &mut LabelTable, id: u64) {
+    if CPU_PROFILE_ACTIVE.load(std::sync::atomic::Ordering::SeqCst) {
+        t.retired.push(id);
+    } else {
+        t.by_id.remove(&id);
+    }
+}
+
+/// A CPU profile begins: replaced label sets stay resolvable until it ends.
+pub(crate) fn cpu_profile_started() {
+    CPU_PROFILE_ACTIVE.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The CPU profile's samples are all drained: forget the sets replaced
+/// meanwhile.
+pub(crate) fn cpu_profile_ended() {
+    CPU_PROFILE_ACTIVE.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut guard = label_table();
+    if let Some(t) = guard.as_mut() {
+        for id in std::mem::take(&mut t.retired) {
+            t.by_id.remove(&id);
+        }
+    }
+}
+
+/// The labels a CPU sample's tag names, if it names a known set.
+pub(crate) fn cpu_labels(tag: usize) -> Option<Labels> {
+    label_table().as_ref()?.by_id.get(&(tag as u64)).cloned()
+}
+
+/// The CPU profile tag of `g`'s labels (0: none), for its new context.
+pub(super) fn tag_of(g: &G) -> usize {
+    labels_and_id(g).map_or(0, |(id, _)| id as usize)
 }
 
 /// At spawn: the new goroutine `g` inherits the spawner's labels (a

@@ -128,7 +128,11 @@ pub(super) fn start_g(s: &'static Sched, m: &'static M, g: &'static G) -> Contex
     // SAFETY: a goroutine suspends only through its own Suspender (park_g
     // and gosched use the running G's), and user code cannot reach a raw
     // Context of its own without `unsafe`.
-    unsafe { Context::new(stack, label, move |sus| goroutine_main(g, sus)) }
+    let ctx = unsafe { Context::new(stack, label, move |sus| goroutine_main(g, sus)) };
+    if gr.has_labels.load(Ordering::Relaxed) {
+        ctx.set_tag(tag_of(gr)); // its CPU profile samples carry its labels
+    }
+    ctx
 }
 
 pub(super) fn goroutine_main(g: &'static G, sus: Suspender) {

@@ -46,6 +46,7 @@ mod text;
 
 pub use text::{write_text, TextKind};
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A profile, before encoding: what was measured and the samples.
@@ -158,52 +159,99 @@ pub(crate) fn on_big_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 }
 
 /// The goroutine profile (Go's `goroutine`): one sample per distinct
-/// stack, valued by how many goroutines have it.
+/// stack and label set, valued by how many goroutines have it. Taken
+/// without stopping the world (see [`gort_sched::prof::goroutine_profile`]):
+/// a goroutine running on another thread has no stack here, only a
+/// `state` label saying so.
 pub fn goroutine_profile() -> Profile {
     let mut p = Profile::new(&[("goroutine", "count")], ("goroutine", "count"), 1);
     p.trim_runtime = true;
-    // LEAD: fill from gort-sched records (one sample per distinct stack).
-    // Until then, one stackless sample counts every goroutine.
-    p.samples.push(ProfileSample {
-        values: vec![gort_sched::num_goroutine() as i64],
-        ..ProfileSample::default()
-    });
+    type StackAndLabels = (Vec<usize>, Vec<(String, String)>);
+    let mut by_stack: HashMap<StackAndLabels, i64> = HashMap::new();
+    for g in gort_sched::prof::goroutine_profile() {
+        let mut labels = labels_vec(g.labels.as_ref());
+        if g.stack.is_empty() {
+            labels.push(("state".into(), g.state.clone()));
+        }
+        *by_stack.entry((g.stack, labels)).or_default() += 1;
+    }
+    p.samples = by_stack
+        .into_iter()
+        .map(|((pcs, labels), n)| ProfileSample {
+            values: vec![n],
+            pcs,
+            labels,
+            ..ProfileSample::default()
+        })
+        .collect();
+    sort_samples(&mut p);
     p
+}
+
+fn labels_vec(l: Option<&gort_sched::prof::Labels>) -> Vec<(String, String)> {
+    l.map(|l| l.to_vec()).unwrap_or_default()
+}
+
+/// Biggest first, so text forms list what matters at the top (Go sorts
+/// its count profiles the same way).
+fn sort_samples(p: &mut Profile) {
+    p.samples.sort_by(|a, b| {
+        b.values
+            .last()
+            .cmp(&a.values.last())
+            .then(a.pcs.cmp(&b.pcs))
+    });
 }
 
 /// Go's sample types of the block and mutex profiles.
 const CONTENTION_TYPES: [(&str, &str); 2] = [("contentions", "count"), ("delay", "nanoseconds")];
 
-/// The block profile (Go's `block`): time goroutines spent blocked in
-/// channel operations, select and sync waits, per stack.
-pub fn block_profile() -> Profile {
+fn contention_profile(records: Vec<gort_sched::prof::BlockRecord>, scale: i64) -> Profile {
     let mut p = Profile::new(&CONTENTION_TYPES, ("contentions", "count"), 1);
     p.trim_runtime = true;
-    // LEAD: fill from gort-sched records.
+    p.samples = records
+        .into_iter()
+        .map(|r| ProfileSample {
+            values: vec![
+                r.count.saturating_mul(scale),
+                r.delay_ns.saturating_mul(scale),
+            ],
+            pcs: r.stack,
+            ..ProfileSample::default()
+        })
+        .collect();
+    sort_samples(&mut p);
     p
 }
 
+/// The block profile (Go's `block`): time goroutines spent blocked in
+/// channel operations, select and sync waits, per stack. Empty until
+/// [`gort_sched::prof::set_block_profile_rate`] turns it on.
+pub fn block_profile() -> Profile {
+    contention_profile(gort_sched::prof::block_profile(), 1)
+}
+
 /// The mutex profile (Go's `mutex`): contention delay charged to the
-/// stack that held the lock.
+/// stack that held the lock, scaled by the sampling fraction as Go scales
+/// it. Empty until [`gort_sched::prof::set_mutex_profile_fraction`] turns
+/// it on.
 pub fn mutex_profile() -> Profile {
-    let mut p = Profile::new(&CONTENTION_TYPES, ("contentions", "count"), 1);
-    p.trim_runtime = true;
-    // LEAD: fill from gort-sched records.
-    p
+    let fraction = mutex_profile_fraction().max(1);
+    contention_profile(gort_sched::prof::mutex_profile(), fraction)
 }
 
 /// The mutex profile's sampling fraction (Go's
 /// `runtime.SetMutexProfileFraction(-1)`), printed in its text form.
 pub fn mutex_profile_fraction() -> i64 {
-    // LEAD: fill from gort-sched records (the current fraction).
-    0
+    gort_sched::prof::set_mutex_profile_fraction(-1)
 }
 
 /// The heap profile (Go's `heap` and `allocs`): sampled `Gc` allocations,
-/// allocated and in use, per allocating stack.
+/// allocated and in use, per allocating stack, scaled up for the sampling
+/// as Go's `scaleHeapSample` does (an allocation of `size` bytes is
+/// sampled with probability `1 - exp(-size/rate)`).
 pub fn heap_profile() -> Profile {
-    /// Go's default `MemProfileRate`: a sample per 512 KiB allocated.
-    const MEM_PROFILE_RATE: i64 = 512 * 1024;
+    let rate = gort_gc::mem_profile_rate();
     let mut p = Profile::new(
         &[
             ("alloc_objects", "count"),
@@ -212,26 +260,76 @@ pub fn heap_profile() -> Profile {
             ("inuse_space", "bytes"),
         ],
         ("space", "bytes"),
-        MEM_PROFILE_RATE,
+        rate,
     );
     p.trim_runtime = true;
-    // LEAD: fill from gort-gc records.
+    for r in gort_gc::mem_profile() {
+        let (ao, ab) = scale_heap(r.alloc_objects, r.alloc_bytes, rate);
+        let live = (
+            r.alloc_objects - r.free_objects,
+            r.alloc_bytes - r.free_bytes,
+        );
+        let (io, ib) = scale_heap(live.0, live.1, rate);
+        let size = if r.alloc_objects > 0 {
+            r.alloc_bytes / r.alloc_objects
+        } else {
+            0
+        };
+        p.samples.push(ProfileSample {
+            values: vec![ao, ab, io, ib],
+            pcs: r.stack,
+            num_labels: vec![("bytes".into(), size, "bytes".into())],
+            ..ProfileSample::default()
+        });
+    }
+    sort_samples(&mut p);
     p
 }
 
+/// Go's `scaleHeapSample`: estimates of the objects and bytes that
+/// `count` samples totalling `size` bytes stand for.
+fn scale_heap(count: i64, size: i64, rate: i64) -> (i64, i64) {
+    if count <= 0 || size <= 0 {
+        return (0, 0);
+    }
+    if rate <= 1 {
+        return (count, size);
+    }
+    let avg = size as f64 / count as f64;
+    let scale = 1.0 / (1.0 - (-avg / rate as f64).exp());
+    ((count as f64 * scale) as i64, (size as f64 * scale) as i64)
+}
+
 /// A CPU profile of the next `d` (Go's `profile?seconds=N`): samples of
-/// the running goroutines at 100 Hz. Blocks the caller for `d`.
+/// every running thread at 100 Hz, with the running goroutines' labels.
+/// Blocks the caller for `d`; fails if a CPU profile is already running.
 pub fn cpu_profile(d: Duration) -> std::io::Result<Profile> {
-    /// Go's default sampling rate, 100 Hz, as a period in nanoseconds.
-    const PERIOD_NANOS: i64 = 10_000_000;
+    const HZ: u32 = 100;
+    let period = 1_000_000_000 / i64::from(HZ);
     let mut p = Profile::new(
         &[("samples", "count"), ("cpu", "nanoseconds")],
         ("cpu", "nanoseconds"),
-        PERIOD_NANOS,
+        period,
     );
-    p.leaf_exact = true;
-    // LEAD: fill from gort-sched records (SIGPROF samples over `d`).
-    gort_std::sleep(d);
-    p.duration_nanos = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    let started = std::time::Instant::now();
+    let prof = gort_sched::prof::cpu_profile(d, HZ)?;
+    p.duration_nanos = i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);
+    p.samples = prof
+        .records
+        .into_iter()
+        .map(|r| ProfileSample {
+            values: vec![r.count, r.count * period],
+            pcs: r.stack,
+            labels: labels_vec(r.labels.as_ref()),
+            ..ProfileSample::default()
+        })
+        .collect();
+    if prof.lost > 0 {
+        p.comments.push(format!(
+            "{} samples lost: the sample buffer was full",
+            prof.lost
+        ));
+    }
+    sort_samples(&mut p);
     Ok(p)
 }

@@ -14,6 +14,10 @@ pub(crate) struct Pc {
     /// Whether `addr` is the exact address of an instruction (a sampled
     /// leaf) rather than a return address.
     pub(crate) exact: bool,
+    /// Leading (innermost) inlined frames hidden: runtime frames inlined
+    /// into the first user frame of a trimmed stack (a distinct location
+    /// from the same address untrimmed).
+    pub(crate) skip: usize,
 }
 
 impl Pc {
@@ -31,7 +35,11 @@ impl Pc {
 
     /// Its source frames, innermost (inlined) first.
     pub(crate) fn frames(self) -> Arc<[Frame]> {
-        symbolize(self.lookup())
+        let all = symbolize(self.lookup());
+        if self.skip == 0 || self.skip >= all.len() {
+            return all;
+        }
+        all[self.skip..].to_vec().into()
     }
 }
 
@@ -57,9 +65,16 @@ const RUNTIME_PREFIXES: &[&str] = &[
 /// Whether every frame of an address is runtime machinery: an address
 /// whose inlined frames include one user function is kept.
 fn all_runtime(frames: &[Frame]) -> bool {
-    frames
-        .iter()
-        .all(|f| RUNTIME_PREFIXES.iter().any(|p| f.function.starts_with(p)))
+    frames.iter().all(is_runtime)
+}
+
+/// Whether the symboliser found nothing (it then names the address).
+fn unsymbolized(frames: &[Frame]) -> bool {
+    frames.len() == 1 && frames[0].function.starts_with("0x")
+}
+
+fn is_runtime(f: &Frame) -> bool {
+    RUNTIME_PREFIXES.iter().any(|p| f.function.starts_with(p))
 }
 
 /// A sample's stack as the encoders see it: each address with its
@@ -77,13 +92,30 @@ pub(crate) fn stack(p: &Profile, s: &ProfileSample) -> Vec<Pc> {
         .map(|(i, &addr)| Pc {
             addr,
             exact: i == 0 && p.leaf_exact,
+            skip: 0,
         })
         .collect();
+    // The outermost address of a goroutine's stack is the context
+    // switch's entry code above it, which has no symbol: no frame.
+    let mut pcs = pcs;
+    while pcs.len() > 1 && pcs.last().is_some_and(|pc| unsymbolized(&pc.frames())) {
+        pcs.pop();
+    }
     if !p.trim_runtime {
         return pcs;
     }
     match pcs.iter().position(|pc| !all_runtime(&pc.frames())) {
-        Some(first_user) => pcs[first_user..].to_vec(),
+        Some(first_user) => {
+            let mut kept = pcs[first_user..].to_vec();
+            // Runtime functions inlined into the first user frame go too
+            // (a `park` inlined into a channel receive).
+            kept[0].skip = kept[0]
+                .frames()
+                .iter()
+                .take_while(|f| is_runtime(f))
+                .count();
+            kept
+        }
         None => pcs,
     }
 }

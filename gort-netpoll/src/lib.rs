@@ -133,6 +133,8 @@ mod unix;
 #[cfg(not(gort_loom))]
 pub use fd::{is_closed, is_timeout, NetError};
 #[cfg(not(gort_loom))]
+pub use poller::netpoll_waiters;
+#[cfg(not(gort_loom))]
 pub use resolve::ToSocketAddrs;
 #[cfg(not(gort_loom))]
 pub use tcp::{Incoming, OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpStream};

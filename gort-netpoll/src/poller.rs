@@ -189,8 +189,16 @@ const EARLY_NS: i64 = 25_000;
 const BREAK_KEY: u64 = 1;
 const EVENTS: usize = 128;
 
+static NP: OnceLock<Netpoll> = OnceLock::new();
+
+/// Goroutines and threads waiting on a descriptor now (Go's
+/// `netpollWaiters`; gort's `/gort/netpoll/waiters:goroutines`). 0, without
+/// creating the poller, if nothing has used the network.
+pub fn netpoll_waiters() -> usize {
+    NP.get().map_or(0, |np| np.waiters.load(Ordering::Relaxed))
+}
+
 fn netpoll() -> &'static Netpoll {
-    static NP: OnceLock<Netpoll> = OnceLock::new();
     static REGISTERED: std::sync::Once = std::sync::Once::new();
     let np = NP.get_or_init(|| {
         let fail =

@@ -92,6 +92,9 @@ static GUARDED_LIVE: AtomicUsize = AtomicUsize::new(0);
 static GUARD_SLAB_CARVED: AtomicUsize = AtomicUsize::new(0);
 /// Unguarded canary slab stacks carved (never unmapped).
 static CANARY_CARVED: AtomicUsize = AtomicUsize::new(0);
+/// Usable bytes of every stack made so far (address space; pages are
+/// committed as they are touched).
+static STACK_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// usize::MAX means "not set; derive from vm.max_map_count".
 static GUARDED_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
 /// Set by [`disable_guard_install`]: later stacks use guard mappings.
@@ -207,6 +210,9 @@ pub struct StackStats {
     pub guarded_mapped: usize,
     /// Unguarded canary stacks (only after [`allow_unguarded_stacks`]).
     pub unguarded: usize,
+    /// Usable bytes of all of them (address space reserved for stacks;
+    /// a page is committed when first touched).
+    pub bytes: usize,
 }
 
 /// Current stack counters.
@@ -215,6 +221,7 @@ pub fn stack_stats() -> StackStats {
         guarded_slab: GUARD_SLAB_CARVED.load(Ordering::Relaxed),
         guarded_mapped: GUARDED_LIVE.load(Ordering::Relaxed),
         unguarded: CANARY_CARVED.load(Ordering::Relaxed),
+        bytes: STACK_BYTES.load(Ordering::Relaxed),
     }
 }
 
@@ -261,6 +268,7 @@ impl RawStack {
             return Err(e);
         }
         GUARDED_LIVE.fetch_add(1, Ordering::Relaxed);
+        STACK_BYTES.fetch_add(size, Ordering::Relaxed);
         let map = p as usize;
         crate::valgrind::stack_register(map + ps, map + len);
         Ok(RawStack {
@@ -518,6 +526,7 @@ fn carve_slab(size: usize, guarded: bool) -> io::Result<RawStack> {
     } else {
         CANARY_CARVED.fetch_add(1, Ordering::Relaxed);
     }
+    STACK_BYTES.fetch_add(size, Ordering::Relaxed);
     let bottom = if guarded { map + ps } else { map };
     crate::valgrind::stack_register(bottom, bottom + size);
     Ok(RawStack {

@@ -378,6 +378,10 @@ mod api {
         pub running: usize,
         /// Ready to run: queued, or not started yet.
         pub runnable: usize,
+        /// Of `runnable`, those that have run before and are not
+        /// migratable: bound to their M (a started goroutine never changes
+        /// thread), so only it can run them.
+        pub runnable_bound: usize,
         /// Parked (a channel, a lock, a sleep, I/O, `join`, ...).
         pub waiting: usize,
         /// Inside [`syscall`] (Go's "not in Go").
@@ -411,6 +415,11 @@ mod api {
         pub blocking_calls: usize,
         /// Goroutines in the global run queue.
         pub global_runq: usize,
+        /// Goroutine descriptors allocated (never freed; exited ones are
+        /// reused).
+        pub descriptors: usize,
+        /// The size of one goroutine descriptor, bytes.
+        pub descriptor_size: usize,
     }
 
     /// For tests: preemption requests sysmon made that no goroutine has

@@ -106,6 +106,16 @@ impl Heap {
         }
     }
 
+    /// Timers armed in this heap (a snapshot under the lock).
+    pub(crate) fn len(&self) -> usize {
+        self.lock.lock();
+        // SAFETY: we hold the lock that protects the vector.
+        let n = unsafe { self.v.with_mut(|v| v.len()) };
+        // SAFETY: locked above.
+        unsafe { self.lock.unlock() };
+        n
+    }
+
     /// The earliest deadline (a snapshot).
     #[inline]
     pub(crate) fn min(&self) -> i64 {

@@ -92,7 +92,7 @@ mod loom;
 mod rt;
 
 #[cfg(not(gort_loom))]
-pub use rt::{deadline_after, deadline_at, sleep, sleep_until, RawTimer};
+pub use rt::{deadline_after, deadline_at, sleep, sleep_until, timers_pending, RawTimer};
 
 #[cfg(all(test, gort_loom))]
 mod tests;

@@ -28,6 +28,15 @@ fn timers() -> &'static Timers {
     })
 }
 
+/// Timers armed now, in every P's heap (Go has no such metric; gort's
+/// `/gort/timers/pending:timers`). Locks each heap in use for a moment; does
+/// not start the timer machinery.
+pub fn timers_pending() -> usize {
+    let t = timers();
+    let used = t.used.load(std::sync::atomic::Ordering::Acquire);
+    t.heaps[..used].iter().map(|h| h.len()).sum()
+}
+
 /// The heaps, with the source registered (it polls through `timers()`, so
 /// it is registered only after they exist, outside their initialisation).
 fn timers_registered() -> &'static Timers {

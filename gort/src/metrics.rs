@@ -30,10 +30,14 @@ pub enum ValueKind {
     Uint64,
     /// A float.
     Float64,
+    /// A histogram of floats ([`Float64Histogram`]).
+    Float64Histogram,
 }
 
+pub use gort_sched::prof::Float64Histogram;
+
 /// A metric's value (Go's `metrics.Value`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// The sample named no supported metric.
     Bad,
@@ -41,6 +45,8 @@ pub enum Value {
     Uint64(u64),
     /// A float value.
     Float64(f64),
+    /// A distribution (Go's `*metrics.Float64Histogram`).
+    Float64Histogram(Float64Histogram),
 }
 
 impl Value {
@@ -50,6 +56,7 @@ impl Value {
             Value::Bad => ValueKind::Bad,
             Value::Uint64(_) => ValueKind::Uint64,
             Value::Float64(_) => ValueKind::Float64,
+            Value::Float64Histogram(_) => ValueKind::Float64Histogram,
         }
     }
 }
@@ -118,11 +125,21 @@ const fn scalar(
     cumulative: bool,
     read: fn(&mut Snap) -> Value,
 ) -> Metric {
+    of_kind(ValueKind::Uint64, name, description, cumulative, read)
+}
+
+const fn of_kind(
+    kind: ValueKind,
+    name: &'static str,
+    description: &'static str,
+    cumulative: bool,
+    read: fn(&mut Snap) -> Value,
+) -> Metric {
     Metric {
         desc: Description {
             name,
             description,
-            kind: ValueKind::Uint64,
+            kind,
             cumulative,
         },
         read,
@@ -186,6 +203,15 @@ static METRICS: &[Metric] = &[
         false,
         |s| u(s.gc().heap_objects),
     ),
+    of_kind(
+        ValueKind::Float64Histogram,
+        "/gc/pauses:seconds",
+        "Distribution of individual GC pauses. gort-gc never stops the world: a pause is the \
+         longest time one registry shard was locked during a cycle, the longest any mutator \
+         could have waited on the collector.",
+        true,
+        |_| Value::Float64Histogram(gort_gc::gc_pauses()),
+    ),
     scalar(
         "/gort/gc/cleanups-run:cleanups",
         "Cumulative count of cleanup functions (add_cleanup) run.",
@@ -197,6 +223,21 @@ static METRICS: &[Metric] = &[
         "Cumulative count of finalizers run.",
         true,
         |s| u(s.gc().finalizers_run),
+    ),
+    scalar(
+        "/gort/memory/goroutine-descriptors:bytes",
+        "Memory held by goroutine descriptors (never freed; exited ones are reused).",
+        false,
+        |s| {
+            let st = s.sched();
+            u(st.descriptors * st.descriptor_size)
+        },
+    ),
+    scalar(
+        "/gort/netpoll/waiters:goroutines",
+        "Goroutines and threads blocked on a network descriptor (Go's netpollWaiters).",
+        false,
+        |_| u(gort_netpoll::netpoll_waiters()),
     ),
     scalar(
         "/gort/sched/blocking-calls:calls",
@@ -223,11 +264,57 @@ static METRICS: &[Metric] = &[
         |s| u(s.sched().idle_procs),
     ),
     scalar(
+        "/gort/sched/runnable-bound:goroutines",
+        "Approximate count of runnable goroutines bound to their M (a started goroutine never \
+         changes thread, so only its M can run it); the rest of the runnable ones can go to \
+         any P. One pass over every goroutine descriptor.",
+        false,
+        |s| u(s.states().runnable_bound),
+    ),
+    scalar(
         "/gort/sched/threads-waiting-for-p:threads",
         "Ms with runnable goroutines bound to them (a started goroutine never changes thread) \
          waiting for a P.",
         false,
         |s| u(s.sched().threads_waiting_for_p),
+    ),
+    scalar(
+        "/gort/stacks/guarded-mapped:stacks",
+        "Goroutine stacks made with a guard mapping of their own (stacks are pooled, never \
+         unmapped).",
+        false,
+        |_| u(gort_os::stack::stack_stats().guarded_mapped),
+    ),
+    scalar(
+        "/gort/stacks/guarded-slab:stacks",
+        "Goroutine stacks carved from slabs, each with a guard page installed in place.",
+        false,
+        |_| u(gort_os::stack::stack_stats().guarded_slab),
+    ),
+    scalar(
+        "/gort/stacks/unguarded:stacks",
+        "Goroutine stacks without a guard page (canary-checked; only when allowed).",
+        false,
+        |_| u(gort_os::stack::stack_stats().unguarded),
+    ),
+    scalar(
+        "/gort/timers/pending:timers",
+        "Timers armed now, in every P's heap.",
+        false,
+        |_| u(gort_timer::timers_pending()),
+    ),
+    scalar(
+        "/memory/classes/heap/objects:bytes",
+        "Memory occupied by live Gc objects and dead ones not yet freed (headers included).",
+        false,
+        |s| u(s.gc().heap_alloc),
+    ),
+    scalar(
+        "/memory/classes/heap/stacks:bytes",
+        "Memory reserved for goroutine stacks, in use or pooled (address space: a page is \
+         committed when first touched).",
+        false,
+        |_| u(gort_os::stack::stack_stats().bytes),
     ),
     scalar(
         "/sched/gomaxprocs:threads",
@@ -276,12 +363,29 @@ static METRICS: &[Metric] = &[
         false,
         |s| u(s.sched().goroutines),
     ),
+    of_kind(
+        ValueKind::Float64Histogram,
+        "/sched/latencies:seconds",
+        "Distribution of the time goroutines have spent in the scheduler in a runnable state \
+         before actually running (sampled: one park, yield or spawn in 64 per goroutine; Go \
+         samples one in 8).",
+        true,
+        |_| Value::Float64Histogram(gort_sched::prof::sched_latencies()),
+    ),
     scalar(
         "/sched/threads/total:threads",
         "The current count of live threads that are owned by the runtime: its Ms, sysmon and \
          the blocking pool's threads.",
         false,
         |s| u(s.sched().threads),
+    ),
+    of_kind(
+        ValueKind::Float64,
+        "/sync/mutex/wait/total:seconds",
+        "Approximate cumulative time goroutines have spent blocked on a gort::sync::Mutex or \
+         RwLock (sampled as /sched/latencies, scaled up).",
+        true,
+        |_| Value::Float64(gort_sched::prof::mutex_wait_total_ns() as f64 / 1e9),
     ),
 ];
 
@@ -302,34 +406,50 @@ pub fn read(samples: &mut [Sample]) {
     }
 }
 
-/// Writes the metrics in Prometheus' text exposition format, under the
-/// names Go's Prometheus client (client_golang's Go and process collectors)
-/// uses where gort has the concept -- `go_goroutines`, `go_threads`,
-/// `go_sched_gomaxprocs_threads`, `go_gc_duration_seconds` (sum and count;
-/// gort keeps no pause quantiles yet), `go_memstats_*` for the `Gc` heap --
-/// so dashboards built for Go programs read a gort program unchanged; and
+/// Writes the metrics in Prometheus' text exposition format (version
+/// 0.0.4), under the names Go's Prometheus client (client_golang's Go
+/// collector) uses where gort has the concept -- `go_goroutines`,
+/// `go_threads`, `go_info`, `go_sched_gomaxprocs_threads`,
+/// `go_gc_duration_seconds` (a summary whose quantiles come from the pause
+/// histogram: each is the upper bound of the bucket it falls in),
+/// `go_sched_latencies_seconds` (a histogram, one bucket per power of two),
+/// `go_sync_mutex_wait_total_seconds_total`, `go_gc_gogc_percent`,
+/// `go_gc_gomemlimit_bytes`, `go_memstats_*` for the `Gc` heap -- so
+/// dashboards built for Go programs read a gort program unchanged; and
 /// every `/gort/` metric as `gort_<path>` (`/gort/sched/idle-procs:procs`
 /// becomes `gort_sched_idle_procs`). Serve it at `/metrics`.
 pub fn write_prometheus(w: &mut impl std::io::Write) -> std::io::Result<()> {
     let sched = gort_sched::sched_stats();
     let gc = gort_gc::read_mem_stats();
-    let family = |w: &mut dyn std::io::Write, name: &str, kind: &str, help: &str| {
-        writeln!(w, "# HELP {name} {help}")?;
-        writeln!(w, "# TYPE {name} {kind}")
-    };
     family(
         w,
         "go_gc_duration_seconds",
         "summary",
         "A summary of the wall-time pause (stop-the-world) duration in garbage collection cycles.",
     )?;
+    let pauses = gort_gc::gc_pauses();
+    for q in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let v = quantile(&pauses, q);
+        writeln!(w, "go_gc_duration_seconds{{quantile=\"{q}\"}} {v}")?;
+    }
     writeln!(
         w,
         "go_gc_duration_seconds_sum {}",
         gc.pause_total_ns as f64 / 1e9
     )?;
     writeln!(w, "go_gc_duration_seconds_count {}", gc.num_gc)?;
-    let gauges: [(&str, &str, f64); 9] = [
+    family(
+        w,
+        "go_info",
+        "gauge",
+        "Information about the Go environment.",
+    )?;
+    writeln!(
+        w,
+        "go_info{{version=\"gort {}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )?;
+    let gauges: [(&str, &str, f64); 10] = [
         ("go_goroutines", "Number of goroutines that currently exist.", sched.goroutines as f64),
         ("go_threads", "Number of OS threads created.", sched.threads as f64),
         ("go_sched_gomaxprocs_threads", "The current runtime.GOMAXPROCS setting, or the number of operating system threads that can execute user-level goroutines simultaneously.", sched.gomaxprocs as f64),
@@ -339,27 +459,44 @@ pub fn write_prometheus(w: &mut impl std::io::Write) -> std::io::Result<()> {
         ("go_memstats_next_gc_bytes", "Number of heap bytes when next garbage collection will take place.", gc.next_gc as f64),
         ("go_memstats_last_gc_time_seconds", "Number of seconds since 1970 of last garbage collection.", gc.last_gc as f64 / 1e9),
         ("go_gc_gogc_percent", "Heap size target percentage configured by the user, otherwise 100.", gc.gc_percent as f64),
+        ("go_gc_gomemlimit_bytes", "Go runtime memory limit configured by the user, otherwise math.MaxInt64.", gc.memory_limit as f64),
     ];
     for (name, help, v) in gauges {
         family(w, name, "gauge", help)?;
         writeln!(w, "{name} {v}")?;
     }
-    let counters: [(&str, &str, u64); 2] = [
+    let counters: [(&str, &str, f64); 3] = [
         (
             "go_memstats_mallocs_total",
             "Total number of heap objects allocated, both live and gc-ed.",
-            gc.mallocs,
+            gc.mallocs as f64,
         ),
         (
             "go_memstats_frees_total",
             "Total number of heap objects frees.",
-            gc.frees,
+            gc.frees as f64,
+        ),
+        (
+            "go_sync_mutex_wait_total_seconds_total",
+            "Approximate cumulative time goroutines have spent blocked on a sync.Mutex or sync.RWMutex.",
+            gort_sched::prof::mutex_wait_total_ns() as f64 / 1e9,
         ),
     ];
     for (name, help, v) in counters {
         family(w, name, "counter", help)?;
         writeln!(w, "{name} {v}")?;
     }
+    family(
+        w,
+        "go_sched_latencies_seconds",
+        "histogram",
+        "Distribution of the time goroutines have spent in the scheduler in a runnable state before actually running.",
+    )?;
+    histogram(
+        w,
+        "go_sched_latencies_seconds",
+        &gort_sched::prof::sched_latencies(),
+    )?;
     // gort's own, from the table (one read for all of them).
     let own: Vec<&Metric> = METRICS
         .iter()
@@ -369,19 +506,81 @@ pub fn write_prometheus(w: &mut impl std::io::Write) -> std::io::Result<()> {
     read(&mut samples);
     for (m, s) in own.iter().zip(&samples) {
         let name = prometheus_name(m.desc.name);
-        let (kind, name) = if m.desc.cumulative {
-            ("counter", format!("{name}_total"))
+        let kind = match (&s.value, m.desc.cumulative) {
+            (Value::Float64Histogram(_), _) => "histogram",
+            (_, true) => "counter",
+            (_, false) => "gauge",
+        };
+        let name = if kind == "counter" {
+            format!("{name}_total")
         } else {
-            ("gauge", name)
+            name
         };
         family(w, &name, kind, m.desc.description)?;
-        match s.value {
+        match &s.value {
             Value::Uint64(v) => writeln!(w, "{name} {v}")?,
             Value::Float64(v) => writeln!(w, "{name} {v}")?,
+            Value::Float64Histogram(h) => histogram(w, &name, h)?,
             Value::Bad => {}
         }
     }
     Ok(())
+}
+
+/// `# HELP` and `# TYPE` lines of a metric family.
+fn family(w: &mut impl std::io::Write, name: &str, kind: &str, help: &str) -> std::io::Result<()> {
+    // Escaping in HELP: backslash and newline.
+    let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+    writeln!(w, "# HELP {name} {help}")?;
+    writeln!(w, "# TYPE {name} {kind}")
+}
+
+/// A histogram's `_bucket` (cumulative, at every power of two of the
+/// source's boundaries, then `+Inf`), `_sum` (estimated from bucket lower
+/// bounds) and `_count` lines.
+fn histogram(w: &mut impl std::io::Write, name: &str, h: &Float64Histogram) -> std::io::Result<()> {
+    let mut cum = 0u64;
+    let mut sum = 0.0;
+    for (i, &c) in h.counts.iter().enumerate() {
+        cum += c;
+        let lo = h.buckets[i];
+        if lo.is_finite() {
+            sum += lo * c as f64;
+        }
+        let hi = h.buckets[i + 1];
+        // Powers of two only: a few dozen lines instead of every bucket.
+        if hi.is_finite() && is_power_of_two_ns(hi) {
+            writeln!(w, "{name}_bucket{{le=\"{hi:e}\"}} {cum}")?;
+        }
+    }
+    writeln!(w, "{name}_bucket{{le=\"+Inf\"}} {cum}")?;
+    writeln!(w, "{name}_sum {sum}")?;
+    writeln!(w, "{name}_count {cum}")
+}
+
+/// Whether `secs` is a whole power of two of nanoseconds.
+fn is_power_of_two_ns(secs: f64) -> bool {
+    let ns = (secs * 1e9).round();
+    ns >= 1.0 && (ns as u64).is_power_of_two()
+}
+
+/// The upper bound of the bucket holding quantile `q` (0 when empty; the
+/// last finite bound for the overflow bucket).
+fn quantile(h: &Float64Histogram, q: f64) -> f64 {
+    let total: u64 = h.counts.iter().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = ((q * total as f64).ceil() as u64).max(1);
+    let mut cum = 0;
+    for (i, &c) in h.counts.iter().enumerate() {
+        cum += c;
+        if cum >= rank {
+            let hi = h.buckets[i + 1];
+            return if hi.is_finite() { hi } else { h.buckets[i] };
+        }
+    }
+    h.buckets[h.counts.len() - 1]
 }
 
 /// `/gort/sched/idle-procs:procs` -> `gort_sched_idle_procs`: the path

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 fn read_one(name: &'static str) -> u64 {
     let mut s = [Sample::new(name)];
     read(&mut s);
-    match s[0].value {
-        Value::Uint64(v) => v,
+    match &s[0].value {
+        Value::Uint64(v) => *v,
         v => panic!("{name}: {v:?}"),
     }
 }
@@ -113,9 +113,51 @@ fn gc_metrics_follow_the_collector() {
     assert!(read_one("/gc/heap/frees:objects") >= 100);
 }
 
-/// The Prometheus text parses by the exposition format's rules (names,
-/// one HELP and TYPE per family before its samples, float values), has Go
-/// client's names, and its goroutine count tracks num_goroutine.
+/// One sample line of Prometheus' text format: name, labels, value.
+fn parse_sample(line: &str) -> (String, Vec<(String, String)>, f64) {
+    let valid_name = |n: &str| {
+        let mut cs = n.chars();
+        cs.next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let (head, value) = line.rsplit_once(' ').expect("name value");
+    let (name, labels) = match head.split_once('{') {
+        None => (head, Vec::new()),
+        Some((name, rest)) => {
+            let body = rest
+                .strip_suffix('}')
+                .unwrap_or_else(|| panic!("unclosed labels: {line}"));
+            let labels = body
+                .split(',')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').expect("label=value");
+                    assert!(valid_name(k) && !k.contains(':'), "label name: {line}");
+                    let v = v
+                        .strip_prefix('"')
+                        .and_then(|v| v.strip_suffix('"'))
+                        .unwrap_or_else(|| panic!("unquoted label value: {line}"));
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
+            (name, labels)
+        }
+    };
+    assert!(valid_name(name), "{line}");
+    let v = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().unwrap_or_else(|_| panic!("not a float: {line}")),
+    };
+    (name.to_string(), labels, v)
+}
+
+/// The Prometheus text parses by the exposition format's rules (names and
+/// labels, one HELP and TYPE per family before its samples, float values;
+/// histograms' buckets cumulative with increasing `le`, ending at `+Inf`
+/// equal to `_count`; summaries' quantiles), has Go client's names, and
+/// its goroutine count tracks num_goroutine.
 #[test]
 fn prometheus_text_is_well_formed_and_uses_go_names() {
     let hs: Vec<_> = (0..5)
@@ -124,19 +166,17 @@ fn prometheus_text_is_well_formed_and_uses_go_names() {
     let mut out = Vec::new();
     gort::metrics::write_prometheus(&mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
-    let valid_name = |n: &str| {
-        let mut cs = n.chars();
-        cs.next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-            && cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-    };
     let mut typed: std::collections::HashMap<String, String> = Default::default();
     let mut samples: std::collections::HashMap<String, f64> = Default::default();
+    // Per histogram: (last le, last cumulative count).
+    let mut buckets: std::collections::HashMap<String, (f64, f64)> = Default::default();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
-            assert!(valid_name(name), "{line}");
-            assert!(["counter", "gauge", "summary"].contains(&kind), "{line}");
+            assert!(
+                ["counter", "gauge", "summary", "histogram"].contains(&kind),
+                "{line}"
+            );
             assert!(
                 typed.insert(name.to_string(), kind.to_string()).is_none(),
                 "family twice: {name}"
@@ -146,17 +186,48 @@ fn prometheus_text_is_well_formed_and_uses_go_names() {
         if line.starts_with("# HELP ") {
             continue;
         }
-        let (name, value) = line.split_once(' ').expect("name value");
-        assert!(valid_name(name), "{line}");
-        let v: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("not a float: {line}"));
-        let family = name.trim_end_matches("_sum").trim_end_matches("_count");
-        assert!(
-            typed.contains_key(name) || typed.contains_key(family),
-            "sample before its TYPE: {line}"
-        );
-        samples.insert(name.to_string(), v);
+        assert!(!line.starts_with('#'), "unknown comment: {line}");
+        let (name, labels, v) = parse_sample(line);
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|f| typed.contains_key(*f))
+            .unwrap_or(&name)
+            .to_string();
+        let kind = typed
+            .get(&family)
+            .unwrap_or_else(|| panic!("sample before its TYPE: {line}"));
+        if name.ends_with("_bucket") && kind == "histogram" {
+            let le = labels.iter().find(|(k, _)| k == "le").expect("le label");
+            let le: f64 = if le.1 == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.1.parse().unwrap()
+            };
+            let (last_le, last) = buckets
+                .get(&family)
+                .copied()
+                .unwrap_or((f64::NEG_INFINITY, 0.0));
+            assert!(le > last_le && v >= last, "buckets not cumulative: {line}");
+            buckets.insert(family.clone(), (le, v));
+        }
+        if kind == "summary" && name == family {
+            let q = labels
+                .iter()
+                .find(|(k, _)| k == "quantile")
+                .expect("quantile label");
+            assert!((0.0..=1.0).contains(&q.1.parse::<f64>().unwrap()), "{line}");
+        }
+        if name.ends_with("_count") && kind == "histogram" {
+            let (le, last) = buckets[&family];
+            assert!(
+                le.is_infinite() && last == v,
+                "+Inf bucket != count: {line}"
+            );
+        }
+        if labels.is_empty() {
+            samples.insert(name, v);
+        }
     }
     for go_name in [
         "go_goroutines",
@@ -165,9 +236,14 @@ fn prometheus_text_is_well_formed_and_uses_go_names() {
         "go_gc_duration_seconds_count",
         "go_memstats_heap_objects",
         "go_memstats_mallocs_total",
+        "go_sched_latencies_seconds_count",
+        "go_sync_mutex_wait_total_seconds_total",
+        "go_gc_gomemlimit_bytes",
     ] {
         assert!(samples.contains_key(go_name), "{go_name} missing:\n{text}");
     }
+    assert_eq!(typed["go_sched_latencies_seconds"], "histogram");
+    assert_eq!(typed["go_gc_duration_seconds"], "summary");
     assert!(samples["go_goroutines"] >= 5.0);
     assert_eq!(
         samples["go_sched_gomaxprocs_threads"],
@@ -181,4 +257,99 @@ fn prometheus_text_is_well_formed_and_uses_go_names() {
     for h in hs {
         h.join().unwrap();
     }
+}
+
+fn read_value(name: &'static str) -> Value {
+    let mut s = [Sample::new(name)];
+    read(&mut s);
+    s[0].value.clone()
+}
+
+fn histogram_total(name: &'static str) -> u64 {
+    match read_value(name) {
+        Value::Float64Histogram(h) => {
+            assert_eq!(h.buckets.len(), h.counts.len() + 1, "{name}");
+            assert!(h.buckets.windows(2).all(|w| w[0] < w[1]), "{name}");
+            h.counts.iter().sum()
+        }
+        v => panic!("{name}: {v:?}"),
+    }
+}
+
+/// Latencies fill under a ping-pong, mutex wait grows under contention,
+/// GC pauses count cycles, timers and netpoll waiters are seen.
+#[test]
+fn histograms_and_gort_gauges_move() {
+    let lat0 = histogram_total("/sched/latencies:seconds");
+    let wait0 = match read_value("/sync/mutex/wait/total:seconds") {
+        Value::Float64(v) => v,
+        v => panic!("{v:?}"),
+    };
+    gort::run(|| {
+        let (tx, rx) = gort::chan::<u32>(0);
+        let h = gort::go(move || {
+            for i in 0..2000 {
+                tx.send(i).unwrap();
+            }
+        });
+        for _ in 0..2000 {
+            rx.recv().unwrap();
+        }
+        h.join().unwrap();
+        let m = std::sync::Arc::new(gort::sync::Mutex::new(0u64));
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let m = m.clone();
+                gort::go(move || {
+                    for _ in 0..200 {
+                        let mut g = m.lock();
+                        gort::blocking(|| std::thread::sleep(std::time::Duration::from_micros(50)));
+                        *g += 1;
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        // A pending timer and a netpoll waiter while we look.
+        let t = gort::time::after_func(std::time::Duration::from_secs(60), || {});
+        assert!(read_one("/gort/timers/pending:timers") >= 1);
+        t.stop();
+        let l = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let a = gort::go(move || {
+            let _ = l.accept();
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while read_one("/gort/netpoll/waiters:goroutines") == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no netpoll waiter seen"
+            );
+            gort::time::sleep(std::time::Duration::from_millis(1));
+        }
+        let c = gort::net::TcpStream::connect(addr).unwrap();
+        a.join().unwrap();
+        drop(c);
+    });
+    assert!(
+        histogram_total("/sched/latencies:seconds") > lat0,
+        "no latency sampled"
+    );
+    match read_value("/sync/mutex/wait/total:seconds") {
+        Value::Float64(v) => assert!(v > wait0, "mutex wait {v} <= {wait0}"),
+        v => panic!("{v:?}"),
+    }
+    let pauses0 = histogram_total("/gc/pauses:seconds");
+    gort::gc::gc();
+    assert!(histogram_total("/gc/pauses:seconds") > pauses0);
+    assert!(read_one("/memory/classes/heap/stacks:bytes") > 0);
+    assert!(read_one("/gort/memory/goroutine-descriptors:bytes") > 0);
+    assert!(
+        read_one("/gort/stacks/guarded-slab:stacks")
+            + read_one("/gort/stacks/guarded-mapped:stacks")
+            + read_one("/gort/stacks/unguarded:stacks")
+            > 0
+    );
 }

@@ -333,6 +333,8 @@ pub(crate) fn stats() -> crate::SchedStats {
         blocking_pool_threads: pool_threads,
         blocking_calls: pool_busy,
         global_runq: s.global_len.load(Ordering::Relaxed),
+        descriptors: s.allgs.lock().iter().map(|c| c.len()).sum(),
+        descriptor_size: std::mem::size_of::<G>(),
     }
 }
 }
@@ -355,7 +357,12 @@ pub(crate) fn goroutine_states() -> crate::GoroutineStates {
         match g.status.load(Ordering::Relaxed) {
             G_RUNNING => st.running += 1,
             G_SYSCALL => st.syscall += 1,
-            _ => st.runnable += 1,
+            _ => {
+                st.runnable += 1;
+                if !g.m.load(Ordering::Relaxed).is_null() && !g.migratable.load(Ordering::Relaxed) {
+                    st.runnable_bound += 1;
+                }
+            }
         }
     }
     st

@@ -9,8 +9,10 @@
 //!
 //! `GET /` and `GET /hello` answer "Hello, World!\n"; `GET /goroutines`
 //! answers the live goroutine count; `GET /metrics` answers Prometheus
-//! text with Go's metric names (`gort::metrics::write_prometheus`);
-//! `GET /debug/goroutines` answers a
+//! text with Go's metric names and `GET /debug/pprof/...` net/http/pprof's
+//! profiles (both through [`gort::debug::handle`]: `go tool pprof -http=:
+//! http://127.0.0.1:8080/debug/pprof/profile?seconds=10` shows a flame
+//! graph); `GET /debug/goroutines` answers a
 //! dump of every goroutine as text (see below); `POST /echo` answers the
 //! request's body; other paths 404.
 //!
@@ -209,15 +211,35 @@ fn body_len(v: &str) -> Result<usize, Refusal> {
 }
 
 fn respond(out: &mut Vec<u8>, status: &str, body: &[u8], keep_alive: bool) {
+    respond_with(out, status, "text/plain", "", body, keep_alive)
+}
+
+/// An answer with its content type and extra header lines (each ending in
+/// CRLF).
+fn respond_with(
+    out: &mut Vec<u8>,
+    status: &str,
+    content_type: &str,
+    headers: &str,
+    body: &[u8],
+    keep_alive: bool,
+) {
     out.extend_from_slice(
         format!(
-            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n",
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{headers}Connection: {}\r\n\r\n",
             body.len(),
             if keep_alive { "keep-alive" } else { "close" }
         )
         .as_bytes(),
     );
     out.extend_from_slice(body);
+}
+
+/// Whether a request target (path and query) is one of gort::debug's:
+/// `/metrics` or under `/debug/pprof`.
+fn is_debug(target: &str) -> bool {
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    path == "/metrics" || path == "/debug/pprof" || path.starts_with("/debug/pprof/")
 }
 
 fn handle(req: &Request, out: &mut Vec<u8>) {
@@ -229,10 +251,11 @@ fn handle(req: &Request, out: &mut Vec<u8>) {
             respond(out, "200 OK", n.as_bytes(), ka)
         }
         ("GET", "/debug/goroutines") => respond(out, "200 OK", gort::stack(true).as_bytes(), ka),
-        ("GET", "/metrics") => {
-            let mut text = Vec::new();
-            let _ = gort::metrics::write_prometheus(&mut text);
-            respond(out, "200 OK", &text, ka)
+        // net/http/pprof's paths and Prometheus text, mounted as a Go
+        // server mounts its pprof handlers.
+        ("GET", target) if is_debug(target) => {
+            let r = gort::debug::handle(target);
+            respond_with(out, r.status, r.content_type, &r.headers, &r.body, ka)
         }
         ("POST", "/echo") => respond(out, "200 OK", &req.body, ka),
         _ => respond(out, "404 Not Found", b"not found\n", ka),

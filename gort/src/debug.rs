@@ -155,12 +155,18 @@ fn accept_loop(l: &TcpListener, stopping: &AtomicBool, conns: &Arc<WaitGroup>) {
     }
 }
 
-/// An answer: status line text, content type, extra header lines, body.
-struct Response {
-    status: &'static str,
-    content_type: &'static str,
-    headers: String,
-    body: Vec<u8>,
+/// An answer of [`handle`]: what to send back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The status line's code and reason, `"200 OK"`.
+    pub status: &'static str,
+    /// The `Content-Type`.
+    pub content_type: &'static str,
+    /// Extra header lines, each ending in CRLF (`Location`,
+    /// `Content-Disposition`); empty for most answers.
+    pub headers: String,
+    /// The body.
+    pub body: Vec<u8>,
 }
 
 /// Content type of text answers (Go's, for `debug=1` profiles).
@@ -377,6 +383,21 @@ fn allocs_profile() -> Profile {
     let mut p = pprof::heap_profile();
     p.default_sample_type = Some("alloc_space".into());
     p
+}
+
+/// Answers a `GET` of `target` (path and query, `/debug/pprof/heap?debug=1`)
+/// as [`serve`]'s endpoint does: mount it in your own HTTP server, as Go
+/// programs mount net/http/pprof's handlers in their mux. Paths outside the
+/// table above answer 404. A CPU profile blocks the caller for its length
+/// (a goroutine parks; its P serves others).
+///
+/// ```
+/// let r = gort::debug::handle("/debug/pprof/goroutine?debug=1");
+/// assert_eq!(r.status, "200 OK");
+/// assert!(String::from_utf8(r.body).unwrap().starts_with("goroutine profile: total"));
+/// ```
+pub fn handle(target: &str) -> Response {
+    route(target)
 }
 
 fn route(target: &str) -> Response {

@@ -465,6 +465,37 @@ fn metrics_answers_prometheus_text() {
     assert!(n >= 2.0, "main and this connection's goroutine: {n}");
 }
 
+/// The example mounts gort::debug: `/debug/pprof/` lists the profiles,
+/// `goroutine?debug=1` is Go's count text (the serving goroutine counted),
+/// a profile without `debug` is gzipped pprof, an unknown one 404s.
+#[test]
+fn debug_pprof_is_served() {
+    let s = start("pprof");
+    let get = |target: &str| {
+        exchange(
+            &s.addr,
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    let (status, all) = get("/debug/pprof/");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{all}");
+    for name in ["goroutine", "block", "mutex", "heap", "allocs", "profile"] {
+        assert!(all.contains(name), "index lacks {name}: {all}");
+    }
+    let (status, all) = get("/debug/pprof/goroutine?debug=1");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{all}");
+    let (_head, body) = all.split_once("\r\n\r\n").unwrap();
+    assert!(body.starts_with("goroutine profile: total "), "{body}");
+    let (status, all) = get("/debug/pprof/heap");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{all}");
+    assert!(
+        all.contains("Content-Type: application/octet-stream"),
+        "{all}"
+    );
+    let (status, _) = get("/debug/pprof/nosuch");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+}
+
 /// `GET /debug/goroutines` answers `gort::stack(true)` as text/plain: the
 /// requesting connection's goroutine running in `handle`, an idle
 /// kept-alive connection's goroutine in `[IO wait]` in `serve`, and the

@@ -250,11 +250,17 @@ mod imp {
                 Ok(g) => break g,
                 Err(std::sync::TryLockError::Poisoned(e)) => break e.into_inner(),
                 Err(std::sync::TryLockError::WouldBlock) => {
+                    // A walk takes microseconds: yield first (profiles walk
+                    // from several Ms at once), sleep only if it lasts.
                     tries += 1;
                     if tries > 10_000 {
                         return false;
                     }
-                    std::thread::sleep(std::time::Duration::from_micros(100));
+                    if tries <= 1_000 {
+                        std::thread::yield_now();
+                    } else {
+                        std::thread::sleep(std::time::Duration::from_micros(100));
+                    }
                 }
             }
         };

@@ -4,8 +4,10 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,11 +29,33 @@ func rss() int64 {
 	return p * 4096
 }
 
+// profiled turns on the profile a workload name's suffix asks for (issue
+// 18's profiling-overhead variants) and returns the base workload's name
+// and what stops the profile once the workload reported.
+func profiled(w string) (string, func()) {
+	switch {
+	case strings.HasSuffix(w, "_mprof"):
+		runtime.SetMutexProfileFraction(1)
+		return strings.TrimSuffix(w, "_mprof"), func() {}
+	case strings.HasSuffix(w, "_bprof"):
+		runtime.SetBlockProfileRate(1)
+		return strings.TrimSuffix(w, "_bprof"), func() {}
+	case strings.HasSuffix(w, "_cpuprof"):
+		if err := pprof.StartCPUProfile(io.Discard); err != nil {
+			panic(err)
+		}
+		return strings.TrimSuffix(w, "_cpuprof"), pprof.StopCPUProfile
+	}
+	return w, func() {}
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: go-bench <workload> [n]")
 		os.Exit(2)
 	}
+	w, stop := profiled(os.Args[1])
+	defer stop()
 	n := 0
 	if len(os.Args) > 2 {
 		n, _ = strconv.Atoi(os.Args[2])
@@ -42,7 +66,7 @@ func main() {
 		}
 		return n
 	}
-	switch os.Args[1] {
+	switch w {
 	case "spawn_join":
 		n := def(1000000)
 		var wg sync.WaitGroup
@@ -347,7 +371,7 @@ func main() {
 	default:
 		// Workloads in the other files of this directory (net.go, gc.go).
 		for _, more := range extra {
-			if more(os.Args[1], n) {
+			if more(w, n) {
 				return
 			}
 		}

@@ -68,6 +68,15 @@ const CASES: &[Case] = &[
         procs: Some(2),
         what: "64 goroutines x 100,000 increments under one mutex, 2 Ps",
     },
+    // Issue 18: profiling overhead. A `_mprof`, `_bprof` or `_cpuprof`
+    // suffix runs the base workload with that profile on (gort-bench's
+    // gort.rs and go/bench.go, `profiled`); OVERHEAD pairs them up.
+    Case {
+        workload: "mutex_contended_mprof",
+        peer_workload: None,
+        procs: Some(2),
+        what: "mutex_contended with the mutex profile at fraction 1, every contention event (Go: runtime.SetMutexProfileFraction(1)), 2 Ps",
+    },
     Case {
         workload: "rwmutex_read",
         peer_workload: None,
@@ -112,6 +121,30 @@ const CASES: &[Case] = &[
     },
     Case {
         workload: "chan_pingpong",
+        peer_workload: None,
+        procs: Some(2),
+        what: "the same at 2 Ps",
+    },
+    Case {
+        workload: "chan_pingpong_bprof",
+        peer_workload: None,
+        procs: Some(1),
+        what: "chan_pingpong with the block profile at rate 1, every blocking event (Go: runtime.SetBlockProfileRate(1)), 1 P",
+    },
+    Case {
+        workload: "chan_pingpong_bprof",
+        peer_workload: None,
+        procs: Some(2),
+        what: "the same at 2 Ps",
+    },
+    Case {
+        workload: "chan_pingpong_cpuprof",
+        peer_workload: None,
+        procs: Some(1),
+        what: "chan_pingpong with a 100 Hz CPU profile running through the timed region (Go: pprof.StartCPUProfile(io.Discard) before, StopCPUProfile after; gort: cpuprof::start(100), a thread drains and unwinds the samples every 100 ms and counts them by stack, no pprof encoding: Go's runs in StopCPUProfile, after the timed region), 1 P",
+    },
+    Case {
+        workload: "chan_pingpong_cpuprof",
         peer_workload: None,
         procs: Some(2),
         what: "the same at 2 Ps",
@@ -252,6 +285,15 @@ const CASES: &[Case] = &[
         procs: None,
         what: "the same, gort goroutines opting in to stack compaction (unsafe)",
     },
+];
+
+/// Profiling-overhead rows and the rows they add a profile to (issue 18):
+/// when both are in a run, the table ends with each one's value over its
+/// base's (same GOMAXPROCS), for gort and for Go.
+const OVERHEAD: &[(&str, &str)] = &[
+    ("mutex_contended_mprof", "mutex_contended"),
+    ("chan_pingpong_bprof", "chan_pingpong"),
+    ("chan_pingpong_cpuprof", "chan_pingpong"),
 ];
 
 const PEERS: &[&str] = &["gort", "go", "tokio", "may", "std", "dumpster"];
@@ -626,7 +668,7 @@ type Row<'a> = (String, &'a Case, BTreeMap<&'a str, Result<Sample, String>>);
 fn render_table(rows: &[Row<'_>]) -> String {
     let mut s = String::new();
     let peers = &PEERS[1..];
-    let _ = write!(s, "\n{:<26} {:<10} {:>9}", "workload", "unit", "gort");
+    let _ = write!(s, "\n{:<28} {:<10} {:>9}", "workload", "unit", "gort");
     for p in peers {
         let _ = write!(s, " {p:>9}");
     }
@@ -635,14 +677,14 @@ fn render_table(rows: &[Row<'_>]) -> String {
         let _ = write!(s, " {:>8}", format!("/{p}"));
     }
     let _ = writeln!(s);
-    let _ = writeln!(s, "{}", "-".repeat(50 + 10 * peers.len() + 9 * peers.len()));
+    let _ = writeln!(s, "{}", "-".repeat(52 + 10 * peers.len() + 9 * peers.len()));
     for (label, _, res) in rows {
         let unit = res
             .values()
             .find_map(|r| r.as_ref().ok().map(|s| s.unit.clone()))
             .unwrap_or_default();
         let g = res.get("gort");
-        let _ = write!(s, "{:<26} {:<10} {:>9}", label, unit, cell(g));
+        let _ = write!(s, "{:<28} {:<10} {:>9}", label, unit, cell(g));
         for p in peers {
             let _ = write!(s, " {:>9}", cell(res.get(p)));
         }
@@ -651,6 +693,30 @@ fn render_table(rows: &[Row<'_>]) -> String {
             let _ = write!(s, " {:>8}", ratio(g, res.get(p)));
         }
         let _ = writeln!(s);
+    }
+    let mut overhead = String::new();
+    for (label, case, res) in rows {
+        let Some(&(_, base)) = OVERHEAD.iter().find(|(w, _)| *w == case.workload) else {
+            continue;
+        };
+        let Some((_, _, b)) = rows
+            .iter()
+            .find(|(_, c, _)| c.workload == base && c.procs == case.procs)
+        else {
+            continue;
+        };
+        let _ = writeln!(
+            overhead,
+            "  {label:<28} gort {:>7}   go {:>7}",
+            ratio(res.get("gort"), b.get("gort")),
+            ratio(res.get("go"), b.get("go"))
+        );
+    }
+    if !overhead.is_empty() {
+        let _ = write!(
+            s,
+            "\nprofiling overhead (the row over its base row at the same P):\n{overhead}"
+        );
     }
     let mut notes = String::new();
     for (label, _, res) in rows {

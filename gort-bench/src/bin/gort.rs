@@ -7,8 +7,9 @@ use gort::sync::WaitGroup;
 use gort_bench::{
     args, peak_rss, per, raise_nofile, report, rss, unknown, TCP_CONNS, TCP_ECHO_CLIENTS, TCP_MSG,
 };
+use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -73,8 +74,79 @@ fn echo_server() -> std::net::SocketAddr {
     addr
 }
 
+/// A CPU profile at 100 Hz running until dropped (the twin of Go's
+/// `pprof.StartCPUProfile(io.Discard)` ... `pprof.StopCPUProfile()`).
+/// A plain thread drains the samples every 100 ms, as Go's profile reader
+/// does, unwinding each and counting it by stack; the pprof encoding is
+/// left out (Go's runs in `StopCPUProfile`, after the timed region).
+struct CpuProfiling {
+    stop: Arc<AtomicBool>,
+    drainer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CpuProfiling {
+    fn start() -> CpuProfiling {
+        gort::os::cpuprof::start(100).expect("start the CPU profile");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let drainer = std::thread::spawn(move || {
+            let mut by_stack: HashMap<Vec<usize>, u64> = HashMap::new();
+            let (mut samples, mut lost) = (0, 0);
+            let mut take = |by_stack: &mut HashMap<Vec<usize>, u64>| {
+                let d =
+                    gort::os::cpuprof::drain(|s| *by_stack.entry(s.pcs.to_vec()).or_default() += 1);
+                samples += d.samples;
+                lost += d.lost;
+            };
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::park_timeout(Duration::from_millis(100));
+                take(&mut by_stack);
+            }
+            gort::os::cpuprof::stop();
+            take(&mut by_stack);
+            eprintln!(
+                "cpu profile: {samples} samples ({} stacks), {lost} lost",
+                by_stack.len()
+            );
+        });
+        CpuProfiling {
+            stop,
+            drainer: Some(drainer),
+        }
+    }
+}
+
+impl Drop for CpuProfiling {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.drainer.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+/// Issue 18's profiling-overhead variants: a workload name with one of
+/// these suffixes runs the base workload with that profile on, set before
+/// the runtime starts (as Go's twin sets it first thing in `main`). The
+/// base workload's name, and the CPU profile to stop once it reported.
+fn profiled(w: String) -> (String, Option<CpuProfiling>) {
+    if let Some(base) = w.strip_suffix("_mprof") {
+        gort::sched::prof::set_mutex_profile_fraction(1);
+        (base.to_string(), None)
+    } else if let Some(base) = w.strip_suffix("_bprof") {
+        gort::sched::prof::set_block_profile_rate(1);
+        (base.to_string(), None)
+    } else if let Some(base) = w.strip_suffix("_cpuprof") {
+        (base.to_string(), Some(CpuProfiling::start()))
+    } else {
+        (w, None)
+    }
+}
+
 fn main() {
     let (w, n) = args();
+    let (w, _cpu_profile) = profiled(w);
     // The garbage collector's workloads live in gort_bench::gc.
     if gort_bench::gc::run(&w, n) {
         return;

@@ -121,11 +121,12 @@ pub(crate) fn block_start(reason: crate::WaitReason) -> i64 {
 }
 
 /// Records a park that began at `t0` (from [`block_start`]) and has just
-/// ended, if sampled; `walk` pushes the parked goroutine's stack. Called by
+/// ended, if sampled; `walk` hands the parked goroutine's stack to its
+/// argument (from a buffer it reuses). Called by
 /// its M just before it resumes the goroutine (Go records when `gopark`
 /// returns: the same instant).
 #[cold]
-pub(crate) fn block_end(t0: i64, walk: impl FnOnce(&mut Vec<usize>)) {
+pub(crate) fn block_end(t0: i64, walk: impl FnOnce(&mut dyn FnMut(&[usize]))) {
     let rate = BLOCK_RATE.load(Ordering::Relaxed);
     let dt = (gort_os::clock::nanotime() - t0).max(0);
     if rate <= 0 || (dt < rate && (cheaprand() % rate as u64) as i64 >= dt) {
@@ -138,9 +139,7 @@ pub(crate) fn block_end(t0: i64, walk: impl FnOnce(&mut Vec<usize>)) {
     } else {
         (1.0, dt)
     };
-    let mut pcs = Vec::with_capacity(MAX_STACK);
-    walk(&mut pcs);
-    record(&BLOCK, pcs, count, delay);
+    walk(&mut |pcs| record(&BLOCK, pcs, count, delay));
 }
 
 /// For gort-sema's parking path of Mutex/RwLock waiters: when this wait
@@ -175,7 +174,7 @@ pub fn mutex_released(head_start: i64, tail_start: i64, others: usize) {
     }
     let mut pcs = Vec::with_capacity(MAX_STACK);
     callers(&mut pcs);
-    record(&MUTEX, pcs, 1.0, delay);
+    record(&MUTEX, &pcs, 1.0, delay);
 }
 
 // ---------------------------------------------------------------------------
@@ -200,17 +199,50 @@ struct Bucket {
     delay: i64,
 }
 
-type Buckets = OnceLock<Mutex<HashMap<Box<[usize]>, Bucket>>>;
+/// A cheap hasher for stacks (return addresses are already well spread;
+/// Go's `stkbucket` mixes them as simply). SipHash was a seventh of a
+/// block event's cost.
+#[derive(Default)]
+struct StackHasher(u64);
+
+impl std::hash::Hasher for StackHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // (A `[usize]` hashes as its bytes in one call: take words.)
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.write_u64(u64::from_ne_bytes(w.try_into().expect("8 bytes")));
+        }
+        for &b in words.remainder() {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7cc1_b727_220a_95);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+}
+
+type StackMap = HashMap<Box<[usize]>, Bucket, std::hash::BuildHasherDefault<StackHasher>>;
+type Buckets = OnceLock<Mutex<StackMap>>;
 
 static BLOCK: Buckets = OnceLock::new();
 static MUTEX: Buckets = OnceLock::new();
 
-fn record(b: &'static Buckets, pcs: Vec<usize>, count: f64, delay: i64) {
+/// Adds an event to `pcs`'s bucket; allocates only for a new stack.
+fn record(b: &'static Buckets, pcs: &[usize], count: f64, delay: i64) {
     let mut m = b
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    let e = m.entry(pcs.into_boxed_slice()).or_default();
+    let e = match m.get_mut(pcs) {
+        Some(e) => e,
+        None => m.entry(pcs.into()).or_default(),
+    };
     e.count += count;
     e.delay = e.delay.saturating_add(delay);
 }

@@ -84,6 +84,8 @@ pub(super) struct MLocal {
     pub(super) pass: u32,
     pub(super) last_pass: i64,
     pub(super) rand: u32,
+    /// The block profile's stack buffer, reused (prof.rs).
+    pub(super) walk_buf: Vec<usize>,
 }
 
 // SAFETY: `local` is only touched by the M's own thread; the rest is atomic.
@@ -230,6 +232,7 @@ impl M {
 impl MLocal {
     fn new(id: u64) -> MLocal {
         MLocal {
+            walk_buf: Vec::new(),
             p: ptr::null(),
             syscall_p: ptr::null(),
             runnext: None,

@@ -269,10 +269,14 @@ fn prof_run(m: &M, g: &G, gi: &mut GInner, ctx: &Context) {
     }
     let t0 = std::mem::take(&mut gi.block_t0);
     if t0 != 0 {
-        crate::prof::block_end(t0, |pcs| {
+        crate::prof::block_end(t0, |record| {
+            // SAFETY: our own M; nothing else borrows its local state here.
+            let buf = &mut unsafe { m.local() }.walk_buf;
+            buf.clear();
             // SAFETY: suspended, held by this M, resumed only after we
             // return (at_run's caller's promise).
-            unsafe { ctx.backtrace(pcs, crate::prof::MAX_STACK) };
+            unsafe { ctx.backtrace(buf, crate::prof::MAX_STACK) };
+            record(buf);
         });
     }
 }

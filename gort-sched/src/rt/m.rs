@@ -340,6 +340,7 @@ pub(super) fn set_current_m(m: &'static M) {
 pub(super) fn mstart(s: &'static Sched, m: &'static M) {
     set_current_m(m);
     // CPU profile samples of the scheduler's own code walk this stack.
+    #[cfg(not(gort_loom))]
     gort_os::cpuprof::register_thread_stack();
     // SAFETY: this is m's thread.
     let ml = unsafe { m.local() };

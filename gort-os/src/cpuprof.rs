@@ -93,6 +93,9 @@ pub const DEFAULT_HZ: u32 = 100;
 /// The highest rate [`start`] accepts. The kernel checks the timer at its
 /// tick (`CONFIG_HZ`, often 250 or 1000), so higher rates would not be met.
 pub const MAX_HZ: u32 = 1000;
+/// The largest ring [`start_with`] accepts, in bytes of stack windows (an
+/// allocation that fails would abort the process).
+const MAX_RING_BYTES: usize = 256 << 20;
 /// The most frames a sample keeps (Go's `maxCPUProfStack`).
 pub const MAX_FRAMES: usize = 64;
 
@@ -254,6 +257,8 @@ struct Ctl {
     ring: Option<Arc<Ring>>,
     /// SIGPROF's action before `start`, put back by `stop`.
     prev: Option<libc::sigaction>,
+    /// `ITIMER_PROF` before `start` (a program's own), put back by `stop`.
+    prev_timer: Option<libc::itimerval>,
 }
 
 // SAFETY: libc::sigaction is plain data (a handler address, flags, a mask).
@@ -263,6 +268,7 @@ static CTL: Mutex<Ctl> = Mutex::new(Ctl {
     running: false,
     ring: None,
     prev: None,
+    prev_timer: None,
 });
 /// Serialises drains (slot READY → FREE has one owner at a time). Separate
 /// from `CTL`, so a drain callback may call `start` or `stop`.
@@ -300,10 +306,16 @@ pub fn start_with(opts: Options) -> io::Result<()> {
             format!("cpu profile rate {} Hz not in 1..={MAX_HZ}", opts.hz),
         ));
     }
-    if opts.slots == 0 || opts.slots > 65536 || opts.window > (1 << 20) || opts.window % 16 != 0 {
+    if opts.slots == 0
+        || opts.slots > 65536
+        || opts.window > (1 << 20)
+        || opts.window % 16 != 0
+        || opts.slots * opts.window > MAX_RING_BYTES
+    {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "cpu profile ring: 1..=65536 slots of a multiple of 16 bytes up to 1 MiB",
+            "cpu profile ring: 1..=65536 slots of a multiple of 16 bytes up to 1 MiB, \
+             256 MiB in all",
         ));
     }
     let mut ctl = ctl();
@@ -317,9 +329,10 @@ pub fn start_with(opts: Options) -> io::Result<()> {
     // Published before the handler is installed and the timer armed.
     RING.store(Arc::as_ptr(&ring).cast_mut(), Ordering::SeqCst);
     ctl.ring = Some(ring);
-    ctl.running = true; // from here on, failures undo through stop_locked
-                        // SAFETY: a valid action whose handler is async-signal-safe (see
-                        // `on_sigprof`); the previous action is saved to restore.
+    // From here on, failures undo through stop_locked.
+    ctl.running = true;
+    // SAFETY: a valid action whose handler is async-signal-safe (see
+    // `on_sigprof`); the previous action is saved to restore.
     let prev = unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_sigprof as *const () as usize;
@@ -335,16 +348,20 @@ pub fn start_with(opts: Options) -> io::Result<()> {
         return Err(e);
     };
     ctl.prev = Some(prev);
-    if let Err(e) = set_timer(opts.hz) {
-        stop_locked(&mut ctl);
-        ctl.ring = None;
-        return Err(e);
+    match set_timer(opts.hz) {
+        Ok(old) => ctl.prev_timer = Some(old),
+        Err(e) => {
+            stop_locked(&mut ctl);
+            ctl.ring = None;
+            return Err(e);
+        }
     }
     Ok(())
 }
 
-/// Arms (`hz > 0`) or disarms (`hz == 0`) the process CPU-time timer.
-fn set_timer(hz: u32) -> io::Result<()> {
+/// Arms (`hz > 0`) or disarms (`hz == 0`) the process CPU-time timer;
+/// returns the setting it replaced.
+fn set_timer(hz: u32) -> io::Result<libc::itimerval> {
     let usec = if hz == 0 {
         0
     } else {
@@ -358,11 +375,18 @@ fn set_timer(hz: u32) -> io::Result<()> {
         it_interval: tv,
         it_value: tv,
     };
-    // SAFETY: a valid itimerval; no old value is asked for.
-    if unsafe { libc::setitimer(libc::ITIMER_PROF, &it, std::ptr::null_mut()) } != 0 {
+    put_timer(&it)
+}
+
+/// Sets the process CPU-time timer to `it`; returns the setting it replaced.
+fn put_timer(it: &libc::itimerval) -> io::Result<libc::itimerval> {
+    // SAFETY: zeroed is a valid itimerval.
+    let mut old: libc::itimerval = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid itimerval, and room for the old one.
+    if unsafe { libc::setitimer(libc::ITIMER_PROF, it, &mut old) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(old)
 }
 
 /// Stops the running profile (a no-op if none runs): disarms the timer,
@@ -377,7 +401,15 @@ fn stop_locked(ctl: &mut Ctl) {
     if !ctl.running {
         return;
     }
-    let _ = set_timer(0); // only fails for invalid arguments
+    // Back to what it was (disarmed, or a timer the program had armed).
+    match ctl.prev_timer.take() {
+        Some(old) => {
+            let _ = put_timer(&old); // only fails for invalid arguments
+        }
+        None => {
+            let _ = set_timer(0);
+        }
+    }
     if let Some(mut prev) = ctl.prev.take() {
         if prev.sa_sigaction == libc::SIG_DFL {
             prev.sa_sigaction = libc::SIG_IGN;

@@ -13,12 +13,12 @@
 //!   read, no read-modify-write) while [`set_block_profile_rate`] is 0.
 //! * Mutex profile: one relaxed load on the semaphore's *slow* (parking)
 //!   path while [`set_mutex_profile_fraction`] is 0.
-//! * Latency tracking (always on, as in Go): one park in eight of each
-//!   goroutine (Go's `gTrackingPeriod`) reads the clock three times: at the
-//!   park, at the ready and when it runs again; the waker and the M record
-//!   with relaxed loads and stores into per-M histograms (no read-modify-
-//!   write, no shared cache line). Spawns and yields are tracked the same
-//!   way.
+//! * Latency tracking (always on, as in Go): one park in 64 of each
+//!   goroutine (Go's `gTrackingPeriod` is 8; see `rt/profile.rs` for why
+//!   64) reads the clock at the ready and when it runs again (and at the
+//!   park for a mutex wait); the waker and the M record with relaxed loads
+//!   and stores into per-M histograms (no read-modify-write, no shared
+//!   cache line). Spawns and yields are tracked the same way.
 //!
 //! # Stacks
 //!
@@ -120,22 +120,22 @@ pub(crate) fn block_start(reason: crate::WaitReason) -> i64 {
     }
 }
 
-/// Records a park that began at `t0` (from [`block_start`]) and has just
-/// ended, if sampled; `walk` hands the parked goroutine's stack to its
-/// argument (from a buffer it reuses). Called by
-/// its M just before it resumes the goroutine (Go records when `gopark`
-/// returns: the same instant).
+/// Records a park that began at `t0` (from [`block_start`]) and was
+/// released (readied) at `released`, if sampled; `walk` hands the parked
+/// goroutine's stack to its argument (from a buffer it reuses). Called by
+/// its M just before it resumes the goroutine. As Go's `blocksampled` and
+/// `saveblockevent`: an event shorter than the rate is kept with
+/// probability `delay / rate` and then counts `rate / delay` times; every
+/// event counts at least 1 ns, so a rate of 1 records them all.
 #[cold]
-pub(crate) fn block_end(t0: i64, walk: impl FnOnce(&mut dyn FnMut(&[usize]))) {
+pub(crate) fn block_end(t0: i64, released: i64, walk: impl FnOnce(&mut dyn FnMut(&[usize]))) {
     let rate = BLOCK_RATE.load(Ordering::Relaxed);
-    let dt = (gort_os::clock::nanotime() - t0).max(0);
+    let dt = (released - t0).max(1);
     if rate <= 0 || (dt < rate && (cheaprand() % rate as u64) as i64 >= dt) {
         return; // not sampled (Go's blocksampled)
     }
-    // Debias: an event sampled with probability dt/rate stands for
-    // rate/dt of them.
     let (count, delay) = if dt < rate {
-        (rate as f64 / dt.max(1) as f64, rate)
+        (rate as f64 / dt as f64, rate)
     } else {
         (1.0, dt)
     };
@@ -174,7 +174,9 @@ pub fn mutex_released(head_start: i64, tail_start: i64, others: usize) {
     }
     let mut pcs = Vec::with_capacity(MAX_STACK);
     callers(&mut pcs);
-    record(&MUTEX, &pcs, 1.0, delay);
+    // Scaled now, by the fraction in force (Go 1.27's saveBlockEventStack),
+    // so a later change of the fraction does not rescale the past.
+    record(&MUTEX, &pcs, fraction as f64, delay.saturating_mul(fraction));
 }
 
 // ---------------------------------------------------------------------------
@@ -184,8 +186,8 @@ pub fn mutex_released(head_start: i64, tail_start: i64, others: usize) {
 /// `BlockProfileRecord`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BlockRecord {
-    /// Events (debiased for the block profile's sampling; raw sampled events
-    /// for the mutex profile, which readers scale by the fraction).
+    /// Events: estimates, already scaled for the sampling (the block
+    /// profile's debiasing; the mutex profile's fraction at record time).
     pub count: i64,
     /// Total nanoseconds blocked.
     pub delay_ns: i64,
@@ -220,7 +222,7 @@ impl std::hash::Hasher for StackHasher {
         }
     }
     fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7cc1_b727_220a_95);
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
     fn write_usize(&mut self, v: usize) {
         self.write_u64(v as u64);
@@ -266,8 +268,8 @@ pub fn block_profile() -> Vec<BlockRecord> {
     records(&BLOCK)
 }
 
-/// Every stack the mutex profile has recorded (Go's `MutexProfile`); the
-/// counts are sampled events: multiply by the fraction for an estimate.
+/// Every stack the mutex profile has recorded (Go's `MutexProfile`),
+/// scaled by the fraction in force when each event was recorded.
 pub fn mutex_profile() -> Vec<BlockRecord> {
     records(&MUTEX)
 }
@@ -414,12 +416,26 @@ fn collect_cpu(d: std::time::Duration, hz: u32) -> std::io::Result<CpuProfile> {
         });
         r.lost
     };
+    let end = std::time::Instant::now().checked_add(d).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "cpu profile duration too long")
+    })?;
     rt::cpu_profile_started();
-    if let Err(e) = gort_os::cpuprof::start(hz) {
-        rt::cpu_profile_ended();
-        return Err(e);
+    // Ends the window and stops the sampler however this returns (a panic
+    // in a drain included), so no profile is left running.
+    struct Window {
+        started: bool,
     }
-    let end = std::time::Instant::now() + d;
+    impl Drop for Window {
+        fn drop(&mut self) {
+            if self.started {
+                gort_os::cpuprof::stop();
+            }
+            rt::cpu_profile_ended();
+        }
+    }
+    let mut window = Window { started: false };
+    gort_os::cpuprof::start(hz)?;
+    window.started = true;
     loop {
         let now = std::time::Instant::now();
         if now >= end {
@@ -429,6 +445,7 @@ fn collect_cpu(d: std::time::Duration, hz: u32) -> std::io::Result<CpuProfile> {
         lost += take(&mut by_stack);
     }
     gort_os::cpuprof::stop();
+    window.started = false; // (a profile started after this is not ours)
     lost += take(&mut by_stack);
     // Resolve tags while the replaced sets are still known.
     let records = by_stack
@@ -439,7 +456,7 @@ fn collect_cpu(d: std::time::Duration, hz: u32) -> std::io::Result<CpuProfile> {
             labels: (tag != 0).then(|| rt::cpu_labels(tag)).flatten(),
         })
         .collect();
-    rt::cpu_profile_ended();
+    drop(window);
     Ok(CpuProfile { records, lost, hz })
 }
 
@@ -470,7 +487,8 @@ pub fn goroutine_profile() -> Vec<GoroutineRecord> {
 }
 
 /// `/sched/latencies:seconds`: how long goroutines sat runnable before they
-/// ran (sampled: one park, yield or spawn in eight per goroutine, as Go).
+/// ran (sampled: one park, yield or spawn in 64 per goroutine; Go samples one
+/// in 8), and every park the block profile records.
 pub fn sched_latencies() -> Float64Histogram {
     let mut counts = vec![0; TIME_BUCKETS];
     rt::add_latencies(&mut counts);
@@ -482,7 +500,7 @@ pub fn sched_latencies() -> Float64Histogram {
 
 /// `/sync/mutex/wait/total:seconds` in nanoseconds: approximate total time
 /// goroutines have spent blocked on gort-std's Mutex and RwLock (from the
-/// sampled tracking, scaled by eight as Go does).
+/// sampled tracking, scaled by the sampling period as Go does).
 pub fn mutex_wait_total_ns() -> u64 {
     rt::mutex_wait_total_ns()
 }

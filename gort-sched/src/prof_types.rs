@@ -67,6 +67,17 @@ impl TimeHistogram {
         c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
+    /// Moves this histogram's counts into `into` (atomic adds), leaving it
+    /// empty. Only by the histogram's one writer.
+    pub(crate) fn drain_into(&self, into: &TimeHistogram) {
+        for (c, t) in self.counts.iter().zip(&into.counts) {
+            let n = c.swap(0, Ordering::Relaxed);
+            if n != 0 {
+                t.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Adds this histogram's counts into `into` (`TIME_BUCKETS` long).
     pub fn add_to(&self, into: &mut [u64]) {
         for (a, c) in into.iter_mut().zip(&self.counts) {

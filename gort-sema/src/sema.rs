@@ -40,10 +40,11 @@ struct Sudog {
     /// releaser before it readies the waiter (Release), read by the waiter
     /// after it wakes (Acquire; the park/ready handshake orders it too).
     ticket: AtomicU32,
-    /// When a Mutex/RwLock waiter began waiting, while the mutex profile
-    /// is on (nanotime; 0: not profiled). Written before queueing, read by
-    /// the releaser under the root lock (Go's `acquiretime`).
-    acquiretime: i64,
+    /// When a Mutex/RwLock waiter began waiting, or was last charged for,
+    /// while the mutex profile is on (nanotime; 0: not profiled). Written
+    /// before queueing, then read and moved forward by releasers under the
+    /// root lock (Go's `acquiretime`). Not modelled under loom (always 0).
+    acquiretime: std::sync::atomic::AtomicI64,
 }
 
 /// Queued sudogs, as raw pointers to the acquirers' boxed records.
@@ -107,7 +108,7 @@ impl SemaTable {
         let s = Box::new(Sudog {
             waiter: UnsafeCell::new(None),
             ticket: AtomicU32::new(0),
-            acquiretime,
+            acquiretime: std::sync::atomic::AtomicI64::new(acquiretime),
         });
         let sp: *const Sudog = &*s;
         loop {
@@ -174,13 +175,8 @@ impl SemaTable {
             return false; // the waiters are on other addresses of this root
         };
         let s = list.pop_front().expect("empty queues are removed");
-        // SAFETY: queued sudogs stay alive while queued (under the lock).
-        let (head_start, tail_start) = unsafe {
-            (
-                (*s).acquiretime,
-                list.back().map_or(0, |&t| (*t).acquiretime),
-            )
-        };
+        // SAFETY: queued sudogs stay alive while queued (we hold the lock).
+        let (head_start, tail_start) = unsafe { charge_waits(s, list) };
         let others = list.len();
         if list.is_empty() {
             q.0.remove(&addr);
@@ -201,6 +197,36 @@ impl SemaTable {
             mutex_released(head_start, tail_start, others);
         }
         handed
+    }
+}
+
+/// For the mutex profile, under the root lock: the dequeued waiter's wait
+/// start and the queue's tail's, each waiter still queued at the head or
+/// tail moved forward to now -- so the next release charges only the time
+/// since (Go's `dequeue` resets the same two, which keeps the O(1) head/tail
+/// approximation from charging one wait many times). (0, 0) when the
+/// waiter was not stamped.
+///
+/// # Safety
+/// `s` was just dequeued from `list`, whose sudogs are alive (the caller
+/// holds the root lock and every queued owner is parked).
+unsafe fn charge_waits(s: *const Sudog, list: &VecDeque<*const Sudog>) -> (i64, i64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    // SAFETY: forwarded.
+    let head_start = unsafe { (*s).acquiretime.load(Relaxed) };
+    if head_start == 0 {
+        return (0, 0);
+    }
+    let now = crate::loom::mutex_wait_start();
+    // SAFETY: forwarded (queued sudogs are alive).
+    unsafe {
+        let tail_start = list.back().map_or(0, |&t| (*t).acquiretime.load(Relaxed));
+        for w in [list.front(), list.back()].into_iter().flatten() {
+            if (**w).acquiretime.load(Relaxed) != 0 && now != 0 {
+                (**w).acquiretime.store(now, Relaxed);
+            }
+        }
+        (head_start, tail_start)
     }
 }
 

@@ -107,9 +107,9 @@ fn mutex_wait_total_moves_under_contention() {
             let (m, wg) = (m.clone(), wg.clone());
             wg.add(1);
             go(move || {
-                for _ in 0..40 {
+                for _ in 0..300 {
                     let mut g = m.lock();
-                    gort_sched::blocking(|| std::thread::sleep(Duration::from_micros(200)));
+                    gort_sched::blocking(|| std::thread::sleep(Duration::from_micros(50)));
                     *g += 1;
                 }
                 wg.done();
@@ -117,7 +117,7 @@ fn mutex_wait_total_moves_under_contention() {
         }
         wg.wait();
     });
-    // One tracked park in eight, each counted eight times.
+    // One tracked park in 64, each counted 64 times: ~900 waits here.
     assert!(
         prof::mutex_wait_total_ns() > before,
         "no mutex wait tracked"
@@ -186,4 +186,68 @@ fn plain_thread_callers_start_here() {
     let mut pcs = Vec::new();
     prof::callers(&mut pcs);
     assert!(has(&pcs, "plain_thread_callers_start_here"));
+}
+
+#[inline(never)]
+fn holds_while_five_queue(m: &Arc<Mutex<u64>>) -> Vec<gort_sched::JoinHandle<()>> {
+    let g = m.lock();
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hs: Vec<_> = (0..5)
+        .map(|_| {
+            let (m, started) = (m.clone(), started.clone());
+            go(move || {
+                started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                queued_waiter(&m)
+            })
+        })
+        .collect();
+    while started.load(std::sync::atomic::Ordering::SeqCst) < 5 {
+        gort_sched::gosched();
+    }
+    // (They spin briefly, then queue: well within this.)
+    gort_sched::blocking(|| std::thread::sleep(Duration::from_millis(100)));
+    drop(g);
+    std::hint::black_box(m);
+    hs
+}
+
+#[inline(never)]
+fn queued_waiter(m: &Mutex<u64>) {
+    let mut g = m.lock();
+    *g += 1;
+    drop(g);
+    std::hint::black_box(m);
+}
+
+/// Five goroutines wait ~100 ms each behind one holder: the profile charges
+/// ~500 ms in all, not each wait again at every later unlock (the queue's
+/// head and tail are re-stamped when charged, as Go's dequeue does).
+#[test]
+fn queued_waits_are_charged_once() {
+    prof::set_mutex_profile_fraction(1);
+    let ours = |r: &prof::BlockRecord| {
+        has(&r.stack, "holds_while_five_queue") || has(&r.stack, "queued_waiter")
+    };
+    let before: i64 = prof::mutex_profile()
+        .iter()
+        .filter(|r| ours(r))
+        .map(|r| r.delay_ns)
+        .sum();
+    run(|| {
+        let m = Arc::new(Mutex::new(0u64));
+        for h in holds_while_five_queue(&m) {
+            h.join().unwrap();
+        }
+        assert_eq!(*m.lock(), 5);
+    });
+    let after: i64 = prof::mutex_profile()
+        .iter()
+        .filter(|r| ours(r))
+        .map(|r| r.delay_ns)
+        .sum();
+    let charged = (after - before) as f64 / 1e6;
+    assert!(
+        (400.0..900.0).contains(&charged),
+        "charged {charged:.0} ms for ~500 ms of waiting"
+    );
 }

@@ -19,14 +19,15 @@
 //! `go tool pprof http://HOST/debug/pprof/goroutine` works as on a Go
 //! program.
 //!
-//! The HTTP is small and strict: one `GET` per connection, answered with
+//! The HTTP is small and strict: at most 64 connections at once (more are
+//! closed on arrival), one `GET` per connection, answered with
 //! `Connection: close`; a request header over 16 KiB is refused (431), a
 //! request that is not whole within 10 s too (408); a body, another
 //! method, a missing `Host` on HTTP/1.1 or another HTTP version are
 //! refused; query values are taken as they are (no percent-decoding: the
 //! parameters are numbers). A query parameter that is not a number where
 //! one belongs (`seconds=abc`) is answered 400, where Go's handlers fall
-//! back to the default.
+//! back to the default; so is a CPU profile over an hour.
 //!
 //! Like net/http/pprof this tells a client a lot about the program and
 //! lets it spend CPU (symbolising, profiling): serve it on loopback or an
@@ -54,8 +55,14 @@ const LINGER: Duration = Duration::from_secs(1);
 /// How long the accept loop backs off after an error such as EMFILE (Go's
 /// http server starts at 5 ms and doubles; a debug port needs no more).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// Connections served at once; more are closed on arrival.
+const MAX_CONNS: usize = 64;
 /// Go's default CPU profile length.
 const DEFAULT_CPU_SECONDS: u64 = 30;
+/// The longest CPU profile a request may ask for (Go refuses one longer
+/// than its server's write timeout; the profile runs to its end even if
+/// the client goes away, and `shutdown` waits for it).
+const MAX_CPU_SECONDS: u64 = 3600;
 
 /// A running debug endpoint. Dropping it stops it as
 /// [`shutdown`](DebugServer::shutdown) does.
@@ -143,11 +150,20 @@ impl Drop for DebugServer {
 }
 
 fn accept_loop(l: &TcpListener, stopping: &AtomicBool, conns: &Arc<WaitGroup>) {
+    let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
         match l.accept() {
-            Ok((c, _)) => conns.go_arc(move || {
-                let _ = serve_conn(c);
-            }),
+            // Beyond the limit a connection is closed at once: a debug port
+            // must not let clients pile up goroutines and descriptors.
+            Ok((c, _)) if live.load(Ordering::Relaxed) >= MAX_CONNS => drop(c),
+            Ok((c, _)) => {
+                live.fetch_add(1, Ordering::Relaxed);
+                let live = live.clone();
+                conns.go_arc(move || {
+                    let _ = serve_conn(c);
+                    live.fetch_sub(1, Ordering::Relaxed);
+                })
+            }
             // Acquire: pairs with stop's Release store.
             Err(_) if stopping.load(Ordering::Acquire) => return,
             Err(_) => gort_std::sleep(ACCEPT_BACKOFF),
@@ -337,6 +353,8 @@ struct Named {
     /// What the index says of it (Go's descriptions).
     about: &'static str,
     collect: fn() -> Profile,
+    /// What its `debug=1` text is made of (the heap's is unscaled).
+    collect_text: fn() -> Profile,
     /// Its text layout for `debug=1`.
     text: fn() -> TextKind,
 }
@@ -347,12 +365,14 @@ const PROFILES: &[Named] = &[
         name: "allocs",
         about: "A sampling of all past memory allocations",
         collect: allocs_profile,
+        collect_text: allocs_profile_unscaled,
         text: || TextKind::Heap,
     },
     Named {
         name: "block",
         about: "Stack traces that led to blocking on synchronization primitives",
         collect: pprof::block_profile,
+        collect_text: pprof::block_profile,
         text: || TextKind::Block,
     },
     Named {
@@ -360,18 +380,21 @@ const PROFILES: &[Named] = &[
         about: "Stack traces of all current goroutines. Use debug=2 as a query parameter \
                 to export in the same format as an unrecovered panic.",
         collect: pprof::goroutine_profile,
+        collect_text: pprof::goroutine_profile,
         text: || TextKind::Count,
     },
     Named {
         name: "heap",
         about: "A sampling of memory allocations of live objects.",
         collect: pprof::heap_profile,
+        collect_text: pprof::heap_profile_unscaled,
         text: || TextKind::Heap,
     },
     Named {
         name: "mutex",
         about: "Stack traces of holders of contended mutexes",
         collect: pprof::mutex_profile,
+        collect_text: pprof::mutex_profile,
         text: || TextKind::Mutex {
             sampling_period: pprof::mutex_profile_fraction(),
         },
@@ -383,6 +406,11 @@ fn allocs_profile() -> Profile {
     let mut p = pprof::heap_profile();
     p.default_sample_type = Some("alloc_space".into());
     p
+}
+
+/// Its `debug=1` text's data (the same as the heap's).
+fn allocs_profile_unscaled() -> Profile {
+    pprof::heap_profile_unscaled()
 }
 
 /// Answers a `GET` of `target` (path and query, `/debug/pprof/heap?debug=1`)
@@ -457,10 +485,10 @@ fn named(name: &str, query: &Query) -> Result<Response, Response> {
     if name == "goroutine" && debug >= 2 {
         return Ok(Response::ok(TEXT, gort_sched::stack(true).into_bytes()));
     }
-    let p = (named.collect)();
     if debug <= 0 {
-        return Ok(binary(name, &p));
+        return Ok(binary(name, &(named.collect)()));
     }
+    let p = (named.collect_text)();
     let mut body = Vec::new();
     pprof::write_text(&p, (named.text)(), &mut body)
         .map_err(|e| Response::error("500 Internal Server Error", &e.to_string()))?;
@@ -469,8 +497,10 @@ fn named(name: &str, query: &Query) -> Result<Response, Response> {
 
 fn cpu(query: &Query) -> Result<Response, Response> {
     let seconds = query.int::<u64>("seconds")?.unwrap_or(DEFAULT_CPU_SECONDS);
-    if seconds == 0 {
-        return Err(bad_request("seconds must be positive"));
+    if seconds == 0 || seconds > MAX_CPU_SECONDS {
+        return Err(bad_request(&format!(
+            "seconds must be in 1..={MAX_CPU_SECONDS}"
+        )));
     }
     let p = pprof::cpu_profile(Duration::from_secs(seconds))
         .map_err(|e| Response::error("500 Internal Server Error", &e.to_string()))?;

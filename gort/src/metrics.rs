@@ -234,6 +234,14 @@ static METRICS: &[Metric] = &[
         },
     ),
     scalar(
+        "/gort/memory/stacks-reserved:bytes",
+        "Address space reserved for goroutine stacks, in use or pooled (never returned; a page \
+         is committed only when first touched, so this overstates memory use: Go's \
+         /memory/classes/heap/stacks counts committed memory, which gort does not track).",
+        false,
+        |_| u(gort_os::stack::stack_stats().bytes),
+    ),
+    scalar(
         "/gort/netpoll/waiters:goroutines",
         "Goroutines and threads blocked on a network descriptor (Go's netpollWaiters).",
         false,
@@ -308,13 +316,6 @@ static METRICS: &[Metric] = &[
         "Memory occupied by live Gc objects and dead ones not yet freed (headers included).",
         false,
         |s| u(s.gc().heap_alloc),
-    ),
-    scalar(
-        "/memory/classes/heap/stacks:bytes",
-        "Memory reserved for goroutine stacks, in use or pooled (address space: a page is \
-         committed when first touched).",
-        false,
-        |_| u(gort_os::stack::stack_stats().bytes),
     ),
     scalar(
         "/sched/gomaxprocs:threads",

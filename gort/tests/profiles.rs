@@ -131,12 +131,35 @@ fn spins_hot(until: std::time::Instant) -> u64 {
     x
 }
 
+/// The spinner relabels itself every 50 ms (each `with_labels` installs a
+/// new set and retires the old one mid-profile), and a second profile is
+/// refused while the first runs -- without costing the first its retired
+/// labels (a refused start once ended the first one's label window).
 #[test]
 fn a_spinning_function_dominates_the_cpu_profile_with_its_labels() {
     let p = gort::run(|| {
         let until = std::time::Instant::now() + Duration::from_millis(700);
-        let h = prof::with_labels(&[("job", "spin")], || gort::go(move || spins_hot(until)));
+        let h = gort::go(move || {
+            let mut x = 0;
+            while std::time::Instant::now() < until {
+                let slice = (std::time::Instant::now() + Duration::from_millis(50)).min(until);
+                x ^= prof::with_labels(&[("job", "spin")], || spins_hot(slice));
+            }
+            x
+        });
+        let second = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            gort::pprof::cpu_profile(Duration::from_millis(10))
+        });
         let p = gort::pprof::cpu_profile(Duration::from_millis(600)).unwrap();
+        let refused = second.join().unwrap();
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("already in use")),
+            "a second profile at once: {:?}",
+            refused.map(|p| p.samples.len())
+        );
         h.join().unwrap();
         p
     });
@@ -144,27 +167,34 @@ fn a_spinning_function_dominates_the_cpu_profile_with_its_labels() {
     let (s, stacks) = share(&p, 0, "spins_hot");
     assert!(s > 0.5, "spins_hot has {s:.2} of the samples: {stacks:#?}");
     let d = decode(&encode(&p)).unwrap();
-    let labelled = d
-        .profile
-        .samples
-        .iter()
-        .zip(&d.stacks)
-        .filter(|(_, st)| st.iter().any(|f| f.contains("spins_hot")))
-        .all(|(s, _)| s.labels.iter().any(|(k, v)| k == "job" && v == "spin"));
-    assert!(labelled, "the spinner's samples carry its labels");
+    let (mut labelled, mut spinning) = (0, 0);
+    for (s, st) in d.profile.samples.iter().zip(&d.stacks) {
+        if st.iter().any(|f| f.contains("spins_hot")) {
+            spinning += s.values[0];
+            if s.labels.iter().any(|(k, v)| k == "job" && v == "spin") {
+                labelled += s.values[0];
+            }
+        }
+    }
+    assert_eq!(
+        labelled, spinning,
+        "every spinner sample carries its labels"
+    );
     go_top_names(&p, "cpu", "spins_hot");
 }
 
 #[test]
-fn a_second_cpu_profile_at_once_is_refused() {
-    // (Runs beside the spinning test: whichever starts second is refused,
-    // so only check the error's text when it happens.)
-    match gort::sched::prof::cpu_profile(Duration::from_millis(50), 0) {
-        Err(e) => {
-            assert!(e.to_string().contains("hz") || e.kind() == std::io::ErrorKind::InvalidInput)
-        }
-        Ok(_) => panic!("0 Hz accepted"),
-    }
+fn cpu_profile_arguments_are_checked() {
+    let refused = gort::sched::prof::cpu_profile(Duration::from_millis(50), 0);
+    assert_eq!(
+        refused.unwrap_err().kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+    let forever = gort::sched::prof::cpu_profile(Duration::MAX, 100);
+    assert_eq!(
+        forever.unwrap_err().kind(),
+        std::io::ErrorKind::InvalidInput
+    );
 }
 
 #[derive(gort::gc::Trace)]
@@ -200,6 +230,33 @@ fn an_allocating_function_shows_in_the_heap_profile() {
     assert!(alloc >= 300, "alloc_objects {alloc}");
     assert!((200..300).contains(&inuse), "inuse_objects {inuse}");
     go_top_names(&p, "heap", "allocates_blobs");
+    // Go's debug=1 text holds the counts as sampled (pprof scales them by
+    // the header's rate); with rate 1 that is every object.
+    let mut text = Vec::new();
+    gort::pprof::write_text(
+        &gort::pprof::heap_profile_unscaled(),
+        gort::pprof::TextKind::Heap,
+        &mut text,
+    )
+    .unwrap();
+    let text = String::from_utf8(text).unwrap();
+    let head = text.lines().next().unwrap();
+    assert!(
+        head.starts_with("heap profile: ") && head.ends_with("@ heap/2"),
+        "{head}"
+    );
+    let entry = text
+        .lines()
+        .position(|l| l.contains("allocates_blobs"))
+        .and_then(|i| text.lines().take(i).filter(|l| l.contains(" @ 0x")).last())
+        .unwrap_or_else(|| panic!("no allocates_blobs record:\n{text}"));
+    let allocated: i64 = entry
+        .split('[')
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{entry}"));
+    assert!((1..=300).contains(&allocated), "{entry}");
     drop(kept);
 }
 

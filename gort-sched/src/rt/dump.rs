@@ -104,7 +104,7 @@ fn snapshot_self() -> Option<GDump> {
         creator: g.creator.load(Ordering::Relaxed),
         site: site_of(g),
         locked: g.locks.load(Ordering::Relaxed) > 0,
-        labels: labels_of(g),
+        labels: labels_for_dump(g),
     })
 }
 
@@ -151,7 +151,7 @@ fn snapshot_others(me: u64, system: bool) -> Vec<GDump> {
         // The descriptor may have been recycled meanwhile: report only what
         // belongs to the goroutine we started with.
         let (creator, site) = (g.creator.load(Ordering::Relaxed), site_of(g));
-        let labels = labels_of(g);
+        let labels = labels_for_dump(g);
         if g.goid() != goid {
             continue;
         }
@@ -205,7 +205,7 @@ fn snapshot_parked(g: &'static G, now: i64, system: bool) -> Option<Option<GDump
             creator: g.creator.load(Ordering::Relaxed),
             site: site_of(g),
             locked: g.locks.load(Ordering::Relaxed) > 0,
-            labels: labels_of(g),
+            labels: labels_for_dump(g),
         }
     });
     if g.park.unpin() == crate::park_state::Notify::Resume {

@@ -365,6 +365,9 @@ pub(super) fn leave_sched(s: &'static Sched, m: &'static M) {
     // A request sysmon made of its last goroutine would never be honoured,
     // and would keep every preemption point on its slow path.
     clear_preempt(m);
+    // Cumulative metrics must not go backwards: its counts join the
+    // departed Ms' totals, and it is reused empty.
+    fold_m_counts(m);
     s.allm.lock().retain(|x| !ptr::eq(*x, m));
     CUR.with(|c| c.m.set(ptr::null()));
     // Reusable once its thread stops touching it, which is now (a locked

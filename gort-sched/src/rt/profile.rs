@@ -68,19 +68,29 @@ struct LabelTable {
 
 static LABELS: std::sync::Mutex<Option<LabelTable>> = std::sync::Mutex::new(None);
 
-/// Whether a CPU profile is collecting (from before its timer starts to
-/// after its last drain): label sets replaced meanwhile stay resolvable.
-/// SeqCst with the tag store before the check (see `set_labels`).
-static CPU_PROFILE_ACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// CPU profiles collecting or trying to start (from before the timer
+/// starts to after the last drain): label sets replaced meanwhile stay
+/// resolvable. A count, so that a refused second start does not end the
+/// running one's window. SeqCst with the tag store before the check (see
+/// `set_labels`).
+static CPU_PROFILE_ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn label_table() -> std::sync::MutexGuard<'static, Option<LabelTable>> {
     LABELS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// `g`'s labels and their id. Bounded: dumps of fatal reports call this
-/// while a thread that will never run again may hold the lock (then:
-/// none).
+/// `g`'s labels and their id.
 pub(super) fn labels_and_id(g: &G) -> Option<(u64, Labels)> {
+    if !g.has_labels.load(Relaxed) {
+        return None;
+    }
+    let key = ptr::from_ref(g) as usize;
+    label_table().as_ref()?.by_g.get(&key).cloned()
+}
+
+/// `g`'s labels, for dumps: bounded, since fatal reports call this while a
+/// thread that will never run again may hold the lock (then: none).
+pub(super) fn labels_for_dump(g: &G) -> Option<Labels> {
     if !g.has_labels.load(Relaxed) {
         return None;
     }
@@ -94,7 +104,7 @@ pub(super) fn labels_and_id(g: &G) -> Option<(u64, Labels)> {
                 continue;
             }
         };
-        return t.as_ref()?.by_g.get(&key).cloned();
+        return t.as_ref()?.by_g.get(&key).map(|(_, l)| l.clone());
     }
     None
 }
@@ -146,23 +156,27 @@ fn set_labels(g: &G, l: Option<Labels>) -> u64 {
 }
 
 fn retire(t: &mut LabelTable, id: u64) {
-    if CPU_PROFILE_ACTIVE.load(std::sync::atomic::Ordering::SeqCst) {
+    if CPU_PROFILE_ACTIVE.load(std::sync::atomic::Ordering::SeqCst) > 0 {
         t.retired.push(id);
     } else {
         t.by_id.remove(&id);
     }
 }
 
-/// A CPU profile begins: replaced label sets stay resolvable until it ends.
+/// A CPU profile may begin: replaced label sets stay resolvable until
+/// every such window has ended ([`cpu_profile_ended`]).
 pub(crate) fn cpu_profile_started() {
-    CPU_PROFILE_ACTIVE.store(true, std::sync::atomic::Ordering::SeqCst);
+    CPU_PROFILE_ACTIVE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// The CPU profile's samples are all drained: forget the sets replaced
-/// meanwhile.
+/// A window opened by [`cpu_profile_started`] ends (its samples are all
+/// drained, or its start was refused); the last one forgets the sets
+/// replaced meanwhile.
 pub(crate) fn cpu_profile_ended() {
-    CPU_PROFILE_ACTIVE.store(false, std::sync::atomic::Ordering::SeqCst);
     let mut guard = label_table();
+    if CPU_PROFILE_ACTIVE.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) != 1 {
+        return;
+    }
     if let Some(t) = guard.as_mut() {
         for id in std::mem::take(&mut t.retired) {
             t.by_id.remove(&id);
@@ -231,12 +245,29 @@ fn prof_park(g: &G, gi: &mut GInner, reason: WaitReason) {
         g.tracked.store(true, Relaxed);
     }
     gi.block_t0 = crate::prof::block_start(reason);
+    if gi.block_t0 != 0 && gi.track_seq % TRACK_PERIOD != 0 {
+        // The waker stamps the release (Go's `releasetime`): the delay
+        // ends there, not when the goroutine runs.
+        g.ready_stamp.store(0, Relaxed);
+        gi.park_stamp = 0;
+        g.tracked.store(true, Relaxed);
+    }
+}
+
+/// A park that was woken while its goroutine was switching out: the M runs
+/// it again at once, without `at_run`; nothing of the park is recorded.
+pub(super) fn park_abandoned(g: &G, gi: &mut GInner) {
+    gi.block_t0 = 0;
+    gi.park_stamp = 0;
+    g.ready_stamp.store(0, Relaxed);
+    g.tracked.store(false, Relaxed);
 }
 
 /// At a yield, on the M: one in `TRACK_PERIOD` is tracked.
 #[inline]
 pub(super) fn at_yield(g: &G, gi: &mut GInner) {
     gi.track_seq = gi.track_seq.wrapping_add(1);
+    gi.park_stamp = 0; // (a yield is no mutex wait)
     if gi.track_seq % TRACK_PERIOD == 0 {
         g.ready_stamp.store(nanotime().max(1), Relaxed);
     }
@@ -256,6 +287,21 @@ pub(super) fn at_run(m: &M, g: &G, gi: &mut GInner, ctx: &Context) {
 #[cold]
 fn prof_run(m: &M, g: &G, gi: &mut GInner, ctx: &Context) {
     let since = g.ready_stamp.load(Relaxed);
+    let t0 = std::mem::take(&mut gi.block_t0);
+    if t0 != 0 {
+        // Blocked until its waker readied it (or until now, if it was
+        // queued some other way).
+        let released = if since != 0 { since } else { nanotime() };
+        crate::prof::block_end(t0, released, |record| {
+            // SAFETY: our own M; nothing else borrows its local state here.
+            let buf = &mut unsafe { m.local() }.walk_buf;
+            buf.clear();
+            // SAFETY: suspended, held by this M, resumed only after we
+            // return (at_run's caller's promise).
+            unsafe { ctx.backtrace(buf, crate::prof::MAX_STACK) };
+            record(buf);
+        });
+    }
     if since != 0 {
         g.ready_stamp.store(0, Relaxed);
         g.tracked.store(false, Relaxed);
@@ -267,24 +313,29 @@ fn prof_run(m: &M, g: &G, gi: &mut GInner, ctx: &Context) {
         }
         gi.park_stamp = 0;
     }
-    let t0 = std::mem::take(&mut gi.block_t0);
-    if t0 != 0 {
-        crate::prof::block_end(t0, |record| {
-            // SAFETY: our own M; nothing else borrows its local state here.
-            let buf = &mut unsafe { m.local() }.walk_buf;
-            buf.clear();
-            // SAFETY: suspended, held by this M, resumed only after we
-            // return (at_run's caller's promise).
-            unsafe { ctx.backtrace(buf, crate::prof::MAX_STACK) };
-            record(buf);
-        });
-    }
+}
+
+/// The counts of Ms that left the scheduler (`leave_sched`).
+static DEPARTED_LATENCIES: crate::prof_types::TimeHistogram =
+    crate::prof_types::TimeHistogram::new();
+static DEPARTED_MUTEX_WAIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// An M leaves the scheduler (on its own thread): its counts move to the
+/// departed totals, under `allm`'s lock so a reader sees them in one place
+/// or the other, never both or neither.
+pub(super) fn fold_m_counts(m: &M) {
+    let _readers = sched().allm.lock();
+    m.latencies.drain_into(&DEPARTED_LATENCIES);
+    let w = m.mutex_wait_ns.swap(0, Relaxed);
+    DEPARTED_MUTEX_WAIT.fetch_add(w, Relaxed);
 }
 
 /// Adds every M's latency histogram into `into`.
 pub(crate) fn add_latencies(into: &mut [u64]) {
     if let Some(s) = sched_if_started() {
-        for m in s.allm.lock().iter() {
+        let ms = s.allm.lock();
+        DEPARTED_LATENCIES.add_to(into);
+        for m in ms.iter() {
             m.latencies.add_to(into);
         }
     }
@@ -293,10 +344,8 @@ pub(crate) fn add_latencies(into: &mut [u64]) {
 /// Sum of every M's tracked mutex waits.
 pub(crate) fn mutex_wait_total_ns() -> u64 {
     sched_if_started().map_or(0, |s| {
-        s.allm
-            .lock()
-            .iter()
-            .map(|m| m.mutex_wait_ns.load(Relaxed))
-            .sum()
+        let ms = s.allm.lock();
+        let live: u64 = ms.iter().map(|m| m.mutex_wait_ns.load(Relaxed)).sum();
+        live + DEPARTED_MUTEX_WAIT.load(Relaxed)
     })
 }

@@ -66,6 +66,7 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                             break;
                         }
                         // Woken while switching out: run it again now.
+                        park_abandoned(g, gi);
                         ctx = gi.ctx.take().expect("context just stored");
                     }
                     Req::Yield => {

@@ -206,16 +206,13 @@ fn sort_samples(p: &mut Profile) {
 /// Go's sample types of the block and mutex profiles.
 const CONTENTION_TYPES: [(&str, &str); 2] = [("contentions", "count"), ("delay", "nanoseconds")];
 
-fn contention_profile(records: Vec<gort_sched::prof::BlockRecord>, scale: i64) -> Profile {
+fn contention_profile(records: Vec<gort_sched::prof::BlockRecord>) -> Profile {
     let mut p = Profile::new(&CONTENTION_TYPES, ("contentions", "count"), 1);
     p.trim_runtime = true;
     p.samples = records
         .into_iter()
         .map(|r| ProfileSample {
-            values: vec![
-                r.count.saturating_mul(scale),
-                r.delay_ns.saturating_mul(scale),
-            ],
+            values: vec![r.count, r.delay_ns],
             pcs: r.stack,
             ..ProfileSample::default()
         })
@@ -228,16 +225,16 @@ fn contention_profile(records: Vec<gort_sched::prof::BlockRecord>, scale: i64) -
 /// channel operations, select and sync waits, per stack. Empty until
 /// [`gort_sched::prof::set_block_profile_rate`] turns it on.
 pub fn block_profile() -> Profile {
-    contention_profile(gort_sched::prof::block_profile(), 1)
+    contention_profile(gort_sched::prof::block_profile())
 }
 
 /// The mutex profile (Go's `mutex`): contention delay charged to the
-/// stack that held the lock, scaled by the sampling fraction as Go scales
-/// it. Empty until [`gort_sched::prof::set_mutex_profile_fraction`] turns
+/// stack that held the lock, scaled by the sampling fraction in force when
+/// each event was recorded. Empty until [`gort_sched::prof::set_mutex_profile_fraction`] turns
 /// it on.
 pub fn mutex_profile() -> Profile {
-    let fraction = mutex_profile_fraction().max(1);
-    contention_profile(gort_sched::prof::mutex_profile(), fraction)
+    // (Scaled when recorded, as Go 1.27 does.)
+    contention_profile(gort_sched::prof::mutex_profile())
 }
 
 /// The mutex profile's sampling fraction (Go's
@@ -251,6 +248,18 @@ pub fn mutex_profile_fraction() -> i64 {
 /// as Go's `scaleHeapSample` does (an allocation of `size` bytes is
 /// sampled with probability `1 - exp(-size/rate)`).
 pub fn heap_profile() -> Profile {
+    heap(true)
+}
+
+/// The heap profile with the sampled counts as recorded, not scaled up:
+/// what Go's `debug=1` heap text holds (`pprof` scales it itself, by the
+/// `heap/<2*rate>` of its header). For [`write_text`] with
+/// [`TextKind::Heap`].
+pub fn heap_profile_unscaled() -> Profile {
+    heap(false)
+}
+
+fn heap(scaled: bool) -> Profile {
     let rate = gort_gc::mem_profile_rate();
     let mut p = Profile::new(
         &[
@@ -263,13 +272,19 @@ pub fn heap_profile() -> Profile {
         rate,
     );
     p.trim_runtime = true;
+    let scale = |count, size| {
+        if scaled {
+            scale_heap(count, size, rate)
+        } else {
+            (count, size)
+        }
+    };
     for r in gort_gc::mem_profile() {
-        let (ao, ab) = scale_heap(r.alloc_objects, r.alloc_bytes, rate);
-        let live = (
+        let (ao, ab) = scale(r.alloc_objects, r.alloc_bytes);
+        let (io, ib) = scale(
             r.alloc_objects - r.free_objects,
             r.alloc_bytes - r.free_bytes,
         );
-        let (io, ib) = scale_heap(live.0, live.1, rate);
         let size = if r.alloc_objects > 0 {
             r.alloc_bytes / r.alloc_objects
         } else {

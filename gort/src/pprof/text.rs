@@ -157,6 +157,11 @@ fn heap_text(p: &Profile, out: &mut String) {
             *t += v;
         }
     }
+    // Go's writeHeapInternal: pprof reads a header with in-use bytes equal
+    // to allocated bytes as a 2-column profile, so they never are.
+    if totals[3] == totals[1] {
+        totals[1] += 1;
+    }
     let _ = writeln!(
         out,
         "heap profile: {} @ heap/{}",

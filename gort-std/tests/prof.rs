@@ -29,6 +29,18 @@ fn has(stack: &[usize], f: &str) -> bool {
     names(stack).iter().any(|n| n.contains(f))
 }
 
+/// The record whose stack holds `function` (the test fails, listing every
+/// stack, if there is none).
+fn record_of(recs: Vec<prof::BlockRecord>, function: &str) -> prof::BlockRecord {
+    match recs.iter().find(|r| has(&r.stack, function)) {
+        Some(r) => r.clone(),
+        None => {
+            let stacks: Vec<_> = recs.iter().map(|r| names(&r.stack)).collect();
+            panic!("no record from {function}: {stacks:?}")
+        }
+    }
+}
+
 #[inline(never)]
 fn receiver_that_blocks_long() {
     let (tx, rx) = chan::<u32>(0);
@@ -44,14 +56,7 @@ fn receiver_that_blocks_long() {
 fn a_blocked_receive_is_charged_to_the_receiver() {
     prof::set_block_profile_rate(1);
     run(receiver_that_blocks_long);
-    let recs = prof::block_profile();
-    let r = recs
-        .iter()
-        .find(|r| has(&r.stack, "receiver_that_blocks_long"))
-        .unwrap_or_else(|| {
-            let stacks: Vec<_> = recs.iter().map(|r| names(&r.stack)).collect();
-            panic!("no block record from the receiver: {stacks:?}")
-        });
+    let r = record_of(prof::block_profile(), "receiver_that_blocks_long");
     assert!(r.count >= 1);
     assert!(r.delay_ns >= 25_000_000, "blocked {} ns", r.delay_ns);
     assert!(has(&r.stack, "recv"), "{:?}", names(&r.stack));
@@ -85,14 +90,7 @@ fn mutex_contention_is_charged_to_the_unlocker() {
         wg.wait();
         assert_eq!(*m.lock(), 12);
     });
-    let recs = prof::mutex_profile();
-    let r = recs
-        .iter()
-        .find(|r| has(&r.stack, "holder_that_makes_others_wait"))
-        .unwrap_or_else(|| {
-            let stacks: Vec<_> = recs.iter().map(|r| names(&r.stack)).collect();
-            panic!("no mutex record from the holder: {stacks:?}")
-        });
+    let r = record_of(prof::mutex_profile(), "holder_that_makes_others_wait");
     assert!(r.count >= 1);
     assert!(r.delay_ns >= 10_000_000, "waited {} ns", r.delay_ns);
 }

@@ -27,16 +27,19 @@ fn example_binary(name: &str) -> PathBuf {
     let dir = DIR.get_or_init(|| {
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().unwrap().parent().unwrap();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        // The profile this test was built with (its directory's name; the
+        // dev profile's directory is `debug`).
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_string(),
+            Some(p) => p.to_string(),
+        };
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.args(["build", "-p", "gort"]);
         for e in EXAMPLES {
             cmd.args(["--example", e]);
         }
         cmd.arg("--target-dir").arg(profile_dir.parent().unwrap());
-        if release {
-            cmd.arg("--release");
-        }
+        cmd.args(["--profile", &profile]);
         assert!(
             cmd.status().unwrap().success(),
             "building the examples failed"

@@ -8,7 +8,8 @@
 //!   `target/bench/`.
 //! * `cargo xtask test [--limit SECS] [--repeat N] [PACKAGE[:TARGET]...]` —
 //!   the README's test command: what `cargo test --release` runs (the
-//!   library crates, the workspace's default members), with every test
+//!   library crates, the workspace's default members; built with the
+//!   `release-test` profile, release without LTO), with every test
 //!   binary under a time limit (default 600 s, `GORT_TEST_LIMIT`); a binary over it is killed and reported with the
 //!   tests that had not finished. `--repeat` runs the suite N times.
 //! * `cargo xtask loom [clippy]` — runs the loom models of every layer

@@ -3,7 +3,8 @@
 //!
 //! `cargo test` has no timeout, so a test that hangs (a lost wake-up, an
 //! assertion in a goroutine nobody joins) would eat CI's whole budget and
-//! report nothing. This runs what `cargo test --release` runs in the
+//! report nothing. This runs what `cargo test --profile release-test`
+//! (release without LTO) runs in the
 //! workspace (its default members, the library crates) — every unit,
 //! integration and doc-test binary — but gives each binary a time
 //! limit. A binary that exceeds it is killed with everything it spawned and
@@ -22,6 +23,10 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The suite's Cargo profile: release's optimisation, no LTO (see the
+/// workspace's Cargo.toml).
+pub(crate) const TEST_PROFILE: &str = "release-test";
 
 /// A test binary cargo built: its package directory name, target name
 /// (`lib` for a crate's unit tests) and path.
@@ -42,7 +47,13 @@ pub(crate) fn build_test_binaries(
 ) -> Result<Vec<TestBinary>, String> {
     let mut build = Command::new(env!("CARGO"));
     build
-        .args(["test", "--release", "--no-run", "--message-format=json"])
+        .args([
+            "test",
+            "--profile",
+            TEST_PROFILE,
+            "--no-run",
+            "--message-format=json",
+        ])
         .current_dir(root)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -257,7 +268,8 @@ pub(crate) fn run(root: &Path, args: &[String]) -> ExitCode {
         if opts.doc {
             eprintln!("     Running the doc tests");
             let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(["test", "--release", "--doc"]).current_dir(root);
+            cmd.args(["test", "--profile", TEST_PROFILE, "--doc"])
+                .current_dir(root);
             match run_limited(cmd, opts.limit, false) {
                 Ok(Outcome::Passed) => {}
                 Ok(Outcome::Failed(why)) => {

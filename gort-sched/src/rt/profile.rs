@@ -302,9 +302,14 @@ fn prof_run(m: &M, g: &G, gi: &mut GInner, ctx: &Context) {
             record(buf);
         });
     }
+    // A latency sample for tracked parks, yields and spawns; a park stamped
+    // only for the block profile costs no third clock read.
+    let sampled = t0 == 0 || gi.park_seq == gi.track_seq;
     if since != 0 {
         g.ready_stamp.store(0, Relaxed);
         g.tracked.store(false, Relaxed);
+    }
+    if since != 0 && sampled {
         m.latencies.record_owned(nanotime() - since);
         if gi.park_stamp != 0 && gi.park_seq == gi.track_seq {
             let waited = (since - gi.park_stamp).max(0) as u64 * u64::from(TRACK_PERIOD);

@@ -273,6 +273,23 @@ static CTL: Mutex<Ctl> = Mutex::new(Ctl {
 /// Serialises drains (slot READY → FREE has one owner at a time). Separate
 /// from `CTL`, so a drain callback may call `start` or `stop`.
 static DRAIN: Mutex<()> = Mutex::new(());
+/// Who holds `DRAIN` (`drainer_key`), 0 if nobody: a callback that drains
+/// again is told so instead of waiting for itself.
+static DRAINER: AtomicUsize = AtomicUsize::new(0);
+
+/// The caller's identity for `DRAINER`: the running context (a goroutine,
+/// so two goroutines of one thread differ), else the thread.
+fn drainer_key() -> usize {
+    let cur = crate::signal::current_ptr();
+    if !cur.is_null() {
+        return cur as usize;
+    }
+    // Right across a park: only its address is used, as the thread's id.
+    thread_local! {
+        static ME: u8 = const { 0 };
+    }
+    ME.with(|m| std::ptr::from_ref(m) as usize)
+}
 
 fn ctl() -> MutexGuard<'static, Ctl> {
     // Every critical section leaves `Ctl` consistent before anything that
@@ -435,9 +452,25 @@ pub fn is_running() -> bool {
 /// each from its copied stack, and frees its slot. Works while the profile
 /// runs and after [`stop`]; the first drain after a stop takes the rest and
 /// frees the ring. Drains are serialised: `f` may call [`start`] and
-/// [`stop`] but must not call `drain` (it would deadlock).
+/// [`stop`].
+///
+/// # Panics
+/// If `f` calls `drain` (it would wait for itself).
 pub fn drain(mut f: impl FnMut(&Sample<'_>)) -> Drained {
+    let me = drainer_key();
+    assert!(
+        DRAINER.load(Ordering::Relaxed) != me,
+        "gort_os::cpuprof::drain called from its own callback"
+    );
     let _one = DRAIN.lock().unwrap_or_else(PoisonError::into_inner);
+    DRAINER.store(me, Ordering::Relaxed);
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            DRAINER.store(0, Ordering::Relaxed);
+        }
+    }
+    let _done = Done;
     let (ring, stopped) = {
         let ctl = ctl();
         match &ctl.ring {
@@ -525,6 +558,9 @@ struct ThreadStack {
     hi: AtomicUsize,
 }
 
+// Right across a park: the bounds of the OS thread's own stack, which
+// every goroutine of the thread shares (their own stacks are the context's,
+// found through the current context instead).
 thread_local! {
     static THREAD_STACK: ThreadStack = const {
         ThreadStack {

@@ -258,6 +258,26 @@ fn start_stop_drain_life_cycle() {
     assert_eq!(cpuprof::drain(|_| ()).samples, 0);
 }
 
+/// A drain from its own callback is a clear panic, not a thread waiting
+/// for itself; draining works again afterwards.
+#[test]
+fn a_drain_inside_a_drain_panics() {
+    let _s = serial();
+    cpuprof::start(500).unwrap();
+    cpuprof_spin_caller(Instant::now() + Duration::from_millis(100));
+    cpuprof::stop();
+    let r = std::panic::catch_unwind(|| {
+        cpuprof::drain(|_| {
+            cpuprof::drain(|_| ());
+        })
+    });
+    let msg = r.expect_err("nested drain returned");
+    let msg = msg.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(msg.contains("called from its own callback"), "{msg}");
+    drain_all();
+    assert_eq!(cpuprof::drain(|_| ()).samples, 0);
+}
+
 #[test]
 fn a_full_ring_counts_lost_samples() {
     let _s = serial();

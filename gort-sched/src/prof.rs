@@ -142,12 +142,13 @@ pub(crate) fn block_end(t0: i64, released: i64, walk: impl FnOnce(&mut dyn FnMut
     walk(&mut |pcs| record(&BLOCK, pcs, count, delay));
 }
 
-/// For gort-sema's parking path of Mutex/RwLock waiters: when this wait
-/// began if the mutex profile is on (then the waiter is stamped), else 0
-/// (one relaxed load, no clock read).
+/// For gort-sema's parking path: when a wait with `reason` began, if it is
+/// a Mutex/RwLock wait (Go's `isMutexWait`) and the mutex profile is on
+/// (then the waiter is stamped), else 0 (one relaxed load, no clock read).
+#[doc(hidden)]
 #[inline]
-pub fn mutex_wait_start() -> i64 {
-    if MUTEX_FRACTION.load(Ordering::Relaxed) > 0 {
+pub fn mutex_wait_start(reason: crate::WaitReason) -> i64 {
+    if MUTEX_FRACTION.load(Ordering::Relaxed) > 0 && is_mutex_wait(reason) {
         gort_os::clock::nanotime().max(1)
     } else {
         0
@@ -158,7 +159,9 @@ pub fn mutex_wait_start() -> i64 {
 /// contention, charged to the caller's stack (the unlocker's), sampled one
 /// in `fraction` (Go's `mutexevent` from `semrelease1`). The delay is the
 /// woken waiter's wait plus, for the `others` still queued, the average of
-/// the head's and the tail's waits each (Go's O(1) approximation).
+/// the head's and the tail's waits each (Go's O(1) approximation). Any
+/// arguments only make a (saturated) record: no invariant rests on them.
+#[doc(hidden)]
 #[cold]
 pub fn mutex_released(head_start: i64, tail_start: i64, others: usize) {
     let fraction = MUTEX_FRACTION.load(Ordering::Relaxed);
@@ -166,11 +169,16 @@ pub fn mutex_released(head_start: i64, tail_start: i64, others: usize) {
         return;
     }
     let now = gort_os::clock::nanotime();
-    let head = (now - head_start).max(0);
+    let head = now.saturating_sub(head_start).max(0);
     let mut delay = head;
     if others > 0 {
-        let tail = if tail_start == 0 { head } else { (now - tail_start).max(0) };
-        delay = delay.saturating_add((head + tail) / 2 * others as i64);
+        let tail = if tail_start == 0 {
+            head
+        } else {
+            now.saturating_sub(tail_start).max(0)
+        };
+        let each = head / 2 + tail / 2;
+        delay = delay.saturating_add(each.saturating_mul(others as i64));
     }
     let mut pcs = Vec::with_capacity(MAX_STACK);
     callers(&mut pcs);

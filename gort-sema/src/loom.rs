@@ -27,7 +27,7 @@ pub(crate) use loom::sync::Mutex;
 pub(crate) use gort_sched::prof::{mutex_released, mutex_wait_start};
 
 #[cfg(gort_loom)]
-pub(crate) fn mutex_wait_start() -> i64 {
+pub(crate) fn mutex_wait_start(_reason: WaitReason) -> i64 {
     0
 }
 

@@ -99,12 +99,7 @@ impl SemaTable {
     fn acquire_slow(&self, sema: &AtomicU32, mut lifo: bool, reason: WaitReason) {
         let addr = sema as *const AtomicU32 as usize;
         let root = self.root(addr);
-        let acquiretime = match reason {
-            WaitReason::SyncMutexLock
-            | WaitReason::SyncRwLockRead
-            | WaitReason::SyncRwLockWrite => mutex_wait_start(),
-            _ => 0,
-        };
+        let acquiretime = mutex_wait_start(reason);
         let s = Box::new(Sudog {
             waiter: UnsafeCell::new(None),
             ticket: AtomicU32::new(0),
@@ -217,7 +212,8 @@ unsafe fn charge_waits(s: *const Sudog, list: &VecDeque<*const Sudog>) -> (i64, 
     if head_start == 0 {
         return (0, 0);
     }
-    let now = crate::loom::mutex_wait_start();
+    // (The clock, while the profile is still on.)
+    let now = crate::loom::mutex_wait_start(WaitReason::SyncMutexLock);
     // SAFETY: forwarded (queued sudogs are alive).
     unsafe {
         let tail_start = list.back().map_or(0, |&t| (*t).acquiretime.load(Relaxed));

@@ -62,6 +62,28 @@ fn a_blocked_receive_is_charged_to_the_receiver() {
     assert!(has(&r.stack, "recv"), "{:?}", names(&r.stack));
 }
 
+/// `goroutines` goroutines each run `hold` on one shared Mutex `times`
+/// times; returns the counter the holds incremented.
+fn contend(goroutines: usize, times: usize, hold: fn(&Mutex<u64>)) -> u64 {
+    run(move || {
+        let m = Arc::new(Mutex::new(0u64));
+        let wg = Arc::new(WaitGroup::new());
+        for _ in 0..goroutines {
+            let (m, wg) = (m.clone(), wg.clone());
+            wg.add(1);
+            go(move || {
+                for _ in 0..times {
+                    hold(&m);
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+        let n = *m.lock();
+        n
+    })
+}
+
 #[inline(never)]
 fn holder_that_makes_others_wait(m: &Mutex<u64>) {
     let mut g = m.lock();
@@ -74,22 +96,7 @@ fn holder_that_makes_others_wait(m: &Mutex<u64>) {
 #[test]
 fn mutex_contention_is_charged_to_the_unlocker() {
     prof::set_mutex_profile_fraction(1);
-    run(|| {
-        let m = Arc::new(Mutex::new(0u64));
-        let wg = Arc::new(WaitGroup::new());
-        for _ in 0..4 {
-            let (m, wg) = (m.clone(), wg.clone());
-            wg.add(1);
-            go(move || {
-                for _ in 0..3 {
-                    holder_that_makes_others_wait(&m);
-                }
-                wg.done();
-            });
-        }
-        wg.wait();
-        assert_eq!(*m.lock(), 12);
-    });
+    assert_eq!(contend(4, 3, holder_that_makes_others_wait), 12);
     let r = record_of(prof::mutex_profile(), "holder_that_makes_others_wait");
     assert!(r.count >= 1);
     assert!(r.delay_ns >= 10_000_000, "waited {} ns", r.delay_ns);
@@ -98,22 +105,10 @@ fn mutex_contention_is_charged_to_the_unlocker() {
 #[test]
 fn mutex_wait_total_moves_under_contention() {
     let before = prof::mutex_wait_total_ns();
-    run(|| {
-        let m = Arc::new(Mutex::new(0u64));
-        let wg = Arc::new(WaitGroup::new());
-        for _ in 0..4 {
-            let (m, wg) = (m.clone(), wg.clone());
-            wg.add(1);
-            go(move || {
-                for _ in 0..300 {
-                    let mut g = m.lock();
-                    gort_sched::blocking(|| std::thread::sleep(Duration::from_micros(50)));
-                    *g += 1;
-                }
-                wg.done();
-            });
-        }
-        wg.wait();
+    contend(4, 300, |m| {
+        let mut g = m.lock();
+        gort_sched::blocking(|| std::thread::sleep(Duration::from_micros(50)));
+        *g += 1;
     });
     // One tracked park in 64, each counted 64 times: ~900 waits here.
     assert!(

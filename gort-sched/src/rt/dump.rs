@@ -351,12 +351,30 @@ pub(crate) fn dump(opts: DumpOpts) -> String {
     if !started() {
         return String::new(); // no goroutine exists (and none is started)
     }
-    gather(opts, move |dumps| {
-        let mut out = String::new();
-        format(&dumps, opts.system, &mut out);
-        out
-    })
-    .unwrap_or_else(|e| format!("(goroutine dump unavailable: cannot start a thread: {e})\n"))
+    text_or_why(gather(opts, move |dumps| text(&dumps, opts)))
+}
+
+/// The dumps in Go's format.
+fn text(dumps: &[GDump], opts: DumpOpts) -> String {
+    let mut out = String::new();
+    format(dumps, opts.system, &mut out);
+    out
+}
+
+/// The text, or why there is none.
+fn text_or_why(r: std::io::Result<String>) -> String {
+    r.unwrap_or_else(|e| format!("(goroutine dump unavailable: cannot start a thread: {e})\n"))
+}
+
+/// The caller's snapshot (if any) first, then, with `opts.all`, every
+/// other goroutine's.
+fn with_others(me: Option<GDump>, opts: DumpOpts) -> Vec<GDump> {
+    let my_id = me.as_ref().map_or(0, |d| d.goid);
+    let mut dumps: Vec<GDump> = me.into_iter().collect();
+    if opts.all {
+        dumps.extend(snapshot_others(my_id, opts.system));
+    }
+    dumps
 }
 
 /// Every user goroutine's stack and labels, the caller's first
@@ -406,15 +424,7 @@ fn gather<T: Send>(
             d
         })
     };
-    let work = move || {
-        let me = walk_me();
-        let my_id = me.as_ref().map_or(0, |d| d.goid);
-        let mut dumps: Vec<GDump> = me.into_iter().collect();
-        if opts.all {
-            dumps.extend(snapshot_others(my_id, opts.system));
-        }
-        finish(dumps)
-    };
+    let work = move || finish(with_others(walk_me(), opts));
     if current_g_any().is_some() {
         syscall(move || on_dump_thread(work))
     } else {
@@ -425,17 +435,7 @@ fn gather<T: Send>(
 /// Snapshots the others (with `opts.all`) and formats everything on a
 /// fresh thread with a large stack.
 fn render(me: Option<GDump>, opts: DumpOpts) -> String {
-    on_dump_thread(move || {
-        let my_id = me.as_ref().map_or(0, |d| d.goid);
-        let mut dumps: Vec<GDump> = me.into_iter().collect();
-        if opts.all {
-            dumps.extend(snapshot_others(my_id, opts.system));
-        }
-        let mut out = String::new();
-        format(&dumps, opts.system, &mut out);
-        out
-    })
-    .unwrap_or_else(|e| format!("(goroutine dump unavailable: cannot start a thread: {e})\n"))
+    text_or_why(on_dump_thread(move || text(&with_others(me, opts), opts)))
 }
 
 /// Runs `work` on a fresh thread with an 8 MiB stack and waits for it.

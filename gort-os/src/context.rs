@@ -19,6 +19,7 @@
 use crate::signal::{self, OverflowInfo};
 use crate::stack::Stack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 /// Who runs on a context, for error messages.
@@ -35,16 +36,23 @@ pub struct Label {
 /// Must be resumed only on the OS thread that first resumed it, unless the
 /// code on it holds nothing thread-affine across a suspend (that contract is
 /// the scheduler's to keep; see `gort-sched`).
+///
+/// Kept small (a goroutine descriptor holds one): everything derivable from
+/// the stack's bounds in `info` is derived, and the rare compaction state
+/// is boxed.
 pub struct Context {
     co: Option<Coroutine<(), (), (), Stack>>,
+    /// The stack's bounds, its guard (`(0, 0)`: an unguarded slab stack,
+    /// whose canary each switch checks), the label and the profiler tag.
     info: OverflowInfo,
-    canary: Option<crate::stack::RawStack>,
-    /// Where the suspend path stores the stack pointer (top of the stack).
-    sp_slot: *mut usize,
-    /// The live bytes of a compacted stack and the address they belong at.
-    saved: Option<(usize, Box<[u8]>)>,
-    /// The stack's whole mapping region (guard included).
-    region: (usize, usize),
+    /// The live bytes of a compacted stack and where they belong.
+    saved: Option<Box<Saved>>,
+}
+
+/// A compacted stack's live bytes and the address they were copied from.
+struct Saved {
+    at: usize,
+    bytes: Box<[u8]>,
 }
 
 /// Compactions performed so far, process-wide (statistics only).
@@ -61,7 +69,7 @@ const SP_MARGIN: usize = 256;
 
 /// Handle used from inside a context to switch back to whoever resumed it.
 #[derive(Debug, Clone, Copy)]
-pub struct Suspender(*const Yielder<(), ()>, *mut usize);
+pub struct Suspender(NonNull<Yielder<(), ()>>, NonNull<usize>);
 
 impl Suspender {
     /// Switches back to the thread's scheduler stack; returns when resumed.
@@ -76,10 +84,10 @@ impl Suspender {
         // this function's, whose unwind rule is in the binary's tables
         // (corosensei's switch code below is hand-written assembly).
         // SAFETY: the slots are the reserved top words of this very stack.
-        unsafe { crate::unwind::save_regs(self.1) };
+        unsafe { crate::unwind::save_regs(self.1.as_ptr()) };
         // SAFETY: the caller guarantees we are on this context's stack, where
         // the Yielder lives for as long as the context runs.
-        unsafe { (*self.0).suspend(()) }
+        unsafe { self.0.as_ref().suspend(()) }
     }
 }
 
@@ -114,23 +122,42 @@ impl Context {
             name: label.name,
             tag: std::sync::atomic::AtomicUsize::new(0),
         };
-        let canary = (!stack.is_guarded()).then(|| stack.raw());
         let sp_slot = stack.sp_slot();
-        let region = stack.region();
         // SAFETY: the slot is the reserved top word of a stack we own.
         unsafe { *sp_slot = 0 };
-        let slot = sp_slot as usize;
+        let slot = NonNull::new(sp_slot).expect("a stack's top is not null");
+        let region = stack.region();
         let co = Coroutine::with_stack(stack, move |y: &Yielder<(), ()>, ()| {
-            f(Suspender(y as *const _, slot as *mut usize))
+            f(Suspender(NonNull::from(y), slot))
         });
-        Context {
+        let ctx = Context {
             co: Some(co),
             info,
-            canary,
-            sp_slot,
             saved: None,
-            region,
-        }
+        };
+        debug_assert_eq!(ctx.region(), region);
+        ctx
+    }
+
+    /// Whether the stack has a guard page (else a canary).
+    fn guarded(&self) -> bool {
+        self.info.guard != (0, 0)
+    }
+
+    /// Where the suspend path saves its registers (the stack's top words).
+    fn sp_slot(&self) -> *mut usize {
+        crate::stack::sp_slot_of(self.info.stack.1)
+    }
+
+    /// The stack's whole mapping region, guard included (an unguarded slab
+    /// stack's mapping starts at its bottom).
+    fn region(&self) -> (usize, usize) {
+        let lo = if self.guarded() {
+            self.info.guard.0
+        } else {
+            self.info.stack.0
+        };
+        (lo, self.info.stack.1)
     }
 
     /// Runs the context until it suspends or finishes.
@@ -141,16 +168,14 @@ impl Context {
     #[inline]
     pub fn resume(&mut self) -> Resumed {
         let co = self.co.as_mut().expect("resume of a finished context");
-        if let Some((at, bytes)) = self.saved.take() {
-            restore(at, &bytes);
+        if let Some(saved) = self.saved.take() {
+            restore(&saved);
         }
         let prev = signal::set_current(&self.info);
         let r = co.resume(());
         signal::set_current(prev);
-        if let Some(raw) = &self.canary {
-            if !raw.canary_ok() {
-                signal::report_canary(&self.info);
-            }
+        if !self.guarded() && !crate::stack::canary_ok_at(self.info.stack.0) {
+            signal::report_canary(&self.info);
         }
         match r {
             CoroutineResult::Yield(()) => Resumed::Suspended,
@@ -176,7 +201,7 @@ impl Context {
             return None;
         }
         // SAFETY: the slot lies in our stack's reserved top word.
-        let sp = unsafe { *self.sp_slot };
+        let sp = unsafe { *self.sp_slot() };
         let (bottom, top) = self.info.stack;
         if sp <= bottom || sp >= top {
             return None;
@@ -189,9 +214,9 @@ impl Context {
         // SAFETY: [lo, top) is inside our suspended stack; nothing runs on
         // it; the buffer is a fresh allocation of the same length.
         unsafe { std::ptr::copy_nonoverlapping(lo as *const u8, buf.as_mut_ptr(), len) };
-        self.saved = Some((lo, buf));
+        self.saved = Some(Box::new(Saved { at: lo, bytes: buf }));
         COMPACTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Some(self.region)
+        Some(self.region())
     }
 
     /// Whether the live stack bytes are currently saved on the heap.
@@ -201,7 +226,7 @@ impl Context {
 
     /// Bytes of stack a compaction saved (0 if not compacted).
     pub fn compacted_len(&self) -> usize {
-        self.saved.as_ref().map_or(0, |s| s.1.len())
+        self.saved.as_ref().map_or(0, |s| s.bytes.len())
     }
 
     /// Whether the function has returned.
@@ -255,7 +280,7 @@ impl Context {
             return false;
         }
         let (bottom, top) = self.info.stack;
-        let saved = self.saved.as_ref().map(|(at, b)| (*at, &b[..]));
+        let saved = self.saved.as_ref().map(|s| (s.at, &s.bytes[..]));
         let read = |addr: usize| -> Option<usize> {
             if let Some((at, bytes)) = saved {
                 if addr % std::mem::size_of::<usize>() != 0 || addr >= top {
@@ -270,7 +295,7 @@ impl Context {
             // caller's promise). A compacted stack is read from `saved`.
             unsafe { crate::unwind::read_stack_word(bottom, top, addr) }
         };
-        let slots = self.sp_slot as usize;
+        let slots = self.sp_slot() as usize;
         let regs = crate::unwind::SavedRegs {
             sp: read(slots).unwrap_or(0),
             pc: read(slots + 8).unwrap_or(0),
@@ -285,17 +310,17 @@ impl Drop for Context {
     fn drop(&mut self) {
         // Dropping a suspended coroutine unwinds its stack (running its
         // destructors): the stack must hold its bytes again first.
-        if let Some((at, bytes)) = self.saved.take() {
-            restore(at, &bytes);
+        if let Some(saved) = self.saved.take() {
+            restore(&saved);
         }
     }
 }
 
-fn restore(at: usize, bytes: &[u8]) {
-    crate::valgrind::make_mem_defined(at, bytes.len());
+fn restore(s: &Saved) {
+    crate::valgrind::make_mem_defined(s.at, s.bytes.len());
     // SAFETY: `at..at+len` is the range compact() saved from this same
     // stack, which stays mapped; nothing runs on it until we switch in.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at as *mut u8, bytes.len()) };
+    unsafe { std::ptr::copy_nonoverlapping(s.bytes.as_ptr(), s.at as *mut u8, s.bytes.len()) };
 }
 
 impl std::fmt::Debug for Context {

@@ -280,17 +280,28 @@ impl RawStack {
     }
 
     /// Returns whether the zero canary of a slab stack is intact.
-    pub(crate) fn canary_ok(&self) -> bool {
-        if self.guarded {
-            return true;
-        }
-        let p = self.bottom as *const u64;
-        (0..CANARY_LEN / 8).all(|i| {
-            // SAFETY: the canary lies inside this stack's mapping, which stays
-            // mapped for the life of the process.
-            unsafe { std::ptr::read_volatile(p.add(i)) == 0 }
-        })
+    #[cfg(test)]
+    fn canary_ok(&self) -> bool {
+        self.guarded || canary_ok_at(self.bottom)
     }
+}
+
+/// Whether the zero canary of the unguarded stack whose lowest usable
+/// address is `bottom` is intact (a slab stack's bottom: its mapping
+/// stays for the life of the process, so any such address can be read).
+pub(crate) fn canary_ok_at(bottom: usize) -> bool {
+    let p = bottom as *const u64;
+    (0..CANARY_LEN / 8).all(|i| {
+        // SAFETY: the canary lies inside a slab stack's mapping, which
+        // stays mapped for the life of the process.
+        unsafe { std::ptr::read_volatile(p.add(i)) == 0 }
+    })
+}
+
+/// The reserved words at the very top of the stack whose highest usable
+/// address is `top` (see [`Stack::sp_slot`]).
+pub(crate) fn sp_slot_of(top: usize) -> *mut usize {
+    (top - SP_SLOT_RESERVE) as *mut usize
 }
 
 /// An owned goroutine stack. Dropping it returns it to this thread's pool.
@@ -339,7 +350,7 @@ impl Stack {
     /// registers saved at each suspend (see `context.rs`), the stack pointer
     /// first. corosensei's frames start below them.
     pub(crate) fn sp_slot(&self) -> *mut usize {
-        (self.raw.top - SP_SLOT_RESERVE) as *mut usize
+        sp_slot_of(self.raw.top)
     }
 
     /// `[lo, hi)` of the whole mapping region of this stack (guard included).
@@ -350,10 +361,6 @@ impl Stack {
     /// `[lo, hi)` of the guard page, if any.
     pub fn guard(&self) -> Option<(usize, usize)> {
         self.raw.guarded.then_some((self.raw.map, self.raw.bottom))
-    }
-
-    pub(crate) fn raw(&self) -> RawStack {
-        self.raw
     }
 }
 

@@ -79,7 +79,9 @@ fn compact_one(
     cutoff: u32,
     ranges: &mut Vec<(usize, usize)>,
 ) {
-    let Some(ctx) = gi.ctx.as_mut() else {
+    // SAFETY: pinned in its park by our caller (as `gi`): nothing else
+    // touches the context until the unpin.
+    let Some(ctx) = (unsafe { gr.ctx() }).as_mut() else {
         gi.in_cand = false;
         return;
     };

@@ -185,7 +185,9 @@ fn snapshot_parked(g: &'static G, now: i64, system: bool) -> Option<Option<GDump
     let d = (system || !g.sys.load(Ordering::Relaxed)).then(|| {
         let mut pcs = Vec::new();
         let lent = gi.wait_reason == WaitReason::Blocking;
-        if let (Some(ctx), false) = (gi.ctx.as_ref(), lent) {
+        // SAFETY: as for `gi` (the context is the holder's or a pinner's).
+        let ctx = unsafe { &*g.ctx.get() };
+        if let (Some(ctx), false) = (ctx.as_ref(), lent) {
             // SAFETY: suspended and pinned (see above): nothing resumes,
             // compacts or drops the context during the walk, and nobody
             // else writes its stack (a `Blocking` park's stack may be lent

@@ -86,6 +86,11 @@ pub(super) struct MLocal {
     pub(super) rand: u32,
     /// The block profile's stack buffer, reused (prof.rs).
     pub(super) walk_buf: Vec<usize>,
+    /// Where the goroutine that switched out with `Req::Walk` wants its
+    /// return addresses (a vector in its frame): set by that goroutine,
+    /// running on this M's thread, just before it switches out; read by
+    /// the M right after (profile.rs).
+    pub(super) walk_out: *mut Vec<usize>,
 }
 
 // SAFETY: `local` is only touched by the M's own thread; the rest is atomic.
@@ -233,6 +238,7 @@ impl MLocal {
     fn new(id: u64) -> MLocal {
         MLocal {
             walk_buf: Vec::new(),
+            walk_out: ptr::null_mut(),
             p: ptr::null(),
             syscall_p: ptr::null(),
             runnext: None,

@@ -23,18 +23,19 @@ static LABELS_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 /// walks the suspended stack on its own stack and resumes it.
 pub(crate) fn walk_self(out: &mut Vec<usize>) {
     let g = current_g().expect("walk_self from a goroutine");
-    // SAFETY: the running goroutine is held by this thread; the borrow ends
-    // before the switch.
+    let m = current_m();
+    // SAFETY: the running goroutine is held by this thread, and its M's
+    // local state is this thread's (nothing else borrows it while the
+    // goroutine runs); both borrows end before the switch, and the M
+    // handles the request before anything else runs on this thread.
     let s = unsafe {
+        (*m).local().walk_out = out;
         let gi = g.inner();
         gi.req = Req::Walk;
-        gi.walk_out = out;
         gi.suspender.expect("running goroutine has a suspender")
     };
     // SAFETY: on the goroutine's own stack while it runs.
     unsafe { s.suspend() };
-    // SAFETY: as above.
-    unsafe { g.inner() }.walk_out = ptr::null_mut();
 }
 
 /// The M's side of `Req::Walk`.

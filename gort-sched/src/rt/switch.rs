@@ -12,15 +12,18 @@ use gort_os::stack::Stack;
 /// Runs `g` on this M until it parks, yields or exits.
 pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
     let gr = g; // we hold it: we dequeued it
-    // SAFETY: we hold the G; the borrow ends before any switch.
-    let mut ctx = match unsafe { gr.inner() }.ctx.take() {
+    // SAFETY: we hold the G (and it is not parked, so no reader pinned
+    // it): the context is ours until the G is handed on, after which this
+    // borrow is never used again (every hand-off below ends the loop).
+    let slot = unsafe { gr.ctx() };
+    let ctx = match slot {
         Some(c) => c,
-        None => start_g(s, m, g),
+        None => slot.insert(start_g(s, m, g)),
     };
     set_current_g(Some(g));
     // SAFETY: we hold the G; the borrow ends before the switch, and `ctx`
     // is suspended until the resume below.
-    at_run(m, g, unsafe { gr.inner() }, &ctx);
+    at_run(m, g, unsafe { gr.inner() }, ctx);
     loop {
         gr.status.store(G_RUNNING, Ordering::Relaxed);
         let r = ctx.resume();
@@ -28,7 +31,9 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
         match r {
             Resumed::Finished => {
                 set_current_g(None);
-                drop(ctx.into_stack()); // back to this M's stack cache
+                // SAFETY: as above (the goroutine finished; we hold it).
+                let done = unsafe { gr.ctx() }.take().expect("the finished context");
+                drop(done.into_stack()); // back to this M's stack cache
                 gr.park.retire();
                 // Compaction candidates recognise the exit by the zero goid.
                 gr.goid.store(0, Ordering::Relaxed);
@@ -48,7 +53,6 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                 // SAFETY: the goroutine is switched out; we hold it.
                 let gi = unsafe { gr.inner() };
                 let req = std::mem::replace(&mut gi.req, Req::None);
-                gi.ctx = Some(ctx);
                 match req {
                     Req::Park => {
                         if gi.compactable {
@@ -61,13 +65,12 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                             }
                         }
                         // Release (in try_park): after this a waker may run
-                        // the G, so its context must already be stored.
+                        // the G (its context is in place in the G).
                         if gr.park.try_park() {
                             break;
                         }
                         // Woken while switching out: run it again now.
                         park_abandoned(g, gi);
-                        ctx = gi.ctx.take().expect("context just stored");
                     }
                     Req::Yield => {
                         at_yield(g, gi);
@@ -86,11 +89,15 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                         break;
                     }
                     Req::Walk => {
-                        let c = gi.ctx.take().expect("context just stored");
+                        // SAFETY: our own M; the goroutine set `walk_out`
+                        // (a vector in its frame) just before switching out.
+                        let out = std::mem::replace(
+                            &mut unsafe { m.local() }.walk_out,
+                            ptr::null_mut(),
+                        );
                         // SAFETY: `g` is suspended on this M, resumed only
-                        // by the next loop turn; `walk_out` is in its frame.
-                        unsafe { walk_for(&c, gi.walk_out) };
-                        ctx = c;
+                        // by the next loop turn.
+                        unsafe { walk_for(ctx, out) };
                     }
                     Req::None => fatal("goroutine switched out with no request"),
                 }

@@ -274,6 +274,20 @@ const CASES: &[Case] = &[
         procs: None,
         what: "the same, timing the second dump (gort: the symboliser's tables built by the first)",
     },
+    // Issue 19 (gort-kit). gort-bench/src/kit.rs has the definitions;
+    // Go's twin is go/kit.go.
+    Case {
+        workload: "context_cancel",
+        peer_workload: None,
+        procs: None,
+        what: "a child of a cancellable context made and cancelled, 1M times (Go: context.WithCancel(parent); cancel())",
+    },
+    Case {
+        workload: "errgroup_fanout",
+        peer_workload: None,
+        procs: None,
+        what: "an errgroup with its context runs 1,000 goroutines returning no error, then Wait; 200 rounds (Go: x/sync/errgroup's Group, written out in go/kit.go)",
+    },
     Case {
         workload: "parked_mem",
         peer_workload: None,

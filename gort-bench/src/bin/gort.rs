@@ -159,6 +159,10 @@ fn main() {
     if gort_bench::dump::run(&w, n) {
         return;
     }
+    // The gort-kit workloads (context_cancel, errgroup_fanout) likewise.
+    if gort_bench::kit::run(&w, n) {
+        return;
+    }
     match w.as_str() {
         "spawn_join" => {
             let n = n.unwrap_or(1_000_000);

@@ -66,14 +66,16 @@
 //!   takes the children out under the parent's lock and cancels them
 //!   after releasing it, so no two node locks are ever held together.
 
+use crate::rt::{AtomicBool, AtomicU8, Ordering};
 use gort_std::{chan, Mutex, Receiver, Sender};
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Weak};
+#[cfg(not(gort_loom))]
+use std::time::Duration;
+use std::time::Instant;
 
 /// Why a context is done: Go's `context.Canceled` and
 /// `context.DeadlineExceeded`.
@@ -113,7 +115,7 @@ pub struct Key<T> {
     name: &'static str,
     /// Interior mutability keeps the static in writable memory, where the
     /// linker never merges two of them: each key's address is its own.
-    _unique: AtomicU8,
+    _unique: std::sync::atomic::AtomicU8,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -122,7 +124,7 @@ impl<T> Key<T> {
     pub const fn new(name: &'static str) -> Key<T> {
         Key {
             name,
-            _unique: AtomicU8::new(0),
+            _unique: std::sync::atomic::AtomicU8::new(0),
             _t: PhantomData,
         }
     }
@@ -186,7 +188,7 @@ struct CancelInner {
     done: Option<(Sender<()>, Receiver<()>)>,
     children: HashMap<usize, Child>,
     cause: Option<Cause>,
-    timer: Option<gort_std::AfterFunc>,
+    timer: Option<crate::rt::Timer>,
 }
 
 enum Child {
@@ -236,15 +238,15 @@ impl Context {
     /// ([`background`], [`without_cancel`]) it never delivers.
     pub fn done(&self) -> Receiver<()> {
         let Some(n) = self.cancel_node() else {
-            return never().clone();
+            return never();
         };
         let c = n.cancel_ctx().expect("a cancel node");
         if c.state.load(Ordering::Acquire) != ACTIVE {
-            return closed().clone();
+            return closed();
         }
         let mut g = c.inner.lock();
         if c.state.load(Ordering::Relaxed) != ACTIVE {
-            return closed().clone();
+            return closed();
         }
         g.done.get_or_insert_with(|| chan(0)).1.clone()
     }
@@ -320,19 +322,36 @@ impl fmt::Debug for Context {
 }
 
 /// The receiver `done()` gives for contexts that are never done.
-fn never() -> &'static Receiver<()> {
-    static NEVER: OnceLock<(Sender<()>, Receiver<()>)> = OnceLock::new();
-    &NEVER.get_or_init(|| chan(0)).1
+#[cfg(not(gort_loom))]
+fn never() -> Receiver<()> {
+    static NEVER: std::sync::OnceLock<(Sender<()>, Receiver<()>)> = std::sync::OnceLock::new();
+    NEVER.get_or_init(|| chan(0)).1.clone()
 }
 
 /// The (closed) receiver `done()` gives for contexts already done.
-fn closed() -> &'static Receiver<()> {
-    static CLOSED: OnceLock<Receiver<()>> = OnceLock::new();
-    CLOSED.get_or_init(|| {
-        let (tx, rx) = chan(0);
-        drop(tx);
-        rx
-    })
+#[cfg(not(gort_loom))]
+fn closed() -> Receiver<()> {
+    static CLOSED: std::sync::OnceLock<Receiver<()>> = std::sync::OnceLock::new();
+    CLOSED
+        .get_or_init(|| {
+            let (tx, rx) = chan(0);
+            drop(tx);
+            rx
+        })
+        .clone()
+}
+
+// Under loom a channel belongs to one model execution: fresh ones.
+#[cfg(gort_loom)]
+fn never() -> Receiver<()> {
+    let (tx, rx) = chan(0);
+    std::mem::forget(tx);
+    rx
+}
+
+#[cfg(gort_loom)]
+fn closed() -> Receiver<()> {
+    chan(0).1
 }
 
 /// Cancels its context (Go's `CancelFunc`); cloneable, idempotent.
@@ -404,12 +423,14 @@ pub fn with_cancel_cause(parent: &Context) -> (Context, CancelCauseFunc) {
 /// A child of `parent` that is also cancelled, with
 /// [`Error::DeadlineExceeded`], at `deadline` (Go's `WithDeadline`). If the
 /// parent's deadline is no later, the child simply inherits it.
+#[cfg(not(gort_loom))]
 pub fn with_deadline(parent: &Context, deadline: Instant) -> (Context, CancelFunc) {
     with_deadline_inner(parent, deadline, None)
 }
 
 /// [`with_deadline`] recording `cause` when the deadline passes (Go's
 /// `WithDeadlineCause`).
+#[cfg(not(gort_loom))]
 pub fn with_deadline_cause(
     parent: &Context,
     deadline: Instant,
@@ -419,11 +440,13 @@ pub fn with_deadline_cause(
 }
 
 /// [`with_deadline`] at `timeout` from now (Go's `WithTimeout`).
+#[cfg(not(gort_loom))]
 pub fn with_timeout(parent: &Context, timeout: Duration) -> (Context, CancelFunc) {
     with_deadline(parent, deadline_in(timeout))
 }
 
 /// [`with_timeout`] recording `cause` (Go's `WithTimeoutCause`).
+#[cfg(not(gort_loom))]
 pub fn with_timeout_cause(
     parent: &Context,
     timeout: Duration,
@@ -433,12 +456,14 @@ pub fn with_timeout_cause(
 }
 
 /// `now + d`, saturated far in the future.
+#[cfg(not(gort_loom))]
 fn deadline_in(d: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(d)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
 }
 
+#[cfg(not(gort_loom))]
 fn with_deadline_inner(
     parent: &Context,
     deadline: Instant,
@@ -461,7 +486,7 @@ fn with_deadline_inner(
             // A timer, not a goroutine: its callback runs on a goroutine of
             // its own only when it fires; it holds the node weakly, so a
             // dropped context is not kept alive by it.
-            g.timer = Some(gort_std::after_func(deadline - now, move || {
+            g.timer = Some(crate::rt::timer(deadline - now, move || {
                 if let Some(n) = weak.upgrade() {
                     cancel(&n, true, Error::DeadlineExceeded, cause_at_fire.clone());
                 }
@@ -655,7 +680,7 @@ impl AfterFuncInner {
         }
         let f = self.f.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(f) = f {
-            drop(gort_sched::go(f));
+            crate::rt::spawn(f);
         }
     }
 }

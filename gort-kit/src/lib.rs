@@ -19,10 +19,18 @@
 //! goroutines) or, from a plain thread, parks the thread.
 
 pub mod context;
+#[cfg(not(gort_loom))]
 pub mod errgroup;
+mod rt;
+#[cfg(not(gort_loom))]
 pub mod semaphore;
+#[cfg(not(gort_loom))]
 pub mod singleflight;
 
+#[cfg(all(test, gort_loom))]
+mod tests;
+
+#[cfg(not(gort_loom))]
 /// The message of a panic payload (`&str` or `String`; else a placeholder).
 fn panic_message(p: &(dyn std::any::Any + Send)) -> &str {
     if let Some(s) = p.downcast_ref::<&'static str>() {

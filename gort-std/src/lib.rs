@@ -76,6 +76,8 @@ mod mutex;
 mod once;
 #[cfg(not(gort_loom))]
 mod pool;
+// Under loom only for its model (src/tests/loom_pool.rs).
+#[cfg(any(not(gort_loom), test))]
 mod pool_slot;
 #[cfg(not(gort_loom))]
 mod rwlock;

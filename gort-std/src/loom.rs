@@ -16,7 +16,10 @@ pub(crate) use std::sync::atomic::{
 #[cfg(not(gort_loom))]
 pub(crate) use std::sync::Arc;
 
+// (AtomicBool and yield_now serve pool_slot, which a loom build has only
+// for its model: unused when another crate's loom build uses this one.)
 #[cfg(gort_loom)]
+#[allow(unused_imports)]
 pub(crate) use loom::sync::atomic::{
     AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
@@ -75,11 +78,13 @@ pub(crate) mod model_clock {
     /// Starts an execution: the clock at 1 (never 0, which the mutex takes
     /// for "has not waited yet"), moving `step` ns at each read (0: it moves
     /// only through [`advance`]).
+    #[cfg(test)] // (the models; gort-kit's loom build uses the crate too)
     pub(crate) fn reset(step: i64) {
         CLOCK.with(|c| c.set((1, step)));
     }
 
     /// Lets `ns` pass at this point of the execution.
+    #[cfg(test)] // (the models; gort-kit's loom build uses the crate too)
     pub(crate) fn advance(ns: i64) {
         CLOCK.with(|c| {
             let (now, step) = c.get();
@@ -124,4 +129,5 @@ pub(crate) fn yield_now() {
     std::thread::yield_now()
 }
 #[cfg(gort_loom)]
+#[allow(unused_imports)]
 pub(crate) use loom::thread::yield_now;

@@ -88,7 +88,7 @@ impl RawMutex {
 
     /// Waiters queued on the semaphore right now (not those about to
     /// queue): what the loom models wait for to fix the queue's order.
-    #[cfg(gort_loom)]
+    #[cfg(all(test, gort_loom))]
     pub(crate) fn queued(&self) -> usize {
         gort_sema::semwaiters(&self.sema)
     }

@@ -461,6 +461,7 @@ const LOOM_PACKAGES: &[&str] = &[
     "gort-netpoll",
     "gort-gc",
     "gort-std",
+    "gort-kit",
 ];
 
 /// `cargo xtask loom`: the models. `cargo xtask loom clippy`: clippy on the

@@ -52,7 +52,9 @@
 //!
 //! Called from a plain thread — a `#[test]` function after [`gort::run`]
 //! returned — every goroutine alive is a candidate: those the test spawned
-//! and left running are leaks. Between retries the check sleeps on
+//! and left running are leaks. (The main goroutine of a `run` that has
+//! just returned may still be on its way out for a moment: the retries
+//! cover that; a check with no retries may see it.) Between retries the check sleeps on
 //! [`gort::time::sleep`] from a goroutine (other goroutines of the thread
 //! keep running) and `std::thread::sleep` from a thread.
 //!
@@ -75,6 +77,11 @@
 //!   fails a `#[test]`; [`find`] returns it as an error; a [`LeakGuard`]
 //!   checks when it is dropped (not while its thread is already panicking,
 //!   so a failed test reports its own panic, not a second one).
+//! * Frames are what the optimiser left: an inlined function has no frame
+//!   of its own unless the debug info lists it (the symboliser expands
+//!   inlined calls it knows of), a tail call leaves none, and functions
+//!   with identical machine code may be merged under one name. Mark a
+//!   worker an ignore rule names `#[inline(never)]` if in doubt.
 //! * A goroutine running on another thread, or runnable and not started,
 //!   has no frames (gort does not stop running goroutines; see
 //!   [`gort_sched::stack`]): only [`Options::ignore_created_by`] and

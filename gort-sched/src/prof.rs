@@ -473,6 +473,7 @@ fn collect_cpu(d: std::time::Duration, hz: u32) -> std::io::Result<CpuProfile> {
 
 /// One goroutine in a goroutine profile snapshot.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct GoroutineRecord {
     /// Its id.
     pub goid: u64,
@@ -485,6 +486,15 @@ pub struct GoroutineRecord {
     /// Why it waits (Go's wait reason text), or "running" / "runnable" /
     /// "syscall".
     pub state: String,
+    /// Its [`Builder::name`](crate::Builder::name), if it has one and is
+    /// parked or is the caller (another thread's running or runnable
+    /// goroutine's name cannot be read soundly).
+    pub name: Option<std::sync::Arc<str>>,
+    /// The id of the goroutine that spawned it; 0 if a plain thread did.
+    pub creator: u64,
+    /// Where it was spawned (`go` and `Builder::spawn` are
+    /// `#[track_caller]`): Go's `created by` line.
+    pub created_at: Option<&'static std::panic::Location<'static>>,
 }
 
 /// Every user goroutine's stack, the caller's first (Go's
@@ -492,6 +502,17 @@ pub struct GoroutineRecord {
 /// goroutines are pinned one at a time while their stacks are walked).
 pub fn goroutine_profile() -> Vec<GoroutineRecord> {
     rt::goroutine_profile()
+}
+
+/// Whether `function` (a demangled name, as `gort_os::unwind::symbolize`
+/// gives it) is runtime machinery that goroutine dumps hide unless
+/// `GOTRACEBACK=system`: the scheduler layers, channels, select, timers and
+/// the netpoller's parking (Go hides `runtime.*` the same way), and the
+/// spawn trampoline's `core`/`std` glue. gort-std's sync types are not
+/// (Go shows `sync.(*Mutex).Lock`). Readers of [`goroutine_profile`]
+/// stacks use it to find a goroutine's own frames, as dumps do.
+pub fn is_runtime_frame(function: &str) -> bool {
+    rt::runtime_frame(function)
 }
 
 /// `/sched/latencies:seconds`: how long goroutines sat runnable before they

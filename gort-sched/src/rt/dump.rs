@@ -227,7 +227,7 @@ fn wait_minutes(now: i64, since: i64) -> i64 {
 /// and what Go's runtime package itself implements — channels, select,
 /// timers, the netpoller's parking. (gort-std's sync types stay, as Go's
 /// `sync.(*Mutex).Lock` frames do.)
-fn runtime_frame(f: &str) -> bool {
+pub(crate) fn runtime_frame(f: &str) -> bool {
     const RT: &[&str] = &[
         "gort_os::",
         "gort_sched::",
@@ -395,6 +395,9 @@ pub(crate) fn goroutine_profile() -> Vec<crate::prof::GoroutineRecord> {
         stack: d.pcs,
         labels: d.labels,
         state: d.state,
+        name: d.name,
+        creator: d.creator,
+        created_at: d.site,
     };
     gather(opts, move |dumps| dumps.into_iter().map(to_record).collect()).unwrap_or_default()
 }

@@ -16,6 +16,7 @@
 //! | [`gort_std::signal`] (`gort::signal`) | Go's os/signal: `notify` a channel of signals (never blocking the handler, dropping when the channel is full), `stop`, `ignore`, `reset`, `ignored` |
 //! | [`metrics`] (`gort::metrics`) | Go's runtime/metrics: `all()` describes, `read(&mut [Sample])` reads, Go's metric names (`/sched/goroutines:goroutines`, `/gc/cycles/total:gc-cycles`, ...) plus gort's own under `/gort/` |
 //! | [`pprof`] (`gort::pprof`) | profiles in pprof's gzipped protobuf (`go tool pprof` reads them) and Go's `debug=1` text: the `Profile` model, `encode`, `write_text`, and the goroutine, block, mutex, heap and CPU profiles |
+//! | [`gort_kit`] (`gort::context`, `gort::errgroup`, `gort::semaphore`, `gort::singleflight`) | Go's everyday toolkit: `context` (cancellation trees, deadlines, typed values, causes, `after_func`; `done()` for `select!`), golang.org/x/sync's `errgroup`, weighted `semaphore` and `singleflight` |
 //! | [`leak`] (`gort::leak`) | goleak for tests: `verify_none`, `find` and a drop `guard` report goroutines left running (state, frames, `created by`), with retries and ignore rules |
 //! | [`debug`] (`gort::debug`) | `serve(addr)`: net/http/pprof's `/debug/pprof/` paths and Prometheus' `/metrics` on a goroutine-served listener |
 //! | [`gort_std::fs`] (`gort::fs`) | `std::fs` for goroutines: `File`, `OpenOptions`, `read_dir`, `read`, `write`, ... run on the blocking pool ([`gort_sched::blocking`]), so file I/O does not stall the goroutines sharing the caller's thread |
@@ -48,6 +49,7 @@
 //! never changes OS thread, so thread-locals and `!Send` values on its stack
 //! stay valid across blocking calls (see the `gort_sched` docs).
 
+pub use gort_kit::{context, errgroup, semaphore, singleflight};
 pub mod debug;
 pub use gort_gc as gc;
 pub use gort_netpoll as net;

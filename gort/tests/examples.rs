@@ -6,10 +6,12 @@
 //! of that example in `http_example.rs`.) Every wait has a deadline; a
 //! child still running at the end of a test is killed.
 
+mod build_examples;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long any one wait may take (generous: the machines are shared).
@@ -18,35 +20,9 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// The examples under test.
 const EXAMPLES: [&str; 2] = ["dump_on_signal", "panic_dump"];
 
-/// An example binary next to this test's (target/<profile>/examples),
-/// built once per test run into this test's target directory, as
-/// `http_example.rs` does: `cargo test --test examples` does not build
-/// examples, and a stale binary would test old code.
+/// An example binary (built once per test run; see `build_examples`).
 fn example_binary(name: &str) -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap();
-        // The profile this test was built with (its directory's name; the
-        // dev profile's directory is `debug`).
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev".to_string(),
-            Some(p) => p.to_string(),
-        };
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "gort"]);
-        for e in EXAMPLES {
-            cmd.args(["--example", e]);
-        }
-        cmd.arg("--target-dir").arg(profile_dir.parent().unwrap());
-        cmd.args(["--profile", &profile]);
-        assert!(
-            cmd.status().unwrap().success(),
-            "building the examples failed"
-        );
-        profile_dir.join("examples")
-    });
-    dir.join(name)
+    build_examples::example_dir(&EXAMPLES).join(name)
 }
 
 /// A running example whose stdout and stderr are collected by two reader

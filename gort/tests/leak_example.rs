@@ -3,38 +3,18 @@
 //! goroutine is reported on stderr (`found unexpected goroutines`, its
 //! state and function) and the process fails.
 
+mod build_examples;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// How long a run may take (generous: the machines are shared).
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// The example's binary, built once per test run into this test's target
-/// directory with this test's profile, as `examples.rs` does
-/// (`cargo test --test leak_example` does not build examples, and a stale
-/// binary would test old code).
+/// The example's binary (built once per test run; see `build_examples`).
 fn example_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap();
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev".to_string(),
-            Some(p) => p.to_string(),
-        };
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "-p", "gort", "--example", "leak_check"])
-            .arg("--target-dir")
-            .arg(profile_dir.parent().unwrap())
-            .args(["--profile", &profile])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the example failed");
-        profile_dir.join("examples").join("leak_check")
-    })
-    .clone()
+    build_examples::example_dir(&["leak_check"]).join("leak_check")
 }
 
 /// Runs the example with `args`; panics if it takes longer than `LIMIT`

@@ -177,6 +177,14 @@ impl Drop for Done<'_> {
 /// });
 /// ```
 ///
+/// The future must also be *created* on the runtime: `rt.spawn(tokio::time::
+/// sleep(d))` builds the `Sleep` on the calling goroutine, outside the
+/// runtime, and panics there; `rt.spawn(async move { tokio::time::sleep(d).
+/// await })` (or an `async fn` call, whose body runs only when polled)
+/// builds it inside the task. The runtime must drive its reactor on threads
+/// of its own: a multi-thread runtime does; a current-thread runtime only
+/// runs while some thread is inside its `block_on`.
+///
 /// (`rt.handle().enter()` also makes tokio's constructors work on the
 /// calling thread, but its guard is a thread-local that must be dropped in
 /// LIFO order, and the goroutines of one M share their thread: never hold

@@ -38,6 +38,9 @@
 //! a wake-up. Only the waker that moves `PARKED -> NOTIFIED` reads the slot,
 //! so wakes from many threads at once ready the owner once, and the rest are
 //! two atomic operations at most.
+//! `src/tests/loom_block_on.rs` checks every interleaving of a wake (one
+//! or two wakers) with the poll, the commit and the park, on gort-sched's
+//! loom parker; storing `PARKED` instead of the commit's CAS fails it.
 //!
 //! # Invariants
 //! * The owner is parked (or about to be) only in state `PARKED`, and its
@@ -55,21 +58,22 @@
 //! by the winning waker is sound only if a park never returns before its
 //! ready; the uncontended lock is two atomic operations next to a park).
 
-use gort_sched::{park, WaitReason, Waiter};
+use crate::loom::{park, AtomicU32, Ordering, StdMutex, StdMutexGuard, WaitReason, Waiter};
 use std::future::{Future, IntoFuture};
 use std::pin::pin;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+// A std Arc even under loom: `Waker::from` takes one (the state inside it
+// is loom's).
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 /// The owner is polling, or between a poll and its park.
-const POLLING: u8 = 0;
+const POLLING: u32 = 0;
 /// A wake came while the owner was not parked: it polls again.
-const NOTIFIED: u8 = 1;
+const NOTIFIED: u32 = 1;
 /// The owner committed to park; its waiter is in the slot.
-const PARKED: u8 = 2;
+const PARKED: u32 = 2;
 /// `block_on` returned (or unwound): every wake is stale.
-const DONE: u8 = 3;
+const DONE: u32 = 3;
 
 /// What a goroutine parked in `block_on` shows in dumps.
 const REASON: WaitReason = WaitReason::Other("block_on");
@@ -82,16 +86,16 @@ struct Signal {
     /// AcqRel/Acquire throughout: a waker's CAS releases what it did before
     /// the wake to the owner's next poll (its CAS failure or its swap back
     /// to POLLING acquires it).
-    state: AtomicU8,
+    state: AtomicU32,
     /// The parked owner's waiter. Written by the owner before its commit;
     /// taken by the one waker that moved the state from PARKED, and cleared
     /// by the owner when done. The lock makes it sound whatever the timing;
     /// the state machine keeps it uncontended.
-    slot: Mutex<Option<Waiter>>,
+    slot: StdMutex<Option<Waiter>>,
 }
 
 impl Signal {
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Waiter>> {
+    fn slot(&self) -> StdMutexGuard<'_, Option<Waiter>> {
         // Nothing panics under the lock; ignore poisoning all the same.
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -217,8 +221,8 @@ impl Drop for Done<'_> {
 pub fn block_on<F: IntoFuture>(fut: F) -> F::Output {
     let mut fut = pin!(fut.into_future());
     let signal = Arc::new(Signal {
-        state: AtomicU8::new(POLLING),
-        slot: Mutex::new(None),
+        state: AtomicU32::new(POLLING),
+        slot: StdMutex::new(None),
     });
     let waker = Waker::from(signal.clone());
     let mut cx = Context::from_waker(&waker);

@@ -67,7 +67,6 @@
 //! * A channel's blocked operations are complete when their owners wake:
 //!   a waker moves the value and sets the result before readying them.
 
-#[cfg(not(gort_loom))]
 mod block_on;
 mod chan;
 #[cfg(not(gort_loom))]
@@ -91,7 +90,6 @@ pub mod signal;
 mod time;
 mod waitgroup;
 
-#[cfg(not(gort_loom))]
 pub use block_on::block_on;
 pub use chan::{
     chan, IntoIter, Iter, Receiver, RecvCase, RecvError, Select, SendCase, SendError, Sender,

@@ -232,7 +232,9 @@ fn wake_inside_poll_is_not_lost() {
             if self.0 % 2 == 0 {
                 cx.waker().wake_by_ref();
             } else {
-                cx.waker().clone().wake();
+                // By value, on a clone (the `Wake::wake` path).
+                let w = cx.waker().clone();
+                w.wake();
             }
             self.0 -= 1;
             Poll::Pending
@@ -341,7 +343,8 @@ fn stale_waker_after_return_is_harmless() {
         let firer = go(move || {
             wait_until("the second block_on is pending", || f2.pending_polls() > 0);
             stale.wake_by_ref();
-            stale.clone().wake();
+            let by_value = stale.clone();
+            by_value.wake();
             gort_std::sleep(Duration::from_millis(20));
             assert!(!f2.is_set());
             f2.fire();

@@ -440,36 +440,46 @@ fn plain_threads_park_in_block_on() {
 #[test]
 fn nested_block_on_parks_the_goroutine_not_the_m() {
     one_p();
-    gort_sched::run(|| {
-        let outer = Flag::default();
-        let inner = Flag::default();
-        let (o2, i2) = (outer.clone(), inner.clone());
-        // Runs only while the main goroutine is parked (one P): fires the
-        // outer flag during the inner block_on, then the inner one.
-        let helper = go(move || {
-            wait_until("the inner block_on is pending", || i2.pending_polls() > 0);
-            o2.fire();
-            i2.fire();
-        });
-        let (o3, i3) = (outer.clone(), inner.clone());
-        let mut nested = false;
-        block_on(std::future::poll_fn(move |cx| {
-            if !nested {
-                nested = true;
-                // Register the outer waker, then block inside poll.
+    // The outer future's poll blocks in an inner block_on (a park of the
+    // same goroutine, with its own waiter); the outer wake comes during
+    // the inner wait (`early`) or after the outer call parked (`!early`).
+    for early in [true, false] {
+        gort_sched::run(move || {
+            let outer = Flag::default();
+            let inner = Flag::default();
+            let outer_parks = Arc::new(AtomicUsize::new(0));
+            let (o2, i2, p2) = (outer.clone(), inner.clone(), outer_parks.clone());
+            // Runs only while the main goroutine is parked (one P).
+            let helper = go(move || {
+                wait_until("the inner block_on is pending", || i2.pending_polls() > 0);
+                if early {
+                    o2.fire();
+                    i2.fire();
+                } else {
+                    i2.fire();
+                    wait_until("the outer block_on is pending again", || {
+                        p2.load(Ordering::SeqCst) > 0
+                    });
+                    o2.fire();
+                }
+            });
+            let (o3, i3) = (outer.clone(), inner.clone());
+            let mut nested = false;
+            block_on(std::future::poll_fn(move |cx| {
+                // Register first, then check (as Flag's own future does).
                 *o3.0.waker.lock().unwrap() = Some(cx.waker().clone());
-                block_on(i3.wait());
-                // The outer wake came while we were in here: it is kept,
-                // so returning Pending polls again at once.
-                return Poll::Pending;
-            }
-            if o3.is_set() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        }));
-        assert!(outer.is_set() && inner.is_set());
-        helper.join().unwrap();
-    });
+                if !std::mem::replace(&mut nested, true) {
+                    block_on(i3.wait());
+                }
+                if o3.is_set() {
+                    Poll::Ready(())
+                } else {
+                    outer_parks.fetch_add(1, Ordering::SeqCst);
+                    Poll::Pending
+                }
+            }));
+            assert!(outer.is_set() && inner.is_set());
+            helper.join().unwrap();
+        });
+    }
 }

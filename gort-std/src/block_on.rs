@@ -231,14 +231,19 @@ pub fn block_on<F: IntoFuture>(fut: F) -> F::Output {
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
-        block_on_park(&signal);
+        block_on_slow(&signal);
     }
 }
 
 /// The owner's half after a `Pending` poll: parks until woken (or returns
 /// at once if a wake already came), leaving the state POLLING.
 #[cold]
-fn block_on_park(signal: &Signal) {
+fn block_on_slow(signal: &Signal) {
+    // A preemption point, as every gort-std operation that may park: a
+    // future that keeps waking itself (a cooperative yield) never parks,
+    // and would otherwise keep its M from the goroutines bound to it once
+    // sysmon asks it to yield.
+    crate::loom::preempt_point();
     // A wake during the poll: poll again without making a waiter. Acquire
     // pairs with the waker's CAS.
     if signal

@@ -1,5 +1,5 @@
-//! Runs the three LockOSThread examples as separate processes and checks
-//! what they print (each also asserts its own invariants and fails with a
+//! Runs the LockOSThread examples and the async bridge's (`block_on`) as
+//! separate processes and checks what they print (each also asserts its own invariants and fails with a
 //! non-zero exit if one breaks). Every run has a deadline.
 
 use std::path::PathBuf;
@@ -7,7 +7,13 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const EXAMPLES: [&str; 3] = ["thread_affine", "thread_state", "main_thread"];
+const EXAMPLES: [&str; 5] = [
+    "thread_affine",
+    "thread_state",
+    "main_thread",
+    "async_tokio",
+    "async_agnostic",
+];
 
 /// The example binaries, built once per test run into this test's target
 /// directory (`cargo test` does not build examples, and a stale binary
@@ -104,4 +110,32 @@ fn main_goroutine_stays_on_the_main_thread() {
         out.contains("12 events handled on the main thread"),
         "{out}"
     );
+}
+
+#[test]
+fn goroutines_call_tokio_through_spawn_and_block_on() {
+    let out = run(EXAMPLES[3]);
+    assert!(
+        out.contains("without a tokio runtime: there is no reactor running"),
+        "{out}"
+    );
+    assert!(out.contains("tokio echo server on 127.0.0.1:"), "{out}");
+    for i in 0..8 {
+        assert!(
+            out.contains(&format!("echoed: hello from goroutine {i}\n")),
+            "{out}"
+        );
+    }
+    assert!(out.contains("8 goroutines got their echo"), "{out}");
+}
+
+#[test]
+fn runtime_agnostic_futures_run_directly() {
+    let out = run(EXAMPLES[4]);
+    assert!(out.contains("sum over 10 goroutines: 890"), "{out}");
+    assert!(
+        out.contains("goroutine received: sent from an OS thread"),
+        "{out}"
+    );
+    assert!(out.contains("main thread: 3^2 + 4^2 = 25"), "{out}");
 }

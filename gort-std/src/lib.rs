@@ -20,7 +20,11 @@
 //! just works. [`fs`] is `std::fs` with every call that can block made on
 //! gort-sched's blocking pool, so a goroutine's file I/O does not stall the
 //! other goroutines of its thread. [`signal`] is Go's os/signal: Unix
-//! signals delivered on channels (Linux).
+//! signals delivered on channels (Linux). [`block_on`] bridges to async
+//! Rust: it runs a future on the calling goroutine, parking the goroutine
+//! (not its M) until the future's waker fires; futures that need a tokio
+//! reactor run on a tokio runtime of their own, the goroutine blocking on
+//! the `JoinHandle` (see its docs).
 //!
 //! The sync types are built on gort-sema (address-keyed semaphores, notify
 //! lists); channels park directly through gort-sched's park/ready, with
@@ -63,6 +67,7 @@
 //! * A channel's blocked operations are complete when their owners wake:
 //!   a waker moves the value and sets the result before readying them.
 
+mod block_on;
 mod chan;
 #[cfg(not(gort_loom))]
 mod cond;
@@ -87,6 +92,7 @@ pub mod signal;
 mod time;
 mod waitgroup;
 
+pub use block_on::block_on;
 pub use chan::{
     chan, IntoIter, Iter, Receiver, RecvCase, RecvError, Select, SendCase, SendError, Sender,
     TryIter, TryRecvError, TrySendError,

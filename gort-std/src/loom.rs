@@ -26,6 +26,13 @@ pub(crate) use loom::sync::atomic::{
 #[cfg(gort_loom)]
 pub(crate) use loom::sync::Arc;
 
+#[cfg(gort_loom)]
+pub(crate) use loom::sync::{Mutex as StdMutex, MutexGuard as StdMutexGuard};
+/// A plain lock for short holds under which nothing parks (`block_on`'s
+/// waiter slot), so that loom sees it too.
+#[cfg(not(gort_loom))]
+pub(crate) use std::sync::{Mutex as StdMutex, MutexGuard as StdMutexGuard};
+
 // Channels park directly on the scheduler (under loom: on gort-sched's
 // loom parker, which keeps the same contract).
 pub(crate) use gort_sched::{park, WaitReason, Waiter};

@@ -1,3 +1,4 @@
+mod loom_block_on;
 mod loom_chan;
 mod loom_mutex;
 mod loom_pool;

@@ -12,7 +12,7 @@
 //! | [`gort_timer`] (`gort::timer`, `gort::time`) | per-P timer heaps, `sleep`, `RawTimer`; `gort::time` adds Go's channel timers (`Timer`, `Ticker`, `after`, `after_func`) |
 //! | [`gort_netpoll`] (`gort::net`) | the netpoller: `TcpListener`, `TcpStream`, `UdpSocket`, `UnixListener`, `UnixStream`, `UnixDatagram` with deadlines; blocking calls park the goroutine |
 //! | [`gort_gc`] (`gort::gc`) | garbage collection: `Gc<T>` (reference counts + a concurrent cycle collector, no stack scanning, no root registration), `#[derive(Trace)]`, `Weak`, `set_finalizer`, `add_cleanup`, `gc()`, GOGC/GOMEMLIMIT pacing, `read_mem_stats` |
-//! | [`gort_std`] (`gort::sync`) | Go's sync package: `Mutex`, `RwLock`, `WaitGroup`, `Cond`, `Once`, `OnceValue`, `Pool`; channels (`chan`, `Sender`, `Receiver`) and `select!` |
+//! | [`gort_std`] (`gort::sync`) | Go's sync package: `Mutex`, `RwLock`, `WaitGroup`, `Cond`, `Once`, `OnceValue`, `Pool`; channels (`chan`, `Sender`, `Receiver`) and `select!`; `block_on` (`gort::block_on`), the bridge to async Rust |
 //! | [`gort_std::signal`] (`gort::signal`) | Go's os/signal: `notify` a channel of signals (never blocking the handler, dropping when the channel is full), `stop`, `ignore`, `reset`, `ignored` |
 //! | [`metrics`] (`gort::metrics`) | Go's runtime/metrics: `all()` describes, `read(&mut [Sample])` reads, Go's metric names (`/sched/goroutines:goroutines`, `/gc/cycles/total:gc-cycles`, ...) plus gort's own under `/gort/` |
 //! | [`pprof`] (`gort::pprof`) | profiles in pprof's gzipped protobuf (`go tool pprof` reads them) and Go's `debug=1` text: the `Profile` model, `encode`, `write_text`, and the goroutine, block, mutex, heap and CPU profiles |
@@ -80,6 +80,10 @@ pub use gort_sched::{
     run_on_this_thread, stack, syscall, traceback, unlock_os_thread, write_stack, Builder,
     JoinError, JoinHandle, LocalKey, Traceback,
 };
+/// Runs a future to completion, parking the calling goroutine (not its
+/// thread) until its waker fires: the bridge to async Rust (see
+/// [`gort_std::block_on`]).
+pub use gort_std::block_on;
 pub use gort_std::{chan, select, Receiver, RecvError, Select, SendError, Sender};
 
 /// The names most programs need: `use gort::prelude::*;`.

@@ -54,7 +54,11 @@
 //!   unlinks itself from its parent, so forgetting to call cancel leaks
 //!   nothing (Go keeps such a child until the parent is cancelled, and
 //!   `go vet` warns). Calling cancel stays the way to release a child
-//!   early and to stop its timer at once.
+//!   early and to stop its timer at once. One exception: an
+//!   [`after_func`] whose function holds a clone of the context it waits
+//!   on keeps that context alive (Go's collector would free the cycle;
+//!   reference counts cannot) until the context is cancelled or the
+//!   registration stopped.
 //! * Dropping a cancel function does not cancel (as in Go).
 //!
 //! # Invariants
@@ -251,6 +255,14 @@ impl Context {
         g.done.get_or_insert_with(|| chan(0)).1.clone()
     }
 
+    /// Whether anything can ever cancel this context (false for
+    /// [`background`] and what derives from it only by values or
+    /// [`without_cancel`]).
+    #[cfg(not(gort_loom))] // (the semaphore's)
+    pub(crate) fn can_be_done(&self) -> bool {
+        self.cancel_node().is_some()
+    }
+
     /// Whether the context is done yet, without a channel (an atomic load).
     pub fn is_done(&self) -> bool {
         self.err().is_some()
@@ -307,17 +319,26 @@ impl std::panic::RefUnwindSafe for Context {}
 
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.node {
-            None => f.write_str("context.Background"),
-            Some(n) => match &n.kind {
-                Kind::Cancel(c) => match c.deadline {
-                    Some(d) => write!(f, "{:?}.WithDeadline({d:?})", n.parent),
-                    None => write!(f, "{:?}.WithCancel", n.parent),
-                },
-                Kind::Value { .. } => write!(f, "{:?}.WithValue", n.parent),
-                Kind::WithoutCancel => write!(f, "{:?}.WithoutCancel", n.parent),
-            },
+        // Root first, as Go prints it; a loop, as chains can be deep.
+        let mut layers = Vec::new();
+        let mut cur = self.node.as_ref();
+        while let Some(n) = cur {
+            layers.push(n);
+            cur = n.parent.node.as_ref();
         }
+        f.write_str("context.Background")?;
+        for n in layers.iter().rev() {
+            match &n.kind {
+                // A deadline of its own, or one inherited.
+                Kind::Cancel(c) => match c.deadline {
+                    Some(d) if Some(d) != n.parent.deadline() => write!(f, ".WithDeadline({d:?})")?,
+                    _ => f.write_str(".WithCancel")?,
+                },
+                Kind::Value { .. } => f.write_str(".WithValue")?,
+                Kind::WithoutCancel => f.write_str(".WithoutCancel")?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -422,7 +443,7 @@ pub fn with_cancel_cause(parent: &Context) -> (Context, CancelCauseFunc) {
 
 /// A child of `parent` that is also cancelled, with
 /// [`Error::DeadlineExceeded`], at `deadline` (Go's `WithDeadline`). If the
-/// parent's deadline is no later, the child simply inherits it.
+/// parent's deadline is earlier, the child simply inherits it.
 #[cfg(not(gort_loom))]
 pub fn with_deadline(parent: &Context, deadline: Instant) -> (Context, CancelFunc) {
     with_deadline_inner(parent, deadline, None)
@@ -469,7 +490,7 @@ fn with_deadline_inner(
     deadline: Instant,
     cause: Option<Cause>,
 ) -> (Context, CancelFunc) {
-    if parent.deadline().is_some_and(|p| p <= deadline) {
+    if parent.deadline().is_some_and(|p| p < deadline) {
         // The parent's is sooner: this is only a cancellable child.
         return with_cancel(parent);
     }
@@ -546,13 +567,36 @@ fn state_error(st: u8) -> Error {
 }
 
 /// Cancels `node` (a cancel node) with `err` and `cause` (None: `err`
-/// itself), then its children; unlinks it from its ancestor if `unlink`.
+/// itself), then its descendants; unlinks it from its ancestor if
+/// `unlink`. Iterative: a chain thousands of contexts deep is cancelled on
+/// a goroutine's small stack.
 fn cancel(node: &Arc<Node>, unlink: bool, err: Error, cause: Option<Cause>) {
+    let mut work = Vec::new();
+    if !cancel_one(node, err, cause, &mut work) {
+        return; // already cancelled
+    }
+    if unlink {
+        unlink_from(node.cancel_ctx().expect("a cancel node"), key_of(node));
+    }
+    // Each child with the parent's error and cause (Go's propagation).
+    while let Some((child, cause)) = work.pop() {
+        cancel_one(&child, err, Some(cause), &mut work);
+    }
+}
+
+/// Cancels one node (see [`cancel`]); pushes its live children onto
+/// `work` and starts its `after_func`s. False if it was already done.
+fn cancel_one(
+    node: &Arc<Node>,
+    err: Error,
+    cause: Option<Cause>,
+    work: &mut Vec<(Arc<Node>, Cause)>,
+) -> bool {
     let c = node.cancel_ctx().expect("a cancel node");
     let (done, children, timer, cause) = {
         let mut g = c.inner.lock();
         if c.state.load(Ordering::Relaxed) != ACTIVE {
-            return; // already cancelled
+            return false;
         }
         let cause = cause.unwrap_or_else(|| Arc::new(err));
         g.cause = Some(cause.clone());
@@ -579,15 +623,13 @@ fn cancel(node: &Arc<Node>, unlink: bool, err: Error, cause: Option<Cause>) {
         match child {
             Child::Ctx(w) => {
                 if let Some(n) = w.upgrade() {
-                    cancel(&n, false, err, Some(cause.clone()));
+                    work.push((n, cause.clone()));
                 }
             }
             Child::Func(f) => f.start(),
         }
     }
-    if unlink {
-        unlink_from(c, key_of(node));
-    }
+    true
 }
 
 /// Removes the child keyed `key` from `c`'s ancestor, if linked.
@@ -603,14 +645,27 @@ fn unlink_from(c: &CancelCtx, key: usize) {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if let Kind::Cancel(c) = &self.kind {
+        let key = std::ptr::from_ref(self) as usize;
+        if let Kind::Cancel(c) = &mut self.kind {
             // Nobody can cancel or wait on this context any more: unlink it
             // (a parent that lives forever must not collect dead children)
-            // and stop its timer.
-            unlink_from(c, std::ptr::from_ref(self) as usize);
-            if let Some(t) = c.inner.lock().timer.take() {
+            // and stop its timer (outside the lock: its closure is dropped
+            // with it).
+            unlink_from(c, key);
+            let timer = c.inner.lock().timer.take();
+            if let Some(t) = timer {
                 t.stop();
             }
+            // Never the last reference to the ancestor: `parent` below
+            // still leads to it.
+            drop(c.linked.take());
+        }
+        // The ancestors this node was the last holder of, one at a time: a
+        // long chain dropped recursively would overflow a goroutine's
+        // stack.
+        let mut up = self.parent.node.take();
+        while let Some(p) = up {
+            up = Arc::into_inner(p).and_then(|mut n| n.parent.node.take());
         }
     }
 }
@@ -692,13 +747,14 @@ impl AfterFuncHandle {
         if self.inner.claimed.swap(true, Ordering::AcqRel) {
             return false;
         }
-        drop(
-            self.inner
-                .f
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take(),
-        );
+        // Dropped after the lock (the closure is user code).
+        let f = self
+            .inner
+            .f
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(f);
         if let Some(n) = &self.linked {
             let c = n.cancel_ctx().expect("a cancel node");
             let removed = c
@@ -720,7 +776,10 @@ impl fmt::Debug for AfterFuncHandle {
 
 /// Runs `f` on its own goroutine once `ctx` is done — at once if it
 /// already is (Go's `context.AfterFunc`). Dropping the handle does not
-/// stop it; [`AfterFuncHandle::stop`] does.
+/// stop it; [`AfterFuncHandle::stop`] does. The registration holds `f`
+/// until then: if `f` holds a clone of `ctx` (or of a context derived
+/// from it), that context stays alive until it is cancelled or the
+/// registration stopped, even when every other handle is gone.
 pub fn after_func(ctx: &Context, f: impl FnOnce() + Send + 'static) -> AfterFuncHandle {
     let inner = Arc::new(AfterFuncInner {
         claimed: AtomicBool::new(false),

@@ -27,8 +27,10 @@
 //! that is not in an `Arc`); with [`with_context`] the context's
 //! [`cause`](crate::context::cause) is a [`Failed`] carrying the first
 //! error's message (the error itself goes to `wait`). A panic in a task is
-//! caught and re-raised by `wait` (as recent x/sync versions do); it also
-//! cancels the group's context.
+//! caught and re-raised by `wait`, and cancels the group's context: gort's
+//! choice (x/sync lets it crash the process, as any goroutine's panic;
+//! here that would be silent in a detached goroutine). A task that calls
+//! `goexit` just ends, as in Go.
 
 use crate::context::{self, CancelCauseFunc, Context};
 use gort_std::{chan, Receiver, Sender, TrySendError, WaitGroup};
@@ -194,25 +196,32 @@ impl<E: Send + 'static> Group<E> {
         E: fmt::Display,
     {
         self.inner.wg.add(1);
-        let inner = self.inner.clone();
+        let done = TaskDone {
+            inner: self.inner.clone(),
+            tokens,
+        };
         drop(gort_sched::go(move || {
-            let r = catch_unwind(AssertUnwindSafe(f));
+            // The error's message is taken inside too: a panicking Display
+            // is the task's panic.
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                f().map_err(|e| {
+                    let message = e.to_string();
+                    (e, message)
+                })
+            }));
             match r {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    let message = e.to_string();
-                    inner.fail(Some(e), None, message);
-                }
+                Ok(Err((e, message))) => done.inner.fail(Some(e), None, message),
+                // `goexit` in a task ends it without failing the group (Go's
+                // errgroup sees no error from a Goexit): `done` finishes it
+                // as the goroutine exits.
+                Err(p) if p.is::<gort_sched::Goexit>() => resume_unwind(p),
                 Err(p) => {
                     let message =
                         format!("errgroup: a task panicked: {}", crate::panic_message(&*p));
-                    inner.fail(None, Some(p), message);
+                    done.inner.fail(None, Some(p), message);
                 }
             }
-            if let Some(t) = tokens {
-                let _ = t.rx.try_recv(); // our token (sent before we started)
-            }
-            inner.wg.done();
         }));
     }
 
@@ -274,19 +283,41 @@ impl<E: Send + 'static> Group<E> {
     }
 }
 
+/// A task's end, however it ends (an error, a panic, `goexit`): its token
+/// goes back and the group's count goes down, so `wait` never hangs.
+struct TaskDone<E> {
+    inner: Arc<Inner<E>>,
+    tokens: Option<Tokens>,
+}
+
+impl<E> Drop for TaskDone<E> {
+    fn drop(&mut self) {
+        if let Some(t) = &self.tokens {
+            let _ = t.rx.try_recv(); // our token (sent before we started)
+        }
+        self.inner.wg.done();
+    }
+}
+
 impl<E> Inner<E> {
     fn fail(&self, err: Option<E>, panic: Option<Box<dyn Any + Send>>, message: String) {
         let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        // What is not kept is dropped after the lock (user code).
+        let mut unused_err = err;
+        let mut unused_panic = None;
         if let Some(p) = panic {
-            if !first.panicked {
+            if first.panicked {
+                unused_panic = Some(p);
+            } else {
                 first.panicked = true;
                 first.panic = Some(p);
             }
         } else if first.err.is_none() && !first.failed {
-            first.err = err;
+            first.err = unused_err.take();
         }
         let was_failed = std::mem::replace(&mut first.failed, true);
         drop(first);
+        drop((unused_err, unused_panic));
         if was_failed {
             return;
         }

@@ -82,6 +82,10 @@ impl Weighted {
     /// returned. A context already done fails at once, even if the units
     /// are free. More units than the semaphore's size can never be granted:
     /// that call waits for the context.
+    ///
+    /// # Panics
+    /// If more units than the size are asked with a context that can never
+    /// be done (Go blocks forever there).
     pub fn acquire(&self, ctx: &Context, n: u64) -> Result<(), context::Error> {
         if let Some(e) = ctx.err() {
             return Err(e);
@@ -94,8 +98,14 @@ impl Weighted {
             }
             if n > self.size {
                 drop(st);
-                // Can never succeed: wait for the context (forever for one
-                // that is never done, as in Go).
+                // Go waits forever here when the context can never be done;
+                // a clear error instead of a silent hang.
+                assert!(
+                    ctx.can_be_done(),
+                    "semaphore: acquire of {n} units from a semaphore of size {} with a context that is never done would block forever",
+                    self.size
+                );
+                // Can never succeed: wait for the context.
                 let _ = ctx.done().recv();
                 return Err(ctx.err().unwrap_or(context::Error::Canceled));
             }

@@ -57,8 +57,44 @@ struct Call<V, E> {
 
 enum Outcome<V, E> {
     Returned(Result<V, E>),
-    /// The function panicked; its message.
+    /// The function panicked (or its result could not be copied); the
+    /// message.
     Panicked(String),
+    /// The function called `goexit`.
+    Goexited,
+}
+
+/// The end of a call this caller ran (see `do_`).
+struct Finish<'a, K: Hash + Eq, V, E> {
+    group: &'a Group<K, V, E>,
+    key: &'a K,
+    call: &'a Arc<Call<V, E>>,
+}
+
+impl<K: Hash + Eq, V, E> Finish<'_, K, V, E> {
+    /// Frees the key unless `forget` already did (and maybe a new call took
+    /// it); returns how many callers joined.
+    fn free_key(&self) -> usize {
+        let mut calls = self.group.calls.lock();
+        if calls
+            .get(self.key)
+            .is_some_and(|cur| Arc::ptr_eq(cur, self.call))
+        {
+            calls.remove(self.key);
+        }
+        self.call.dups.load(Ordering::Relaxed)
+    }
+}
+
+impl<K: Hash + Eq, V, E> Drop for Finish<'_, K, V, E> {
+    fn drop(&mut self) {
+        self.free_key();
+        // Set unless copying the result panicked.
+        let _ = self.call.outcome.set(Outcome::Panicked(
+            "the call's result could not be copied for the callers sharing it".into(),
+        ));
+        self.call.wg.done();
+    }
 }
 
 impl<K, V, E> fmt::Debug for Group<K, V, E> {
@@ -104,6 +140,8 @@ impl<K: Hash + Eq + Clone, V: Clone, E: Clone> Group<K, V, E> {
                 Outcome::Panicked(msg) => {
                     panic!("singleflight: the shared call panicked: {msg}")
                 }
+                // Go's Do: the waiters of a call that called Goexit exit too.
+                Outcome::Goexited => gort_sched::goexit(),
             };
         }
         let c = Arc::new(Call {
@@ -115,23 +153,28 @@ impl<K: Hash + Eq + Clone, V: Clone, E: Clone> Group<K, V, E> {
         calls.insert(key.clone(), c.clone());
         drop(calls);
 
-        let r = catch_unwind(AssertUnwindSafe(f));
-        let outcome = match &r {
-            Ok(v) => Outcome::Returned(v.clone()),
-            Err(p) => Outcome::Panicked(crate::panic_message(&**p).to_string()),
+        // However this ends (a panic in `f` or in `V::clone`, `goexit`),
+        // the waiters are released and the key freed: `finish` does it.
+        let finish = Finish {
+            group: self,
+            key: &key,
+            call: &c,
         };
-        let _ = c.outcome.set(outcome);
-        {
-            // Unless `forget` already dropped it (and maybe a new call took
-            // the key), the key is free again.
-            let mut calls = self.calls.lock();
-            if calls.get(&key).is_some_and(|cur| Arc::ptr_eq(cur, &c)) {
-                calls.remove(&key);
-            }
+        let r = catch_unwind(AssertUnwindSafe(f));
+        // The key first: no caller joins after it, so `dups` is final, and
+        // without any the result is not copied.
+        let dups = finish.free_key();
+        if dups > 0 {
+            let outcome = match &r {
+                Ok(v) => Outcome::Returned(v.clone()),
+                Err(p) if p.is::<gort_sched::Goexit>() => Outcome::Goexited,
+                Err(p) => Outcome::Panicked(crate::panic_message(&**p).to_string()),
+            };
+            let _ = c.outcome.set(outcome);
         }
-        c.wg.done();
+        drop(finish);
         match r {
-            Ok(v) => (v, c.dups.load(Ordering::Relaxed) > 0),
+            Ok(v) => (v, dups > 0),
             Err(p) => resume_unwind(p),
         }
     }

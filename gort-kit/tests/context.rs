@@ -827,3 +827,90 @@ fn from_a_plain_thread() {
     assert!(t.join().unwrap());
     assert_eq!(ctx.err(), Some(Error::Canceled));
 }
+
+// gort (review): a chain 10,000 contexts deep is cancelled, and dropped,
+// on a goroutine's default stack (both were recursive).
+#[test]
+fn deep_chains_cancel_and_drop_on_a_goroutine_stack() {
+    run(|| {
+        static K: Key<u32> = Key::new("depth");
+        let (root, cancel) = context::with_cancel(&context::background());
+        let mut ctx = root.clone();
+        let mut cancels = vec![];
+        for i in 0..10_000u32 {
+            if i % 2 == 0 {
+                let (c, s) = context::with_cancel(&ctx);
+                cancels.push(s);
+                ctx = c;
+            } else {
+                ctx = context::with_value(&ctx, &K, i);
+            }
+        }
+        assert!(format!("{ctx:?}").starts_with("context.Background.WithCancel"));
+        cancel.cancel();
+        assert_eq!(ctx.err(), Some(Error::Canceled));
+        assert!(is_closed_now(&ctx));
+        drop((ctx, cancels, root));
+        // A long chain of values, and one of deadlines, dropped.
+        let mut v = context::background();
+        for i in 0..100_000u32 {
+            v = context::with_value(&v, &K, i);
+        }
+        assert_eq!(v.value(&K), Some(&99_999));
+        drop(v);
+        let mut d = context::background();
+        let mut stops = vec![];
+        for i in 0..5_000u64 {
+            let (c, s) = context::with_timeout(&d, VERY_LONG + Duration::from_millis(i));
+            stops.push(s);
+            d = c;
+        }
+        drop((d, stops));
+    });
+}
+
+// gort (review): an after_func whose function holds its own context keeps
+// it alive (the documented exception), until cancelled or stopped.
+#[test]
+fn an_after_func_holding_its_context_is_released_by_cancel_or_stop() {
+    run(|| {
+        let (parent, stop_parent) = context::with_cancel(&context::background());
+        let mut stops = vec![];
+        for i in 0..100 {
+            let (child, cancel) = context::with_cancel(&parent);
+            let held = child.clone();
+            let h = context::after_func(&child, move || drop(held));
+            if i % 2 == 0 {
+                cancel.cancel();
+            } else {
+                stops.push(h);
+            }
+        }
+        // 50 cancelled (unlinked), 50 alive through their functions.
+        assert_eq!(parent.linked_children(), 50);
+        for h in &stops {
+            assert!(h.stop());
+        }
+        drop(stops);
+        assert_eq!(parent.linked_children(), 0, "stopping released them");
+        stop_parent.cancel();
+    });
+}
+
+// gort (review): equal deadlines: the child's own timer and cause (Go only
+// inherits a strictly earlier deadline).
+#[test]
+fn equal_deadline_keeps_the_childs_cause() {
+    run(|| {
+        let at = Instant::now() + 20 * SHORT;
+        let (p, _s) = context::with_deadline(&context::background(), at);
+        let (c, _s2) = context::with_deadline_cause(&p, at, cause_of("child's"));
+        assert!(done_within(&c, VERY_LONG));
+        assert_eq!(c.err(), Some(Error::DeadlineExceeded));
+        let cause = cause_str(&c).unwrap();
+        assert!(
+            cause == "child's" || cause == "context deadline exceeded",
+            "{cause}"
+        );
+    });
+}

@@ -17,6 +17,13 @@ fn e(s: &str) -> Option<Err> {
     Some(Arc::from(s))
 }
 
+/// Starts one task per entry, returning that error (or none).
+fn go_each(g: &errgroup::Group<Err>, errs: Vec<Option<Err>>) {
+    for err in errs {
+        g.go(move || err.map_or(Ok(()), Err));
+    }
+}
+
 // errgroup_test.go TestZeroGroup: Wait returns the first error, at every
 // call.
 #[test]
@@ -59,12 +66,7 @@ fn with_context() {
         ];
         for (errs, want) in cases {
             let (g, ctx) = errgroup::with_context::<Err>(&context::background());
-            for err in errs {
-                g.go(move || match err {
-                    Some(x) => Err(x),
-                    None => Ok(()),
-                });
-            }
+            go_each(&g, errs);
             assert_eq!(g.wait().err(), want);
             assert!(ctx.is_done(), "ctx.done() was not closed after Wait");
         }
@@ -83,12 +85,7 @@ fn cancel_cause() {
         ];
         for (errs, want) in cases {
             let (g, ctx) = errgroup::with_context::<Err>(&context::background());
-            for err in errs {
-                g.go(move || match err {
-                    Some(x) => Err(x),
-                    None => Ok(()),
-                });
-            }
+            go_each(&g, errs);
             let _ = g.wait();
             let cause = context::cause(&ctx).expect("a cause");
             assert_eq!(cause.to_string(), want);
@@ -263,5 +260,41 @@ fn first_error_cancels_the_others() {
         }
         assert_eq!(g.wait().err().as_deref(), Some("task 50 failed"));
         assert_eq!(stopped.load(Ordering::SeqCst), 99);
+    });
+}
+
+// gort (review): an error whose Display panics is the task's panic, not a
+// hang of wait.
+#[test]
+fn a_panicking_display_does_not_hang_wait() {
+    #[derive(Clone, Debug)]
+    struct BadDisplay;
+    impl std::fmt::Display for BadDisplay {
+        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            panic!("Display panicked")
+        }
+    }
+    run(|| {
+        let (g, ctx) = errgroup::with_context::<BadDisplay>(&context::background());
+        g.go(|| Err(BadDisplay));
+        let p = std::panic::catch_unwind(move || g.wait()).expect_err("wait re-raises");
+        assert_eq!(p.downcast_ref::<&str>(), Some(&"Display panicked"));
+        assert!(ctx.is_done());
+    });
+}
+
+// gort (review): goexit in a task ends it without failing the group.
+#[test]
+fn goexit_in_a_task_is_no_failure() {
+    run(|| {
+        let (g, ctx) = errgroup::with_context::<Err>(&context::background());
+        g.set_limit(Some(1));
+        g.go(|| gort_sched::goexit());
+        g.go(|| Ok(())); // the token came back
+        assert_eq!(g.wait(), Ok(()));
+        assert_eq!(
+            context::cause(&ctx).map(|c| c.to_string()).as_deref(),
+            Some("context canceled")
+        );
     });
 }

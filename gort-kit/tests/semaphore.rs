@@ -249,3 +249,18 @@ fn fifo_order() {
         assert_eq!(*order.lock().unwrap(), ["big", "small"]);
     });
 }
+
+// gort (review): more units than the size with a context that can never
+// be done panics instead of blocking forever (Go blocks).
+#[test]
+fn an_impossible_acquire_without_cancellation_panics() {
+    run(|| {
+        let sem = Weighted::new(2);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sem.acquire(&context::background(), 3)
+        }));
+        let p = r.expect_err("must panic");
+        let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("semaphore: acquire of 3 units"), "{msg}");
+    });
+}

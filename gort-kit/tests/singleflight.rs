@@ -175,3 +175,82 @@ fn panic_do() {
         assert_eq!(g.do_("key", || Ok(3)).0, Ok(3));
     });
 }
+
+// gort (review): a result whose clone panics releases the waiters and the
+// key (it used to block the key for good).
+#[test]
+fn a_panicking_clone_does_not_block_the_key() {
+    #[derive(Debug, PartialEq)]
+    struct BadClone(u32);
+    impl Clone for BadClone {
+        fn clone(&self) -> Self {
+            panic!("clone panicked")
+        }
+    }
+    run(|| {
+        let g: Arc<Group<u32, BadClone, String>> = Arc::new(Group::new());
+        let gate = Arc::new(WaitGroup::new());
+        gate.add(1);
+        let leader = {
+            let (g, gate) = (g.clone(), gate.clone());
+            gort_sched::go(move || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    g.do_(1, || {
+                        gate.wait();
+                        Ok(BadClone(1))
+                    })
+                }))
+                .is_err()
+            })
+        };
+        gort_std::sleep(Duration::from_millis(5));
+        let waiter = {
+            let g = g.clone();
+            gort_sched::go(move || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    g.do_(1, || Ok(BadClone(2)))
+                }))
+                .is_err()
+            })
+        };
+        gort_std::sleep(Duration::from_millis(5));
+        gate.done();
+        assert!(leader.join().unwrap(), "the leader's copy panicked");
+        assert!(
+            waiter.join().unwrap(),
+            "the waiter is told, not left waiting"
+        );
+        // The key is free: a new call runs (no one to copy for).
+        assert_eq!(g.do_(1, || Ok(BadClone(3))).0, Ok(BadClone(3)));
+    });
+}
+
+// gort (review): goexit in the shared call: the waiters goexit too, as
+// Go's Do does.
+#[test]
+fn goexit_reaches_the_waiters() {
+    run(|| {
+        let g: Arc<Group<u32, u32, String>> = Arc::new(Group::new());
+        let gate = Arc::new(WaitGroup::new());
+        gate.add(1);
+        let leader = {
+            let (g, gate) = (g.clone(), gate.clone());
+            gort_sched::go(move || {
+                g.do_(1, || {
+                    gate.wait();
+                    gort_sched::goexit()
+                })
+            })
+        };
+        gort_std::sleep(Duration::from_millis(5));
+        let waiter = {
+            let g = g.clone();
+            gort_sched::go(move || g.do_(1, || Ok(2)))
+        };
+        gort_std::sleep(Duration::from_millis(5));
+        gate.done();
+        assert!(matches!(leader.join(), Err(gort_sched::JoinError::Goexit)));
+        assert!(matches!(waiter.join(), Err(gort_sched::JoinError::Goexit)));
+        assert_eq!(g.do_(1, || Ok(3)).0, Ok(3));
+    });
+}

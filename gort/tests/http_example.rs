@@ -5,46 +5,23 @@
 //! must get the example's documented answers; and its goroutine dump
 //! endpoint, `/debug/goroutines`.
 
+mod build_examples;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The example's limits (`MAX_HEADER`, `MAX_BODY` in http_hello.rs).
 const MAX_HEADER: usize = 16 * 1024;
 const MAX_BODY: usize = 1024 * 1024;
 
-/// The example binary next to this test's (target/<profile>/examples),
-/// built once per test run into this test's target directory: `cargo test
-/// --test http_example` does not build examples, and a stale binary would
-/// test old code.
+/// The example binary (built once per test run; see `build_examples`).
 fn example_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().unwrap().parent().unwrap();
-            // The profile this test was built with (its directory's name; the
-            // dev profile's directory is `debug`).
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev".to_string(),
-                Some(p) => p.to_string(),
-            };
-            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            cmd.args(["build", "-p", "gort", "--example", "http_hello"])
-                .arg("--target-dir")
-                .arg(profile_dir.parent().unwrap());
-            cmd.args(["--profile", &profile]);
-            assert!(
-                cmd.status().unwrap().success(),
-                "building the example failed"
-            );
-            profile_dir.join("examples").join("http_hello")
-        })
-        .clone()
+    build_examples::example_dir(&["http_hello"]).join("http_hello")
 }
 
 struct Server {

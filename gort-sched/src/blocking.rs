@@ -272,6 +272,8 @@ impl Signal {
 
 /// One call, type-erased for the queue.
 struct Job {
+    /// The calling goroutine's id (see [`lender`]).
+    lender: u64,
     /// A `Slot<F, R>` made by `call_on_pool::<F, R>`.
     slot: *mut (),
     /// `run_slot::<F, R>`, for that slot.
@@ -287,9 +289,11 @@ unsafe impl Send for Job {}
 impl Job {
     /// Runs the call, wakes its caller, and only then stops counting it.
     fn run(self) {
+        LENDER.with(|l| l.set(self.lender));
         // SAFETY: the slot was made for this `run` function, and its caller
         // waits (cannot free it or return) until `finish` below.
         unsafe { (self.run)(self.slot) };
+        LENDER.with(|l| l.set(0));
         self.signal.finish();
         // SeqCst: pairs with `pool_state`'s load (see there).
         POOL.pending.fetch_sub(1, Ordering::SeqCst);
@@ -327,6 +331,7 @@ where
     }));
     let signal = Arc::new(Signal::default());
     let job = Job {
+        lender: crate::rt::current_g().map_or(0, |g| g.goid()),
         slot: slot.cast(),
         run: run_slot::<F, R>,
         signal: signal.clone(),
@@ -348,6 +353,20 @@ where
         Ok(r) => r,
         Err(payload) => panic::resume_unwind(payload),
     }
+}
+
+// A pool thread is a plain OS thread (never an M: no goroutine runs or
+// parks on it), so a thread-local is exactly "the call running here".
+thread_local! {
+    /// On a pool thread, the id of the goroutine whose call it runs (0:
+    /// none).
+    static LENDER: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// On a pool thread running a [`blocking`] call, the id of the goroutine
+/// that made it (parked until the call returns).
+pub(crate) fn lender() -> Option<u64> {
+    LENDER.try_with(|l| l.get()).ok().filter(|&id| id != 0)
 }
 
 /// Forgotten on the normal path; dropped only by an unwind that must not

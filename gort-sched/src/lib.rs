@@ -610,4 +610,16 @@ mod api {
     pub fn goid() -> Option<u64> {
         crate::rt::current_g().map(|g| g.goid())
     }
+
+    /// The id of the goroutine whose code is running here, in the wider
+    /// sense: also inside [`syscall`] (still the goroutine, on its own
+    /// stack) and inside a [`blocking`] call on a pool thread (the
+    /// goroutine parked until it returns). For checks that must not count
+    /// their own caller, such as `gort::leak`.
+    #[doc(hidden)]
+    pub fn caller_goid() -> Option<u64> {
+        crate::rt::current_g_any()
+            .map(|g| g.goid())
+            .or_else(crate::blocking::lender)
+    }
 }

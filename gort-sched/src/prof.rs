@@ -495,6 +495,10 @@ pub struct GoroutineRecord {
     /// Where it was spawned (`go` and `Builder::spawn` are
     /// `#[track_caller]`): Go's `created by` line.
     pub created_at: Option<&'static std::panic::Location<'static>>,
+    /// It has returned (its result is published) and only the runtime's
+    /// teardown of it is left: a joined goroutine can still be seen so for
+    /// a moment after `join` returned.
+    pub finished: bool,
 }
 
 /// Every user goroutine's stack, the caller's first (Go's

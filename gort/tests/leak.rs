@@ -316,3 +316,29 @@ fn the_checker_and_system_goroutines_are_never_reported() {
     drop(tx);
     sys.join().unwrap();
 }
+
+// Review: a check inside `syscall` or inside a `blocking` call does not
+// count its own goroutine (the caller, in the wide sense).
+#[test]
+fn a_check_inside_syscall_or_blocking_skips_its_caller() {
+    let _s = serial();
+    gort::run(|| {
+        gort::syscall(|| leak::find(&quick())).unwrap_or_else(|l| panic!("inside syscall:\n{l}"));
+        gort::blocking(|| leak::find(&quick())).unwrap_or_else(|l| panic!("inside blocking:\n{l}"));
+    });
+}
+
+// Review: a goroutine that returned but is still being torn down is no
+// leak, even to a check with no retries (the joined worker, and the main
+// goroutine of a `run` that just returned).
+#[test]
+fn returned_goroutines_are_never_reported() {
+    let _s = serial();
+    for _ in 0..200 {
+        gort::run(|| {
+            gort::go(|| 1).join().unwrap();
+            leak::find(&quick()).unwrap_or_else(|l| panic!("a joined worker:\n{l}"));
+        });
+        leak::find(&quick()).unwrap_or_else(|l| panic!("run's main goroutine:\n{l}"));
+    }
+}

@@ -78,6 +78,8 @@ struct GDump {
     locked: bool,
     /// Profiler labels (goroutine profiles carry them).
     labels: Option<crate::prof::Labels>,
+    /// Its result is published (only the runtime's teardown is left).
+    finished: bool,
 }
 
 const UNAVAILABLE: &str = "goroutine running on other thread; stack unavailable";
@@ -105,6 +107,7 @@ fn snapshot_self() -> Option<GDump> {
         site: site_of(g),
         locked: g.locks.load(Ordering::Relaxed) > 0,
         labels: labels_for_dump(g),
+        finished: false,
     })
 }
 
@@ -115,7 +118,9 @@ fn snapshot_others(me: u64, system: bool) -> Vec<GDump> {
     let now = nanotime();
     let mut out = Vec::new();
     for g in chunks.iter().flat_map(|c| c.iter()) {
-        let goid = g.goid();
+        // Acquire: pairs with newproc's Release store of the id (what a
+        // goroutine's spawn wrote before it is seen with it).
+        let goid = g.goid.load(Ordering::Acquire);
         if goid == 0 || goid == me {
             continue;
         }
@@ -152,6 +157,11 @@ fn snapshot_others(me: u64, system: bool) -> Vec<GDump> {
         // belongs to the goroutine we started with.
         let (creator, site) = (g.creator.load(Ordering::Relaxed), site_of(g));
         let labels = labels_for_dump(g);
+        // Its result published: only the runtime's teardown is left.
+        let finished = crate::task::join_done(g);
+        // Orders the reads above before the id's second read (a seqlock's
+        // check): had a new spawn's writes been read, the new id is seen.
+        std::sync::atomic::fence(Ordering::Acquire);
         if g.goid() != goid {
             continue;
         }
@@ -166,6 +176,7 @@ fn snapshot_others(me: u64, system: bool) -> Vec<GDump> {
             site,
             locked: g.locks.load(Ordering::Relaxed) > 0,
             labels,
+            finished,
         });
     }
     out.sort_by_key(|d| d.goid);
@@ -208,6 +219,7 @@ fn snapshot_parked(g: &'static G, now: i64, system: bool) -> Option<Option<GDump
             site: site_of(g),
             locked: g.locks.load(Ordering::Relaxed) > 0,
             labels: labels_for_dump(g),
+            finished: false,
         }
     });
     if g.park.unpin() == crate::park_state::Notify::Resume {
@@ -398,6 +410,7 @@ pub(crate) fn goroutine_profile() -> Vec<crate::prof::GoroutineRecord> {
         name: d.name,
         creator: d.creator,
         created_at: d.site,
+        finished: d.finished,
     };
     gather(opts, move |dumps| dumps.into_iter().map(to_record).collect()).unwrap_or_default()
 }
@@ -606,6 +619,7 @@ pub(crate) fn overflow_dump(req: &OverflowReq) {
         site: g.and_then(site_of),
         locked: g.is_some_and(|g| g.locks.load(Ordering::Relaxed) > 0),
         labels: None, // (a lock a stopped thread may hold)
+        finished: false,
     };
     // SAFETY: the overflowed goroutine's thread is stopped in the overflow
     // handler until we set `done`.
@@ -637,6 +651,7 @@ mod tests {
             site: None,
             locked: false,
             labels: None,
+            finished: false,
         }
     }
 

@@ -31,7 +31,6 @@ pub(crate) fn newproc(
     let g = gfget(s);
     let gr = g;
     let goid = s.goid_gen.fetch_add(1, Ordering::Relaxed) + 1;
-    gr.goid.store(goid, Ordering::Relaxed);
     gr.m.store(ptr::null_mut(), Ordering::Relaxed);
     // A locked goroutine never moves.
     let migratable = sp.migratable && !sp.locked;
@@ -43,6 +42,10 @@ pub(crate) fn newproc(
         .store(current_g_any().map_or(0, |c| c.goid()), Ordering::Relaxed);
     gr.site
         .store(ptr::from_ref(sp.site).cast_mut(), Ordering::Relaxed);
+    // After what dumps read beside it (creator, site, join state): a dump
+    // that sees this id (Acquire) sees them too, never the previous
+    // goroutine's (see `snapshot_others`).
+    gr.goid.store(goid, Ordering::Release);
     install(gr.payload.get());
     // SAFETY: we hold the G (not yet published).
     let gi = unsafe { gr.inner() };

@@ -15,6 +15,17 @@
 //! One-shot entries that fired are handed back to the caller of `run`,
 //! which drops them after the lock is released, so their callbacks'
 //! captures never drop under it.
+//!
+//! `stop` is lazy, as Go's (1.23's `timerZombie`): a stopped entry stays
+//! in the vector, marked a zombie, and is removed in bulk once zombies
+//! are a quarter of the heap (one O(n) rebuild instead of an O(log n)
+//! sift through a cold heap per stop), or by `run` when it reaches the
+//! top. So `min` may be a zombie's deadline: a poller can wake early and
+//! find nothing due (never late). A zombie is never run, and a `reset`
+//! revives it in place. Dropping the
+//! handle removes its entry at once (`remove`): a zombie always has a
+//! live handle, so the heap never holds the last reference to a stopped
+//! callback's captures.
 
 use crate::loom::{AtomicI64, Ordering};
 use gort_os::cell::UnsafeCell;
@@ -60,6 +71,8 @@ struct EntrySt {
     period: i64,
     /// Position in the heap's vector, or NOT_QUEUED.
     idx: usize,
+    /// Stopped, still in the vector (see the module docs).
+    zombie: bool,
     f: Callback,
 }
 
@@ -77,6 +90,7 @@ impl Entry {
             st: UnsafeCell::new(EntrySt {
                 period: 0,
                 idx: NOT_QUEUED,
+                zombie: false,
                 f,
             }),
         })
@@ -90,6 +104,8 @@ pub(crate) struct Heap {
     /// lock, read without it by pollers deciding whether to lock.
     min: AtomicI64,
     v: UnsafeCell<Vec<(i64, Arc<Entry>)>>,
+    /// Zombies in `v`; under the lock.
+    zombies: UnsafeCell<usize>,
 }
 
 // SAFETY: the vector (and the entries' state) is only touched under `lock`.
@@ -103,14 +119,15 @@ impl Heap {
             lock: RawLock::new(),
             min: AtomicI64::new(i64::MAX),
             v: UnsafeCell::new(Vec::new()),
+            zombies: UnsafeCell::new(0),
         }
     }
 
     /// Timers armed in this heap (a snapshot under the lock).
     pub(crate) fn len(&self) -> usize {
         self.lock.lock();
-        // SAFETY: we hold the lock that protects the vector.
-        let n = unsafe { self.v.with_mut(|v| v.len()) };
+        // SAFETY: we hold the lock that protects the vector and the count.
+        let n = unsafe { self.v.with_mut(|v| v.len()) - self.zombies.with_mut(|z| *z) };
         // SAFETY: locked above.
         unsafe { self.lock.unlock() };
         n
@@ -128,19 +145,25 @@ impl Heap {
     /// non-zero. Returns whether it was armed before, and whether `when` is
     /// now the heap's earliest deadline (the caller tells the scheduler).
     pub(crate) fn reset(&self, e: &Arc<Entry>, when: i64, period: i64) -> (bool, bool) {
+        let mut removed = Vec::new();
         self.lock.lock();
         // SAFETY: we hold the lock that protects both cells.
         let r = unsafe {
             self.v.with_mut(|v| {
-                let (was, i) = e.st.with_mut(|st| {
-                    let was = st.idx != NOT_QUEUED;
+                let (queued, zombie, i) = e.st.with_mut(|st| {
+                    let queued = st.idx != NOT_QUEUED;
+                    let zombie = std::mem::replace(&mut st.zombie, false);
                     st.period = period;
-                    if !was {
+                    if !queued {
                         st.idx = v.len();
                     }
-                    (was, st.idx)
+                    (queued, zombie, st.idx)
                 });
-                if was {
+                if zombie {
+                    // Revived in place.
+                    self.zombies.with_mut(|z| *z -= 1);
+                }
+                if queued {
                     v[i].0 = when;
                     sift_down(v, i);
                     sift_up(v, i);
@@ -148,34 +171,85 @@ impl Heap {
                     v.push((when, e.clone()));
                     sift_up(v, i);
                 }
-                was
+                // A top moved down may have uncovered a zombie: `min`
+                // stays exact where it is cheap to keep it so.
+                self.zombies.with_mut(|z| clean_head(v, z, &mut removed));
+                queued && !zombie
             })
         };
         let first = self.publish_min() == when;
         // SAFETY: locked above.
         unsafe { self.lock.unlock() };
+        drop(removed);
         (r, first)
     }
 
     /// Disarms `e`. Returns whether it was armed (Go's Stop result). When
     /// this returns, `e`'s callback is not running and will not run.
     pub(crate) fn stop(&self, e: &Arc<Entry>) -> bool {
+        let mut removed = Vec::new();
         self.lock.lock();
         // SAFETY: we hold the lock.
         let was = unsafe {
             self.v.with_mut(|v| {
-                let i =
-                    e.st.with_mut(|st| std::mem::replace(&mut st.idx, NOT_QUEUED));
-                if i == NOT_QUEUED {
+                let was = e.st.with_mut(|st| {
+                    let was = st.idx != NOT_QUEUED && !st.zombie;
+                    if was {
+                        st.zombie = true;
+                    }
+                    was
+                });
+                if !was {
                     return false;
                 }
-                remove_at(v, i);
+                self.zombies.with_mut(|z| {
+                    *z += 1;
+                    if *z * 4 > v.len() {
+                        clean_all(v, z, &mut removed);
+                    }
+                });
                 true
             })
         };
         self.publish_min();
         // SAFETY: locked above.
         unsafe { self.lock.unlock() };
+        // (The stopper's handle keeps each alive: only counts drop here.)
+        drop(removed);
+        was
+    }
+
+    /// Removes `e` from the heap at once, for its handle's drop: returns
+    /// whether it was armed. Nothing can revive it, so it must not linger
+    /// as a zombie (the heap would hold its callback's last reference).
+    pub(crate) fn remove(&self, e: &Arc<Entry>) -> bool {
+        let mut removed = Vec::new();
+        self.lock.lock();
+        // SAFETY: we hold the lock.
+        let was = unsafe {
+            self.v.with_mut(|v| {
+                let (i, zombie) = e.st.with_mut(|st| {
+                    (
+                        std::mem::replace(&mut st.idx, NOT_QUEUED),
+                        std::mem::replace(&mut st.zombie, false),
+                    )
+                });
+                if i == NOT_QUEUED {
+                    return false;
+                }
+                if zombie {
+                    self.zombies.with_mut(|z| *z -= 1);
+                }
+                remove_at(v, i);
+                // Removing the top may have uncovered a zombie.
+                self.zombies.with_mut(|z| clean_head(v, z, &mut removed));
+                !zombie
+            })
+        };
+        self.publish_min();
+        // SAFETY: locked above.
+        unsafe { self.lock.unlock() };
+        drop(removed);
         was
     }
 
@@ -190,6 +264,8 @@ impl Heap {
             // SAFETY: we hold the lock.
             let due = unsafe {
                 self.v.with_mut(|v| {
+                    // Stopped timers at the top are dropped, never run.
+                    self.zombies.with_mut(|z| clean_head(v, z, fired));
                     let (when, e) = match v.first() {
                         Some((w, e)) if *w <= now => (*w, e.clone()),
                         _ => return None,
@@ -274,6 +350,63 @@ fn swap(v: &mut [(i64, Arc<Entry>)], a: usize, b: usize) {
     }
 }
 
+/// Removes the zombies at the top until a live entry (or nothing) is
+/// there; they go to `out`, to be dropped after the lock.
+fn clean_head(v: &mut Vec<(i64, Arc<Entry>)>, zombies: &mut usize, out: &mut Vec<Arc<Entry>>) {
+    while let Some((_, e)) = v.first() {
+        // SAFETY: lock held (see `swap`).
+        let zombie = unsafe {
+            e.st.with_mut(|st| {
+                let z = st.zombie;
+                if z {
+                    st.zombie = false;
+                    st.idx = NOT_QUEUED;
+                }
+                z
+            })
+        };
+        if !zombie {
+            return;
+        }
+        out.push(v[0].1.clone());
+        *zombies -= 1;
+        remove_at(v, 0);
+    }
+}
+
+/// Removes every zombie and rebuilds the heap (O(n)); they go to `out`.
+fn clean_all(v: &mut Vec<(i64, Arc<Entry>)>, zombies: &mut usize, out: &mut Vec<Arc<Entry>>) {
+    let old = std::mem::take(v);
+    v.reserve(old.len() - *zombies);
+    for (when, e) in old {
+        // SAFETY: lock held (see `swap`).
+        let zombie = unsafe {
+            e.st.with_mut(|st| {
+                let z = st.zombie;
+                if z {
+                    st.zombie = false;
+                    st.idx = NOT_QUEUED;
+                } else {
+                    st.idx = v.len();
+                }
+                z
+            })
+        };
+        if zombie {
+            out.push(e);
+        } else {
+            v.push((when, e));
+        }
+    }
+    *zombies = 0;
+    // Heapify: sift down every inner node, the last one first.
+    if v.len() > 1 {
+        for i in (0..=(v.len() - 2) / 4).rev() {
+            sift_down(v, i);
+        }
+    }
+}
+
 /// Removes `v[i]` (its `idx` already cleared by the caller).
 fn remove_at(v: &mut Vec<(i64, Arc<Entry>)>, i: usize) {
     let last = v.len() - 1;
@@ -286,5 +419,150 @@ fn remove_at(v: &mut Vec<(i64, Arc<Entry>)>, i: usize) {
     if i < v.len() {
         sift_down(v, i);
         sift_up(v, i);
+    }
+}
+
+#[cfg(all(test, not(gort_loom)))]
+mod zombie_tests {
+    //! Lazy stop: the heap's answers and its firing are exactly those of
+    //! an eager heap, whatever the zombies.
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn entry(fired: &Arc<AtomicUsize>) -> Arc<Entry> {
+        let f = fired.clone();
+        Entry::new(
+            0,
+            false,
+            Box::new(move |_| {
+                f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }),
+        )
+    }
+
+    /// The heap property and every entry's `idx`.
+    fn check(h: &Heap, step: usize) {
+        // SAFETY: no other thread touches the heap in these tests.
+        unsafe {
+            h.v.with_mut(|v| {
+                for i in 1..v.len() {
+                    assert!(v[(i - 1) / 4].0 <= v[i].0, "heap order at {i}, step {step}");
+                }
+                for (i, (_, e)) in v.iter().enumerate() {
+                    assert_eq!(e.st.with_mut(|st| st.idx), i, "idx, step {step}");
+                }
+            })
+        }
+    }
+
+    /// Runs what is due; returns how many callbacks ran (`fired` also
+    /// holds zombies cleaned from the top, to drop after the lock).
+    fn run_all(h: &Heap, n: &AtomicUsize, now: i64) -> usize {
+        let before = n.load(std::sync::atomic::Ordering::SeqCst);
+        let mut fired = Vec::new();
+        h.run(now, &mut fired);
+        n.load(std::sync::atomic::Ordering::SeqCst) - before
+    }
+
+    #[test]
+    fn stopped_timers_never_fire_and_answers_match_go() {
+        let h = Heap::new();
+        let n = Arc::new(AtomicUsize::new(0));
+        let es: Vec<_> = (0..1000).map(|_| entry(&n)).collect();
+        for (i, e) in es.iter().enumerate() {
+            assert!(!h.reset(e, 1000 + i as i64, 0).0);
+        }
+        assert_eq!(h.len(), 1000);
+        // Stop every other one: true once, then false.
+        for e in es.iter().step_by(2) {
+            assert!(h.stop(e));
+            assert!(!h.stop(e));
+        }
+        assert_eq!(h.len(), 500);
+        // A stopped top stays until `run` meets it: min is never late.
+        assert!(h.min() <= 1001);
+        // A stopped timer reset: not armed before, armed now.
+        assert!(!h.reset(&es[0], 5000, 0).0);
+        assert!(h.reset(&es[0], 6000, 0).0);
+        assert_eq!(h.len(), 501);
+        // Everything up to 2000 fires: exactly the live ones.
+        let fired_before = n.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(fired_before, 0);
+        run_all(&h, &n, 2000);
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 500);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.min(), 6000);
+        run_all(&h, &n, 6000);
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 501);
+        assert_eq!(h.len(), 0);
+        assert_eq!(h.min(), i64::MAX);
+    }
+
+    #[test]
+    fn bulk_cleaning_keeps_the_heap_a_heap() {
+        let h = Heap::new();
+        let n = Arc::new(AtomicUsize::new(0));
+        let es: Vec<_> = (0..10_000).map(|_| entry(&n)).collect();
+        // Deadlines in a scrambled order.
+        for (i, e) in es.iter().enumerate() {
+            h.reset(e, ((i * 7919) % 10_000) as i64 + 1, 0);
+        }
+        for (k, e) in es.iter().take(9_000).enumerate() {
+            assert!(h.stop(e));
+            check(&h, k);
+        }
+        assert_eq!(h.len(), 1_000);
+        // SAFETY: no other thread touches the heap in this test.
+        let (len, zombies) = unsafe { (h.v.with_mut(|v| v.len()), h.zombies.with_mut(|z| *z)) };
+        assert!(zombies * 4 <= len, "cleaned in bulk: {zombies} of {len}");
+        // They fire in deadline order, each once.
+        let mut last = 0;
+        for t in 1..=10_000i64 {
+            if h.min() == t {
+                assert!(t > last);
+                last = t;
+                assert_eq!(run_all(&h, &n, t), 1);
+            }
+        }
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 1_000);
+        assert_eq!(h.len(), 0);
+    }
+
+    #[test]
+    fn moving_or_removing_the_top_never_uncovers_a_zombie() {
+        let h = Heap::new();
+        let n = Arc::new(AtomicUsize::new(0));
+        let es: Vec<_> = (0..8).map(|_| entry(&n)).collect();
+        for (i, e) in es.iter().enumerate() {
+            h.reset(e, 10 * (i as i64 + 1), 0);
+        }
+        assert!(h.stop(&es[1])); // 20: under the top, a zombie
+        h.reset(&es[0], 1000, 0); // the top moves down
+        check(&h, 0);
+        assert_eq!(h.min(), 30);
+        assert!(h.stop(&es[3])); // 40: a zombie under the new top
+        assert!(h.remove(&es[2])); // the top (30) goes
+        check(&h, 1);
+        assert_eq!(h.min(), 50);
+        assert_eq!(run_all(&h, &n, 100), 4); // 50..80
+        assert_eq!(run_all(&h, &n, 1000), 1);
+        assert_eq!(n.load(std::sync::atomic::Ordering::SeqCst), 5);
+    }
+
+    #[test]
+    fn remove_takes_zombies_and_live_entries_out() {
+        let h = Heap::new();
+        let n = Arc::new(AtomicUsize::new(0));
+        let (a, b) = (entry(&n), entry(&n));
+        h.reset(&a, 10, 0);
+        h.reset(&b, 20, 0);
+        assert!(h.stop(&b)); // a zombie (not the top)
+        assert!(!h.remove(&b), "a stopped timer was not armed");
+        assert!(h.remove(&a));
+        assert_eq!(h.len(), 0);
+        // SAFETY: as above.
+        assert_eq!(unsafe { h.v.with_mut(|v| v.len()) }, 0);
+        assert_eq!(Arc::strong_count(&a), 1);
+        assert_eq!(Arc::strong_count(&b), 1);
     }
 }

@@ -293,8 +293,9 @@ impl RawTimer {
 
 impl Drop for RawTimer {
     fn drop(&mut self) {
-        if self.e.is_some() {
-            self.stop();
+        if let Some(e) = &self.e {
+            // Out of the heap at once, not left as a zombie (heap.rs).
+            timers().heaps[e.heap].remove(e);
         }
     }
 }

@@ -42,7 +42,8 @@
 //! resident, reused first: no page faults). Beyond [`DIRTY_MAX`] dirty
 //! stacks, a background scavenger thread (Go's bgscavenge) returns the
 //! memory of the oldest with `madvise(MADV_DONTNEED)`, sorted by address so
-//! that runs of adjacent stacks take one call each. Each call makes every
+//! that runs of adjacent stacks take one call each, in sweeps of at most
+//! [`SWEEP_MAX`] paced to about a tenth of a CPU. Each call makes every
 //! CPU running the process flush its TLB (an inter-processor interrupt, slow
 //! in VMs): measured, releasing 32 stacks at a time on the goroutines' own
 //! threads made 100,000 sleeping goroutines cost ~0.8 s of IPIs when they
@@ -560,6 +561,12 @@ fn release_batch(batch: Vec<RawStack>) {
     }
 }
 
+/// Stacks the scavenger releases per sweep (sorted together, so adjacent
+/// ones share a call).
+const SWEEP_MAX: usize = 1024;
+/// The least pause between two sweeps.
+const SWEEP_PAUSE: std::time::Duration = std::time::Duration::from_micros(500);
+
 /// The background scavenger (Go's bgscavenge): returns the memory of dirty
 /// stacks beyond [`DIRTY_MAX`] in sorted sweeps, off the goroutines' threads
 /// (each `madvise` waits for every CPU to flush its TLB).
@@ -577,14 +584,21 @@ fn scavenger() -> &'static std::thread::Thread {
                             break;
                         }
                         // The oldest (least recently freed) stacks go.
-                        let n = g.dirty.len() - DIRTY_MAX / 2;
+                        let n = (g.dirty.len() - DIRTY_MAX / 2).min(SWEEP_MAX);
                         g.dirty.drain(..n).collect::<Vec<_>>()
                     };
+                    let t0 = std::time::Instant::now();
                     // SAFETY: these stacks are on no one's list but ours
                     // (taken from the dirty list under its lock); their
                     // contents are dead.
                     unsafe { release_memory(sweep.iter().map(|s| (s.map, s.top)).collect()) };
                     global().free.extend(sweep);
+                    // Paced, as Go's scavenger is (it keeps to ~1% of a
+                    // CPU): each madvise interrupts every CPU running the
+                    // process, so a burst of exits released at full speed
+                    // stole a core and the goroutines' CPUs from the
+                    // program (sleep_many). About a tenth of the time.
+                    std::thread::sleep((t0.elapsed() * 9).max(SWEEP_PAUSE));
                 }
             })
             .expect("spawn the stack scavenger thread")

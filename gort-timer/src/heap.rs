@@ -27,7 +27,7 @@
 //! live handle, so the heap never holds the last reference to a stopped
 //! callback's captures.
 
-use crate::loom::{AtomicI64, Ordering};
+use crate::loom::{AtomicBool, AtomicI64, Ordering};
 use gort_os::cell::UnsafeCell;
 use gort_os::lock::RawLock;
 use std::any::Any;
@@ -62,6 +62,10 @@ pub(crate) struct Entry {
     /// Whether the callback holds user code (the safe `RawTimer::new`):
     /// then the entry must not be freed on an M's scheduler stack (fixed).
     pub(crate) user: bool,
+    /// Whether it is in its heap's vector (`EntrySt::idx` set): written
+    /// under the heap lock with it, read without the lock by `remove`,
+    /// whose handle drop then skips a heap another M is running.
+    queued: AtomicBool,
     /// Protected by that heap's lock.
     st: UnsafeCell<EntrySt>,
 }
@@ -87,6 +91,7 @@ impl Entry {
         Arc::new(Entry {
             heap,
             user,
+            queued: AtomicBool::new(false),
             st: UnsafeCell::new(EntrySt {
                 period: 0,
                 idx: NOT_QUEUED,
@@ -156,6 +161,7 @@ impl Heap {
                     st.period = period;
                     if !queued {
                         st.idx = v.len();
+                        e.queued.store(true, Ordering::Relaxed);
                     }
                     (queued, zombie, st.idx)
                 });
@@ -223,6 +229,13 @@ impl Heap {
     /// whether it was armed. Nothing can revive it, so it must not linger
     /// as a zombie (the heap would hold its callback's last reference).
     pub(crate) fn remove(&self, e: &Arc<Entry>) -> bool {
+        // Fired (or never armed): nothing to take out, and no lock to wait
+        // for while another M runs this heap. Acquire: pairs with the
+        // Release that cleared it (the entry's state is settled). A fired
+        // callback may still be returning; the Arc keeps it alive.
+        if !e.queued.load(Ordering::Acquire) {
+            return false;
+        }
         let mut removed = Vec::new();
         self.lock.lock();
         // SAFETY: we hold the lock.
@@ -237,6 +250,7 @@ impl Heap {
                 if i == NOT_QUEUED {
                     return false;
                 }
+                e.queued.store(false, Ordering::Release);
                 if zombie {
                     self.zombies.with_mut(|z| *z -= 1);
                 }
@@ -258,8 +272,25 @@ impl Heap {
     /// `fired`, for the caller to drop after the lock is released (a
     /// detached timer's last reference may be that one, and its callback's
     /// captures must not drop under the lock).
+    #[cfg(test)] // (the scheduler's poll uses `try_run`)
     pub(crate) fn run(&self, now: i64, fired: &mut Vec<Arc<Entry>>) -> i64 {
         self.lock.lock();
+        self.run_locked(now, fired)
+    }
+
+    /// [`Heap::run`] unless the heap is locked: then another M is running
+    /// it (or arming or stopping a timer, for an instant), and waiting for
+    /// its lock only stalls this M. Returns the earliest deadline as known
+    /// then (a poller comes back for what is left).
+    pub(crate) fn try_run(&self, now: i64, fired: &mut Vec<Arc<Entry>>) -> i64 {
+        if !self.lock.try_lock() {
+            return self.min();
+        }
+        self.run_locked(now, fired)
+    }
+
+    /// The body of `run`, with the lock held; releases it.
+    fn run_locked(&self, now: i64, fired: &mut Vec<Arc<Entry>>) -> i64 {
         loop {
             // SAFETY: we hold the lock.
             let due = unsafe {
@@ -279,6 +310,7 @@ impl Heap {
                         sift_down(v, 0);
                     } else {
                         e.st.with_mut(|st| st.idx = NOT_QUEUED);
+                        e.queued.store(false, Ordering::Release);
                         remove_at(v, 0);
                     }
                     Some((e, period > 0))
@@ -361,6 +393,7 @@ fn clean_head(v: &mut Vec<(i64, Arc<Entry>)>, zombies: &mut usize, out: &mut Vec
                 if z {
                     st.zombie = false;
                     st.idx = NOT_QUEUED;
+                    e.queued.store(false, Ordering::Release);
                 }
                 z
             })
@@ -386,6 +419,7 @@ fn clean_all(v: &mut Vec<(i64, Arc<Entry>)>, zombies: &mut usize, out: &mut Vec<
                 if z {
                     st.zombie = false;
                     st.idx = NOT_QUEUED;
+                    e.queued.store(false, Ordering::Release);
                 } else {
                     st.idx = v.len();
                 }

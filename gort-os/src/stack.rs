@@ -425,7 +425,9 @@ struct Global {
     /// Free stacks whose memory was returned (they read as zero).
     free: Vec<RawStack>,
     /// Free stacks whose memory is still resident (reused first).
-    dirty: Vec<RawStack>,
+    /// Oldest first (the scavenger takes from the front, allocation from
+    /// the back: the warmest).
+    dirty: std::collections::VecDeque<RawStack>,
     /// Per stack size: the next uncarved address of the current slab and how
     /// many stacks remain in it.
     slabs: Vec<(usize, usize, usize)>,
@@ -433,7 +435,7 @@ struct Global {
 
 static GLOBAL: Mutex<Global> = Mutex::new(Global {
     free: Vec::new(),
-    dirty: Vec::new(),
+    dirty: std::collections::VecDeque::new(),
     slabs: Vec::new(),
 });
 
@@ -448,14 +450,20 @@ fn alloc_slow(size: usize) -> io::Result<Stack> {
     {
         let mut guard = global();
         let g = &mut *guard;
-        // Resident stacks first (no page faults), then released ones.
-        for list in [&mut g.dirty, &mut g.free] {
-            let mut i = list.len();
-            while i > 0 && got.len() < BATCH {
-                i -= 1;
-                if list[i].size() == size {
-                    got.push(list.swap_remove(i));
-                }
+        // Resident stacks first (no page faults), the most recently freed
+        // first; then released ones.
+        let mut i = g.dirty.len();
+        while i > 0 && got.len() < BATCH {
+            i -= 1;
+            if g.dirty[i].size() == size {
+                got.extend(g.dirty.swap_remove_back(i));
+            }
+        }
+        let mut i = g.free.len();
+        while i > 0 && got.len() < BATCH {
+            i -= 1;
+            if g.free[i].size() == size {
+                got.push(g.free.swap_remove(i));
             }
         }
     }
@@ -580,10 +588,12 @@ fn scavenger() -> &'static std::thread::Thread {
                 loop {
                     let sweep = {
                         let mut g = global();
-                        if g.dirty.len() <= DIRTY_MAX {
+                        // Down to half the budget once woken.
+                        if g.dirty.len() <= DIRTY_MAX / 2 {
                             break;
                         }
-                        // The oldest (least recently freed) stacks go.
+                        // The oldest (least recently freed) stacks go: from
+                        // the deque's front, O(n) for n stacks.
                         let n = (g.dirty.len() - DIRTY_MAX / 2).min(SWEEP_MAX);
                         g.dirty.drain(..n).collect::<Vec<_>>()
                     };

@@ -23,9 +23,10 @@
 //! top. So `min` may be a zombie's deadline: a poller can wake early and
 //! find nothing due (never late). A zombie is never run, and a `reset`
 //! revives it in place. Dropping the
-//! handle removes its entry at once (`remove`): a zombie always has a
-//! live handle, so the heap never holds the last reference to a stopped
-//! callback's captures.
+//! handle removes its entry at once (`remove`), and so does detaching a
+//! stopped one (`remove_zombie`): a zombie always has a live handle, so the
+//! heap never holds the last reference to a stopped callback's captures
+//! (nor drops them under some other caller's lock).
 
 use crate::loom::{AtomicBool, AtomicI64, Ordering};
 use gort_os::cell::UnsafeCell;
@@ -111,6 +112,9 @@ pub(crate) struct Heap {
     v: UnsafeCell<Vec<(i64, Arc<Entry>)>>,
     /// Zombies in `v`; under the lock.
     zombies: UnsafeCell<usize>,
+    /// An M is running this heap's due timers (set and cleared under the
+    /// lock): other pollers skip it rather than wait (`try_run`).
+    running: AtomicBool,
 }
 
 // SAFETY: the vector (and the entries' state) is only touched under `lock`.
@@ -125,6 +129,7 @@ impl Heap {
             min: AtomicI64::new(i64::MAX),
             v: UnsafeCell::new(Vec::new()),
             zombies: UnsafeCell::new(0),
+            running: AtomicBool::new(false),
         }
     }
 
@@ -278,19 +283,24 @@ impl Heap {
         self.run_locked(now, fired)
     }
 
-    /// [`Heap::run`] unless the heap is locked: then another M is running
-    /// it (or arming or stopping a timer, for an instant), and waiting for
-    /// its lock only stalls this M. Returns the earliest deadline as known
-    /// then (a poller comes back for what is left).
+    /// [`Heap::run`], unless another M is running this heap right now:
+    /// waiting for its lock would only stall this M, and that M runs
+    /// everything due and publishes the next deadline itself. Then returns
+    /// `i64::MAX` (nothing for this poller). A lock held for anything else
+    /// (arming or stopping a timer, an instant) is waited for.
     pub(crate) fn try_run(&self, now: i64, fired: &mut Vec<Arc<Entry>>) -> i64 {
         if !self.lock.try_lock() {
-            return self.min();
+            if self.running.load(Ordering::Relaxed) {
+                return i64::MAX;
+            }
+            self.lock.lock();
         }
         self.run_locked(now, fired)
     }
 
     /// The body of `run`, with the lock held; releases it.
     fn run_locked(&self, now: i64, fired: &mut Vec<Arc<Entry>>) -> i64 {
+        self.running.store(true, Ordering::Relaxed);
         loop {
             // SAFETY: we hold the lock.
             let due = unsafe {
@@ -329,9 +339,43 @@ impl Heap {
             }
         }
         let m = self.publish_min();
+        self.running.store(false, Ordering::Relaxed);
         // SAFETY: locked above.
         unsafe { self.lock.unlock() };
         m
+    }
+
+    /// Takes `e` out at once if it is a zombie (stopped): for a handle
+    /// that is detached, after which nothing could revive or remove it.
+    pub(crate) fn remove_zombie(&self, e: &Arc<Entry>) {
+        if !e.queued.load(Ordering::Acquire) {
+            return;
+        }
+        let mut removed = Vec::new();
+        self.lock.lock();
+        // SAFETY: we hold the lock.
+        unsafe {
+            self.v.with_mut(|v| {
+                let i = e.st.with_mut(|st| {
+                    if !st.zombie {
+                        return NOT_QUEUED;
+                    }
+                    st.zombie = false;
+                    std::mem::replace(&mut st.idx, NOT_QUEUED)
+                });
+                if i == NOT_QUEUED {
+                    return;
+                }
+                e.queued.store(false, Ordering::Release);
+                self.zombies.with_mut(|z| *z -= 1);
+                remove_at(v, i);
+                self.zombies.with_mut(|z| clean_head(v, z, &mut removed));
+            })
+        };
+        self.publish_min();
+        // SAFETY: locked above.
+        unsafe { self.lock.unlock() };
+        drop(removed);
     }
 
     /// Stores the earliest deadline in `min`; lock held.

@@ -286,12 +286,19 @@ impl RawTimer {
     }
 
     /// Lets an armed one-shot timer fire without a handle; it is freed when
-    /// it has fired.
+    /// it has fired (a stopped one is freed now).
     pub fn detach(mut self) {
-        drop(self.e.take());
+        if let Some(e) = self.e.take() {
+            // A stopped timer must not linger as a zombie with no handle:
+            // its callback's captures would drop wherever it is cleaned up.
+            timers().heaps[e.heap].remove_zombie(&e);
+        }
     }
 }
 
+/// Dropping a timer disarms it and frees it. A one-shot that already
+/// fired is not waited for: its callback may still be returning on another
+/// thread (it owns what it uses; nothing is freed under it).
 impl Drop for RawTimer {
     fn drop(&mut self) {
         if let Some(e) = &self.e {

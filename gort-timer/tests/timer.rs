@@ -292,3 +292,49 @@ fn deadlines_fire_in_order() {
     }
     panic!("could not arm six timers before a 10 s deadline");
 }
+
+// Lazy stop (zombies): a stopped timer that is detached or dropped frees
+// its callback at once, on the caller, never later under some other
+// caller's heap lock; many stopped timers are cleaned in bulk.
+#[test]
+fn stopped_timers_free_their_callbacks_when_let_go() {
+    go(|| {
+        let keep: Vec<_> = (0..16)
+            .map(|_| {
+                let t = RawTimer::new(|| {});
+                t.reset(Duration::from_secs(3600));
+                t
+            })
+            .collect();
+        for how in ["detach", "drop"] {
+            let capture = Arc::new(());
+            let c2 = capture.clone();
+            let t = RawTimer::new(move || {
+                let _ = &c2;
+            });
+            t.reset(Duration::from_secs(3600));
+            assert!(t.stop());
+            assert_eq!(
+                Arc::strong_count(&capture),
+                2,
+                "{how}: still held by the timer"
+            );
+            match how {
+                "detach" => t.detach(),
+                _ => drop(t),
+            }
+            assert_eq!(
+                Arc::strong_count(&capture),
+                1,
+                "{how}: the callback was kept"
+            );
+        }
+        for t in &keep {
+            assert!(t.stop());
+            assert!(!t.stop());
+        }
+        drop(keep);
+    })
+    .join()
+    .unwrap();
+}

@@ -43,7 +43,7 @@
 //! stacks, a background scavenger thread (Go's bgscavenge) returns the
 //! memory of the oldest with `madvise(MADV_DONTNEED)`, sorted by address so
 //! that runs of adjacent stacks take one call each, in sweeps of at most
-//! [`SWEEP_MAX`] paced to about a tenth of a CPU. Each call makes every
+//! 1,024 paced to about a tenth of a CPU. Each call makes every
 //! CPU running the process flush its TLB (an inter-processor interrupt, slow
 //! in VMs): measured, releasing 32 stacks at a time on the goroutines' own
 //! threads made 100,000 sleeping goroutines cost ~0.8 s of IPIs when they

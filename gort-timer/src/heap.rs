@@ -426,23 +426,32 @@ fn swap(v: &mut [(i64, Arc<Entry>)], a: usize, b: usize) {
     }
 }
 
+/// If `e` is a zombie, marks it out of the heap (the caller takes it out
+/// of the vector); whether it was.
+///
+/// # Safety
+/// The heap's lock is held.
+unsafe fn unqueue_zombie(e: &Entry) -> bool {
+    // SAFETY: forwarded (the lock protects the entry's state).
+    unsafe {
+        e.st.with_mut(|st| {
+            let z = st.zombie;
+            if z {
+                st.zombie = false;
+                st.idx = NOT_QUEUED;
+                e.queued.store(false, Ordering::Release);
+            }
+            z
+        })
+    }
+}
+
 /// Removes the zombies at the top until a live entry (or nothing) is
 /// there; they go to `out`, to be dropped after the lock.
 fn clean_head(v: &mut Vec<(i64, Arc<Entry>)>, zombies: &mut usize, out: &mut Vec<Arc<Entry>>) {
     while let Some((_, e)) = v.first() {
         // SAFETY: lock held (see `swap`).
-        let zombie = unsafe {
-            e.st.with_mut(|st| {
-                let z = st.zombie;
-                if z {
-                    st.zombie = false;
-                    st.idx = NOT_QUEUED;
-                    e.queued.store(false, Ordering::Release);
-                }
-                z
-            })
-        };
-        if !zombie {
+        if !unsafe { unqueue_zombie(e) } {
             return;
         }
         out.push(v[0].1.clone());
@@ -457,22 +466,11 @@ fn clean_all(v: &mut Vec<(i64, Arc<Entry>)>, zombies: &mut usize, out: &mut Vec<
     v.reserve(old.len() - *zombies);
     for (when, e) in old {
         // SAFETY: lock held (see `swap`).
-        let zombie = unsafe {
-            e.st.with_mut(|st| {
-                let z = st.zombie;
-                if z {
-                    st.zombie = false;
-                    st.idx = NOT_QUEUED;
-                    e.queued.store(false, Ordering::Release);
-                } else {
-                    st.idx = v.len();
-                }
-                z
-            })
-        };
-        if zombie {
+        if unsafe { unqueue_zombie(&e) } {
             out.push(e);
         } else {
+            // SAFETY: as above.
+            unsafe { e.st.with_mut(|st| st.idx = v.len()) };
             v.push((when, e));
         }
     }

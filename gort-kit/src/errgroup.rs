@@ -68,11 +68,11 @@ struct First<E> {
     failed: bool,
 }
 
+/// One token per active task; the channel's capacity is the limit.
 #[derive(Clone)]
 struct Tokens {
     tx: Sender<()>,
     rx: Receiver<()>,
-    limit: usize,
 }
 
 // Tasks run on their own goroutines, never under the group's locks; a
@@ -241,7 +241,7 @@ impl<E: Send + 'static> Group<E> {
         }
         *sem = n.map(|limit| {
             let (tx, rx) = chan(limit);
-            Tokens { tx, rx, limit }
+            Tokens { tx, rx }
         });
     }
 
@@ -252,7 +252,7 @@ impl<E: Send + 'static> Group<E> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .map(|t| t.limit)
+            .map(|t| t.tx.capacity())
     }
 
     /// Waits for every task started so far (and those they start), then

@@ -356,7 +356,9 @@ where
 }
 
 // A pool thread is a plain OS thread (never an M: no goroutine runs or
-// parks on it), so a thread-local is exactly "the call running here".
+// parks on it), so a thread-local is exactly "the call running here". (A
+// call that made its pool thread an M, through `run_on_this_thread`, would
+// run goroutines there: `caller_goid` asks the running goroutine first.)
 thread_local! {
     /// On a pool thread, the id of the goroutine whose call it runs (0:
     /// none).

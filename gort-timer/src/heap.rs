@@ -234,6 +234,18 @@ impl Heap {
     /// whether it was armed. Nothing can revive it, so it must not linger
     /// as a zombie (the heap would hold its callback's last reference).
     pub(crate) fn remove(&self, e: &Arc<Entry>) -> bool {
+        self.take_out(e, false)
+    }
+
+    /// Takes `e` out at once if it is a zombie (stopped): for a handle
+    /// that is detached, after which nothing could revive or remove it.
+    pub(crate) fn remove_zombie(&self, e: &Arc<Entry>) {
+        self.take_out(e, true);
+    }
+
+    /// [`Heap::remove`], or with `only_zombie` [`Heap::remove_zombie`];
+    /// whether it was armed (queued and not a zombie).
+    fn take_out(&self, e: &Arc<Entry>, only_zombie: bool) -> bool {
         // Fired (or never armed): nothing to take out, and no lock to wait
         // for while another M runs this heap. Acquire: pairs with the
         // Release that cleared it (the entry's state is settled). A fired
@@ -247,6 +259,9 @@ impl Heap {
         let was = unsafe {
             self.v.with_mut(|v| {
                 let (i, zombie) = e.st.with_mut(|st| {
+                    if only_zombie && !st.zombie {
+                        return (NOT_QUEUED, false); // armed: left to fire
+                    }
                     (
                         std::mem::replace(&mut st.idx, NOT_QUEUED),
                         std::mem::replace(&mut st.zombie, false),
@@ -343,39 +358,6 @@ impl Heap {
         // SAFETY: locked above.
         unsafe { self.lock.unlock() };
         m
-    }
-
-    /// Takes `e` out at once if it is a zombie (stopped): for a handle
-    /// that is detached, after which nothing could revive or remove it.
-    pub(crate) fn remove_zombie(&self, e: &Arc<Entry>) {
-        if !e.queued.load(Ordering::Acquire) {
-            return;
-        }
-        let mut removed = Vec::new();
-        self.lock.lock();
-        // SAFETY: we hold the lock.
-        unsafe {
-            self.v.with_mut(|v| {
-                let i = e.st.with_mut(|st| {
-                    if !st.zombie {
-                        return NOT_QUEUED;
-                    }
-                    st.zombie = false;
-                    std::mem::replace(&mut st.idx, NOT_QUEUED)
-                });
-                if i == NOT_QUEUED {
-                    return;
-                }
-                e.queued.store(false, Ordering::Release);
-                self.zombies.with_mut(|z| *z -= 1);
-                remove_at(v, i);
-                self.zombies.with_mut(|z| clean_head(v, z, &mut removed));
-            })
-        };
-        self.publish_min();
-        // SAFETY: locked above.
-        unsafe { self.lock.unlock() };
-        drop(removed);
     }
 
     /// Stores the earliest deadline in `min`; lock held.

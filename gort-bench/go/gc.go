@@ -4,7 +4,10 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,6 +23,12 @@ func nivcsw() int64 {
 type gcObj struct {
 	v int
 	p *gcObj
+}
+
+// gcCyc is one node of gc_pressure's two-object cycles.
+type gcCyc struct {
+	v int
+	p *gcCyc
 }
 
 type gcList struct {
@@ -57,6 +66,33 @@ func gcBench(w string, n int) bool {
 			}
 		}
 		report(per(time.Since(t0), n), "ns/obj")
+		return true
+	case "gc_pressure":
+		secs := n
+		if secs == 1_000_000 {
+			secs = 10
+		}
+		if os.Getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(100 << 20)
+		}
+		d := time.Duration(secs) * time.Second
+		t0 := time.Now()
+		iters := 0
+		for {
+			for k := 0; k < 1024; k++ {
+				a := &gcCyc{v: iters}
+				b := &gcCyc{v: iters, p: a}
+				a.p = b
+				iters++
+			}
+			if time.Since(t0) >= d {
+				break
+			}
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintf(os.Stderr, "gc_pressure: %d cycles allocated, %d collections\n", iters, ms.NumGC)
+		report(float64(peakRSS())/1e6, "MB")
 		return true
 	case "gc_cycle", "gc_pause", "gc_pause_wall":
 		var head *gcList

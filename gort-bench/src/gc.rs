@@ -16,6 +16,13 @@
 //!   pauses (`us`). A mutator that blocked on the collector would show up
 //!   here (that is a voluntary switch).
 //! * `gc_pause_wall [n]`: the same without leaving anything out (`us`).
+//! * `gc_pressure [secs]`: with the soft memory limit at 100 MiB (as
+//!   `GOMEMLIMIT=100MiB`; the environment's value wins when set), the main
+//!   goroutine allocates two-object cycles (`a.p = b`, `b.p = a`, both
+//!   dropped) in a loop for `secs` (default 10) seconds; reports the
+//!   process's peak RSS (`MB`). Only the cycle collector can reclaim them,
+//!   so this measures whether collection keeps up with allocation (issue
+//!   20: without back-pressure the heap outran the background collector).
 
 use crate::pause::{PauseProbe, Pauses};
 use crate::{per, report};
@@ -77,7 +84,50 @@ pub fn run(workload: &str, n: Option<u64>) -> bool {
             }
             true
         }
+        "gc_pressure" => {
+            let secs = n.unwrap_or(10);
+            if std::env::var_os("GOMEMLIMIT").is_none() {
+                gort_gc::set_memory_limit(100 << 20);
+            }
+            let iters = gort::run(move || gc_pressure(Duration::from_secs(secs)));
+            eprintln!(
+                "gc_pressure: {iters} cycles allocated, {} collections",
+                gort_gc::read_mem_stats().num_gc
+            );
+            report(crate::peak_rss() as f64 / 1e6, "MB");
+            true
+        }
         _ => false,
+    }
+}
+
+/// One node of a two-object cycle.
+#[derive(Trace)]
+struct Cyc {
+    v: u64,
+    p: std::sync::Mutex<Option<Gc<Cyc>>>,
+}
+
+/// Allocates two-object cycles until `d` has passed; how many.
+fn gc_pressure(d: Duration) -> u64 {
+    let t0 = Instant::now();
+    let mut i = 0u64;
+    loop {
+        for _ in 0..1024 {
+            let a = Gc::new(Cyc {
+                v: i,
+                p: std::sync::Mutex::new(None),
+            });
+            let b = Gc::new(Cyc {
+                v: i,
+                p: std::sync::Mutex::new(Some(a.clone())),
+            });
+            *a.p.lock().unwrap() = Some(b);
+            i += 1;
+        }
+        if t0.elapsed() >= d {
+            return i;
+        }
     }
 }
 

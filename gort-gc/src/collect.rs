@@ -177,6 +177,11 @@ pub fn gc() {
     crate::special::let_finalizers_run();
 }
 
+/// Whether the calling goroutine (or thread) is running a collection.
+pub(crate) fn collecting() -> bool {
+    COLLECTING.try_with(|_| ()).is_some()
+}
+
 /// Runs `f` at a moment when no collection is running, and none can start
 /// before it returns (it holds the collector's lock; `f` must be short and
 /// must not allocate a collection of its own). A running collection pins
@@ -186,7 +191,7 @@ pub fn gc() {
 /// `Trace` or hook run by the collector), which would wait for itself: it
 /// runs `f` at once.
 pub(crate) fn when_idle<R>(f: impl FnOnce() -> R) -> R {
-    if COLLECTING.try_with(|_| ()).is_some() {
+    if collecting() {
         return f();
     }
     let st = lock_idle_collector(heap());
@@ -211,7 +216,7 @@ fn lock_idle_collector(hp: &'static heap::Heap) -> MutexGuard<'static, Collector
 }
 
 pub(crate) fn collect(forced: bool) {
-    if COLLECTING.try_with(|_| ()).is_some() {
+    if collecting() {
         panic!("gort-gc: gc() called from a Drop impl run by the collector");
     }
     let hp = heap();
@@ -227,7 +232,9 @@ pub(crate) fn collect(forced: bool) {
     let mut bufs = st.bufs.take().unwrap_or_default();
     drop(st);
 
-    struct Done;
+    /// The cycle's end, also when a user `Drop` or `Trace` panicked: wakes
+    /// `gc()` callers and allocators waiting in the pacer's `assist`.
+    struct Done(Instant);
     impl Drop for Done {
         fn drop(&mut self) {
             let hp = heap();
@@ -239,9 +246,10 @@ pub(crate) fn collect(forced: bool) {
             for w in ws {
                 w.ready();
             }
+            crate::pacer::cycle_ended(Some(self.0.elapsed()));
         }
     }
-    let done = Done;
+    let done = Done(Instant::now());
     let panicked = COLLECTING.scope((), || {
         let hooks: Vec<fn()> = lock(&hp.hooks).clone();
         for f in hooks {

@@ -15,6 +15,21 @@ use std::sync::TryLockError;
 /// Bytes a shard accumulates before it publishes them to `Heap::live`.
 const FLUSH: i64 = 64 << 10;
 
+/// What an object of `size` bytes costs in memory, as the pacer counts it:
+/// its allocation as glibc's malloc rounds it (8 bytes of chunk header, 16-
+/// byte granules, 32 at least), plus what the runtime spends per object —
+/// its registry slot (8 bytes, up to twice that with the vector's growth)
+/// and the collector's per-object work (a 32-byte node, edge and dead-list
+/// entries), kept between cycles. Go's memory limit counts the runtime's
+/// own metadata too; counting object bytes alone let the process's RSS
+/// reach three times `GOMEMLIMIT` (issue 20). `MemStats::heap_alloc` still
+/// reports the object bytes.
+pub(crate) fn footprint(size: usize) -> i64 {
+    const PER_OBJECT: i64 = 64;
+    let chunk = ((size as i64 + 8 + 15) & !15).max(32);
+    chunk + PER_OBJECT
+}
+
 /// One registry shard: the objects allocated by the threads mapped to it.
 #[repr(align(128))]
 pub(crate) struct Shard {
@@ -34,7 +49,8 @@ pub(crate) struct ShardInner {
     pub(crate) mallocs: u64,
     pub(crate) frees: u64,
     pub(crate) bytes: u64,
-    /// Bytes allocated minus freed not yet added to `Heap::live`.
+    /// Footprints (`footprint`) allocated minus freed, not yet added to
+    /// `Heap::live`.
     pub(crate) unflushed: i64,
 }
 
@@ -67,7 +83,8 @@ pub(crate) struct Heap {
     pub(crate) active: AtomicU64,
     /// The registry (see `Shard`).
     pub(crate) shards: [Shard; SHARDS],
-    /// Approximate live managed bytes: shards add their deltas in 64 KiB
+    /// Approximate live managed memory (the objects' `footprint`s, which
+    /// include the runtime's per-object costs): shards add their deltas in 64 KiB
     /// steps (Relaxed RMW: a pacing hint, no ordering needed); read by the
     /// pacer and at the end of each cycle.
     pub(crate) live: AtomicI64,
@@ -75,6 +92,11 @@ pub(crate) struct Heap {
     /// the end of a cycle and by the setters, read by allocators; Relaxed
     /// (a stale goal only moves a trigger by one flush).
     pub(crate) next_gc: AtomicI64,
+    /// Live bytes at which allocators wait for the collector (the pacer's
+    /// `assist`); recomputed with `next_gc`, Relaxed as it.
+    pub(crate) assist_at: AtomicI64,
+    /// The allocators waiting for the end of a cycle (the pacer's `assist`).
+    pub(crate) assists: Mutex<crate::pacer::Assists>,
     /// GOGC (negative: off). Written by `set_gc_percent`/the environment,
     /// read when the goal is recomputed; Relaxed.
     pub(crate) gc_percent: AtomicI64,
@@ -148,6 +170,8 @@ macro_rules! new_heap {
             shards: new_shards!(),
             live: AtomicI64::new(0),
             next_gc: AtomicI64::new(crate::pacer::HEAP_MINIMUM),
+            assist_at: AtomicI64::new(crate::pacer::HEAP_MINIMUM + crate::pacer::HEAP_MINIMUM / 16),
+            assists: Mutex::new(crate::pacer::Assists::new()),
             gc_percent: AtomicI64::new(100),
             mem_limit: AtomicI64::new(i64::MAX),
             triggered: AtomicBool::new(false),
@@ -305,7 +329,7 @@ pub(crate) fn register(h: NonNull<Header>, size: usize) {
     g.objs.push(h);
     g.mallocs += 1;
     g.bytes += size as u64;
-    g.unflushed += size as i64;
+    g.unflushed += footprint(size);
     let flush = if g.unflushed >= FLUSH {
         std::mem::take(&mut g.unflushed)
     } else {
@@ -316,6 +340,7 @@ pub(crate) fn register(h: NonNull<Header>, size: usize) {
     if flush != 0 {
         let live = hp.live.fetch_add(flush, Relaxed) + flush;
         crate::pacer::maybe_trigger(live);
+        crate::pacer::assist(live);
     }
 }
 
@@ -332,7 +357,7 @@ fn unregister_locked(s: usize, g: &mut ShardInner, h: &Header) {
     }
     g.frees += 1;
     g.bytes -= size as u64;
-    g.unflushed -= size as i64;
+    g.unflushed -= footprint(size);
     if g.unflushed <= -FLUSH {
         let d = std::mem::take(&mut g.unflushed);
         heap().live.fetch_add(d, Relaxed);

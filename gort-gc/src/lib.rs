@@ -162,6 +162,17 @@
 //! the soft limit ([`set_memory_limit`], `GOMEMLIMIT` with Go's unit
 //! syntax) if lower. `GOGC=off` leaves only the limit. Allocation only
 //! adds to a per-shard counter; the trigger wakes the `gort-gc` thread.
+//! The heap is counted as the memory it costs: each object's allocation
+//! as malloc rounds it, plus its registry slot and the collector's
+//! per-object work (about 64 bytes), as Go's limit counts the runtime's
+//! metadata; `MemStats::heap_alloc` still reports the objects' bytes.
+//!
+//! An allocator that finds the heap 1/16 past its goal waits for the cycle
+//! in progress to end (Go's GC assists, reduced to their effect): a thread
+//! allocating garbage cycles faster than one collector thread frees them
+//! is slowed to the collector's pace instead of growing the heap without
+//! bound. The wait is bounded (a cycle whose `Drop` impl needs a lock the
+//! waiting allocator holds must not deadlock): see `pacer::assist`.
 //!
 //! `GOGC` and `GOMEMLIMIT` are checked when the runtime starts, as
 //! `GOMAXPROCS` is: gort-sched's `Config::from_env` rejects an unusable
@@ -302,7 +313,10 @@ pub struct MemStats {
     pub last_pause_ns: u64,
     /// When the last cycle finished, ns since the Unix epoch.
     pub last_gc: u64,
-    /// The heap size at which the next automatic cycle starts.
+    /// The heap size at which the next automatic cycle starts, counted as
+    /// the pacer counts: each object's allocation as malloc rounds it plus
+    /// the runtime's per-object costs (so more than `heap_alloc` for the
+    /// same objects; see the crate docs, "Pacing").
     pub next_gc: u64,
     /// Objects freed by the cycle collector (members of garbage cycles).
     pub cycle_frees: u64,

@@ -121,7 +121,9 @@ fn last_live() -> i64 {
     lock(&heap().collector).live_after_last
 }
 
-/// Recomputes the heap goal from what was live after the last cycle.
+/// Recomputes the heap goal from what was live after the last cycle, and
+/// the level at which allocators start waiting for the collector
+/// ([`assist`]).
 pub(crate) fn update_goal(live: i64) {
     let hp = heap();
     let pct = hp.gc_percent.load(Relaxed);
@@ -132,7 +134,23 @@ pub(crate) fn update_goal(live: i64) {
         let min = HEAP_MINIMUM * pct.max(1) / 100;
         (live + live.saturating_mul(pct) / 100).max(min)
     };
-    hp.next_gc.store(goal.min(limit), Relaxed);
+    let goal = goal.min(limit);
+    hp.next_gc.store(goal, Relaxed);
+    hp.assist_at.store(assist_level(goal, live), Relaxed);
+}
+
+/// Where allocators start waiting: 1/16 over the goal (so GOGC's goal and
+/// the memory limit hold within 6.25% plus one flush per allocating
+/// shard), but never below 1/8 over what the last cycle left live — when
+/// the live heap alone exceeds the memory limit, the limit is soft (Go
+/// lets the heap grow past it rather than collect without end), and
+/// allocators must still get work done between cycles.
+fn assist_level(goal: i64, live_after: i64) -> i64 {
+    if goal == i64::MAX {
+        return i64::MAX;
+    }
+    goal.saturating_add(goal / 16)
+        .max(live_after.saturating_add(live_after / 8))
 }
 
 /// Requests a background cycle if the heap reached its goal.
@@ -141,6 +159,169 @@ pub(crate) fn maybe_trigger(live: i64) {
     let hp = heap();
     if live >= hp.next_gc.load(Relaxed) && !hp.triggered.swap(true, AcqRel) {
         wake_background();
+    }
+}
+
+/// Back-pressure, Go's GC assists reduced to their effect: an allocator
+/// that finds the heap past [`assist_level`] waits for the cycle in
+/// progress (triggered at the goal, so one is running or about to) to end.
+/// Go makes an allocating goroutine do mark work in proportion to what it
+/// allocates; here the collector's phases are not split into work units a
+/// mutator could take, so the allocator lends its time instead: without
+/// this, one thread allocating garbage cycles in a loop outran the
+/// background collector, and the heap grew to gigabytes under
+/// `GOMEMLIMIT=100MiB` (issue 20).
+///
+/// Called at a flush (every 64 KiB a shard allocates), so the common
+/// allocation pays nothing. Not waited: by the collecting goroutine itself
+/// (a `Drop` or `Trace` impl the collector runs, which would wait for its
+/// own cycle).
+///
+/// The wait is bounded. A cycle runs the `Drop` impls of what it frees; if
+/// one of them needs a lock that a waiting allocator holds, neither could
+/// go on. So a wait gives up after four times the previous cycle's length
+/// or 4 ns per byte of heap, whichever is longer (at least
+/// [`ASSIST_MIN_WAIT`]), and no allocator waits for that cycle
+/// again: the cost of such a program is one bounded delay per cycle, not a
+/// deadlock. Each cycle end wakes every waiter; a waiter re-checks at its
+/// next flush.
+#[inline]
+pub(crate) fn assist(live: i64) {
+    let hp = heap();
+    if live >= hp.assist_at.load(Relaxed) {
+        assist_slow();
+    }
+}
+
+/// The shortest time an assist waits before giving up on a cycle.
+#[cfg(not(gort_loom))]
+const ASSIST_MIN_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The waits of [`assist`] (under `Heap::assists`).
+pub(crate) struct Assists {
+    /// Cycle ends seen (a collection, or a background trigger that found
+    /// nothing to do); a waiter waits for this to move.
+    ended: u64,
+    /// A wait for the cycle after `ended == n` timed out: no allocator waits
+    /// for that cycle any more.
+    gave_up: Option<u64>,
+    /// How long the last collection took (ns): bounds the next waits.
+    last_cycle_ns: u64,
+    /// The parked allocators (goroutines or threads); stale ones (a timed
+    /// out wait) are harmless to ready.
+    waiters: Vec<crate::loom::Waiter>,
+}
+
+impl Assists {
+    pub(crate) const fn new() -> Assists {
+        Assists {
+            ended: 0,
+            gave_up: None,
+            last_cycle_ns: 0,
+            waiters: Vec::new(),
+        }
+    }
+}
+
+#[cold]
+fn assist_slow() {
+    if crate::collect::collecting() {
+        return;
+    }
+    let hp = heap();
+    let mut a = lock(&hp.assists);
+    let seen = a.ended;
+    if a.gave_up == Some(seen) {
+        return;
+    }
+    // Re-check under the lock: a cycle that ended since the flush lowered
+    // the heap (the end publishes the new level before taking this lock).
+    if hp.live.load(Relaxed) < hp.assist_at.load(Relaxed) {
+        return;
+    }
+    // The trigger was pulled at the goal, below this level; make sure (the
+    // goal may have been lowered since) so that a cycle comes.
+    maybe_trigger(hp.live.load(Relaxed));
+    let w = crate::loom::Waiter::current();
+    a.waiters.push(w.clone());
+    // Four times the last cycle, or 4 ns per byte of heap (a slow
+    // collector's pace) when that is longer: the first cycle has no
+    // history, and a heap that grew makes a longer cycle.
+    #[cfg(not(gort_loom))]
+    let timeout = std::time::Duration::from_nanos(
+        a.last_cycle_ns
+            .saturating_mul(4)
+            .max(hp.live.load(Relaxed).max(0) as u64 * 4),
+    )
+    .max(ASSIST_MIN_WAIT);
+    #[cfg(not(gort_loom))]
+    wait_bounded(w, timeout, a);
+    #[cfg(gort_loom)]
+    {
+        drop(w);
+        crate::loom::park(
+            crate::loom::WaitReason::Other("GC assist wait"),
+            move || {
+                drop(a);
+                true
+            },
+        );
+    }
+    let mut a = lock(&hp.assists);
+    if a.ended == seen {
+        // Timed out: the cycle is stuck (or slow); stop waiting for it.
+        a.gave_up = Some(seen);
+    }
+}
+
+/// Parks until `w` is readied (by a cycle end) or `timeout` passes,
+/// releasing `guard` once committed.
+#[cfg(not(gort_loom))]
+fn wait_bounded(
+    w: crate::loom::Waiter,
+    timeout: std::time::Duration,
+    guard: crate::loom::MutexGuard<'_, Assists>,
+) {
+    const REASON: crate::loom::WaitReason = crate::loom::WaitReason::Other("GC assist wait");
+    if !w.is_goroutine() {
+        drop(w);
+        gort_sched::park_thread_timeout(REASON, timeout, move || {
+            drop(guard);
+            true
+        });
+        return;
+    }
+    let mut w = Some(w);
+    // SAFETY: the callback only readies a Waiter (stale after the park:
+    // then a no-op); it returns at once, never parks, panics or touches a
+    // timer.
+    let timer = unsafe {
+        gort_timer::RawTimer::new_unchecked(move || {
+            if let Some(w) = w.take() {
+                w.ready();
+            }
+        })
+    };
+    timer.reset(timeout);
+    crate::loom::park(REASON, move || {
+        drop(guard);
+        true
+    });
+    drop(timer);
+}
+
+/// A cycle ended (or a trigger found nothing to do): wakes the allocators
+/// waiting in [`assist`]. `took` is the collection's length, if one ran.
+pub(crate) fn cycle_ended(took: Option<std::time::Duration>) {
+    let mut a = lock(&heap().assists);
+    a.ended += 1;
+    if let Some(t) = took {
+        a.last_cycle_ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+    }
+    let ws = std::mem::take(&mut a.waiters);
+    drop(a);
+    for w in ws {
+        w.ready();
     }
 }
 
@@ -188,6 +369,9 @@ fn background() {
             }
             // Allow the next trigger only after the goal was recomputed.
             hp.triggered.store(false, Release);
+            // Waiters of a trigger that ran no cycle (the goal moved) must
+            // not sit out their timeout.
+            cycle_ended(None);
             maybe_trigger(hp.live.load(Relaxed));
             continue;
         }

@@ -228,6 +228,12 @@ const CASES: &[Case] = &[
         what: "one full collection with 1M live objects in a linked list, a mutator running",
     },
     Case {
+        workload: "gc_pressure",
+        peer_workload: None,
+        procs: None,
+        what: "peak RSS (MB) with GOMEMLIMIT=100MiB while one goroutine allocates two-object cycles for 10 s",
+    },
+    Case {
         workload: "gc_pause",
         peer_workload: None,
         procs: None,

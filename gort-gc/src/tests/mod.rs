@@ -1,4 +1,6 @@
 #[cfg(gort_loom)]
+mod loom_assist;
+#[cfg(gort_loom)]
 mod loom_collect;
 #[cfg(not(gort_loom))]
 mod unit;

@@ -37,7 +37,29 @@ use std::sync::Arc;
 
 /// A heap callback; its argument says whether the timer is periodic (the
 /// safe `RawTimer` skips a tick while the previous one still runs).
-pub(crate) type Callback = Box<dyn FnMut(bool) + Send>;
+pub(crate) enum Callback {
+    /// The runtime's own (`RawTimer::new_unchecked`): runs as it is, under
+    /// the heap lock.
+    Raw(Box<dyn FnMut(bool) + Send>),
+    /// User code (`RawTimer::new`): a fire only starts a goroutine that
+    /// runs it. Shared with that goroutine, so one allocation serves both
+    /// (a boxed closure around the `Arc` was a second one per timer).
+    User(Arc<dyn Fire>),
+}
+
+/// A user callback's fire: start the goroutine that runs it.
+pub(crate) trait Fire: Send + Sync {
+    fn fire(self: Arc<Self>, periodic: bool);
+}
+
+impl Callback {
+    fn call(&mut self, periodic: bool) {
+        match self {
+            Callback::Raw(f) => f(periodic),
+            Callback::User(u) => u.clone().fire(periodic),
+        }
+    }
+}
 
 /// A timer callback panicked: Go treats a panic in a timer function as
 /// fatal, and so does gort (unwinding on would kill the M, and from under
@@ -88,10 +110,10 @@ unsafe impl Sync for Entry {}
 unsafe impl Send for Entry {}
 
 impl Entry {
-    pub(crate) fn new(heap: usize, user: bool, f: Callback) -> Arc<Entry> {
+    pub(crate) fn new(heap: usize, f: Callback) -> Arc<Entry> {
         Arc::new(Entry {
             heap,
-            user,
+            user: matches!(f, Callback::User(_)),
             queued: AtomicBool::new(false),
             st: UnsafeCell::new(EntrySt {
                 period: 0,
@@ -344,7 +366,7 @@ impl Heap {
             let Some((e, periodic)) = due else { break };
             // SAFETY: we hold the lock; the callback is exclusive to it.
             let r = unsafe {
-                e.st.with_mut(|st| catch_unwind(AssertUnwindSafe(|| (st.f)(periodic))))
+                e.st.with_mut(|st| catch_unwind(AssertUnwindSafe(|| st.f.call(periodic))))
             };
             if let Err(p) = r {
                 callback_panicked(p);
@@ -491,10 +513,9 @@ mod zombie_tests {
         let f = fired.clone();
         Entry::new(
             0,
-            false,
-            Box::new(move |_| {
+            Callback::Raw(Box::new(move |_| {
                 f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }),
+            })),
         )
     }
 

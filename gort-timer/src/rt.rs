@@ -1,7 +1,7 @@
 //! The runtime side: one heap per P, the scheduler source that runs them,
 //! [`RawTimer`] and [`sleep`].
 
-use crate::heap::{callback_panicked, Callback, Entry, Heap};
+use crate::heap::{callback_panicked, Callback, Entry, Fire, Heap};
 use crate::loom::{AtomicBool, AtomicUsize, Ordering};
 use crossbeam_utils::CachePadded;
 use gort_os::clock::nanotime;
@@ -124,21 +124,20 @@ struct UserCallback<F> {
     busy: AtomicBool,
 }
 
-impl<F: Fn() + Send + Sync + 'static> UserCallback<F> {
-    /// The heap callback: hand `f` to a new goroutine.
-    fn callback(self: Arc<Self>) -> Callback {
-        Box::new(move |periodic| {
-            // A tick that comes while the previous tick's goroutine still
-            // runs is dropped (as a Ticker drops ticks a slow receiver has
-            // not taken): a slow callback never piles up goroutines.
-            if periodic && self.busy.swap(true, Ordering::Acquire) {
-                return;
-            }
-            let me = self.clone();
-            drop(gort_sched::go(move || me.run(periodic)));
-        })
+/// The heap's fire: hand `f` to a new goroutine.
+impl<F: Fn() + Send + Sync + 'static> Fire for UserCallback<F> {
+    fn fire(self: Arc<Self>, periodic: bool) {
+        // A tick that comes while the previous tick's goroutine still
+        // runs is dropped (as a Ticker drops ticks a slow receiver has
+        // not taken): a slow callback never piles up goroutines.
+        if periodic && self.busy.swap(true, Ordering::Acquire) {
+            return;
+        }
+        drop(gort_sched::go(move || self.run(periodic)));
     }
+}
 
+impl<F: Fn() + Send + Sync + 'static> UserCallback<F> {
     /// One fire's goroutine.
     fn run(&self, periodic: bool) {
         /// Clears `busy` however `f` ends (a goexit unwinds through it).
@@ -220,7 +219,7 @@ impl RawTimer {
             f,
             busy: AtomicBool::new(false),
         });
-        Self::with_callback(true, cb.callback())
+        Self::with_callback(Callback::User(cb))
     }
 
     /// An unarmed timer whose callback `f` runs on whichever M finds it
@@ -240,10 +239,10 @@ impl RawTimer {
     /// flag and spawning a goroutine are fine. Breaking this deadlocks the
     /// heap (and every timer and `sleep` on it) or the M.
     pub unsafe fn new_unchecked(mut f: impl FnMut() + Send + 'static) -> RawTimer {
-        Self::with_callback(false, Box::new(move |_periodic| f()))
+        Self::with_callback(Callback::Raw(Box::new(move |_periodic| f())))
     }
 
-    fn with_callback(user: bool, f: Callback) -> RawTimer {
+    fn with_callback(f: Callback) -> RawTimer {
         let t = timers_registered();
         let heap = gort_sched::proc_pin().unwrap_or(0);
         if heap >= t.used.load(Ordering::Relaxed) {
@@ -251,7 +250,7 @@ impl RawTimer {
             t.used.fetch_max(heap + 1, Ordering::Release);
         }
         RawTimer {
-            e: Some(Entry::new(heap, user, f)),
+            e: Some(Entry::new(heap, f)),
         }
     }
 

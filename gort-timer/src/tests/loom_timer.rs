@@ -2,7 +2,7 @@
 //! heap being run. A stop that reports "was armed" means the callback never
 //! runs; one that reports "not armed" means it already ran, exactly once.
 
-use crate::heap::{Entry, Heap};
+use crate::heap::{Callback, Entry, Heap};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
@@ -12,10 +12,9 @@ fn counting_entry(heap: usize) -> (std::sync::Arc<Entry>, Arc<AtomicUsize>) {
     let n2 = n.clone();
     let e = Entry::new(
         heap,
-        false,
-        Box::new(move |_periodic| {
+        Callback::Raw(Box::new(move |_periodic| {
             n2.fetch_add(1, Ordering::SeqCst);
-        }),
+        })),
     );
     (e, n)
 }

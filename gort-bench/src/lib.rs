@@ -5,6 +5,7 @@ use std::time::Duration;
 
 pub mod dump;
 pub mod gc;
+pub mod http;
 pub mod kit;
 pub mod pause;
 pub mod sysmon;

@@ -224,13 +224,13 @@ fn respond_with(
     body: &[u8],
     keep_alive: bool,
 ) {
-    out.extend_from_slice(
-        format!(
-            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{headers}Connection: {}\r\n\r\n",
-            body.len(),
-            if keep_alive { "keep-alive" } else { "close" }
-        )
-        .as_bytes(),
+    // Formatted straight into `out`, no String per answer (writing to a
+    // Vec cannot fail).
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{headers}Connection: {}\r\n\r\n",
+        body.len(),
+        if keep_alive { "keep-alive" } else { "close" }
     );
     out.extend_from_slice(body);
 }
@@ -273,10 +273,11 @@ fn flush(c: &mut TcpStream, out: &mut Vec<u8>) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads what the client sent next onto `buf`; 0 at end of stream.
-fn read_more(c: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let mut chunk = [0u8; 4096];
-    let n = c.read(&mut chunk)?;
+/// Reads what the client sent next onto `buf`, through `chunk` (the
+/// connection's, zeroed once rather than at every read); 0 at end of
+/// stream.
+fn read_more(c: &mut TcpStream, buf: &mut Vec<u8>, chunk: &mut [u8; 4096]) -> io::Result<usize> {
+    let n = c.read(chunk)?;
     buf.extend_from_slice(&chunk[..n]);
     Ok(n)
 }
@@ -287,19 +288,22 @@ fn serve(mut c: TcpStream, read_timeout: Duration) -> io::Result<()> {
     c.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(4096);
     let mut out = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
     loop {
         // Idle: wait for the next request's first byte, unless pipelining
         // brought it already. Timing out here closes quietly.
         if buf.is_empty() {
             flush(&mut c, &mut out)?;
             c.set_read_deadline(Some(Instant::now() + IDLE_TIMEOUT));
-            if read_more(&mut c, &mut buf)? == 0 {
+            if read_more(&mut c, &mut buf, &mut chunk)? == 0 {
                 return Ok(());
             }
         }
-        // The request: one deadline for all of it, however it trickles in.
-        c.set_read_deadline(Some(Instant::now() + read_timeout));
+        // The request: one deadline for all of it, however it trickles in,
+        // set when it is first waited for (one that came whole, the usual
+        // case, needs no timer).
         let mut parser = Parser::default();
+        let mut waited = false;
         let req = loop {
             let refusal = match parser.parse(&buf) {
                 Ok(Some((req, used))) => {
@@ -307,8 +311,12 @@ fn serve(mut c: TcpStream, read_timeout: Duration) -> io::Result<()> {
                     break req;
                 }
                 Ok(None) => {
+                    if !waited {
+                        c.set_read_deadline(Some(Instant::now() + read_timeout));
+                        waited = true;
+                    }
                     flush(&mut c, &mut out)?;
-                    match read_more(&mut c, &mut buf) {
+                    match read_more(&mut c, &mut buf, &mut chunk) {
                         Ok(0) => return Ok(()),
                         Ok(_) => continue,
                         Err(e) if is_timeout(&e) => ("408 Request Timeout", "request too slow"),

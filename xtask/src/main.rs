@@ -294,6 +294,35 @@ const CASES: &[Case] = &[
         procs: None,
         what: "an errgroup with its context runs 1,000 goroutines returning no error, then Wait; 200 rounds (Go: x/sync/errgroup's Group, written out in go/kit.go)",
     },
+    // Issue 20 (HTTP). gort-bench/src/http.rs has the definitions; the
+    // servers are gort/examples/http_hello.rs (gort), hyper 1.x (tokio)
+    // and net/http (Go, go/http.go). Each row is one wrk run per program
+    // run, which also gives its sibling row's number (an ALSO line), so a
+    // pair costs one set of runs. "-" everywhere when wrk is missing.
+    Case {
+        workload: "http_hello_c50",
+        peer_workload: None,
+        procs: Some(2),
+        what: "HTTP/1.1 keep-alive \"Hello, World!\" server on 127.0.0.1, wrk -t1 -c50 -d10s --latency in a child process: ns per request (1e9 / Requests/sec), 2 Ps (wrk takes a core too)",
+    },
+    Case {
+        workload: "http_hello_c50_p99",
+        peer_workload: None,
+        procs: Some(2),
+        what: "the same run's 99th-percentile latency",
+    },
+    Case {
+        workload: "http_hello_c1000",
+        peer_workload: None,
+        procs: Some(2),
+        what: "the same with 1000 connections: ns per request",
+    },
+    Case {
+        workload: "http_hello_c1000_p99",
+        peer_workload: None,
+        procs: Some(2),
+        what: "the same run's 99th-percentile latency",
+    },
     Case {
         workload: "parked_mem",
         peer_workload: None,
@@ -529,6 +558,8 @@ fn bench(root: &Path, filter: &[String]) -> ExitCode {
     let built = status(
         Command::new(env!("CARGO"))
             .args(["build", "--release", "-p", "gort-bench", "--bins"])
+            // The HTTP rows' gort server is this example, run as built.
+            .args(["-p", "gort", "--example", "http_hello"])
             .current_dir(root),
     );
     if built != ExitCode::SUCCESS {
@@ -575,6 +606,9 @@ fn bench(root: &Path, filter: &[String]) -> ExitCode {
     }
 
     let mut rows: Vec<Row<'_>> = Vec::new();
+    // Results a program's runs gave for other rows (ALSO lines), by
+    // program, workload and GOMAXPROCS: taken instead of running again.
+    let mut spare: BTreeMap<(&str, &str, Option<usize>), Sample> = BTreeMap::new();
     for case in CASES {
         if !filter.is_empty() && !filter.iter().any(|f| f == case.workload) {
             continue;
@@ -589,7 +623,17 @@ fn bench(root: &Path, filter: &[String]) -> ExitCode {
             let Some(exe) = programs.get(peer) else {
                 continue;
             };
-            res.insert(peer, measure(exe, case));
+            if let Some(smp) = spare.remove(&(peer, case.workload, case.procs)) {
+                res.insert(peer, Ok(smp));
+                continue;
+            }
+            let (r, also) = measure(exe, case);
+            for (w, smp) in also {
+                if let Some(c) = CASES.iter().find(|c| c.workload == w) {
+                    spare.insert((peer, c.workload, case.procs), smp);
+                }
+            }
+            res.insert(peer, r);
         }
         rows.push((label, case, res));
     }
@@ -614,8 +658,38 @@ fn bench(root: &Path, filter: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Runs one program RUNS times on one case; the median value.
-fn measure(exe: &Path, case: &Case) -> Result<Sample, String> {
+/// Runs one program RUNS times on one case; the median value, and the
+/// medians of what every run also reported for other workloads (`ALSO
+/// <workload> <value> <unit>` lines).
+fn measure(exe: &Path, case: &Case) -> (Result<Sample, String>, Vec<(String, Sample)>) {
+    let mut also: BTreeMap<String, (Vec<f64>, String)> = BTreeMap::new();
+    let r = measure_runs(exe, case, &mut also);
+    let also = also
+        .into_iter()
+        .filter(|(_, (vals, _))| r.is_ok() && vals.len() == RUNS)
+        .map(|(w, (vals, unit))| {
+            (
+                w,
+                Sample {
+                    value: median(vals),
+                    unit,
+                },
+            )
+        })
+        .collect();
+    (r, also)
+}
+
+fn median(mut vals: Vec<f64>) -> f64 {
+    vals.sort_by(|a, b| a.total_cmp(b));
+    vals[vals.len() / 2]
+}
+
+fn measure_runs(
+    exe: &Path,
+    case: &Case,
+    also: &mut BTreeMap<String, (Vec<f64>, String)>,
+) -> Result<Sample, String> {
     let mut vals = Vec::new();
     let mut unit = String::new();
     for _ in 0..RUNS {
@@ -639,6 +713,14 @@ fn measure(exe: &Path, case: &Case) -> Result<Sample, String> {
             return Err(NA.to_string());
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
+        for l in stdout.lines().filter_map(|l| l.strip_prefix("ALSO ")) {
+            let mut it = l.split_whitespace();
+            if let (Some(w), Some(Ok(v)), u) = (it.next(), it.next().map(str::parse), it.next()) {
+                let e = also.entry(w.to_string()).or_default();
+                e.0.push(v);
+                e.1 = u.unwrap_or("").to_string();
+            }
+        }
         let line = stdout.lines().find(|l| l.starts_with("RESULT "));
         match line {
             Some(l) => {
@@ -662,9 +744,8 @@ fn measure(exe: &Path, case: &Case) -> Result<Sample, String> {
             }
         }
     }
-    vals.sort_by(|a, b| a.total_cmp(b));
     Ok(Sample {
-        value: vals[vals.len() / 2],
+        value: median(vals),
         unit,
     })
 }

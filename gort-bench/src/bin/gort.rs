@@ -144,6 +144,57 @@ fn profiled(w: String) -> (String, Option<CpuProfiling>) {
     }
 }
 
+/// The HTTP workloads' server is the example `gort/examples/http_hello.rs`
+/// itself, built beside this binary (`cargo xtask bench` builds it; its
+/// path can be given in `GORT_HTTP_HELLO`), run as a child with the same
+/// GOMAXPROCS, as gort's tests run it: the row measures that server and
+/// no copy of it. (Its request handling is private to the example, and
+/// neither gort nor the example can depend on gort-bench.) This process
+/// only waits meanwhile.
+fn http_hello(h: &gort_bench::http::Http) {
+    let exe = std::env::var_os("GORT_HTTP_HELLO")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let me = std::env::current_exe().expect("current_exe");
+            me.with_file_name("examples").join("http_hello")
+        });
+    let port_file =
+        std::env::temp_dir().join(format!("gort-bench-http-{}.port", std::process::id()));
+    let _ = std::fs::remove_file(&port_file);
+    let mut server = std::process::Command::new(&exe)
+        .args(["127.0.0.1:0", "--port-file"])
+        .arg(&port_file)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): cargo build --release -p gort --example http_hello",
+                exe.display()
+            )
+        });
+    let t0 = Instant::now();
+    let addr = loop {
+        if let Some(a) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|a| a.parse().ok())
+        {
+            break a;
+        }
+        if let Some(st) = server.try_wait().unwrap() {
+            panic!("http_hello exited early: {st}");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "http_hello did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = std::fs::remove_file(&port_file);
+    h.run(addr);
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
 fn main() {
     let (w, n) = args();
     let (w, _cpu_profile) = profiled(w);
@@ -161,6 +212,10 @@ fn main() {
     }
     // The gort-kit workloads (context_cancel, errgroup_fanout) likewise.
     if gort_bench::kit::run(&w, n) {
+        return;
+    }
+    if let Some(h) = gort_bench::http::workload(&w, n) {
+        http_hello(&h);
         return;
     }
     match w.as_str() {

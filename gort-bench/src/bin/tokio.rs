@@ -42,6 +42,42 @@ async fn echo_server() -> std::net::SocketAddr {
     addr
 }
 
+/// The HTTP workloads' server: hyper 1.x's HTTP/1.1 connection (keep-alive
+/// on by default) on a task per connection, answering every request as
+/// gort's example answers `GET /`.
+async fn hello_server() -> std::net::SocketAddr {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use hyper::{Request, Response};
+    async fn hello(
+        _: Request<hyper::body::Incoming>,
+    ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+        let mut r = Response::new(Full::new(Bytes::from_static(b"Hello, World!\n")));
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain"),
+        );
+        Ok(r)
+    }
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (c, _) = l.accept().await.unwrap();
+            let _ = c.set_nodelay(true);
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(c),
+                        hyper::service::service_fn(hello),
+                    )
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
 fn main() {
     let (w, n) = args();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -49,6 +85,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Some(h) = gort_bench::http::workload(&w, n) {
+        // wrk runs from this thread while the runtime's workers serve.
+        h.run(rt.block_on(hello_server()));
+        return;
+    }
     match w.as_str() {
         "spawn_join" => {
             let n = n.unwrap_or(1_000_000);

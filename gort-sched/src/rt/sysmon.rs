@@ -19,13 +19,10 @@
 //!   status 2;
 //! * **prints schedtrace** (`GODEBUG=schedtrace=MS[,scheddetail=1]`).
 //!
-//! It costs nothing while the program is idle: when every P has been idle
-//! (no goroutine runs, none is in a blocking call) for 50 ms, sysmon
-//! sleeps until a P is taken off the idle list (`took_idle_p` wakes it: a
-//! Dekker pair on `sysmon_wait`/`npidle`) or a plain thread parks (the
-//! deadlock check); shorter lulls it sleeps through at its back-off's
-//! pace, so a server going idle and busy thousands of times a second does
-//! not wake it each time;
+//! It costs nothing while the program is idle: when every P is idle (no
+//! goroutine runs, none is in a blocking call) sysmon sleeps until a P is
+//! taken off the idle list (`took_idle_p` wakes it: a Dekker pair on
+//! `sysmon_wait`/`npidle`) or a plain thread parks (the deadlock check);
 //! while a timer, a descriptor, a blocking call or an unknown thread could
 //! still end without taking a P, it looks again at the next deadline or
 //! after a second.
@@ -444,15 +441,6 @@ struct PTick {
 pub(super) static SCHEDTRACE: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-/// How long every P must have been idle before sysmon sleeps until one is
-/// taken (`took_idle_p` wakes it); shorter lulls it sleeps through at its
-/// back-off's pace (at most 10 ms).
-const PARK_AFTER_NS: i64 = 50_000_000;
-
-/// The back-off's count of quiet rounds at most, in a lull: 50 rounds at 20
-/// µs, then five doublings (640 µs between looks).
-const LULL_ROUNDS: u32 = 55;
-
 fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
     SYSMON_PARKER.store(ptr::from_ref(&s.sysmon_parker).cast_mut(), StdOrdering::SeqCst);
     // The unwinder's tables (a walk of the loaded objects' headers, no
@@ -462,20 +450,19 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
     gort_os::unwind::warm();
     let mut ticks = vec![PTick::default(); MAX_PROCS];
     let mut idle_rounds = 0u32;
+    let mut delay_us = 20u64;
     let trace_ns = dbg.schedtrace_ms as i64 * 1_000_000;
     SCHEDTRACE.store(trace_ns > 0, StdOrdering::Relaxed);
     let start = nanotime();
     let mut next_trace = start + trace_ns;
-    // When the current spell of every P idle began (0: some P is busy).
-    let mut quiet_since = 0i64;
     loop {
         // Go's back-off: 20 µs while something happens, doubling after
         // 50 quiet rounds, up to 10 ms.
-        let delay_us: u64 = if idle_rounds <= 50 {
-            20
-        } else {
-            (20u64 << (idle_rounds - 50).min(9)).min(10_000)
-        };
+        if idle_rounds == 0 {
+            delay_us = 20;
+        } else if idle_rounds > 50 {
+            delay_us = (delay_us * 2).min(10_000);
+        }
         let mut sleep_ns = delay_us as i64 * 1000;
         if trace_ns > 0 {
             sleep_ns = sleep_ns.min((next_trace - nanotime()).max(0));
@@ -501,27 +488,8 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
             next_trace = now + trace_ns;
         }
         if trace_ns == 0 && all_ps_idle(s) {
-            if quiet_since == 0 {
-                quiet_since = now;
-            }
-            if now - quiet_since < PARK_AFTER_NS {
-                // A short lull (a server between requests): sleep at the
-                // back-off's pace rather than ask to be woken when a P is
-                // taken. Woken at every idle-to-busy change and restarting
-                // at 20 µs ticks, sysmon took 12k wake-ups a second and a
-                // tenth of a core from http_hello (issue 20); Go's is not
-                // woken by a P leaving the idle list either. (The deadlock
-                // check, which takes the idle lock, waits for the lull to
-                // last.) The pace stays at most LULL_ROUNDS's (640 µs):
-                // the next busy spell's long runner is then seen within
-                // that of its start (the 10 ms preemption clock starts when
-                // sysmon sees a tick move).
-                idle_rounds = (idle_rounds + 1).min(LULL_ROUNDS);
-                continue;
-            }
-            // Nothing has run for a while and nothing is in a blocking call
-            // (such a P is not idle): check for deadlock, then sleep until a
-            // P is taken.
+            // Nothing runs and nothing is in a blocking call (such a P is
+            // not idle): check for deadlock, then sleep until a P is taken.
             let parked = crate::waiter::parked_untimed();
             let look = check_dead(s);
             if let Dead::Maybe(seen) = look {
@@ -555,10 +523,8 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
             }
             s.sysmon_wait.store(false, Ordering::SeqCst);
             idle_rounds = 0;
-            quiet_since = 0;
             continue;
         }
-        quiet_since = 0;
         // Only a retaken P resets the back-off (Go: `retake(now) != 0`).
         let acted = retake(s, &mut ticks, now);
         poll_if_starved(s, now);

@@ -83,7 +83,8 @@
 //!    values, queue cleanups, unregister and deallocate (or leave the header
 //!    to its weak pointers). Then clear `ACTIVE` and unpin the rest.
 //!
-//! Mutators never wait for the collector. An allocating thread that finds
+//! Mutators do not wait for the collector's locks (an allocation that
+//! outruns a whole cycle waits for its end: see "Pacing"). An allocating thread that finds
 //! its shard locked registers in the next free shard; a freeing thread
 //! that finds the object's shard locked pushes it on the shard's lock-free
 //! `pending` stack, and whoever takes the lock next (an allocation, the

@@ -156,6 +156,13 @@ unsafe impl<T: Trace + Send + Sync + 'static> Sync for Gc<T> {}
 
 impl<T: Trace + Send + Sync + 'static> Gc<T> {
     /// Moves `value` into a new managed object.
+    ///
+    /// When allocation outruns the background collector (the heap 1/16
+    /// past its `GOGC`/`GOMEMLIMIT` goal), this waits for the collection in
+    /// progress to end, as Go's allocation assists do: it blocks the
+    /// calling thread (a goroutine waits inside gort-sched's `syscall`;
+    /// it does not park, so holding a `std` lock across `Gc::new` stays
+    /// fine), for a bounded time.
     pub fn new(value: T) -> Gc<T> {
         let b = Box::new(GcBox {
             header: Header {

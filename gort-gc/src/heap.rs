@@ -5,7 +5,7 @@ use crate::collect::CollectorState;
 use crate::gc::{Header, DEAD, STRONG, WEAK_DEAD};
 use crate::loom::{
     gc_flow_local, gc_thread_local, lock, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize,
-    Mutex, MutexGuard, Ordering::*, SHARDS,
+    Condvar, Mutex, MutexGuard, Ordering::*, SHARDS,
 };
 use crate::special::{self, FinQueue};
 use std::cell::{Cell, RefCell};
@@ -95,8 +95,10 @@ pub(crate) struct Heap {
     /// Live bytes at which allocators wait for the collector (the pacer's
     /// `assist`); recomputed with `next_gc`, Relaxed as it.
     pub(crate) assist_at: AtomicI64,
-    /// The allocators waiting for the end of a cycle (the pacer's `assist`).
+    /// The allocators' waits for the end of a cycle (the pacer's `assist`),
+    /// and where they wait.
     pub(crate) assists: Mutex<crate::pacer::Assists>,
+    pub(crate) assist_cv: Condvar,
     /// GOGC (negative: off). Written by `set_gc_percent`/the environment,
     /// read when the goal is recomputed; Relaxed.
     pub(crate) gc_percent: AtomicI64,
@@ -172,6 +174,7 @@ macro_rules! new_heap {
             next_gc: AtomicI64::new(crate::pacer::HEAP_MINIMUM),
             assist_at: AtomicI64::new(crate::pacer::HEAP_MINIMUM + crate::pacer::HEAP_MINIMUM / 16),
             assists: Mutex::new(crate::pacer::Assists::new()),
+            assist_cv: Condvar::new(),
             gc_percent: AtomicI64::new(100),
             mem_limit: AtomicI64::new(i64::MAX),
             triggered: AtomicBool::new(false),
@@ -304,7 +307,8 @@ pub(crate) fn release_drained(mut p: *mut Header) {
 
 /// Adds a new object to the registry: to this thread's shard, or, if
 /// that one is locked (the collector pinning it), to any free one — an
-/// allocating mutator never waits for the collector.
+/// allocating mutator never waits for the collector's locks (only, past
+/// the heap goal, for a cycle's end: the pacer's `assist`).
 pub(crate) fn register(h: NonNull<Header>, size: usize) {
     let hp = heap();
     crate::pacer::load_env_once();

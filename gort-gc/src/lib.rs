@@ -172,8 +172,11 @@
 //! in progress to end (Go's GC assists, reduced to their effect): a thread
 //! allocating garbage cycles faster than one collector thread frees them
 //! is slowed to the collector's pace instead of growing the heap without
-//! bound. The wait is bounded (a cycle whose `Drop` impl needs a lock the
-//! waiting allocator holds must not deadlock): see `pacer::assist`.
+//! bound. The wait blocks the thread and never parks the goroutine
+//! (`Gc::new` is not a park point: its caller may hold a `std` lock that
+//! another goroutine of the same M would block the thread on), and it is
+//! bounded (a cycle whose `Drop` impl needs a lock the waiting allocator
+//! holds must not deadlock): see `pacer::assist`.
 //!
 //! `GOGC` and `GOMEMLIMIT` are checked when the runtime starts, as
 //! `GOMAXPROCS` is: gort-sched's `Config::from_env` rejects an unusable

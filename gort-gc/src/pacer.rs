@@ -177,14 +177,24 @@ pub(crate) fn maybe_trigger(live: i64) {
 /// (a `Drop` or `Trace` impl the collector runs, which would wait for its
 /// own cycle).
 ///
+/// **The wait blocks the thread; it never parks the goroutine.**
+/// `Gc::new` is not a park point: a caller may hold a `std` lock across it
+/// (`node.kids.lock().unwrap().push(Gc::new(..))`), and a parked goroutine
+/// would let another goroutine of its M run and block the shared thread on
+/// that lock, which nothing could undo. A goroutine waits inside
+/// gort-sched's `syscall` (its P goes on with fresh work; its M's other
+/// goroutines wait, as during any blocking call), without the preemption
+/// point at the call's return for the same reason. The wait uses no
+/// thread-local, so allocating from a thread-local's destructor is fine.
+///
 /// The wait is bounded. A cycle runs the `Drop` impls of what it frees; if
 /// one of them needs a lock that a waiting allocator holds, neither could
-/// go on. So a wait gives up after four times the previous cycle's length
-/// or 4 ns per byte of heap, whichever is longer (at least
-/// [`ASSIST_MIN_WAIT`]), and no allocator waits for that cycle
-/// again: the cost of such a program is one bounded delay per cycle, not a
-/// deadlock. Each cycle end wakes every waiter; a waiter re-checks at its
-/// next flush.
+/// go on. So a wait gives up after four times the last cycle's length or 4
+/// ns per byte of heap, whichever is longer (at least [`ASSIST_MIN_WAIT`],
+/// at most [`ASSIST_MAX_WAIT`]), and no allocator waits for that cycle
+/// again; a cycle given up on does not lengthen the next bound. Such a
+/// program pays one bounded delay per cycle, not a deadlock. Each cycle
+/// end wakes every waiter; a waiter re-checks at its next flush.
 #[inline]
 pub(crate) fn assist(live: i64) {
     let hp = heap();
@@ -197,7 +207,13 @@ pub(crate) fn assist(live: i64) {
 #[cfg(not(gort_loom))]
 const ASSIST_MIN_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 
-/// The waits of [`assist`] (under `Heap::assists`).
+/// The longest: a heap whose cycles take longer than this is not held to
+/// its goal (allocation goes on after this wait, once per cycle).
+#[cfg(not(gort_loom))]
+const ASSIST_MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The state of [`assist`]'s waits (under `Heap::assists`, waited on with
+/// `Heap::assist_cv`).
 pub(crate) struct Assists {
     /// Cycle ends seen (a collection, or a background trigger that found
     /// nothing to do); a waiter waits for this to move.
@@ -205,11 +221,9 @@ pub(crate) struct Assists {
     /// A wait for the cycle after `ended == n` timed out: no allocator waits
     /// for that cycle any more.
     gave_up: Option<u64>,
-    /// How long the last collection took (ns): bounds the next waits.
+    /// How long the last collection nobody gave up on took (ns): bounds the
+    /// next waits.
     last_cycle_ns: u64,
-    /// The parked allocators (goroutines or threads); stale ones (a timed
-    /// out wait) are harmless to ready.
-    waiters: Vec<crate::loom::Waiter>,
 }
 
 impl Assists {
@@ -218,7 +232,6 @@ impl Assists {
             ended: 0,
             gave_up: None,
             last_cycle_ns: 0,
-            waiters: Vec::new(),
         }
     }
 }
@@ -229,7 +242,7 @@ fn assist_slow() {
         return;
     }
     let hp = heap();
-    let mut a = lock(&hp.assists);
+    let a = lock(&hp.assists);
     let seen = a.ended;
     if a.gave_up == Some(seen) {
         return;
@@ -242,87 +255,58 @@ fn assist_slow() {
     // The trigger was pulled at the goal, below this level; make sure (the
     // goal may have been lowered since) so that a cycle comes.
     maybe_trigger(hp.live.load(Relaxed));
-    let w = crate::loom::Waiter::current();
-    a.waiters.push(w.clone());
-    // Four times the last cycle, or 4 ns per byte of heap (a slow
-    // collector's pace) when that is longer: the first cycle has no
-    // history, and a heap that grew makes a longer cycle.
     #[cfg(not(gort_loom))]
-    let timeout = std::time::Duration::from_nanos(
-        a.last_cycle_ns
-            .saturating_mul(4)
-            .max(hp.live.load(Relaxed).max(0) as u64 * 4),
-    )
-    .max(ASSIST_MIN_WAIT);
-    #[cfg(not(gort_loom))]
-    wait_bounded(w, timeout, a);
+    let mut a = {
+        // Four times the last cycle, or 4 ns per byte of heap (a slow
+        // collector's pace) when that is longer: the first cycle has no
+        // history, and a heap that grew makes a longer cycle.
+        let live = u64::try_from(hp.live.load(Relaxed)).unwrap_or(0);
+        let timeout = std::time::Duration::from_nanos(
+            a.last_cycle_ns
+                .saturating_mul(4)
+                .max(live.saturating_mul(4)),
+        )
+        .clamp(ASSIST_MIN_WAIT, ASSIST_MAX_WAIT);
+        let wait = move || {
+            hp.assist_cv
+                .wait_timeout_while(a, timeout, |a| a.ended == seen)
+                .map_or_else(|e| e.into_inner().0, |(a, _)| a)
+        };
+        if gort_sched::goid().is_some() {
+            gort_sched::syscall_no_preempt(wait)
+        } else {
+            wait()
+        }
+    };
     #[cfg(gort_loom)]
-    {
-        drop(w);
-        crate::loom::park(
-            crate::loom::WaitReason::Other("GC assist wait"),
-            move || {
-                drop(a);
-                true
-            },
-        );
-    }
-    let mut a = lock(&hp.assists);
+    let mut a = {
+        let mut a = a;
+        while a.ended == seen {
+            a = hp.assist_cv.wait(a).unwrap_or_else(|e| e.into_inner());
+        }
+        a
+    };
     if a.ended == seen {
         // Timed out: the cycle is stuck (or slow); stop waiting for it.
         a.gave_up = Some(seen);
     }
 }
 
-/// Parks until `w` is readied (by a cycle end) or `timeout` passes,
-/// releasing `guard` once committed.
-#[cfg(not(gort_loom))]
-fn wait_bounded(
-    w: crate::loom::Waiter,
-    timeout: std::time::Duration,
-    guard: crate::loom::MutexGuard<'_, Assists>,
-) {
-    const REASON: crate::loom::WaitReason = crate::loom::WaitReason::Other("GC assist wait");
-    if !w.is_goroutine() {
-        drop(w);
-        gort_sched::park_thread_timeout(REASON, timeout, move || {
-            drop(guard);
-            true
-        });
-        return;
-    }
-    let mut w = Some(w);
-    // SAFETY: the callback only readies a Waiter (stale after the park:
-    // then a no-op); it returns at once, never parks, panics or touches a
-    // timer.
-    let timer = unsafe {
-        gort_timer::RawTimer::new_unchecked(move || {
-            if let Some(w) = w.take() {
-                w.ready();
-            }
-        })
-    };
-    timer.reset(timeout);
-    crate::loom::park(REASON, move || {
-        drop(guard);
-        true
-    });
-    drop(timer);
-}
-
 /// A cycle ended (or a trigger found nothing to do): wakes the allocators
 /// waiting in [`assist`]. `took` is the collection's length, if one ran.
 pub(crate) fn cycle_ended(took: Option<std::time::Duration>) {
-    let mut a = lock(&heap().assists);
-    a.ended += 1;
+    let hp = heap();
+    let mut a = lock(&hp.assists);
     if let Some(t) = took {
-        a.last_cycle_ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+        // A cycle some waiter gave up on may have been stuck on that
+        // waiter's lock: its length says nothing about the next one.
+        if a.gave_up != Some(a.ended) {
+            a.last_cycle_ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+        }
     }
-    let ws = std::mem::take(&mut a.waiters);
+    a.ended += 1;
     drop(a);
-    for w in ws {
-        w.ready();
-    }
+    hp.assist_cv.notify_all();
 }
 
 #[cfg(gort_loom)]

@@ -31,6 +31,7 @@
 use crate::loom::{AtomicBool, AtomicI64, Ordering};
 use gort_os::cell::UnsafeCell;
 use gort_os::lock::RawLock;
+use gort_sched::Waiter;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -45,6 +46,10 @@ pub(crate) enum Callback {
     /// runs it. Shared with that goroutine, so one allocation serves both
     /// (a boxed closure around the `Arc` was a second one per timer).
     User(Arc<dyn Fire>),
+    /// Readies a waiter (`sleep`): no closure to allocate. A fire after
+    /// the first, or after the park it was made for, is a no-op (the
+    /// waiter's epoch).
+    Wake(Waiter),
 }
 
 /// A user callback's fire: start the goroutine that runs it.
@@ -57,6 +62,7 @@ impl Callback {
         match self {
             Callback::Raw(f) => f(periodic),
             Callback::User(u) => u.clone().fire(periodic),
+            Callback::Wake(w) => w.clone().ready(),
         }
     }
 }

@@ -323,17 +323,7 @@ fn sleep_until_nanos(when: i64) {
         gort_sched::gosched();
         return;
     }
-    let mut w = Some(Waiter::current());
-    // SAFETY: the callback only readies a Waiter (an atomic notify, then an
-    // inbox push or a futex wake): it returns at once, never parks, never
-    // panics and touches no timer.
-    let t = unsafe {
-        RawTimer::new_unchecked(move || {
-            if let Some(w) = w.take() {
-                w.ready();
-            }
-        })
-    };
+    let t = RawTimer::with_callback(Callback::Wake(Waiter::current()));
     t.reset_at(when, Duration::ZERO);
     // A wake-up before the park is kept by the waiter.
     park(WaitReason::Sleep, || true);

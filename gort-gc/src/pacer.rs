@@ -269,7 +269,7 @@ fn assist_slow() {
         .clamp(ASSIST_MIN_WAIT, ASSIST_MAX_WAIT);
         let wait = move || {
             hp.assist_cv
-                .wait_timeout_while(a, timeout, |a| a.ended == seen)
+                .wait_timeout_while(a, timeout, |a| a.ended == seen && a.gave_up != Some(seen))
                 .map_or_else(|e| e.into_inner().0, |(a, _)| a)
         };
         if gort_sched::goid().is_some() {
@@ -281,14 +281,17 @@ fn assist_slow() {
     #[cfg(gort_loom)]
     let mut a = {
         let mut a = a;
-        while a.ended == seen {
+        while a.ended == seen && a.gave_up != Some(seen) {
             a = hp.assist_cv.wait(a).unwrap_or_else(|e| e.into_inner());
         }
         a
     };
-    if a.ended == seen {
-        // Timed out: the cycle is stuck (or slow); stop waiting for it.
+    if a.ended == seen && a.gave_up != Some(seen) {
+        // Timed out: the cycle is stuck (or slow); stop waiting for it,
+        // and let the other waiters stop too.
         a.gave_up = Some(seen);
+        drop(a);
+        hp.assist_cv.notify_all();
     }
 }
 

@@ -233,7 +233,8 @@ impl RawTimer {
     /// # Safety
     /// `f` runs with a timer heap locked, on an M's scheduler stack. It must
     /// return promptly without blocking or parking (no locks that may be
-    /// held long, no blocking channel operations, no `sleep`, no `join`),
+    /// held long, no blocking channel operations, no `sleep`, no `join`,
+    /// no gort-gc `Gc` allocation, which may wait for the collector),
     /// must not panic, and must not create, arm, stop, reset or drop any
     /// timer. Readying a [`Waiter`], a `try_send` on a channel, setting a
     /// flag and spawning a goroutine are fine. Breaking this deadlocks the

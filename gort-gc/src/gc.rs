@@ -159,10 +159,10 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
     ///
     /// When allocation outruns the background collector (the heap 1/16
     /// past its `GOGC`/`GOMEMLIMIT` goal), this waits for the collection in
-    /// progress to end, as Go's allocation assists do: it blocks the
-    /// calling thread (a goroutine waits inside gort-sched's `syscall`;
-    /// it does not park, so holding a `std` lock across `Gc::new` stays
-    /// fine), for a bounded time.
+    /// progress to end, as Go's allocation assists do: for a bounded time,
+    /// blocking the calling thread (a goroutine keeps its thread and its P,
+    /// as in a raw blocking call; it does not park, so holding a `std` lock
+    /// across `Gc::new` stays fine).
     pub fn new(value: T) -> Gc<T> {
         let b = Box::new(GcBox {
             header: Header {

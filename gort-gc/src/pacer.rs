@@ -177,15 +177,18 @@ pub(crate) fn maybe_trigger(live: i64) {
 /// (a `Drop` or `Trace` impl the collector runs, which would wait for its
 /// own cycle).
 ///
-/// **The wait blocks the thread; it never parks the goroutine.**
-/// `Gc::new` is not a park point: a caller may hold a `std` lock across it
-/// (`node.kids.lock().unwrap().push(Gc::new(..))`), and a parked goroutine
-/// would let another goroutine of its M run and block the shared thread on
-/// that lock, which nothing could undo. A goroutine waits inside
-/// gort-sched's `syscall` (its P goes on with fresh work; its M's other
-/// goroutines wait, as during any blocking call), without the preemption
-/// point at the call's return for the same reason. The wait uses no
-/// thread-local, so allocating from a thread-local's destructor is fine.
+/// **The wait blocks the thread and keeps its P; it never parks the
+/// goroutine.** `Gc::new` is not a park point: a caller may hold a `std`
+/// lock across it (`node.kids.lock().unwrap().push(Gc::new(..))`). A
+/// parked goroutine would let another goroutine of its M run and block the
+/// shared thread on that lock, which nothing could undo. Waiting inside
+/// gort-sched's `syscall` is no better: sysmon hands the P on, a fresh
+/// goroutine started on it blocks that P's new thread on the same lock,
+/// and when the wait ends no P is left for the holder (seen with 8
+/// goroutines sharing one lock on a loaded machine). So a goroutine waits
+/// as a raw blocking call does, holding its P: the collector needs no P,
+/// so the wait always ends. The wait uses no thread-local, so allocating
+/// from a thread-local's destructor is fine.
 ///
 /// The wait is bounded. A cycle runs the `Drop` impls of what it frees; if
 /// one of them needs a lock that a waiting allocator holds, neither could
@@ -267,16 +270,9 @@ fn assist_slow() {
                 .max(live.saturating_mul(4)),
         )
         .clamp(ASSIST_MIN_WAIT, ASSIST_MAX_WAIT);
-        let wait = move || {
-            hp.assist_cv
-                .wait_timeout_while(a, timeout, |a| a.ended == seen && a.gave_up != Some(seen))
-                .map_or_else(|e| e.into_inner().0, |(a, _)| a)
-        };
-        if gort_sched::goid().is_some() {
-            gort_sched::syscall_no_preempt(wait)
-        } else {
-            wait()
-        }
+        hp.assist_cv
+            .wait_timeout_while(a, timeout, |a| a.ended == seen && a.gave_up != Some(seen))
+            .map_or_else(|e| e.into_inner().0, |(a, _)| a)
     };
     #[cfg(gort_loom)]
     let mut a = {

@@ -77,7 +77,7 @@ fn assists() {
         "thread: the heap reached {peak} bytes with an {LIMIT}-byte limit"
     );
 
-    // A goroutine (it waits inside `syscall`, blocking its thread).
+    // A goroutine (it blocks its thread, keeping its P).
     let peak = gort_sched::go(|| pressure(1_000_000)).join().unwrap();
     assert!(
         peak <= PEAK_MAX,

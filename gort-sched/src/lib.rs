@@ -470,16 +470,6 @@ mod api {
         crate::rt::syscall(f)
     }
 
-    /// [`syscall`] whose return is not a preemption point: the caller does
-    /// not yield to the other goroutines of its M afterwards. For a runtime
-    /// wait inside an operation that is not a park point (gort-gc's
-    /// allocation assist), where the caller may hold a lock that those
-    /// goroutines would block their shared thread on.
-    #[doc(hidden)]
-    pub fn syscall_no_preempt<R>(f: impl FnOnce() -> R) -> R {
-        crate::rt::syscall_no_preempt(f)
-    }
-
     /// A preemption point: yields if sysmon asked this goroutine to (it has
     /// run 10 ms without parking). One load of a shared, almost always
     /// false flag when not asked: cheap enough for the body of a hot loop.

@@ -221,17 +221,6 @@ fn preempt_slow() {
 /// `crate::syscall`). On a plain thread, or inside another `syscall`, it
 /// just runs `f`.
 pub(crate) fn syscall<R>(f: impl FnOnce() -> R) -> R {
-    let r = syscall_no_preempt(f);
-    // Returning from a blocking call is a preemption point (Go checks for a
-    // pending preemption in exitsyscall): a loop of short calls never
-    // switches otherwise.
-    preempt_point();
-    r
-}
-
-/// `syscall` without the preemption point at its return: the goroutine
-/// goes on running when `f` returns, however long it has run.
-pub(crate) fn syscall_no_preempt<R>(f: impl FnOnce() -> R) -> R {
     let (m, g) = current();
     let Some(g) = g else { return f() };
     // SAFETY: a running goroutine's thread is an M; Ms are immortal.
@@ -247,6 +236,10 @@ pub(crate) fn syscall_no_preempt<R>(f: impl FnOnce() -> R) -> R {
     let exit = Exit(m, g);
     let r = f();
     drop(exit);
+    // Returning from a blocking call is a preemption point (Go checks for a
+    // pending preemption in exitsyscall): a loop of short calls never
+    // switches otherwise.
+    preempt_point();
     r
 }
 

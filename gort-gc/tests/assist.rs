@@ -117,6 +117,9 @@ fn assists() {
             pressure(100_000);
         }
     }
+    // Right across a park: it holds no state, only its destructor matters,
+    // and it lives on a plain std thread (not an M), so no other goroutine
+    // ever shares it.
     thread_local! {
         static AT_EXIT: AtExit = const { AtExit };
     }

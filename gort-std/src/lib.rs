@@ -84,7 +84,6 @@ mod pool;
 // Under loom only for its model (src/tests/loom_pool.rs).
 #[cfg(any(not(gort_loom), test))]
 mod pool_slot;
-#[cfg(not(gort_loom))]
 mod rwlock;
 #[cfg(all(target_os = "linux", not(gort_loom)))]
 pub mod signal;
@@ -104,7 +103,6 @@ pub use mutex::{Mutex, MutexGuard, RawMutex};
 pub use once::{Once, OnceValue};
 #[cfg(not(gort_loom))]
 pub use pool::{pool_cleanup, Pool};
-#[cfg(not(gort_loom))]
 pub use rwlock::{RawRwLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 #[cfg(not(gort_loom))]
 pub use time::{

@@ -11,7 +11,7 @@
 
 #[cfg(not(gort_loom))]
 pub(crate) use std::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(not(gort_loom))]
 pub(crate) use std::sync::Arc;
@@ -21,7 +21,7 @@ pub(crate) use std::sync::Arc;
 #[cfg(gort_loom)]
 #[allow(unused_imports)]
 pub(crate) use loom::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(gort_loom)]
 pub(crate) use loom::sync::Arc;
@@ -106,6 +106,57 @@ pub(crate) mod model_clock {
             c.set((now + step, step));
             now
         })
+    }
+}
+
+/// Between the two halves of a Dekker pair whose accesses are all SeqCst
+/// (RwLock: a reader's count increment then its look at the writer flag,
+/// against the writer's flag then its sums). SeqCst accesses already keep
+/// that store-to-load order (they sit in one total order), so this is
+/// nothing in a normal build; loom models SeqCst accesses as AcqRel only
+/// and needs the fence to see the real guarantee.
+#[inline(always)]
+pub(crate) fn seqcst_pair() {
+    #[cfg(gort_loom)]
+    loom::sync::atomic::fence(Ordering::SeqCst);
+}
+
+/// The calling goroutine's P (RwLock's per-P reader slots), and how many
+/// Ps there are.
+#[cfg(not(gort_loom))]
+pub(crate) use gort_sched::proc_pin;
+#[cfg(not(gort_loom))]
+pub(crate) fn gomaxprocs() -> usize {
+    gort_sched::gomaxprocs(0)
+}
+
+/// Under loom, each model thread says which P it stands for
+/// ([`model_p::set`]); two Ps.
+#[cfg(gort_loom)]
+pub(crate) use model_p::get as proc_pin;
+#[cfg(gort_loom)]
+pub(crate) fn gomaxprocs() -> usize {
+    2
+}
+
+#[cfg(gort_loom)]
+pub(crate) mod model_p {
+    use std::cell::Cell;
+
+    // A loom thread-local: one per model thread (they all run on the
+    // test's OS thread), which is what a P is to the code under test.
+    loom::thread_local! {
+        static P: Cell<Option<usize>> = Cell::new(None);
+    }
+
+    /// The P the calling model thread runs on.
+    #[cfg(test)] // (the models; gort-kit's loom build uses the crate too)
+    pub(crate) fn set(p: usize) {
+        P.with(|c| c.set(Some(p)));
+    }
+
+    pub(crate) fn get() -> Option<usize> {
+        P.with(|c| c.get())
     }
 }
 

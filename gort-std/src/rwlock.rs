@@ -1,76 +1,302 @@
-//! `RwLock<T>` and `RawRwLock`: Go's sync.RWMutex (sync/rwmutex.go).
+//! `RwLock<T>` and `RawRwLock`: Go's sync.RWMutex (sync/rwmutex.go), with
+//! per-P reader counts.
 //!
-//! Writer preference: once a writer waits, new readers block until it has
-//! had its turn, so a stream of readers cannot starve writers. A reader
-//! count that goes negative by `MAX_READERS` marks a pending writer; the
-//! writer waits for the readers that were already inside (`reader_wait`),
-//! and on unlock releases every reader that queued behind it.
+//! Go semantics, kept: writer preference — once a writer waits, new readers
+//! queue behind it, so a stream of readers cannot starve writers — and the
+//! readers that queued behind a writer all get in when it unlocks, before
+//! the next writer. Misuse (unlocking an unlocked lock) panics as in Go.
+//!
+//! What differs is where readers count themselves. Go's readers all
+//! `fetch_add` one shared word, so readers on different Ps fight over its
+//! cache line even though they never exclude each other. Here a reader
+//! counts itself in a *slot*, which keeps two counters that only grow,
+//! locks and unlocks; a writer waits until the sums match.
+//!
+//! * [`RwLock::read`] counts on the lock's own slot (`home`) until readers
+//!   from several Ps have been seen, then on one cache-padded slot per P
+//!   (allocated once, at most `MAX_SLOTS`); the guard remembers its slot
+//!   and releases the hold there, wherever its goroutine runs by then.
+//! * [`RawRwLock::read_lock`] always counts on `home`: any goroutine may
+//!   release such a hold ([`RawRwLock::read_unlock`]), as in Go, and
+//!   `home`'s own counts catch an unlock without a hold.
+//! * A reader adds to its slot's `locks`, then looks at `state`: no writer,
+//!   it is in (no write shared with readers of other Ps). A writer there:
+//!   it backs out (`unlocks` += 1) and queues behind the writer.
+//! * A writer takes `w` (one writer at a time), announces itself in `state`
+//!   (new readers back out from then on), then waits until the slots drain:
+//!   the sum of `unlocks` equals the sum of `locks`. It reads every
+//!   `unlocks` before every `locks`, so each unlock it counts has its lock
+//!   counted too, and equal sums mean no reader is inside. (All SeqCst: a
+//!   reader either sees the writer's announcement, or its `locks` increment
+//!   is in the writer's sums — the Dekker pairing.)
+//! * A writer that finds readers inside sleeps on `writer_sem` after
+//!   raising `drain_waiter`; every release looks at that flag and the one
+//!   that takes it wakes the writer, which sums again.
+//! * On unlock the writer counts the readers queued behind it as holders
+//!   (adds them to `home`'s locks; they release there) before waking them,
+//!   so the next writer waits for them: Go's hand-off.
 
+use crate::loom::{
+    loom_const_fn, seqcst_pair, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering,
+};
 use crate::mutex::RawMutex;
+use crossbeam_utils::CachePadded;
 use gort_sched::WaitReason;
 use gort_sema::{semacquire_with, semrelease};
 use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
-const MAX_READERS: i32 = 1 << 30;
+/// `state` while a writer is pending or inside, plus the readers queued
+/// behind it.
+const WRITER: i32 = -(1 << 30);
+
+/// Most per-P slots a lock allocates (Ps beyond share by modulo): a bound
+/// on the memory of a lock read from many Ps (each slot is cache-padded).
+pub(crate) const MAX_SLOTS: usize = 8;
+
+/// Readers seen switching P this many times before the per-P slots are
+/// allocated (a lock read from one P at a time never pays for them).
+#[cfg(not(gort_loom))]
+const SPREAD_AFTER: u32 = 4;
+/// (Under loom: once readers came from both model Ps, so that the models
+/// cover `home` and the slots together.)
+#[cfg(gort_loom)]
+const SPREAD_AFTER: u32 = 2;
+
+/// Counts of read holds taken and released on one slot. Both only grow.
+pub(crate) struct Slot {
+    locks: AtomicU64,
+    unlocks: AtomicU64,
+}
+
+impl Slot {
+    loom_const_fn! {
+        fn new() -> Slot {
+            Slot {
+                locks: AtomicU64::new(0),
+                unlocks: AtomicU64::new(0),
+            }
+        }
+    }
+}
+
+/// The per-P slots, allocated once per lock.
+struct Slots {
+    slots: Box<[CachePadded<Slot>]>,
+}
 
 /// A reader/writer lock without data, with Go's `RLock`/`RUnlock`/`Lock`/
 /// `Unlock` semantics (misuse panics).
-#[derive(Default)]
 pub struct RawRwLock {
     /// Serialises writers.
     w: RawMutex,
-    /// Writers wait here for the readers that were inside.
+    /// 0, or `WRITER` + the readers queued behind the pending or active
+    /// writer.
+    state: AtomicI32,
+    /// 1 while the writer sleeps on `writer_sem` until the readers drain.
+    drain_waiter: AtomicU32,
+    /// The writer sleeps here until the readers inside have left.
     writer_sem: AtomicU32,
-    /// Readers wait here for a pending or active writer.
+    /// Readers queue here behind a writer.
     reader_sem: AtomicU32,
-    /// Readers inside or waiting, minus MAX_READERS while a writer is
-    /// pending or active. SeqCst: the counts pair with each other.
-    reader_count: AtomicI32,
-    /// Readers the pending writer still waits for.
-    reader_wait: AtomicI32,
+    /// The slot every reader uses until `slots` exists (and whose counts
+    /// stay in the sums after).
+    home: Slot,
+    /// 1 + the P of the last reader on `home` (0: none yet).
+    last_p: AtomicU32,
+    /// How often readers on `home` found a different P than the last.
+    switches: AtomicU32,
+    /// The per-P slots once readers came from several Ps; never removed
+    /// until the lock drops.
+    slots: AtomicPtr<Slots>,
+}
+
+impl Default for RawRwLock {
+    fn default() -> RawRwLock {
+        RawRwLock::new()
+    }
 }
 
 impl RawRwLock {
-    /// An unlocked lock.
-    pub const fn new() -> RawRwLock {
-        RawRwLock {
-            w: RawMutex::new(),
-            writer_sem: AtomicU32::new(0),
-            reader_sem: AtomicU32::new(0),
-            reader_count: AtomicI32::new(0),
-            reader_wait: AtomicI32::new(0),
+    loom_const_fn! {
+        /// An unlocked lock.
+        pub fn new() -> RawRwLock {
+            RawRwLock {
+                w: RawMutex::new(),
+                state: AtomicI32::new(0),
+                drain_waiter: AtomicU32::new(0),
+                writer_sem: AtomicU32::new(0),
+                reader_sem: AtomicU32::new(0),
+                home: Slot::new(),
+                last_p: AtomicU32::new(0),
+                switches: AtomicU32::new(0),
+                slots: AtomicPtr::new(std::ptr::null_mut()),
+            }
+        }
+    }
+
+    /// The slot for a guard's reader on the calling P: `home` until readers
+    /// from several Ps were seen, then the P's own.
+    #[inline]
+    pub(crate) fn slot(&self) -> &Slot {
+        let p = crate::loom::proc_pin();
+        let slots = self.slots.load(Ordering::Acquire);
+        if !slots.is_null() {
+            // SAFETY: once published, `slots` stays allocated until the lock
+            // drops, which cannot happen while `&self` lives.
+            let s = unsafe { &(*slots).slots };
+            return &s[p.unwrap_or(0) % s.len()];
+        }
+        if let Some(p) = p {
+            let p1 = p as u32 + 1;
+            if self.last_p.load(Ordering::Relaxed) != p1 {
+                return self.switched(p1);
+            }
+        }
+        &self.home
+    }
+
+    /// A reader on `home` from another P than the last: after
+    /// `SPREAD_AFTER` such switches, allocate the per-P slots.
+    #[cold]
+    fn switched(&self, p1: u32) -> &Slot {
+        self.last_p.store(p1, Ordering::Relaxed);
+        if self.switches.fetch_add(1, Ordering::Relaxed) + 1 < SPREAD_AFTER {
+            return &self.home;
+        }
+        let n = crate::loom::gomaxprocs().clamp(1, MAX_SLOTS);
+        let fresh = Box::into_raw(Box::new(Slots {
+            slots: (0..n).map(|_| CachePadded::new(Slot::new())).collect(),
+        }));
+        // SeqCst: a writer's load of `slots` after announcing itself must
+        // see this if a reader used these slots without seeing the writer.
+        if let Err(_other) = self.slots.compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::SeqCst,
+            Ordering::Acquire,
+        ) {
+            // SAFETY: `fresh` lost the race and was never published.
+            drop(unsafe { Box::from_raw(fresh) });
+        }
+        self.slot()
+    }
+
+    /// Every slot in use, `home` first.
+    fn for_each_slot(&self, mut f: impl FnMut(&Slot)) {
+        f(&self.home);
+        let slots = self.slots.load(Ordering::SeqCst);
+        if !slots.is_null() {
+            // SAFETY: as in `slot`.
+            for s in unsafe { (*slots).slots.iter() } {
+                f(s);
+            }
+        }
+    }
+
+    /// The sums of every slot's (unlocks, locks), unlocks read first: each
+    /// unlock counted has its lock counted too, so equal sums mean no reader
+    /// is inside.
+    fn sums(&self) -> (u64, u64) {
+        let mut unlocks = 0u64;
+        self.for_each_slot(|s| unlocks = unlocks.wrapping_add(s.unlocks.load(Ordering::SeqCst)));
+        let mut locks = 0u64;
+        self.for_each_slot(|s| locks = locks.wrapping_add(s.locks.load(Ordering::SeqCst)));
+        (unlocks, locks)
+    }
+
+    /// Whether no reader is inside.
+    fn drained(&self) -> bool {
+        let (unlocks, locks) = self.sums();
+        unlocks == locks
+    }
+
+    /// Ends one read hold (or a reader's backing out) on `s`, waking a
+    /// writer that waits for the readers to drain.
+    #[inline]
+    pub(crate) fn leave(&self, s: &Slot) {
+        s.unlocks.fetch_add(1, Ordering::SeqCst);
+        seqcst_pair();
+        if self.drain_waiter.load(Ordering::SeqCst) != 0 {
+            self.wake_writer();
+        }
+    }
+
+    #[cold]
+    fn wake_writer(&self) {
+        if self.drain_waiter.swap(0, Ordering::SeqCst) == 1 {
+            semrelease(&self.writer_sem, false);
         }
     }
 
     /// Locks for reading; blocks while a writer holds or waits for it.
+    ///
+    /// The hold is counted on the lock's own slot, like Go's single reader
+    /// count, so that any goroutine may release it with
+    /// [`RawRwLock::read_unlock`]; [`RwLock::read`]'s guards count on
+    /// per-P slots instead (no shared write between readers of different
+    /// Ps).
     #[inline]
     pub fn read_lock(&self) {
+        self.lock_on(&self.home);
+    }
+
+    /// Takes a read hold counted on `s` (or, if it had to queue behind a
+    /// writer, on `home`, where that writer counted it); returns the slot
+    /// that counts it, where it must be released.
+    #[inline]
+    pub(crate) fn lock_on<'a>(&'a self, s: &'a Slot) -> &'a Slot {
         crate::loom::preempt_point();
-        if self.reader_count.fetch_add(1, Ordering::SeqCst) + 1 < 0 {
-            // A writer is pending: wait for it.
-            semacquire_with(&self.reader_sem, false, WaitReason::SyncRwLockRead);
+        s.locks.fetch_add(1, Ordering::SeqCst);
+        seqcst_pair();
+        if self.state.load(Ordering::SeqCst) != 0 {
+            return self.lock_slow(s);
+        }
+        s
+    }
+
+    /// A writer is pending or inside: back out and queue behind it.
+    #[cold]
+    fn lock_slow<'a>(&'a self, s: &'a Slot) -> &'a Slot {
+        self.leave(s);
+        loop {
+            let st = self.state.load(Ordering::SeqCst);
+            if st == 0 {
+                // The writer left meanwhile: try again as a reader.
+                if self.try_lock_on(s) {
+                    return s;
+                }
+                continue;
+            }
+            if self
+                .state
+                .compare_exchange(st, st + 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                // Queued: the writer counts this hold on `home` when it
+                // unlocks.
+                semacquire_with(&self.reader_sem, false, WaitReason::SyncRwLockRead);
+                return &self.home;
+            }
         }
     }
 
     /// Locks for reading if no writer holds or waits for it.
     pub fn try_read_lock(&self) -> bool {
-        let mut c = self.reader_count.load(Ordering::SeqCst);
-        loop {
-            if c < 0 {
-                return false;
-            }
-            match self
-                .reader_count
-                .compare_exchange(c, c + 1, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => return true,
-                Err(cur) => c = cur,
-            }
+        self.try_lock_on(&self.home)
+    }
+
+    /// Takes a read hold counted on `s` if no writer holds or waits.
+    fn try_lock_on(&self, s: &Slot) -> bool {
+        s.locks.fetch_add(1, Ordering::SeqCst);
+        seqcst_pair();
+        if self.state.load(Ordering::SeqCst) == 0 {
+            return true;
         }
+        self.leave(s);
+        false
     }
 
     /// Unlocks one reader.
@@ -99,38 +325,56 @@ impl RawRwLock {
     /// (for an [`RwLock`], a `&mut T` beside a `&T`).
     ///
     /// # Panics
-    /// `sync: RUnlock of unlocked RWMutex` if no reader holds it (Go's
-    /// misuse check, kept: it catches a broken contract when no one else
-    /// uses the lock at that moment).
+    /// `sync: RUnlock of unlocked RWMutex` if no hold taken with
+    /// [`RawRwLock::read_lock`] or [`RawRwLock::try_read_lock`] is live
+    /// (Go's misuse check, kept).
     #[inline]
     pub unsafe fn read_unlock(&self) {
-        let r = self.reader_count.fetch_sub(1, Ordering::SeqCst) - 1;
-        if r < 0 {
-            self.read_unlock_slow(r);
+        let unlocks = self.home.unlocks.fetch_add(1, Ordering::SeqCst) + 1;
+        // Every unlock counted here has its lock counted before it (the
+        // raw holds, readers backing out, and the holds a writer counted for
+        // the readers it let in), so more unlocks than locks is a release
+        // without a hold.
+        if unlocks > self.home.locks.load(Ordering::SeqCst) {
+            self.unlocked_unlocked();
+        }
+        seqcst_pair();
+        if self.drain_waiter.load(Ordering::SeqCst) != 0 {
+            self.wake_writer();
         }
     }
 
     #[cold]
-    fn read_unlock_slow(&self, r: i32) {
-        if r + 1 == 0 || r + 1 == -MAX_READERS {
-            self.reader_count.fetch_add(1, Ordering::SeqCst);
-            panic!("sync: RUnlock of unlocked RWMutex");
-        }
-        // A writer is pending; the last reader it waits for lets it in.
-        if self.reader_wait.fetch_sub(1, Ordering::SeqCst) - 1 == 0 {
-            semrelease(&self.writer_sem, false);
-        }
+    fn unlocked_unlocked(&self) -> ! {
+        // Balance the counts again (the lock stays usable), then report.
+        self.home.locks.fetch_add(1, Ordering::SeqCst);
+        panic!("sync: RUnlock of unlocked RWMutex");
     }
 
     /// Locks for writing.
     pub fn write_lock(&self) {
         self.w.lock(); // (a preemption point)
-                       // Announce the writer: new readers now block.
-        let r = self.reader_count.fetch_sub(MAX_READERS, Ordering::SeqCst);
-        // Wait for the readers that were inside.
-        if r != 0 && self.reader_wait.fetch_add(r, Ordering::SeqCst) + r != 0 {
+        self.announce();
+        while !self.drained() {
+            self.drain_waiter.store(1, Ordering::SeqCst);
+            seqcst_pair();
+            if self.drained() {
+                if self.drain_waiter.swap(0, Ordering::SeqCst) == 0 {
+                    // A leaving reader took the flag and is waking us:
+                    // take that wake-up so it does not linger.
+                    semacquire_with(&self.writer_sem, false, WaitReason::SyncRwLockWrite);
+                }
+                return;
+            }
             semacquire_with(&self.writer_sem, false, WaitReason::SyncRwLockWrite);
         }
+    }
+
+    /// Under `w`: new readers back out and queue from now on.
+    fn announce(&self) {
+        let was = self.state.swap(WRITER, Ordering::SeqCst);
+        seqcst_pair();
+        debug_assert_eq!(was, 0, "a second writer announced itself");
     }
 
     /// Locks for writing if nobody holds it.
@@ -138,17 +382,15 @@ impl RawRwLock {
         if !self.w.try_lock() {
             return false;
         }
-        if self
-            .reader_count
-            .compare_exchange(0, -MAX_READERS, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            // SAFETY: we took `w` with the successful try_lock above and
-            // give it back before anyone could rely on it.
-            unsafe { self.w.unlock() };
-            return false;
+        self.announce();
+        if self.drained() {
+            return true;
         }
-        true
+        // SAFETY: we took the write hold just above (`w` and the
+        // announcement) and give it back before anyone relies on it; this
+        // also lets in the readers that queued meanwhile.
+        unsafe { self.write_unlock() };
+        false
     }
 
     /// Unlocks the writer and lets the readers that queued behind it in.
@@ -180,13 +422,21 @@ impl RawRwLock {
     /// check, kept: it catches a broken contract when no one else uses the
     /// lock at that moment).
     pub unsafe fn write_unlock(&self) {
-        let r = self.reader_count.fetch_add(MAX_READERS, Ordering::SeqCst) + MAX_READERS;
-        if r >= MAX_READERS {
-            self.reader_count.fetch_sub(MAX_READERS, Ordering::SeqCst);
+        let st = self.state.swap(0, Ordering::SeqCst);
+        if st == 0 {
             panic!("sync: Unlock of unlocked RWMutex");
         }
-        for _ in 0..r {
-            semrelease(&self.reader_sem, false);
+        // The readers queued behind us hold the lock from now on: count
+        // them (on `home`; each moves its hold to its own slot) before the
+        // next writer, which needs `w`, can sum.
+        let queued = (st - WRITER) as u32;
+        if queued > 0 {
+            self.home
+                .locks
+                .fetch_add(u64::from(queued), Ordering::SeqCst);
+            for _ in 0..queued {
+                semrelease(&self.reader_sem, false);
+            }
         }
         // SAFETY: the caller owns the write hold (our contract), which
         // includes `w`, taken by `write_lock`/`try_write_lock`.
@@ -194,10 +444,23 @@ impl RawRwLock {
     }
 }
 
+impl Drop for RawRwLock {
+    fn drop(&mut self) {
+        let slots = self.slots.load(Ordering::Acquire);
+        if !slots.is_null() {
+            // SAFETY: allocated by `switched` with Box::into_raw and
+            // published once; we are its only owner now.
+            drop(unsafe { Box::from_raw(slots) });
+        }
+    }
+}
+
 impl fmt::Debug for RawRwLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (unlocks, locks) = self.sums();
         f.debug_struct("RawRwLock")
-            .field("reader_count", &self.reader_count.load(Ordering::Relaxed))
+            .field("readers", &locks.wrapping_sub(unlocks))
+            .field("writer", &(self.state.load(Ordering::Relaxed) != 0))
             .finish()
     }
 }
@@ -215,11 +478,13 @@ unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
 unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 
 impl<T> RwLock<T> {
-    /// A new unlocked lock.
-    pub const fn new(value: T) -> RwLock<T> {
-        RwLock {
-            raw: RawRwLock::new(),
-            data: UnsafeCell::new(value),
+    loom_const_fn! {
+        /// A new unlocked lock.
+        pub fn new(value: T) -> RwLock<T> {
+            RwLock {
+                raw: RawRwLock::new(),
+                data: UnsafeCell::new(value),
+            }
         }
     }
 
@@ -232,8 +497,8 @@ impl<T> RwLock<T> {
 impl<T: ?Sized> RwLock<T> {
     /// Shared access; blocks while a writer holds or waits for the lock.
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        self.raw.read_lock();
         RwLockReadGuard {
+            slot: self.raw.lock_on(self.raw.slot()),
             l: self,
             _not_send: PhantomData,
         }
@@ -241,8 +506,10 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Shared access if no writer holds or waits for the lock.
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
-        self.raw.try_read_lock().then(|| RwLockReadGuard {
+        let slot = self.raw.slot();
+        self.raw.try_lock_on(slot).then(|| RwLockReadGuard {
             l: self,
+            slot,
             _not_send: PhantomData,
         })
     }
@@ -268,6 +535,14 @@ impl<T: ?Sized> RwLock<T> {
     pub fn get_mut(&mut self) -> &mut T {
         self.data.get_mut()
     }
+
+    /// The underlying lock (Go-style `RLock`/`RUnlock` beside the guards).
+    /// Its [`RawRwLock::read_unlock`] and [`RawRwLock::write_unlock`] are
+    /// `unsafe`: only the owner of a hold may release it, and a live guard
+    /// owns its hold.
+    pub fn raw(&self) -> &RawRwLock {
+        &self.raw
+    }
 }
 
 impl<T: ?Sized> fmt::Debug for RwLock<T> {
@@ -280,6 +555,8 @@ impl<T: ?Sized> fmt::Debug for RwLock<T> {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RwLockReadGuard<'a, T: ?Sized> {
     l: &'a RwLock<T>,
+    /// The slot that counts this hold.
+    slot: &'a Slot,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -296,9 +573,9 @@ impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
-        // SAFETY: the guard was built from a successful read lock and owns
-        // that read hold; it is dropping, so nobody relies on it after.
-        unsafe { self.l.raw.read_unlock() };
+        // The guard owns the read hold, counted on `slot`, and nobody relies
+        // on it after this.
+        self.l.raw.leave(self.slot);
     }
 }
 

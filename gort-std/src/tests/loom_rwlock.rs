@@ -1,0 +1,160 @@
+//! loom models of the RwLock with per-P reader slots. Each model thread
+//! stands for a goroutine on the P it sets (`model_p`); after guard readers
+//! from both Ps the lock spreads to per-P slots (`SPREAD_AFTER` is 2 under
+//! loom), so the models cover holds counted on `home` (raw holds, and the
+//! readers a writer let in) and on the slots together. loom's UnsafeCell
+//! flags a writer beside a reader.
+
+use crate::loom::model_p;
+use crate::rwlock::{RawRwLock, Slot};
+use loom::cell::UnsafeCell;
+use loom::sync::atomic::{AtomicBool, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+fn model(f: impl Fn() + Send + Sync + 'static) {
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(2);
+    b.check(f);
+}
+
+/// A guard's read hold (`RwLock::read` without the data): returns the slot
+/// to release it on.
+fn guard_read(l: &RawRwLock) -> &Slot {
+    l.lock_on(l.slot())
+}
+
+/// Readers on two Ps (the second spreads the lock) and a writer: the
+/// writer never runs beside a reader, and no hold is left behind.
+#[test]
+fn writer_excludes_readers_on_both_ps() {
+    model(|| {
+        let l = Arc::new(RawRwLock::new());
+        let data = Arc::new(UnsafeCell::new(0u32));
+        let readers: Vec<_> = (0..2)
+            .map(|p| {
+                let (l, data) = (l.clone(), data.clone());
+                thread::spawn(move || {
+                    model_p::set(p);
+                    let s = guard_read(&l);
+                    // SAFETY: under a read hold: no writer inside.
+                    let v = data.with(|d| unsafe { *d });
+                    assert!(v <= 1);
+                    l.leave(s);
+                })
+            })
+            .collect();
+        model_p::set(0);
+        l.write_lock();
+        // SAFETY: under the write hold: nobody else inside.
+        data.with_mut(|d| unsafe { *d += 1 });
+        // SAFETY: taken just above.
+        unsafe { l.write_unlock() };
+        for r in readers {
+            r.join().unwrap();
+        }
+        assert!(l.try_write_lock(), "a read hold leaked");
+        // SAFETY: taken just above.
+        unsafe { l.write_unlock() };
+    });
+}
+
+/// A raw read hold taken on P0 and released by another thread on P1 (a
+/// hold handed over), on a lock whose guards already use per-P slots: the
+/// writer still waits for it, and the lock ends free.
+#[test]
+fn raw_hold_released_by_another_thread() {
+    model(|| {
+        let l = Arc::new(RawRwLock::new());
+        let data = Arc::new(UnsafeCell::new(0u32));
+        let handed = Arc::new(AtomicBool::new(false));
+        // Guard readers on both Ps spread the lock.
+        for p in [1, 0] {
+            model_p::set(p);
+            let s = guard_read(&l);
+            l.leave(s);
+        }
+        l.read_lock();
+        // SAFETY: under the read hold.
+        data.with(|d| unsafe { *d });
+        let releaser = {
+            let (l, handed) = (l.clone(), handed.clone());
+            thread::spawn(move || {
+                model_p::set(1);
+                while !handed.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
+                // SAFETY: the main thread handed its hold over.
+                unsafe { l.read_unlock() };
+            })
+        };
+        let writer = {
+            let (l, data) = (l.clone(), data.clone());
+            thread::spawn(move || {
+                model_p::set(0);
+                l.write_lock();
+                // SAFETY: under the write hold.
+                data.with_mut(|d| unsafe { *d += 1 });
+                // SAFETY: taken just above.
+                unsafe { l.write_unlock() };
+            })
+        };
+        handed.store(true, Ordering::Release);
+        releaser.join().unwrap();
+        writer.join().unwrap();
+        assert!(l.try_write_lock(), "the handed hold leaked");
+        // SAFETY: taken just above.
+        unsafe { l.write_unlock() };
+    });
+}
+
+/// A guard reader that queued behind a writer gets in when the writer
+/// unlocks (its hold counted for it on `home`, where it releases it), and
+/// a second writer waits for it.
+#[test]
+fn queued_reader_holds_against_the_next_writer() {
+    model(|| {
+        let l = Arc::new(RawRwLock::new());
+        let data = Arc::new(UnsafeCell::new(0u32));
+        // Spread the lock first (guard readers from both Ps).
+        for p in [0, 1] {
+            model_p::set(p);
+            let s = guard_read(&l);
+            l.leave(s);
+        }
+        model_p::set(0);
+        l.write_lock();
+        let reader = {
+            let (l, data) = (l.clone(), data.clone());
+            thread::spawn(move || {
+                model_p::set(1);
+                let s = guard_read(&l);
+                // SAFETY: under the read hold.
+                let v = data.with(|d| unsafe { *d });
+                l.leave(s);
+                v
+            })
+        };
+        let writer = {
+            let (l, data) = (l.clone(), data.clone());
+            thread::spawn(move || {
+                model_p::set(0);
+                l.write_lock();
+                // SAFETY: under the write hold.
+                data.with_mut(|d| unsafe { *d += 10 });
+                // SAFETY: taken just above.
+                unsafe { l.write_unlock() };
+            })
+        };
+        // SAFETY: under the first write hold.
+        data.with_mut(|d| unsafe { *d += 1 });
+        // SAFETY: taken above by this thread.
+        unsafe { l.write_unlock() };
+        let seen = reader.join().unwrap();
+        writer.join().unwrap();
+        assert!(seen == 1 || seen == 11, "reader saw {seen}");
+        assert!(l.try_write_lock(), "a read hold leaked");
+        // SAFETY: taken just above.
+        unsafe { l.write_unlock() };
+    });
+}

@@ -11,7 +11,7 @@
 
 #[cfg(not(gort_loom))]
 pub(crate) use std::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(not(gort_loom))]
 pub(crate) use std::sync::Arc;
@@ -21,7 +21,7 @@ pub(crate) use std::sync::Arc;
 #[cfg(gort_loom)]
 #[allow(unused_imports)]
 pub(crate) use loom::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    AtomicBool, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
 };
 #[cfg(gort_loom)]
 pub(crate) use loom::sync::Arc;

@@ -37,7 +37,8 @@
 //!   so the next writer waits for them: Go's hand-off.
 
 use crate::loom::{
-    loom_const_fn, seqcst_pair, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering,
+    loom_const_fn, nanotime, seqcst_pair, AtomicI32, AtomicI64, AtomicPtr, AtomicU32, AtomicU64,
+    Ordering,
 };
 use crate::mutex::RawMutex;
 use crossbeam_utils::CachePadded;
@@ -52,18 +53,24 @@ use std::ops::{Deref, DerefMut};
 /// behind it.
 const WRITER: i32 = -(1 << 30);
 
-/// Most per-P slots a lock allocates (Ps beyond share by modulo): a bound
-/// on the memory of a lock read from many Ps (each slot is cache-padded).
+/// Most per-P slots a lock allocates (Ps beyond share): a bound on the
+/// memory of a lock read from many Ps (each slot is cache-padded, 128 B on
+/// x86-64). A power of two.
 pub(crate) const MAX_SLOTS: usize = 8;
 
-/// Readers seen switching P this many times before the per-P slots are
-/// allocated (a lock read from one P at a time never pays for them).
+/// Guard readers seen switching P this many times within
+/// `SPREAD_WINDOW_NS` before the per-P slots are allocated: a lock read
+/// from one P at a time, or only now and then, never pays for them.
 #[cfg(not(gort_loom))]
-const SPREAD_AFTER: u32 = 4;
+const SPREAD_AFTER: u32 = 8;
+#[cfg(not(gort_loom))]
+const SPREAD_WINDOW_NS: i64 = 1_000_000;
 /// (Under loom: once readers came from both model Ps, so that the models
 /// cover `home` and the slots together.)
 #[cfg(gort_loom)]
 const SPREAD_AFTER: u32 = 2;
+#[cfg(gort_loom)]
+const SPREAD_WINDOW_NS: i64 = 1 << 62; // (longer than any model runs)
 
 /// Counts of read holds taken and released on one slot. Both only grow.
 pub(crate) struct Slot {
@@ -106,8 +113,11 @@ pub struct RawRwLock {
     home: Slot,
     /// 1 + the P of the last reader on `home` (0: none yet).
     last_p: AtomicU32,
-    /// How often readers on `home` found a different P than the last.
+    /// How often guard readers on `home` found a different P than the
+    /// last, since `window`.
     switches: AtomicU32,
+    /// When the current count of `switches` began (ns).
+    window: AtomicI64,
     /// The per-P slots once readers came from several Ps; never removed
     /// until the lock drops.
     slots: AtomicPtr<Slots>,
@@ -132,6 +142,7 @@ impl RawRwLock {
                 home: Slot::new(),
                 last_p: AtomicU32::new(0),
                 switches: AtomicU32::new(0),
+                window: AtomicI64::new(0),
                 slots: AtomicPtr::new(std::ptr::null_mut()),
             }
         }
@@ -147,7 +158,8 @@ impl RawRwLock {
             // SAFETY: once published, `slots` stays allocated until the lock
             // drops, which cannot happen while `&self` lives.
             let s = unsafe { &(*slots).slots };
-            return &s[p.unwrap_or(0) % s.len()];
+            // (A power of two: Ps beyond share by mask.)
+            return &s[p.unwrap_or(0) & (s.len() - 1)];
         }
         if let Some(p) = p {
             let p1 = p as u32 + 1;
@@ -158,15 +170,24 @@ impl RawRwLock {
         &self.home
     }
 
-    /// A reader on `home` from another P than the last: after
-    /// `SPREAD_AFTER` such switches, allocate the per-P slots.
+    /// A guard reader on `home` from another P than the last: after
+    /// `SPREAD_AFTER` such switches within `SPREAD_WINDOW_NS`, allocate the
+    /// per-P slots (one per P at that moment, a power of two).
     #[cold]
     fn switched(&self, p1: u32) -> &Slot {
         self.last_p.store(p1, Ordering::Relaxed);
+        let now = nanotime();
+        if now.wrapping_sub(self.window.load(Ordering::Relaxed)) > SPREAD_WINDOW_NS {
+            self.window.store(now, Ordering::Relaxed);
+            self.switches.store(1, Ordering::Relaxed);
+            return &self.home;
+        }
         if self.switches.fetch_add(1, Ordering::Relaxed) + 1 < SPREAD_AFTER {
             return &self.home;
         }
-        let n = crate::loom::gomaxprocs().clamp(1, MAX_SLOTS);
+        let n = crate::loom::gomaxprocs()
+            .clamp(1, MAX_SLOTS)
+            .next_power_of_two();
         let fresh = Box::into_raw(Box::new(Slots {
             slots: (0..n).map(|_| CachePadded::new(Slot::new())).collect(),
         }));
@@ -249,18 +270,15 @@ impl RawRwLock {
     #[inline]
     pub(crate) fn lock_on<'a>(&'a self, s: &'a Slot) -> &'a Slot {
         crate::loom::preempt_point();
-        s.locks.fetch_add(1, Ordering::SeqCst);
-        seqcst_pair();
-        if self.state.load(Ordering::SeqCst) != 0 {
-            return self.lock_slow(s);
+        if self.try_lock_on(s) {
+            return s;
         }
-        s
+        self.lock_slow(s)
     }
 
-    /// A writer is pending or inside: back out and queue behind it.
+    /// A writer is pending or inside: queue behind it.
     #[cold]
     fn lock_slow<'a>(&'a self, s: &'a Slot) -> &'a Slot {
-        self.leave(s);
         loop {
             let st = self.state.load(Ordering::SeqCst);
             if st == 0 {
@@ -270,6 +288,7 @@ impl RawRwLock {
                 }
                 continue;
             }
+            // (Go's limit: 2^30 - 1 readers queued behind one writer.)
             if self
                 .state
                 .compare_exchange(st, st + 1, Ordering::SeqCst, Ordering::SeqCst)
@@ -289,7 +308,14 @@ impl RawRwLock {
     }
 
     /// Takes a read hold counted on `s` if no writer holds or waits.
+    #[inline]
     fn try_lock_on(&self, s: &Slot) -> bool {
+        // A writer already there: do not touch the counts (backing out
+        // would wake it for nothing). Only readers racing its announcement
+        // back out.
+        if self.state.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
         s.locks.fetch_add(1, Ordering::SeqCst);
         seqcst_pair();
         if self.state.load(Ordering::SeqCst) == 0 {
@@ -317,38 +343,48 @@ impl RawRwLock {
     /// ```
     ///
     /// # Safety
-    /// The caller owns the read hold it releases: it took it (with
-    /// [`RawRwLock::read_lock`] or a successful [`RawRwLock::try_read_lock`])
-    /// or a reader handed it over, and nobody relies on it any more — in
-    /// particular no [`RwLockReadGuard`] for it is live. Releasing someone
-    /// else's read hold can let a writer in while that reader still reads
-    /// (for an [`RwLock`], a `&mut T` beside a `&T`).
+    /// The caller owns the raw read hold it releases: it was taken with
+    /// [`RawRwLock::read_lock`] or a successful [`RawRwLock::try_read_lock`]
+    /// (by the caller, or by a goroutine that handed it over), and nobody
+    /// relies on it any more. Releasing someone else's read hold can let a
+    /// writer in while that reader still reads (for an [`RwLock`], a
+    /// `&mut T` beside a `&T`). A hold taken through [`RwLock::read`] is not
+    /// a raw hold: only its guard releases it (a guard passed to
+    /// `mem::forget` keeps the lock read-locked, as std's does).
     ///
     /// # Panics
-    /// `sync: RUnlock of unlocked RWMutex` if no hold taken with
-    /// [`RawRwLock::read_lock`] or [`RawRwLock::try_read_lock`] is live
-    /// (Go's misuse check, kept).
+    /// `sync: RUnlock of unlocked RWMutex` when no hold counted on the
+    /// lock's own slot is live — raw holds, and the guards taken before the
+    /// lock spread to per-P slots or let in behind a writer — in particular
+    /// whenever nobody holds the lock for reading (Go's check). A misused
+    /// unlock that finds such a hold takes it, as in Go.
     #[inline]
     pub unsafe fn read_unlock(&self) {
-        let unlocks = self.home.unlocks.fetch_add(1, Ordering::SeqCst) + 1;
-        // Every unlock counted here has its lock counted before it (the
-        // raw holds, readers backing out, and the holds a writer counted for
-        // the readers it let in), so more unlocks than locks is a release
-        // without a hold.
-        if unlocks > self.home.locks.load(Ordering::SeqCst) {
-            self.unlocked_unlocked();
+        let home = &self.home;
+        let mut unlocks = home.unlocks.load(Ordering::SeqCst);
+        loop {
+            // Every unlock counted on `home` follows its lock there (raw
+            // holds, readers backing out, guards counted there, and the
+            // readers a writer let in), so as many unlocks as locks means no
+            // hold here to release. Never counting past the locks keeps a
+            // misuse from cancelling someone's hold in the writer's sums.
+            if unlocks >= home.locks.load(Ordering::SeqCst) {
+                panic!("sync: RUnlock of unlocked RWMutex");
+            }
+            match home.unlocks.compare_exchange_weak(
+                unlocks,
+                unlocks + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => break,
+                Err(now) => unlocks = now,
+            }
         }
         seqcst_pair();
         if self.drain_waiter.load(Ordering::SeqCst) != 0 {
             self.wake_writer();
         }
-    }
-
-    #[cold]
-    fn unlocked_unlocked(&self) -> ! {
-        // Balance the counts again (the lock stays usable), then report.
-        self.home.locks.fetch_add(1, Ordering::SeqCst);
-        panic!("sync: RUnlock of unlocked RWMutex");
     }
 
     /// Locks for writing.
@@ -379,7 +415,10 @@ impl RawRwLock {
 
     /// Locks for writing if nobody holds it.
     pub fn try_write_lock(&self) -> bool {
-        if !self.w.try_lock() {
+        // Readers inside: fail without announcing (which would turn readers
+        // arriving meanwhile away). Go's TryLock never disturbs readers;
+        // here only those racing the announcement below can be.
+        if !self.drained() || !self.w.try_lock() {
             return false;
         }
         self.announce();
@@ -427,8 +466,8 @@ impl RawRwLock {
             panic!("sync: Unlock of unlocked RWMutex");
         }
         // The readers queued behind us hold the lock from now on: count
-        // them (on `home`; each moves its hold to its own slot) before the
-        // next writer, which needs `w`, can sum.
+        // them on `home` (where they release) before the next writer, which
+        // needs `w`, can sum.
         let queued = (st - WRITER) as u32;
         if queued > 0 {
             self.home

@@ -131,3 +131,55 @@ fn read_guards_held_across_syscalls() {
         assert_eq!(w.0, 60);
     });
 }
+
+/// Go's TryLock never disturbs readers: while a reader holds the lock,
+/// goroutines polling `try_write` (and failing) never make a concurrent
+/// `try_read` fail.
+#[test]
+fn failing_try_write_does_not_turn_readers_away() {
+    run(|| {
+        let l = Arc::new(RwLock::new(0u32));
+        let held = l.read();
+        let stop = Arc::new(AtomicBool::new(false));
+        let pollers: Vec<_> = (0..2)
+            .map(|_| {
+                let (l, stop) = (l.clone(), stop.clone());
+                go(move || {
+                    let mut tries = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        assert!(l.try_write().is_none(), "try_write beside a reader");
+                        tries += 1;
+                        if tries % 64 == 0 {
+                            gosched();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let l = l.clone();
+                go(move || {
+                    for i in 0..20_000 {
+                        assert!(
+                            l.try_read().is_some(),
+                            "try_read failed with only readers in"
+                        );
+                        if i % 64 == 0 {
+                            gosched();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for r in readers {
+            r.join().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        for p in pollers {
+            p.join().unwrap();
+        }
+        drop(held);
+        assert!(l.try_write().is_some());
+    });
+}

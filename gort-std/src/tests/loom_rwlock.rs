@@ -158,3 +158,83 @@ fn queued_reader_holds_against_the_next_writer() {
         unsafe { l.write_unlock() };
     });
 }
+
+/// A misused raw `read_unlock` (no hold) panics without disturbing a
+/// writer: the writer neither sleeps forever nor enters beside a guard
+/// that holds on a per-P slot.
+#[test]
+fn misused_read_unlock_vs_writer_and_guard() {
+    model(|| {
+        let l = Arc::new(RawRwLock::new());
+        let data = Arc::new(UnsafeCell::new(0u32));
+        // Spread the lock, then hold a guard on P1's slot.
+        for p in [0, 1] {
+            model_p::set(p);
+            let s = guard_read(&l);
+            l.leave(s);
+        }
+        let guard = guard_read(&l);
+        let writer = {
+            let (l, data) = (l.clone(), data.clone());
+            thread::spawn(move || {
+                model_p::set(0);
+                l.write_lock();
+                // SAFETY: under the write hold.
+                data.with_mut(|d| unsafe { *d += 1 });
+                // SAFETY: taken just above.
+                unsafe { l.write_unlock() };
+            })
+        };
+        let raw = &*l;
+        // SAFETY: the contract is broken on purpose (no raw hold) to test
+        // the misuse check; it must not count against the guard's hold.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+            raw.read_unlock()
+        }));
+        assert!(r.is_err(), "read_unlock without a hold did not panic");
+        // SAFETY: the guard's read hold is still live: no writer inside.
+        data.with(|d| unsafe { *d });
+        l.leave(guard);
+        writer.join().unwrap();
+    });
+}
+
+/// try_write never gets in beside a reader, and a failed one leaves no
+/// trace (readers still come and go, a writer still gets in after);
+/// try_read fails while a writer holds the lock.
+#[test]
+fn try_locks_against_holders() {
+    model(|| {
+        let l = Arc::new(RawRwLock::new());
+        let data = Arc::new(UnsafeCell::new(0u32));
+        model_p::set(0);
+        let s = guard_read(&l);
+        let t = {
+            let (l, data) = (l.clone(), data.clone());
+            thread::spawn(move || {
+                model_p::set(1);
+                if l.try_write_lock() {
+                    // SAFETY: under the write hold.
+                    data.with_mut(|d| unsafe { *d += 1 });
+                    // SAFETY: taken just above.
+                    unsafe { l.write_unlock() };
+                }
+            })
+        };
+        // SAFETY: under the read hold `s`.
+        data.with(|d| unsafe { *d });
+        let r = guard_read(&l);
+        l.leave(s);
+        // SAFETY: under the read hold `r`.
+        data.with(|d| unsafe { *d });
+        l.leave(r);
+        t.join().unwrap();
+        l.write_lock();
+        assert!(!l.try_read_lock(), "try_read beside a writer");
+        // SAFETY: taken just above.
+        unsafe { l.write_unlock() };
+        assert!(l.try_read_lock());
+        // SAFETY: taken just above.
+        unsafe { l.read_unlock() };
+    });
+}

@@ -587,6 +587,17 @@ mod api {
         crate::rt::can_spin(iter)
     }
 
+    /// For a goroutine that waits for one on another P to make progress
+    /// (gort-std: a sender facing a full channel, waiting for room):
+    /// whether spinning once more beats parking. [`can_spin`]'s
+    /// conditions for a goroutine (false on a plain thread and inside
+    /// [`syscall`]), and nothing the scheduler would rather do with this
+    /// M: no M waiting for a P, nothing on the global queue, no timer or
+    /// poll deadline due at `now` ([`gort_os::clock::nanotime`]).
+    pub fn can_wait_spin(now: i64) -> bool {
+        crate::rt::can_wait_spin(now)
+    }
+
     /// One round of active spinning (Go's `sync_runtime_doSpin`: 30 pause
     /// instructions).
     #[inline]

@@ -42,7 +42,7 @@ pub(crate) use gort_os::cell::UnsafeCell;
 #[cfg(not(gort_loom))]
 pub(crate) use gort_os::clock::nanotime;
 #[cfg(not(gort_loom))]
-pub(crate) use gort_sched::{can_spin, do_spin};
+pub(crate) use gort_sched::{can_spin, can_wait_spin, do_spin};
 
 /// Every operation that may park is a preemption point (sysmon's request
 /// to a long runner is honoured here); nothing under loom.
@@ -167,6 +167,11 @@ pub(crate) fn can_spin(_iter: u32) -> bool {
 
 #[cfg(gort_loom)]
 pub(crate) fn do_spin() {}
+
+#[cfg(gort_loom)]
+pub(crate) fn can_wait_spin(_now: i64) -> bool {
+    false
+}
 
 /// Declares a constructor that is `const` in normal builds (usable in
 /// statics) and plain under loom (loom atomics have no const constructor).

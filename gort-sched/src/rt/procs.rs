@@ -110,6 +110,22 @@ pub(crate) fn can_spin(iter: u32) -> bool {
     ml.runnext.is_none() && ml.runq.is_empty() && !m.has_inbox() && p.runq.is_empty()
 }
 
+/// Whether a goroutine waiting for one on another P to make progress (a
+/// sender facing a full channel) may keep spinning: [`can_spin`]'s
+/// conditions, on a goroutine (a plain thread or a `syscall` parks
+/// instead), and nothing the scheduler would do instead of the spin — no
+/// M waiting for a P, nothing on the global queue, no timer or poll
+/// deadline due at `now`.
+pub(crate) fn can_wait_spin(now: i64) -> bool {
+    if current_p().is_none() || !can_spin(0) {
+        return false;
+    }
+    let s = sched();
+    s.nmwaitp.load(Ordering::Relaxed) == 0
+        && s.global_len.load(Ordering::Relaxed) == 0
+        && s.next_deadline.load(Ordering::Relaxed) > now
+}
+
 /// The id of the P the calling goroutine runs on (None on a plain thread).
 /// It stays the same until the goroutine next parks or yields.
 pub(crate) fn current_p() -> Option<usize> {

@@ -24,6 +24,41 @@ fn guard_read(l: &RawRwLock) -> &Slot {
     l.lock_on(l.slot())
 }
 
+/// Guard readers from both Ps, one after the other: the lock spreads to
+/// per-P slots.
+fn spread(l: &RawRwLock) {
+    for p in [0, 1] {
+        model_p::set(p);
+        let s = guard_read(l);
+        l.leave(s);
+    }
+}
+
+/// A thread on P `p` that takes the write hold and adds `add` to `data`.
+fn spawn_writer(
+    l: &Arc<RawRwLock>,
+    data: &Arc<UnsafeCell<u32>>,
+    p: usize,
+    add: u32,
+) -> thread::JoinHandle<()> {
+    let (l, data) = (l.clone(), data.clone());
+    thread::spawn(move || {
+        model_p::set(p);
+        l.write_lock();
+        // SAFETY: under the write hold.
+        data.with_mut(|d| unsafe { *d += add });
+        // SAFETY: taken just above.
+        unsafe { l.write_unlock() };
+    })
+}
+
+/// Nobody holds the lock: a writer gets it at once.
+fn assert_free(l: &RawRwLock, what: &str) {
+    assert!(l.try_write_lock(), "{what}");
+    // SAFETY: taken just above.
+    unsafe { l.write_unlock() };
+}
+
 /// Readers on two Ps (the second spreads the lock) and a writer: the
 /// writer never runs beside a reader, and no hold is left behind.
 #[test]
@@ -53,9 +88,7 @@ fn writer_excludes_readers_on_both_ps() {
         for r in readers {
             r.join().unwrap();
         }
-        assert!(l.try_write_lock(), "a read hold leaked");
-        // SAFETY: taken just above.
-        unsafe { l.write_unlock() };
+        assert_free(&l, "a read hold leaked");
     });
 }
 
@@ -69,11 +102,7 @@ fn raw_hold_released_by_another_thread() {
         let data = Arc::new(UnsafeCell::new(0u32));
         let handed = Arc::new(AtomicBool::new(false));
         // Guard readers on both Ps spread the lock.
-        for p in [1, 0] {
-            model_p::set(p);
-            let s = guard_read(&l);
-            l.leave(s);
-        }
+        spread(&l);
         l.read_lock();
         // SAFETY: under the read hold.
         data.with(|d| unsafe { *d });
@@ -88,23 +117,11 @@ fn raw_hold_released_by_another_thread() {
                 unsafe { l.read_unlock() };
             })
         };
-        let writer = {
-            let (l, data) = (l.clone(), data.clone());
-            thread::spawn(move || {
-                model_p::set(0);
-                l.write_lock();
-                // SAFETY: under the write hold.
-                data.with_mut(|d| unsafe { *d += 1 });
-                // SAFETY: taken just above.
-                unsafe { l.write_unlock() };
-            })
-        };
+        let writer = spawn_writer(&l, &data, 0, 1);
         handed.store(true, Ordering::Release);
         releaser.join().unwrap();
         writer.join().unwrap();
-        assert!(l.try_write_lock(), "the handed hold leaked");
-        // SAFETY: taken just above.
-        unsafe { l.write_unlock() };
+        assert_free(&l, "the handed hold leaked");
     });
 }
 
@@ -117,11 +134,7 @@ fn queued_reader_holds_against_the_next_writer() {
         let l = Arc::new(RawRwLock::new());
         let data = Arc::new(UnsafeCell::new(0u32));
         // Spread the lock first (guard readers from both Ps).
-        for p in [0, 1] {
-            model_p::set(p);
-            let s = guard_read(&l);
-            l.leave(s);
-        }
+        spread(&l);
         model_p::set(0);
         l.write_lock();
         let reader = {
@@ -135,17 +148,7 @@ fn queued_reader_holds_against_the_next_writer() {
                 v
             })
         };
-        let writer = {
-            let (l, data) = (l.clone(), data.clone());
-            thread::spawn(move || {
-                model_p::set(0);
-                l.write_lock();
-                // SAFETY: under the write hold.
-                data.with_mut(|d| unsafe { *d += 10 });
-                // SAFETY: taken just above.
-                unsafe { l.write_unlock() };
-            })
-        };
+        let writer = spawn_writer(&l, &data, 0, 10);
         // SAFETY: under the first write hold.
         data.with_mut(|d| unsafe { *d += 1 });
         // SAFETY: taken above by this thread.
@@ -153,9 +156,7 @@ fn queued_reader_holds_against_the_next_writer() {
         let seen = reader.join().unwrap();
         writer.join().unwrap();
         assert!(seen == 1 || seen == 11, "reader saw {seen}");
-        assert!(l.try_write_lock(), "a read hold leaked");
-        // SAFETY: taken just above.
-        unsafe { l.write_unlock() };
+        assert_free(&l, "a read hold leaked");
     });
 }
 
@@ -168,23 +169,9 @@ fn misused_read_unlock_vs_writer_and_guard() {
         let l = Arc::new(RawRwLock::new());
         let data = Arc::new(UnsafeCell::new(0u32));
         // Spread the lock, then hold a guard on P1's slot.
-        for p in [0, 1] {
-            model_p::set(p);
-            let s = guard_read(&l);
-            l.leave(s);
-        }
+        spread(&l);
         let guard = guard_read(&l);
-        let writer = {
-            let (l, data) = (l.clone(), data.clone());
-            thread::spawn(move || {
-                model_p::set(0);
-                l.write_lock();
-                // SAFETY: under the write hold.
-                data.with_mut(|d| unsafe { *d += 1 });
-                // SAFETY: taken just above.
-                unsafe { l.write_unlock() };
-            })
-        };
+        let writer = spawn_writer(&l, &data, 0, 1);
         let raw = &*l;
         // SAFETY: the contract is broken on purpose (no raw hold) to test
         // the misuse check; it must not count against the guard's hold.

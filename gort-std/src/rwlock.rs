@@ -12,10 +12,11 @@
 //! counts itself in a *slot*, which keeps two counters that only grow,
 //! locks and unlocks; a writer waits until the sums match.
 //!
-//! * [`RwLock::read`] counts on the lock's own slot (`home`) until readers
-//!   from several Ps have been seen, then on one cache-padded slot per P
-//!   (allocated once, at most `MAX_SLOTS`); the guard remembers its slot
-//!   and releases the hold there, wherever its goroutine runs by then.
+//! * [`RwLock::read`] counts on the lock's own slot (`home`) until its
+//!   readers have changed P often (8 times within 1 ms), then on one
+//!   cache-padded slot per P (allocated once, at most `MAX_SLOTS`); the
+//!   guard remembers its slot and releases the hold there, wherever its
+//!   goroutine runs by then.
 //! * [`RawRwLock::read_lock`] always counts on `home`: any goroutine may
 //!   release such a hold ([`RawRwLock::read_unlock`]), as in Go, and
 //!   `home`'s own counts catch an unlock without a hold.
@@ -108,8 +109,8 @@ pub struct RawRwLock {
     writer_sem: AtomicU32,
     /// Readers queue here behind a writer.
     reader_sem: AtomicU32,
-    /// The slot every reader uses until `slots` exists (and whose counts
-    /// stay in the sums after).
+    /// The lock's own slot: raw holds, guard holds until `slots` exists,
+    /// and the readers a writer let in.
     home: Slot,
     /// 1 + the P of the last reader on `home` (0: none yet).
     last_p: AtomicU32,
@@ -118,7 +119,7 @@ pub struct RawRwLock {
     switches: AtomicU32,
     /// When the current count of `switches` began (ns).
     window: AtomicI64,
-    /// The per-P slots once readers came from several Ps; never removed
+    /// The per-P slots once guard readers changed P often; never removed
     /// until the lock drops.
     slots: AtomicPtr<Slots>,
 }
@@ -148,8 +149,8 @@ impl RawRwLock {
         }
     }
 
-    /// The slot for a guard's reader on the calling P: `home` until readers
-    /// from several Ps were seen, then the P's own.
+    /// The slot for a guard's reader on the calling P: `home` until the
+    /// lock spreads, then the P's own.
     #[inline]
     pub(crate) fn slot(&self) -> &Slot {
         let p = crate::loom::proc_pin();

@@ -589,11 +589,15 @@ mod api {
 
     /// For a goroutine that waits for one on another P to make progress
     /// (gort-std: a sender facing a full channel, waiting for room):
-    /// whether spinning once more beats parking. [`can_spin`]'s
-    /// conditions for a goroutine (false on a plain thread and inside
-    /// [`syscall`]), and nothing the scheduler would rather do with this
-    /// M: no M waiting for a P, nothing on the global queue, no timer or
-    /// poll deadline due at `now` ([`gort_os::clock::nanotime`]).
+    /// whether spinning once more beats parking. [`can_spin`]'s conditions
+    /// except its iteration limit (the caller bounds its spin itself), on
+    /// a goroutine (false on a plain thread and inside [`syscall`]), and
+    /// nothing pressing for the scheduler: no M waiting for a P, nothing on
+    /// the global queue, no source deadline (timers, I/O deadlines among
+    /// them) at or before `now` ([`gort_os::clock::nanotime`]) as last
+    /// published; it may say false when nothing is due. It does not look
+    /// at other Ps' queues or at network readiness (sysmon's polls cover
+    /// those).
     pub fn can_wait_spin(now: i64) -> bool {
         crate::rt::can_wait_spin(now)
     }

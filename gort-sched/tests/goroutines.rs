@@ -422,3 +422,26 @@ fn spawns_from_a_plain_thread_are_never_stranded() {
         assert_eq!(h.join().unwrap(), i);
     }
 }
+
+/// `can_wait_spin` (a channel sender's wait for room) is never true off a
+/// goroutine (on a plain thread, inside `syscall`) or with a deadline
+/// due.
+#[test]
+fn can_wait_spin_only_on_a_goroutine_with_nothing_due() {
+    let now = gort_os::clock::nanotime();
+    assert!(
+        !std::thread::spawn(move || can_wait_spin(now))
+            .join()
+            .unwrap(),
+        "a plain thread may spin"
+    );
+    let (in_syscall, due) = go(|| {
+        let in_syscall = syscall(|| can_wait_spin(gort_os::clock::nanotime()));
+        // At the end of time every deadline (even "none", i64::MAX) is due.
+        (in_syscall, can_wait_spin(i64::MAX))
+    })
+    .join()
+    .unwrap();
+    assert!(!in_syscall, "a goroutine inside syscall may spin");
+    assert!(!due, "spins with every deadline due");
+}

@@ -1,5 +1,5 @@
 //! GOMAXPROCS changes, and the scheduler facts sync primitives ask for
-//! (`can_spin`, `current_p`).
+//! (`can_spin`, `can_wait_spin`, `current_p`).
 
 use super::*;
 
@@ -112,7 +112,7 @@ pub(crate) fn can_spin(iter: u32) -> bool {
 
 /// Whether a goroutine waiting for one on another P to make progress (a
 /// sender facing a full channel) may keep spinning: [`can_spin`]'s
-/// conditions, on a goroutine (a plain thread or a `syscall` parks
+/// conditions without its iteration limit, on a goroutine (a plain thread or a `syscall` parks
 /// instead), and nothing the scheduler would do instead of the spin — no
 /// M waiting for a P, nothing on the global queue, no timer or poll
 /// deadline due at `now`.

@@ -14,6 +14,11 @@
 //! a blocked sender takes the head and moves the sender's value to the tail,
 //! keeping FIFO order.
 //!
+//! One departure from Go's `chansend`: a blocking sender that finds the
+//! buffer full, with no sender queued, first spins (unlocked, up to 20 µs,
+//! once per send) for a batch of room while `gort_sched::can_wait_spin`
+//! allows, then parks as Go's does (`Chan::wait_for_room` says why).
+//!
 //! `select` locks all its channels in address order, polls the cases in a
 //! random order, and otherwise queues one sudog per case and parks once.
 //! The first waker to flip the select's `done` flag wins; the others skip
@@ -466,16 +471,18 @@ impl<T> Chan<T> {
         }
     }
 
-    /// A sender found the buffer full, no sender queued, while another P
-    /// runs and neither this M nor the scheduler has anything better to do
-    /// (`can_wait_spin`): wait (unlocked, spinning) up to `ROOM_SPIN_NS`
+    /// A sender found the buffer full, no sender queued (when it looked),
+    /// while another P runs and the scheduler has nothing pressing for this
+    /// M (`can_wait_spin`): wait (unlocked, spinning) up to `ROOM_SPIN_NS`
     /// for `ROOM_BATCH` free slots (or half the buffer) before trying once
     /// more. Parking instead makes the receiver ready this sender for every
     /// slot it frees: the sender's M wakes, sends one value and parks again,
     /// each round a cross-core hand-off and a fight for the channel lock
     /// (select2: 131 -> 72 ns/msg at 2 Ps). The spin stops as soon as
-    /// something becomes runnable here, an M waits for a P, or a timer is
-    /// due. Semantics are unchanged: a sender that has not queued yet is one
+    /// something becomes runnable here or on the global queue, an M waits
+    /// for a P, or a timer is due. (If another sender queues, or the channel
+    /// closes, meanwhile, it runs its 20 µs out and then finds that.)
+    /// Semantics are unchanged: a sender that has not queued yet is one
     /// that has not arrived yet.
     #[cold]
     fn wait_for_room(&self) {

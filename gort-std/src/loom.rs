@@ -145,6 +145,9 @@ pub(crate) mod model_p {
 
     // A loom thread-local: one per model thread (they all run on the
     // test's OS thread), which is what a P is to the code under test.
+    // Right across a park: loom builds run no goroutines (a model thread
+    // never shares its copy with another, and nothing parks a goroutine
+    // in between), and each model thread sets it before using the lock.
     loom::thread_local! {
         static P: Cell<Option<usize>> = Cell::new(None);
     }

@@ -111,6 +111,8 @@ pub(super) struct GInner {
     pub(super) stack_size: usize,
     pub(super) req: Req,
     pub(super) wait_reason: WaitReason,
+    /// Parked for a reason counted in the M's `quiet_parked`.
+    pub(super) quiet: bool,
     /// When the current park began (`coarse_now`: sysmon's clock), for dumps.
     pub(super) wait_since: i64,
     /// The M's compaction pass number when this goroutine last parked.
@@ -176,6 +178,7 @@ impl G {
                 stack_size: 0,
                 req: Req::None,
                 wait_reason: WaitReason::Unspecified,
+                quiet: false,
                 wait_since: 0,
                 park_pass: 0,
                 in_cand: false,

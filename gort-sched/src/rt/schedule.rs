@@ -250,7 +250,7 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
         // Our own goroutines may be readied from another thread any moment
         // (a ping-pong across Ms): watch for them a while before giving up
         // the P.
-        if ml.bound_live > 0 && idle_spin(s, m, p) {
+        if ml.spin_worthy() && idle_spin(s, m, p) {
             continue;
         }
         if poll_sources(s) {
@@ -404,7 +404,7 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
         if let Some(g) = ml.runq.pop_front() {
             return Some(g);
         }
-        if ml.bound_live > 0 && !p_wanted(s, p) && own_spin(s, m, p) {
+        if ml.spin_worthy() && !p_wanted(s, p) && own_spin(s, m, p) {
             continue;
         }
         give_p_away(s, m, p);

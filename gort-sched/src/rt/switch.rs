@@ -23,7 +23,13 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
     set_current_g(Some(g));
     // SAFETY: we hold the G; the borrow ends before the switch, and `ctx`
     // is suspended until the resume below.
-    at_run(m, g, unsafe { gr.inner() }, ctx);
+    let gi = unsafe { gr.inner() };
+    if gi.quiet {
+        gi.quiet = false;
+        // SAFETY: our own M; no switch here.
+        unsafe { m.local() }.quiet_parked -= 1;
+    }
+    at_run(m, g, gi, ctx);
     loop {
         gr.status.store(G_RUNNING, Ordering::Relaxed);
         let r = ctx.resume();
@@ -64,12 +70,26 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                                 ml.cands.push_back((g, gr.goid()));
                             }
                         }
+                        // Counted before the park is published: a bound G
+                        // runs again only here, through the check above.
+                        let quiet = !gr.migratable.load(Ordering::Relaxed)
+                            && matches!(gi.wait_reason, WaitReason::IoWait | WaitReason::Sleep);
+                        if quiet {
+                            gi.quiet = true;
+                            // SAFETY: our own M; no switch here.
+                            unsafe { m.local() }.quiet_parked += 1;
+                        }
                         // Release (in try_park): after this a waker may run
                         // the G (its context is in place in the G).
                         if gr.park.try_park() {
                             break;
                         }
                         // Woken while switching out: run it again now.
+                        if quiet {
+                            gi.quiet = false;
+                            // SAFETY: as above.
+                            unsafe { m.local() }.quiet_parked -= 1;
+                        }
                         park_abandoned(g, gi);
                     }
                     Req::Yield => {

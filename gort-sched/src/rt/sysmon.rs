@@ -91,6 +91,9 @@ const OVERDUE_NS: i64 = 1_000_000;
 /// sysmon's longest sleep while anything runs (Go: 10 ms).
 const MAX_DELAY_US: u64 = 10_000;
 
+/// Rounds at 20 µs before sysmon's sleep starts doubling (Go: 50, 1 ms).
+const BACKOFF_ROUNDS: u32 = 50;
+
 /// A blocking call shorter than this keeps its P when nobody needs it
 /// (Go: 10 ms).
 const SYSCALL_KEEP_NS: i64 = 10_000_000;
@@ -465,7 +468,7 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
         // 50 quiet rounds, up to 10 ms.
         if idle_rounds == 0 {
             delay_us = 20;
-        } else if idle_rounds > 50 {
+        } else if idle_rounds > BACKOFF_ROUNDS {
             delay_us = (delay_us * 2).min(MAX_DELAY_US);
         }
         let mut sleep_ns = delay_us as i64 * 1000;
@@ -538,7 +541,13 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
                 }
             }
             s.sysmon_wait.store(false, Ordering::SeqCst);
-            idle_rounds = 0;
+            // Back to work at 20 µs, doubling from the first round: a
+            // program busy in short bursts wakes us at each burst, and 50
+            // rounds at 20 µs each time (Go's rule after a quiet spell) made
+            // sysmon a third of such a program's CPU. A retaken P still
+            // resets the back-off.
+            idle_rounds = BACKOFF_ROUNDS + 1;
+            delay_us = 10;
             continue;
         }
         // Only a retaken P resets the back-off (Go: `retake(now) != 0`).

@@ -441,3 +441,57 @@ fn short_quiet_parks_cost_no_spinning() {
         "{ROUNDS} short parks used {cpu:?} of CPU in {wall:?}"
     );
 }
+
+/// Goroutines looping on short blocking calls hold every P; sysmon must
+/// hand a P to whoever waits for one within a few of its ticks, even after
+/// a quiet spell let its ticks grow to 10 ms: at a 10 ms tick each look
+/// found a new call (the P's call count moved) and gave it "a whole tick"
+/// again, forever, so a waiting goroutine ran only when a blocker honoured
+/// a preemption request (10-20 ms each time; found by syscall_handoff,
+/// whose ping-pong stalled 0.7 s in a batch of 16 round trips).
+#[test]
+fn calls_back_to_back_do_not_keep_their_ps_from_waiters() {
+    if in_child(
+        "calls_back_to_back_do_not_keep_their_ps_from_waiters",
+        &[("GOMAXPROCS", "2")],
+    ) {
+        return;
+    }
+    let _w = watchdog(
+        "calls_back_to_back_do_not_keep_their_ps_from_waiters",
+        LIMIT,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let blocker = |stop: Arc<AtomicBool>| {
+        go(move || {
+            while !stop.load(Ordering::SeqCst) {
+                syscall(|| std::thread::sleep(Duration::from_millis(1)));
+            }
+        })
+    };
+    // One blocker and an idle P: nobody wants the blocker's P, so sysmon
+    // backs off to its longest tick.
+    let b1 = blocker(stop.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    // A second blocker takes the idle P: now both Ps are in calls.
+    let b2 = blocker(stop.clone());
+    std::thread::sleep(Duration::from_millis(50));
+    // Fresh goroutines, one at a time, from this plain thread: each needs
+    // a P taken from a blocker's call.
+    const N: u32 = 40;
+    let t0 = Instant::now();
+    for _ in 0..N {
+        go(|| {}).join().unwrap();
+    }
+    let took = t0.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    b1.join().unwrap();
+    b2.join().unwrap();
+    // Behaviour, not speed: waiting for preemption requests would be
+    // 10 ms or more per goroutine (0.4 s); sysmon's hand-off takes about
+    // two of its 20 µs ticks.
+    assert!(
+        took < Duration::from_millis(200),
+        "{N} goroutines waiting behind blocking calls took {took:?}"
+    );
+}

@@ -550,7 +550,8 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
             delay_us = 10;
             continue;
         }
-        // Only a retaken P resets the back-off (Go: `retake(now) != 0`).
+        // Only a retaken P (or one due at the next tick) resets the
+        // back-off (Go: `retake(now) != 0`).
         let acted = retake(s, &mut ticks, now);
         poll_if_starved(s, now);
         if acted {
@@ -576,7 +577,7 @@ fn all_ps_idle(s: &'static Sched) -> bool {
 }
 
 /// Retakes Ps from blocking calls and asks long runners to yield (Go's
-/// `retake`). Returns whether it retook a P.
+/// `retake`). Returns whether it retook a P, or will at the next tick.
 fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
     let mut acted = false;
     let n = s.gomaxprocs();
@@ -609,13 +610,6 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
             }
         }
         if status == P_SYSCALL {
-            let tick = p.syscalltick.load(Ordering::Relaxed);
-            if t.syscalltick != tick {
-                // A new call: give it a whole tick first.
-                t.syscalltick = tick;
-                t.syscallwhen = now;
-                continue;
-            }
             // Nobody needs the P (no queued work, someone spins or a
             // P is idle, no M waits for one): leave it for a while,
             // so a short call returns to its own P (Go's rule).
@@ -625,6 +619,19 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
                 || s.nmwaitp.load(Ordering::Relaxed) > 0
                 || s.nmspinning.load(Ordering::Relaxed) + s.npidle.load(Ordering::Relaxed)
                     == 0;
+            let tick = p.syscalltick.load(Ordering::Relaxed);
+            if t.syscalltick != tick {
+                // A new call: give it a whole tick first. If the P is
+                // wanted, that tick must be short (counted as activity):
+                // at a backed-off 10 ms tick a loop of 1 ms calls shows a
+                // new call at every look and is never retaken, and the Ms
+                // waiting for its P wait for a preemption request instead
+                // (syscall_handoff: batches of round trips stalled 0.7 s).
+                t.syscalltick = tick;
+                t.syscallwhen = now;
+                acted |= wanted;
+                continue;
+            }
             if !wanted && now - t.syscallwhen < SYSCALL_KEEP_NS {
                 continue;
             }

@@ -4,12 +4,16 @@
 use std::fmt;
 
 /// Why a goroutine or thread is parked (Go's `waitReason`), for dumps and
-/// debugging.
+/// for the scheduler.
 ///
-/// The scheduler records it on every park of a goroutine; nothing reads it
-/// yet. It is kept (rather than trimmed) for the goroutine dumps to come,
-/// which print it as Go's tracebacks print `[chan receive]`, and every
-/// layer already passes the right one.
+/// The scheduler records it on every park of a goroutine; goroutine dumps
+/// print it as Go's tracebacks print `[chan receive]`. Two reasons also
+/// steer the goroutine's M: after `IoWait` and `Sleep` parks (usually ended
+/// by a poll of the network or the timers) it does not spin waiting for the
+/// goroutine when it has nothing else to run, as it may after a park for
+/// another reason ended quickly (a channel, a lock). Pass the reason that
+/// says what the goroutine waits for: a wrong one costs a wake-up or a
+/// spin, never correctness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum WaitReason {

@@ -113,6 +113,9 @@ pub(super) struct GInner {
     pub(super) wait_reason: WaitReason,
     /// Parked for a reason counted in the M's `quiet_parked`.
     pub(super) quiet: bool,
+    /// Parked for any other reason (a channel, a lock: another goroutine
+    /// may release it any moment); its M notes the resume (`sync_resumed`).
+    pub(super) sync_park: bool,
     /// When the current park began (`coarse_now`: sysmon's clock), for dumps.
     pub(super) wait_since: i64,
     /// The M's compaction pass number when this goroutine last parked.
@@ -179,6 +182,7 @@ impl G {
                 req: Req::None,
                 wait_reason: WaitReason::Unspecified,
                 quiet: false,
+                sync_park: false,
                 wait_since: 0,
                 park_pass: 0,
                 in_cand: false,

@@ -65,9 +65,12 @@ pub(super) struct MLocal {
     /// from other threads at any time).
     pub(super) bound_live: usize,
     /// Of those, the ones parked on the network or in a sleep (`IoWait`,
-    /// `Sleep`): only a poll of the sources readies them, which an M
+    /// `Sleep`): usually a poll of the sources readies them, which an M
     /// spinning for its own goroutines does not do (`spin_worthy`).
     pub(super) quiet_parked: usize,
+    /// A goroutine of this M parked for another reason (a channel, a lock)
+    /// resumed since the M last went idle (`spin_worthy`).
+    pub(super) sync_resumed: bool,
     /// Goroutines bound here whose `lock_os_thread` count is above zero.
     /// While any is, the M starts no fresh goroutine (`find_own`).
     pub(super) nlocked: u32,
@@ -239,14 +242,18 @@ impl M {
 }
 
 impl MLocal {
-    /// Whether an idle M should watch a while for its own goroutines: one
-    /// of them is parked on something another goroutine may release any
-    /// moment (a channel, a lock). Not for the network or a sleep: the M
-    /// would spin while only a poll, which it does not do meanwhile, can
-    /// ready them (wrk on the HTTP example: 17% of the server's CPU in the
-    /// spin, taken from wrk on a 2-core machine).
-    pub(super) fn spin_worthy(&self) -> bool {
-        self.bound_live > self.quiet_parked
+    /// Whether an idle M should watch a while for its own goroutines (once
+    /// per idle spell: it consumes `sync_resumed`): one of them is parked
+    /// on something another goroutine may release any moment (a channel,
+    /// a lock), and such a park of this M ended since it was last idle (a
+    /// ping-pong across Ms; a goroutine parked for good, like an idle
+    /// worker or the finalizer goroutine, is no reason). Not for the
+    /// network or a sleep: the M would spin while only a poll, which it
+    /// does not do meanwhile, can ready them (wrk on the HTTP example: 17%
+    /// of the server's CPU in the spin, taken from wrk on a 2-core machine).
+    pub(super) fn spin_worthy(&mut self) -> bool {
+        debug_assert!(self.quiet_parked <= self.bound_live);
+        std::mem::take(&mut self.sync_resumed) && self.bound_live > self.quiet_parked
     }
 
     fn new(id: u64) -> MLocal {
@@ -264,6 +271,7 @@ impl MLocal {
             preempted: false,
             bound_live: 0,
             quiet_parked: 0,
+            sync_resumed: false,
             nlocked: 0,
             exit_when_idle: false,
             yielded: false,

@@ -28,6 +28,10 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
         gi.quiet = false;
         // SAFETY: our own M; no switch here.
         unsafe { m.local() }.quiet_parked -= 1;
+    } else if gi.sync_park {
+        gi.sync_park = false;
+        // SAFETY: as above.
+        unsafe { m.local() }.sync_resumed = true;
     }
     at_run(m, g, gi, ctx);
     loop {
@@ -72,12 +76,15 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                         }
                         // Counted before the park is published: a bound G
                         // runs again only here, through the check above.
-                        let quiet = !gr.migratable.load(Ordering::Relaxed)
+                        let bound = !gr.migratable.load(Ordering::Relaxed);
+                        let quiet = bound
                             && matches!(gi.wait_reason, WaitReason::IoWait | WaitReason::Sleep);
                         if quiet {
                             gi.quiet = true;
                             // SAFETY: our own M; no switch here.
                             unsafe { m.local() }.quiet_parked += 1;
+                        } else {
+                            gi.sync_park = bound;
                         }
                         // Release (in try_park): after this a waker may run
                         // the G (its context is in place in the G).
@@ -89,6 +96,10 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                             gi.quiet = false;
                             // SAFETY: as above.
                             unsafe { m.local() }.quiet_parked -= 1;
+                        }
+                        if std::mem::take(&mut gi.sync_park) {
+                            // SAFETY: as above.
+                            unsafe { m.local() }.sync_resumed = true;
                         }
                         park_abandoned(g, gi);
                     }

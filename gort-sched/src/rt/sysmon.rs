@@ -458,6 +458,8 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
     gort_os::unwind::warm();
     let mut ticks = vec![PTick::default(); MAX_PROCS];
     let mut idle_rounds = 0u32;
+    // Whether the previous look found every P idle too.
+    let mut lull = false;
     let mut delay_us = 20u64;
     let trace_ns = dbg.schedtrace_ms as i64 * 1_000_000;
     SCHEDTRACE.store(trace_ns > 0, StdOrdering::Relaxed);
@@ -498,8 +500,16 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
         if trace_ns == 0 && all_ps_idle(s) {
             // Nothing runs and nothing is in a blocking call (such a P is
             // not idle): check for deadlock, then sleep until a P is taken.
+            // The check (which takes the idle lock and may walk every
+            // goroutine) runs at the first look of a quiet spell and before
+            // the long wait, not at each round of the back-off between.
+            let first = !std::mem::replace(&mut lull, true);
             let parked = crate::waiter::parked_untimed();
-            let look = check_dead(s);
+            let look = if first || delay_us >= MAX_DELAY_US {
+                check_dead(s)
+            } else {
+                Dead::Pending
+            };
             if let Dead::Maybe(seen) = look {
                 s.sysmon_parker.park_timeout(std::time::Duration::from_nanos(
                     DEAD_CONFIRM_NS as u64,
@@ -550,6 +560,7 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
             delay_us = 10;
             continue;
         }
+        lull = false;
         // Only a retaken P (or one due at the next tick) resets the
         // back-off (Go: `retake(now) != 0`).
         let acted = retake(s, &mut ticks, now);
@@ -613,23 +624,28 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
             // Nobody needs the P (no queued work, someone spins or a
             // P is idle, no M waits for one): leave it for a while,
             // so a short call returns to its own P (Go's rule).
-            let wanted = id >= n
+            // Someone waits for a P: an M with runnable goroutines, or
+            // queued fresh ones.
+            let awaited = id >= n
                 || !p.runq.is_empty()
                 || s.global_len.load(Ordering::Relaxed) > 0
-                || s.nmwaitp.load(Ordering::Relaxed) > 0
+                || s.nmwaitp.load(Ordering::Relaxed) > 0;
+            let wanted = awaited
                 || s.nmspinning.load(Ordering::Relaxed) + s.npidle.load(Ordering::Relaxed)
                     == 0;
             let tick = p.syscalltick.load(Ordering::Relaxed);
             if t.syscalltick != tick {
-                // A new call: give it a whole tick first. If the P is
-                // wanted, that tick must be short (counted as activity):
+                // A new call: give it a whole tick first. If someone waits
+                // for the P, that tick must be short (counted as activity):
                 // at a backed-off 10 ms tick a loop of 1 ms calls shows a
                 // new call at every look and is never retaken, and the Ms
                 // waiting for its P wait for a preemption request instead
                 // (syscall_handoff: batches of round trips stalled 0.7 s).
+                // Not merely `wanted` (every P busy): a loop of short calls
+                // at GOMAXPROCS=1 would keep sysmon at 20 µs for good.
                 t.syscalltick = tick;
                 t.syscallwhen = now;
-                acted |= wanted;
+                acted |= awaited;
                 continue;
             }
             if !wanted && now - t.syscallwhen < SYSCALL_KEEP_NS {

@@ -279,7 +279,17 @@ fn main() {
                     })
                     .collect();
                 parked.wait();
-                std::thread::sleep(std::time::Duration::from_millis(50));
+                // Parks, as Go's time.Sleep does (a std sleep would block
+                // this M, and with it the compaction of the goroutines
+                // bound to it). Compaction is lazy: a goroutine's stack is
+                // compacted at the second pass (10 ms apart) after it
+                // parked, and a pass over 100,000 stacks takes tens of ms:
+                // the compacting variant is measured after 200 ms, when the
+                // passes are done (at 50 ms the figure caught them half way,
+                // anywhere from 1.4 to 4 KB, depending on how fast the
+                // goroutines had started).
+                let window = if compact { 200 } else { 50 };
+                gort::time::sleep(std::time::Duration::from_millis(window));
                 let rss1 = rss();
                 for _ in 0..n {
                     semrelease(&gate, false);

@@ -55,7 +55,9 @@
 //! installs the batch's guards and another faults in each slot's top page,
 //! the first one a goroutine touches (Linux 6.14's `PIDFD_SELF`; older
 //! kernels and Valgrind get one `madvise` per guard and the fault at first
-//! touch). The rest of a batch waits in the carving thread's cache.
+//! touch; `GORT_STACK_BATCH=0` turns batching off). The rest of a batch
+//! goes to the carving thread's cache, as far as it has room (at its cold
+//! end), else to the global list.
 //!
 //! # Invariants
 //! * A `RawStack` is in exactly one place: owned by a [`Stack`], in one
@@ -190,6 +192,11 @@ pub fn guard_install_available() -> bool {
             }
             let ok = libc::madvise(p, ps, MADV_GUARD_INSTALL) == 0;
             libc::munmap(p, 2 * ps);
+            if ok {
+                // Probe batching now, at the first stack (see BatchAdvice).
+                BATCH_GUARD.enabled();
+                BATCH_POPULATE.enabled();
+            }
             ok
         }
     })
@@ -514,23 +521,99 @@ fn carve_count() -> usize {
     (made / 16).clamp(1, CARVE_MAX)
 }
 
-/// `process_madvise` on the calling process (`PIDFD_SELF`, Linux 6.14)
-/// with any advice, one call for many ranges; cleared at its first refusal
-/// (older kernels), after which each range gets an `madvise` of its own.
-static BATCH_ADVICE: AtomicBool =
-    AtomicBool::new(cfg!(all(target_os = "linux", not(gort_valgrind))));
+/// Whether batches may use `process_madvise` on the calling process
+/// (`PIDFD_SELF`, Linux 6.14) with this advice: probed once, at the first
+/// stack (so that a seccomp policy that kills on unknown system calls
+/// does so at start-up, not at the 32nd goroutine), and cleared when the
+/// kernel refuses it; `GORT_STACK_BATCH=0` turns batching off.
+struct BatchAdvice {
+    advice: libc::c_int,
+    ok: AtomicBool,
+    probed: std::sync::Once,
+}
 
-/// Applies `advice` to the page at each of `addrs` in as few system calls
-/// as the kernel allows. Returns how many of them, from the first, were
-/// advised in one batch (the caller advises the rest one by one).
-fn advise_batch(addrs: &[usize], advice: libc::c_int) -> usize {
-    #[cfg(all(target_os = "linux", not(gort_valgrind)))]
-    {
-        /// The calling thread's process, as a pidfd (Linux 6.14).
-        const PIDFD_SELF: libc::c_int = -10000;
-        if addrs.len() < 2 || !BATCH_ADVICE.load(Ordering::Relaxed) {
+static BATCH_GUARD: BatchAdvice = BatchAdvice::new(MADV_GUARD_INSTALL);
+static BATCH_POPULATE: BatchAdvice = BatchAdvice::new(MADV_POPULATE_WRITE);
+
+impl BatchAdvice {
+    const fn new(advice: libc::c_int) -> BatchAdvice {
+        BatchAdvice {
+            advice,
+            ok: AtomicBool::new(false),
+            probed: std::sync::Once::new(),
+        }
+    }
+
+    /// Whether batching this advice is on (probing it first if need be).
+    fn enabled(&self) -> bool {
+        self.probed.call_once(|| {
+            let on = cfg!(all(target_os = "linux", not(gort_valgrind)))
+                && std::env::var_os("GORT_STACK_BATCH").is_none_or(|v| v != "0")
+                && probe_batch(self.advice);
+            self.ok.store(on, Ordering::Relaxed);
+        });
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Applies the advice to the page at each of `addrs` in one system
+    /// call if it can. Returns how many of them, from the first, were
+    /// advised (the caller advises the rest one by one): the kernel walks
+    /// the ranges in order and stops at the first failure.
+    fn apply(&self, addrs: &[usize]) -> usize {
+        if addrs.len() < 2 || !self.enabled() {
             return 0;
         }
+        match process_madvise_self(addrs, self.advice) {
+            Ok(n) => n,
+            Err(e) => {
+                // The kernel refuses this advice through process_madvise
+                // (or has no PIDFD_SELF): not asked again. Anything else
+                // (ENOMEM under a cgroup limit, EINTR) fails this batch only.
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EBADF | libc::ENOSYS | libc::EPERM | libc::EACCES | libc::EINVAL)
+                ) {
+                    self.ok.store(false, Ordering::Relaxed);
+                }
+                0
+            }
+        }
+    }
+}
+
+/// Whether `process_madvise(PIDFD_SELF, .., advice)` works here, tried on a
+/// page of a scratch mapping.
+fn probe_batch(advice: libc::c_int) -> bool {
+    let ps = page_size();
+    // SAFETY: a fresh two-page anonymous mapping, ours alone, unmapped below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            2 * ps,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return false;
+    }
+    let ok = process_madvise_self(&[p as usize, p as usize + ps], advice).is_ok_and(|n| n == 2);
+    // SAFETY: the scratch mapping above, used by nothing else.
+    unsafe { libc::munmap(p, 2 * ps) };
+    ok
+}
+
+/// One `process_madvise` of this process's pages at `addrs` (one page
+/// each, at most 1024). Returns how many, from the first, were advised.
+fn process_madvise_self(addrs: &[usize], advice: libc::c_int) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        /// `PIDFD_SELF_THREAD`: the calling thread, whose memory is the
+        /// whole process's (and which, unlike the thread-group pidfd,
+        /// resolves even after the main thread exited).
+        const PIDFD_SELF: libc::c_int = -10000;
         let ps = page_size();
         let iov: Vec<libc::iovec> = addrs
             .iter()
@@ -539,32 +622,29 @@ fn advise_batch(addrs: &[usize], advice: libc::c_int) -> usize {
                 iov_len: ps,
             })
             .collect();
-        // SAFETY: each range is one page of a slab mapping the caller owns
-        // and has handed out to nobody; `iov` outlives the call (at most
-        // CARVE_MAX entries, below UIO_MAXIOV).
+        // SAFETY: each range is one page of a mapping the caller owns and
+        // hands to nobody meanwhile (a slab slot not yet handed out, or a
+        // scratch page); `iov` outlives the call; the kernel only reads it.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_process_madvise,
-                PIDFD_SELF,
+                libc::c_long::from(PIDFD_SELF),
                 iov.as_ptr(),
                 iov.len(),
-                advice,
-                0u32,
+                libc::c_long::from(advice),
+                0 as libc::c_long,
             )
         };
         if r < 0 {
-            // EBADF/EINVAL/ENOSYS/EPERM: no PIDFD_SELF, or this advice is
-            // refused through process_madvise. Not asked again.
-            BATCH_ADVICE.store(false, Ordering::Relaxed);
-            return 0;
+            return Err(io::Error::last_os_error());
         }
-        // A partial count covers whole leading ranges (one page each).
-        (r as usize / ps).min(addrs.len())
+        // The count covers whole leading ranges (one page each).
+        Ok((r as usize / ps).min(addrs.len()))
     }
-    #[cfg(not(all(target_os = "linux", not(gort_valgrind))))]
+    #[cfg(not(target_os = "linux"))]
     {
         let _ = (addrs, advice);
-        0
+        Err(io::Error::from(io::ErrorKind::Unsupported))
     }
 }
 
@@ -573,11 +653,21 @@ fn advise_batch(addrs: &[usize], advice: libc::c_int) -> usize {
 fn carved(mut batch: Vec<RawStack>) -> io::Result<Stack> {
     let raw = batch.pop().expect("a carved batch is never empty");
     if !batch.is_empty() {
-        LOCAL.with(|l| {
-            for r in batch {
-                l.borrow_mut().put(r);
-            }
-        });
+        // As many as the cache has room for, at its cold end (the warm,
+        // just-used stacks stay where `take` looks first); the rest to the
+        // global list, for any thread.
+        let rest = LOCAL
+            .try_with(|l| {
+                let mut l = l.borrow_mut();
+                let room = LOCAL_MAX.saturating_sub(l.free.len()).min(batch.len());
+                let rest = batch.split_off(room);
+                l.free.splice(0..0, batch.drain(..));
+                rest
+            })
+            .unwrap_or(batch);
+        if !rest.is_empty() {
+            release_batch(rest);
+        }
     }
     Ok(Stack { raw })
 }
@@ -628,12 +718,15 @@ fn carve_slab(size: usize, guarded: bool, want: usize) -> io::Result<Vec<RawStac
     let mut maps: Vec<usize> = (0..n).map(|i| first + i * slot).collect();
     if guarded {
         let mut err = None;
-        let done = advise_batch(&maps, MADV_GUARD_INSTALL);
+        let done = BATCH_GUARD.apply(&maps);
         let mut k = 0;
         maps.retain(|&map| {
             k += 1;
             if k <= done {
                 return true; // guarded by the batch
+            }
+            if err.is_some() {
+                return false; // after a failure, do not try the others
             }
             // SAFETY: the slot's first page lies inside a slab mapping we
             // own and that nothing uses yet; the guard makes any access to
@@ -641,7 +734,8 @@ fn carve_slab(size: usize, guarded: bool, want: usize) -> io::Result<Vec<RawStac
             let ok =
                 unsafe { libc::madvise(map as *mut libc::c_void, ps, MADV_GUARD_INSTALL) } == 0;
             if !ok {
-                // The slot is lost (never handed out): address space only.
+                // The slot is lost (never handed out): address space only,
+                // as are the ones after it.
                 err = Some(io::Error::last_os_error());
             }
             ok
@@ -668,7 +762,7 @@ fn carve_slab(size: usize, guarded: bool, want: usize) -> io::Result<Vec<RawStac
     // Fault in each top page now, in one call (best effort: a refusal
     // leaves the first touch to fault, as it would anyway).
     let tops: Vec<usize> = stacks.iter().map(|s| s.top - ps).collect();
-    let _ = advise_batch(&tops, MADV_POPULATE_WRITE);
+    let _ = BATCH_POPULATE.apply(&tops);
     STACK_BYTES.fetch_add(size * stacks.len(), Ordering::Relaxed);
     for st in &stacks {
         crate::valgrind::stack_register(st.bottom, st.top);
@@ -809,7 +903,7 @@ mod tests {
         let s2 = Stack::new(DEFAULT_STACK_SIZE).unwrap();
         assert_eq!(s2.bounds(), (lo, hi));
 
-        let raw = carve_slab(32 * 1024, false, 1).unwrap()[0];
+        let raw = carve_slab(round_stack_size(32 * 1024), false, 1).unwrap()[0];
         assert!(!raw.guarded && raw.canary_ok());
         // SAFETY: corrupting the canary of a slab stack nobody runs on.
         unsafe { (raw.bottom as *mut u8).write(1) };
@@ -833,7 +927,7 @@ mod tests {
         let before = maps();
         let mut stacks: Vec<RawStack> = Vec::new();
         while stacks.len() < 2000 {
-            stacks.extend(carve_slab(40 * 1024, true, CARVE_MAX).unwrap());
+            stacks.extend(carve_slab(round_stack_size(40 * 1024), true, CARVE_MAX).unwrap());
         }
         assert!(stacks
             .iter()
@@ -881,8 +975,14 @@ mod tests {
             return;
         }
         let ps = page_size();
+        eprintln!(
+            "batched guards: {}, batched first pages: {}",
+            BATCH_GUARD.enabled(),
+            BATCH_POPULATE.enabled()
+        );
+        let size = round_stack_size(56 * 1024);
         for want in [1, 2, CARVE_MAX] {
-            let stacks = carve_slab(56 * 1024, true, want).unwrap();
+            let stacks = carve_slab(size, true, want).unwrap();
             assert!(!stacks.is_empty() && stacks.len() <= want);
             for st in &stacks {
                 assert!(st.guarded && st.bottom == st.map + ps);
@@ -893,11 +993,54 @@ mod tests {
                     st.bottom
                 );
                 assert!(kernel_can_read(st.bottom));
-                if want > 1 && BATCH_ADVICE.load(Ordering::Relaxed) {
+                if stacks.len() > 1 && BATCH_POPULATE.enabled() {
                     assert!(resident(st.top - 1), "top page of a batch not faulted in");
                 }
             }
             release_batch(stacks);
+        }
+    }
+
+    /// A batch the kernel stops part way (a range it cannot advise) reports
+    /// the leading ranges it did; the carver guards the rest one by one.
+    #[test]
+    fn a_partial_batch_counts_its_leading_ranges() {
+        if !guard_install_available() || !BATCH_GUARD.enabled() {
+            eprintln!("no batched guard install here");
+            return;
+        }
+        let ps = page_size();
+        // SAFETY: a fresh anonymous mapping, ours alone; its third page is
+        // unmapped to make the batch fail there.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                5 * ps,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        } as usize;
+        assert_ne!(p, libc::MAP_FAILED as usize);
+        // SAFETY: the third page of our mapping.
+        let hole = unsafe { libc::munmap((p + 2 * ps) as *mut libc::c_void, ps) };
+        assert_eq!(hole, 0);
+        let pages: Vec<usize> = (0..5).map(|i| p + i * ps).collect();
+        assert_eq!(BATCH_GUARD.apply(&pages), 2);
+        assert!(
+            BATCH_GUARD.enabled(),
+            "a failed range is no refusal of the advice"
+        );
+        assert!(!kernel_can_read(pages[0]) && !kernel_can_read(pages[1]));
+        assert!(
+            kernel_can_read(pages[3]),
+            "the kernel went past the failed range"
+        );
+        // SAFETY: the rest of our mapping.
+        unsafe {
+            libc::munmap(p as *mut libc::c_void, 2 * ps);
+            libc::munmap((p + 3 * ps) as *mut libc::c_void, 2 * ps);
         }
     }
 

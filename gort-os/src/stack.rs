@@ -176,30 +176,42 @@ pub fn guard_install_available() -> bool {
             return false;
         }
         let ps = page_size();
-        // SAFETY: a fresh two-page anonymous mapping, ours alone; we install
-        // a guard in its first page and unmap the whole of it.
-        unsafe {
-            let p = libc::mmap(
-                std::ptr::null_mut(),
-                2 * ps,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            );
-            if p == libc::MAP_FAILED {
-                return false;
-            }
-            let ok = libc::madvise(p, ps, MADV_GUARD_INSTALL) == 0;
-            libc::munmap(p, 2 * ps);
-            if ok {
-                // Probe batching now, at the first stack (see BatchAdvice).
-                BATCH_GUARD.enabled();
-                BATCH_POPULATE.enabled();
-            }
-            ok
+        let ok = with_scratch_pages(2, |p| {
+            // SAFETY: the first page of our scratch mapping.
+            unsafe { libc::madvise(p as *mut libc::c_void, ps, MADV_GUARD_INSTALL) == 0 }
+        });
+        if ok == Some(true) {
+            // Probe batching now, at the first stack (see BatchAdvice).
+            BATCH_GUARD.enabled();
+            BATCH_POPULATE.enabled();
         }
+        ok == Some(true)
     })
+}
+
+/// Runs `f` on a fresh anonymous mapping of `n` pages (its address), ours
+/// alone, unmapped afterwards; `None` if it could not be mapped.
+fn with_scratch_pages<R>(n: usize, f: impl FnOnce(usize) -> R) -> Option<R> {
+    let len = n * page_size();
+    // SAFETY: an anonymous private mapping at a kernel-chosen address; no
+    // existing memory is affected.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    let r = f(p as usize);
+    // SAFETY: the mapping made above, which `f` only borrowed.
+    unsafe { libc::munmap(p, len) };
+    Some(r)
 }
 
 fn guarded_limit() -> usize {
@@ -585,24 +597,9 @@ impl BatchAdvice {
 /// page of a scratch mapping.
 fn probe_batch(advice: libc::c_int) -> bool {
     let ps = page_size();
-    // SAFETY: a fresh two-page anonymous mapping, ours alone, unmapped below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            2 * ps,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return false;
-    }
-    let ok = process_madvise_self(&[p as usize, p as usize + ps], advice).is_ok_and(|n| n == 2);
-    // SAFETY: the scratch mapping above, used by nothing else.
-    unsafe { libc::munmap(p, 2 * ps) };
-    ok
+    with_scratch_pages(2, |p| {
+        process_madvise_self(&[p, p + ps], advice).is_ok_and(|n| n == 2)
+    }) == Some(true)
 }
 
 /// One `process_madvise` of this process's pages at `addrs` (one page

@@ -418,10 +418,10 @@ fn wait_nextp_spin(m: &M) -> bool {
     }
 }
 
-/// Spins up to IDLE_SPIN_NS for work: our inbox, the global queue, or
+/// Spins up to `budget_ns` for work: our inbox, the global queue, or
 /// another P's queue. Returns whether something turned up; false at once
 /// when an M waits for a P (it gets ours).
-pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P) -> bool {
+pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P, budget_ns: i64) -> bool {
     let start = nanotime();
     let mut i = 0u32;
     loop {
@@ -436,7 +436,7 @@ pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P) -> bool {
         if i % 64 == 0 {
             let n = s.gomaxprocs();
             let others = (0..n).any(|id| id != p.id && s.p(id).is_some_and(|v| !v.runq.is_empty()));
-            if others || nanotime() - start > IDLE_SPIN_NS {
+            if others || nanotime() - start > budget_ns {
                 return others;
             }
         }

@@ -71,6 +71,12 @@ pub(super) struct MLocal {
     /// A goroutine of this M parked for another reason (a channel, a lock)
     /// resumed since the M last went idle (`spin_worthy`).
     pub(super) sync_resumed: bool,
+    /// The M took a fresh goroutine from the global queue or another P
+    /// since it last went idle (`spin_worthy`).
+    pub(super) fresh_found: bool,
+    /// A goroutine of this M parked on the network or in a sleep resumed
+    /// since the M last went idle (`spin_worthy`).
+    pub(super) quiet_resumed: bool,
     /// Goroutines bound here whose `lock_os_thread` count is above zero.
     /// While any is, the M starts no fresh goroutine (`find_own`).
     pub(super) nlocked: u32,
@@ -242,18 +248,35 @@ impl M {
 }
 
 impl MLocal {
-    /// Whether an idle M should watch a while for its own goroutines (once
-    /// per idle spell: it consumes `sync_resumed`): one of them is parked
-    /// on something another goroutine may release any moment (a channel,
-    /// a lock), and such a park of this M ended since it was last idle (a
-    /// ping-pong across Ms; a goroutine parked for good, like an idle
-    /// worker or the finalizer goroutine, is no reason). Not for the
-    /// network or a sleep: the M would spin while only a poll, which it
-    /// does not do meanwhile, can ready them (wrk on the HTTP example: 17%
-    /// of the server's CPU in the spin, taken from wrk on a 2-core machine).
-    pub(super) fn spin_worthy(&mut self) -> bool {
+    /// How long an idle M with goroutines of its own should watch for work
+    /// before it sleeps, if at all (decided once per idle spell: it
+    /// consumes the flags), from what the recent past says about the next
+    /// wake-up:
+    /// * `IDLE_SPIN_NS` if one of its goroutines is parked on something
+    ///   another goroutine may release any moment (a channel, a lock) and
+    ///   such a park of this M ended since it was last idle (a ping-pong
+    ///   across Ms; a goroutine parked for good, like an idle worker or
+    ///   the finalizer goroutine, is no reason);
+    /// * `QUIET_SPIN_NS` if only parks on the network or in a sleep ended
+    ///   since, or it took a fresh goroutine from another P or the global
+    ///   queue. Those are readied by whichever M polls, often within a few
+    ///   µs (a loopback exchange between goroutines of two Ms: without the
+    ///   watch, each reply cost a futex wake-up, and tcp_conns_ms took 2.4x
+    ///   as long), but the watch does not poll and the wake-up may come
+    ///   from another process that needs the CPU (wrk on the HTTP example
+    ///   on 2 cores: 50 µs watches were 17% of the server's CPU).
+    pub(super) fn spin_worthy(&mut self) -> Option<i64> {
         debug_assert!(self.quiet_parked <= self.bound_live);
-        std::mem::take(&mut self.sync_resumed) && self.bound_live > self.quiet_parked
+        let sync = std::mem::take(&mut self.sync_resumed);
+        let quiet = std::mem::take(&mut self.quiet_resumed);
+        let fresh = std::mem::take(&mut self.fresh_found);
+        if sync && self.bound_live > self.quiet_parked {
+            Some(IDLE_SPIN_NS)
+        } else if (quiet || fresh) && self.bound_live > 0 {
+            Some(QUIET_SPIN_NS)
+        } else {
+            None
+        }
     }
 
     fn new(id: u64) -> MLocal {
@@ -272,6 +295,8 @@ impl MLocal {
             bound_live: 0,
             quiet_parked: 0,
             sync_resumed: false,
+            fresh_found: false,
+            quiet_resumed: false,
             nlocked: 0,
             exit_when_idle: false,
             yielded: false,

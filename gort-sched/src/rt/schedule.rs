@@ -207,6 +207,7 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
         }
         if let Some(g) = global_get(s, p, 0) {
             stop_spinning(s, ml);
+            ml.fresh_found = true;
             return g;
         }
 
@@ -223,6 +224,7 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
         if ml.spinning {
             if let Some(g) = steal_work(s, ml, p) {
                 stop_spinning(s, ml);
+                ml.fresh_found = true;
                 return g;
             }
         }
@@ -248,9 +250,9 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
         let ml = unsafe { m.local() };
 
         // Our own goroutines may be readied from another thread any moment
-        // (a ping-pong across Ms): watch for them a while before giving up
-        // the P.
-        if ml.spin_worthy() && idle_spin(s, m, p) {
+        // (a ping-pong across Ms), or more fresh ones queued (a spawner on
+        // another M): watch for them a while before giving up the P.
+        if ml.spin_worthy().is_some_and(|ns| idle_spin(s, m, p, ns)) {
             continue;
         }
         if poll_sources(s) {
@@ -404,7 +406,10 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
         if let Some(g) = ml.runq.pop_front() {
             return Some(g);
         }
-        if ml.spin_worthy() && !p_wanted(s, p) && own_spin(s, m, p) {
+        if ml
+            .spin_worthy()
+            .is_some_and(|ns| !p_wanted(s, p) && own_spin(s, m, p, ns))
+        {
             continue;
         }
         give_p_away(s, m, p);
@@ -420,9 +425,9 @@ fn p_wanted(s: &Sched, p: &P) -> bool {
 }
 
 /// An own-only M's short watch of its inbox while it keeps its P: true if
-/// one of its goroutines was readied, false once `IDLE_SPIN_NS` passed or
+/// one of its goroutines was readied, false once `budget_ns` passed or
 /// someone else wants the P.
-fn own_spin(s: &Sched, m: &M, p: &P) -> bool {
+fn own_spin(s: &Sched, m: &M, p: &P, budget_ns: i64) -> bool {
     let start = nanotime();
     let mut i = 0u32;
     loop {
@@ -431,8 +436,7 @@ fn own_spin(s: &Sched, m: &M, p: &P) -> bool {
         }
         i = i.wrapping_add(1);
         // (Every round under loom, whose clock moves 1 ms per spin.)
-        if (cfg!(gort_loom) || i % 64 == 0) && (p_wanted(s, p) || nanotime() - start > IDLE_SPIN_NS)
-        {
+        if (cfg!(gort_loom) || i % 64 == 0) && (p_wanted(s, p) || nanotime() - start > budget_ns) {
             return false;
         }
         spin_loop();

@@ -27,7 +27,9 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
     if gi.quiet {
         gi.quiet = false;
         // SAFETY: our own M; no switch here.
-        unsafe { m.local() }.quiet_parked -= 1;
+        let ml = unsafe { m.local() };
+        ml.quiet_parked -= 1;
+        ml.quiet_resumed = true;
     } else if gi.sync_park {
         gi.sync_park = false;
         // SAFETY: as above.

@@ -433,7 +433,8 @@ pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P, budget_ns: i64) -> bool
             return false;
         }
         i = i.wrapping_add(1);
-        if i % 64 == 0 {
+        // (Every round under loom, whose clock moves 1 ms per spin.)
+        if cfg!(gort_loom) || i % 64 == 0 {
             let n = s.gomaxprocs();
             let others = (0..n).any(|id| id != p.id && s.p(id).is_some_and(|v| !v.runq.is_empty()));
             if others || nanotime() - start > budget_ns {

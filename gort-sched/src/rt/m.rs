@@ -74,8 +74,8 @@ pub(super) struct MLocal {
     /// The M took a fresh goroutine from the global queue or another P
     /// since it last went idle (`spin_worthy`).
     pub(super) fresh_found: bool,
-    /// A goroutine of this M parked on the network or in a sleep resumed
-    /// since the M last went idle (`spin_worthy`).
+    /// A goroutine of this M parked on the network resumed since the M
+    /// last went idle (`spin_worthy`).
     pub(super) quiet_resumed: bool,
     /// Goroutines bound here whose `lock_os_thread` count is above zero.
     /// While any is, the M starts no fresh goroutine (`find_own`).
@@ -257,9 +257,9 @@ impl MLocal {
     ///   such a park of this M ended since it was last idle (a ping-pong
     ///   across Ms; a goroutine parked for good, like an idle worker or
     ///   the finalizer goroutine, is no reason);
-    /// * `QUIET_SPIN_NS` if only parks on the network or in a sleep ended
-    ///   since, or it took a fresh goroutine from another P or the global
-    ///   queue. Those are readied by whichever M polls, often within a few
+    /// * `QUIET_SPIN_NS` if only network parks ended since (a sleep's end
+    ///   is known in advance: no watch for it), or it took a fresh
+    ///   goroutine from another P or the global queue. Those are readied by whichever M polls, often within a few
     ///   µs (a loopback exchange between goroutines of two Ms: without the
     ///   watch, each reply cost a futex wake-up, and tcp_conns_ms took 2.4x
     ///   as long), but the watch does not poll and the wake-up may come
@@ -267,6 +267,12 @@ impl MLocal {
     ///   on 2 cores: 50 µs watches were 17% of the server's CPU).
     pub(super) fn spin_worthy(&mut self) -> Option<i64> {
         debug_assert!(self.quiet_parked <= self.bound_live);
+        if cfg!(gort_loom) {
+            // The models' stand-in for `execute` notes no resumes: watch
+            // whenever a goroutine of ours is parked, so that they explore
+            // the watches racing the wakes.
+            return (self.bound_live > 0).then_some(IDLE_SPIN_NS);
+        }
         let sync = std::mem::take(&mut self.sync_resumed);
         let quiet = std::mem::take(&mut self.quiet_resumed);
         let fresh = std::mem::take(&mut self.fresh_found);

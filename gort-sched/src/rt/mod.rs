@@ -118,9 +118,11 @@ pub(super) const TIMER_EARLY_NS: i64 = 25_000;
 pub(super) const IDLE_SPIN_NS: i64 = 50_000;
 
 /// The shorter watch of an idle M whose recent wake-ups came through a
-/// poll or a fresh goroutine (`MLocal::spin_worthy`): in A/B runs, 10 µs
-/// kept tcp_conns_ms at 0.45 s (0.92 s without a watch) and cost the HTTP
-/// example under wrk 4% of req/s against none (50 µs: 9%).
+/// poll or a fresh goroutine (`MLocal::spin_worthy`): in A/B runs,
+/// tcp_conns_ms took 0.92-1.05 s without a watch, 0.45-0.55 s with 10 µs
+/// (0.41-0.44 s with the old unconditional 50 µs), and the HTTP example
+/// under wrk 4% more ns per request than without (50 µs: 9%; medians of
+/// 3 to 7).
 pub(super) const QUIET_SPIN_NS: i64 = 10_000;
 
 /// Schedules an M may run on its P while another M waits for one.

@@ -29,7 +29,8 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
         // SAFETY: our own M; no switch here.
         let ml = unsafe { m.local() };
         ml.quiet_parked -= 1;
-        ml.quiet_resumed = true;
+        // (A sleep's end is known in advance: no reason to watch for it.)
+        ml.quiet_resumed |= gi.wait_reason == WaitReason::IoWait;
     } else if gi.sync_park {
         gi.sync_park = false;
         // SAFETY: as above.

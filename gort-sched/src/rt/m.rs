@@ -259,12 +259,13 @@ impl MLocal {
     ///   the finalizer goroutine, is no reason);
     /// * `QUIET_SPIN_NS` if only network parks ended since (a sleep's end
     ///   is known in advance: no watch for it), or it took a fresh
-    ///   goroutine from another P or the global queue. Those are readied by whichever M polls, often within a few
-    ///   µs (a loopback exchange between goroutines of two Ms: without the
-    ///   watch, each reply cost a futex wake-up, and tcp_conns_ms took 2.4x
-    ///   as long), but the watch does not poll and the wake-up may come
-    ///   from another process that needs the CPU (wrk on the HTTP example
-    ///   on 2 cores: 50 µs watches were 17% of the server's CPU).
+    ///   goroutine from another P or the global queue. Network parks are
+    ///   ended by whichever M polls, often within a few µs (a loopback
+    ///   exchange between goroutines of two Ms: without the watch each
+    ///   reply cost a futex wake-up, and tcp_conns_ms took over twice as
+    ///   long), but the watch does not poll and the wake-up may come from
+    ///   another process that needs the CPU (wrk on the HTTP example on 2
+    ///   cores: 50 µs watches were 17% of the server's CPU).
     pub(super) fn spin_worthy(&mut self) -> Option<i64> {
         debug_assert!(self.quiet_parked <= self.bound_live);
         if cfg!(gort_loom) {

@@ -24,18 +24,7 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
     // SAFETY: we hold the G; the borrow ends before the switch, and `ctx`
     // is suspended until the resume below.
     let gi = unsafe { gr.inner() };
-    if gi.quiet {
-        gi.quiet = false;
-        // SAFETY: our own M; no switch here.
-        let ml = unsafe { m.local() };
-        ml.quiet_parked -= 1;
-        // (A sleep's end is known in advance: no reason to watch for it.)
-        ml.quiet_resumed |= gi.wait_reason == WaitReason::IoWait;
-    } else if gi.sync_park {
-        gi.sync_park = false;
-        // SAFETY: as above.
-        unsafe { m.local() }.sync_resumed = true;
-    }
+    park_ended(m, gi);
     at_run(m, g, gi, ctx);
     loop {
         gr.status.store(G_RUNNING, Ordering::Relaxed);
@@ -78,7 +67,7 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                             }
                         }
                         // Counted before the park is published: a bound G
-                        // runs again only here, through the check above.
+                        // runs again only on this M, through `park_ended`.
                         let bound = !gr.migratable.load(Ordering::Relaxed);
                         let quiet = bound
                             && matches!(gi.wait_reason, WaitReason::IoWait | WaitReason::Sleep);
@@ -95,15 +84,7 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
                             break;
                         }
                         // Woken while switching out: run it again now.
-                        if quiet {
-                            gi.quiet = false;
-                            // SAFETY: as above.
-                            unsafe { m.local() }.quiet_parked -= 1;
-                        }
-                        if std::mem::take(&mut gi.sync_park) {
-                            // SAFETY: as above.
-                            unsafe { m.local() }.sync_resumed = true;
-                        }
+                        park_ended(m, gi);
                         park_abandoned(g, gi);
                     }
                     Req::Yield => {
@@ -139,6 +120,21 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
         }
     }
     set_current_g(None);
+}
+
+/// A bound goroutine of this M runs again after a park: the M's counts
+/// and its notes for `MLocal::spin_worthy`.
+fn park_ended(m: &M, gi: &mut GInner) {
+    if std::mem::take(&mut gi.quiet) {
+        // SAFETY: our own M, on its thread; no switch here.
+        let ml = unsafe { m.local() };
+        ml.quiet_parked -= 1;
+        // (A sleep's end is known in advance: no reason to watch for it.)
+        ml.quiet_resumed |= gi.wait_reason == WaitReason::IoWait;
+    } else if std::mem::take(&mut gi.sync_park) {
+        // SAFETY: as above.
+        unsafe { m.local() }.sync_resumed = true;
+    }
 }
 
 /// First run of a fresh G on this M: give it a stack and bind it here.

@@ -487,20 +487,20 @@ fn short_calls_let_sysmon_back_off() {
     go(|| {
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_millis(300) {
-            // (A call that lasts a whole sysmon tick while every P is busy
-            // is retaken, Go's rule, which rightly keeps sysmon at 20 µs:
-            // under load, the OS deschedules some yields that long.)
-            syscall(std::thread::yield_now);
+            // An empty call: one that lasts a whole sysmon tick while every
+            // P is busy is retaken (Go's rule), which rightly keeps sysmon
+            // at 20 µs, and on a loaded machine the OS deschedules a
+            // yielding call that long often enough to fail this test.
+            syscall(|| std::hint::black_box(0u64));
         }
     })
     .join()
     .unwrap();
     let (cpu, wall) = (thread_cpu("gort-sysmon") - sysmon0, t0.elapsed());
-    // At 20 µs rounds sysmon cost 60% of a CPU here (a futex wait per
-    // round); backed off to 10 ms, under 1% (up to 12% when other test
-    // processes load the machine and the OS deschedules the loop mid-call).
+    // At 20 µs rounds sysmon cost 20-60% of a CPU here (a futex wait per
+    // round); backed off to 10 ms, under 1%, also beside busy loops.
     assert!(
-        cpu < wall / 5,
+        cpu < wall / 20,
         "sysmon used {cpu:?} of CPU in {wall:?} beside a loop of short calls"
     );
 }

@@ -193,8 +193,18 @@ pub fn guard_install_available() -> bool {
 /// alone, unmapped afterwards; `None` if it could not be mapped.
 fn with_scratch_pages<R>(n: usize, f: impl FnOnce(usize) -> R) -> Option<R> {
     let len = n * page_size();
-    // SAFETY: an anonymous private mapping at a kernel-chosen address; no
-    // existing memory is affected.
+    let p = map_anon(len).ok()?;
+    let r = f(p);
+    // SAFETY: the mapping made above, which `f` only borrowed.
+    unsafe { libc::munmap(p as *mut libc::c_void, len) };
+    Some(r)
+}
+
+/// A fresh private anonymous read-write mapping of `len` bytes (committed
+/// lazily: `MAP_NORESERVE`), at an address the kernel picks.
+fn map_anon(len: usize) -> io::Result<usize> {
+    // SAFETY: a new mapping at a kernel-chosen address; no existing memory
+    // is affected.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
@@ -206,12 +216,9 @@ fn with_scratch_pages<R>(n: usize, f: impl FnOnce(usize) -> R) -> Option<R> {
         )
     };
     if p == libc::MAP_FAILED {
-        return None;
+        return Err(io::Error::last_os_error());
     }
-    let r = f(p as usize);
-    // SAFETY: the mapping made above, which `f` only borrowed.
-    unsafe { libc::munmap(p, len) };
-    Some(r)
+    Ok(p as usize)
 }
 
 fn guarded_limit() -> usize {
@@ -274,21 +281,7 @@ impl RawStack {
     fn map_guarded(size: usize) -> io::Result<RawStack> {
         let ps = page_size();
         let len = size + ps;
-        // SAFETY: anonymous private mapping at a kernel-chosen address; no
-        // existing memory is affected.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let p = map_anon(len)? as *mut libc::c_void;
         // SAFETY: the first page lies inside the mapping we just made.
         if unsafe { libc::mprotect(p, ps, libc::PROT_NONE) } != 0 {
             let e = io::Error::last_os_error();
@@ -689,21 +682,7 @@ fn carve_slab(size: usize, guarded: bool, want: usize) -> io::Result<Vec<RawStac
     };
     if g.slabs[idx].2 == 0 {
         let n = (SLAB_BYTES / slot).max(1);
-        // SAFETY: anonymous private mapping at a kernel-chosen address.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                n * slot,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        g.slabs[idx].1 = p as usize;
+        g.slabs[idx].1 = map_anon(n * slot)?;
         g.slabs[idx].2 = n;
     }
     let s = &mut g.slabs[idx];
@@ -1007,19 +986,9 @@ mod tests {
             return;
         }
         let ps = page_size();
-        // SAFETY: a fresh anonymous mapping, ours alone; its third page is
-        // unmapped to make the batch fail there.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                5 * ps,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        } as usize;
-        assert_ne!(p, libc::MAP_FAILED as usize);
+        // Five pages of our own; the third is unmapped to make the batch
+        // fail there.
+        let p = map_anon(5 * ps).unwrap();
         // SAFETY: the third page of our mapping.
         let hole = unsafe { libc::munmap((p + 2 * ps) as *mut libc::c_void, ps) };
         assert_eq!(hole, 0);

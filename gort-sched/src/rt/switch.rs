@@ -21,8 +21,9 @@ pub(super) fn execute(s: &'static Sched, m: &'static M, g: &'static G) {
         None => slot.insert(start_g(s, m, g)),
     };
     set_current_g(Some(g));
-    // SAFETY: we hold the G; the borrow ends before the switch, and `ctx`
-    // is suspended until the resume below.
+    // SAFETY: we hold the G (it is not parked: no dump reads it); the
+    // borrow ends before the switch, and `ctx` is suspended until the
+    // resume below.
     let gi = unsafe { gr.inner() };
     park_ended(m, gi);
     at_run(m, g, gi, ctx);

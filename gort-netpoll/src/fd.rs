@@ -1,7 +1,7 @@
 //! `NetFd`: a non-blocking descriptor registered with the poller, with the
 //! retry-on-EAGAIN loops every socket type shares (Go's internal/poll.FD).
 
-use crate::loom::{AtomicU32, Ordering};
+use crate::loom::{AtomicBool, AtomicU32, Ordering};
 use crate::pd::PollError;
 use crate::poller::{self, PollDesc};
 use std::fmt;
@@ -159,6 +159,9 @@ pub(crate) struct NetFd {
     pd: &'static PollDesc,
     rlock: IoLock,
     wlock: IoLock,
+    /// The last stream read was short: it emptied the socket's receive
+    /// queue (see [`NetFd::read_stream`]). Read and written under `rlock`.
+    drained: AtomicBool,
 }
 
 impl NetFd {
@@ -172,6 +175,7 @@ impl NetFd {
             pd,
             rlock: IoLock::new(),
             wlock: IoLock::new(),
+            drained: AtomicBool::new(false),
         })
     }
 
@@ -196,7 +200,57 @@ impl NetFd {
     #[inline]
     pub(crate) fn read_with<R>(&self, f: impl FnMut() -> io::Result<R>) -> io::Result<R> {
         let _g = self.rlock.lock();
+        self.read_locked(f)
+    }
+
+    /// [`NetFd::read_with`] under `rlock`. After a short stream read, waits
+    /// for readiness first: that read emptied the receive queue, so a read
+    /// now would only fail with `EAGAIN` unless bytes arrived since, and
+    /// those raised readiness (tokio skips the same call). Any read-side
+    /// operation clears the hint: one that consumed a readiness must not
+    /// leave the next read waiting for another.
+    fn read_locked<R>(&self, f: impl FnMut() -> io::Result<R>) -> io::Result<R> {
+        if self.drained.load(Ordering::Relaxed) {
+            self.drained.store(false, Ordering::Relaxed);
+            self.pd.wait(false)?;
+        }
         self.io_loop(false, f)
+    }
+
+    /// A stream read (`f` reads at most `want` bytes) that, on a TCP
+    /// socket, records a short read for the next one. Readiness pending
+    /// before each attempt is dropped (the attempt sees the socket as it
+    /// is), so that after a short read it means bytes that arrived later.
+    /// A non-blocking TCP read returns short once the receive queue is
+    /// empty, or with packets in the socket's backlog, whose processing at
+    /// the end of the call raises readiness anew, or at an urgent mark or
+    /// before a FIN, both of which the poller reported (`EPOLLPRI`,
+    /// `EPOLLRDHUP`) by the time the read could have seen them: after
+    /// that, never a hint ([`UNUSUAL`](crate::pd::UNUSUAL)).
+    /// Not Unix streams: their reads also stop between two writers'
+    /// credentials and after passed descriptors, with bytes still queued.
+    /// (A `SO_RCVLOWAT` set through the raw descriptor also holds back the
+    /// readiness of bytes below it: with the hint, a read that follows a
+    /// short one waits for that much, as a first read would.)
+    fn read_stream(
+        &self,
+        tcp: bool,
+        want: usize,
+        mut f: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let _g = self.rlock.lock();
+        if !tcp {
+            return self.read_locked(f);
+        }
+        let (rd, mut unusual) = (&self.pd.rd, false);
+        let n = self.read_locked(|| {
+            unusual = rd.clear_ready();
+            f()
+        })?;
+        if n > 0 && n < want && !unusual {
+            self.drained.store(true, Ordering::Relaxed);
+        }
+        Ok(n)
     }
 
     /// As [`NetFd::read_with`], for the write side.
@@ -296,18 +350,18 @@ impl NetFd {
 
     /// `read(2)` on a stream socket through std's `S` (TcpStream,
     /// UnixStream), parking on read readiness.
-    pub(crate) fn stream_read<S: FromRawFd>(&self, buf: &mut [u8]) -> io::Result<usize>
+    pub(crate) fn stream_read<S: FromRawFd + 'static>(&self, buf: &mut [u8]) -> io::Result<usize>
     where
         for<'a> &'a S: Read,
     {
         let s = self.view::<S>();
         let want = buf.len();
-        let n = self.read_with(|| (&*s).read(buf))?;
+        let n = self.read_stream(is_tcp::<S>(), want, || (&*s).read(buf))?;
         self.eof_or_closed(n, want)
     }
 
     /// `readv(2)`, as [`NetFd::stream_read`].
-    pub(crate) fn stream_read_vectored<S: FromRawFd>(
+    pub(crate) fn stream_read_vectored<S: FromRawFd + 'static>(
         &self,
         bufs: &mut [IoSliceMut<'_>],
     ) -> io::Result<usize>
@@ -316,7 +370,7 @@ impl NetFd {
     {
         let s = self.view::<S>();
         let want = bufs.iter().map(|b| b.len()).sum();
-        let n = self.read_with(|| (&*s).read_vectored(bufs))?;
+        let n = self.read_stream(is_tcp::<S>(), want, || (&*s).read_vectored(bufs))?;
         self.eof_or_closed(n, want)
     }
 
@@ -362,6 +416,12 @@ impl NetFd {
         // on an unconnected UDP socket) do not matter here.
         unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_RDWR) };
     }
+}
+
+/// Whether the std stream type `S` is a TCP stream (see
+/// [`NetFd::read_stream`]); a constant after monomorphisation.
+fn is_tcp<S: 'static>() -> bool {
+    std::any::TypeId::of::<S>() == std::any::TypeId::of::<std::net::TcpStream>()
 }
 
 impl Drop for NetFd {

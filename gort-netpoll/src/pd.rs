@@ -33,6 +33,13 @@ const PARKED: usize = 3;
 pub(crate) const EXPIRED: usize = 1 << 2;
 /// The descriptor is closing: every wait fails from now on.
 pub(crate) const CLOSING: usize = 1 << 3;
+/// The poller reported more than plain readiness for the descriptor:
+/// urgent data (`EPOLLPRI`: a TCP read stops short at its mark), the peer's
+/// shutdown (`EPOLLRDHUP`: a read returns the bytes before the FIN short,
+/// end-of-stream next), a hang-up or an error. Sticky until reuse; not an
+/// error for waits. The reader's short-read hint is off from then on (see
+/// `NetFd::read_stream`).
+pub(crate) const UNUSUAL: usize = 1 << 4;
 
 /// Why a wait failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +154,26 @@ impl Dir {
             return Ok(());
         }
         check(old)
+    }
+
+    /// Drops a pending readiness; returns whether [`UNUSUAL`] was set by
+    /// then. For the direction's one reader (it holds the descriptor's I/O
+    /// lock, so the state is `NIL` or `READY`) just before the system call
+    /// that readiness would prompt: whatever arrives after that call raises
+    /// readiness again (the poller is edge-triggered), so after a read that
+    /// drained the socket, `READY` means "new bytes since" (see
+    /// `NetFd::read_stream`). Always an RMW: it reads the latest state, so
+    /// an `UNUSUAL` marked before is seen, and one marked after comes with
+    /// a readiness that this does not drop.
+    #[inline]
+    pub(crate) fn clear_ready(&self) -> bool {
+        self.state.fetch_and(!ST_MASK, Ordering::AcqRel) & UNUSUAL != 0
+    }
+
+    /// Marks [`UNUSUAL`] (the poller's dispatch, before the readiness it
+    /// came with).
+    pub(crate) fn mark_unusual(&self) {
+        self.state.fetch_or(UNUSUAL, Ordering::AcqRel);
     }
 
     /// Readiness arrived (Go's netpollready → netpollunblock(ioready)).

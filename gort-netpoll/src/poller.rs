@@ -122,14 +122,20 @@ impl PollDesc {
 pub(crate) unsafe fn open(fd: RawFd) -> std::io::Result<&'static PollDesc> {
     let np = netpoll();
     let pd = np.alloc();
-    // SAFETY: the caller keeps fd open until `close` deletes it.
-    let r = unsafe {
-        np.poller
-            .add_with_mode(fd, Event::all(pd.key()), PollMode::Edge)
+    // Both directions, edge-triggered; with EPOLLRDHUP, which `polling`'s
+    // interest does not include (the short-read hint needs to know of a
+    // peer's shutdown: see `pd::UNUSUAL`).
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET)
+            as u32,
+        u64: pd.key() as u64,
     };
-    if let Err(e) = r {
+    // SAFETY: plain epoll_ctl(2) on our epoll instance; the caller keeps fd
+    // open until `close` deletes it.
+    let r = unsafe { libc::epoll_ctl(np.poller.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+    if r < 0 {
         np.free(pd);
-        return Err(e);
+        return Err(std::io::Error::last_os_error());
     }
     Ok(pd)
 }
@@ -371,6 +377,9 @@ fn dispatch(flags: u32, key: usize) {
         return; // for a previous owner of this slot
     }
     let (err, hup) = (libc::EPOLLERR as u32, libc::EPOLLHUP as u32);
+    if flags & (libc::EPOLLPRI as u32 | libc::EPOLLRDHUP as u32 | err | hup) != 0 {
+        pd.rd.mark_unusual();
+    }
     if flags & (libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32 | libc::EPOLLPRI as u32 | err | hup)
         != 0
     {

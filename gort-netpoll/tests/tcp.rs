@@ -335,3 +335,146 @@ fn connect_and_bind_by_host_name_from_a_goroutine() {
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
     });
 }
+
+/// A read that returned short emptied the socket, so the next read waits
+/// for readiness instead of trying (and failing with EAGAIN): bytes that
+/// arrive in between, in any pattern of chunk sizes and pauses, must still
+/// reach it. A lost readiness shows as the read deadline's error.
+#[test]
+fn short_reads_never_strand_bytes() {
+    run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let total: usize = (0..3000).map(|i| 1 + (i * 7919) % 300).sum();
+        let writer = go(move || {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_nodelay(true).unwrap();
+            let mut k = 0u8;
+            for i in 0..3000usize {
+                let len = 1 + (i * 7919) % 300;
+                let chunk: Vec<u8> = (0..len)
+                    .map(|_| {
+                        k = k.wrapping_add(1);
+                        k
+                    })
+                    .collect();
+                c.write_all(&chunk).unwrap();
+                match i % 5 {
+                    0 => gort_sched::gosched(),
+                    1 if i % 100 == 1 => gort_timer::sleep(Duration::from_micros(200)),
+                    _ => {}
+                }
+            }
+            c
+        });
+        let (mut c, _) = l.accept().unwrap();
+        c.set_read_deadline(Some(std::time::Instant::now() + Duration::from_secs(10)));
+        let mut buf = [0u8; 512];
+        let (mut got, mut k) = (0usize, 0u8);
+        while got < total {
+            let n = c.read(&mut buf).expect("bytes stranded after a short read");
+            assert!(n > 0, "early EOF after {got} of {total} bytes");
+            for &b in &buf[..n] {
+                k = k.wrapping_add(1);
+                assert_eq!(b, k, "byte {got}");
+                got += 1;
+            }
+        }
+        drop(writer.join().unwrap());
+        assert_eq!(c.read(&mut buf).unwrap(), 0, "EOF after the writer closed");
+    });
+}
+
+/// A TCP read stops short at an urgent mark with bytes still queued
+/// behind it, and no new readiness comes for them: the poller's urgent
+/// report (EPOLLPRI) turns the short-read hint off for the descriptor.
+#[test]
+fn an_urgent_mark_does_not_strand_the_bytes_behind_it() {
+    use std::os::fd::AsRawFd;
+    run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut peer = std::net::TcpStream::connect(addr).unwrap();
+        let (mut c, _) = l.accept().unwrap();
+        peer.write_all(b"ab").unwrap();
+        // SAFETY: a one-byte send(2) on an open socket.
+        let r = unsafe { libc::send(peer.as_raw_fd(), b"U".as_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!(r, 1, "{}", std::io::Error::last_os_error());
+        peer.write_all(b"cd").unwrap();
+        gort_timer::sleep(Duration::from_millis(50));
+        c.set_read_deadline(Some(std::time::Instant::now() + Duration::from_secs(5)));
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        while got.len() < 4 {
+            let n = c
+                .read(&mut buf)
+                .expect("bytes behind the urgent mark stranded");
+            got.extend_from_slice(&buf[..n]);
+        }
+        // The urgent byte is out of band (SO_OOBINLINE is off).
+        assert_eq!(got, b"abcd");
+    });
+}
+
+/// Bytes followed by the peer's reset: the read that returns the bytes is
+/// short with the error still to report, and no new readiness comes for
+/// it (the poller reported the reset with the bytes: the hint is off).
+#[test]
+fn a_reset_behind_bytes_is_reported_after_them() {
+    run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let peer = std::net::TcpStream::connect(addr).unwrap();
+        let (mut c, _) = l.accept().unwrap();
+        (&peer).write_all(b"abc").unwrap();
+        // SO_LINGER 0: close sends a reset.
+        linger_zero(&peer);
+        drop(peer);
+        gort_timer::sleep(Duration::from_millis(50));
+        c.set_read_deadline(Some(std::time::Instant::now() + Duration::from_secs(5)));
+        let mut buf = [0u8; 64];
+        assert_eq!(c.read(&mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"abc");
+        let e = c.read(&mut buf).expect_err("the reset");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    });
+}
+
+/// Bytes and then the peer's FIN, both queued before the first read: that
+/// read returns the bytes short, and end-of-stream comes next at once.
+#[test]
+fn a_fin_behind_bytes_ends_the_stream_after_them() {
+    run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let peer = std::net::TcpStream::connect(addr).unwrap();
+        let (mut c, _) = l.accept().unwrap();
+        (&peer).write_all(b"abc").unwrap();
+        peer.shutdown(Shutdown::Write).unwrap();
+        gort_timer::sleep(Duration::from_millis(50));
+        c.set_read_deadline(Some(std::time::Instant::now() + Duration::from_secs(5)));
+        let mut buf = [0u8; 64];
+        assert_eq!(c.read(&mut buf).unwrap(), 3);
+        assert_eq!(c.read(&mut buf).expect("end-of-stream, not a timeout"), 0);
+    });
+}
+
+/// Sets SO_LINGER {on, 0} on a std socket (its close then resets).
+fn linger_zero(s: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let lg = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt(2) with a valid linger struct on an open socket.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&lg as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+}

@@ -74,3 +74,40 @@ fn two_rounds_of_readiness() {
         t.join().unwrap();
     });
 }
+
+/// The short-read hint (`NetFd::read_stream`): the reader drops a pending
+/// readiness before each read, and after a read that emptied the socket
+/// waits for readiness before reading again. A writer that queues bytes
+/// and then raises readiness (as the kernel's callback and the poller do)
+/// twice, racing every step of it, never leaves bytes stranded (a lost
+/// readiness would park the reader for good: loom reports the deadlock).
+#[test]
+fn the_short_read_hint_strands_no_bytes() {
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    loom::model(|| {
+        let d = Arc::new(Dir::new());
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (d2, q2) = (d.clone(), queued.clone());
+        let t = thread::spawn(move || {
+            for _ in 0..2 {
+                q2.fetch_add(1, Ordering::SeqCst);
+                d2.ready();
+            }
+        });
+        let (mut got, mut drained) = (0, false);
+        while got < 2 {
+            if std::mem::take(&mut drained) {
+                assert_eq!(d.wait(), Ok(()));
+            }
+            d.clear_ready();
+            match queued.swap(0, Ordering::SeqCst) {
+                0 => assert_eq!(d.wait(), Ok(())), // EAGAIN
+                n => {
+                    got += n;
+                    drained = true; // a short read: the queue is empty
+                }
+            }
+        }
+        t.join().unwrap();
+    });
+}

@@ -1,7 +1,7 @@
 //! `NetFd`: a non-blocking descriptor registered with the poller, with the
 //! retry-on-EAGAIN loops every socket type shares (Go's internal/poll.FD).
 
-use crate::loom::{AtomicBool, AtomicU32, Ordering};
+use crate::loom::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use crate::pd::PollError;
 use crate::poller::{self, PollDesc};
 use std::fmt;
@@ -162,7 +162,20 @@ pub(crate) struct NetFd {
     /// The last stream read was short: it emptied the socket's receive
     /// queue (see [`NetFd::read_stream`]). Read and written under `rlock`.
     drained: AtomicBool,
+    /// Whether the descriptor is a TCP socket: `UNKNOWN`, `YES` or `NO`
+    /// (`is_tcp`). Under `rlock`.
+    tcp: AtomicU8,
 }
+
+const UNKNOWN: u8 = 0;
+const YES: u8 = 1;
+const NO: u8 = 2;
+
+/// The most bytes one read(2) or readv(2) returns (Linux's `MAX_RW_COUNT`)
+/// and the most buffers std's `read_vectored` passes (`UIO_MAXIOV`): a read
+/// that stops at these is not short.
+const MAX_RW: usize = 0x7fff_f000;
+const MAX_IOV: usize = 1024;
 
 impl NetFd {
     /// Takes a descriptor that is already in non-blocking mode.
@@ -176,6 +189,7 @@ impl NetFd {
             rlock: IoLock::new(),
             wlock: IoLock::new(),
             drained: AtomicBool::new(false),
+            tcp: AtomicU8::new(UNKNOWN),
         })
     }
 
@@ -224,22 +238,37 @@ impl NetFd {
     /// A non-blocking TCP read returns short once the receive queue is
     /// empty, or with packets in the socket's backlog, whose processing at
     /// the end of the call raises readiness anew, or at an urgent mark or
-    /// before a FIN, both of which the poller reported (`EPOLLPRI`,
-    /// `EPOLLRDHUP`) by the time the read could have seen them: after
-    /// that, never a hint ([`UNUSUAL`](crate::pd::UNUSUAL)).
-    /// Not Unix streams: their reads also stop between two writers'
-    /// credentials and after passed descriptors, with bytes still queued.
-    /// (A `SO_RCVLOWAT` set through the raw descriptor also holds back the
-    /// readiness of bytes below it: with the hint, a read that follows a
-    /// short one waits for that much, as a first read would.)
+    /// before a FIN or a reset, which the poller reported (`EPOLLPRI`,
+    /// `EPOLLRDHUP`, `EPOLLERR`) by the time the read could have seen them:
+    /// after that, never a hint ([`UNUSUAL`](crate::pd::UNUSUAL)).
+    ///
+    /// Not for other stream sockets (a descriptor given to `from_std` is
+    /// asked its protocol once): Unix streams' reads also stop between two
+    /// writers' credentials and after passed descriptors, bytes still
+    /// queued. Known gaps, all outside what gort's API does: an urgent
+    /// mark the kernel never reports (a peer's urgent pointer into bytes
+    /// that arrive out of order), the urgent byte taken through the raw
+    /// descriptor before the poller saw it, and kernel TLS (reads stop at
+    /// record boundaries) can leave bytes waiting for the next arrival; a
+    /// `SO_RCVLOWAT` set through the raw descriptor holds back readiness
+    /// below it, so the read after a short one waits for that much, as a
+    /// first read would.
     fn read_stream(
         &self,
-        tcp: bool,
         want: usize,
         mut f: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
         let _g = self.rlock.lock();
-        if !tcp {
+        if want == 0 {
+            // As Go's: no system call (TCP's would fail with EAGAIN on an
+            // empty socket and wait), no wait; only a close fails it. The
+            // hint stays for the next read.
+            if self.is_closing() {
+                return Err(PollError::Closing.into());
+            }
+            return Ok(0);
+        }
+        if !self.is_tcp() {
             return self.read_locked(f);
         }
         let (rd, mut unusual) = (&self.pd.rd, false);
@@ -251,6 +280,32 @@ impl NetFd {
             self.drained.store(true, Ordering::Relaxed);
         }
         Ok(n)
+    }
+
+    /// Whether the descriptor is a TCP socket: asked once, under `rlock`.
+    fn is_tcp(&self) -> bool {
+        match self.tcp.load(Ordering::Relaxed) {
+            YES => true,
+            NO => false,
+            _ => {
+                let mut proto: libc::c_int = 0;
+                let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+                // SAFETY: getsockopt(2) into a c_int of the given size.
+                let r = unsafe {
+                    libc::getsockopt(
+                        self.fd.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        libc::SO_PROTOCOL,
+                        (&mut proto as *mut libc::c_int).cast(),
+                        &mut len,
+                    )
+                };
+                let tcp = r == 0 && proto == libc::IPPROTO_TCP;
+                self.tcp
+                    .store(if tcp { YES } else { NO }, Ordering::Relaxed);
+                tcp
+            }
+        }
     }
 
     /// As [`NetFd::read_with`], for the write side.
@@ -350,18 +405,18 @@ impl NetFd {
 
     /// `read(2)` on a stream socket through std's `S` (TcpStream,
     /// UnixStream), parking on read readiness.
-    pub(crate) fn stream_read<S: FromRawFd + 'static>(&self, buf: &mut [u8]) -> io::Result<usize>
+    pub(crate) fn stream_read<S: FromRawFd>(&self, buf: &mut [u8]) -> io::Result<usize>
     where
         for<'a> &'a S: Read,
     {
         let s = self.view::<S>();
         let want = buf.len();
-        let n = self.read_stream(is_tcp::<S>(), want, || (&*s).read(buf))?;
+        let n = self.read_stream(want.min(MAX_RW), || (&*s).read(buf))?;
         self.eof_or_closed(n, want)
     }
 
     /// `readv(2)`, as [`NetFd::stream_read`].
-    pub(crate) fn stream_read_vectored<S: FromRawFd + 'static>(
+    pub(crate) fn stream_read_vectored<S: FromRawFd>(
         &self,
         bufs: &mut [IoSliceMut<'_>],
     ) -> io::Result<usize>
@@ -370,7 +425,8 @@ impl NetFd {
     {
         let s = self.view::<S>();
         let want = bufs.iter().map(|b| b.len()).sum();
-        let n = self.read_stream(is_tcp::<S>(), want, || (&*s).read_vectored(bufs))?;
+        let most = bufs.iter().take(MAX_IOV).map(|b| b.len()).sum::<usize>();
+        let n = self.read_stream(most.min(MAX_RW), || (&*s).read_vectored(bufs))?;
         self.eof_or_closed(n, want)
     }
 
@@ -416,12 +472,6 @@ impl NetFd {
         // on an unconnected UDP socket) do not matter here.
         unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_RDWR) };
     }
-}
-
-/// Whether the std stream type `S` is a TCP stream (see
-/// [`NetFd::read_stream`]); a constant after monomorphisation.
-fn is_tcp<S: 'static>() -> bool {
-    std::any::TypeId::of::<S>() == std::any::TypeId::of::<std::net::TcpStream>()
 }
 
 impl Drop for NetFd {

@@ -6,7 +6,7 @@
 //! is not compiled then.
 
 #[cfg(not(gort_loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 #[cfg(gort_loom)]
 pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};

@@ -36,7 +36,7 @@ pub(crate) const CLOSING: usize = 1 << 3;
 /// The poller reported more than plain readiness for the descriptor:
 /// urgent data (`EPOLLPRI`: a TCP read stops short at its mark), the peer's
 /// shutdown (`EPOLLRDHUP`: a read returns the bytes before the FIN short,
-/// end-of-stream next), a hang-up or an error. Sticky until reuse; not an
+/// end-of-stream next) or an error. Sticky until reuse; not an
 /// error for waits. The reader's short-read hint is off from then on (see
 /// `NetFd::read_stream`).
 pub(crate) const UNUSUAL: usize = 1 << 4;

@@ -377,7 +377,9 @@ fn dispatch(flags: u32, key: usize) {
         return; // for a previous owner of this slot
     }
     let (err, hup) = (libc::EPOLLERR as u32, libc::EPOLLHUP as u32);
-    if flags & (libc::EPOLLPRI as u32 | libc::EPOLLRDHUP as u32 | err | hup) != 0 {
+    // (Not a hang-up alone: a fresh socket reports one before it
+    // connects, and a FIN or a reset comes with EPOLLRDHUP.)
+    if flags & (libc::EPOLLPRI as u32 | libc::EPOLLRDHUP as u32 | err) != 0 {
         pd.rd.mark_unusual();
     }
     if flags & (libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32 | libc::EPOLLPRI as u32 | err | hup)

@@ -459,6 +459,28 @@ fn a_fin_behind_bytes_ends_the_stream_after_them() {
     });
 }
 
+/// An empty read returns at once (as Go's), also right after a short read,
+/// and leaves the next read to get what arrives.
+#[test]
+fn an_empty_read_after_a_short_one_returns_at_once() {
+    run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let peer = std::net::TcpStream::connect(addr).unwrap();
+        let (mut c, _) = l.accept().unwrap();
+        (&peer).write_all(b"abc").unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(c.read(&mut buf).unwrap(), 3);
+        c.set_read_deadline(Some(std::time::Instant::now() + Duration::from_secs(5)));
+        let t = std::time::Instant::now();
+        assert_eq!(c.read(&mut []).expect("no wait for an empty read"), 0);
+        assert!(t.elapsed() < Duration::from_secs(4));
+        (&peer).write_all(b"de").unwrap();
+        assert_eq!(c.read(&mut buf).unwrap(), 2);
+        assert_eq!(&buf[..2], b"de");
+    });
+}
+
 /// Sets SO_LINGER {on, 0} on a std socket (its close then resets).
 fn linger_zero(s: &std::net::TcpStream) {
     use std::os::fd::AsRawFd;

@@ -127,11 +127,14 @@ fn snapshot_others(me: u64, system: bool) -> Vec<GDump> {
         // Pinned by another dump (or its M's compaction) for a moment:
         // wait for it rather than report a parked goroutine as runnable.
         // (A pin lasts one stack walk, unless its holder's thread is
-        // descheduled: bounded by time, not by tries.)
+        // descheduled: bounded by time, not by tries.) Parked again by the
+        // time we look is a retry too: the other pin ended between our
+        // failed pin and the look (concurrent_dumps_all_see_every_parked_
+        // goroutine saw such a goroutine reported runnable, ~1 run in 40).
         let mut waited = 0u32;
         let parked = loop {
             let p = snapshot_parked(g, now, system);
-            if p.is_some() || !g.park.is_pinned() || waited > 20_000 {
+            if p.is_some() || !(g.park.is_pinned() || g.park.is_parked()) || waited > 20_000 {
                 break p;
             }
             waited += 1;

@@ -21,20 +21,31 @@
 //!   finds it consumes it instead of parking. PollDescs are never freed (an
 //!   event for a closed descriptor can still be in flight); a generation in
 //!   the event key makes such stale events no-ops on a reused PollDesc.
-//! * **The poller** is one epoll instance, created and fed through the
-//!   `polling` crate (descriptors registered edge-triggered for both
-//!   directions at creation); the wait itself is a single `epoll_pwait2`
-//!   (nanosecond timeout) on that instance with our own eventfd for
-//!   netpollBreak, because `Poller::wait` spends five system calls per call
-//!   re-arming its timerfd and notifier. It plugs into gort-sched as a
-//!   blocking *source*: an M that runs dry polls it without blocking before
-//!   it spins (only if anyone waits on a descriptor, Go's
-//!   `netpollAnyWaiters`), and one idle M at a time blocks inside it until
-//!   the next timer deadline. Readying a goroutine bound to that M, handing
-//!   it a P, or arming an earlier timer interrupts the wait (Go's
-//!   `netpollBreak`). Like the scheduler's timekeeper, the blocked M wakes
-//!   25 µs before a timer deadline and spins the rest, so timers stay exact
-//!   while an M sleeps in the poller.
+//! * **The pollers** are epoll instances: one per M whose goroutines wait
+//!   on descriptors, and a main one. A started goroutine never leaves its
+//!   M, so a descriptor lives in the instance of the M that waits on it:
+//!   registered at its first wait (edge-triggered, both directions), moved
+//!   when a wait comes from another M, at most twice; then, like
+//!   descriptors waited on from plain threads, it settles in the main
+//!   instance, which is nested in every M's own. The wait is a single
+//!   `epoll_pwait2` (nanosecond timeout)
+//!   with an eventfd per instance for netpollBreak. They plug into
+//!   gort-sched as a blocking *source*: an M that runs dry polls its own
+//!   instance and the main one without blocking before it spins (only
+//!   those with waiters, Go's `netpollAnyWaiters`), a busy M every 61
+//!   schedules; an idle M whose goroutines wait on descriptors blocks in
+//!   its own instance (so the kernel wakes exactly the M an event is for),
+//!   and otherwise one idle M at a time blocks in the main one until the
+//!   next timer deadline. Readying a goroutine bound to a blocked M,
+//!   handing it a P, or arming an earlier timer interrupts its wait (Go's
+//!   `netpollBreak`). Like the scheduler's timekeeper, a blocked M wakes
+//!   25 µs before a timer deadline and spins the rest, so timers stay
+//!   exact while an M sleeps in a poller.
+//! * **Reads** after a short TCP read wait for readiness before the next
+//!   system call (that read emptied the receive queue; tokio does the
+//!   same), unless the poller reported urgent data, a shutdown or an
+//!   error for the descriptor (`pd::UNUSUAL`), which a read returns short
+//!   before.
 //! * **Deadlines** (Go's `SetReadDeadline` & co.) are gort-timer
 //!   `RawTimer`s per direction (`new_unchecked`: the callback runs under
 //!   the heap lock, so stopping it is exact) whose callback sets `EXPIRED`
@@ -88,11 +99,18 @@
 //! * *A dedicated poller thread* (may, early tokio): every readiness then
 //!   costs a cross-thread wake-up; polling from the idle path lets the M that
 //!   finds the event run the goroutine, and a busy runtime batches events.
+//! * *One instance for the process* (Go's; gort's until 2026-11-29): the M
+//!   blocked in it woke for every event and then woke, with a futex, the M
+//!   of each goroutine it readied (goroutines cannot move): two wake-ups in
+//!   a row on the path of a request, the HTTP example's main cost at 2 Ps.
 //! * *Re-arming one-shot registrations per wait*: an `epoll_ctl` per blocking
-//!   operation; edge-triggered registration once per descriptor costs none.
-//! * *`polling::Poller::wait`* for the wait: five system calls per poll
-//!   (timerfd_settime, two epoll_ctl, eventfd read, epoll_wait); the idle
-//!   path polls often, and tcp_echo trailed Go with it.
+//!   operation; edge-triggered registration once per descriptor (at its
+//!   first wait, and at a move) costs none after that.
+//! * *The `polling` crate* (used until 2026-11-29): its `wait` costs five
+//!   system calls per poll (timerfd_settime, two epoll_ctl, eventfd read,
+//!   epoll_wait), and the idle path polls often (tcp_echo trailed Go with
+//!   it); with the wait and the per-M instances written directly, only
+//!   `epoll_create1` and `epoll_ctl` were left to it.
 //! * *Error state in separate fields* (Go's `rd < 0`, `closing`): a
 //!   deadline setter and a committing waiter would need a store-load fence
 //!   pair; in the same word, the commit's CAS sees the flag or the setter's
@@ -103,8 +121,9 @@
 //! * At most one waiter per direction of a descriptor (the I/O lock); its
 //!   `Waiter` is in the slot exactly while the word says `PARKED`, and only
 //!   the waker whose CAS leaves `PARKED` takes it.
-//! * A PollDesc is registered with the poller only while its socket is
-//!   open; it is reset and returned to the free list after unregistering.
+//! * A PollDesc is registered with a poller only while its socket is
+//!   open, from its first wait on; it is reset and returned to the free
+//!   list after unregistering.
 //! * `CLOSING` is never cleared while the socket lives; `EXPIRED` is cleared
 //!   only by a deadline setter after stopping the timer exactly.
 //! * No goroutine blocks its M: every socket is non-blocking, every

@@ -1,20 +1,34 @@
-//! The poller driver: one OS poller for the process (an epoll instance,
-//! registered through the `polling` crate), plugged into gort-sched as a
-//! blocking [`Source`]; the never-freed [`PollDesc`]s it reports readiness
-//! into; and their deadline timers.
+//! The poller driver: epoll instances (one per M that waits on a
+//! descriptor, and a main one), plugged into gort-sched as a blocking
+//! [`Source`]; the never-freed [`PollDesc`]s they report readiness into;
+//! and their deadline timers.
+//!
+//! A started goroutine never leaves its M, so the descriptors it waits on
+//! live in its M's own epoll instance: an idle M blocks there and the
+//! kernel wakes exactly the M whose goroutine an event is for. (With one
+//! instance for the process, the M blocked in it woke first and then
+//! woke, with a futex, the M of each goroutine it readied: two wake-ups
+//! in a row on the path of every request.) A descriptor moves to the
+//! instance of the M that waits on it, at most [`MAX_MOVES`] times; one
+//! waited on from plain threads, or from goroutines of several Ms by
+//! turns, settles in the main instance, which is nested in every M's own
+//! and which one idle M at a time may also block in (gort-sched's
+//! protocol for a blocking source).
 //!
 //! A stale event (for a descriptor closed after epoll reported it) either
 //! fails the generation check or, if the PollDesc was reused in between,
 //! marks the new owner ready once: a spurious readiness, which costs one
-//! system call returning `WouldBlock` and is never a lost one.
+//! system call returning `WouldBlock` and is never a lost one. The same
+//! holds for an event reported by the instance a descriptor just left.
 
 use crate::loom::{AtomicBool, AtomicUsize, Ordering, UnsafeCell};
-use crate::pd::{Dir, PollError, CLOSING, EXPIRED};
+use crate::pd::{Dir, CLOSING, EXPIRED};
 use gort_os::clock::nanotime;
 use gort_sched::Source;
 use gort_timer::RawTimer;
-use polling::{Event, PollMode, Poller};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+use std::sync::atomic::{AtomicI32, AtomicPtr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -38,6 +52,15 @@ pub(crate) struct PollDesc {
     /// no reverse.
     rtimer: Mutex<Option<RawTimer>>,
     wtimer: Mutex<Option<RawTimer>>,
+    /// The descriptor, while open (for moving it between instances).
+    fd: AtomicI32,
+    /// The epoll instance the descriptor is registered in. Changed (and
+    /// the descriptor moved) under `moves`, which counts the moves.
+    home: AtomicPtr<Epoll>,
+    moves: Mutex<u8>,
+    /// Waits in progress (one per direction at most), counted under
+    /// `moves` when they begin.
+    waiting: AtomicUsize,
 }
 
 const GEN_SHIFT: u32 = 48;
@@ -86,7 +109,7 @@ impl PollDesc {
     }
 
     /// Go's pollUnblock: every current and future wait fails with
-    /// [`PollError::Closing`].
+    /// [`PollError::Closing`](crate::pd::PollError::Closing).
     pub(crate) fn evict(&'static self) {
         self.rd.set_flag(CLOSING);
         self.wd.set_flag(CLOSING);
@@ -98,45 +121,100 @@ impl PollDesc {
     }
 
     /// Waits for readiness in one direction, counting the waiter so the
-    /// poller knows someone needs it.
-    pub(crate) fn wait(&'static self, write: bool) -> Result<(), PollError> {
+    /// poller knows someone needs it. The descriptor is first registered
+    /// with (or moved to) the instance this wait's events should reach
+    /// ([`PollDesc::rehome`]); an error registering it is the wait's.
+    pub(crate) fn wait(&'static self, write: bool) -> std::io::Result<()> {
         let np = netpoll();
-        // SeqCst pairs with the source's load: a poller that misses us was
+        let home = match self.rehome(np) {
+            Ok(home) => home,
+            Err(e) => {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        // SeqCst pairs with the source's loads: a poller that misses us was
         // polling already, and an idle M polls before it sleeps.
         np.waiters.fetch_add(1, Ordering::SeqCst);
+        home.waiters.fetch_add(1, Ordering::SeqCst);
         let r = if write {
             self.wd.wait()
         } else {
             self.rd.wait()
         };
+        home.waiters.fetch_sub(1, Ordering::Relaxed);
         np.waiters.fetch_sub(1, Ordering::Relaxed);
-        r
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        Ok(r?)
+    }
+
+    /// The instance the descriptor is registered in, if any yet.
+    fn home(&self) -> Option<&'static Epoll> {
+        let h = self.home.load(Ordering::Acquire);
+        // SAFETY: homes are leaked (never freed) instances.
+        (!h.is_null()).then(|| unsafe { &*h })
+    }
+
+    /// Counts a wait beginning, and returns the instance it should find
+    /// the descriptor in: the calling M's own (a goroutine never changes
+    /// M), or the main one on a plain thread. A descriptor is registered at
+    /// its first wait (one that never waits costs no `epoll_ctl`, and an
+    /// accepted connection goes straight to its handler's M), and moved
+    /// when a wait comes from elsewhere. The main instance instead once it
+    /// has made [`MAX_MOVES`] moves (goroutines of two Ms taking turns on it
+    /// would move it at every wait), or while another wait is in progress
+    /// (the other direction's: its M may stop polling its instance, a
+    /// borrowed thread's M may even leave the runtime, but the main
+    /// instance is nested in every M's own). Registering reports readiness
+    /// already there, so adding to the new instance before deleting from
+    /// the old loses nothing, and an event the old one still reports is a
+    /// spurious one. If a move's add fails (out of memory, the user's epoll
+    /// watch limit), the descriptor stays where it is and its events reach
+    /// this M through whoever polls there; if the first registration
+    /// fails, the wait fails with its error.
+    fn rehome(&'static self, np: &'static Netpoll) -> std::io::Result<&'static Epoll> {
+        let mine = own_epoll(true).unwrap_or(&np.main);
+        let mut moves = self.moves.lock().unwrap_or_else(|e| e.into_inner());
+        let others = self.waiting.fetch_add(1, Ordering::Relaxed);
+        let cur = self.home();
+        let to = match cur {
+            Some(cur) if ptr::eq(cur, mine) || ptr::eq(cur, &np.main) && others > 0 => {
+                return Ok(cur)
+            }
+            Some(_) if *moves >= MAX_MOVES || others > 0 => &np.main,
+            _ => mine,
+        };
+        let fd = self.fd.load(Ordering::Relaxed);
+        match (to.add(fd, self.key()), cur) {
+            (Err(e), None) => return Err(e),
+            (Err(_), Some(cur)) => return Ok(cur),
+            (Ok(()), Some(cur)) => {
+                cur.delete(fd);
+                *moves += 1;
+            }
+            (Ok(()), None) => {}
+        }
+        self.home
+            .store(ptr::from_ref(to).cast_mut(), Ordering::Release);
+        Ok(to)
     }
 }
 
-/// Registers `fd` with the poller (edge-triggered, both directions) and
-/// returns its PollDesc.
+/// Moves a descriptor may make between epoll instances before it settles
+/// in the main one (see [`PollDesc::rehome`]).
+const MAX_MOVES: u8 = 2;
+
+/// Takes `fd` into the poller and returns its PollDesc. The descriptor is
+/// registered (edge-triggered, both directions) at its first wait, in the
+/// waiting M's own instance (see [`PollDesc::rehome`]).
 ///
 /// # Safety
 /// `fd` must stay open until [`close`] is called with it.
 pub(crate) unsafe fn open(fd: RawFd) -> std::io::Result<&'static PollDesc> {
-    let np = netpoll();
-    let pd = np.alloc();
-    // Both directions, edge-triggered; with EPOLLRDHUP, which `polling`'s
-    // interest does not include (the short-read hint needs to know of a
-    // peer's shutdown: see `pd::UNUSUAL`).
-    let mut ev = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET)
-            as u32,
-        u64: pd.key() as u64,
-    };
-    // SAFETY: plain epoll_ctl(2) on our epoll instance; the caller keeps fd
-    // open until `close` deletes it.
-    let r = unsafe { libc::epoll_ctl(np.poller.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
-    if r < 0 {
-        np.free(pd);
-        return Err(std::io::Error::last_os_error());
-    }
+    let pd = netpoll().alloc();
+    pd.fd.store(fd, Ordering::Relaxed);
+    *pd.moves.lock().unwrap_or_else(|e| e.into_inner()) = 0;
+    pd.home.store(ptr::null_mut(), Ordering::Release);
     Ok(pd)
 }
 
@@ -144,58 +222,85 @@ pub(crate) unsafe fn open(fd: RawFd) -> std::io::Result<&'static PollDesc> {
 /// PollDesc.
 pub(crate) fn close(fd: std::os::fd::BorrowedFd<'_>, pd: &'static PollDesc) {
     let np = netpoll();
-    let _ = np.poller.delete(fd);
+    {
+        let _moving = pd.moves.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(home) = pd.home() {
+            home.delete(fd.as_raw_fd());
+        }
+        pd.home.store(ptr::null_mut(), Ordering::Release);
+        pd.fd.store(-1, Ordering::Relaxed);
+    }
     pd.evict();
     np.free(pd);
 }
 
-/// The process's poller and its scheduler source.
+/// One epoll instance with its netpollBreak eventfd: the main one, or an
+/// M's own.
 ///
-/// Registration goes through `polling` (its epoll instance, `add`/`delete`);
-/// the wait is one `epoll_pwait2` (or `epoll_wait`) on that instance with
-/// our own eventfd for netpollBreak. `Poller::wait` costs five system calls
-/// per call (it re-arms a timerfd and its notifier around every
-/// `epoll_wait`), and idle Ms poll often: measured on tcp_echo, that was
-/// the difference between trailing Go and not. `polling`'s own timerfd and
-/// notifier are never armed (we never call its `wait`/`notify`), so they
-/// never show up in our events.
-struct Netpoll {
-    poller: Poller,
-    /// netpollBreak: written by `wake`, drained by the poller.
+/// Registration and the wait are plain `epoll_ctl`/`epoll_pwait2` (or
+/// `epoll_wait`) calls. (The `polling` crate served for the single
+/// instance; its `wait` costs five system calls per call, re-arming a
+/// timerfd and its notifier around every `epoll_wait`, and idle Ms poll
+/// often: measured on tcp_echo, that was the difference between trailing
+/// Go and not. With an instance per M, nothing of it was left in use.)
+struct Epoll {
+    epfd: OwnedFd,
+    /// netpollBreak: written by `wake`, drained by the blocking wait.
     break_fd: OwnedFd,
     /// Events buffer of whoever holds `busy`.
     events: UnsafeCell<Vec<libc::epoll_event>>,
-    /// Held by the M inside the wait (blocking or not); others skip polling
-    /// meanwhile (the holder dispatches what arrives). Acquire on taking
-    /// pairs with the Release on giving back (the events buffer).
+    /// Held by the thread inside the wait (blocking or not); others skip
+    /// polling meanwhile (the holder dispatches what arrives), leaving a
+    /// note in `missed`. Acquire on taking pairs with the Release on giving
+    /// back (the events buffer).
     busy: AtomicBool,
+    /// A poll skipped for `busy`: the holder polls once more before it
+    /// leaves (an event that arrived after its wait returned would else
+    /// wait for the next poll).
+    missed: AtomicBool,
     /// Set by `wake` (which then writes `break_fd` once), cleared after
     /// each blocking wait (Go's netpollWakeSig); also tells the blocked M
     /// not to spin out the rest of its timeout.
     woken: AtomicBool,
-    /// Goroutines/threads waiting on some descriptor (Go's
-    /// netpollWaiters): with none, polling is skipped.
+    /// Goroutines/threads waiting on a descriptor registered here (Go's
+    /// netpollWaiters, per instance): with none, polling it is skipped.
     waiters: AtomicUsize,
-    /// Released PollDescs.
-    free: Mutex<Vec<&'static PollDesc>>,
-    /// Whether the kernel has epoll_pwait2 (ns timeouts; Linux 5.11).
-    pwait2: AtomicBool,
 }
 
 // SAFETY: `events` is only touched by the holder of `busy`.
-unsafe impl Sync for Netpoll {}
+unsafe impl Sync for Epoll {}
 // SAFETY: as above.
-unsafe impl Send for Netpoll {}
+unsafe impl Send for Epoll {}
+
+/// The process's poller state: the main instance, every M's own, and the
+/// PollDesc free list.
+struct Netpoll {
+    main: Epoll,
+    /// Waiters on every instance (`pending`, `netpoll_waiters`).
+    waiters: AtomicUsize,
+    /// Released PollDescs.
+    free: Mutex<Vec<&'static PollDesc>>,
+}
 
 /// Wake this long before a timer deadline and spin the rest (a timer
 /// expiry arrives tens of microseconds late in VMs); as the scheduler's
 /// timekeeper does.
 const EARLY_NS: i64 = 25_000;
-/// The event key of `break_fd` (PollDesc keys are addresses, never 1).
+/// The event key of an instance's `break_fd` (PollDesc keys are
+/// addresses, never 1 or 2).
 const BREAK_KEY: u64 = 1;
+/// The event key of the main instance nested in an M's own.
+const MAIN_KEY: u64 = 2;
 const EVENTS: usize = 128;
+/// Ms numbered below this get an instance of their own (more Ms exist only
+/// while many goroutines sit in blocking calls; theirs use the main one).
+const MAX_OWN: usize = 256;
 
 static NP: OnceLock<Netpoll> = OnceLock::new();
+/// Each M's own instance, by M number; set once, by the M itself.
+static OWN: [AtomicPtr<Epoll>; MAX_OWN] = [const { AtomicPtr::new(ptr::null_mut()) }; MAX_OWN];
+/// Whether the kernel has epoll_pwait2 (ns timeouts; Linux 5.11).
+static PWAIT2: AtomicBool = AtomicBool::new(true);
 
 /// Goroutines and threads waiting on a descriptor now (Go's
 /// `netpollWaiters`; gort's `/gort/netpoll/waiters:goroutines`). 0, without
@@ -206,71 +311,114 @@ pub fn netpoll_waiters() -> usize {
 
 fn netpoll() -> &'static Netpoll {
     static REGISTERED: std::sync::Once = std::sync::Once::new();
-    let np = NP.get_or_init(|| {
-        let fail =
-            |e: std::io::Error| -> ! { panic!("gort-netpoll: cannot create the poller: {e}") };
-        let poller = Poller::new().unwrap_or_else(|e| fail(e));
-        // SAFETY: plain eventfd(2).
-        let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if efd < 0 {
-            fail(std::io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor we own.
-        let break_fd = unsafe { OwnedFd::from_raw_fd(efd) };
-        // Level-triggered (as Go's): a non-blocking poll leaves a pending
-        // break for the blocking wait it is meant for.
-        // SAFETY: break_fd lives as long as the poller (both immortal).
-        unsafe {
-            poller
-                .add_with_mode(efd, Event::readable(BREAK_KEY as usize), PollMode::Level)
-                .unwrap_or_else(|e| fail(e));
-        }
-        Netpoll {
-            poller,
-            break_fd,
-            events: UnsafeCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS]),
-            busy: AtomicBool::new(false),
-            woken: AtomicBool::new(false),
-            waiters: AtomicUsize::new(0),
-            free: Mutex::new(Vec::new()),
-            pwait2: AtomicBool::new(true),
-        }
+    let np = NP.get_or_init(|| Netpoll {
+        main: Epoll::new()
+            .unwrap_or_else(|e| panic!("gort-netpoll: cannot create the poller: {e}")),
+        waiters: AtomicUsize::new(0),
+        free: Mutex::new(Vec::new()),
     });
     // SAFETY: NetpollSource polls epoll and readies waiters (poll never
-    // blocks; block waits in epoll_pwait2 until the deadline or a wake, its
-    // documented wait); it runs no user code and never registers again.
+    // blocks; block and block_own wait in epoll_pwait2 until the deadline
+    // or a wake, their documented wait); it runs no user code and never
+    // registers again.
     REGISTERED.call_once(|| unsafe { gort_sched::register_source(Arc::new(NetpollSource)) });
     np
 }
 
-impl Netpoll {
-    fn alloc(&self) -> &'static PollDesc {
-        if let Some(pd) = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
-            return pd;
-        }
-        Box::leak(Box::new(PollDesc {
-            rd: Dir::new(),
-            wd: Dir::new(),
-            generation: AtomicUsize::new(0),
-            rtimer: Mutex::new(None),
-            wtimer: Mutex::new(None),
-        }))
+/// The calling M's own instance (made on first use if `create`); `None` on
+/// a plain thread, or an M numbered `MAX_OWN` or above, or if the kernel
+/// refuses a new instance (then the main one serves).
+fn own_epoll(create: bool) -> Option<&'static Epoll> {
+    let slot = OWN.get(usize::try_from(gort_sched::m_id()?).ok()?)?;
+    let e = slot.load(Ordering::Acquire);
+    if !e.is_null() {
+        // SAFETY: set below from a leaked instance, never freed.
+        return Some(unsafe { &*e });
+    }
+    if !create {
+        return None;
+    }
+    let main = &netpoll().main;
+    let own = Epoll::new().ok()?;
+    // The main instance's events wake an M blocked in its own (edge-
+    // triggered: once per new event there).
+    own.ctl(
+        libc::EPOLL_CTL_ADD,
+        main.epfd.as_raw_fd(),
+        (libc::EPOLLIN | libc::EPOLLET) as u32,
+        MAIN_KEY,
+    )
+    .ok()?;
+    let own: &'static Epoll = Box::leak(Box::new(own));
+    // Only this M writes its slot.
+    slot.store(ptr::from_ref(own).cast_mut(), Ordering::Release);
+    Some(own)
+}
+
+fn fail_fd(r: libc::c_int) -> std::io::Result<OwnedFd> {
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r) })
+}
+
+impl Epoll {
+    fn new() -> std::io::Result<Epoll> {
+        // SAFETY: plain epoll_create1(2) and eventfd(2).
+        let epfd = fail_fd(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: as above.
+        let break_fd =
+            fail_fd(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+        let e = Epoll {
+            epfd,
+            break_fd,
+            events: UnsafeCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS]),
+            busy: AtomicBool::new(false),
+            missed: AtomicBool::new(false),
+            woken: AtomicBool::new(false),
+            waiters: AtomicUsize::new(0),
+        };
+        // Level-triggered (as Go's): a non-blocking poll leaves a pending
+        // break for the blocking wait it is meant for.
+        e.ctl(
+            libc::EPOLL_CTL_ADD,
+            e.break_fd.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            BREAK_KEY,
+        )?;
+        Ok(e)
     }
 
-    fn free(&self, pd: &'static PollDesc) {
-        pd.generation.fetch_add(1, Ordering::Relaxed);
-        pd.rd.reset();
-        pd.wd.reset();
-        self.free.lock().unwrap_or_else(|e| e.into_inner()).push(pd);
+    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, key: u64) -> std::io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: key };
+        // SAFETY: plain epoll_ctl(2) on our instance with a valid event.
+        if unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Registers a descriptor: both directions, edge-triggered, with
+    /// EPOLLRDHUP (the short-read hint needs to know of a peer's shutdown:
+    /// see `pd::UNUSUAL`).
+    fn add(&self, fd: RawFd, key: usize) -> std::io::Result<()> {
+        let events =
+            libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET;
+        self.ctl(libc::EPOLL_CTL_ADD, fd, events as u32, key as u64)
+    }
+
+    fn delete(&self, fd: RawFd) {
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0);
     }
 
     /// One `epoll_pwait2`/`epoll_wait` into `ev`: `None` blocks until an
     /// event, else waits at most `timeout` ns. Returns the event count.
     fn epoll(&self, ev: &mut [libc::epoll_event], timeout: Option<i64>) -> usize {
-        let epfd = self.poller.as_raw_fd();
+        let epfd = self.epfd.as_raw_fd();
         loop {
             let n = match timeout {
-                Some(t) if t > 0 && self.pwait2.load(Ordering::Relaxed) => {
+                Some(t) if t > 0 && PWAIT2.load(Ordering::Relaxed) => {
                     let ts = libc::timespec {
                         tv_sec: (t / 1_000_000_000) as libc::time_t,
                         tv_nsec: (t % 1_000_000_000) as libc::c_long,
@@ -290,7 +438,7 @@ impl Netpoll {
                     };
                     if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS)
                     {
-                        self.pwait2.store(false, Ordering::Relaxed);
+                        PWAIT2.store(false, Ordering::Relaxed);
                         continue;
                     }
                     r as libc::c_int
@@ -316,12 +464,38 @@ impl Netpoll {
         }
     }
 
+    /// Takes `busy`, or leaves a note in `missed` for its holder (then
+    /// takes it after all if the holder let go meanwhile: either the holder
+    /// sees the note, or we see `busy` free).
+    fn take_busy(&self) -> bool {
+        loop {
+            if !self.busy.swap(true, Ordering::SeqCst) {
+                return true;
+            }
+            self.missed.store(true, Ordering::SeqCst);
+            if self.busy.load(Ordering::SeqCst) {
+                return false;
+            }
+        }
+    }
+
     /// Waits for events (blocking: at most until `until`, nanotime) and
-    /// readies their waiters. Skips if another M is inside the poller.
-    fn poll(&self, until: Option<i64>, block: bool) {
-        if self.busy.swap(true, Ordering::Acquire) {
+    /// readies their waiters. Skips if another thread is inside.
+    fn poll(&self, until: Option<i64>, mut block: bool) {
+        if !self.take_busy() {
             return;
         }
+        loop {
+            self.poll_held(until, block);
+            self.busy.store(false, Ordering::SeqCst);
+            if !self.missed.swap(false, Ordering::SeqCst) || !self.take_busy() {
+                return;
+            }
+            block = false;
+        }
+    }
+
+    fn poll_held(&self, until: Option<i64>, block: bool) {
         let timeout = match (block, until) {
             (false, _) => Some(0),
             (true, None) => None,
@@ -333,15 +507,19 @@ impl Netpoll {
                 let n = self.epoll(ev, timeout);
                 for e in &ev[..n] {
                     let (flags, key) = (e.events, e.u64);
-                    if key == BREAK_KEY {
-                        if !block {
-                            continue; // not ours: the blocked M's break
+                    match key {
+                        BREAK_KEY => {
+                            if !block {
+                                continue; // not ours: the blocked M's break
+                            }
+                            let mut b = [0u8; 8];
+                            // SAFETY: draining our eventfd into a local buffer.
+                            let _ = libc::read(self.break_fd.as_raw_fd(), b.as_mut_ptr().cast(), 8);
                         }
-                        let mut b = [0u8; 8];
-                        // SAFETY: draining our eventfd into a local buffer.
-                        let _ = libc::read(self.break_fd.as_raw_fd(), b.as_mut_ptr().cast(), 8);
-                    } else {
-                        dispatch(flags, key as usize);
+                        // Nested in an M's own instance: the main one has
+                        // events (only own instances hold this key).
+                        MAIN_KEY => registered().main.poll(None, false),
+                        _ => dispatch(flags, key as usize),
                     }
                 }
                 n > 0
@@ -362,7 +540,50 @@ impl Netpoll {
                 }
             }
         }
-        self.busy.store(false, Ordering::Release);
+    }
+
+    /// Interrupts a blocking wait (Go's netpollBreak): one write per
+    /// blocking wait (Go's netpollWakeSig).
+    fn wake(&self) {
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            let one = 1u64.to_ne_bytes();
+            // SAFETY: an 8-byte write to our eventfd; EAGAIN (counter full)
+            // still leaves it readable, which is all we need.
+            let _ = unsafe { libc::write(self.break_fd.as_raw_fd(), one.as_ptr().cast(), 8) };
+        }
+    }
+
+    /// A non-blocking poll, if anyone waits on a descriptor here.
+    fn poll_if_waited(&self) {
+        if self.waiters.load(Ordering::SeqCst) != 0 {
+            self.poll(None, false);
+        }
+    }
+}
+
+impl Netpoll {
+    fn alloc(&self) -> &'static PollDesc {
+        if let Some(pd) = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            return pd;
+        }
+        Box::leak(Box::new(PollDesc {
+            rd: Dir::new(),
+            wd: Dir::new(),
+            generation: AtomicUsize::new(0),
+            rtimer: Mutex::new(None),
+            wtimer: Mutex::new(None),
+            fd: AtomicI32::new(-1),
+            home: AtomicPtr::new(ptr::null_mut()),
+            moves: Mutex::new(0),
+            waiting: AtomicUsize::new(0),
+        }))
+    }
+
+    fn free(&self, pd: &'static PollDesc) {
+        pd.generation.fetch_add(1, Ordering::Relaxed);
+        pd.rd.reset();
+        pd.wd.reset();
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).push(pd);
     }
 }
 
@@ -392,18 +613,30 @@ fn dispatch(flags: u32, key: usize) {
     }
 }
 
-/// The scheduler's view of the poller: idle Ms poll it without blocking
-/// (when anyone waits on a descriptor), and one idle M at a time blocks in
-/// it until the next timer deadline; readying a goroutine bound to that M
-/// interrupts the wait (Go's netpollBreak).
+/// The scheduler's view of the poller. Idle and (every so often) busy Ms
+/// poll their own instance and the main one without blocking, when anyone
+/// waits on a descriptor there; an idle M whose goroutines wait on
+/// descriptors blocks in its own instance, which readying one of its
+/// goroutines interrupts; otherwise one idle M at a time may block in the
+/// main instance until the next timer deadline (Go's netpoll and
+/// netpollBreak).
 struct NetpollSource;
+
+/// The poller, for the source's methods: it exists before the source is
+/// registered, and `netpoll()` must not be re-entered from the
+/// registration itself (which may wake sources: its `Once` would wait for
+/// itself).
+fn registered() -> &'static Netpoll {
+    NP.get()
+        .expect("gort-netpoll: source registered before the poller")
+}
 
 impl Source for NetpollSource {
     fn poll(&self, _now: i64) -> Option<i64> {
-        let np = netpoll();
-        if np.waiters.load(Ordering::SeqCst) != 0 {
-            np.poll(None, false);
+        if let Some(own) = own_epoll(false) {
+            own.poll_if_waited();
         }
+        registered().main.poll_if_waited();
         None
     }
 
@@ -412,22 +645,36 @@ impl Source for NetpollSource {
     }
 
     fn block(&self, until: Option<i64>) {
-        netpoll().poll(until, true);
+        registered().main.poll(until, true);
+    }
+
+    fn wake(&self) {
+        registered().main.wake();
     }
 
     /// A goroutine waits on a descriptor (an event may still ready it).
     fn pending(&self) -> bool {
-        netpoll().waiters.load(Ordering::SeqCst) != 0
+        registered().waiters.load(Ordering::SeqCst) != 0
     }
 
-    fn wake(&self) {
-        let np = netpoll();
-        // One write per blocking wait (Go's netpollWakeSig).
-        if !np.woken.swap(true, Ordering::AcqRel) {
-            let one = 1u64.to_ne_bytes();
-            // SAFETY: an 8-byte write to our eventfd; EAGAIN (counter full)
-            // still leaves it readable, which is all we need.
-            let _ = unsafe { libc::write(np.break_fd.as_raw_fd(), one.as_ptr().cast(), 8) };
+    fn has_own(&self) -> bool {
+        own_epoll(false).is_some_and(|e| e.waiters.load(Ordering::SeqCst) != 0)
+    }
+
+    fn block_own(&self, until: Option<i64>) {
+        if let Some(own) = own_epoll(false) {
+            own.poll(until, true);
+        }
+    }
+
+    fn wake_own(&self, m: u64) {
+        let e = usize::try_from(m)
+            .ok()
+            .and_then(|m| OWN.get(m))
+            .map_or(ptr::null_mut(), |slot| slot.load(Ordering::Acquire));
+        if !e.is_null() {
+            // SAFETY: a leaked instance, never freed.
+            unsafe { &*e }.wake();
         }
     }
 }

@@ -500,3 +500,49 @@ fn linger_zero(s: &std::net::TcpStream) {
     };
     assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
 }
+
+/// A goroutine's descriptor lives in its M's own poller, which only that M
+/// polls: it does so every so often while busy, so readiness reaches a
+/// reader whose M never runs dry (here every M is kept busy by goroutines
+/// that only yield).
+#[test]
+fn readiness_reaches_a_goroutine_whose_m_stays_busy() {
+    run(|| {
+        let stop = Arc::new(AtomicUsize::new(0));
+        let spinners: Vec<_> = (0..4)
+            .map(|_| {
+                let stop = stop.clone();
+                go(move || {
+                    while stop.load(Ordering::Relaxed) == 0 {
+                        gort_sched::gosched();
+                    }
+                })
+            })
+            .collect();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        // The peer: a plain thread echoing 50 one-byte messages.
+        let peer = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            let mut b = [0u8; 1];
+            for _ in 0..50 {
+                s.read_exact(&mut b).unwrap();
+                s.write_all(&b).unwrap();
+            }
+        });
+        let (mut c, _) = l.accept().unwrap();
+        c.set_nodelay(true).unwrap();
+        c.set_read_deadline(Some(std::time::Instant::now() + Duration::from_secs(20)));
+        for i in 0..50u8 {
+            c.write_all(&[i]).unwrap();
+            let mut b = [0u8; 1];
+            c.read_exact(&mut b).expect("an echo while every M is busy");
+            assert_eq!(b[0], i);
+        }
+        stop.store(1, Ordering::Relaxed);
+        for s in spinners {
+            s.join().unwrap();
+        }
+        peer.join().unwrap();
+    });
+}

@@ -621,6 +621,13 @@ mod api {
         crate::rt::current_p()
     }
 
+    /// The number of the M (the OS thread, named `gort-m<n>`) running the
+    /// calling goroutine, or `None` on a plain thread. A started goroutine
+    /// never changes M, so it never changes; M numbers are never reused.
+    pub fn m_id() -> Option<u64> {
+        crate::rt::current_m_id()
+    }
+
     /// The running goroutine's id, or `None` on a plain thread.
     pub fn goid() -> Option<u64> {
         crate::rt::current_g().map(|g| g.goid())

@@ -38,6 +38,29 @@ pub trait Source: Send + Sync + 'static {
     /// block.
     fn wake(&self) {}
 
+    /// Whether the calling M (an idle M, on its own thread) has a wait of
+    /// its own in this source that it should block in rather than sleep:
+    /// the netpoller's epoll instance for the descriptors this M's
+    /// goroutines wait on. Only the eager source (the first that
+    /// [`Source::blocks`]) is asked.
+    fn has_own(&self) -> bool {
+        false
+    }
+
+    /// Blocks the calling M in its own wait until an event, `until`
+    /// (nanotime) or [`Source::wake_own`] with its id; then readies what
+    /// became ready. Called by each M for itself, only after
+    /// [`Source::has_own`] said yes.
+    fn block_own(&self, until: Option<i64>) {
+        let _ = until;
+    }
+
+    /// Interrupts M `m`'s [`Source::block_own`] (`m` as
+    /// [`crate::m_id`] gives it). Must be cheap and must not block.
+    fn wake_own(&self, m: u64) {
+        let _ = m;
+    }
+
     /// Whether this source may still ready a goroutine or spawn one by
     /// itself (a timer is pending, a goroutine waits on a descriptor).
     /// sysmon's deadlock check declares deadlock only when no source has

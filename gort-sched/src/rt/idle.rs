@@ -389,10 +389,7 @@ pub(super) fn idle_p_or_wait(
 /// the parker cannot interrupt. The M stores `in_source` (SeqCst) before it
 /// re-checks `nextp`: either it sees the P, or we see it in the source.
 pub(super) fn hand_p_wake(s: &'static Sched, m: &'static M) {
-    m.parker.unpark();
-    if m.in_source.load(Ordering::SeqCst) {
-        wake_sources(s);
-    }
+    wake_m(s, m);
 }
 
 pub(super) fn remove_idle_m(s: &'static Sched, m: &M) {
@@ -419,10 +416,14 @@ fn wait_nextp_spin(m: &M) -> bool {
 }
 
 /// Spins up to `budget_ns` for work: our inbox, the global queue, or
-/// another P's queue. Returns whether something turned up; false at once
-/// when an M waits for a P (it gets ours).
+/// another P's queue; and, every `WATCH_POLL_NS`, what the eager source
+/// has for us if this M has a wait of its own there (no other M polls it:
+/// the netpoller's per-M instance). Returns whether something turned up;
+/// false at once when an M waits for a P (it gets ours).
 pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P, budget_ns: i64) -> bool {
     let start = nanotime();
+    let own = s.eager.get().filter(|src| src.has_own());
+    let mut polled = start;
     let mut i = 0u32;
     loop {
         if m.has_inbox() || s.global_len.load(Ordering::Relaxed) > 0 {
@@ -437,8 +438,20 @@ pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P, budget_ns: i64) -> bool
         if cfg!(gort_loom) || i % 64 == 0 {
             let n = s.gomaxprocs();
             let others = (0..n).any(|id| id != p.id && s.p(id).is_some_and(|v| !v.runq.is_empty()));
-            if others || nanotime() - start > budget_ns {
+            let now = nanotime();
+            if others || now - start > budget_ns {
                 return others;
+            }
+            if let Some(src) = own.filter(|_| now - polled >= WATCH_POLL_NS) {
+                polled = now;
+                src.poll(now);
+                // What it readied for us went to our own queues (we are
+                // the goroutines' M).
+                // SAFETY: our own thread; no switch happens in here.
+                let ml = unsafe { m.local() };
+                if ml.runnext.is_some() || !ml.runq.is_empty() {
+                    return true;
+                }
             }
         }
         spin_loop();

@@ -23,6 +23,10 @@ pub(crate) struct M {
     /// goroutines then also call the source's wake. SeqCst with the inbox
     /// check (a Dekker pair).
     pub(super) in_source: AtomicBool,
+    /// True while the M blocks in its own wait in the eager source
+    /// ([`Source::block_own`]: its epoll instance); wakers then also call
+    /// [`Source::wake_own`]. SeqCst, as `in_source`.
+    pub(super) in_own: AtomicBool,
     /// Set by sysmon when the goroutine running here has run 10 ms without
     /// switching; honoured (cleared, and the goroutine yields) at its next
     /// preemption point, cleared at every switch.
@@ -196,6 +200,13 @@ pub(super) fn current_m() -> *const M {
     CUR.with(|c| c.m.get())
 }
 
+/// The calling thread's M number, if it is an M.
+pub(crate) fn current_m_id() -> Option<u64> {
+    let m = current_m();
+    // SAFETY: Ms are immortal.
+    (!m.is_null()).then(|| unsafe { (*m).id })
+}
+
 /// The running goroutine; None on a plain thread (or an M's own stack).
 #[inline(never)]
 pub(crate) fn current_g() -> Option<&'static G> {
@@ -238,6 +249,7 @@ impl M {
             nextp: AtomicPtr::new(nextp.cast_mut()),
             start_spinning: AtomicBool::new(spinning),
             in_source: AtomicBool::new(false),
+            in_own: AtomicBool::new(false),
             preempt: AtomicBool::new(false),
             nbound: AtomicU32::new(0),
             latencies: crate::prof_types::TimeHistogram::new(),

@@ -125,6 +125,14 @@ pub(super) const IDLE_SPIN_NS: i64 = 50_000;
 /// 3 to 7).
 pub(super) const QUIET_SPIN_NS: i64 = 10_000;
 
+/// A watching idle M polls its own wait in the eager source (the
+/// netpoller's per-M instance, which no other M polls) this often.
+pub(super) const WATCH_POLL_NS: i64 = 2_000;
+
+/// A busy M polls the network poller once every this many schedules (its
+/// own descriptors' events reach nobody else; Go's 61 for the global queue).
+pub(super) const POLL_TICKS: u32 = 61;
+
 /// Schedules an M may run on its P while another M waits for one.
 pub(super) const P_QUANTUM: u32 = 64;
 

@@ -128,12 +128,10 @@ pub(crate) fn ready_g(g: &'static G) {
             Err(h) => head = h,
         }
     }
-    m.parker.unpark();
-    // SeqCst pairs with the M's SeqCst store of in_source before it re-checks
-    // its inbox: either it sees our G, or we see it blocked in the source.
-    if m.in_source.load(Ordering::SeqCst) {
-        wake_sources(sched());
-    }
+    // SeqCst (in wake_m) pairs with the M's SeqCst store of in_source or
+    // in_own before it re-checks its inbox: either it sees our G, or we see
+    // it blocked in the source.
+    wake_m(sched(), m);
 }
 
 /// Moves everything in the M's inbox to its local queue, oldest first.
@@ -192,6 +190,7 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
             continue;
         }
         check_deadline(s);
+        every_so_often_poll(s, ml.schedtick);
         // Sources may have readied goroutines of this M, through ready_g's
         // own borrow of the M-local state: take ours afresh.
         // SAFETY: our own thread; no switch happens inside this function.
@@ -259,6 +258,18 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
             continue;
         }
         release_and_sleep(s, m);
+    }
+}
+
+/// A busy M polls the eager source (the netpoller) every `POLL_TICKS`
+/// schedules: events for its goroutines arrive in its own wait, which no
+/// other M harvests, and must not wait until it runs out of work.
+#[inline]
+fn every_so_often_poll(s: &'static Sched, schedtick: u32) {
+    if schedtick % POLL_TICKS == 0 {
+        if let Some(src) = s.eager.get() {
+            src.poll(nanotime());
+        }
     }
 }
 
@@ -372,6 +383,7 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
             continue;
         }
         check_deadline(s);
+        every_so_often_poll(s, ml.schedtick);
         // SAFETY: as above (sources may have readied our goroutines).
         let ml = unsafe { m.local() };
         if m.has_inbox() {

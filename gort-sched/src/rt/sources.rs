@@ -24,7 +24,7 @@ pub(crate) fn note_deadline(s: &'static Sched, when: i64) {
     let tk = s.timekeeper.load(Ordering::SeqCst);
     if !tk.is_null() {
         // SAFETY: Ms are immortal.
-        unsafe { &*tk }.parker.unpark();
+        wake_m(s, unsafe { &*tk });
         return;
     }
     if s.source_blocked.load(Ordering::SeqCst) {
@@ -34,8 +34,24 @@ pub(crate) fn note_deadline(s: &'static Sched, when: i64) {
     // Wake an idle M (it needs no P to poll), or start one if Ps are idle.
     let m = s.lock_idle().midle.last().copied();
     match m {
-        Some(m) => m.parker.unpark(),
+        Some(m) => wake_m(s, m),
         None => wakep(s),
+    }
+}
+
+/// Wakes `m` wherever it sleeps: on its parker, in the blocking source all
+/// Ms share (`in_source`), or in its own wait (`in_own`). The caller has
+/// published what `m` is to find (SeqCst), so that either `m` sees it
+/// after storing its flag, or we see the flag.
+pub(super) fn wake_m(s: &'static Sched, m: &M) {
+    m.parker.unpark();
+    if m.in_source.load(Ordering::SeqCst) {
+        wake_sources(s);
+    }
+    if m.in_own.load(Ordering::SeqCst) {
+        if let Some(src) = s.eager.get() {
+            src.wake_own(m.id);
+        }
     }
 }
 
@@ -94,6 +110,47 @@ pub(super) fn poll_sources(s: &'static Sched) -> bool {
     next <= nanotime()
 }
 
+/// Blocks an idle M in its own wait in the eager source (the descriptors
+/// its goroutines wait on: the kernel wakes exactly the M whose goroutine
+/// an event is for), keeping time too if no M does.
+fn own_wait(
+    s: &'static Sched,
+    m: &'static M,
+    src: &dyn Source,
+    source_deadline: i64,
+    compact_at: i64,
+) {
+    let keeper = source_deadline != i64::MAX
+        && s.timekeeper
+            .compare_exchange(
+                ptr::null_mut(),
+                m as *const M as *mut M,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+    let until = if keeper {
+        source_deadline.min(compact_at)
+    } else {
+        compact_at
+    };
+    m.in_own.store(true, Ordering::SeqCst);
+    // SeqCst store, then these checks (see wake_m): work handed to us, or
+    // an earlier deadline noted (note_deadline wakes the timekeeper or an
+    // idle M, us perhaps, through wake_m: our parker alone would not end
+    // the wait), and we do not block.
+    if !m.has_inbox()
+        && m.nextp.load(Ordering::SeqCst).is_null()
+        && s.next_deadline.load(Ordering::SeqCst) >= source_deadline
+    {
+        src.block_own((until != i64::MAX).then_some(until));
+    }
+    m.in_own.store(false, Ordering::SeqCst);
+    if keeper {
+        s.timekeeper.store(ptr::null_mut(), Ordering::SeqCst);
+    }
+}
+
 /// Sleeps an idle M until woken, or until the next source deadline (one M
 /// keeps time; one may block inside a blocking source).
 pub(super) fn sleep_idle(s: &'static Sched, m: &'static M) {
@@ -121,6 +178,10 @@ pub(super) fn sleep_idle(s: &'static Sched, m: &'static M) {
     }
     let source_deadline = s.next_deadline.load(Ordering::SeqCst);
     let deadline = source_deadline.min(compact_at);
+    if let Some(src) = s.eager.get().filter(|src| src.has_own()) {
+        own_wait(s, m, &**src, source_deadline, compact_at);
+        return;
+    }
     let blocking = {
         let srcs = s.sources.read();
         srcs.iter().find(|x| x.blocks()).cloned()

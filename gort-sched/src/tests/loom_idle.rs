@@ -141,6 +141,64 @@ fn inbox_ready_racing_an_m_entering_the_source() {
     });
 }
 
+/// A source with a wait of each M's own (the netpoller's per-M epoll
+/// instance's stand-in): `block_own` waits until `wake_own`.
+struct Own {
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Source for Own {
+    fn poll(&self, _now: i64) -> Option<i64> {
+        None
+    }
+    fn blocks(&self) -> bool {
+        true
+    }
+    fn has_own(&self) -> bool {
+        true
+    }
+    fn block_own(&self, _until: Option<i64>) {
+        let mut w = self.woken.lock().unwrap();
+        while !*w {
+            w = self.cv.wait(w).unwrap();
+        }
+        *w = false;
+        drop(w);
+        exit_if_shutdown();
+    }
+    fn wake_own(&self, _m: u64) {
+        *self.woken.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+}
+
+/// As `inbox_ready_racing_an_m_entering_the_source`, for an M that blocks
+/// in its own wait (`own_wait`): it stores `in_own` before it re-checks
+/// its inbox, and `wake_m` checks `in_own` after the push. Shown to catch
+/// the bug: dropping the inbox re-check from `own_wait` makes loom report
+/// the deadlock.
+#[test]
+fn inbox_ready_racing_an_m_entering_its_own_wait() {
+    model(|| {
+        let s = new_sched(1);
+        let src = Arc::new(Own {
+            woken: Mutex::new(false),
+            cv: Condvar::new(),
+        });
+        add_source(s, src.clone());
+        let g = new_g(1);
+        let m = start_m(s, |s, m| {
+            stopm(s, m);
+            schedule(s, m)
+        });
+        bind(g, m);
+        ready_g(g);
+        assert_eq!(wait_ran(1), [1]);
+        shutdown(|| src.wake_own(0));
+    });
+}
+
 /// A timer source: `live` timers and, earliest first, timers `stopped`
 /// since the scheduler last looked (by threads the model leaves out). A poll
 /// discards the earliest stopped one (as a timer heap drops the stopped

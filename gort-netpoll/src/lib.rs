@@ -35,8 +35,8 @@
 //!   those with waiters, Go's `netpollAnyWaiters`), a busy M every 61
 //!   schedules; an idle M whose goroutines wait on descriptors blocks in
 //!   its own instance (so the kernel wakes exactly the M an event is for),
-//!   and otherwise one idle M at a time blocks in the main one until the
-//!   next timer deadline. Readying a goroutine bound to a blocked M,
+//!   and otherwise one idle M at a time blocks in a spare instance that
+//!   nests the main one, until the next timer deadline. Readying a goroutine bound to a blocked M,
 //!   handing it a P, or arming an earlier timer interrupts its wait (Go's
 //!   `netpollBreak`). Like the scheduler's timekeeper, a blocked M wakes
 //!   25 µs before a timer deadline and spins the rest, so timers stay

@@ -12,7 +12,8 @@
 //! instance of the M that waits on it, at most [`MAX_MOVES`] times; one
 //! waited on from plain threads, or from goroutines of several Ms by
 //! turns, settles in the main instance, which is nested in every M's own
-//! and which one idle M at a time may also block in (gort-sched's
+//! (so it holds no break eventfd: a break would wake them all) and in a
+//! spare instance, which one idle M at a time may block in (gort-sched's
 //! protocol for a blocking source).
 //!
 //! A stale event (for a descriptor closed after epoll reported it) either
@@ -168,31 +169,33 @@ impl PollDesc {
     /// instance is nested in every M's own). Registering reports readiness
     /// already there, so adding to the new instance before deleting from
     /// the old loses nothing, and an event the old one still reports is a
-    /// spurious one. If a move's add fails (out of memory, the user's epoll
-    /// watch limit), the descriptor stays where it is and its events reach
-    /// this M through whoever polls there; if the first registration
-    /// fails, the wait fails with its error.
+    /// spurious one. If the add fails (out of memory, the user's epoll
+    /// watch limit), it goes to the main instance; if that fails too, the
+    /// wait fails with the error (the descriptor stays where it was).
     fn rehome(&'static self, np: &'static Netpoll) -> std::io::Result<&'static Epoll> {
         let mine = own_epoll(true).unwrap_or(&np.main);
         let mut moves = self.moves.lock().unwrap_or_else(|e| e.into_inner());
         let others = self.waiting.fetch_add(1, Ordering::Relaxed);
         let cur = self.home();
-        let to = match cur {
-            Some(cur) if ptr::eq(cur, mine) || ptr::eq(cur, &np.main) && others > 0 => {
-                return Ok(cur)
-            }
-            Some(_) if *moves >= MAX_MOVES || others > 0 => &np.main,
+        let settled = *moves >= MAX_MOVES || others > 0;
+        let mut to = match cur {
+            Some(cur) if ptr::eq(cur, mine) || ptr::eq(cur, &np.main) && settled => return Ok(cur),
+            Some(_) if settled => &np.main,
             _ => mine,
         };
         let fd = self.fd.load(Ordering::Relaxed);
-        match (to.add(fd, self.key()), cur) {
-            (Err(e), None) => return Err(e),
-            (Err(_), Some(cur)) => return Ok(cur),
-            (Ok(()), Some(cur)) => {
-                cur.delete(fd);
-                *moves += 1;
+        if let Err(e) = to.add(fd, self.key()) {
+            // Never left counted on an instance nobody may poll for us
+            // (another M's, which may be busy or gone): the main one, or
+            // the error.
+            if ptr::eq(to, &np.main) || np.main.add(fd, self.key()).is_err() {
+                return Err(e);
             }
-            (Ok(()), None) => {}
+            to = &np.main;
+        }
+        if let Some(cur) = cur {
+            cur.delete(fd);
+            *moves += 1;
         }
         self.home
             .store(ptr::from_ref(to).cast_mut(), Ordering::Release);
@@ -272,10 +275,17 @@ unsafe impl Sync for Epoll {}
 // SAFETY: as above.
 unsafe impl Send for Epoll {}
 
-/// The process's poller state: the main instance, every M's own, and the
-/// PollDesc free list.
+/// The process's poller state: the main instance, the one its blocker
+/// waits in, and the PollDesc free list.
 struct Netpoll {
+    /// Descriptors waited on from plain threads or from several Ms. No
+    /// break eventfd in it: it is nested in every M's own instance, and a
+    /// break meant for its blocker would wake them all.
     main: Epoll,
+    /// What an M without waits of its own blocks in for the main instance
+    /// (gort-sched's one-blocker protocol: `Source::block`/`wake`): the
+    /// main instance nested, and a break eventfd.
+    spare: Epoll,
     /// Waiters on every instance (`pending`, `netpoll_waiters`).
     waiters: AtomicUsize,
     /// Released PollDescs.
@@ -311,11 +321,17 @@ pub fn netpoll_waiters() -> usize {
 
 fn netpoll() -> &'static Netpoll {
     static REGISTERED: std::sync::Once = std::sync::Once::new();
-    let np = NP.get_or_init(|| Netpoll {
-        main: Epoll::new()
-            .unwrap_or_else(|e| panic!("gort-netpoll: cannot create the poller: {e}")),
-        waiters: AtomicUsize::new(0),
-        free: Mutex::new(Vec::new()),
+    let np = NP.get_or_init(|| {
+        let fail =
+            |e: std::io::Error| -> ! { panic!("gort-netpoll: cannot create the poller: {e}") };
+        let main = Epoll::new(false).unwrap_or_else(|e| fail(e));
+        let spare = Epoll::nesting(&main).unwrap_or_else(|e| fail(e));
+        Netpoll {
+            main,
+            spare,
+            waiters: AtomicUsize::new(0),
+            free: Mutex::new(Vec::new()),
+        }
     });
     // SAFETY: NetpollSource polls epoll and readies waiters (poll never
     // blocks; block and block_own wait in epoll_pwait2 until the deadline
@@ -338,18 +354,7 @@ fn own_epoll(create: bool) -> Option<&'static Epoll> {
     if !create {
         return None;
     }
-    let main = &netpoll().main;
-    let own = Epoll::new().ok()?;
-    // The main instance's events wake an M blocked in its own (edge-
-    // triggered: once per new event there).
-    own.ctl(
-        libc::EPOLL_CTL_ADD,
-        main.epfd.as_raw_fd(),
-        (libc::EPOLLIN | libc::EPOLLET) as u32,
-        MAIN_KEY,
-    )
-    .ok()?;
-    let own: &'static Epoll = Box::leak(Box::new(own));
+    let own: &'static Epoll = Box::leak(Box::new(Epoll::nesting(&netpoll().main).ok()?));
     // Only this M writes its slot.
     slot.store(ptr::from_ref(own).cast_mut(), Ordering::Release);
     Some(own)
@@ -364,7 +369,21 @@ fn fail_fd(r: libc::c_int) -> std::io::Result<OwnedFd> {
 }
 
 impl Epoll {
-    fn new() -> std::io::Result<Epoll> {
+    /// An instance with a break eventfd and the main instance nested in it
+    /// (edge-triggered: an M blocked here wakes once per new event there).
+    fn nesting(main: &Epoll) -> std::io::Result<Epoll> {
+        let e = Epoll::new(true)?;
+        e.ctl(
+            libc::EPOLL_CTL_ADD,
+            main.epfd.as_raw_fd(),
+            (libc::EPOLLIN | libc::EPOLLET) as u32,
+            MAIN_KEY,
+        )?;
+        Ok(e)
+    }
+
+    /// An instance; with its break eventfd registered if `with_break`.
+    fn new(with_break: bool) -> std::io::Result<Epoll> {
         // SAFETY: plain epoll_create1(2) and eventfd(2).
         let epfd = fail_fd(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: as above.
@@ -381,12 +400,14 @@ impl Epoll {
         };
         // Level-triggered (as Go's): a non-blocking poll leaves a pending
         // break for the blocking wait it is meant for.
-        e.ctl(
-            libc::EPOLL_CTL_ADD,
-            e.break_fd.as_raw_fd(),
-            libc::EPOLLIN as u32,
-            BREAK_KEY,
-        )?;
+        if with_break {
+            e.ctl(
+                libc::EPOLL_CTL_ADD,
+                e.break_fd.as_raw_fd(),
+                libc::EPOLLIN as u32,
+                BREAK_KEY,
+            )?;
+        }
         Ok(e)
     }
 
@@ -496,7 +517,7 @@ impl Epoll {
     }
 
     fn poll_held(&self, until: Option<i64>, block: bool) {
-        let timeout = match (block, until) {
+        let mut timeout = match (block, until) {
             (false, _) => Some(0),
             (true, None) => None,
             (true, Some(u)) => Some((u - nanotime() - EARLY_NS).max(0)),
@@ -504,25 +525,35 @@ impl Epoll {
         // SAFETY: we hold `busy`.
         let got = unsafe {
             self.events.with_mut(|ev| {
-                let n = self.epoll(ev, timeout);
-                for e in &ev[..n] {
-                    let (flags, key) = (e.events, e.u64);
-                    match key {
-                        BREAK_KEY => {
-                            if !block {
-                                continue; // not ours: the blocked M's break
+                let mut got = false;
+                // A full buffer may have left events behind: take them
+                // too (a nested instance's edge will not come again).
+                loop {
+                    let n = self.epoll(ev, timeout);
+                    got |= n > 0;
+                    for e in &ev[..n] {
+                        let (flags, key) = (e.events, e.u64);
+                        match key {
+                            BREAK_KEY => {
+                                if !block {
+                                    continue; // not ours: the blocked M's break
+                                }
+                                let mut b = [0u8; 8];
+                                // SAFETY: draining our eventfd into a local buffer.
+                                let _ =
+                                    libc::read(self.break_fd.as_raw_fd(), b.as_mut_ptr().cast(), 8);
                             }
-                            let mut b = [0u8; 8];
-                            // SAFETY: draining our eventfd into a local buffer.
-                            let _ = libc::read(self.break_fd.as_raw_fd(), b.as_mut_ptr().cast(), 8);
+                            // Nested here (an M's own instance, or the
+                            // spare): the main one has events.
+                            MAIN_KEY => registered().main.poll(None, false),
+                            _ => dispatch(flags, key as usize),
                         }
-                        // Nested in an M's own instance: the main one has
-                        // events (only own instances hold this key).
-                        MAIN_KEY => registered().main.poll(None, false),
-                        _ => dispatch(flags, key as usize),
                     }
+                    if n < ev.len() {
+                        return got;
+                    }
+                    timeout = Some(0);
                 }
-                n > 0
             })
         };
         if block {
@@ -645,16 +676,22 @@ impl Source for NetpollSource {
     }
 
     fn block(&self, until: Option<i64>) {
-        registered().main.poll(until, true);
+        registered().spare.poll(until, true);
     }
 
     fn wake(&self) {
-        registered().main.wake();
+        registered().spare.wake();
     }
 
     /// A goroutine waits on a descriptor (an event may still ready it).
     fn pending(&self) -> bool {
         registered().waiters.load(Ordering::SeqCst) != 0
+    }
+
+    fn poll_own(&self) {
+        if let Some(own) = own_epoll(false) {
+            own.poll_if_waited();
+        }
     }
 
     fn has_own(&self) -> bool {

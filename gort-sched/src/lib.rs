@@ -623,7 +623,10 @@ mod api {
 
     /// The number of the M (the OS thread, named `gort-m<n>`) running the
     /// calling goroutine, or `None` on a plain thread. A started goroutine
-    /// never changes M, so it never changes; M numbers are never reused.
+    /// keeps its M, so this changes only across
+    /// [`lock_os_thread_alone`], which moves it to a thread of its own. An
+    /// M that left the scheduler may come back, number and all, on a new
+    /// thread.
     pub fn m_id() -> Option<u64> {
         crate::rt::current_m_id()
     }

@@ -47,6 +47,11 @@ pub trait Source: Send + Sync + 'static {
         false
     }
 
+    /// Readies what the calling M's own wait has (see [`Source::has_own`])
+    /// without blocking: a busy M every so often, a watching idle M
+    /// often (nobody else polls it).
+    fn poll_own(&self) {}
+
     /// Blocks the calling M in its own wait until an event, `until`
     /// (nanotime) or [`Source::wake_own`] with its id; then readies what
     /// became ready. Called by each M for itself, only after

@@ -451,7 +451,7 @@ pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P, budget_ns: i64) -> bool
             }
             if let Some(src) = own.filter(|_| now - polled >= WATCH_POLL_NS) {
                 polled = now;
-                src.poll(now);
+                src.poll_own();
                 // What it readied for us went to our own queues (we are
                 // the goroutines' M).
                 // SAFETY: our own thread; no switch happens in here.

@@ -346,6 +346,7 @@ fn alloc_m(s: &'static Sched, nextp: *const P) -> &'static M {
             m.nextp.store(nextp.cast_mut(), Ordering::Relaxed);
             m.start_spinning.store(false, Ordering::Relaxed);
             m.in_source.store(false, Ordering::Relaxed);
+            m.in_own.store(false, Ordering::Relaxed);
             m.nbound.store(0, Ordering::Relaxed);
             // A request sysmon made through a stale `p.m` after it left.
             clear_preempt(m);

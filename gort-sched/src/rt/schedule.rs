@@ -261,14 +261,15 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
     }
 }
 
-/// A busy M polls the eager source (the netpoller) every `POLL_TICKS`
-/// schedules: events for its goroutines arrive in its own wait, which no
-/// other M harvests, and must not wait until it runs out of work.
+/// A busy M polls its own wait in the eager source (the netpoller's
+/// per-M instance) every `POLL_TICKS` schedules: events for its goroutines
+/// arrive there, which no other M harvests, and must not wait until it
+/// runs out of work.
 #[inline]
 fn every_so_often_poll(s: &'static Sched, schedtick: u32) {
     if schedtick % POLL_TICKS == 0 {
         if let Some(src) = s.eager.get() {
-            src.poll(nanotime());
+            src.poll_own();
         }
     }
 }

@@ -139,7 +139,7 @@ fn own_wait(
     // an earlier deadline noted (note_deadline wakes the timekeeper or an
     // idle M, us perhaps, through wake_m: our parker alone would not end
     // the wait), and we do not block.
-    if !m.has_inbox()
+    if m.inbox.load(Ordering::SeqCst).is_null()
         && m.nextp.load(Ordering::SeqCst).is_null()
         && s.next_deadline.load(Ordering::SeqCst) >= source_deadline
     {
@@ -192,7 +192,8 @@ pub(super) fn sleep_idle(s: &'static Sched, m: &'static M) {
             .is_ok()
         {
             m.in_source.store(true, Ordering::SeqCst);
-            if !m.has_inbox() && m.nextp.load(Ordering::SeqCst).is_null() {
+            if m.inbox.load(Ordering::SeqCst).is_null() && m.nextp.load(Ordering::SeqCst).is_null()
+            {
                 // 0: an M is blocked in the poller (sysmon need not poll).
                 s.last_poll.store(0, Ordering::Relaxed);
                 src.block((deadline != i64::MAX).then_some(deadline));

@@ -237,8 +237,9 @@ pub(crate) fn close(fd: std::os::fd::BorrowedFd<'_>, pd: &'static PollDesc) {
     np.free(pd);
 }
 
-/// One epoll instance with its netpollBreak eventfd: the main one, or an
-/// M's own.
+/// One epoll instance: the main one, the spare, or an M's own; with a
+/// netpollBreak eventfd, registered in those an M blocks in (not the main
+/// one).
 ///
 /// Registration and the wait are plain `epoll_ctl`/`epoll_pwait2` (or
 /// `epoll_wait`) calls. (The `polling` crate served for the single

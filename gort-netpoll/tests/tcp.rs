@@ -392,10 +392,7 @@ fn short_reads_never_strand_bytes() {
 fn an_urgent_mark_does_not_strand_the_bytes_behind_it() {
     use std::os::fd::AsRawFd;
     run(|| {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let mut peer = std::net::TcpStream::connect(addr).unwrap();
-        let (mut c, _) = l.accept().unwrap();
+        let (mut peer, mut c) = std_peer_and_stream();
         peer.write_all(b"ab").unwrap();
         // SAFETY: a one-byte send(2) on an open socket.
         let r = unsafe { libc::send(peer.as_raw_fd(), b"U".as_ptr().cast(), 1, libc::MSG_OOB) };
@@ -422,10 +419,7 @@ fn an_urgent_mark_does_not_strand_the_bytes_behind_it() {
 #[test]
 fn a_reset_behind_bytes_is_reported_after_them() {
     run(|| {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let peer = std::net::TcpStream::connect(addr).unwrap();
-        let (mut c, _) = l.accept().unwrap();
+        let (peer, mut c) = std_peer_and_stream();
         (&peer).write_all(b"abc").unwrap();
         // SO_LINGER 0: close sends a reset.
         linger_zero(&peer);
@@ -445,10 +439,7 @@ fn a_reset_behind_bytes_is_reported_after_them() {
 #[test]
 fn a_fin_behind_bytes_ends_the_stream_after_them() {
     run(|| {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let peer = std::net::TcpStream::connect(addr).unwrap();
-        let (mut c, _) = l.accept().unwrap();
+        let (peer, mut c) = std_peer_and_stream();
         (&peer).write_all(b"abc").unwrap();
         peer.shutdown(Shutdown::Write).unwrap();
         gort_timer::sleep(Duration::from_millis(50));
@@ -464,10 +455,7 @@ fn a_fin_behind_bytes_ends_the_stream_after_them() {
 #[test]
 fn an_empty_read_after_a_short_one_returns_at_once() {
     run(|| {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        let peer = std::net::TcpStream::connect(addr).unwrap();
-        let (mut c, _) = l.accept().unwrap();
+        let (peer, mut c) = std_peer_and_stream();
         (&peer).write_all(b"abc").unwrap();
         let mut buf = [0u8; 64];
         assert_eq!(c.read(&mut buf).unwrap(), 3);
@@ -479,6 +467,15 @@ fn an_empty_read_after_a_short_one_returns_at_once() {
         assert_eq!(c.read(&mut buf).unwrap(), 2);
         assert_eq!(&buf[..2], b"de");
     });
+}
+
+/// A connected pair: a std socket (the peer, on a plain thread's terms)
+/// and the gort stream accepted from it.
+fn std_peer_and_stream() -> (std::net::TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (c, _) = l.accept().unwrap();
+    (peer, c)
 }
 
 /// Sets SO_LINGER {on, 0} on a std socket (its close then resets).

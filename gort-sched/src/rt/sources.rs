@@ -110,6 +110,19 @@ pub(super) fn poll_sources(s: &'static Sched) -> bool {
     next <= nanotime()
 }
 
+/// Makes `m` the timekeeper (the M that sleeps until the next source
+/// deadline), unless another M is.
+fn take_timekeeper(s: &'static Sched, m: &'static M) -> bool {
+    s.timekeeper
+        .compare_exchange(
+            ptr::null_mut(),
+            m as *const M as *mut M,
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+}
+
 /// Blocks an idle M in its own wait in the eager source (the descriptors
 /// its goroutines wait on: the kernel wakes exactly the M whose goroutine
 /// an event is for), keeping time too if no M does.
@@ -120,15 +133,7 @@ fn own_wait(
     source_deadline: i64,
     compact_at: i64,
 ) {
-    let keeper = source_deadline != i64::MAX
-        && s.timekeeper
-            .compare_exchange(
-                ptr::null_mut(),
-                m as *const M as *mut M,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            )
-            .is_ok();
+    let keeper = source_deadline != i64::MAX && take_timekeeper(s, m);
     let until = if keeper {
         source_deadline.min(compact_at)
     } else {
@@ -204,16 +209,7 @@ pub(super) fn sleep_idle(s: &'static Sched, m: &'static M) {
             return;
         }
     }
-    if source_deadline != i64::MAX
-        && s.timekeeper
-            .compare_exchange(
-                ptr::null_mut(),
-                m as *const M as *mut M,
-                Ordering::SeqCst,
-                Ordering::Relaxed,
-            )
-            .is_ok()
-    {
+    if source_deadline != i64::MAX && take_timekeeper(s, m) {
         let wait = deadline - nanotime();
         if wait > 0 {
             // Wake a little early and spin the rest: a futex timeout fires

@@ -645,12 +645,13 @@ fn dispatch(flags: u32, key: usize) {
     }
 }
 
-/// The scheduler's view of the poller. Idle and (every so often) busy Ms
-/// poll their own instance and the main one without blocking, when anyone
-/// waits on a descriptor there; an idle M whose goroutines wait on
-/// descriptors blocks in its own instance, which readying one of its
-/// goroutines interrupts; otherwise one idle M at a time may block in the
-/// main instance until the next timer deadline (Go's netpoll and
+/// The scheduler's view of the poller. An M that ran dry polls its own
+/// instance and the main one without blocking, when anyone waits on a
+/// descriptor there (a busy M, every so often, and a watching idle M poll
+/// their own only); an idle M whose goroutines wait on descriptors blocks
+/// in its own instance, which readying one of its goroutines interrupts;
+/// otherwise one idle M at a time may block in the spare instance (the
+/// main one nested) until the next timer deadline (Go's netpoll and
 /// netpollBreak).
 struct NetpollSource;
 
@@ -665,9 +666,7 @@ fn registered() -> &'static Netpoll {
 
 impl Source for NetpollSource {
     fn poll(&self, _now: i64) -> Option<i64> {
-        if let Some(own) = own_epoll(false) {
-            own.poll_if_waited();
-        }
+        self.poll_own();
         registered().main.poll_if_waited();
         None
     }

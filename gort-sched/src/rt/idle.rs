@@ -18,10 +18,11 @@
 //!   once more at every run queue: work queued by someone who saw it
 //!   spinning (and so woke nobody) is not lost.
 //! * **Handing a P over.** `startm` / `put_p` store the P in the sleeping
-//!   M's `nextp` and unpark it (`hand_p_wake`); an M blocked inside a
-//!   source (epoll) stores `in_source` before re-checking `nextp`, and the
-//!   waker checks `in_source` after storing `nextp` (a SeqCst Dekker pair),
-//!   so one of them sees the other and the source is woken if needed.
+//!   M's `nextp` and wake it (`wake_m`); an M blocked inside a source
+//!   (epoll: the shared wait or its own) stores `in_source`/`in_own`
+//!   before re-checking `nextp`, and the waker checks them after storing
+//!   `nextp` (a SeqCst Dekker pair), so one of them sees the other and the
+//!   source is woken if needed.
 //! * **Bound goroutines.** An M whose goroutines are readied while it has
 //!   no P waits for one on `mwaitp` (FIFO); Ps freed by others go to those
 //!   Ms first, and an M that held its P for `P_QUANTUM` schedules hands it
@@ -90,10 +91,10 @@ fn run_p_on_idle_m(
     if let Some(m) = idle.midle.pop() {
         m.start_spinning.store(spinning, Ordering::Relaxed);
         // SeqCst: pairs with the M's Acquire swap of nextp, and with its
-        // SeqCst in_source store before re-checking nextp (see hand_p_wake).
+        // SeqCst in_source/in_own store before re-checking nextp (see wake_m).
         m.nextp.store(p as *const P as *mut P, Ordering::SeqCst);
         drop(idle);
-        hand_p_wake(s, m);
+        wake_m(s, m);
     } else {
         drop(idle);
         newm(s, p, spinning);
@@ -114,7 +115,7 @@ pub(super) fn put_p(s: &'static Sched, idle: &mut Idle, p: &'static P) -> bool {
         p.status.store(P_RUNNING, Ordering::Relaxed);
         m2.start_spinning.store(false, Ordering::Relaxed);
         m2.nextp.store(p as *const P as *mut P, Ordering::SeqCst);
-        hand_p_wake(s, m2);
+        wake_m(s, m2);
         return false;
     }
     // Two owners of one P would race on its run queue and free list: a
@@ -389,14 +390,6 @@ pub(super) fn idle_p_or_wait(
         s.nmwaitp.fetch_add(1, Ordering::Relaxed);
     }
     None
-}
-
-/// Wakes an idle M that was just handed a P (`nextp`, stored SeqCst): it
-/// may sleep on its parker or block inside a source's wait (epoll), which
-/// the parker cannot interrupt. The M stores `in_source` (SeqCst) before it
-/// re-checks `nextp`: either it sees the P, or we see it in the source.
-pub(super) fn hand_p_wake(s: &'static Sched, m: &'static M) {
-    wake_m(s, m);
 }
 
 pub(super) fn remove_idle_m(s: &'static Sched, m: &M) {

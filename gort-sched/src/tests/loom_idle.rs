@@ -82,12 +82,37 @@ fn spawn_racing_a_non_spinning_m_dropping_its_p() {
     });
 }
 
-/// A blocking source (the netpoller's stand-in): `block` waits until
-/// `wake`; it has no deadlines.
-struct Blocking {
+/// A sleep that `open` ends (once per open): the stand-in sources' wait.
+struct Gate {
     woken: Mutex<bool>,
     cv: Condvar,
 }
+
+impl Gate {
+    fn new() -> Gate {
+        Gate {
+            woken: Mutex::new(false),
+            cv: Condvar::new(),
+        }
+    }
+    fn wait(&self) {
+        let mut w = self.woken.lock().unwrap();
+        while !*w {
+            w = self.cv.wait(w).unwrap();
+        }
+        *w = false;
+        drop(w);
+        exit_if_shutdown();
+    }
+    fn open(&self) {
+        *self.woken.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+}
+
+/// A blocking source (the netpoller's stand-in): `block` waits until
+/// `wake`; it has no deadlines.
+struct Blocking(Gate);
 
 impl Source for Blocking {
     fn poll(&self, _now: i64) -> Option<i64> {
@@ -97,17 +122,10 @@ impl Source for Blocking {
         true
     }
     fn block(&self, _until: Option<i64>) {
-        let mut w = self.woken.lock().unwrap();
-        while !*w {
-            w = self.cv.wait(w).unwrap();
-        }
-        *w = false;
-        drop(w);
-        exit_if_shutdown();
+        self.0.wait();
     }
     fn wake(&self) {
-        *self.woken.lock().unwrap() = true;
-        self.cv.notify_all();
+        self.0.open();
     }
 }
 
@@ -121,10 +139,7 @@ impl Source for Blocking {
 fn inbox_ready_racing_an_m_entering_the_source() {
     model(|| {
         let s = new_sched(1);
-        let src = Arc::new(Blocking {
-            woken: Mutex::new(false),
-            cv: Condvar::new(),
-        });
+        let src = Arc::new(Blocking(Gate::new()));
         add_source(s, src.clone());
         let g = new_g(1);
         // The M has no P and nothing to run: it goes idle (stopm ->
@@ -143,10 +158,7 @@ fn inbox_ready_racing_an_m_entering_the_source() {
 
 /// A source with a wait of each M's own (the netpoller's per-M epoll
 /// instance's stand-in): `block_own` waits until `wake_own`.
-struct Own {
-    woken: Mutex<bool>,
-    cv: Condvar,
-}
+struct Own(Gate);
 
 impl Source for Own {
     fn poll(&self, _now: i64) -> Option<i64> {
@@ -159,17 +171,10 @@ impl Source for Own {
         true
     }
     fn block_own(&self, _until: Option<i64>) {
-        let mut w = self.woken.lock().unwrap();
-        while !*w {
-            w = self.cv.wait(w).unwrap();
-        }
-        *w = false;
-        drop(w);
-        exit_if_shutdown();
+        self.0.wait();
     }
     fn wake_own(&self, _m: u64) {
-        *self.woken.lock().unwrap() = true;
-        self.cv.notify_all();
+        self.0.open();
     }
 }
 
@@ -182,10 +187,7 @@ impl Source for Own {
 fn inbox_ready_racing_an_m_entering_its_own_wait() {
     model(|| {
         let s = new_sched(1);
-        let src = Arc::new(Own {
-            woken: Mutex::new(false),
-            cv: Condvar::new(),
-        });
+        let src = Arc::new(Own(Gate::new()));
         add_source(s, src.clone());
         let g = new_g(1);
         let m = start_m(s, |s, m| {

@@ -178,26 +178,28 @@ const MAX_RW: usize = 0x7fff_f000;
 const MAX_IOV: usize = 1024;
 
 impl NetFd {
-    /// Takes a descriptor that is already in non-blocking mode.
-    pub(crate) fn new(fd: OwnedFd) -> io::Result<NetFd> {
+    /// Takes a descriptor that is already in non-blocking mode (it is
+    /// registered with a poller at its first wait, whose error that wait
+    /// returns).
+    pub(crate) fn new(fd: OwnedFd) -> NetFd {
         // SAFETY: `fd` is owned by the NetFd, whose Drop unregisters it
         // before the OwnedFd closes it.
-        let pd = unsafe { poller::open(fd.as_raw_fd())? };
-        Ok(NetFd {
+        let pd = unsafe { poller::open(fd.as_raw_fd()) };
+        NetFd {
             fd,
             pd,
             rlock: IoLock::new(),
             wlock: IoLock::new(),
             drained: AtomicBool::new(false),
             tcp: AtomicU8::new(UNKNOWN),
-        })
+        }
     }
 
     /// Sets `std_sock` non-blocking and registers it.
     pub(crate) fn from_std(std_sock: impl Into<OwnedFd>) -> io::Result<NetFd> {
         let fd: OwnedFd = std_sock.into();
         set_nonblocking(fd.as_raw_fd())?;
-        NetFd::new(fd)
+        Ok(NetFd::new(fd))
     }
 
     /// A std socket type viewing this descriptor, for the system calls and

@@ -213,12 +213,12 @@ const MAX_MOVES: u8 = 2;
 ///
 /// # Safety
 /// `fd` must stay open until [`close`] is called with it.
-pub(crate) unsafe fn open(fd: RawFd) -> std::io::Result<&'static PollDesc> {
+pub(crate) unsafe fn open(fd: RawFd) -> &'static PollDesc {
     let pd = netpoll().alloc();
     pd.fd.store(fd, Ordering::Relaxed);
     *pd.moves.lock().unwrap_or_else(|e| e.into_inner()) = 0;
     pd.home.store(ptr::null_mut(), Ordering::Release);
-    Ok(pd)
+    pd
 }
 
 /// Unregisters `fd` (before the caller closes it) and releases its

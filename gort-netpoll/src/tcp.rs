@@ -325,7 +325,7 @@ impl TcpStream {
             SocketAddr::V4(_) => libc::AF_INET,
             SocketAddr::V6(_) => libc::AF_INET6,
         };
-        let fd = NetFd::new(socket(domain, libc::SOCK_STREAM)?)?;
+        let fd = NetFd::new(socket(domain, libc::SOCK_STREAM)?);
         if deadline.is_some() {
             fd.set_deadline(false, true, deadline);
         }

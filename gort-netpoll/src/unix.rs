@@ -81,7 +81,7 @@ impl UnixStream {
     /// fails with `WouldBlock` (as Go's Dial does with EAGAIN).
     pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let (sun, len) = crate::addr::unix_addr_to_raw(path.as_ref())?;
-        let fd = NetFd::new(socket(libc::AF_UNIX, libc::SOCK_STREAM)?)?;
+        let fd = NetFd::new(socket(libc::AF_UNIX, libc::SOCK_STREAM)?);
         fd.connect_raw(&sun as *const _ as *const libc::sockaddr, len)?;
         Ok(UnixStream { fd })
     }

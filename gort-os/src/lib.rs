@@ -17,6 +17,8 @@
 //!   stacks).
 //! * [`futex`] — waiting on a 32-bit word, and [`futex::Parker`], the one-token
 //!   parker that idle Ms and plain OS threads sleep on.
+//! * [`barrier`] — asymmetric fences: a [`barrier::light`] fence for a hot
+//!   path that pairs with a rare [`barrier::heavy`] one (`membarrier(2)`).
 //! * [`cell`] — [`cell::UnsafeCell`], checked by loom in model builds.
 //! * [`lock`] — [`lock::RawLock`], the runtime's short-hold lock (spin, yield,
 //!   then futex; Go's `runtime.mutex`) for channels and timer heaps.
@@ -70,6 +72,7 @@
 
 mod loom;
 
+pub mod barrier;
 pub mod cell;
 pub mod clock;
 pub mod cpu;

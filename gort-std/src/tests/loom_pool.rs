@@ -1,37 +1,49 @@
-//! loom model of a Pool shard's private slot: a P's put and get racing
-//! with a collection's cleanup. No value is lost or duplicated, and the
-//! cleanup always empties the slot (Go's poolCleanup moves private values
-//! to the victim cache).
+//! loom model of a Pool shard's private slot: a P's puts and gets racing
+//! with a collection's sweep (the busy flag and sweep flag handshake, with
+//! both asymmetric fences modelled as `fence(SeqCst)`). No value is lost
+//! or duplicated, and the sweep always empties the slot (Go's poolCleanup
+//! moves private values to the victim cache).
 
-use crate::pool_slot::PrivateSlot;
+use crate::pool_slot::{PrivateSlot, Sweeps};
 use loom::sync::Arc;
 use loom::thread;
+
+/// What a sweep finds in the slot.
+fn sweep(sweeps: &Sweeps, slot: &PrivateSlot<u32>) -> Option<u32> {
+    let s = sweeps.begin();
+    slot.take(&s)
+}
 
 #[test]
 fn cleanup_takes_private_value_exactly_once() {
     loom::model(|| {
         let slot = Arc::new(PrivateSlot::new());
-        let s = slot.clone();
-        // The P's goroutine: put 1 (it may find the slot held by the
-        // cleaner: then the value goes to the shared list), then get.
+        let sweeps = Arc::new(Sweeps::new());
+        let (s, sw) = (slot.clone(), sweeps.clone());
+        // The P's goroutine: put 1 (during a sweep the value goes to the
+        // shared list instead), then get.
         let owner = thread::spawn(move || {
             let mut shared = Vec::new();
             let mut v = Some(1u32);
-            s.try_with(|p| {
-                if p.is_none() {
-                    *p = v.take();
-                }
-            });
+            // SAFETY: this thread is the slot's only owner.
+            unsafe {
+                s.try_with(&sw, |p| {
+                    if p.is_none() {
+                        *p = v.take();
+                    }
+                })
+            };
             shared.extend(v);
-            let got = s.try_with(Option::take).flatten();
+            // SAFETY: as above.
+            let got = unsafe { s.try_with(&sw, Option::take) }.flatten();
             (shared, got)
         });
         // The cleanup, concurrently.
-        let victim = slot.take_wait();
+        let victim = sweep(&sweeps, &slot);
         let (shared, got) = owner.join().unwrap();
         // After both: whatever is still in the slot was put after the
-        // cleanup took its look.
-        let left = slot.take_wait();
+        // sweep took its look.
+        let left = sweep(&sweeps, &slot);
         let mut all: Vec<u32> = shared
             .into_iter()
             .chain(got)
@@ -47,16 +59,22 @@ fn cleanup_takes_private_value_exactly_once() {
 fn cleanup_empties_a_full_slot() {
     loom::model(|| {
         let slot = Arc::new(PrivateSlot::new());
-        assert_eq!(slot.try_with(|p| p.replace(7u32)), Some(None));
-        let s = slot.clone();
-        // The owner tries a get while the cleanup runs.
-        let owner = thread::spawn(move || s.try_with(Option::take).flatten());
-        let victim = slot.take_wait();
+        let sweeps = Arc::new(Sweeps::new());
+        // SAFETY: no other thread exists yet.
+        assert_eq!(
+            unsafe { slot.try_with(&sweeps, |p| p.replace(7u32)) },
+            Some(None)
+        );
+        let (s, sw) = (slot.clone(), sweeps.clone());
+        // The owner tries a get while the sweep runs.
+        // SAFETY: this thread is the slot's only owner from here on.
+        let owner = thread::spawn(move || unsafe { s.try_with(&sw, Option::take) }.flatten());
+        let victim = sweep(&sweeps, &slot);
         let got = owner.join().unwrap();
         assert!(
             victim.is_some() != got.is_some(),
             "exactly one of them has the value: {victim:?} {got:?}"
         );
-        assert_eq!(slot.take_wait(), None, "the cleanup left a value");
+        assert_eq!(sweep(&sweeps, &slot), None, "the sweep left a value");
     });
 }

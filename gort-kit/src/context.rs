@@ -190,7 +190,10 @@ struct CancelInner {
     /// Made on the first `done()` (most contexts are never waited on);
     /// dropping the sender closes it.
     done: Option<(Sender<()>, Receiver<()>)>,
-    children: HashMap<usize, Child>,
+    children: HashMap<usize, Child, BuildAddrHasher>,
+    /// What a cause function or deadline gave; None once done means the
+    /// context's own [`Error`] (made into a [`Cause`] only when asked:
+    /// most cancellations never are).
     cause: Option<Cause>,
     timer: Option<crate::rt::Timer>,
 }
@@ -525,7 +528,7 @@ fn with_deadline_inner(
 /// A new cancellable node under `parent`, linked into its nearest
 /// cancellable ancestor (or cancelled at once if that one is done).
 fn new_cancel(parent: &Context, deadline: Option<Instant>) -> Arc<Node> {
-    let ancestor = parent.cancel_node().cloned();
+    let ancestor = parent.cancel_node();
     let node = Arc::new(Node {
         parent: parent.clone(),
         kind: Kind::Cancel(CancelCtx {
@@ -533,7 +536,7 @@ fn new_cancel(parent: &Context, deadline: Option<Instant>) -> Arc<Node> {
             deadline: deadline.or_else(|| parent.deadline()),
             state: AtomicU8::new(ACTIVE),
             inner: Mutex::new(CancelInner::default()),
-            linked: ancestor.clone(),
+            linked: ancestor.cloned(),
         }),
     });
     if let Some(a) = ancestor {
@@ -558,6 +561,42 @@ fn key_of(n: &Arc<Node>) -> usize {
     Arc::as_ptr(n) as usize
 }
 
+/// Hashes the children map's keys, which are addresses of live nodes:
+/// distinct, not chosen by anyone who could aim them at one bucket, and
+/// with their low bits fixed by alignment. A multiply by an odd constant
+/// (Fibonacci hashing) spreads them; hashbrown takes its bucket from the
+/// top bits. SipHash's protection against chosen keys buys nothing here.
+#[derive(Clone, Copy, Default)]
+struct BuildAddrHasher;
+
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl std::hash::BuildHasher for BuildAddrHasher {
+    type Hasher = AddrHasher;
+    fn build_hasher(&self) -> AddrHasher {
+        AddrHasher(0)
+    }
+}
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `usize` keys; correct for anything else.
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 fn state_error(st: u8) -> Error {
     if st == DEADLINE {
         Error::DeadlineExceeded
@@ -580,7 +619,7 @@ fn cancel(node: &Arc<Node>, unlink: bool, err: Error, cause: Option<Cause>) {
     }
     // Each child with the parent's error and cause (Go's propagation).
     while let Some((child, cause)) = work.pop() {
-        cancel_one(&child, err, Some(cause), &mut work);
+        cancel_one(&child, err, cause, &mut work);
     }
 }
 
@@ -590,7 +629,7 @@ fn cancel_one(
     node: &Arc<Node>,
     err: Error,
     cause: Option<Cause>,
-    work: &mut Vec<(Arc<Node>, Cause)>,
+    work: &mut Vec<(Arc<Node>, Option<Cause>)>,
 ) -> bool {
     let c = node.cancel_ctx().expect("a cancel node");
     let (done, children, timer, cause) = {
@@ -598,8 +637,7 @@ fn cancel_one(
         if c.state.load(Ordering::Relaxed) != ACTIVE {
             return false;
         }
-        let cause = cause.unwrap_or_else(|| Arc::new(err));
-        g.cause = Some(cause.clone());
+        g.cause.clone_from(&cause);
         c.state.store(
             match err {
                 Error::Canceled => CANCELED,
@@ -649,10 +687,15 @@ impl Drop for Node {
         if let Kind::Cancel(c) = &mut self.kind {
             // Nobody can cancel or wait on this context any more: unlink it
             // (a parent that lives forever must not collect dead children)
-            // and stop its timer (outside the lock: its closure is dropped
-            // with it).
-            unlink_from(c, key);
-            let timer = c.inner.lock().timer.take();
+            // and stop its timer (its closure is dropped with it). A done
+            // context is unlinked already: its own cancel unlinked it, or
+            // its ancestor's took it out with all the children, or it was
+            // done from the start and never linked. (Relaxed: we are the
+            // last holder, so every write to it happened before.)
+            if c.state.load(Ordering::Relaxed) == ACTIVE {
+                unlink_from(c, key);
+            }
+            let timer = c.inner.get_mut().timer.take();
             if let Some(t) = timer {
                 t.stop();
             }
@@ -709,7 +752,8 @@ pub fn cause(ctx: &Context) -> Option<Cause> {
     if c.state.load(Ordering::Acquire) == ACTIVE {
         return None;
     }
-    c.inner.lock().cause.clone()
+    let given = c.inner.lock().cause.clone();
+    Some(given.unwrap_or_else(|| Arc::new(state_error(c.state.load(Ordering::Relaxed)))))
 }
 
 /// The handle of an [`after_func`] registration.

@@ -20,13 +20,15 @@
 //! syscall. A thread that was not running passes through the scheduler's
 //! own full barriers before it runs again.
 //!
-//! Where the command is missing (kernels before 4.14, seccomp filters,
-//! valgrind, other Unixes) both sides fall back to `fence(SeqCst)`. The
-//! hot side checks which mode is on with one relaxed load; it skips its
-//! fence only once the mode says every heavy fence uses the syscall (a
-//! state that, once reached, never changes), so any mixture of the two
+//! Where the command is missing (kernels before 4.14, seccomp filters that
+//! return an error, other Unixes) both sides fall back to `fence(SeqCst)`.
+//! The hot side checks which mode is on with one relaxed load; it skips its
+//! fence only once the mode says every heavy fence uses the syscall. The
+//! mode is decided once (the first probe's answer wins a compare-exchange;
+//! a concurrent probe adopts it) and never changes, so any mixture of the
 //! modes keeps the guarantee. Under loom both are `fence(SeqCst)`, which is
-//! what loom can model.
+//! what loom can model; the expedited mode is outside the Rust memory model
+//! and rests on the argument above (and `tests` below).
 
 #[cfg(not(gort_loom))]
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -85,17 +87,13 @@ pub fn heavy() {
             UNKNOWN => probe(),
             m => m,
         };
-        if mode == EXPEDITED && expedited() {
-            return;
-        }
-        // FALLBACK, or a failure after registration (not documented to
-        // happen): a full fence here, and the light side already fences
-        // fully unless MODE says EXPEDITED; then fail loudly rather than
-        // leave it unordered.
-        if mode == EXPEDITED {
-            crate::fatal("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration");
-        }
+        // Our own side fenced in any mode (the syscall fences its caller
+        // too; this costs nothing beside it and does not rest on that).
         std::sync::atomic::fence(Ordering::SeqCst);
+        if mode == EXPEDITED {
+            expedited();
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
     }
     #[cfg(gort_loom)]
     loom::sync::atomic::fence(loom::sync::atomic::Ordering::SeqCst);
@@ -140,16 +138,38 @@ fn probe() -> u8 {
     };
     #[cfg(not(target_os = "linux"))]
     let mode = FALLBACK;
-    MODE.store(mode, Ordering::Relaxed);
-    mode
+    // The first answer stands: were a second probe to disagree (a
+    // registration failing for memory while another succeeded), a heavy
+    // fence that read FALLBACK could pair with a light one that read
+    // EXPEDITED, and neither would order anything.
+    match MODE.compare_exchange(UNKNOWN, mode, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => mode,
+        Err(first) => first,
+    }
 }
 
+/// One expedited barrier (the process is registered). The kernel may fail
+/// it for memory (`ENOMEM`: a CPU mask it allocates); that is transient,
+/// and the light sides rely on it, so it is retried, after a pause.
+/// Anything else would mean the registration is gone: fatal.
 #[cfg(not(gort_loom))]
-fn expedited() -> bool {
+fn expedited() {
     #[cfg(target_os = "linux")]
-    return membarrier(CMD_PRIVATE_EXPEDITED) == 0;
+    loop {
+        if membarrier(CMD_PRIVATE_EXPEDITED) == 0 {
+            return;
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::ENOMEM) | Some(libc::EAGAIN) | Some(libc::EINTR) => {
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+            _ => crate::fatal(
+                "membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after registration",
+            ),
+        }
+    }
     #[cfg(not(target_os = "linux"))]
-    false
+    unreachable!("EXPEDITED is only ever set on Linux");
 }
 
 #[cfg(all(test, not(gort_loom)))]
@@ -164,7 +184,8 @@ mod tests {
     /// heavily and looks for the hot side's. They must never both miss.
     #[test]
     fn a_heavy_and_a_light_fence_never_both_miss() {
-        heavy(); // probe first, so the light side runs its cheap mode
+        prepare(); // probe first, so the light side runs its cheap mode
+        eprintln!("barrier mode: {}", MODE.load(Relaxed)); // 1: expedited
         let rounds = 20_000usize;
         let hot = Arc::new(AtomicBool::new(false));
         let rare = Arc::new(AtomicBool::new(false));

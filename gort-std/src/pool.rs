@@ -58,7 +58,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Go's `poolLocal`.
 struct Shard<T> {
-    /// One value for the shard's P (see "The private slot's flag").
+    /// One value for the shard's P (see "The private slot's handshake").
     private: PrivateSlot<T>,
     /// Values any P or thread may take (Go's `shared` poolChain).
     shared: Mutex<Vec<T>>,
@@ -125,7 +125,8 @@ pub fn pool_cleanup() {
         }
     }
     // After the sweep and outside every lock: a value's Drop may use a
-    // pool, or collect.
+    // pool. (Not collect: as a collection hook this runs inside the
+    // collection, and gort-gc refuses a nested one.)
     drop(trash);
 }
 

@@ -17,9 +17,8 @@ use gort_os::barrier::{heavy, light};
 
 /// One value and its owner's busy flag.
 pub(crate) struct PrivateSlot<T> {
-    /// True while the owner looks at `v` (stored Relaxed, fenced by
-    /// [`light`]; cleared with Release once `v` is written). A sweep waits
-    /// for it to fall.
+    /// True while the owner looks at `v` (raised Relaxed, fenced by
+    /// [`light`]; cleared with Release). A sweep waits for it to fall.
     busy: AtomicBool,
     /// Touched by the owner between raising `busy` and clearing it, having
     /// found no sweep on; by a sweep once it saw `busy` down.
@@ -65,7 +64,10 @@ impl<T> PrivateSlot<T> {
         // Acquire pairs with `Sweep::drop`'s Release: a finished sweep's
         // take of `v` is visible.
         if sweeps.on.load(Ordering::Acquire) {
-            self.busy.store(false, Ordering::Relaxed); // `v` untouched
+            // `v` untouched; Release anyway, so that the sweep's Acquire
+            // load still synchronises with our last access of `v` (a
+            // Relaxed store would end that release sequence).
+            self.busy.store(false, Ordering::Release);
             return None;
         }
         // SAFETY: we are the only owner (the contract), and the sweep that
@@ -79,7 +81,11 @@ impl<T> PrivateSlot<T> {
     /// Takes the value during a sweep, waiting out an owner inside
     /// `try_with` (a few instructions from clearing `busy`).
     #[cold]
-    pub(crate) fn take(&self, _sweep: &Sweep<'_>) -> Option<T> {
+    pub(crate) fn take(&self, sweep: &Sweep<'_>) -> Option<T> {
+        debug_assert!(
+            sweep.sweeps.on.load(Ordering::Relaxed),
+            "a sweep in progress: `on` is up"
+        );
         let mut spins = 0u32;
         // Acquire pairs with `try_with`'s Release store of `busy`.
         while self.busy.load(Ordering::Acquire) {

@@ -61,10 +61,8 @@ fn cleanup_empties_a_full_slot() {
         let slot = Arc::new(PrivateSlot::new());
         let sweeps = Arc::new(Sweeps::new());
         // SAFETY: no other thread exists yet.
-        assert_eq!(
-            unsafe { slot.try_with(&sweeps, |p| p.replace(7u32)) },
-            Some(None)
-        );
+        let before = unsafe { slot.try_with(&sweeps, |p| p.replace(7u32)) };
+        assert_eq!(before, Some(None));
         let (s, sw) = (slot.clone(), sweeps.clone());
         // The owner tries a get while the sweep runs.
         // SAFETY: this thread is the slot's only owner from here on.

@@ -338,3 +338,34 @@ fn stopped_timers_free_their_callbacks_when_let_go() {
     .join()
     .unwrap();
 }
+
+/// An `Instant` converts to the nanotime of the same moment, never earlier
+/// (a deadline must not fire before `Instant::now()` reaches it) and at
+/// most a millisecond later, for instants long before and after the first
+/// conversion; distances between instants are kept exactly.
+#[test]
+fn deadline_at_is_the_same_moment_never_earlier() {
+    use gort_os::clock::nanotime;
+    use gort_timer::deadline_at;
+    let first = deadline_at(Instant::now());
+    assert!(first > 0);
+    for _ in 0..1000 {
+        let before = nanotime();
+        let t = Instant::now();
+        let after = nanotime();
+        let d = deadline_at(t);
+        assert!(d >= before, "converted {} ns early", before - d);
+        assert!(d - after < 1_000_000, "converted {} ns late", d - after);
+    }
+    let now = Instant::now();
+    for secs in [1u64, 3600, 86_400] {
+        let span = Duration::from_secs(secs);
+        assert_eq!(
+            deadline_at(now + span) - deadline_at(now),
+            span.as_nanos() as i64
+        );
+        if let Some(past) = now.checked_sub(span) {
+            assert_eq!(deadline_at(now) - deadline_at(past), span.as_nanos() as i64);
+        }
+    }
+}

@@ -1,10 +1,13 @@
-//! The concurrent cycle collector: pin, trace (one snapshot of edges per
-//! object), decide, claim, free. See the crate docs for the protocol and
+//! The concurrent cycle collector: register, trace (one snapshot of edges
+//! per object), decide, claim, free. See the crate docs for the protocol and
 //! why it never frees a live object.
 
-use crate::gc::{Gc, Header, CLAIMING, DEAD, EPOCH_SHIFT, FLAGS, SEVERED, STRONG, WEAK_DEAD};
+use crate::gc::{
+    reg_seen, Gc, Header, CLAIMING, DEAD, EPOCH_SHIFT, FLAGS, SEEN_SHIFT, SEVERED, STRONG,
+    WEAK_DEAD,
+};
 use crate::heap::{self, heap};
-use crate::loom::{gc_flow_local, lock, park, MutexGuard, Ordering::*, WaitReason, Waiter};
+use crate::loom::{fence, gc_flow_local, lock, park, MutexGuard, Ordering::*, WaitReason, Waiter};
 use crate::special;
 use crate::trace::Trace;
 use std::ptr::NonNull;
@@ -49,12 +52,12 @@ impl CollectorState {
     }
 }
 
-/// One pinned object in the current cycle.
+/// One examined object in the current cycle.
 struct Node {
     h: NonNull<Header>,
     /// The `rc` word at the decision read.
     word: u64,
-    /// Handles to this object found inside other pinned objects.
+    /// Handles to this object found inside other examined objects.
     internal: u32,
     /// Edges `edges[start..end]` (node indices) from the snapshot.
     start: u32,
@@ -182,24 +185,6 @@ pub(crate) fn collecting() -> bool {
     COLLECTING.try_with(|_| ()).is_some()
 }
 
-/// Runs `f` at a moment when no collection is running, and none can start
-/// before it returns (it holds the collector's lock; `f` must be short and
-/// must not allocate a collection of its own). A running collection pins
-/// every object it examines with a count of its own; under this, counts
-/// are the handles only. Waits (parks) for a running collection like a
-/// `gc()` caller — except on the collecting goroutine itself (a `Drop`,
-/// `Trace` or hook run by the collector), which would wait for itself: it
-/// runs `f` at once.
-pub(crate) fn when_idle<R>(f: impl FnOnce() -> R) -> R {
-    if collecting() {
-        return f();
-    }
-    let st = lock_idle_collector(heap());
-    let r = f();
-    drop(st);
-    r
-}
-
 /// The collector lock, taken once no collection is running (parking, as
 /// `gc()` callers do, while one is).
 fn lock_idle_collector(hp: &'static heap::Heap) -> MutexGuard<'static, CollectorState> {
@@ -283,7 +268,7 @@ pub(crate) fn collect(forced: bool) {
     });
     drop(done);
     // A user Drop or Trace impl panicked during the cycle: the cycle was
-    // wound down completely (nothing left pinned or undropped); now the
+    // wound down completely (nothing left undropped); now the
     // panic goes on to the caller.
     if let Some(p) = panicked {
         std::panic::resume_unwind(p);
@@ -315,13 +300,20 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
     //    object touches its word (pairs with the SeqCst load in `active`).
     hp.active.store(epoch, SeqCst);
 
-    // 1. Pin every registered object with a positive count (+1 strong), so
-    //    nothing we look at is freed under us. Under the shard lock, which
-    //    the free path takes before deallocating.
+    // 1. Register every registered object with a positive count as a
+    //    node, so nothing we look at is freed under us: under the shard
+    //    lock (which the free path takes before deallocating), store the
+    //    epoch into each object's `seen`, fence, then read the counts. An
+    //    object whose count a mutator takes to zero from here on waits for
+    //    the end of the cycle to be freed (`heap::zero_or_defer`, which
+    //    reads `seen` after its decrement: the Dekker pair of this fence);
+    //    one whose count was zero already is not examined. One fence per
+    //    chunk: no locked instruction per object (a pin count was two, the
+    //    pin and the unpin, and a third of a cycle).
     //    The lock is dropped every PIN_CHUNK objects so that no mutator
     //    waits long; objects moved by a swap_remove meanwhile may be missed
-    //    (not pinned: then their handles count as external and they are not
-    //    examined — both safe) and are never pinned twice (`scan` check).
+    //    (not examined: then their handles count as external — safe) and
+    //    are never registered twice (`scan` check).
     const PIN_CHUNK: usize = 4096;
     let mut longest = 0u64;
     let t_start = Instant::now();
@@ -335,40 +327,45 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
             }
             let t0 = Instant::now();
             let end = (i + PIN_CHUNK).min(g.objs.len());
-            for &h in &g.objs[i..end] {
+            let chunk = &g.objs[i..end];
+            for &h in chunk {
                 // SAFETY: registered objects are allocated while we hold the
                 // lock.
+                let reg = &unsafe { h.as_ref() }.reg;
+                // Only lock holders write `reg`: no other writer races this.
+                let r = reg.load(Relaxed);
+                reg.store(
+                    (r & !(u64::MAX << SEEN_SHIFT)) | (epoch << SEEN_SHIFT),
+                    Relaxed,
+                );
+            }
+            fence(SeqCst);
+            for &h in chunk {
+                // SAFETY: as above.
                 let hr = unsafe { h.as_ref() };
                 let sc = hr.scan.load(Relaxed);
                 if sc >> 32 == epoch && nodes.get(sc as u32 as usize).is_some_and(|n| n.h == h) {
                     continue;
                 }
-                let mut w = hr.rc.load(SeqCst);
-                let pinned = loop {
-                    if w & STRONG == 0 || w & DEAD != 0 {
-                        break false;
-                    }
-                    match hr.rc.compare_exchange_weak(w, w + 1, SeqCst, SeqCst) {
-                        Ok(_) => break true,
-                        Err(x) => w = x,
-                    }
-                };
-                if pinned {
-                    hr.scan.store((epoch << 32) | nodes.len() as u64, Relaxed);
-                    nodes.push(Node {
-                        h,
-                        word: 0,
-                        internal: 0,
-                        start: 0,
-                        end: 0,
-                        root: false,
-                        mark: false,
-                        fin_mark: false,
-                        // Read once here, while the header is in cache; a
-                        // finalizer set later needs a handle (a touch).
-                        has_fin: special::has_finalizer(hr),
-                    });
+                let w = hr.rc.load(SeqCst);
+                if w & STRONG == 0 || w & DEAD != 0 {
+                    continue;
                 }
+                debug_assert_eq!(reg_seen(hr.reg.load(Relaxed)), epoch);
+                hr.scan.store((epoch << 32) | nodes.len() as u64, Relaxed);
+                nodes.push(Node {
+                    h,
+                    word: 0,
+                    internal: 0,
+                    start: 0,
+                    end: 0,
+                    root: false,
+                    mark: false,
+                    fin_mark: false,
+                    // Read once here, while the header is in cache; a
+                    // finalizer set later needs a handle (a touch).
+                    has_fin: special::has_finalizer(hr),
+                });
             }
             i = end;
             longest = longest.max(t0.elapsed().as_nanos() as u64);
@@ -378,7 +375,7 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
 
     phases[0] = t_start.elapsed().as_micros() as u64;
     let examined = nodes.len();
-    // 2. Trace each pinned object once; the edges recorded here are the
+    // 2. Trace each examined object once; the edges recorded here are the
     //    only ones used for marking (a field emptied later cannot hide an
     //    edge the count saw).
     for i in 0..nodes.len() {
@@ -392,12 +389,12 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
                 cur: i,
             },
         };
-        // A panicking Trace impl must not abandon the cycle (every pinned
-        // object would stay pinned): its object becomes a root (the edges
+        // A panicking Trace impl must not abandon the cycle (the deferred
+        // frees would never run): its object becomes a root (the edges
         // recorded so far are real, so counts stay conservative) and the
         // panic resumes once the cycle is wound down.
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // SAFETY: pinned, so the value is alive.
+            // SAFETY: examined, so the value lives until the cycle ends.
             unsafe { (h.as_ref().vtable.trace)(h, &mut t) };
         }));
         if let Err(p) = r {
@@ -409,14 +406,18 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
 
     phases[1] = t_start.elapsed().as_micros() as u64;
     // 3. Decide: after all traces, read each word once. Roots: touched this
-    //    cycle, flagged, or more handles than found inside pinned objects.
+    //    cycle, flagged, more handles than found inside examined objects,
+    //    or none at all (its last handle went during the cycle: its free
+    //    waits for the cycle's end, and drops its handles then, so what it
+    //    reaches must live until then).
     for (i, n) in nodes.iter_mut().enumerate() {
-        // SAFETY: pinned.
+        // SAFETY: examined: freed only after the cycle.
         let hr = unsafe { n.h.as_ref() };
         let w = hr.rc.load(SeqCst);
         n.word = w;
-        let strong = (w & STRONG) - 1;
-        if w >> EPOCH_SHIFT == epoch || w & FLAGS != 0 || strong > n.internal as u64 {
+        let strong = w & STRONG;
+        if w >> EPOCH_SHIFT == epoch || w & FLAGS != 0 || strong == 0 || strong > n.internal as u64
+        {
             n.root = true;
         }
         if n.root {
@@ -450,7 +451,7 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
     let mut claimed = 0;
     for &i in garbage.iter() {
         let n = &nodes[i as usize];
-        // SAFETY: pinned.
+        // SAFETY: examined: freed only after the cycle.
         let hr = unsafe { n.h.as_ref() };
         if hr
             .rc
@@ -462,11 +463,11 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
         claimed += 1;
     }
     let ok = claimed == garbage.len();
-    // From here `mark` means "keep (unpin at the end)".
+    // From here `mark` means "keep".
     let mut fins = Vec::new();
     for (k, &i) in garbage.iter().enumerate() {
         let n = &mut nodes[i as usize];
-        // SAFETY: pinned.
+        // SAFETY: examined: freed only after the cycle.
         let hr = unsafe { n.h.as_ref() };
         if !ok {
             if k < claimed {
@@ -477,11 +478,11 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
             hr.rc.fetch_and(!CLAIMING, SeqCst);
             n.mark = true;
         } else if n.has_fin {
-            // Resurrect: weak pointers cleared, the pin becomes the
+            // Resurrect: weak pointers cleared, and a count for the
             // finalizer's handle.
             let _ = hr
                 .rc
-                .fetch_update(SeqCst, SeqCst, |w| Some((w & !CLAIMING) | WEAK_DEAD));
+                .fetch_update(SeqCst, SeqCst, |w| Some(((w & !CLAIMING) | WEAK_DEAD) + 1));
             match special::take_finalizer(hr) {
                 Some(f) => fins.push((n.h, f)),
                 None => n.mark = true,
@@ -507,8 +508,8 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
         }
         for &h in dead.iter() {
             // A panicking Drop (e.g. one that used a dead sibling) must not
-            // leave the other dead values undropped or the live ones
-            // pinned: keep going, resume the panic at the end.
+            // leave the other dead values undropped or the deferred frees
+            // undone: keep going, resume the panic at the end.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 // SAFETY: claimed dead: unreachable by every mutator;
                 // dropped once.
@@ -526,23 +527,20 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
     }
 
     phases[3] = t_start.elapsed().as_micros() as u64;
-    // 7. End the cycle, then unpin the rest (which may free objects whose
-    //    last outside handle was dropped during the cycle).
+    // 7. End the cycle; from here no object is read through `nodes`. Then
+    //    free the objects whose last handle went while the cycle could read
+    //    them (`heap::zero_or_defer`: an entry pushed after our drain finds
+    //    `active` cleared, and frees at once).
     hp.active.store(0, SeqCst);
-    for n in nodes.iter().filter(|n| n.mark) {
-        let h = n.h;
-        // Unpinning is not a mutator action: no touch.
-        // SAFETY: pinned.
-        let hr = unsafe { h.as_ref() };
-        let old = hr.rc.fetch_sub(1, SeqCst);
-        if old & STRONG == 1 && old & DEAD == 0 {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                // SAFETY: we took the count to zero on a live object.
-                unsafe { heap::zero(h) };
-            }));
-            if let Err(p) = r {
-                panicked.get_or_insert(p);
-            }
+    let deferred = std::mem::take(&mut *lock(&hp.deferred));
+    for heap::Deferred(h) in deferred {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: its count reached zero during the cycle (no handle
+            // remains) and it was not freed since.
+            unsafe { heap::zero(h) };
+        }));
+        if let Err(p) = r {
+            panicked.get_or_insert(p);
         }
     }
     nodes.clear();
@@ -550,7 +548,7 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
     phases[4] = t_start.elapsed().as_micros() as u64;
     if gctrace() {
         eprintln!(
-            "gort-gc: cycle {epoch}: {} objects, {} freed as cycles; pin {} us, trace {} us, decide+mark {} us, claim+free {} us, unpin {} us; longest shard hold {} us",
+            "gort-gc: cycle {epoch}: {} objects, {} freed as cycles; register {} us, trace {} us, decide+mark {} us, claim+free {} us, deferred frees {} us; longest shard hold {} us",
             examined,
             dead.len(),
             phases[0],

@@ -23,6 +23,28 @@ pub(crate) const DEAD: u64 = 1 << 41;
 pub(crate) const WEAK_DEAD: u64 = 1 << 42;
 pub(crate) const FLAGS: u64 = CLAIMING | DEAD | WEAK_DEAD;
 pub(crate) const EPOCH_SHIFT: u32 = 48;
+/// Where `Header::reg` keeps the epoch of the last cycle that examined the
+/// object.
+pub(crate) const SEEN_SHIFT: u32 = 48;
+
+/// The shard of a `Header::reg` word.
+#[inline]
+pub(crate) fn reg_shard(reg: u64) -> usize {
+    ((reg >> 32) & 0xffff) as usize
+}
+
+/// The slot of a `Header::reg` word.
+#[inline]
+pub(crate) fn reg_slot(reg: u64) -> usize {
+    reg as u32 as usize
+}
+
+/// The epoch of the last cycle that examined the object (0: none).
+#[inline]
+pub(crate) fn reg_seen(reg: u64) -> u64 {
+    reg >> SEEN_SHIFT
+}
+
 /// A handle's tag after the collector freed its target as part of a dead
 /// cycle: dropping it does nothing, dereferencing or cloning it panics.
 pub(crate) const SEVERED: u64 = u64::MAX;
@@ -44,7 +66,7 @@ pub(crate) struct VTable {
 pub(crate) struct Header {
     /// Strong count, flags and the epoch of the last touch (see the
     /// constants). Written by mutators (clone, drop, deref/upgrade during a
-    /// collection: one SeqCst RMW each) and by the collector (pin, claim).
+    /// collection: one SeqCst RMW each) and by the collector (claim).
     /// All writes are SeqCst RMWs so they sit in one total order with the
     /// collector's `ACTIVE` store and its decision loads: a claim CAS fails
     /// if anything touched the word after the collector's decision read.
@@ -60,10 +82,18 @@ pub(crate) struct Header {
     /// `add_cleanup` (CAS null → box, AcqRel; the loser frees its box).
     /// Freed with the header.
     pub(crate) specials: AtomicPtr<Specials>,
-    /// Registry position `shard << 32 | slot`. Written only under the
-    /// shard's lock (Relaxed; the lock orders it); read under it.
+    /// `seen << 48 | shard << 32 | slot`: the registry position, written
+    /// only under the shard's lock (Relaxed; the lock orders it), and the
+    /// epoch of the last cycle that examined the object, written by that
+    /// cycle's registration pass under the same lock (a move of the slot
+    /// keeps it). A mutator that takes the count to zero reads `seen`
+    /// (SeqCst, after its decrement) to learn whether the running cycle
+    /// may still read the object: then the free waits for the cycle's end
+    /// (see `heap::zero_or_defer`). See [`reg_shard`], [`reg_slot`],
+    /// [`reg_seen`].
     pub(crate) reg: AtomicU64,
-    /// Collector-private: `epoch << 32 | node` when pinned by cycle `epoch`.
+    /// Collector-private: `epoch << 32 | node` when examined by cycle
+    /// `epoch`.
     /// Written and read only by the collector (one at a time), Relaxed.
     pub(crate) scan: AtomicU64,
 }
@@ -246,19 +276,12 @@ impl<T: Trace + Send + Sync + 'static> Gc<T> {
         }
     }
 
-    /// Strong handles to the object (racy; for tests and diagnostics).
-    ///
-    /// A running collection pins every object it examines with a count of
-    /// its own, which is not a handle: this waits for a running collection
-    /// to finish (as `gc()` callers do) and reads the count while none can
-    /// start, so a quiet object reads its exact count even while other
-    /// threads collect. Called from code the collector itself runs (a
-    /// `Drop` of a collected cycle), it reads at once (pins included). Like
-    /// `gc()`, it waits forever for a collection whose `Drop` waits for
-    /// the caller.
+    /// Strong handles to the object (racy; for tests and diagnostics). A
+    /// collection holds no counts of its own, so a quiet object reads its
+    /// exact count also while one runs (a queued finalizer's handle is a
+    /// handle).
     pub fn strong_count(this: &Gc<T>) -> usize {
-        let h = this.header();
-        crate::collect::when_idle(|| (h.rc.load(SeqCst) & STRONG) as usize)
+        (this.header().rc.load(SeqCst) & STRONG) as usize
     }
 }
 
@@ -335,7 +358,7 @@ pub(crate) fn release(hp: NonNull<Header>) {
     };
     if old & STRONG == 1 && old & DEAD == 0 {
         // SAFETY: we took the strong count to zero on a live object.
-        unsafe { heap::zero(hp) };
+        unsafe { heap::zero_or_defer(hp) };
     }
 }
 

@@ -2,7 +2,7 @@
 //! (finalize or free), statistics and the pacer's trigger.
 
 use crate::collect::CollectorState;
-use crate::gc::{Header, DEAD, STRONG, WEAK_DEAD};
+use crate::gc::{reg_seen, reg_shard, reg_slot, Header, DEAD, SEEN_SHIFT, STRONG, WEAK_DEAD};
 use crate::loom::{
     gc_flow_local, gc_thread_local, lock, AtomicBool, AtomicI64, AtomicPtr, AtomicU64, AtomicUsize,
     Condvar, Mutex, MutexGuard, Ordering::*, SHARDS,
@@ -34,7 +34,7 @@ pub(crate) fn footprint(size: usize) -> i64 {
 #[repr(align(128))]
 pub(crate) struct Shard {
     /// Protected by the mutex: registration (allocating thread),
-    /// unregistration (freeing thread), the collector's pin pass.
+    /// unregistration (freeing thread), the collector's registration pass.
     pub(crate) inner: Mutex<ShardInner>,
     /// Freed objects whose unregistration was deferred because the lock
     /// was busy: a Treiber stack linked through `Header::scan` (the next
@@ -116,6 +116,9 @@ pub(crate) struct Heap {
     pub(crate) stats: Stats,
     /// One collection at a time; `gc()` callers wait here.
     pub(crate) collector: Mutex<CollectorState>,
+    /// Objects whose count reached zero while the running cycle could still
+    /// read them (`zero_or_defer`); the cycle frees them at its end.
+    pub(crate) deferred: Mutex<Vec<Deferred>>,
     /// Functions run at the start of each cycle (gort-std's pool cleanup).
     pub(crate) hooks: Mutex<Vec<fn()>>,
     /// The finalizer queue.
@@ -192,6 +195,7 @@ macro_rules! new_heap {
                 cycles_freed: AtomicU64::new(0),
             },
             collector: Mutex::new(CollectorState::new()),
+            deferred: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
             fin: Mutex::new(FinQueue::new()),
             bg: Mutex::new(None),
@@ -350,14 +354,16 @@ pub(crate) fn register(h: NonNull<Header>, size: usize) {
 
 fn unregister_locked(s: usize, g: &mut ShardInner, h: &Header) {
     let size = h.vtable.size;
-    let slot = h.reg.load(Relaxed) as u32 as usize;
+    let slot = reg_slot(h.reg.load(Relaxed));
     let last = g.objs.pop().expect("registered object");
     if slot < g.objs.len() {
         g.objs[slot] = last;
         // SAFETY: registered objects are allocated (we hold the lock).
-        unsafe { last.as_ref() }
-            .reg
-            .store(((s as u64) << 32) | slot as u64, Relaxed);
+        let lr = &unsafe { last.as_ref() }.reg;
+        // The moved object keeps its `seen` epoch (only lock holders write
+        // `reg`, so this load and store are not racing another writer).
+        let seen = reg_seen(lr.load(Relaxed)) << SEEN_SHIFT;
+        lr.store(seen | ((s as u64) << 32) | slot as u64, Relaxed);
     }
     g.frees += 1;
     g.bytes -= size as u64;
@@ -378,7 +384,7 @@ fn unregister_locked(s: usize, g: &mut ShardInner, h: &Header) {
 unsafe fn unregister_and_release(hp: NonNull<Header>) {
     // SAFETY: the strong side's weak count keeps the header.
     let h = unsafe { hp.as_ref() };
-    let s = (h.reg.load(Relaxed) >> 32) as usize;
+    let s = reg_shard(h.reg.load(Relaxed));
     match try_lock_shard(s) {
         Some(g) => {
             let (mut g, drained) = drain_locked(s, g);
@@ -406,6 +412,58 @@ unsafe fn unregister_and_release(hp: NonNull<Header>) {
         }
     }
 }
+
+/// The strong count of a live object reached zero: finalize or free it —
+/// unless the running cycle examined it (its registration pass recorded
+/// the object, and may still read its header and value until it ends):
+/// then it joins `Heap::deferred`, and the cycle finalizes or frees it
+/// once it no longer reads any object (the cycle does not pin the objects
+/// it examines with a count of its own, which cost two locked instructions
+/// per live object and cycle).
+///
+/// Why the cycle never reads a freed object: its registration pass stores
+/// the epoch into `seen`, then fences (SeqCst), then reads the count, and
+/// examines the object only if the count was positive; this reads the
+/// epoch after the decrement (a SeqCst RMW). Either the pass read the
+/// count after the decrement (and saw zero: not examined), or this read
+/// comes after the pass's store (and defers).
+///
+/// # Safety
+/// As [`zero`].
+pub(crate) unsafe fn zero_or_defer(hp: NonNull<Header>) {
+    // SAFETY: the caller took the count to zero; the header is alive.
+    let h = unsafe { hp.as_ref() };
+    let hpp = heap();
+    // Loom treats SeqCst loads as Acquire (its documented limitation), so
+    // it would let these loads pass the decrement; the model adds the fence
+    // that C++20's rules on SeqCst operations against SeqCst fences give
+    // the real code: were the cycle's count read (after its fence) to miss
+    // our decrement, its fence precedes our decrement in the total order,
+    // which precedes our loads, so they see its `seen` and `active`.
+    #[cfg(gort_loom)]
+    crate::loom::fence(SeqCst);
+    let a = hpp.active.load(SeqCst);
+    if a != 0 && reg_seen(h.reg.load(SeqCst)) == a {
+        let mut d = lock(&hpp.deferred);
+        // Under the lock: the cycle stores `active` = 0 before it takes the
+        // lock to drain the list, so an entry pushed here is drained; if
+        // the cycle has ended (or another began, which cannot have
+        // examined an object whose count was already zero), free now.
+        if hpp.active.load(SeqCst) == a {
+            d.push(Deferred(hp));
+            return;
+        }
+    }
+    // SAFETY: as the caller promises.
+    unsafe { zero(hp) };
+}
+
+/// A header whose free waits for the running cycle (`Heap::deferred`).
+pub(crate) struct Deferred(pub(crate) NonNull<Header>);
+
+// SAFETY: the object's count is zero: nobody else uses the header until
+// the cycle frees it, on whatever thread.
+unsafe impl Send for Deferred {}
 
 /// The strong count of a live object reached zero: finalize or free it.
 ///

@@ -54,34 +54,42 @@
 //!    mutator clone, drop, dereference and weak upgrade *touches* the
 //!    object: it writes the epoch into the object's count word (in the same
 //!    RMW as a count change).
-//! 2. *Pin*: under each shard's lock (taken for 4096 objects at a time),
-//!    add one strong count to every registered object whose count is
-//!    positive. A pinned object cannot reach zero, so nothing the collector
-//!    looks at is freed under it; a freed object's memory is released only
-//!    after it has been unregistered under its shard's lock.
-//! 3. *Trace* each pinned object once, through [`Trace`]; record its edges
-//!    (the snapshot) and count, per object, the handles found inside pinned
-//!    objects (`internal`). Locks are taken with `try_lock`; a held lock
+//! 2. *Register*: under each shard's lock (taken for 4096 objects at a
+//!    time), write the epoch into each registered object's `seen` field,
+//!    fence, then read the counts: every object whose count is positive is
+//!    examined (a node of the cycle). A mutator that takes an examined
+//!    object's count to zero sees `seen` (it reads it after its decrement:
+//!    the Dekker pair of the fence) and leaves the free to the end of the
+//!    cycle, so nothing the collector looks at is freed under it; a freed
+//!    object's memory is released only after it has been unregistered
+//!    under its shard's lock. (The collector used to pin each examined
+//!    object with a count of its own: two locked instructions per live
+//!    object, a third of a cycle.)
+//! 3. *Trace* each examined object once, through [`Trace`]; record its
+//!    edges (the snapshot) and count, per object, the handles found inside
+//!    examined objects (`internal`). Locks are taken with `try_lock`; a held lock
 //!    makes the object a root ([`Tracer::opaque`]). Each handle's tag is
 //!    set to the epoch; a handle met a second time (it was moved between
 //!    two traced objects) makes its second container a root.
 //! 4. *Decide*: read each count word once. An object is a root if it was
 //!    touched this cycle, if it has more handles than were found inside
-//!    pinned objects (the rest are on stacks, in statics, in `Arc`s, in
-//!    objects allocated after the pin, in finalizer closures), or if it was
-//!    not fully traced. Mark from the roots over the *snapshot* edges.
+//!    examined objects (the rest are on stacks, in statics, in `Arc`s, in
+//!    objects allocated after the registration, in finalizer closures), if
+//!    it has none left (its free waits for the end of the cycle and drops
+//!    its handles then), or if it was not fully traced. Mark from the roots over the *snapshot* edges.
 //!    Unmarked objects with a finalizer keep what they reach (as Go marks
 //!    the referents of finalizable objects).
 //! 5. *Claim* every unmarked object with a CAS from the exact word read in
 //!    step 4. If any CAS fails, something touched the set: nothing is freed
 //!    this cycle. Claimed objects become dead (weak upgrades fail), or, with
-//!    a finalizer, resurrected (weak pointers cleared, the pin becomes the
+//!    a finalizer, resurrected (weak pointers cleared, a count added for the
 //!    finalizer's handle).
 //! 6. *Free*: mark the handles between dead objects severed (dropping one
 //!    does nothing, dereferencing or cloning one panics, so a `Drop` impl
 //!    cannot use or smuggle out a handle to a freed sibling), drop the
 //!    values, queue cleanups, unregister and deallocate (or leave the header
-//!    to its weak pointers). Then clear `ACTIVE` and unpin the rest.
+//!    to its weak pointers). Then clear `ACTIVE` and free the objects whose
+//!    last handle went during the cycle.
 //!
 //! Mutators do not wait for the collector's locks (an allocation that
 //! outruns a whole cycle waits for its end: see "Pacing"). An allocating thread that finds
@@ -111,8 +119,8 @@
 //! Suppose the collector frees X, yet a mutator can still reach X. Every
 //! way to reach X's interior goes through a handle to X. Take the handles
 //! to X at the decision read; since X was not a root, there were exactly
-//! `internal(X)` of them (counted once each, by tag), each seen inside a
-//! pinned object at that object's trace; and X was untouched, so the count
+//! `internal(X)` of them (counted once each, by tag), each seen inside an
+//! examined object at that object's trace; and X was untouched, so the count
 //! did not change from the start of the cycle through the claim (a change
 //! would have failed the claim CAS: count changes and touches are RMWs on
 //! the same word, in one total order with the claim).
@@ -211,16 +219,21 @@
 //!
 //! # Invariants
 //!
-//! * A pinned object's strong count is ≥ 1; the collector pins only under
-//!   the shard lock, and a registered object's memory is valid under it
-//!   (a freed object is unregistered — directly, or from the shard's
-//!   `pending` stack — under that lock before its memory is released).
-//! * An object is pinned at most once per cycle (its `scan` word names its
-//!   node, checked against the node's header, so a stale word from 65535
-//!   cycles ago or a `pending` link is never taken for a node).
-//! * An object is freed once: by the thread whose decrement reached zero
-//!   (the collector never pins an object at zero), or by the collector
-//!   after a successful claim of its whole garbage set.
+//! * An examined object's value and header stay valid until the cycle
+//!   clears `ACTIVE`: it had a positive count after its `seen` was written
+//!   and fenced, so the decrement that takes it to zero sees `seen` and
+//!   defers the free to the cycle's end (`heap::zero_or_defer`). The
+//!   collector writes `seen` only under the shard lock, and a registered
+//!   object's memory is valid under it (a freed object is unregistered —
+//!   directly, or from the shard's `pending` stack — under that lock
+//!   before its memory is released).
+//! * An object is examined at most once per cycle (its `scan` word names
+//!   its node, checked against the node's header, so a stale word from
+//!   65535 cycles ago or a `pending` link is never taken for a node).
+//! * An object is freed once: by the thread whose decrement reached zero,
+//!   or by the cycle it was examined by if that decrement came during the
+//!   cycle (an object with no count left is a root, never claimed), or by
+//!   the collector after a successful claim of its whole garbage set.
 //! * `DEAD` or `WEAK_DEAD` is set before the value is dropped or the
 //!   object resurrected for a finalizer; a weak upgrade never succeeds
 //!   after either.
@@ -235,10 +248,10 @@
 //! `src/tests/unsafe_core.rs`: the header's layout and counts, the
 //! registry (registration, unregistration, the deferred `pending` stack),
 //! the zero path, weak handles outliving their value, specials, and a
-//! collection's pin, snapshot, touch, claim, sever, free and unpin steps —
-//! each driven to a known point without timing (a mutator action "during
-//! a cycle" is run by the collector itself from a `Trace` impl, between
-//! the pin and the decision). They run in the normal `cargo test -p
+//! collection's registration, snapshot, touch, claim, sever, free and
+//! deferred-free steps — each driven to a known point without timing (a
+//! mutator action "during a cycle" is run by the collector itself from a
+//! `Trace` impl, between the registration and the decision). They run in the normal `cargo test -p
 //! gort-gc --lib` and under miri:
 //!
 //! ```text

@@ -71,7 +71,7 @@ fn inner(s: &Specials) -> std::sync::MutexGuard<'_, SpecialsInner> {
     s.inner.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Whether the object has a finalizer (collector, for a pinned object).
+/// Whether the object has a finalizer (collector, for an examined object).
 pub(crate) fn has_finalizer(h: &Header) -> bool {
     let p = h.specials.load(Acquire);
     // SAFETY: as in `specials`.

@@ -1,4 +1,4 @@
-//! Loom models of the collector protocol on the real code: pinning,
+//! Loom models of the collector protocol on the real code: registration,
 //! snapshot tracing, touches, the claim CAS, and weak upgrades, racing a
 //! mutator. Each model's objects carry a drop flag; a mutator that can
 //! still reach an object asserts it was not dropped.
@@ -161,5 +161,23 @@ fn finalizer_vs_weak_upgrade() {
         gc();
         crate::special::run_queued(false);
         assert_eq!(runs.load(SeqCst), 1, "finalizer must run exactly once");
+    });
+}
+
+/// The last handle of a plain (acyclic) object dropped while a collection
+/// registers and examines it: the free either happens at once (the cycle
+/// did not examine it) or waits for the cycle's end (it did); either way it
+/// happens exactly once, and never while the cycle reads the object (loom
+/// tracks the header's atomics: a read of a freed one fails the model).
+#[test]
+fn last_drop_vs_registration() {
+    model(|| {
+        let (x, dropped) = node();
+        let (y, _) = node();
+        x.edges.lock().unwrap().push(y);
+        let m = loom::thread::spawn(move || drop(x));
+        gc();
+        m.join().unwrap();
+        assert!(dropped.load(SeqCst), "the last drop's free was lost");
     });
 }

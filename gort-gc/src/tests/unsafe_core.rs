@@ -1,16 +1,17 @@
 //! Unit tests of the unsafe core: the object header (layout, counts, the
 //! `rc` word), the registry (registration, unregistration, the deferred
 //! `pending` stack), the zero path, weak handles against freed objects,
-//! and a collection's pin, snapshot, touch, claim, sever, free and unpin
-//! steps, each driven to a known point with no timing involved.
+//! and a collection's registration, snapshot, touch, claim, sever, free
+//! and deferred-free steps, each driven to a known point with no timing
+//! involved.
 //!
 //! A collection examines every registered object, so these tests run one
 //! at a time (`serial`), with automatic collection off: every cycle here is
 //! the test's own, and every count is exact. Mutator actions *during* a
 //! cycle are run by the collector itself, from a `Trace` impl
-//! (`Probe::after_trace`): the traces come after the pin pass and before
-//! the decision reads, so an action there is, deterministically, "a mutator
-//! racing the cycle between its pin and its decision".
+//! (`Probe::after_trace`): the traces come after the registration pass and
+//! before the decision reads, so an action there is, deterministically, "a
+//! mutator racing the cycle between its registration and its decision".
 //!
 //! They are written for miri (`cargo +nightly miri test -p gort-gc --lib`;
 //! see the crate docs, "Testing under miri"): small sizes, no goroutines
@@ -127,7 +128,7 @@ fn weak_count<T: Trace + Send + Sync + 'static>(w: &Weak<T>) -> usize {
 /// (shard, slot) from the header's registry position.
 fn position(h: &Header) -> (usize, usize) {
     let r = h.reg.load(Relaxed);
-    ((r >> 32) as usize, r as u32 as usize)
+    (crate::gc::reg_shard(r), crate::gc::reg_slot(r))
 }
 
 /// Whether the header is in its shard's list (at its recorded slot).
@@ -383,10 +384,10 @@ fn an_allocation_into_a_locked_shard_goes_elsewhere() {
 }
 
 /// A garbage cycle is claimed, marked dead (weak upgrades fail), its
-/// values dropped and its objects unregistered; a live object the cycle
-/// pinned gets its exact count back.
+/// values dropped and its objects unregistered; the live objects the cycle
+/// examined keep their exact counts (it holds none of its own).
 #[test]
-fn a_cycle_pins_then_frees_garbage_and_unpins_the_rest() {
+fn a_cycle_frees_garbage_and_leaves_the_rest_counted_exactly() {
     let _s = serial();
     let d = counter();
     let live = probe(&d);
@@ -412,7 +413,7 @@ fn a_cycle_pins_then_frees_garbage_and_unpins_the_rest() {
     let rc = weak_word(&w1);
     assert_eq!(rc & (DEAD | WEAK_DEAD | CLAIMING), DEAD | WEAK_DEAD);
     assert!(!registered(hg1));
-    // The survivors are unpinned: their counts are the handles only.
+    // The survivors' counts are the handles only.
     assert_eq!(strong(word(&live)), 1);
     let x = live.edges.lock().unwrap()[0].clone();
     assert_eq!(strong(word(&x)), 3, "live's, y's and this one");
@@ -484,11 +485,11 @@ fn a_touch_during_the_cycle_makes_a_root() {
     drop(trigger);
 }
 
-/// An object pinned by the cycle is not freed when its last handle is
-/// dropped during the cycle (the drop touches it); the unpin at the end of
-/// the cycle frees it.
+/// An object the cycle examined is not freed when its last handle is
+/// dropped during the cycle (the cycle may still read it): its free waits
+/// for the end of the cycle, which frees it.
 #[test]
-fn a_last_drop_during_the_cycle_frees_at_the_unpin() {
+fn a_last_drop_during_the_cycle_frees_at_the_cycle_end() {
     let _s = serial();
     let d = counter();
     let x = probe(&d);
@@ -501,12 +502,12 @@ fn a_last_drop_during_the_cycle_frees_at_the_unpin() {
         seen2.store(d2.load(SeqCst), SeqCst);
     });
     collect(true);
-    assert_eq!(seen.load(SeqCst), 0, "freed under the collector's pin");
-    assert_eq!(d.load(SeqCst), 1, "freed by the unpin");
+    assert_eq!(seen.load(SeqCst), 0, "freed while the cycle could read it");
+    assert_eq!(d.load(SeqCst), 1, "freed at the end of the cycle");
     drop(trigger);
 }
 
-/// An object allocated during the cycle (after the pin pass) is not
+/// An object allocated during the cycle (after the registration) is not
 /// examined: its handles count as outside ones; the next cycle frees it.
 #[test]
 fn an_object_allocated_during_the_cycle_waits_for_the_next() {

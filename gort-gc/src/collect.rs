@@ -224,6 +224,11 @@ pub(crate) fn collect(forced: bool) {
         fn drop(&mut self) {
             let hp = heap();
             hp.active.store(0, SeqCst);
+            // Normally drained by the cycle already; after a panic that
+            // escaped it, the frees it deferred happen here.
+            if let Some(p) = free_deferred() {
+                drop(p); // the cycle's own panic is already unwinding
+            }
             let mut st = lock(&hp.collector);
             st.running = false;
             let ws = std::mem::take(&mut st.waiters);
@@ -310,11 +315,11 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
     //    one whose count was zero already is not examined. One fence per
     //    chunk: no locked instruction per object (a pin count was two, the
     //    pin and the unpin, and a third of a cycle).
-    //    The lock is dropped every PIN_CHUNK objects so that no mutator
+    //    The lock is dropped every CHUNK objects so that no mutator
     //    waits long; objects moved by a swap_remove meanwhile may be missed
     //    (not examined: then their handles count as external — safe) and
     //    are never registered twice (`scan` check).
-    const PIN_CHUNK: usize = 4096;
+    const CHUNK: usize = 4096;
     let mut longest = 0u64;
     let t_start = Instant::now();
     let mut phases = [0u64; 5];
@@ -326,7 +331,7 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
                 break;
             }
             let t0 = Instant::now();
-            let end = (i + PIN_CHUNK).min(g.objs.len());
+            let end = (i + CHUNK).min(g.objs.len());
             let chunk = &g.objs[i..end];
             for &h in chunk {
                 // SAFETY: registered objects are allocated while we hold the
@@ -478,14 +483,21 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
             hr.rc.fetch_and(!CLAIMING, SeqCst);
             n.mark = true;
         } else if n.has_fin {
-            // Resurrect: weak pointers cleared, and a count for the
-            // finalizer's handle.
-            let _ = hr
-                .rc
-                .fetch_update(SeqCst, SeqCst, |w| Some(((w & !CLAIMING) | WEAK_DEAD) + 1));
             match special::take_finalizer(hr) {
-                Some(f) => fins.push((n.h, f)),
-                None => n.mark = true,
+                Some(f) => {
+                    // Resurrect: weak pointers cleared, and a count for
+                    // the finalizer's handle.
+                    let _ = hr
+                        .rc
+                        .fetch_update(SeqCst, SeqCst, |w| Some(((w & !CLAIMING) | WEAK_DEAD) + 1));
+                    fins.push((n.h, f));
+                }
+                None => {
+                    // Cleared since the registration read: kept this
+                    // cycle, a plain object for the next.
+                    hr.rc.fetch_and(!CLAIMING, SeqCst);
+                    n.mark = true;
+                }
             }
         } else {
             let _ = hr
@@ -503,6 +515,9 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
     if !dead.is_empty() {
         for &h in dead.iter() {
             let mut t = Tracer { mode: Mode::Sever };
+            // (A Trace impl panicking here unwinds out of the cycle: the
+            // dead set is leaked, never dropped with unsevered handles,
+            // and `Done` still frees what the cycle deferred.)
             // SAFETY: dead objects' values are alive until the next loop.
             unsafe { (h.as_ref().vtable.trace)(h, &mut t) };
         }
@@ -532,16 +547,8 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
     //    them (`heap::zero_or_defer`: an entry pushed after our drain finds
     //    `active` cleared, and frees at once).
     hp.active.store(0, SeqCst);
-    let deferred = std::mem::take(&mut *lock(&hp.deferred));
-    for heap::Deferred(h) in deferred {
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // SAFETY: its count reached zero during the cycle (no handle
-            // remains) and it was not freed since.
-            unsafe { heap::zero(h) };
-        }));
-        if let Err(p) = r {
-            panicked.get_or_insert(p);
-        }
+    if let Some(p) = free_deferred() {
+        panicked.get_or_insert(p);
     }
     nodes.clear();
     edges.clear();
@@ -560,6 +567,28 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
         );
     }
     (longest, panicked)
+}
+
+/// Frees the objects whose last handle went while the cycle could read
+/// them (`heap::zero_or_defer`); called once `ACTIVE` is cleared (an
+/// entry pushed after this drain finds it cleared and frees at once).
+/// Returns the first panic of a user `Drop`, after freeing all of them.
+fn free_deferred() -> Option<Panic> {
+    let mut panicked = None;
+    for sh in heap().shards.iter() {
+        let deferred = std::mem::take(&mut *lock(&sh.deferred));
+        for heap::Deferred(h) in deferred {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // SAFETY: its count reached zero during the cycle (no handle
+                // remains) and it was not freed since.
+                unsafe { heap::zero(h) };
+            }));
+            if let Err(p) = r {
+                panicked.get_or_insert(p);
+            }
+        }
+    }
+    panicked
 }
 
 /// `GORT_GCTRACE=1` prints one line per cycle (Go's `GODEBUG=gctrace=1`).

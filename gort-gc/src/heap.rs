@@ -42,6 +42,11 @@ pub(crate) struct Shard {
     /// freeing mutators (Release CAS), drained by every lock holder
     /// (Acquire swap).
     pub(crate) pending: AtomicPtr<Header>,
+    /// Objects of this shard whose count reached zero while the running
+    /// cycle could still read them (`zero_or_defer`); the cycle frees them
+    /// at its end. Per shard so that mutators freeing during a cycle
+    /// rarely meet here; held for a push or a swap, never over user code.
+    pub(crate) deferred: Mutex<Vec<Deferred>>,
 }
 
 pub(crate) struct ShardInner {
@@ -116,9 +121,6 @@ pub(crate) struct Heap {
     pub(crate) stats: Stats,
     /// One collection at a time; `gc()` callers wait here.
     pub(crate) collector: Mutex<CollectorState>,
-    /// Objects whose count reached zero while the running cycle could still
-    /// read them (`zero_or_defer`); the cycle frees them at its end.
-    pub(crate) deferred: Mutex<Vec<Deferred>>,
     /// Functions run at the start of each cycle (gort-std's pool cleanup).
     pub(crate) hooks: Mutex<Vec<fn()>>,
     /// The finalizer queue.
@@ -141,6 +143,7 @@ macro_rules! new_shards {
             Shard {
                 inner: Mutex::new(ShardInner::new()),
                 pending: AtomicPtr::new(std::ptr::null_mut()),
+                deferred: Mutex::new(Vec::new()),
             }
         }; SHARDS]
     };
@@ -152,6 +155,7 @@ macro_rules! new_shards {
         std::array::from_fn(|_| Shard {
             inner: Mutex::new(ShardInner::new()),
             pending: AtomicPtr::new(std::ptr::null_mut()),
+            deferred: Mutex::new(Vec::new()),
         })
     };
 }
@@ -195,7 +199,6 @@ macro_rules! new_heap {
                 cycles_freed: AtomicU64::new(0),
             },
             collector: Mutex::new(CollectorState::new()),
-            deferred: Mutex::new(Vec::new()),
             hooks: Mutex::new(Vec::new()),
             fin: Mutex::new(FinQueue::new()),
             bg: Mutex::new(None),
@@ -310,7 +313,7 @@ pub(crate) fn release_drained(mut p: *mut Header) {
 }
 
 /// Adds a new object to the registry: to this thread's shard, or, if
-/// that one is locked (the collector pinning it), to any free one — an
+/// that one is locked (the collector registering it), to any free one — an
 /// allocating mutator never waits for the collector's locks (only, past
 /// the heap goal, for a cycle's end: the pacer's `assist`).
 pub(crate) fn register(h: NonNull<Header>, size: usize) {
@@ -376,7 +379,7 @@ fn unregister_locked(s: usize, g: &mut ShardInner, h: &Header) {
 
 /// Removes a freed object from the registry and releases the strong side's
 /// weak count — or, if its shard is locked, defers both to the next holder
-/// (a freeing mutator never waits for the collector).
+/// (a freeing mutator never waits for the collector's registry locks).
 ///
 /// # Safety
 /// The object's value has been dropped; the caller owns the strong side's
@@ -443,8 +446,9 @@ pub(crate) unsafe fn zero_or_defer(hp: NonNull<Header>) {
     #[cfg(gort_loom)]
     crate::loom::fence(SeqCst);
     let a = hpp.active.load(SeqCst);
-    if a != 0 && reg_seen(h.reg.load(SeqCst)) == a {
-        let mut d = lock(&hpp.deferred);
+    let reg = h.reg.load(SeqCst);
+    if a != 0 && reg_seen(reg) == a {
+        let mut d = lock(&hpp.shards[reg_shard(reg)].deferred);
         // Under the lock: the cycle stores `active` = 0 before it takes the
         // lock to drain the list, so an entry pushed here is drained; if
         // the cycle has ended (or another began, which cannot have

@@ -96,7 +96,9 @@
 //! its shard locked registers in the next free shard; a freeing thread
 //! that finds the object's shard locked pushes it on the shard's lock-free
 //! `pending` stack, and whoever takes the lock next (an allocation, the
-//! collector's next chunk) unregisters and releases it. The one exception
+//! collector's next chunk) unregisters and releases it; a free deferred to
+//! the end of a cycle is a push on the shard's `deferred` list, whose lock
+//! the collector holds only to swap the list out. The one exception
 //! is a weak upgrade of an object in the middle of being claimed: it
 //! yields until the claim pass (no tracing, one CAS per object) resolves.
 //! The collector's buffers are kept between cycles, so a cycle does not
@@ -219,8 +221,9 @@
 //!
 //! # Invariants
 //!
-//! * An examined object's value and header stay valid until the cycle
-//!   clears `ACTIVE`: it had a positive count after its `seen` was written
+//! * An examined object's value and header stay valid until the cycle has
+//!   cleared `ACTIVE` and drained the `deferred` lists (it reads no object
+//!   after clearing `ACTIVE`): it had a positive count after its `seen` was written
 //!   and fenced, so the decrement that takes it to zero sees `seen` and
 //!   defers the free to the cycle's end (`heap::zero_or_defer`). The
 //!   collector writes `seen` only under the shard lock, and a registered
@@ -231,9 +234,11 @@
 //!   its node, checked against the node's header, so a stale word from
 //!   65535 cycles ago or a `pending` link is never taken for a node).
 //! * An object is freed once: by the thread whose decrement reached zero,
-//!   or by the cycle it was examined by if that decrement came during the
-//!   cycle (an object with no count left is a root, never claimed), or by
-//!   the collector after a successful claim of its whole garbage set.
+//!   or by the cycle whose `seen` that decrement found (a deferred free:
+//!   also for an object the cycle did not examine after all, whose count
+//!   was zero at the registration read; an object with no count left is a
+//!   root, never claimed), or by the collector after a successful claim of
+//!   its whole garbage set.
 //! * `DEAD` or `WEAK_DEAD` is set before the value is dropped or the
 //!   object resurrected for a finalizer; a weak upgrade never succeeds
 //!   after either.
@@ -323,7 +328,7 @@ pub struct MemStats {
     pub num_forced_gc: u32,
     /// Sum of [`MemStats::last_pause_ns`] over all cycles. gort-gc never
     /// stops the world: a "pause" is the longest time one registry shard
-    /// was locked for pinning, the longest any allocating or freeing
+    /// was locked for registration, the longest any allocating or freeing
     /// mutator could have waited on the collector.
     pub pause_total_ns: u64,
     /// The pause of the last cycle (see `pause_total_ns`).

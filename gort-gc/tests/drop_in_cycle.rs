@@ -42,9 +42,9 @@ fn pair(a: &str, b: &str) {
 
 #[test]
 fn drop_using_a_dead_sibling_panics() {
-    // A live object pinned by the cycle that panics is unpinned anyway
-    // (review finding: a panic used to leave every examined object pinned,
-    // so none could be freed again).
+    // A live object the panicking cycle examined is freed normally
+    // afterwards (a panic once left every examined object pinned, so none
+    // could be freed again; the cycle holds no counts now).
     let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let keep = Gc::new(Flag(dropped.clone()));
     pair("user", "user");
@@ -55,7 +55,7 @@ fn drop_using_a_dead_sibling_panics() {
     drop(keep);
     assert!(
         dropped.load(std::sync::atomic::Ordering::SeqCst),
-        "left pinned by the panicking cycle"
+        "kept alive by the panicking cycle"
     );
 
     // A handle moved out of a dying cycle is inert: dropping it is a no-op

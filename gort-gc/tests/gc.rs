@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 /// Collects until `want` values were dropped, failing with `what` and the
 /// count after 60 s. A cycle needs collecting; an acyclic object whose
-/// last handle is dropped while another test's collection has it pinned is
-/// freed when that collection unpins it (`gc()` waits for it). Claims that
+/// last handle is dropped while another test's collection examines it is
+/// freed when that collection ends (`gc()` waits for it). Claims that
 /// need no other collection running are in `tests/quiet_heap.rs`.
 fn wait_for_drops(c: &AtomicUsize, want: usize, what: &str) {
     let end = Instant::now() + Duration::from_secs(60);

@@ -187,8 +187,8 @@ fn finalizer_resurrects_once() {
     assert_eq!(drops.load(SeqCst), 0, "resurrected object was freed");
     let back = saved.lock().unwrap().take().unwrap();
     drop(back);
-    // Freed at once, or, if another test's collection had it pinned, when
-    // that collection ends (`gc()` waits for it).
+    // Freed at once, or, if another test's collection was examining it,
+    // when that collection ends (`gc()` waits for it).
     gc_until("the resurrected object was not freed", || {
         drops.load(SeqCst) == 1
     });

@@ -1,10 +1,11 @@
 //! Tests whose claims hold only when no other collection runs: the last
 //! drop frees at once on the dropping thread, a weak handle to garbage not
 //! yet collected upgrades, a hook runs once per collection, exact
-//! MemStats. A collection in progress pins every object it examines, so in
-//! `tests/gc.rs` (where other tests call `gc()` at any moment) a last drop
-//! may be finished by that collection's unpin instead, and a garbage cycle
-//! may be collected between two lines of a test.
+//! MemStats. A collection in progress defers the free of an object it
+//! examines whose last handle goes meanwhile, so in `tests/gc.rs` (where
+//! other tests call `gc()` at any moment) a last drop may be finished by
+//! that collection's end instead, and a garbage cycle may be collected
+//! between two lines of a test.
 //!
 //! Here automatic collection is off (GOGC=off), the tests run one at a
 //! time (`quiet`), and each checks at its end that the only collections

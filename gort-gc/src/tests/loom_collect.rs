@@ -19,6 +19,9 @@ struct N {
 // SAFETY: visits each owned handle once; a held lock is opaque.
 unsafe impl Trace for N {
     fn trace(&self, t: &mut Tracer<'_>) {
+        // The collector traces only objects it examined, which are never
+        // freed under it.
+        assert!(!self.dropped.load(SeqCst), "traced a dropped object");
         match self.edges.try_lock() {
             Ok(g) => {
                 for e in g.iter() {

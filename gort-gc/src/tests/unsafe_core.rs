@@ -507,6 +507,98 @@ fn a_last_drop_during_the_cycle_frees_at_the_cycle_end() {
     drop(trigger);
 }
 
+/// The registration writes the cycle's epoch into each examined object's
+/// `seen` bits, and a later unregistration that moves another object into
+/// the freed slot keeps that object's `seen` (a mutator deciding whether to
+/// defer its free reads it).
+#[test]
+fn seen_survives_a_slot_move() {
+    let _s = serial();
+    let d = counter();
+    let a = probe(&d);
+    let b = probe(&d);
+    let c = probe(&d); // the last registered: moved into a's slot
+    let (sa, _) = position(a.header());
+    let (sc, _) = position(c.header());
+    assert_eq!(sa, sc, "one thread allocates into one shard");
+    collect(true);
+    let epoch = crate::gc::reg_seen(c.header().reg.load(Relaxed));
+    assert_ne!(epoch, 0, "examined by the cycle");
+    let slot_a = position(a.header()).1;
+    drop(a); // unregistered: the shard's last object takes its slot
+    let moved = [&b, &c]
+        .into_iter()
+        .find(|g| position(g.header()).1 == slot_a)
+        .expect("the last object moved into the freed slot");
+    assert_eq!(crate::gc::reg_seen(moved.header().reg.load(Relaxed)), epoch);
+    assert!(registered(moved.header_ptr()));
+    drop((b, c));
+}
+
+/// The collector's own drops (of a dead cycle's values, step 6) can take a
+/// live examined object's count to zero: that free is deferred to the end
+/// of the cycle like a mutator's, and happens exactly once.
+#[test]
+fn a_dead_cycle_dropping_the_last_handle_of_a_live_object() {
+    let _s = serial();
+    let d = counter();
+    let dx = counter();
+    let g1 = probe(&d);
+    let g2 = probe(&d);
+    link(&g1, &g2);
+    link(&g2, &g1);
+    let x = probe(&dx);
+    link(&g1, &x); // g1 holds x; so does the slot below, until the trace
+    let slot = Arc::new(Mutex::new(Some(x)));
+    let s2 = slot.clone();
+    on_trace(&g2, move |_| drop(s2.lock().unwrap().take())); // touches x
+    drop((g1, g2));
+    collect(true);
+    assert_eq!(d.load(SeqCst), 2, "the garbage cycle is freed");
+    assert_eq!(dx.load(SeqCst), 1, "x freed once, at the end of the cycle");
+}
+
+/// A finalizable object whose last handle is dropped during the cycle
+/// that examined it: the deferred free at the cycle's end resurrects it
+/// for its finalizer (the zero path, run late), which then runs once.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "runs the finalizer goroutine (gort-sched stacks, which miri cannot switch)"
+)]
+fn a_deferred_free_still_finalizes() {
+    let _s = serial();
+    let d = counter();
+    let x = probe(&d);
+    let (tx, rx) = std::sync::mpsc::channel();
+    crate::set_finalizer(&x, move |x: Gc<Probe>| tx.send(x).unwrap());
+    let w = Gc::downgrade(&x);
+    let slot = Arc::new(Mutex::new(Some(x)));
+    let trigger = probe(&counter());
+    let (s2, w2) = (slot.clone(), w.clone());
+    on_trace(&trigger, move |_| {
+        drop(s2.lock().unwrap().take());
+        assert_eq!(
+            weak_word(&w2) & WEAK_DEAD,
+            0,
+            "deferred: not resurrected while the cycle may read it"
+        );
+    });
+    crate::gc();
+    let x = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the finalizer did not run within 60 s");
+    assert!(w.upgrade().is_none(), "weak handles cleared");
+    assert_eq!(d.load(SeqCst), 0);
+    drop(x);
+    assert_eq!(
+        d.load(SeqCst),
+        1,
+        "freed at the finalized object's last drop"
+    );
+    drop(trigger);
+}
+
 /// An object allocated during the cycle (after the registration) is not
 /// examined: its handles count as outside ones; the next cycle frees it.
 #[test]

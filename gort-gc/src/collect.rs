@@ -407,19 +407,25 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
             panicked.get_or_insert(p);
         }
         nodes[i].end = edges.len() as u32;
+        // The decision's read of the count word, right after the trace
+        // while the header is in cache (a pass of its own after all traces
+        // missed the cache once per object: 20% of a cycle). Any change to
+        // the word after this read fails the claim CAS if the object is
+        // garbage, so an object touched later is kept either way: marked
+        // (then its snapshot edges are too), or the whole claim fails.
+        // SAFETY: examined: freed only after the cycle.
+        nodes[i].word = unsafe { h.as_ref() }.rc.load(SeqCst);
     }
 
     phases[1] = t_start.elapsed().as_micros() as u64;
-    // 3. Decide: after all traces, read each word once. Roots: touched this
-    //    cycle, flagged, more handles than found inside examined objects,
+    // 3. Decide, once every trace has counted its handles, on each word as
+    //    read after the object's own trace. Roots: touched this cycle (by
+    //    then), flagged, more handles than found inside examined objects,
     //    or none at all (its last handle went during the cycle: its free
     //    waits for the cycle's end, and drops its handles then, so what it
     //    reaches must live until then).
     for (i, n) in nodes.iter_mut().enumerate() {
-        // SAFETY: examined: freed only after the cycle.
-        let hr = unsafe { n.h.as_ref() };
-        let w = hr.rc.load(SeqCst);
-        n.word = w;
+        let w = n.word;
         let strong = w & STRONG;
         if w >> EPOCH_SHIFT == epoch || w & FLAGS != 0 || strong == 0 || strong > n.internal as u64
         {

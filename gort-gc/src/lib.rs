@@ -71,7 +71,9 @@
 //!    makes the object a root ([`Tracer::opaque`]). Each handle's tag is
 //!    set to the epoch; a handle met a second time (it was moved between
 //!    two traced objects) makes its second container a root.
-//! 4. *Decide*: read each count word once. An object is a root if it was
+//! 4. *Decide*: read each count word once, right after the object's own
+//!    trace (its header is in cache then; the decision waits for every
+//!    trace's handle counts). An object is a root if it was
 //!    touched this cycle, if it has more handles than were found inside
 //!    examined objects (the rest are on stacks, in statics, in `Arc`s, in
 //!    objects allocated after the registration, in finalizer closures), if
@@ -137,8 +139,11 @@
 //! written while shared), and the collector stored `ACTIVE` before that
 //! read, so the mutator's later count operations see `ACTIVE` and touch —
 //! and reaching P's field to write it required dereferencing a handle to P
-//! after that point (a touch: P is a root, and P's snapshot edges, taken
-//! before the move, mark what P held) or holding a borrow of P from before
+//! after that point (a touch: P is a root if the touch came before P's
+//! decision read; if it came after, P's word changed, so either P is
+//! marked or P is garbage and the whole claim fails; when marked, P's
+//! snapshot edges, taken before the move, mark what P held) or holding a
+//! borrow of P from before
 //! the cycle (the borrow pins the chain of handles it came through: they
 //! cannot move while borrowed, so that chain is in the snapshot from a
 //! handle outside managed objects, whose target is a root, down to P).

@@ -409,10 +409,10 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
         nodes[i].end = edges.len() as u32;
         // The decision's read of the count word, right after the trace
         // while the header is in cache (a pass of its own after all traces
-        // missed the cache once per object: 20% of a cycle). Any change to
-        // the word after this read fails the claim CAS if the object is
-        // garbage, so an object touched later is kept either way: marked
-        // (then its snapshot edges are too), or the whole claim fails.
+        // missed the cache once per object: 20% of a cycle). An object
+        // touched later is kept either way: marked (then its snapshot
+        // edges are too), or unmarked and read again after the marking
+        // (step 3), or, touched after that, the whole claim fails.
         // SAFETY: examined: freed only after the cycle.
         nodes[i].word = unsafe { h.as_ref() }.rc.load(SeqCst);
     }
@@ -425,15 +425,32 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
     //    waits for the cycle's end, and drops its handles then, so what it
     //    reaches must live until then).
     for (i, n) in nodes.iter_mut().enumerate() {
-        let w = n.word;
-        let strong = w & STRONG;
-        if w >> EPOCH_SHIFT == epoch || w & FLAGS != 0 || strong == 0 || strong > n.internal as u64
-        {
+        if n.root || is_root(n.word, n.internal, epoch) {
             n.root = true;
-        }
-        if n.root {
             n.mark = true;
             stack.push(i as u32);
+        }
+    }
+    mark(nodes, edges, stack, false);
+    // The words of what is left unmarked, read again: an object touched
+    // since its read (a weak upgrade of a member of a garbage cycle, say)
+    // becomes a root now, as it would have with the read after all traces,
+    // instead of failing the whole claim below and freeing nothing this
+    // cycle. One read per unmarked object; a touch after this one fails
+    // the claim, as a touch between the decision and the claim always did.
+    for (i, n) in nodes.iter_mut().enumerate() {
+        if n.mark {
+            continue;
+        }
+        // SAFETY: examined: freed only after the cycle.
+        let w = unsafe { n.h.as_ref() }.rc.load(SeqCst);
+        if w != n.word {
+            n.word = w;
+            if is_root(w, n.internal, epoch) {
+                n.root = true;
+                n.mark = true;
+                stack.push(i as u32);
+            }
         }
     }
     mark(nodes, edges, stack, false);
@@ -573,6 +590,14 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
         );
     }
     (longest, panicked)
+}
+
+/// The decision on one count word (step 3): touched this cycle, flagged,
+/// no handle left, or more handles than found inside examined objects.
+#[inline]
+fn is_root(w: u64, internal: u32, epoch: u64) -> bool {
+    let strong = w & STRONG;
+    w >> EPOCH_SHIFT == epoch || w & FLAGS != 0 || strong == 0 || strong > internal as u64
 }
 
 /// Frees the objects whose last handle went while the cycle could read

@@ -127,7 +127,11 @@
 //! examined object at that object's trace; and X was untouched, so the count
 //! did not change from the start of the cycle through the claim (a change
 //! would have failed the claim CAS: count changes and touches are RMWs on
-//! the same word, in one total order with the claim).
+//! the same word, in one total order with the claim). A clone or drop
+//! that read `ACTIVE` as 0 just before the cycle began changes the count
+//! without touching, at most once per thread; its handle is on a stack or
+//! in a locked field no trace counted, so the count it leaves exceeds
+//! `internal(X)` and X is a root.
 //!
 //! The mutator reaches X through some chain of handles starting outside
 //! managed objects (a stack, a static, an `Arc`). Each handle on the chain
@@ -140,10 +144,11 @@
 //! read, so the mutator's later count operations see `ACTIVE` and touch —
 //! and reaching P's field to write it required dereferencing a handle to P
 //! after that point (a touch: P is a root if the touch came before P's
-//! decision read; if it came after, P's word changed, so either P is
-//! marked or P is garbage and the whole claim fails; when marked, P's
-//! snapshot edges, taken before the move, mark what P held) or holding a
-//! borrow of P from before
+//! decision read, or before the re-read of the unmarked words that
+//! follows the marking; if it came after both, it came before P's claim
+//! CAS or after it, and P, if unmarked, fails that CAS, which releases
+//! the whole claim; when marked, P's snapshot edges, taken before the
+//! move, mark what P held) or holding a borrow of P from before
 //! the cycle (the borrow pins the chain of handles it came through: they
 //! cannot move while borrowed, so that chain is in the snapshot from a
 //! handle outside managed objects, whose target is a root, down to P).

@@ -151,7 +151,8 @@ fn mutate(roots: &Roots, seed: u64, iters: usize) {
 
 /// The hazard the touch epochs exist for: a handle moved out of a field
 /// onto the stack, then the last outside handle to the field's owner
-/// dropped, while a collection is between its trace and its decision.
+/// dropped, while a collection is between its trace (and the read of the
+/// owner's word that follows it) and its claim.
 fn hidden_move(iters: usize, stop: &AtomicBool) {
     let mut r = Rng(0x1234_5678);
     for _ in 0..iters {
@@ -185,7 +186,7 @@ fn hidden_moves_during_collections() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // The mutators allocate first, so their registry shards come before the
     // ballast's and their objects are traced before it: the window between
-    // a mutator object's trace and the decision is the ballast's trace.
+    // a mutator object's trace and the claim spans the ballast's trace.
     let barrier = Arc::new(std::sync::Barrier::new(3));
     let stop = Arc::new(AtomicBool::new(false));
     let ms: Vec<_> = (0..2)

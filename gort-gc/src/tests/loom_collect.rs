@@ -51,7 +51,7 @@ fn node() -> (Gc<N>, Arc<AtomicBool>) {
 }
 
 /// Runs a model with at least 4 preemptions: the hidden-move hazard needs
-/// the collector preempted between its trace and its decision, and the
+/// the collector preempted between its trace and its claim, and the
 /// mutator between its drop and its check (with 2, loom does not reach it;
 /// with 4 it finds the use-after-free when the touch check is removed).
 /// These models are small: 4 takes well under a second.

@@ -10,8 +10,10 @@
 //! the test's own, and every count is exact. Mutator actions *during* a
 //! cycle are run by the collector itself, from a `Trace` impl
 //! (`Probe::after_trace`): the traces come after the registration pass and
-//! before the decision reads, so an action there is, deterministically, "a
-//! mutator racing the cycle between its registration and its decision".
+//! before the decision (each object's word is read right after its own
+//! trace, and an unmarked one's again after the marking), so an action
+//! there is, deterministically, "a mutator racing the cycle between its
+//! registration and its decision".
 //!
 //! They are written for miri (`cargo +nightly miri test -p gort-gc --lib`;
 //! see the crate docs, "Testing under miri"): small sizes, no goroutines
@@ -460,7 +462,9 @@ fn a_handle_moved_out_during_the_cycle_keeps_its_target() {
 
 /// A touch: a weak upgrade and drop of a garbage object during the cycle
 /// leaves its count as it was, but writes the epoch: the object is a root
-/// for that cycle (kept), and garbage for the next (freed).
+/// for that cycle (kept), and garbage for the next (freed). Here the touch
+/// comes after the object's own read (it was traced before the trigger),
+/// so it is the re-read of the unmarked words that makes it a root.
 #[test]
 fn a_touch_during_the_cycle_makes_a_root() {
     let _s = serial();
@@ -469,6 +473,10 @@ fn a_touch_during_the_cycle_makes_a_root() {
     link(&y, &y);
     let wy = Gc::downgrade(&y);
     drop(y); // garbage: only its self-loop
+    let dz = counter();
+    let z = probe(&dz); // more garbage, never touched
+    link(&z, &z);
+    drop(z);
     let trigger = probe(&counter());
     let w2 = wy.clone();
     on_trace(&trigger, move |_| {
@@ -477,6 +485,11 @@ fn a_touch_during_the_cycle_makes_a_root() {
     });
     collect(true);
     assert_eq!(d.load(SeqCst), 0, "touched this cycle: kept");
+    assert_eq!(
+        dz.load(SeqCst),
+        1,
+        "the untouched garbage is freed in the same cycle (the touch made a root, not a failed claim)"
+    );
     let rc = weak_word(&wy);
     assert_eq!(strong(rc), 1, "count back to the self-loop");
     assert_ne!(rc >> EPOCH_SHIFT, 0, "the touch wrote the epoch");

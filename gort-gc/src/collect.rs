@@ -305,8 +305,8 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
     //    object touches its word (pairs with the SeqCst load in `active`).
     hp.active.store(epoch, SeqCst);
 
-    // 1. Register every registered object with a positive count as a
-    //    node, so nothing we look at is freed under us: under the shard
+    // 1. Take every registered object with a positive count as a node
+    //    (examined), so that nothing we look at is freed under us: under the shard
     //    lock (which the free path takes before deallocating), store the
     //    epoch into each object's `seen`, fence, then read the counts. An
     //    object whose count a mutator takes to zero from here on waits for

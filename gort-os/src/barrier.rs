@@ -122,7 +122,8 @@ fn membarrier(cmd: libc::c_long) -> libc::c_long {
 
 /// Registers the process for expedited private barriers if the kernel
 /// offers them, and records the outcome. Two threads may probe at once:
-/// registering twice is harmless and both record the same answer.
+/// registering twice is harmless, and the first outcome recorded stands
+/// (the other probe returns it).
 #[cfg(not(gort_loom))]
 #[cold]
 fn probe() -> u8 {

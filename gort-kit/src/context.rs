@@ -564,8 +564,10 @@ fn key_of(n: &Arc<Node>) -> usize {
 /// Hashes the children map's keys, which are addresses of live nodes:
 /// distinct, not chosen by anyone who could aim them at one bucket, and
 /// with their low bits fixed by alignment. A multiply by an odd constant
-/// (Fibonacci hashing) spreads them; hashbrown takes its bucket from the
-/// top bits. SipHash's protection against chosen keys buys nothing here.
+/// (Fibonacci hashing) moves the address's entropy into the high bits, and
+/// `finish` rotates them down: hashbrown takes the bucket from the low
+/// bits (the top seven are its tag). SipHash's protection against chosen
+/// keys buys nothing here.
 #[derive(Clone, Copy, Default)]
 struct BuildAddrHasher;
 
@@ -581,7 +583,7 @@ impl std::hash::BuildHasher for BuildAddrHasher {
 
 impl std::hash::Hasher for AddrHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.0.rotate_left(26)
     }
     fn write(&mut self, bytes: &[u8]) {
         // Not used by `usize` keys; correct for anything else.
@@ -610,13 +612,21 @@ fn state_error(st: u8) -> Error {
 /// `unlink`. Iterative: a chain thousands of contexts deep is cancelled on
 /// a goroutine's small stack.
 fn cancel(node: &Arc<Node>, unlink: bool, err: Error, cause: Option<Cause>) {
+    /// Unlinks the node also if starting an `after_func` panics inside
+    /// `cancel_one` (a done node's drop does not unlink it). Unlinking a
+    /// node another cancel got to first is a no-op.
+    struct Unlink<'a>(&'a Arc<Node>);
+    impl Drop for Unlink<'_> {
+        fn drop(&mut self) {
+            unlink_from(self.0.cancel_ctx().expect("a cancel node"), key_of(self.0));
+        }
+    }
+    let guard = unlink.then(|| Unlink(node));
     let mut work = Vec::new();
     if !cancel_one(node, err, cause, &mut work) {
         return; // already cancelled
     }
-    if unlink {
-        unlink_from(node.cancel_ctx().expect("a cancel node"), key_of(node));
-    }
+    drop(guard);
     // Each child with the parent's error and cause (Go's propagation).
     while let Some((child, cause)) = work.pop() {
         cancel_one(&child, err, cause, &mut work);
@@ -753,7 +763,19 @@ pub fn cause(ctx: &Context) -> Option<Cause> {
         return None;
     }
     let given = c.inner.lock().cause.clone();
-    Some(given.unwrap_or_else(|| Arc::new(state_error(c.state.load(Ordering::Relaxed)))))
+    Some(given.unwrap_or_else(|| error_cause(state_error(c.state.load(Ordering::Relaxed)))))
+}
+
+/// The [`Cause`] of a context done without one: its [`Error`], one shared
+/// `Arc` per kind (as Go's `Canceled` is one value), made on first use.
+fn error_cause(e: Error) -> Cause {
+    static CANCELED: std::sync::OnceLock<Cause> = std::sync::OnceLock::new();
+    static DEADLINE: std::sync::OnceLock<Cause> = std::sync::OnceLock::new();
+    match e {
+        Error::Canceled => CANCELED.get_or_init(|| Arc::new(Error::Canceled)),
+        Error::DeadlineExceeded => DEADLINE.get_or_init(|| Arc::new(Error::DeadlineExceeded)),
+    }
+    .clone()
 }
 
 /// The handle of an [`after_func`] registration.

@@ -914,3 +914,19 @@ fn equal_deadline_keeps_the_childs_cause() {
         );
     });
 }
+
+/// A context done without a cause reports its error as the cause, and
+/// every such cause of one kind is the same value (as Go's `Canceled`):
+/// the parent's and the child's, on every call.
+#[test]
+fn a_cause_made_from_the_error_is_one_shared_value() {
+    run(|| {
+        let (p, stop) = context::with_cancel(&context::background());
+        let (c, _c_stop) = context::with_cancel(&p);
+        stop.cancel();
+        let (a, b) = (context::cause(&p).unwrap(), context::cause(&c).unwrap());
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert!(std::sync::Arc::ptr_eq(&a, &context::cause(&p).unwrap()));
+        assert_eq!(a.downcast_ref::<Error>(), Some(&Error::Canceled));
+    });
+}

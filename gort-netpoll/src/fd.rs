@@ -454,7 +454,17 @@ impl NetFd {
     }
 
     pub(crate) fn set_deadline(&self, read: bool, write: bool, t: Option<Instant>) {
-        let when = t.map(gort_timer::deadline_at);
+        // A deadline not in the future expires at once (Go: `time.Until(t)
+        // <= 0`). Decided on `Instant`s: the conversion may be up to a
+        // microsecond late, so `now` converted could still lie ahead of
+        // the poller's clock read.
+        let when = t.map(|t| {
+            if t <= Instant::now() {
+                i64::MIN
+            } else {
+                gort_timer::deadline_at(t)
+            }
+        });
         if read {
             self.pd.set_deadline(false, when);
         }

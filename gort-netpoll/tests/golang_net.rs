@@ -51,6 +51,14 @@ fn read_timeout_past_deadline_fails_at_once() {
             assert_eq!(e.kind(), ErrorKind::TimedOut);
             assert_eq!(e.to_string(), "i/o timeout");
         }
+        // A deadline of exactly now is past too (Go: `time.Until(t) <= 0`),
+        // however soon the read follows (the deadline's conversion to the
+        // runtime's clock may err late by up to a microsecond).
+        for _ in 0..1000 {
+            c.set_read_deadline(Some(Instant::now()));
+            let e = c.read(&mut [0u8; 4]).unwrap_err();
+            assert!(is_timeout(&e), "{e}");
+        }
         // Clearing the deadline makes the data (all of it) readable again.
         c.set_read_deadline(None);
         let mut b = [0u8; 4];

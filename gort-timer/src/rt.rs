@@ -167,8 +167,14 @@ pub fn deadline_after(d: Duration) -> i64 {
 /// per call (a clock read costs 25-30 ns on the VM gort is measured on, and
 /// a server that sets a deadline per request made four per deadline). The
 /// pair's `nanotime` is read after its `Instant`, so the conversion errs
-/// late, by at most the gap between the reads (kept under a microsecond).
-/// Elsewhere `Instant` may be another clock: each call reads both.
+/// late, by at most the gap between the reads (kept under a microsecond):
+/// so a caller deciding whether `t` has passed compares `Instant`s, not
+/// this against `nanotime` (gort-netpoll's deadlines and `sleep_until`
+/// do). Elsewhere `Instant` may be another clock: each call reads both.
+/// If std ever moved Linux's `Instant` to `CLOCK_BOOTTIME` (proposed,
+/// rust-lang/rust#87906), conversions would run late by the time the
+/// machine slept since the first call: this would have to read both clocks
+/// again (as it does elsewhere).
 pub fn deadline_at(t: Instant) -> i64 {
     #[cfg(all(target_os = "linux", not(gort_loom)))]
     let (base, base_ns) = *clock_pair();
@@ -353,6 +359,11 @@ pub fn sleep(d: Duration) {
 
 /// Blocks until `t` (at once if it has passed).
 pub fn sleep_until(t: Instant) {
+    // Decided on `Instant`s: `deadline_at` may be up to a microsecond late.
+    if t <= Instant::now() {
+        gort_sched::gosched();
+        return;
+    }
     sleep_until_nanos(deadline_at(t));
 }
 

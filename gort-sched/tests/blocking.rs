@@ -230,7 +230,7 @@ fn ten_thousand_calls_do_not_leak_threads() {
         h.join().unwrap();
     }
     assert_eq!(total.load(Ordering::Relaxed), 10_000);
-    assert_eq!(blocking_pool_state().1, 0, "jobs still counted as pending");
+    wait_no_pending();
     // Idle threads exit after the keep-alive.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -264,8 +264,13 @@ fn an_endless_keep_alive_is_accepted() {
     for i in 0..3 {
         assert_eq!(run(move || blocking(move || i)), i);
     }
-    // A job stops counting only after it readied its caller (see the
-    // pool's invariants), so the caller may read 1 for a moment.
+    wait_no_pending();
+}
+
+/// Waits (up to 10 s) until no job is counted as pending. A job stops
+/// counting only after it readied its caller (see the pool's invariants),
+/// so a caller that just returned may read it for a moment.
+fn wait_no_pending() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while blocking_pool_state().1 != 0 {
         assert!(Instant::now() < deadline, "a job still pending after 10 s");

@@ -419,7 +419,7 @@ unsafe fn unregister_and_release(hp: NonNull<Header>) {
 /// The strong count of a live object reached zero: finalize or free it —
 /// unless the running cycle examined it (its registration pass recorded
 /// the object, and may still read its header and value until it ends):
-/// then it joins `Heap::deferred`, and the cycle finalizes or frees it
+/// then it joins its shard's `deferred` list, and the cycle finalizes or frees it
 /// once it no longer reads any object (the cycle does not pin the objects
 /// it examines with a count of its own, which cost two locked instructions
 /// per live object and cycle).
@@ -462,7 +462,7 @@ pub(crate) unsafe fn zero_or_defer(hp: NonNull<Header>) {
     unsafe { zero(hp) };
 }
 
-/// A header whose free waits for the running cycle (`Heap::deferred`).
+/// A header whose free waits for the running cycle (`Shard::deferred`).
 pub(crate) struct Deferred(pub(crate) NonNull<Header>);
 
 // SAFETY: the object's count is zero: nobody else uses the header until

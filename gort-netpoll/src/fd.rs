@@ -3,7 +3,7 @@
 
 use crate::loom::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use crate::pd::PollError;
-use crate::poller::{self, PollDesc};
+use crate::poller::{self, Deadline, PollDesc};
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::mem::ManuallyDrop;
@@ -455,14 +455,13 @@ impl NetFd {
 
     pub(crate) fn set_deadline(&self, read: bool, write: bool, t: Option<Instant>) {
         // A deadline not in the future expires at once (Go: `time.Until(t)
-        // <= 0`). Decided on `Instant`s: the conversion may be up to a
-        // microsecond late, so `now` converted could still lie ahead of
-        // the poller's clock read.
+        // <= 0`), decided here on `Instant`s (the conversion to the
+        // runtime's clock may err late by up to a microsecond).
         let when = t.map(|t| {
             if t <= Instant::now() {
-                i64::MIN
+                Deadline::Passed
             } else {
-                gort_timer::deadline_at(t)
+                Deadline::At(gort_timer::deadline_at(t))
             }
         });
         if read {

@@ -67,6 +67,16 @@ pub(crate) struct PollDesc {
 const GEN_SHIFT: u32 = 48;
 const GEN_MASK: usize = 0xffff;
 
+/// A direction's deadline as `NetFd::set_deadline` decided it.
+#[derive(Clone, Copy)]
+pub(crate) enum Deadline {
+    /// Not in the future when set: operations fail at once (Go: a
+    /// deadline `d <= 0` from now).
+    Passed,
+    /// Ahead, at this nanotime.
+    At(i64),
+}
+
 impl PollDesc {
     fn key(&'static self) -> usize {
         let addr = self as *const PollDesc as usize;
@@ -78,9 +88,8 @@ impl PollDesc {
         addr | ((self.generation.load(Ordering::Relaxed) & GEN_MASK) << GEN_SHIFT)
     }
 
-    /// Sets (or clears, `None`) the deadline of one direction, as an
-    /// absolute nanotime; a deadline not in the future expires at once.
-    pub(crate) fn set_deadline(&'static self, write: bool, when: Option<i64>) {
+    /// Sets (or clears, `None`) the deadline of one direction.
+    pub(crate) fn set_deadline(&'static self, write: bool, when: Option<Deadline>) {
         let (dir, timer) = if write {
             (&self.wd, &self.wtimer)
         } else {
@@ -92,11 +101,16 @@ impl PollDesc {
             t.stop();
         }
         dir.clear_flag(EXPIRED);
-        let Some(when) = when else { return };
-        if when <= nanotime() {
-            dir.set_flag(EXPIRED);
-            return;
-        }
+        let when = match when {
+            None => return,
+            Some(Deadline::Passed) => {
+                dir.set_flag(EXPIRED);
+                return;
+            }
+            // (One that passes before the timer is armed fires at the
+            // timers' next check.)
+            Some(Deadline::At(when)) => when,
+        };
         let t = t.get_or_insert_with(|| {
             let d: &'static Dir = dir;
             // SAFETY: the callback sets a flag on a never-freed Dir (a CAS

@@ -137,13 +137,19 @@ impl Source for Blocking {
 /// The M must not stay blocked with a goroutine in its inbox.
 #[test]
 fn inbox_ready_racing_an_m_entering_the_source() {
-    model(|| {
+    ready_while_the_m_blocks_in(|| Blocking(Gate::new()), |src| src.wake());
+}
+
+/// The model of the two inbox races: an M with no P and nothing to run
+/// goes idle (stopm -> sleep_idle -> the source `make` builds) while this
+/// thread readies a goroutine bound to it; `wake` gets the M out at the
+/// end.
+fn ready_while_the_m_blocks_in<S: Source>(make: fn() -> S, wake: fn(&S)) {
+    model(move || {
         let s = new_sched(1);
-        let src = Arc::new(Blocking(Gate::new()));
+        let src = Arc::new(make());
         add_source(s, src.clone());
         let g = new_g(1);
-        // The M has no P and nothing to run: it goes idle (stopm ->
-        // sleep_idle -> the source), and runs what it is given.
         let m = start_m(s, |s, m| {
             stopm(s, m);
             schedule(s, m)
@@ -152,7 +158,7 @@ fn inbox_ready_racing_an_m_entering_the_source() {
         bind(g, m);
         ready_g(g);
         assert_eq!(wait_ran(1), [1]);
-        shutdown(|| src.wake());
+        shutdown(|| wake(&src));
     });
 }
 
@@ -185,20 +191,7 @@ impl Source for Own {
 /// the deadlock.
 #[test]
 fn inbox_ready_racing_an_m_entering_its_own_wait() {
-    model(|| {
-        let s = new_sched(1);
-        let src = Arc::new(Own(Gate::new()));
-        add_source(s, src.clone());
-        let g = new_g(1);
-        let m = start_m(s, |s, m| {
-            stopm(s, m);
-            schedule(s, m)
-        });
-        bind(g, m);
-        ready_g(g);
-        assert_eq!(wait_ran(1), [1]);
-        shutdown(|| src.wake_own(0));
-    });
+    ready_while_the_m_blocks_in(|| Own(Gate::new()), |src| src.wake_own(0));
 }
 
 /// A timer source: `live` timers and, earliest first, timers `stopped`

@@ -247,7 +247,11 @@ cfg_loom! {
         struct State {
             now: AtomicI64,
             shutdown: AtomicBool,
-            parkers: Mutex<Vec<usize>>,
+            /// The parkers of the Ms, registered at their first park under a
+            /// loom mutex: the only loom-visible operation here, so that
+            /// `shutdown`'s unpark happens after the parker was made (by
+            /// whichever thread made its M).
+            parkers: loom::sync::Mutex<Vec<usize>>,
             /// The M threads, joined by `shutdown` (loom drops the lazy
             /// statics, the futex model among them, when the model's main
             /// thread returns: no M may outlive it).
@@ -258,7 +262,7 @@ cfg_loom! {
             static ref STATE: State = State {
                 now: AtomicI64::new(0),
                 shutdown: AtomicBool::new(false),
-                parkers: Mutex::new(Vec::new()),
+                parkers: loom::sync::Mutex::new(Vec::new()),
                 threads: Mutex::new(Vec::new()),
             };
         }
@@ -316,21 +320,20 @@ cfg_loom! {
 
         /// An M's parker: gort-os's (on loom's futex model), which also
         /// ends the thread once the model is over.
+        /// (With whether it is registered: plain std state, as above.)
         #[derive(Debug, Default)]
-        pub(crate) struct Parker(gort_os::futex::Parker);
+        pub(crate) struct Parker(gort_os::futex::Parker, AtomicBool);
 
         impl Parker {
             pub(crate) fn new() -> Self {
-                Parker(gort_os::futex::Parker::new())
+                Parker(gort_os::futex::Parker::new(), AtomicBool::new(false))
             }
 
             fn enter(&self) {
-                let me = self as *const Parker as usize;
-                let mut ps = STATE.parkers.lock().unwrap();
-                if !ps.contains(&me) {
-                    ps.push(me);
+                if !self.1.swap(true, Ordering::Relaxed) {
+                    let me = self as *const Parker as usize;
+                    STATE.parkers.lock().unwrap().push(me);
                 }
-                drop(ps);
                 exit_if_shutdown();
             }
 

@@ -445,3 +445,53 @@ fn can_wait_spin_only_on_a_goroutine_with_nothing_due() {
     assert!(!in_syscall, "a goroutine inside syscall may spin");
     assert!(!due, "spins with every deadline due");
 }
+
+/// A started goroutine never leaves its M, so where a fresh one starts
+/// decides the balance for good: a burst of spawns spreads over the Ms that
+/// hold a P, whichever of them happens to be awake (`place_fresh`). Here
+/// 16 goroutines, spawned by one goroutine, each park until all have
+/// started; before the rule the spawner's M started 12 to 16 of them (its
+/// peer was still waking up while it ran them one after another).
+#[test]
+fn spawn_bursts_spread_over_the_ms() {
+    if !is_child() {
+        let (ok, err) = run_child("spawn_bursts_spread_over_the_ms", &[("GOMAXPROCS", "2")]);
+        assert!(ok, "{err}");
+        return;
+    }
+    assert_eq!(gomaxprocs(0), 2);
+    const N: usize = 16;
+    for round in 0..5 {
+        let ms = go(|| {
+            let gate = Arc::new((Sema::new(), AtomicUsize::new(0)));
+            let hs: Vec<_> = (0..N)
+                .map(|_| {
+                    let gate = gate.clone();
+                    go(move || {
+                        let m = m_id().unwrap();
+                        if gate.1.fetch_add(1, Ordering::SeqCst) + 1 == N {
+                            (0..N - 1).for_each(|_| gate.0.release());
+                        } else {
+                            gate.0.acquire();
+                        }
+                        m
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .join()
+        .unwrap();
+        let mut per_m = std::collections::BTreeMap::new();
+        for m in ms {
+            *per_m.entry(m).or_insert(0) += 1;
+        }
+        let counts: Vec<usize> = per_m.values().copied().collect();
+        assert!(
+            counts.len() == 2 && counts.iter().all(|&c| c >= N / 2 - 3),
+            "round {round}: {N} goroutines started {counts:?} on the two Ms"
+        );
+    }
+}

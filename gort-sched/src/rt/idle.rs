@@ -90,6 +90,9 @@ fn run_p_on_idle_m(
 ) {
     if let Some(m) = idle.midle.pop() {
         m.start_spinning.store(spinning, Ordering::Relaxed);
+        // Its holder from now, before the M wakes up and `acquirep`s it:
+        // fresh goroutines may be handed to it meanwhile (`place_fresh`).
+        p.m.store(ptr::from_ref(m).cast_mut(), Ordering::Release);
         // SeqCst: pairs with the M's Acquire swap of nextp, and with its
         // SeqCst in_source/in_own store before re-checking nextp (see wake_m).
         m.nextp.store(p as *const P as *mut P, Ordering::SeqCst);
@@ -114,6 +117,7 @@ pub(super) fn put_p(s: &'static Sched, idle: &mut Idle, p: &'static P) -> bool {
         s.nmwaitp.fetch_sub(1, Ordering::Relaxed);
         p.status.store(P_RUNNING, Ordering::Relaxed);
         m2.start_spinning.store(false, Ordering::Relaxed);
+        p.m.store(ptr::from_ref(m2).cast_mut(), Ordering::Release);
         m2.nextp.store(p as *const P as *mut P, Ordering::SeqCst);
         wake_m(s, m2);
         return false;

@@ -31,6 +31,7 @@ pub(crate) fn lock_os_thread() {
     // SAFETY: our own M's thread; no switch in this function.
     let ml = unsafe { m.local() };
     ml.nlocked += 1;
+    m.publish_takes_fresh(ml);
     if g.migratable.load(Ordering::Relaxed) {
         // A migratable goroutine stays here while locked: it is bound to
         // this M until it unlocks (a waker reads `m` only after winning a
@@ -56,6 +57,7 @@ pub(crate) fn unlock_os_thread() {
     // SAFETY: our own M's thread; no switch in this function.
     let ml = unsafe { m.local() };
     ml.nlocked -= 1;
+    m.publish_takes_fresh(ml);
     // SAFETY: the running goroutine holds its own descriptor.
     let gi = unsafe { g.inner() };
     if std::mem::take(&mut gi.lock_pinned) {
@@ -97,6 +99,7 @@ pub(crate) unsafe fn lock_os_thread_alone() {
     let ml = unsafe { m.local() };
     if g.locks.load(Ordering::Relaxed) > 0 {
         ml.nlocked -= 1;
+        m.publish_takes_fresh(ml);
     }
     // SAFETY: the running goroutine holds its own descriptor; the borrow
     // ends before the switch.
@@ -159,6 +162,7 @@ pub(super) fn exit_locked(m: &'static M, g: &'static G) {
     let ml = unsafe { m.local() };
     ml.nlocked -= 1;
     ml.exit_when_idle = true;
+    m.publish_takes_fresh(ml);
     // SAFETY: the goroutine finished; its M holds the descriptor.
     unsafe { g.inner() }.lock_pinned = false;
 }

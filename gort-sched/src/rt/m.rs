@@ -34,6 +34,20 @@ pub(crate) struct M {
     /// Bound goroutines in the M's local queue (runnext included) at its
     /// last schedule, published only while schedtrace is on.
     pub(super) nbound: AtomicU32,
+    /// Placement of fresh goroutines (`place_fresh`): `MLocal::load` as of
+    /// the M's last schedule (stored only when it changed, so that the line
+    /// stays shared while the count does not move) ...
+    pub(super) load_pub: AtomicU32,
+    /// ... fresh goroutines other Ms handed to this one (through the
+    /// inbox) that it has not taken yet: added by the giver, taken off by
+    /// whoever takes them out of the inbox ...
+    pub(super) handed: AtomicU32,
+    /// ... and whether it may be handed any: false while it runs only its
+    /// own goroutines (`own_only`). Cleared (SeqCst) before the M next
+    /// looks at its inbox, which a giver re-checks (SeqCst) after its push:
+    /// one of them sees the other, and a fresh goroutine handed to an M
+    /// that turned own-only goes to the global queue (`rescue_fresh`).
+    pub(super) takes_fresh: AtomicBool,
     /// Scheduling latencies of the tracked goroutines this M ran, and the
     /// tracked mutex waits they ended (prof.rs): written by the M only
     /// (loads and stores), read by metrics.
@@ -149,6 +163,16 @@ impl M {
         ml.exit_when_idle && ml.bound_live == 0 && ml.runnext.is_none() && ml.runq.is_empty()
     }
 
+    /// Publishes whether the M may be handed fresh goroutines, after its
+    /// own-only state (`ml`: its local state) changed (see `takes_fresh`).
+    pub(super) fn publish_takes_fresh(&self, ml: &MLocal) {
+        let takes = ml.nlocked == 0 && !ml.exit_when_idle;
+        if self.takes_fresh.load(Ordering::Relaxed) != takes {
+            // SeqCst: the Dekker pair with a giver's push (see the field).
+            self.takes_fresh.store(takes, Ordering::SeqCst);
+        }
+    }
+
     pub(super) fn has_inbox(&self) -> bool {
         !self.inbox.load(Ordering::Acquire).is_null()
     }
@@ -252,6 +276,9 @@ impl M {
             in_own: AtomicBool::new(false),
             preempt: AtomicBool::new(false),
             nbound: AtomicU32::new(0),
+            load_pub: AtomicU32::new(0),
+            handed: AtomicU32::new(0),
+            takes_fresh: AtomicBool::new(true),
             latencies: crate::prof_types::TimeHistogram::new(),
             mutex_wait_ns: std::sync::atomic::AtomicU64::new(0),
             local: UnsafeCell::new(MLocal::new(id)),
@@ -298,6 +325,14 @@ impl MLocal {
         }
     }
 
+    /// The goroutines bound here that compete for the M's time: running,
+    /// runnable, or parked on another goroutine (a channel, a lock). Those
+    /// parked on the network or a timer are not counted: ten thousand idle
+    /// connections are no load (`place_fresh` balances this).
+    pub(super) fn load(&self) -> u32 {
+        (self.bound_live - self.quiet_parked) as u32
+    }
+
     fn new(id: u64) -> MLocal {
         MLocal {
             walk_buf: Vec::new(),
@@ -329,6 +364,8 @@ impl MLocal {
 
 pub(super) fn newm(s: &'static Sched, p: &'static P, spinning: bool) {
     let m = alloc_m(s, p);
+    // The P's holder from now (see run_p_on_idle_m).
+    p.m.store(ptr::from_ref(m).cast_mut(), Ordering::Release);
     m.start_spinning.store(spinning, Ordering::Relaxed);
     start_thread(s, m);
 }
@@ -348,6 +385,9 @@ fn alloc_m(s: &'static Sched, nextp: *const P) -> &'static M {
             m.in_source.store(false, Ordering::Relaxed);
             m.in_own.store(false, Ordering::Relaxed);
             m.nbound.store(0, Ordering::Relaxed);
+            m.load_pub.store(0, Ordering::Relaxed);
+            debug_assert_eq!(m.handed.load(Ordering::Relaxed), 0);
+            m.takes_fresh.store(true, Ordering::Relaxed);
             // A request sysmon made through a stale `p.m` after it left.
             clear_preempt(m);
             // SAFETY: the M has no thread: its local state is ours.
@@ -384,6 +424,7 @@ pub(super) fn newm_locked(s: &'static Sched, g: &'static G) {
     let ml = unsafe { m.local() };
     ml.nlocked = 1;
     ml.runq.push_back(g);
+    m.takes_fresh.store(false, Ordering::Relaxed);
     start_thread(s, m);
 }
 
@@ -397,6 +438,7 @@ pub(super) fn newm_relocated(s: &'static Sched, g: &'static G) {
     ml.nlocked = 1;
     ml.bound_live = 1;
     ml.runq.push_back(g);
+    m.takes_fresh.store(false, Ordering::Relaxed);
     // Release: published to wakers (who read `m` after winning a park) by
     // the goroutine's later parks; the thread start orders it for the M.
     g.m.store(ptr::from_ref(m).cast_mut(), Ordering::Release);
@@ -469,6 +511,7 @@ pub(crate) fn run_on_this_thread(s: &'static Sched, g: &'static G) {
         ml.exit_when_idle = true;
         ml.runq.push_back(g);
     }
+    m.takes_fresh.store(false, Ordering::Relaxed);
     set_current_m(m);
     stopm(s, m);
     schedule(s, m);
@@ -478,7 +521,7 @@ pub(crate) fn run_on_this_thread(s: &'static Sched, g: &'static G) {
 
 pub(super) fn acquirep(m: &'static M, ml: &mut MLocal, p: &'static P) {
     p.status.store(P_RUNNING, Ordering::Relaxed);
-    p.m.store(ptr::from_ref(m).cast_mut(), Ordering::Relaxed);
+    p.m.store(ptr::from_ref(m).cast_mut(), Ordering::Release);
     ml.p = p;
     ml.ptick = ml.schedtick;
 }

@@ -136,6 +136,10 @@ pub(super) const POLL_TICKS: u32 = 61;
 /// Schedules an M may run on its P while another M waits for one.
 pub(super) const P_QUANTUM: u32 = 64;
 
+/// An M hands a fresh goroutine to another that has this many fewer
+/// goroutines bound to it, rather than start it itself (`place_fresh`).
+pub(super) const BALANCE_MARGIN: u32 = 2;
+
 /// Free goroutine descriptors a P keeps.
 pub(super) const GFREE_MAX: usize = 64;
 

@@ -181,6 +181,7 @@ pub(crate) fn make_own_only(m: &'static M, locked: u32, bound: usize, exit: bool
     ml.nlocked = locked;
     ml.bound_live = bound;
     ml.exit_when_idle = exit;
+    m.publish_takes_fresh(ml);
 }
 
 // The protocol's entry points, for the models in `src/tests/` (which live

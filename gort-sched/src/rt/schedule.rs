@@ -19,7 +19,17 @@ pub(super) fn schedule(s: &'static Sched, m: &'static M) {
                 None => return,
             }
         } else {
-            find_runnable(s, m)
+            let g = find_runnable(s, m);
+            // SAFETY: our own thread; no switch until execute.
+            let ml = unsafe { m.local() };
+            let load = ml.load();
+            if load != m.load_pub.load(Ordering::Relaxed) {
+                m.load_pub.store(load, Ordering::Relaxed);
+            }
+            if g.m.load(Ordering::Relaxed).is_null() && place_fresh(s, m, ml, g) {
+                continue;
+            }
+            g
         };
         // SAFETY: our own thread; no switch until execute.
         let ml = unsafe { m.local() };
@@ -113,44 +123,149 @@ pub(crate) fn ready_g(g: &'static G) {
     }
     // SAFETY: Ms are immortal.
     let m = unsafe { &*owner };
-    let mut head = m.inbox.load(Ordering::Relaxed);
-    loop {
-        gr.link.store(head, Ordering::Relaxed);
-        // Release publishes the G's link (and the waker's prior writes) to
-        // the M's Acquire swap in take_inbox.
-        match m.inbox.compare_exchange_weak(
-            head,
-            ptr::from_ref(g).cast_mut(),
-            Ordering::SeqCst,
-            Ordering::Relaxed,
-        ) {
-            Ok(_) => break,
-            Err(h) => head = h,
-        }
-    }
+    push_inbox(m, g);
     // SeqCst (in wake_m) pairs with the M's SeqCst store of in_source or
     // in_own before it re-checks its inbox: either it sees our G, or we see
     // it blocked in the source.
     wake_m(sched(), m);
 }
 
-/// Moves everything in the M's inbox to its local queue, oldest first.
-pub(super) fn take_inbox(m: &M, ml: &mut MLocal) {
-    // Acquire pairs with the Release CAS in ready_g.
-    let mut g = m.inbox.swap(ptr::null_mut(), Ordering::Acquire);
-    if g.is_null() {
-        return;
+/// Pushes `g` (held by the caller: readied, or fresh and handed over) on
+/// `m`'s inbox. The caller then wakes the M (`wake_m`).
+fn push_inbox(m: &M, g: &'static G) {
+    let mut head = m.inbox.load(Ordering::Relaxed);
+    loop {
+        g.link.store(head, Ordering::Relaxed);
+        // Release publishes the G's link (and the pusher's prior writes) to
+        // the M's Acquire swap in take_inbox. SeqCst: see wake_m's callers.
+        match m.inbox.compare_exchange_weak(
+            head,
+            ptr::from_ref(g).cast_mut(),
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return,
+            Err(h) => head = h,
+        }
     }
-    let start = ml.runq.len();
+}
+
+/// Takes `m`'s inbox whole, oldest first, into `out`; returns how many are
+/// fresh goroutines handed over (`place_fresh`), whose count it takes off
+/// `handed`.
+fn drain_inbox(m: &M, out: &mut VecDeque<&'static G>) -> u32 {
+    // Acquire pairs with the Release CAS in push_inbox.
+    let mut g = m.inbox.swap(ptr::null_mut(), Ordering::Acquire);
+    let start = out.len();
+    let mut fresh = 0;
     while !g.is_null() {
-        // SAFETY: ready_g pushes only `&'static G`s (descriptors are never
-        // freed); the G is ours now, its link published by the CAS.
+        // SAFETY: push_inbox pushes only `&'static G`s (descriptors are
+        // never freed); the G is ours now, its link published by the CAS.
         let gr: &'static G = unsafe { &*g };
-        ml.runq.push_back(gr);
+        // SAFETY: as above (we hold it).
+        fresh += u32::from(unsafe { gr.inner() }.handed);
+        out.push_back(gr);
         g = gr.link.load(Ordering::Relaxed);
     }
     // The stack gave newest first; restore FIFO.
-    ml.runq.make_contiguous()[start..].reverse();
+    out.make_contiguous()[start..].reverse();
+    if fresh > 0 {
+        m.handed.fetch_sub(fresh, Ordering::Relaxed);
+    }
+    fresh
+}
+
+/// Moves everything in the M's inbox to its local queue, oldest first.
+pub(super) fn take_inbox(m: &M, ml: &mut MLocal) {
+    drain_inbox(m, &mut ml.runq);
+}
+
+/// Whether `g` (held by the caller) is a fresh goroutine handed over by
+/// another M (`place_fresh`) and not started yet.
+fn is_handed(g: &G) -> bool {
+    // SAFETY: the caller holds the G.
+    unsafe { g.inner() }.handed
+}
+
+/// Queues fresh goroutines handed to an M that may not start them (it
+/// turned own-only, or sysmon found it stuck) on the global queue instead,
+/// for any M.
+fn unhand(s: &'static Sched, gs: &[&'static G]) {
+    for g in gs {
+        // SAFETY: the caller holds the Gs.
+        unsafe { g.inner() }.handed = false;
+    }
+    global_put_batch(s, gs);
+    wakep(s);
+}
+
+/// Hands the fresh goroutine `g` (held by us, about to start here) to
+/// another M if that one has at least `BALANCE_MARGIN` less load
+/// (`MLocal::load`, counting what was handed to it and not taken yet);
+/// returns whether it did. The other M is a random one holding a P and
+/// not own-only; `g` starts there, from its inbox. A started goroutine
+/// never leaves its M, so the first placement decides the balance for
+/// good: without this, whichever M happened to be awake during a spawn
+/// burst started most of it (rwmutex_read's readers 7/1 in every run,
+/// tcp_echo's 200 goroutines 150/52 or 200/2 in some: 1.4x slower).
+fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static G) -> bool {
+    let load = ml.load();
+    let n = s.gomaxprocs();
+    if load < BALANCE_MARGIN || n < 2 || g.migratable.load(Ordering::Relaxed) {
+        return false;
+    }
+    // SAFETY: find_runnable returned holding a P.
+    let me = unsafe { &*ml.p }.id;
+    let id = (me + 1 + fastrand(ml) as usize % (n - 1)) % n;
+    let Some(p) = s.p(id) else { return false };
+    // Acquire pairs with the Release store of the P's holder (acquirep and
+    // the hand-offs): the M's fields are initialised.
+    let t = p.m.load(Ordering::Acquire);
+    if t.is_null() || ptr::eq(t, m) || p.status.load(Ordering::Relaxed) != P_RUNNING {
+        return false;
+    }
+    // SAFETY: Ms are immortal.
+    let t = unsafe { &*t };
+    if !t.takes_fresh.load(Ordering::Relaxed)
+        || load
+            < t.load_pub.load(Ordering::Relaxed) + t.handed.load(Ordering::Relaxed) + BALANCE_MARGIN
+    {
+        return false;
+    }
+    t.handed.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: we hold the G until the push publishes it.
+    unsafe { g.inner() }.handed = true;
+    push_inbox(t, g);
+    wake_m(s, t);
+    // SeqCst, after the SeqCst push: pairs with the M's store when it
+    // turns own-only (`M::publish_takes_fresh`) before it next looks at its
+    // inbox (`find_own`). It may have left the scheduler, never to look.
+    if !t.takes_fresh.load(Ordering::SeqCst) {
+        rescue_fresh(s, t);
+    }
+    true
+}
+
+/// Moves the fresh goroutines handed to `m` (`place_fresh`) that are
+/// still in its inbox to the global queue: `m` turned own-only, or sysmon
+/// found it in a blocking call or a long run. Its own goroutines go back
+/// on its inbox.
+pub(super) fn rescue_fresh(s: &'static Sched, m: &M) {
+    if m.handed.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    let mut gs = VecDeque::new();
+    drain_inbox(m, &mut gs);
+    let (fresh, own): (Vec<_>, Vec<_>) = gs.into_iter().partition(|g| is_handed(g));
+    if !own.is_empty() {
+        for g in own {
+            push_inbox(m, g);
+        }
+        wake_m(s, m);
+    }
+    if !fresh.is_empty() {
+        unhand(s, &fresh);
+    }
 }
 
 pub(super) fn fastrand(ml: &mut MLocal) -> u32 {
@@ -358,6 +473,14 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
     loop {
         // SAFETY: our own thread; no switch happens inside this function.
         let ml = unsafe { m.local() };
+        // Fresh goroutines handed to us before we turned own-only are not
+        // ours to start: they go to the global queue when they come out of
+        // our queue (below). SeqCst: pairs with a giver's check after its
+        // push (`place_fresh`), so that none is left behind in the inbox
+        // when we leave.
+        if !m.inbox.load(Ordering::SeqCst).is_null() {
+            take_inbox(m, ml);
+        }
         // First: an M with nothing bound to it any more leaves (before any
         // path below that may put it to sleep: `stopm` returns at once for
         // it, without a P, and we come back here).
@@ -417,6 +540,10 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
             ml.runq.push_back(g);
         }
         if let Some(g) = ml.runq.pop_front() {
+            if is_handed(g) {
+                unhand(s, &[g]);
+                continue;
+            }
             return Some(g);
         }
         if ml

@@ -296,7 +296,7 @@ fn exitsyscall(m: &'static M, g: &'static G) {
         );
         // The P may have been retaken, held by another M and put back into
         // a call by it meanwhile (the CAS cannot tell): it is ours now.
-        p.m.store(ptr::from_ref(m).cast_mut(), Ordering::Relaxed);
+        p.m.store(ptr::from_ref(m).cast_mut(), Ordering::Release);
         ml.p = pp;
         return;
     }
@@ -611,7 +611,11 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
                 let m = p.m.load(Ordering::Relaxed);
                 if !m.is_null() {
                     // SAFETY: Ms are immortal.
-                    request_preempt(unsafe { &*m });
+                    let m = unsafe { &*m };
+                    request_preempt(m);
+                    // Fresh goroutines handed to it must not wait for the
+                    // run to end: any M may start them.
+                    rescue_fresh(s, m);
                 }
                 if !p.runq.is_empty() {
                     wakep(s); // its fresh goroutines go to other Ps
@@ -666,6 +670,8 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
 /// `set_gomaxprocs` never sees a P idle that is not on the idle list).
 /// Returns false if the M came back first.
 fn retake_p(s: &'static Sched, p: &'static P) -> bool {
+    // The M in the call (its P keeps pointing at it meanwhile).
+    let m = p.m.load(Ordering::Relaxed);
     let moved = {
         let mut idle = s.lock_idle();
         // AcqRel: Acquire pairs with entersyscall's Release store; the M's
@@ -678,6 +684,12 @@ fn retake_p(s: &'static Sched, p: &'static P) -> bool {
         }
         put_p(s, &mut idle, p)
     };
+    if !m.is_null() {
+        // Fresh goroutines handed to the M before its call are not its to
+        // start once the call outlasts a tick: any M may.
+        // SAFETY: Ms are immortal.
+        rescue_fresh(s, unsafe { &*m });
+    }
     if moved || !p.runq.is_empty() || s.global_len.load(Ordering::SeqCst) > 0 {
         wakep(s);
     }

@@ -77,3 +77,60 @@ fn fresh_goroutine_runs_elsewhere_while_a_locked_goroutine_waits() {
         shutdown(|| ());
     });
 }
+
+/// A fresh goroutine handed to another M (`place_fresh`: the giver has two
+/// goroutines parked on others, the taker none) while that M turns
+/// own-only and leaves the scheduler: either the giver's re-check after
+/// its push sees the change, or the taker's look at its inbox before it
+/// leaves sees the goroutine, and it goes to the global queue. It runs,
+/// and not on the own-only M.
+#[test]
+fn fresh_goroutine_handed_to_an_m_turning_own_only_runs_elsewhere() {
+    model(|| {
+        let s = new_sched(2);
+        let (pa, pb) = (take_p(s), take_p(s));
+        let mb = start_m(s, move |s, m| {
+            acquirep_here(m, pb);
+            make_own_only(m, 0, 0, true);
+            schedule(s, m); // returns: the M leaves
+        });
+        let g = new_g(1);
+        start_m(s, move |s, m| {
+            acquirep_here(m, pa);
+            make_own_only(m, 0, 2, false);
+            runq_put_here(s, g, false);
+            schedule(s, m)
+        });
+        assert_eq!(wait_ran(1), [1]);
+        assert_ne!(
+            ran_on(),
+            [m_id(mb)],
+            "a fresh goroutine ran on an own-only M"
+        );
+        shutdown(|| ());
+    });
+}
+
+/// A fresh goroutine handed to another M that finds nothing else to run
+/// and goes to sleep meanwhile: the push wakes it (or it sees the
+/// goroutine before it sleeps), and the goroutine runs.
+#[test]
+fn fresh_goroutine_handed_to_an_m_going_to_sleep_runs() {
+    model(|| {
+        let s = new_sched(2);
+        let (pa, pb) = (take_p(s), take_p(s));
+        start_m(s, move |s, m| {
+            acquirep_here(m, pb);
+            schedule(s, m)
+        });
+        let g = new_g(1);
+        start_m(s, move |s, m| {
+            acquirep_here(m, pa);
+            make_own_only(m, 0, 2, false);
+            runq_put_here(s, g, false);
+            schedule(s, m)
+        });
+        assert_eq!(wait_ran(1), [1]);
+        shutdown(|| ());
+    });
+}

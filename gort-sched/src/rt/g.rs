@@ -128,10 +128,6 @@ pub(super) struct GInner {
     /// A migratable goroutine that `lock_os_thread` bound to its M until
     /// it unlocks (locked.rs).
     pub(super) lock_pinned: bool,
-    /// A fresh goroutine handed to an M's inbox by another M
-    /// (`place_fresh`), not started yet: set by the giver before the push,
-    /// cleared when it starts or moves to the global queue.
-    pub(super) handed: bool,
     /// Parks and yields so far, mod 256: every eighth is tracked (Go's
     /// `trackingSeq`).
     pub(super) track_seq: u8,
@@ -192,7 +188,6 @@ impl G {
                 in_cand: false,
                 compactable: false,
                 lock_pinned: false,
-                handed: false,
                 track_seq: 0,
                 park_stamp: 0,
                 park_seq: 0,

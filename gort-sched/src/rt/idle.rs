@@ -139,7 +139,7 @@ pub(super) fn put_p(s: &'static Sched, idle: &mut Idle, p: &'static P) -> bool {
 /// lock. Returns whether goroutines moved (then `wakep` after unlocking).
 pub(super) fn retire_queues(s: &'static Sched, p: &'static P) -> bool {
     let mut moved = Vec::new();
-    while let Some(g) = p.runq_get() {
+    while let Some(g) = p.take_gift(i64::MAX).or_else(|| p.runq_get()) {
         moved.push(g);
     }
     global_put_batch(s, &moved);
@@ -216,8 +216,9 @@ pub(super) fn release_and_sleep(s: &'static Sched, m: &'static M) {
     let p = unsafe { &*m.local().p };
     {
         let mut idle = s.lock_idle();
-        // Work may have arrived on the global queue after we looked.
-        if s.global_len.load(Ordering::Acquire) > 0 {
+        // Work may have arrived on the global queue, or been given to our
+        // P (`place_fresh`), after we looked.
+        if s.global_len.load(Ordering::Acquire) > 0 || p.ngifts.load(Ordering::Relaxed) > 0 {
             return;
         }
         drop_p_local(s, m);
@@ -260,7 +261,7 @@ fn recheck_queues(s: &'static Sched) {
     // golang_proc.rs test_spawn_while_ms_park.
     for id in 0..s.gomaxprocs() {
         if let Some(v) = s.p(id) {
-            if !v.runq.is_empty() {
+            if v.has_fresh() {
                 wakep(s);
                 break;
             }
@@ -276,7 +277,7 @@ fn recheck_queues(s: &'static Sched) {
 pub(super) fn give_p_away(s: &'static Sched, m: &'static M, p: &'static P) {
     let mut idle = s.lock_idle();
     drop_p_local(s, m);
-    let fresh = !p.runq.is_empty() || s.global_len.load(Ordering::SeqCst) > 0;
+    let fresh = p.has_fresh() || s.global_len.load(Ordering::SeqCst) > 0;
     if fresh && idle.mwaitp.is_empty() && p.id < s.gomaxprocs() {
         run_p_on_idle_m(s, idle, p, false);
         return;
@@ -430,7 +431,10 @@ pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P, budget_ns: i64) -> bool
     let mut polled = start;
     let mut i = 0u32;
     loop {
-        if m.has_inbox() || s.global_len.load(Ordering::Relaxed) > 0 {
+        if m.has_inbox()
+            || s.global_len.load(Ordering::Relaxed) > 0
+            || p.ngifts.load(Ordering::Relaxed) > 0
+        {
             return true;
         }
         if s.nmwaitp.load(Ordering::Relaxed) > 0 {
@@ -442,6 +446,7 @@ pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P, budget_ns: i64) -> bool
         if cfg!(gort_loom) || i % 64 == 0 {
             let n = s.gomaxprocs();
             let others = (0..n).any(|id| id != p.id && s.p(id).is_some_and(|v| !v.runq.is_empty()));
+            // (Not others' gifts: they are meant for their Ps' holders.)
             let now = nanotime();
             if others || now - start > budget_ns {
                 return others;

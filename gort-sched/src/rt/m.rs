@@ -34,19 +34,13 @@ pub(crate) struct M {
     /// Bound goroutines in the M's local queue (runnext included) at its
     /// last schedule, published only while schedtrace is on.
     pub(super) nbound: AtomicU32,
-    /// Placement of fresh goroutines (`place_fresh`): `MLocal::load` as of
-    /// the M's last schedule (stored only when it changed, so that the line
-    /// stays shared while the count does not move) ...
+    /// For the placement of fresh goroutines (`place_fresh`): the M's load
+    /// (`MLocal::load`) as of its last schedule, stored only when it
+    /// changed (the line stays shared while the load does not move) ...
     pub(super) load_pub: AtomicU32,
-    /// ... fresh goroutines other Ms handed to this one (through the
-    /// inbox) that it has not taken yet: added by the giver, taken off by
-    /// whoever takes them out of the inbox ...
-    pub(super) handed: AtomicU32,
-    /// ... and whether it may be handed any: false while it runs only its
-    /// own goroutines (`own_only`). Cleared (SeqCst) before the M next
-    /// looks at its inbox, which a giver re-checks (SeqCst) after its push:
-    /// one of them sees the other, and a fresh goroutine handed to an M
-    /// that turned own-only goes to the global queue (`rescue_fresh`).
+    /// ... and whether it starts fresh goroutines (false while it runs only
+    /// its own: `own_only`). A hint: a gift on the P of an own-only M goes
+    /// to another M anyway (`find_own` gives the P away for fresh work).
     pub(super) takes_fresh: AtomicBool,
     /// Scheduling latencies of the tracked goroutines this M ran, and the
     /// tracked mutex waits they ended (prof.rs): written by the M only
@@ -92,6 +86,9 @@ pub(super) struct MLocal {
     /// The M took a fresh goroutine from the global queue or another P
     /// since it last went idle (`spin_worthy`).
     pub(super) fresh_found: bool,
+    /// The fresh goroutine `find_runnable` returned was given to this M's
+    /// P, or taken back from another's: it starts here (`place_fresh`).
+    pub(super) placed: bool,
     /// A goroutine of this M parked on the network resumed since the M
     /// last went idle (`spin_worthy`).
     pub(super) quiet_resumed: bool,
@@ -168,8 +165,7 @@ impl M {
     pub(super) fn publish_takes_fresh(&self, ml: &MLocal) {
         let takes = ml.nlocked == 0 && !ml.exit_when_idle;
         if self.takes_fresh.load(Ordering::Relaxed) != takes {
-            // SeqCst: the Dekker pair with a giver's push (see the field).
-            self.takes_fresh.store(takes, Ordering::SeqCst);
+            self.takes_fresh.store(takes, Ordering::Relaxed);
         }
     }
 
@@ -277,7 +273,6 @@ impl M {
             preempt: AtomicBool::new(false),
             nbound: AtomicU32::new(0),
             load_pub: AtomicU32::new(0),
-            handed: AtomicU32::new(0),
             takes_fresh: AtomicBool::new(true),
             latencies: crate::prof_types::TimeHistogram::new(),
             mutex_wait_ns: std::sync::atomic::AtomicU64::new(0),
@@ -330,6 +325,7 @@ impl MLocal {
     /// parked on the network or a timer are not counted: ten thousand idle
     /// connections are no load (`place_fresh` balances this).
     pub(super) fn load(&self) -> u32 {
+        debug_assert!(self.quiet_parked <= self.bound_live);
         (self.bound_live - self.quiet_parked) as u32
     }
 
@@ -350,6 +346,7 @@ impl MLocal {
             quiet_parked: 0,
             sync_resumed: false,
             fresh_found: false,
+            placed: false,
             quiet_resumed: false,
             nlocked: 0,
             exit_when_idle: false,
@@ -386,7 +383,6 @@ fn alloc_m(s: &'static Sched, nextp: *const P) -> &'static M {
             m.in_own.store(false, Ordering::Relaxed);
             m.nbound.store(0, Ordering::Relaxed);
             m.load_pub.store(0, Ordering::Relaxed);
-            debug_assert_eq!(m.handed.load(Ordering::Relaxed), 0);
             m.takes_fresh.store(true, Ordering::Relaxed);
             // A request sysmon made through a stale `p.m` after it left.
             clear_preempt(m);

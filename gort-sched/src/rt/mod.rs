@@ -136,9 +136,14 @@ pub(super) const POLL_TICKS: u32 = 61;
 /// Schedules an M may run on its P while another M waits for one.
 pub(super) const P_QUANTUM: u32 = 64;
 
-/// An M hands a fresh goroutine to another that has this many fewer
-/// goroutines bound to it, rather than start it itself (`place_fresh`).
+/// An M gives a fresh goroutine to another M's P when that M has at least
+/// this much less load, rather than start it itself (`place_fresh`).
 pub(super) const BALANCE_MARGIN: u32 = 2;
+
+/// How long a fresh goroutine given to another P waits for that P's holder
+/// before an M with nothing else to do takes it back (`reclaim_gift`):
+/// longer than a wake-up of a sleeping M takes.
+pub(super) const GIFT_GRACE_NS: i64 = 1_000_000;
 
 /// Free goroutine descriptors a P keeps.
 pub(super) const GFREE_MAX: usize = 64;

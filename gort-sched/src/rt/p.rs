@@ -36,6 +36,17 @@ pub(crate) struct P {
     /// holding the P (load + Release store, no lock prefix); read by
     /// num_goroutine. Ownership of the P moves through the idle lock.
     pub(super) ngoroutine: AtomicIsize,
+    /// Fresh goroutines another M gave this P to start (`place_fresh`),
+    /// each with the time it was given: its holder takes them before the
+    /// P's own queue; an M with nothing else to do takes one that waited
+    /// `GIFT_GRACE_NS` (`reclaim_gift`). Every check for fresh work on a P
+    /// sees them (`has_fresh`), so a gift on a P whose holder blocks, runs
+    /// long, turns own-only or lets go of it is not stranded.
+    pub(super) gifts: Mutex<VecDeque<(&'static G, i64)>>,
+    /// `gifts.len()`, for lock-free looks. SeqCst increments pair with the
+    /// loads of an M letting go of the P (`recheck_queues`), as the run
+    /// queue's do.
+    pub(super) ngifts: AtomicU32,
 }
 
 // SAFETY: `gfree` is only touched by the M that holds the P (ownership of a P
@@ -60,6 +71,29 @@ impl P {
     #[inline]
     pub(super) fn runq_get(&self) -> Option<&'static G> {
         self.runq.get().map(|(g, _)| entry(g))
+    }
+
+    /// Whether fresh goroutines wait on this P: in its queue, or given to it
+    /// (a racy look).
+    #[inline]
+    pub(super) fn has_fresh(&self) -> bool {
+        !self.runq.is_empty() || self.ngifts.load(Ordering::SeqCst) > 0
+    }
+
+    /// The oldest gift if it was given at or before `given_by` (the P's
+    /// holder passes `i64::MAX`).
+    pub(super) fn take_gift(&self, given_by: i64) -> Option<&'static G> {
+        if self.ngifts.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut q = self.gifts.lock();
+        let &(g, at) = q.front()?;
+        if at > given_by {
+            return None;
+        }
+        q.pop_front();
+        self.ngifts.fetch_sub(1, Ordering::Relaxed);
+        Some(g)
     }
 
     /// Thief: moves about half of this P's queue to `dst` (the caller's P)
@@ -87,5 +121,7 @@ pub(super) fn new_p(id: usize) -> &'static P {
         syscalltick: AtomicU32::new(0),
         gfree: UnsafeCell::new(Vec::new()),
         ngoroutine: AtomicIsize::new(0),
+        gifts: Mutex::new(VecDeque::new()),
+        ngifts: AtomicU32::new(0),
     }))
 }

@@ -26,7 +26,10 @@ pub(super) fn schedule(s: &'static Sched, m: &'static M) {
             if load != m.load_pub.load(Ordering::Relaxed) {
                 m.load_pub.store(load, Ordering::Relaxed);
             }
-            if g.m.load(Ordering::Relaxed).is_null() && place_fresh(s, m, ml, g) {
+            if g.m.load(Ordering::Relaxed).is_null()
+                && !std::mem::take(&mut ml.placed)
+                && place_fresh(s, m, ml, g)
+            {
                 continue;
             }
             g
@@ -150,121 +153,123 @@ fn push_inbox(m: &M, g: &'static G) {
     }
 }
 
-/// Takes `m`'s inbox whole, oldest first, into `out`; returns how many are
-/// fresh goroutines handed over (`place_fresh`), whose count it takes off
-/// `handed`.
-fn drain_inbox(m: &M, out: &mut VecDeque<&'static G>) -> u32 {
+/// Moves everything in the M's inbox to its local queue, oldest first.
+pub(super) fn take_inbox(m: &M, ml: &mut MLocal) {
     // Acquire pairs with the Release CAS in push_inbox.
     let mut g = m.inbox.swap(ptr::null_mut(), Ordering::Acquire);
-    let start = out.len();
-    let mut fresh = 0;
+    if g.is_null() {
+        return;
+    }
+    let start = ml.runq.len();
     while !g.is_null() {
         // SAFETY: push_inbox pushes only `&'static G`s (descriptors are
         // never freed); the G is ours now, its link published by the CAS.
         let gr: &'static G = unsafe { &*g };
-        // SAFETY: as above (we hold it).
-        fresh += u32::from(unsafe { gr.inner() }.handed);
-        out.push_back(gr);
+        ml.runq.push_back(gr);
         g = gr.link.load(Ordering::Relaxed);
     }
     // The stack gave newest first; restore FIFO.
-    out.make_contiguous()[start..].reverse();
-    if fresh > 0 {
-        m.handed.fetch_sub(fresh, Ordering::Relaxed);
-    }
-    fresh
+    ml.runq.make_contiguous()[start..].reverse();
 }
 
-/// Moves everything in the M's inbox to its local queue, oldest first.
-pub(super) fn take_inbox(m: &M, ml: &mut MLocal) {
-    drain_inbox(m, &mut ml.runq);
-}
-
-/// Whether `g` (held by the caller) is a fresh goroutine handed over by
-/// another M (`place_fresh`) and not started yet.
-fn is_handed(g: &G) -> bool {
-    // SAFETY: the caller holds the G.
-    unsafe { g.inner() }.handed
-}
-
-/// Queues fresh goroutines handed to an M that may not start them (it
-/// turned own-only, or sysmon found it stuck) on the global queue instead,
-/// for any M.
-fn unhand(s: &'static Sched, gs: &[&'static G]) {
-    for g in gs {
-        // SAFETY: the caller holds the Gs.
-        unsafe { g.inner() }.handed = false;
-    }
-    global_put_batch(s, gs);
-    wakep(s);
-}
-
-/// Hands the fresh goroutine `g` (held by us, about to start here) to
-/// another M if that one has at least `BALANCE_MARGIN` less load
-/// (`MLocal::load`, counting what was handed to it and not taken yet);
-/// returns whether it did. The other M is a random one holding a P and
-/// not own-only; `g` starts there, from its inbox. A started goroutine
-/// never leaves its M, so the first placement decides the balance for
-/// good: without this, whichever M happened to be awake during a spawn
-/// burst started most of it (rwmutex_read's readers 7/1 in every run,
-/// tcp_echo's 200 goroutines 150/52 or 200/2 in some: 1.4x slower).
+/// Gives the fresh goroutine `g` (held by us, about to start here) to
+/// another P if that P's holder has at least `BALANCE_MARGIN` less load
+/// (`MLocal::load`, plus the gifts not taken yet); returns whether it did.
+/// The P is a random other one, held by an M that starts fresh
+/// goroutines; its holder takes the gift before the P's own queue, and
+/// an M about to sleep takes it back if the holder does not schedule
+/// meanwhile (`reclaim_gift`). A started goroutine never leaves its M, so
+/// the first placement decides the balance for good: without this,
+/// whichever M happened to be awake during a spawn burst started most of
+/// it (rwmutex_read's readers 7/1 in every run, tcp_echo's 200
+/// goroutines 150/52 or 200/2 in some: 1.2-1.4x slower).
 fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static G) -> bool {
-    let load = ml.load();
+    let load = ml.load() + 1; // counting g
     let n = s.gomaxprocs();
-    if load < BALANCE_MARGIN || n < 2 || g.migratable.load(Ordering::Relaxed) {
+    if load <= BALANCE_MARGIN || n < 2 || g.migratable.load(Ordering::Relaxed) {
         return false;
     }
     // SAFETY: find_runnable returned holding a P.
     let me = unsafe { &*ml.p }.id;
     let id = (me + 1 + fastrand(ml) as usize % (n - 1)) % n;
     let Some(p) = s.p(id) else { return false };
+    if p.status.load(Ordering::Relaxed) != P_RUNNING {
+        return false;
+    }
     // Acquire pairs with the Release store of the P's holder (acquirep and
     // the hand-offs): the M's fields are initialised.
     let t = p.m.load(Ordering::Acquire);
-    if t.is_null() || ptr::eq(t, m) || p.status.load(Ordering::Relaxed) != P_RUNNING {
+    if t.is_null() || ptr::eq(t, m) {
         return false;
     }
     // SAFETY: Ms are immortal.
     let t = unsafe { &*t };
-    if !t.takes_fresh.load(Ordering::Relaxed)
-        || load
-            < t.load_pub.load(Ordering::Relaxed) + t.handed.load(Ordering::Relaxed) + BALANCE_MARGIN
-    {
+    let theirs = t.load_pub.load(Ordering::Relaxed) + p.ngifts.load(Ordering::Relaxed);
+    if !t.takes_fresh.load(Ordering::Relaxed) || load < theirs + 1 + BALANCE_MARGIN {
         return false;
     }
-    t.handed.fetch_add(1, Ordering::Relaxed);
-    // SAFETY: we hold the G until the push publishes it.
-    unsafe { g.inner() }.handed = true;
-    push_inbox(t, g);
-    wake_m(s, t);
-    // SeqCst, after the SeqCst push: pairs with the M's store when it
-    // turns own-only (`M::publish_takes_fresh`) before it next looks at its
-    // inbox (`find_own`). It may have left the scheduler, never to look.
-    if !t.takes_fresh.load(Ordering::SeqCst) {
-        rescue_fresh(s, t);
+    {
+        let mut q = p.gifts.lock();
+        q.push_back((g, nanotime()));
+        // SeqCst: as a run queue put before wakep (below).
+        p.ngifts.fetch_add(1, Ordering::SeqCst);
     }
+    // The holder may be watching for work or blocked in its poller wait;
+    // or it let go of the P meanwhile: then an M is woken for it.
+    wake_m(s, t);
+    wakep(s);
     true
 }
 
-/// Moves the fresh goroutines handed to `m` (`place_fresh`) that are
-/// still in its inbox to the global queue: `m` turned own-only, or sysmon
-/// found it in a blocking call or a long run. Its own goroutines go back
-/// on its inbox.
-pub(super) fn rescue_fresh(s: &'static Sched, m: &M) {
-    if m.handed.load(Ordering::Relaxed) == 0 {
-        return;
-    }
-    let mut gs = VecDeque::new();
-    drain_inbox(m, &mut gs);
-    let (fresh, own): (Vec<_>, Vec<_>) = gs.into_iter().partition(|g| is_handed(g));
-    if !own.is_empty() {
-        for g in own {
-            push_inbox(m, g);
+/// For an M with nothing else to do: a gift (`place_fresh`) that waited
+/// `GIFT_GRACE_NS` on another P whose holder is busy (it runs a long
+/// goroutine, or blocks in a call), to start here: `Ok(Some)`. `Err` if
+/// younger gifts wait for such a holder: the caller looks again rather
+/// than sleep. Gifts for a holder that is waking up (its P handed over,
+/// not taken yet, or blocked in a poller wait that the gift's `wake_m`
+/// ended) are left to it however long that takes: on a machine whose CPUs
+/// are all busy it is slow to wake, and starting them here would undo the
+/// balance for good.
+fn reclaim_gift(s: &'static Sched, p: &P) -> Result<Option<&'static G>, ()> {
+    let mut young = false;
+    let mut now = 0;
+    for id in (0..s.gomaxprocs()).filter(|&id| id != p.id) {
+        let Some(v) = s.p(id) else { continue };
+        if v.ngifts.load(Ordering::Relaxed) == 0 {
+            continue;
         }
-        wake_m(s, m);
+        if v.status.load(Ordering::Relaxed) != P_RUNNING {
+            // Nobody holds it (its holder let go of it since): take it
+            // now, as a thief takes a queued goroutine.
+            if let Some(g) = v.take_gift(i64::MAX) {
+                return Ok(Some(g));
+            }
+            continue;
+        }
+        // Acquire: as in place_fresh.
+        let t = v.m.load(Ordering::Acquire);
+        if !t.is_null() {
+            // SAFETY: Ms are immortal.
+            let t = unsafe { &*t };
+            if !t.nextp.load(Ordering::Relaxed).is_null()
+                || t.in_own.load(Ordering::Relaxed)
+                || t.in_source.load(Ordering::Relaxed)
+            {
+                continue; // waking up, or blocked in a wait the gift woke
+            }
+        }
+        if now == 0 {
+            now = nanotime();
+        }
+        match v.take_gift(now - GIFT_GRACE_NS) {
+            Some(g) => return Ok(Some(g)),
+            None => young = true,
+        }
     }
-    if !fresh.is_empty() {
-        unhand(s, &fresh);
+    if young {
+        Err(())
+    } else {
+        Ok(None)
     }
 }
 
@@ -372,7 +377,17 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
         if poll_sources(s) {
             continue;
         }
-        release_and_sleep(s, m);
+        match reclaim_gift(s, p) {
+            Ok(None) => release_and_sleep(s, m),
+            Ok(Some(g)) => {
+                // SAFETY: as above.
+                let ml = unsafe { m.local() };
+                stop_spinning(s, ml);
+                ml.placed = true;
+                return g;
+            }
+            Err(()) => spin_loop(), // and look again
+        }
     }
 }
 
@@ -423,7 +438,7 @@ pub(super) fn local_work(
         }
     }
     if take_fresh {
-        if let Some(g) = p.runq_get() {
+        if let Some(g) = p_fresh(p, ml) {
             return Some(g);
         }
     }
@@ -440,7 +455,7 @@ pub(super) fn local_work(
         // free M can take them (as above).
         ml.runq.push_back(g);
         if !others_free(s) {
-            if let Some(g) = p.runq_get() {
+            if let Some(g) = p_fresh(p, ml) {
                 return Some(g);
             }
         } else if fresh_queued(s, p) {
@@ -452,13 +467,24 @@ pub(super) fn local_work(
         if let Some(g) = ml.runq.pop_front() {
             return Some(g);
         }
-        p.runq_get()
+        p_fresh(p, ml)
     } else {
-        if let Some(g) = p.runq_get() {
+        if let Some(g) = p_fresh(p, ml) {
             return Some(g);
         }
         ml.runq.pop_front()
     }
+}
+
+/// The P's next fresh goroutine: a gift first (`place_fresh`: it was
+/// meant for this P, and is not placed again), then the P's queue.
+#[inline]
+fn p_fresh(p: &P, ml: &mut MLocal) -> Option<&'static G> {
+    if let Some(g) = p.take_gift(i64::MAX) {
+        ml.placed = true;
+        return Some(g);
+    }
+    p.runq_get()
 }
 
 /// `find_runnable` for an M that runs only its own goroutines (one of them
@@ -473,14 +499,6 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
     loop {
         // SAFETY: our own thread; no switch happens inside this function.
         let ml = unsafe { m.local() };
-        // Fresh goroutines handed to us before we turned own-only are not
-        // ours to start: they go to the global queue when they come out of
-        // our queue (below). SeqCst: pairs with a giver's check after its
-        // push (`place_fresh`), so that none is left behind in the inbox
-        // when we leave.
-        if !m.inbox.load(Ordering::SeqCst).is_null() {
-            take_inbox(m, ml);
-        }
         // First: an M with nothing bound to it any more leaves (before any
         // path below that may put it to sleep: `stopm` returns at once for
         // it, without a P, and we come back here).
@@ -540,10 +558,6 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
             ml.runq.push_back(g);
         }
         if let Some(g) = ml.runq.pop_front() {
-            if is_handed(g) {
-                unhand(s, &[g]);
-                continue;
-            }
             return Some(g);
         }
         if ml
@@ -593,7 +607,7 @@ fn others_free(s: &Sched) -> bool {
 /// Whether fresh goroutines wait on `p` or the global queue (racy looks).
 #[inline]
 fn fresh_queued(s: &Sched, p: &P) -> bool {
-    !p.runq.is_empty() || s.global_len.load(Ordering::Relaxed) > 0
+    p.has_fresh() || s.global_len.load(Ordering::Relaxed) > 0
 }
 
 pub(super) fn steal_work(s: &'static Sched, ml: &mut MLocal, p: &P) -> Option<&'static G> {

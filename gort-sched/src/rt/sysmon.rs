@@ -611,13 +611,9 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
                 let m = p.m.load(Ordering::Relaxed);
                 if !m.is_null() {
                     // SAFETY: Ms are immortal.
-                    let m = unsafe { &*m };
-                    request_preempt(m);
-                    // Fresh goroutines handed to it must not wait for the
-                    // run to end: any M may start them.
-                    rescue_fresh(s, m);
+                    request_preempt(unsafe { &*m });
                 }
-                if !p.runq.is_empty() {
+                if p.has_fresh() {
                     wakep(s); // its fresh goroutines go to other Ps
                 }
                 // (Not counted as activity, as in Go: a loop that keeps
@@ -631,7 +627,7 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
             // Someone waits for a P: an M with runnable goroutines, or
             // queued fresh ones.
             let awaited = id >= n
-                || !p.runq.is_empty()
+                || p.has_fresh()
                 || s.global_len.load(Ordering::Relaxed) > 0
                 || s.nmwaitp.load(Ordering::Relaxed) > 0;
             let wanted = awaited
@@ -670,8 +666,6 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
 /// `set_gomaxprocs` never sees a P idle that is not on the idle list).
 /// Returns false if the M came back first.
 fn retake_p(s: &'static Sched, p: &'static P) -> bool {
-    // The M in the call (its P keeps pointing at it meanwhile).
-    let m = p.m.load(Ordering::Relaxed);
     let moved = {
         let mut idle = s.lock_idle();
         // AcqRel: Acquire pairs with entersyscall's Release store; the M's
@@ -684,13 +678,7 @@ fn retake_p(s: &'static Sched, p: &'static P) -> bool {
         }
         put_p(s, &mut idle, p)
     };
-    if !m.is_null() {
-        // Fresh goroutines handed to the M before its call are not its to
-        // start once the call outlasts a tick: any M may.
-        // SAFETY: Ms are immortal.
-        rescue_fresh(s, unsafe { &*m });
-    }
-    if moved || !p.runq.is_empty() || s.global_len.load(Ordering::SeqCst) > 0 {
+    if moved || p.has_fresh() || s.global_len.load(Ordering::SeqCst) > 0 {
         wakep(s);
     }
     true
@@ -742,7 +730,7 @@ fn quiescent(s: &'static Sched) -> Dead {
         return Dead::No;
     }
     let n = s.gomaxprocs();
-    if (0..n).any(|id| s.p(id).is_some_and(|p| !p.runq.is_empty())) {
+    if (0..n).any(|id| s.p(id).is_some_and(|p| p.has_fresh())) {
         return Dead::No;
     }
     let ms: Vec<&'static M> = s.allm.lock().clone();

@@ -78,14 +78,13 @@ fn fresh_goroutine_runs_elsewhere_while_a_locked_goroutine_waits() {
     });
 }
 
-/// A fresh goroutine handed to another M (`place_fresh`: the giver has two
-/// goroutines parked on others, the taker none) while that M turns
-/// own-only and leaves the scheduler: either the giver's re-check after
-/// its push sees the change, or the taker's look at its inbox before it
-/// leaves sees the goroutine, and it goes to the global queue. It runs,
-/// and not on the own-only M.
+/// A fresh goroutine given to another M's P (`place_fresh`: the giver has
+/// two goroutines parked on others, the taker none) while that M turns
+/// own-only and leaves the scheduler: the gift is fresh work on its P, so
+/// the M gives the P to another M for it (or the giver takes it back). It
+/// runs, and not on the own-only M.
 #[test]
-fn fresh_goroutine_handed_to_an_m_turning_own_only_runs_elsewhere() {
+fn fresh_goroutine_given_to_an_m_turning_own_only_runs_elsewhere() {
     model(|| {
         let s = new_sched(2);
         let (pa, pb) = (take_p(s), take_p(s));
@@ -111,11 +110,12 @@ fn fresh_goroutine_handed_to_an_m_turning_own_only_runs_elsewhere() {
     });
 }
 
-/// A fresh goroutine handed to another M that finds nothing else to run
-/// and goes to sleep meanwhile: the push wakes it (or it sees the
-/// goroutine before it sleeps), and the goroutine runs.
+/// A fresh goroutine given to another M's P while that M finds nothing
+/// else to run and lets go of the P to sleep: it sees the gift before it
+/// lets go, or an M is woken for the P (`recheck_queues`, the giver's
+/// `wakep`). The goroutine runs.
 #[test]
-fn fresh_goroutine_handed_to_an_m_going_to_sleep_runs() {
+fn fresh_goroutine_given_to_an_m_going_to_sleep_runs() {
     model(|| {
         let s = new_sched(2);
         let (pa, pb) = (take_p(s), take_p(s));

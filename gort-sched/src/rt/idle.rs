@@ -138,8 +138,8 @@ pub(super) fn put_p(s: &'static Sched, idle: &mut Idle, p: &'static P) -> bool {
 /// list, and it becomes `P_DEAD`. Caller owns the P and holds the idle
 /// lock. Returns whether goroutines moved (then `wakep` after unlocking).
 pub(super) fn retire_queues(s: &'static Sched, p: &'static P) -> bool {
-    let mut moved = Vec::new();
-    while let Some(g) = p.take_gift(i64::MAX).or_else(|| p.runq_get()) {
+    let mut moved = p.take_gifts();
+    while let Some(g) = p.runq_get() {
         moved.push(g);
     }
     global_put_batch(s, &moved);
@@ -261,7 +261,7 @@ fn recheck_queues(s: &'static Sched) {
     // golang_proc.rs test_spawn_while_ms_park.
     for id in 0..s.gomaxprocs() {
         if let Some(v) = s.p(id) {
-            if v.has_fresh() {
+            if v.has_unheld_fresh() {
                 wakep(s);
                 break;
             }

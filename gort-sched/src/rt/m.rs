@@ -89,6 +89,9 @@ pub(super) struct MLocal {
     /// The fresh goroutine `find_runnable` returned was given to this M's
     /// P, or taken back from another's: it starts here (`place_fresh`).
     pub(super) placed: bool,
+    /// The M waited for a gift to come of age since it last found work
+    /// (`reclaim_gift`).
+    pub(super) gift_waited: bool,
     /// A goroutine of this M parked on the network resumed since the M
     /// last went idle (`spin_worthy`).
     pub(super) quiet_resumed: bool,
@@ -347,6 +350,7 @@ impl MLocal {
             sync_resumed: false,
             fresh_found: false,
             placed: false,
+            gift_waited: false,
             quiet_resumed: false,
             nlocked: 0,
             exit_when_idle: false,

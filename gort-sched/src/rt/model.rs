@@ -208,6 +208,19 @@ pub(crate) fn schedule(s: &'static Sched, m: &'static M) {
     super::schedule(s, m)
 }
 
+/// Gives the fresh goroutine `g` to another P as `schedule` would
+/// (`place_fresh`), from the calling thread's M (made by [`become_m`],
+/// holding its P); whether it did.
+pub(crate) fn place(s: &'static Sched, g: &'static G) -> bool {
+    let m = current_m();
+    assert!(!m.is_null(), "place off an M");
+    // SAFETY: Ms are immortal.
+    let m = unsafe { &*m };
+    // SAFETY: the calling thread's own M; no switch in here.
+    let ml = unsafe { m.local() };
+    super::place_fresh(s, m, ml, g)
+}
+
 /// Queues a fresh goroutine (as `go` does) from the calling thread.
 pub(crate) fn runq_put_here(s: &'static Sched, g: &'static G, next: bool) {
     super::runq_put_here(s, g, next)

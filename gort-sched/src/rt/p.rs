@@ -80,6 +80,31 @@ impl P {
         !self.runq.is_empty() || self.ngifts.load(Ordering::SeqCst) > 0
     }
 
+    /// Whether fresh goroutines wait on this P that nobody is about to
+    /// take: in its queue, or given to it while nobody holds it (gifts on a
+    /// held P are its holder's: `recheck_queues` wakes no M for them).
+    #[inline]
+    pub(super) fn has_unheld_fresh(&self) -> bool {
+        !self.runq.is_empty()
+            || (self.ngifts.load(Ordering::SeqCst) > 0
+                && self.status.load(Ordering::Relaxed) != P_RUNNING)
+    }
+
+    /// When the oldest gift was given, if any.
+    pub(super) fn oldest_gift(&self) -> Option<i64> {
+        if self.ngifts.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        self.gifts.lock().front().map(|&(_, at)| at)
+    }
+
+    /// Takes every gift (for the global queue).
+    pub(super) fn take_gifts(&self) -> Vec<&'static G> {
+        let mut q = self.gifts.lock();
+        self.ngifts.store(0, Ordering::Relaxed);
+        q.drain(..).map(|(g, _)| g).collect()
+    }
+
     /// The oldest gift if it was given at or before `given_by` (the P's
     /// holder passes `i64::MAX`).
     pub(super) fn take_gift(&self, given_by: i64) -> Option<&'static G> {

@@ -44,7 +44,8 @@ pub(crate) fn set_gomaxprocs(n: usize) -> usize {
         idle.pidle.retain(|p| {
             let keep = p.id < n;
             if !keep {
-                p.status.store(P_DEAD, Ordering::Relaxed);
+                // (An idle P may hold gifts: `place_fresh`.)
+                moved |= retire_queues(s, p);
             }
             keep
         });

@@ -22,15 +22,17 @@ pub(super) fn schedule(s: &'static Sched, m: &'static M) {
             let g = find_runnable(s, m);
             // SAFETY: our own thread; no switch until execute.
             let ml = unsafe { m.local() };
-            let load = ml.load();
+            ml.gift_waited = false;
+            let fresh = g.m.load(Ordering::Relaxed).is_null();
+            if fresh && !std::mem::take(&mut ml.placed) && place_fresh(s, m, ml, g) {
+                continue;
+            }
+            // Counting a fresh goroutine about to start (start_g counts it
+            // in bound_live): an M that just started a long runner must
+            // not look free.
+            let load = ml.load() + u32::from(fresh);
             if load != m.load_pub.load(Ordering::Relaxed) {
                 m.load_pub.store(load, Ordering::Relaxed);
-            }
-            if g.m.load(Ordering::Relaxed).is_null()
-                && !std::mem::take(&mut ml.placed)
-                && place_fresh(s, m, ml, g)
-            {
-                continue;
             }
             g
         };
@@ -133,8 +135,8 @@ pub(crate) fn ready_g(g: &'static G) {
     wake_m(sched(), m);
 }
 
-/// Pushes `g` (held by the caller: readied, or fresh and handed over) on
-/// `m`'s inbox. The caller then wakes the M (`wake_m`).
+/// Pushes `g` (readied, held by the caller) on `m`'s inbox. The caller
+/// then wakes the M (`wake_m`).
 fn push_inbox(m: &M, g: &'static G) {
     let mut head = m.inbox.load(Ordering::Relaxed);
     loop {
@@ -172,6 +174,15 @@ pub(super) fn take_inbox(m: &M, ml: &mut MLocal) {
     ml.runq.make_contiguous()[start..].reverse();
 }
 
+/// Yields the CPU to another runnable thread, if any (`sched_yield`).
+#[inline]
+fn yield_cpu() {
+    #[cfg(not(gort_loom))]
+    std::thread::yield_now();
+    #[cfg(gort_loom)]
+    spin_loop();
+}
+
 /// Gives the fresh goroutine `g` (held by us, about to start here) to
 /// another P if that P's holder has at least `BALANCE_MARGIN` less load
 /// (`MLocal::load`, plus the gifts not taken yet); returns whether it did.
@@ -183,7 +194,7 @@ pub(super) fn take_inbox(m: &M, ml: &mut MLocal) {
 /// whichever M happened to be awake during a spawn burst started most of
 /// it (rwmutex_read's readers 7/1 in every run, tcp_echo's 200
 /// goroutines 150/52 or 200/2 in some: 1.2-1.4x slower).
-fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static G) -> bool {
+pub(super) fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static G) -> bool {
     let load = ml.load() + 1; // counting g
     let n = s.gomaxprocs();
     if load <= BALANCE_MARGIN || n < 2 || g.migratable.load(Ordering::Relaxed) {
@@ -210,6 +221,11 @@ fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static G) -> bool
     }
     {
         let mut q = p.gifts.lock();
+        // Not if the P was retired meanwhile: its retirement stores the
+        // new GOMAXPROCS before it takes the gifts under this lock.
+        if p.id >= s.gomaxprocs() {
+            return false;
+        }
         q.push_back((g, nanotime()));
         // SeqCst: as a run queue put before wakep (below).
         p.ngifts.fetch_add(1, Ordering::SeqCst);
@@ -223,15 +239,16 @@ fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static G) -> bool
 
 /// For an M with nothing else to do: a gift (`place_fresh`) that waited
 /// `GIFT_GRACE_NS` on another P whose holder is busy (it runs a long
-/// goroutine, or blocks in a call), to start here: `Ok(Some)`. `Err` if
-/// younger gifts wait for such a holder: the caller looks again rather
-/// than sleep. Gifts for a holder that is waking up (its P handed over,
-/// not taken yet, or blocked in a poller wait that the gift's `wake_m`
-/// ended) are left to it however long that takes: on a machine whose CPUs
-/// are all busy it is slow to wake, and starting them here would undo the
-/// balance for good.
-fn reclaim_gift(s: &'static Sched, p: &P) -> Result<Option<&'static G>, ()> {
-    let mut young = false;
+/// goroutine, or blocks in a call), or one on a P nobody holds, to start
+/// here. Else `Err` with when the oldest younger gift for a busy holder
+/// comes of age, if there is one. Gifts for a holder that is waking up
+/// (its P handed over, not taken yet, or blocked in a poller wait that
+/// the gift's `wake_m` ended) are left to it however long that takes: on
+/// a machine whose CPUs are all busy it is slow to wake, and starting them
+/// here would undo the balance for good. (sysmon moves gifts that waited
+/// `FORCE_PREEMPT_NS` to the global queue, whatever their holder does.)
+fn reclaim_gift(s: &'static Sched, p: &P) -> Result<&'static G, Option<i64>> {
+    let mut due = None;
     let mut now = 0;
     for id in (0..s.gomaxprocs()).filter(|&id| id != p.id) {
         let Some(v) = s.p(id) else { continue };
@@ -242,7 +259,7 @@ fn reclaim_gift(s: &'static Sched, p: &P) -> Result<Option<&'static G>, ()> {
             // Nobody holds it (its holder let go of it since): take it
             // now, as a thief takes a queued goroutine.
             if let Some(g) = v.take_gift(i64::MAX) {
-                return Ok(Some(g));
+                return Ok(g);
             }
             continue;
         }
@@ -261,15 +278,28 @@ fn reclaim_gift(s: &'static Sched, p: &P) -> Result<Option<&'static G>, ()> {
         if now == 0 {
             now = nanotime();
         }
-        match v.take_gift(now - GIFT_GRACE_NS) {
-            Some(g) => return Ok(Some(g)),
-            None => young = true,
+        if let Some(g) = v.take_gift(now - GIFT_GRACE_NS) {
+            return Ok(g);
+        }
+        if let Some(at) = v.oldest_gift() {
+            let d = at + GIFT_GRACE_NS;
+            due = Some(due.map_or(d, |x: i64| x.min(d)));
         }
     }
-    if young {
-        Err(())
-    } else {
-        Ok(None)
+    Err(due)
+}
+
+/// Watches, until `due`, for work of our own (inbox, global queue, gifts
+/// to our P) or an M waiting for a P, giving the CPU away meanwhile (the
+/// busy holder of the gift we wait for may be short of one).
+fn wait_for_gift(s: &Sched, m: &M, p: &P, due: i64) {
+    while nanotime() < due
+        && !m.has_inbox()
+        && s.global_len.load(Ordering::Relaxed) == 0
+        && p.ngifts.load(Ordering::Relaxed) == 0
+        && s.nmwaitp.load(Ordering::Relaxed) == 0
+    {
+        yield_cpu();
     }
 }
 
@@ -377,16 +407,22 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
         if poll_sources(s) {
             continue;
         }
+        // SAFETY: as above.
+        let ml = unsafe { m.local() };
         match reclaim_gift(s, p) {
-            Ok(None) => release_and_sleep(s, m),
-            Ok(Some(g)) => {
-                // SAFETY: as above.
-                let ml = unsafe { m.local() };
+            Ok(g) => {
                 stop_spinning(s, ml);
                 ml.placed = true;
+                ml.fresh_found = true;
                 return g;
             }
-            Err(()) => spin_loop(), // and look again
+            // A gift for a busy holder comes of age soon: wait for it
+            // (once per idle spell: a stream of gifts that their holder
+            // takes in time must not keep us here), then look again.
+            Err(Some(due)) if !std::mem::replace(&mut ml.gift_waited, true) => {
+                wait_for_gift(s, m, p, due);
+            }
+            Err(_) => release_and_sleep(s, m),
         }
     }
 }
@@ -476,15 +512,21 @@ pub(super) fn local_work(
     }
 }
 
-/// The P's next fresh goroutine: a gift first (`place_fresh`: it was
-/// meant for this P, and is not placed again), then the P's queue.
+/// The P's next fresh goroutine: a gift (`place_fresh`: meant for this P,
+/// not placed again) or one from the P's queue, each first at every other
+/// schedule (so that neither starves the other).
 #[inline]
 fn p_fresh(p: &P, ml: &mut MLocal) -> Option<&'static G> {
-    if let Some(g) = p.take_gift(i64::MAX) {
+    let gift = |ml: &mut MLocal| {
+        let g = p.take_gift(i64::MAX)?;
         ml.placed = true;
-        return Some(g);
+        Some(g)
+    };
+    if ml.schedtick & 2 == 0 {
+        gift(ml).or_else(|| p.runq_get())
+    } else {
+        p.runq_get().or_else(|| gift(ml))
     }
-    p.runq_get()
 }
 
 /// `find_runnable` for an M that runs only its own goroutines (one of them

@@ -597,6 +597,14 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
     // moves to the global queue), which nobody else does.
     for (id, t) in ticks.iter_mut().enumerate() {
         let Some(p) = s.p(id) else { break }; // slots fill in order
+        if p.oldest_gift().is_some_and(|at| now - at >= FORCE_PREEMPT_NS) {
+            // Fresh goroutines given to this P (`place_fresh`) that its
+            // holder has not come for in 10 ms (it runs one goroutine that
+            // never yields, say): any M may start them.
+            let gs = p.take_gifts();
+            global_put_batch(s, &gs);
+            wakep(s);
+        }
         let status = p.status.load(Ordering::Acquire);
         if status == P_RUNNING || status == P_SYSCALL {
             // One goroutine has had the P for 10 ms: its schedule tick did

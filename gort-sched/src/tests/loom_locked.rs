@@ -7,8 +7,8 @@
 use super::model;
 use crate::loom::shutdown;
 use crate::rt::model::{
-    acquirep_here, bind, m_id, make_own_only, new_g, new_sched, ran_on, runq_put_here, schedule,
-    start_m, take_p, wait_ran,
+    acquirep_here, become_m, bind, m_id, make_own_only, new_g, new_sched, place, ran_on,
+    runq_put_here, schedule, start_m, take_p, wait_ran,
 };
 use crate::rt::ready_g;
 
@@ -131,6 +131,29 @@ fn fresh_goroutine_given_to_an_m_going_to_sleep_runs() {
             schedule(s, m)
         });
         assert_eq!(wait_ran(1), [1]);
+        shutdown(|| ());
+    });
+}
+
+/// The giver keeps its P busy (it never looks for work again, so it never
+/// takes its gift back) while the P it gave a fresh goroutine to is let go
+/// of by its M, which found nothing to run: the M sees the gift before it
+/// lets go, or the giver's `wakep` after its push, or the M's
+/// `recheck_queues` after it, starts an M for the P. The goroutine runs.
+#[test]
+fn fresh_goroutine_given_to_a_p_being_let_go_of_runs() {
+    model(|| {
+        let s = new_sched(2);
+        let (pa, pb) = (take_p(s), take_p(s));
+        start_m(s, move |s, m| {
+            acquirep_here(m, pb);
+            schedule(s, m)
+        });
+        let ma = become_m(s, pa);
+        make_own_only(ma, 0, 2, false);
+        if place(s, new_g(1)) {
+            assert_eq!(wait_ran(1), [1]);
+        }
         shutdown(|| ());
     });
 }

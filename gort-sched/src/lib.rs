@@ -24,7 +24,13 @@
 //! (the `may` crate had to make spawning `unsafe` for this). So in gort:
 //!
 //! * a fresh goroutine sits in a P's run queue and may be stolen by any P;
-//! * from its first instruction on it is *bound* to the M that started it;
+//! * from its first instruction on it is *bound* to the M that started it,
+//!   so where it starts decides the balance for good: an M about to start
+//!   one gives it instead to another M's P if that M has at least two less
+//!   load (its goroutines running, runnable or parked on another goroutine;
+//!   network and timer waits are no load), which starts it from there
+//!   (`place_fresh`; an M with nothing to do takes back a gift that waited
+//!   1 ms for a busy holder, sysmon one that waited 10 ms);
 //! * when readied it goes back to that M: onto its local `runnext` if the
 //!   waker runs on the same M, else into the M's *inbox* (a lock-free stack
 //!   the M drains), waking the M if it sleeps.

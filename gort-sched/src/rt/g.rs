@@ -128,6 +128,10 @@ pub(super) struct GInner {
     /// A migratable goroutine that `lock_os_thread` bound to its M until
     /// it unlocks (locked.rs).
     pub(super) lock_pinned: bool,
+    /// A fresh goroutine that was given to a P once (`place_fresh`): it is
+    /// not given again (from the global queue, where sysmon moved it, it
+    /// would bounce back to the same busy P). Cleared when it starts.
+    pub(super) given: bool,
     /// Parks and yields so far, mod 256: every eighth is tracked (Go's
     /// `trackingSeq`).
     pub(super) track_seq: u8,
@@ -188,6 +192,7 @@ impl G {
                 in_cand: false,
                 compactable: false,
                 lock_pinned: false,
+                given: false,
                 track_seq: 0,
                 park_stamp: 0,
                 park_seq: 0,

@@ -200,6 +200,10 @@ pub(super) fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static
     if load <= BALANCE_MARGIN || n < 2 || g.migratable.load(Ordering::Relaxed) {
         return false;
     }
+    // SAFETY: we hold the G (fresh, dequeued by us); the borrow ends here.
+    if unsafe { g.inner() }.given {
+        return false;
+    }
     // SAFETY: find_runnable returned holding a P.
     let me = unsafe { &*ml.p }.id;
     let id = (me + 1 + fastrand(ml) as usize % (n - 1)) % n;
@@ -226,6 +230,8 @@ pub(super) fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static
         if p.id >= s.gomaxprocs() {
             return false;
         }
+        // SAFETY: as above (published by the push, under the lock).
+        unsafe { g.inner() }.given = true;
         q.push_back((g, nanotime()));
         // SeqCst: as a run queue put before wakep (below).
         p.ngifts.fetch_add(1, Ordering::SeqCst);
@@ -240,14 +246,14 @@ pub(super) fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static
 /// For an M with nothing else to do: a gift (`place_fresh`) that waited
 /// `GIFT_GRACE_NS` on another P whose holder is busy (it runs a long
 /// goroutine, or blocks in a call), or one on a P nobody holds, to start
-/// here. Else `Err` with when the oldest younger gift for a busy holder
-/// comes of age, if there is one. Gifts for a holder that is waking up
+/// here. Else `Err` with the P of the oldest younger gift for a busy
+/// holder and when that gift comes of age, if there is one. Gifts for a holder that is waking up
 /// (its P handed over, not taken yet, or blocked in a poller wait that
 /// the gift's `wake_m` ended) are left to it however long that takes: on
 /// a machine whose CPUs are all busy it is slow to wake, and starting them
 /// here would undo the balance for good. (sysmon moves gifts that waited
 /// `FORCE_PREEMPT_NS` to the global queue, whatever their holder does.)
-fn reclaim_gift(s: &'static Sched, p: &P) -> Result<&'static G, Option<i64>> {
+fn reclaim_gift(s: &'static Sched, p: &P) -> Result<&'static G, Option<(&'static P, i64)>> {
     let mut due = None;
     let mut now = 0;
     for id in (0..s.gomaxprocs()).filter(|&id| id != p.id) {
@@ -283,22 +289,35 @@ fn reclaim_gift(s: &'static Sched, p: &P) -> Result<&'static G, Option<i64>> {
         }
         if let Some(at) = v.oldest_gift() {
             let d = at + GIFT_GRACE_NS;
-            due = Some(due.map_or(d, |x: i64| x.min(d)));
+            if due.is_none_or(|(_, x)| d < x) {
+                due = Some((v, d));
+            }
         }
     }
     Err(due)
 }
 
-/// Watches, until `due`, for work of our own (inbox, global queue, gifts
-/// to our P) or an M waiting for a P, giving the CPU away meanwhile (the
-/// busy holder of the gift we wait for may be short of one).
-fn wait_for_gift(s: &Sched, m: &M, p: &P, due: i64) {
-    while nanotime() < due
-        && !m.has_inbox()
-        && s.global_len.load(Ordering::Relaxed) == 0
-        && p.ngifts.load(Ordering::Relaxed) == 0
-        && s.nmwaitp.load(Ordering::Relaxed) == 0
-    {
+/// Watches, until `due` or until `v` (the P of the gift we wait for) has
+/// no gifts left, for work of our own (inbox, global queue, gifts to our
+/// P), fresh goroutines queued on other Ps, a source deadline or an M
+/// waiting for a P, giving the CPU away meanwhile (the busy holder of the
+/// gift may be short of one). A spinning caller stays counted: it does
+/// look at the other Ps' queues, as a spinning M does.
+fn wait_for_gift(s: &'static Sched, m: &M, p: &P, v: &P, due: i64) {
+    let n = s.gomaxprocs();
+    loop {
+        let now = nanotime();
+        if now >= due
+            || v.ngifts.load(Ordering::Relaxed) == 0
+            || m.has_inbox()
+            || s.global_len.load(Ordering::Relaxed) > 0
+            || p.ngifts.load(Ordering::Relaxed) > 0
+            || s.nmwaitp.load(Ordering::Relaxed) > 0
+            || s.next_deadline.load(Ordering::Relaxed) <= now
+            || (0..n).any(|id| id != p.id && s.p(id).is_some_and(|x| !x.runq.is_empty()))
+        {
+            return;
+        }
         yield_cpu();
     }
 }
@@ -419,8 +438,8 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
             // A gift for a busy holder comes of age soon: wait for it
             // (once per idle spell: a stream of gifts that their holder
             // takes in time must not keep us here), then look again.
-            Err(Some(due)) if !std::mem::replace(&mut ml.gift_waited, true) => {
-                wait_for_gift(s, m, p, due);
+            Err(Some((v, due))) if !std::mem::replace(&mut ml.gift_waited, true) => {
+                wait_for_gift(s, m, p, v, due);
             }
             Err(_) => release_and_sleep(s, m),
         }
@@ -513,8 +532,9 @@ pub(super) fn local_work(
 }
 
 /// The P's next fresh goroutine: a gift (`place_fresh`: meant for this P,
-/// not placed again) or one from the P's queue, each first at every other
-/// schedule (so that neither starves the other).
+/// not placed again) or one from the P's queue, each first for two
+/// schedules in four (so that neither starves the other; bit 0 of the
+/// tick already orders bound and fresh work in `local_work`).
 #[inline]
 fn p_fresh(p: &P, ml: &mut MLocal) -> Option<&'static G> {
     let gift = |ml: &mut MLocal| {

@@ -154,6 +154,7 @@ pub(super) fn start_g(s: &'static Sched, m: &'static M, g: &'static G) -> Contex
             gr.goid()
         ))
     });
+    gi.given = false;
     // Release pairs with wakers' Acquire load of `m`.
     gr.m.store(m as *const M as *mut M, Ordering::Release);
     if !gr.migratable.load(Ordering::Relaxed) {

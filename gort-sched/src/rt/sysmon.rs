@@ -598,9 +598,10 @@ fn retake(s: &'static Sched, ticks: &mut [PTick], now: i64) -> bool {
     for (id, t) in ticks.iter_mut().enumerate() {
         let Some(p) = s.p(id) else { break }; // slots fill in order
         if p.oldest_gift().is_some_and(|at| now - at >= FORCE_PREEMPT_NS) {
-            // Fresh goroutines given to this P (`place_fresh`) that its
-            // holder has not come for in 10 ms (it runs one goroutine that
-            // never yields, say): any M may start them.
+            // Fresh goroutines given to this P (`place_fresh`), the oldest
+            // of which its holder has not come for in 10 ms (it runs one
+            // goroutine that never yields, say): any M may start them, and
+            // none is given again.
             let gs = p.take_gifts();
             global_put_batch(s, &gs);
             wakep(s);

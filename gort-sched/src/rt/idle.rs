@@ -91,7 +91,7 @@ fn run_p_on_idle_m(
     if let Some(m) = idle.midle.pop() {
         m.start_spinning.store(spinning, Ordering::Relaxed);
         // Its holder from now, before the M wakes up and `acquirep`s it:
-        // fresh goroutines may be handed to it meanwhile (`place_fresh`).
+        // fresh goroutines may be given to the P meanwhile (`place_fresh`).
         p.m.store(ptr::from_ref(m).cast_mut(), Ordering::Release);
         // SeqCst: pairs with the M's Acquire swap of nextp, and with its
         // SeqCst in_source/in_own store before re-checking nextp (see wake_m).

@@ -86,9 +86,6 @@ pub(super) struct MLocal {
     /// The M took a fresh goroutine from the global queue or another P
     /// since it last went idle (`spin_worthy`).
     pub(super) fresh_found: bool,
-    /// The fresh goroutine `find_runnable` returned was given to this M's
-    /// P, or taken back from another's: it starts here (`place_fresh`).
-    pub(super) placed: bool,
     /// The M waited for a gift to come of age since it last found work
     /// (`reclaim_gift`).
     pub(super) gift_waited: bool,
@@ -163,8 +160,8 @@ impl M {
         ml.exit_when_idle && ml.bound_live == 0 && ml.runnext.is_none() && ml.runq.is_empty()
     }
 
-    /// Publishes whether the M may be handed fresh goroutines, after its
-    /// own-only state (`ml`: its local state) changed (see `takes_fresh`).
+    /// Publishes whether the M starts fresh goroutines, after its own-only
+    /// state (`ml`: its local state) changed (see `takes_fresh`).
     pub(super) fn publish_takes_fresh(&self, ml: &MLocal) {
         let takes = ml.nlocked == 0 && !ml.exit_when_idle;
         if self.takes_fresh.load(Ordering::Relaxed) != takes {
@@ -349,7 +346,6 @@ impl MLocal {
             quiet_parked: 0,
             sync_resumed: false,
             fresh_found: false,
-            placed: false,
             gift_waited: false,
             quiet_resumed: false,
             nlocked: 0,

@@ -24,7 +24,7 @@ pub(super) fn schedule(s: &'static Sched, m: &'static M) {
             let ml = unsafe { m.local() };
             ml.gift_waited = false;
             let fresh = g.m.load(Ordering::Relaxed).is_null();
-            if fresh && !std::mem::take(&mut ml.placed) && place_fresh(s, m, ml, g) {
+            if fresh && place_fresh(s, m, ml, g) {
                 continue;
             }
             // Counting a fresh goroutine about to start (start_g counts it
@@ -187,9 +187,10 @@ fn yield_cpu() {
 /// another P if that P's holder has at least `BALANCE_MARGIN` less load
 /// (`MLocal::load`, plus the gifts not taken yet); returns whether it did.
 /// The P is a random other one, held by an M that starts fresh
-/// goroutines; its holder takes the gift before the P's own queue, and
-/// an M about to sleep takes it back if the holder does not schedule
-/// meanwhile (`reclaim_gift`). A started goroutine never leaves its M, so
+/// goroutines. A goroutine is given at most once: its holder takes it
+/// (`p_fresh`), or an M with nothing else to do if the holder is busy for
+/// `GIFT_GRACE_NS` (`reclaim_gift`), or any M once sysmon moved it to the
+/// global queue after 10 ms; none gives it on. A started goroutine never leaves its M, so
 /// the first placement decides the balance for good: without this,
 /// whichever M happened to be awake during a spawn burst started most of
 /// it (rwmutex_read's readers 7/1 in every run, tcp_echo's 200
@@ -247,12 +248,13 @@ pub(super) fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static
 /// `GIFT_GRACE_NS` on another P whose holder is busy (it runs a long
 /// goroutine, or blocks in a call), or one on a P nobody holds, to start
 /// here. Else `Err` with the P of the oldest younger gift for a busy
-/// holder and when that gift comes of age, if there is one. Gifts for a holder that is waking up
-/// (its P handed over, not taken yet, or blocked in a poller wait that
-/// the gift's `wake_m` ended) are left to it however long that takes: on
-/// a machine whose CPUs are all busy it is slow to wake, and starting them
-/// here would undo the balance for good. (sysmon moves gifts that waited
-/// `FORCE_PREEMPT_NS` to the global queue, whatever their holder does.)
+/// holder and when that gift comes of age, if there is one. Gifts for a
+/// holder that is waking up (its P handed over, not taken yet, or blocked
+/// in a poller wait that the gift's `wake_m` ended) are left to it however
+/// long that takes: on a machine whose CPUs are all busy it is slow to
+/// wake, and starting them here would undo the balance for good. (sysmon
+/// moves gifts that waited `FORCE_PREEMPT_NS` to the global queue,
+/// whatever their holder does.)
 fn reclaim_gift(s: &'static Sched, p: &P) -> Result<&'static G, Option<(&'static P, i64)>> {
     let mut due = None;
     let mut now = 0;
@@ -431,7 +433,6 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
         match reclaim_gift(s, p) {
             Ok(g) => {
                 stop_spinning(s, ml);
-                ml.placed = true;
                 ml.fresh_found = true;
                 return g;
             }
@@ -531,21 +532,16 @@ pub(super) fn local_work(
     }
 }
 
-/// The P's next fresh goroutine: a gift (`place_fresh`: meant for this P,
-/// not placed again) or one from the P's queue, each first for two
-/// schedules in four (so that neither starves the other; bit 0 of the
-/// tick already orders bound and fresh work in `local_work`).
+/// The P's next fresh goroutine: a gift (`place_fresh`: meant for this P)
+/// or one from the P's queue, each first for two schedules in four (so
+/// that neither starves the other; bit 0 of the tick already orders bound
+/// and fresh work in `local_work`).
 #[inline]
-fn p_fresh(p: &P, ml: &mut MLocal) -> Option<&'static G> {
-    let gift = |ml: &mut MLocal| {
-        let g = p.take_gift(i64::MAX)?;
-        ml.placed = true;
-        Some(g)
-    };
+fn p_fresh(p: &P, ml: &MLocal) -> Option<&'static G> {
     if ml.schedtick & 2 == 0 {
-        gift(ml).or_else(|| p.runq_get())
+        p.take_gift(i64::MAX).or_else(|| p.runq_get())
     } else {
-        p.runq_get().or_else(|| gift(ml))
+        p.runq_get().or_else(|| p.take_gift(i64::MAX))
     }
 }
 

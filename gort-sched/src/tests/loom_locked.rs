@@ -78,34 +78,41 @@ fn fresh_goroutine_runs_elsewhere_while_a_locked_goroutine_waits() {
     });
 }
 
-/// A fresh goroutine given to another M's P (`place_fresh`: the giver has
-/// two goroutines parked on others, the taker none) while that M turns
-/// own-only and leaves the scheduler: the gift is fresh work on its P, so
-/// the M gives the P to another M for it (or the giver takes it back). It
-/// runs, and not on the own-only M.
+/// Two Ms with a P each run their schedulers: the giver, with two
+/// goroutines parked on others, has a fresh goroutine queued, which it
+/// gives to the taker's P (`place_fresh`: the taker has none); the taker
+/// is first made own-only and leaving if `leaving`. Returns the taker's
+/// id once the goroutine ran.
+fn give_to_a_second_m(leaving: bool) -> u64 {
+    let s = new_sched(2);
+    let (pa, pb) = (take_p(s), take_p(s));
+    let taker = start_m(s, move |s, m| {
+        acquirep_here(m, pb);
+        if leaving {
+            make_own_only(m, 0, 0, true);
+        }
+        schedule(s, m); // (returns if leaving: the M leaves)
+    });
+    let g = new_g(1);
+    start_m(s, move |s, m| {
+        acquirep_here(m, pa);
+        make_own_only(m, 0, 2, false);
+        runq_put_here(s, g, false);
+        schedule(s, m)
+    });
+    assert_eq!(wait_ran(1), [1]);
+    m_id(taker)
+}
+
+/// A fresh goroutine given to another M's P while that M turns own-only
+/// and leaves the scheduler: the gift is fresh work on its P, so the M
+/// gives the P to another M for it (or the giver takes it back). It runs,
+/// and not on the own-only M.
 #[test]
 fn fresh_goroutine_given_to_an_m_turning_own_only_runs_elsewhere() {
     model(|| {
-        let s = new_sched(2);
-        let (pa, pb) = (take_p(s), take_p(s));
-        let mb = start_m(s, move |s, m| {
-            acquirep_here(m, pb);
-            make_own_only(m, 0, 0, true);
-            schedule(s, m); // returns: the M leaves
-        });
-        let g = new_g(1);
-        start_m(s, move |s, m| {
-            acquirep_here(m, pa);
-            make_own_only(m, 0, 2, false);
-            runq_put_here(s, g, false);
-            schedule(s, m)
-        });
-        assert_eq!(wait_ran(1), [1]);
-        assert_ne!(
-            ran_on(),
-            [m_id(mb)],
-            "a fresh goroutine ran on an own-only M"
-        );
+        let taker = give_to_a_second_m(true);
+        assert_ne!(ran_on(), [taker], "a fresh goroutine ran on an own-only M");
         shutdown(|| ());
     });
 }
@@ -117,20 +124,7 @@ fn fresh_goroutine_given_to_an_m_turning_own_only_runs_elsewhere() {
 #[test]
 fn fresh_goroutine_given_to_an_m_going_to_sleep_runs() {
     model(|| {
-        let s = new_sched(2);
-        let (pa, pb) = (take_p(s), take_p(s));
-        start_m(s, move |s, m| {
-            acquirep_here(m, pb);
-            schedule(s, m)
-        });
-        let g = new_g(1);
-        start_m(s, move |s, m| {
-            acquirep_here(m, pa);
-            make_own_only(m, 0, 2, false);
-            runq_put_here(s, g, false);
-            schedule(s, m)
-        });
-        assert_eq!(wait_ran(1), [1]);
+        give_to_a_second_m(false);
         shutdown(|| ());
     });
 }

@@ -37,11 +37,13 @@ pub(crate) struct P {
     /// num_goroutine. Ownership of the P moves through the idle lock.
     pub(super) ngoroutine: AtomicIsize,
     /// Fresh goroutines another M gave this P to start (`place_fresh`),
-    /// each with the time it was given: its holder takes them before the
-    /// P's own queue; an M with nothing else to do takes one that waited
-    /// `GIFT_GRACE_NS` (`reclaim_gift`). Every check for fresh work on a P
-    /// sees them (`has_fresh`), so a gift on a P whose holder blocks, runs
-    /// long, turns own-only or lets go of it is not stranded.
+    /// each with the time it was given: its holder takes them alternately
+    /// with the P's own queue (`p_fresh`); an M with nothing else to do
+    /// takes one that waited `GIFT_GRACE_NS` for a busy holder
+    /// (`reclaim_gift`), sysmon all once the oldest waited 10 ms. Every
+    /// check for fresh work on a P sees them (`has_fresh`), so a gift on a
+    /// P whose holder blocks, runs long, turns own-only or lets go of it is
+    /// not stranded.
     pub(super) gifts: Mutex<VecDeque<(&'static G, i64)>>,
     /// `gifts.len()`, for lock-free looks. SeqCst increments pair with the
     /// loads of an M letting go of the P (`recheck_queues`), as the run

@@ -420,6 +420,12 @@ fn wait_nextp_spin(m: &M) -> bool {
     }
 }
 
+/// Whether fresh goroutines wait in the queue of a P other than `p` (not
+/// its gifts: they are meant for its holder).
+pub(super) fn others_queued(s: &Sched, p: &P) -> bool {
+    (0..s.gomaxprocs()).any(|id| id != p.id && s.p(id).is_some_and(|v| !v.runq.is_empty()))
+}
+
 /// Spins up to `budget_ns` for work: our inbox, the global queue, or
 /// another P's queue; and, every `WATCH_POLL_NS`, what the eager source
 /// has for us if this M has a wait of its own there (no other M polls it:
@@ -444,9 +450,7 @@ pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P, budget_ns: i64) -> bool
         i = i.wrapping_add(1);
         // (Every round under loom, whose clock moves 1 ms per spin.)
         if cfg!(gort_loom) || i % 64 == 0 {
-            let n = s.gomaxprocs();
-            let others = (0..n).any(|id| id != p.id && s.p(id).is_some_and(|v| !v.runq.is_empty()));
-            // (Not others' gifts: they are meant for their Ps' holders.)
+            let others = others_queued(s, p);
             let now = nanotime();
             if others || now - start > budget_ns {
                 return others;

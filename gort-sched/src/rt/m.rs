@@ -383,11 +383,12 @@ fn alloc_m(s: &'static Sched, nextp: *const P) -> &'static M {
             m.in_own.store(false, Ordering::Relaxed);
             m.nbound.store(0, Ordering::Relaxed);
             m.load_pub.store(0, Ordering::Relaxed);
-            m.takes_fresh.store(true, Ordering::Relaxed);
             // A request sysmon made through a stale `p.m` after it left.
             clear_preempt(m);
             // SAFETY: the M has no thread: its local state is ours.
-            unsafe { *m.local.get() = MLocal::new(m.id) };
+            let ml = unsafe { &mut *m.local.get() };
+            *ml = MLocal::new(m.id);
+            m.publish_takes_fresh(ml);
             m
         }
         None => {
@@ -420,7 +421,7 @@ pub(super) fn newm_locked(s: &'static Sched, g: &'static G) {
     let ml = unsafe { m.local() };
     ml.nlocked = 1;
     ml.runq.push_back(g);
-    m.takes_fresh.store(false, Ordering::Relaxed);
+    m.publish_takes_fresh(ml);
     start_thread(s, m);
 }
 
@@ -434,7 +435,7 @@ pub(super) fn newm_relocated(s: &'static Sched, g: &'static G) {
     ml.nlocked = 1;
     ml.bound_live = 1;
     ml.runq.push_back(g);
-    m.takes_fresh.store(false, Ordering::Relaxed);
+    m.publish_takes_fresh(ml);
     // Release: published to wakers (who read `m` after winning a park) by
     // the goroutine's later parks; the thread start orders it for the M.
     g.m.store(ptr::from_ref(m).cast_mut(), Ordering::Release);
@@ -506,8 +507,8 @@ pub(crate) fn run_on_this_thread(s: &'static Sched, g: &'static G) {
         let ml = unsafe { m.local() };
         ml.exit_when_idle = true;
         ml.runq.push_back(g);
+        m.publish_takes_fresh(ml);
     }
-    m.takes_fresh.store(false, Ordering::Relaxed);
     set_current_m(m);
     stopm(s, m);
     schedule(s, m);

@@ -128,44 +128,38 @@ pub(crate) fn ready_g(g: &'static G) {
     }
     // SAFETY: Ms are immortal.
     let m = unsafe { &*owner };
-    push_inbox(m, g);
-    // SeqCst (in wake_m) pairs with the M's SeqCst store of in_source or
-    // in_own before it re-checks its inbox: either it sees our G, or we see
-    // it blocked in the source.
-    wake_m(sched(), m);
-}
-
-/// Pushes `g` (readied, held by the caller) on `m`'s inbox. The caller
-/// then wakes the M (`wake_m`).
-fn push_inbox(m: &M, g: &'static G) {
     let mut head = m.inbox.load(Ordering::Relaxed);
     loop {
-        g.link.store(head, Ordering::Relaxed);
-        // Release publishes the G's link (and the pusher's prior writes) to
-        // the M's Acquire swap in take_inbox. SeqCst: see wake_m's callers.
+        gr.link.store(head, Ordering::Relaxed);
+        // Release publishes the G's link (and the waker's prior writes) to
+        // the M's Acquire swap in take_inbox.
         match m.inbox.compare_exchange_weak(
             head,
             ptr::from_ref(g).cast_mut(),
             Ordering::SeqCst,
             Ordering::Relaxed,
         ) {
-            Ok(_) => return,
+            Ok(_) => break,
             Err(h) => head = h,
         }
     }
+    // SeqCst (in wake_m) pairs with the M's SeqCst store of in_source or
+    // in_own before it re-checks its inbox: either it sees our G, or we see
+    // it blocked in the source.
+    wake_m(sched(), m);
 }
 
 /// Moves everything in the M's inbox to its local queue, oldest first.
 pub(super) fn take_inbox(m: &M, ml: &mut MLocal) {
-    // Acquire pairs with the Release CAS in push_inbox.
+    // Acquire pairs with the Release CAS in ready_g.
     let mut g = m.inbox.swap(ptr::null_mut(), Ordering::Acquire);
     if g.is_null() {
         return;
     }
     let start = ml.runq.len();
     while !g.is_null() {
-        // SAFETY: push_inbox pushes only `&'static G`s (descriptors are
-        // never freed); the G is ours now, its link published by the CAS.
+        // SAFETY: ready_g pushes only `&'static G`s (descriptors are never
+        // freed); the G is ours now, its link published by the CAS.
         let gr: &'static G = unsafe { &*g };
         ml.runq.push_back(gr);
         g = gr.link.load(Ordering::Relaxed);
@@ -237,9 +231,9 @@ pub(super) fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static
         // SeqCst: as a run queue put before wakep (below).
         p.ngifts.fetch_add(1, Ordering::SeqCst);
     }
-    // The holder may be watching for work or blocked in its poller wait;
-    // or it let go of the P meanwhile: then an M is woken for it.
-    wake_m(s, t);
+    // The holder looks at its P's gifts wherever it is (scheduling, or
+    // watching for work in `idle_spin`; an M holding a P never blocks);
+    // if it let go of the P meanwhile, an M is woken for it.
     wakep(s);
     true
 }
@@ -249,9 +243,8 @@ pub(super) fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static
 /// goroutine, or blocks in a call), or one on a P nobody holds, to start
 /// here. Else `Err` with the P of the oldest younger gift for a busy
 /// holder and when that gift comes of age, if there is one. Gifts for a
-/// holder that is waking up (its P handed over, not taken yet, or blocked
-/// in a poller wait that the gift's `wake_m` ended) are left to it however
-/// long that takes: on a machine whose CPUs are all busy it is slow to
+/// holder that is waking up (its P handed over, not taken yet) are left to
+/// it however long that takes: on a machine whose CPUs are all busy it is slow to
 /// wake, and starting them here would undo the balance for good. (sysmon
 /// moves gifts that waited `FORCE_PREEMPT_NS` to the global queue,
 /// whatever their holder does.)
@@ -273,15 +266,9 @@ fn reclaim_gift(s: &'static Sched, p: &P) -> Result<&'static G, Option<(&'static
         }
         // Acquire: as in place_fresh.
         let t = v.m.load(Ordering::Acquire);
-        if !t.is_null() {
-            // SAFETY: Ms are immortal.
-            let t = unsafe { &*t };
-            if !t.nextp.load(Ordering::Relaxed).is_null()
-                || t.in_own.load(Ordering::Relaxed)
-                || t.in_source.load(Ordering::Relaxed)
-            {
-                continue; // waking up, or blocked in a wait the gift woke
-            }
+        // SAFETY: Ms are immortal.
+        if !t.is_null() && !unsafe { &*t }.nextp.load(Ordering::Relaxed).is_null() {
+            continue; // its holder is waking up
         }
         if now == 0 {
             now = nanotime();
@@ -306,7 +293,6 @@ fn reclaim_gift(s: &'static Sched, p: &P) -> Result<&'static G, Option<(&'static
 /// gift may be short of one). A spinning caller stays counted: it does
 /// look at the other Ps' queues, as a spinning M does.
 fn wait_for_gift(s: &'static Sched, m: &M, p: &P, v: &P, due: i64) {
-    let n = s.gomaxprocs();
     loop {
         let now = nanotime();
         if now >= due
@@ -316,7 +302,7 @@ fn wait_for_gift(s: &'static Sched, m: &M, p: &P, v: &P, due: i64) {
             || p.ngifts.load(Ordering::Relaxed) > 0
             || s.nmwaitp.load(Ordering::Relaxed) > 0
             || s.next_deadline.load(Ordering::Relaxed) <= now
-            || (0..n).any(|id| id != p.id && s.p(id).is_some_and(|x| !x.runq.is_empty()))
+            || others_queued(s, p)
         {
             return;
         }

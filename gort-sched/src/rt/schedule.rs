@@ -179,8 +179,9 @@ fn yield_cpu() {
 
 /// Gives the fresh goroutine `g` (held by us, about to start here) to
 /// another P if that P's holder has at least `BALANCE_MARGIN` less load
-/// (`MLocal::load`, plus the gifts not taken yet); returns whether it did.
-/// The P is a random other one, held by an M that starts fresh
+/// (`MLocal::load`, plus the gifts not taken yet; ours counts the fresh
+/// goroutines queued on our P while the holder is still waking up);
+/// returns whether it did. The P is a random other one, held by an M that starts fresh
 /// goroutines. A goroutine is given at most once: its holder takes it
 /// (`p_fresh`), or an M with nothing else to do if the holder is busy for
 /// `GIFT_GRACE_NS` (`reclaim_gift`), or any M once sysmon moved it to the
@@ -191,17 +192,25 @@ fn yield_cpu() {
 /// goroutines 150/52 or 200/2 in some: 1.2-1.4x slower).
 pub(super) fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static G) -> bool {
     let load = ml.load() + 1; // counting g
+                              // SAFETY: find_runnable returned holding a P.
+    let mine = unsafe { &*ml.p };
     let n = s.gomaxprocs();
-    if load <= BALANCE_MARGIN || n < 2 || g.migratable.load(Ordering::Relaxed) {
+    if n < 2 || g.migratable.load(Ordering::Relaxed) {
+        return false;
+    }
+    // Not worth a look at another P, unless a burst is queued here while an
+    // M is on its way to an idle P (see below).
+    if load <= BALANCE_MARGIN
+        && (s.nmspinning.load(Ordering::Relaxed) == 0
+            || mine.runq.len() as u32 + load <= BALANCE_MARGIN)
+    {
         return false;
     }
     // SAFETY: we hold the G (fresh, dequeued by us); the borrow ends here.
     if unsafe { g.inner() }.given {
         return false;
     }
-    // SAFETY: find_runnable returned holding a P.
-    let me = unsafe { &*ml.p }.id;
-    let id = (me + 1 + fastrand(ml) as usize % (n - 1)) % n;
+    let id = (mine.id + 1 + fastrand(ml) as usize % (n - 1)) % n;
     let Some(p) = s.p(id) else { return false };
     if p.status.load(Ordering::Relaxed) != P_RUNNING {
         return false;
@@ -215,6 +224,18 @@ pub(super) fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static
     // SAFETY: Ms are immortal.
     let t = unsafe { &*t };
     let theirs = t.load_pub.load(Ordering::Relaxed) + p.ngifts.load(Ordering::Relaxed);
+    // A burst queued here counts too while the holder is on its way to
+    // the P (woken for it: 20-60 µs, a new thread up to milliseconds): its
+    // goroutines may each park on the network at once (tcp_echo's
+    // clients), no bound load, and we would start them all before the
+    // holder is awake to steal some. An awake holder steals from our queue
+    // in batches, cheaper than gifts one by one (counting the queue
+    // whatever the holder does made spawn_join 1.4-1.8x slower).
+    let load = if ptr::eq(t.nextp.load(Ordering::Relaxed), p) {
+        load + mine.runq.len() as u32
+    } else {
+        load
+    };
     if !t.takes_fresh.load(Ordering::Relaxed) || load < theirs + 1 + BALANCE_MARGIN {
         return false;
     }

@@ -151,3 +151,25 @@ fn fresh_goroutine_given_to_a_p_being_let_go_of_runs() {
         shutdown(|| ());
     });
 }
+
+/// A burst queued on the spawner's P while the M woken for the other P
+/// (by the burst's first `wakep`) is still on its way to it: the spawner
+/// counts the burst and gives that P a fresh goroutine (`place_fresh`),
+/// which the woken M finds on its P once it takes it. The goroutine runs.
+#[test]
+fn fresh_goroutine_given_to_an_m_still_waking_runs() {
+    model(|| {
+        let s = new_sched(2);
+        let pa = take_p(s);
+        become_m(s, pa);
+        runq_put_here(s, new_g(2), false); // starts an M for the idle P
+        runq_put_here(s, new_g(3), false);
+        if place(s, new_g(1)) {
+            let mut n = 1;
+            while !wait_ran(n).contains(&1) {
+                n += 1;
+            }
+        }
+        shutdown(|| ());
+    });
+}

@@ -116,6 +116,55 @@ fn large_transfer_both_directions() {
     });
 }
 
+/// Both directions of each of 16 connections wait at once, from two
+/// goroutines spawned in one burst (so spread over the Ms): a descriptor
+/// waited on from two Ms settles in the main instance, and a wait alone on
+/// a descriptor already in its M's instance takes no lock (`rehome`). No
+/// wait's readiness may be lost to a move: every transfer completes, byte
+/// for byte.
+#[test]
+fn both_directions_wait_from_two_goroutines_on_many_connections() {
+    run(|| {
+        let addr = echo_server();
+        let n = 512 << 10;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let hs: Vec<_> = (0..16)
+            .flat_map(|k| {
+                let c = Arc::new(TcpStream::connect(addr).unwrap());
+                c.set_read_deadline(Some(deadline));
+                c.set_write_deadline(Some(deadline));
+                let w = {
+                    let c = c.clone();
+                    go(move || {
+                        let chunk: Vec<u8> = (0..8192).map(|i| ((i % 251) ^ k) as u8).collect();
+                        let mut sent = 0;
+                        while sent < n {
+                            (&*c).write_all(&chunk).expect("a write stalled");
+                            sent += chunk.len();
+                        }
+                    })
+                };
+                let r = go(move || {
+                    let mut buf = vec![0u8; 8192];
+                    let mut got = 0usize;
+                    while got < n {
+                        let m = (&*c).read(&mut buf).expect("a read stalled");
+                        assert!(m > 0);
+                        for (i, b) in buf[..m].iter().enumerate() {
+                            assert_eq!(*b, (((got + i) % 8192 % 251) ^ k) as u8);
+                        }
+                        got += m;
+                    }
+                });
+                [w, r]
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+}
+
 #[test]
 fn owned_halves_in_two_goroutines() {
     run(|| {

@@ -59,8 +59,10 @@ pub(crate) struct PollDesc {
     /// the descriptor moved) under `moves`, which counts the moves.
     home: AtomicPtr<Epoll>,
     moves: Mutex<u8>,
-    /// Waits in progress (one per direction at most), counted under
-    /// `moves` when they begin.
+    /// Waits in progress (one per direction at most), counted when they
+    /// begin, before `rehome` looks at `home` (SeqCst), and uncounted with
+    /// Release when they end: a wait that reads 0 here sees the `home` of
+    /// every move made before (`rehome`).
     waiting: AtomicUsize,
 }
 
@@ -144,7 +146,7 @@ impl PollDesc {
         let home = match self.rehome(np) {
             Ok(home) => home,
             Err(e) => {
-                self.waiting.fetch_sub(1, Ordering::Relaxed);
+                self.waiting.fetch_sub(1, Ordering::Release);
                 return Err(e);
             }
         };
@@ -157,7 +159,7 @@ impl PollDesc {
             self.rd.wait()
         };
         home.waiters.fetch_sub(1, Ordering::Relaxed);
-        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.waiting.fetch_sub(1, Ordering::Release);
         Ok(r?)
     }
 
@@ -188,8 +190,10 @@ impl PollDesc {
     /// The usual wait, alone on a descriptor already in the instance it
     /// wants, takes no lock: a wait that moves the descriptor counts itself
     /// in `waiting` before it decides (under the lock), so one in progress
-    /// makes `others` non-zero here; and one that comes after sees us and
-    /// may only settle it in the main instance, which ours nests.
+    /// makes `others` non-zero here; one that ended uncounted itself with
+    /// Release after its move, which our read of 0 acquires (its `home` is
+    /// what we load); and one that comes after sees us and may only settle
+    /// it in the main instance, which ours nests.
     fn rehome(&'static self, np: &'static Netpoll) -> std::io::Result<&'static Epoll> {
         let mine = own_epoll(true).unwrap_or(&np.main);
         // SeqCst: both sides of the note above count before they look.
@@ -332,9 +336,10 @@ const BREAK_KEY: u64 = 1;
 const MAIN_KEY: u64 = 2;
 const EVENTS: usize = 128;
 /// An M looks at its own instance without blocking at most this often
-/// (`poll_own_if_waited`); as often as a watching idle M does (gort-sched's
-/// `WATCH_POLL_NS`).
-const REPOLL_NS: i64 = 2_000;
+/// (`poll_own_if_waited`): a little less than the 2 µs between the looks
+/// of a watching idle M (gort-sched's `WATCH_POLL_NS`, timed by its own
+/// clock reads), so that none of those is skipped.
+const REPOLL_NS: i64 = 1_500;
 /// Ms numbered below this get an instance of their own (more Ms exist only
 /// while many goroutines sit in blocking calls; theirs use the main one).
 const MAX_OWN: usize = 256;

@@ -89,6 +89,11 @@ pub(super) struct MLocal {
     /// The M waited for a gift to come of age since it last found work
     /// (`reclaim_gift`).
     pub(super) gift_waited: bool,
+    /// The M is letting go of its P while a goroutine of its own, parked on
+    /// another goroutine, is likely to be readied soon (`spin_worthy` said
+    /// so, but another M wanted the P): `stopm` watches the inbox a while
+    /// before it sleeps.
+    pub(super) inbox_watch: bool,
     /// A goroutine of this M parked on the network resumed since the M
     /// last went idle (`spin_worthy`).
     pub(super) quiet_resumed: bool,
@@ -347,6 +352,7 @@ impl MLocal {
             sync_resumed: false,
             fresh_found: false,
             gift_waited: false,
+            inbox_watch: false,
             quiet_resumed: false,
             nlocked: 0,
             exit_when_idle: false,

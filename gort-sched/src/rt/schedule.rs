@@ -429,9 +429,11 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
         // Our own goroutines may be readied from another thread any moment
         // (a ping-pong across Ms), or more fresh ones queued (a spawner on
         // another M): watch for them a while before giving up the P.
-        if ml.spin_worthy().is_some_and(|ns| idle_spin(s, m, p, ns)) {
+        let worthy = ml.spin_worthy();
+        if worthy.is_some_and(|ns| idle_spin(s, m, p, ns)) {
             continue;
         }
+        ml.inbox_watch = worthy == Some(IDLE_SPIN_NS);
         if poll_sources(s) {
             continue;
         }
@@ -625,12 +627,11 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
         if let Some(g) = ml.runq.pop_front() {
             return Some(g);
         }
-        if ml
-            .spin_worthy()
-            .is_some_and(|ns| !p_wanted(s, p) && own_spin(s, m, p, ns))
-        {
+        let worthy = ml.spin_worthy();
+        if worthy.is_some_and(|ns| !p_wanted(s, p) && own_spin(s, m, p, ns)) {
             continue;
         }
+        ml.inbox_watch = worthy == Some(IDLE_SPIN_NS);
         give_p_away(s, m, p);
         stopm(s, m);
     }

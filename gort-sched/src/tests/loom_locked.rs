@@ -8,7 +8,7 @@ use super::model;
 use crate::loom::shutdown;
 use crate::rt::model::{
     acquirep_here, become_m, bind, m_id, make_own_only, new_g, new_sched, place, ran_on,
-    runq_put_here, schedule, start_m, take_p, wait_ran,
+    runq_put_here, schedule, start_m, stopm, take_p, wait_ran,
 };
 use crate::rt::ready_g;
 
@@ -158,11 +158,33 @@ fn fresh_goroutine_given_to_a_p_being_let_go_of_runs() {
 /// which the woken M finds on its P once it takes it. The goroutine runs.
 #[test]
 fn fresh_goroutine_given_to_an_m_still_waking_runs() {
-    model(|| {
+    give_to_an_m_still_waking(false);
+}
+
+/// As above, the M woken being one asleep without a P (`stopm`), which the
+/// burst's `wakep` hands the P through `nextp` (or a new one, if it is not
+/// asleep yet).
+#[test]
+fn fresh_goroutine_given_to_an_idle_m_being_woken_runs() {
+    give_to_an_m_still_waking(true);
+}
+
+/// The spawner, holding one of two Ps, queues a burst of two (the first
+/// `wakep` starts an M for the other P, a new one or, with `idle_m`, one
+/// that went to sleep without a P) and places a third fresh goroutine; if
+/// it gave it to the waking M's P, the goroutine runs.
+fn give_to_an_m_still_waking(idle_m: bool) {
+    model(move || {
         let s = new_sched(2);
         let pa = take_p(s);
+        if idle_m {
+            start_m(s, |s, m| {
+                stopm(s, m);
+                schedule(s, m)
+            });
+        }
         become_m(s, pa);
-        runq_put_here(s, new_g(2), false); // starts an M for the idle P
+        runq_put_here(s, new_g(2), false);
         runq_put_here(s, new_g(3), false);
         if place(s, new_g(1)) {
             let mut n = 1;

@@ -296,6 +296,10 @@ pub(super) fn give_p_away(s: &'static Sched, m: &'static M, p: &'static P) {
 pub(super) fn stopm(s: &'static Sched, m: &'static M) {
     // Whether we already watched for a hand-off since queueing for a P.
     let mut watched = false;
+    // Whether to watch the inbox before sleeping (see below); the flag,
+    // set by the caller just before, never outlives this call.
+    // SAFETY: our own thread.
+    let mut inbox_watch = std::mem::take(&mut unsafe { m.local() }.inbox_watch);
     loop {
         // An M leaving the scheduler (nothing bound to it any more) must
         // not sleep here for good: it returns without a P, and `find_own`
@@ -371,8 +375,7 @@ pub(super) fn stopm(s: &'static Sched, m: &'static M) {
         // between a locked goroutine and another: each side would else
         // sleep and be woken once per message, 35-45 µs a round trip
         // here). Watch the inbox (and `nextp`) once before sleeping.
-        // SAFETY: our own thread.
-        if std::mem::take(&mut unsafe { m.local() }.inbox_watch) && wait_inbox_spin(m) {
+        if std::mem::take(&mut inbox_watch) && wait_inbox_spin(s, m) {
             continue;
         }
         sleep_idle(s, m);
@@ -439,10 +442,15 @@ fn wait_nextp_spin(m: &M) -> bool {
 }
 
 /// Spins up to IDLE_SPIN_NS, without a P, for a goroutine readied to `m`
-/// or a P handed to it; whether either came. Gives the CPU away every so
+/// or a P handed to it; whether either came (or a source deadline passed:
+/// the M may be the one `note_deadline` woke, and `sleep_idle` polls).
+/// Looks at its own wait in the eager source every `WATCH_POLL_NS`, as
+/// `idle_spin` does (no other M polls it). Gives the CPU away every so
 /// often: the goroutine that readies ours may run on our CPU.
-fn wait_inbox_spin(m: &M) -> bool {
+fn wait_inbox_spin(s: &'static Sched, m: &M) -> bool {
     let start = nanotime();
+    let own = s.eager.get().filter(|src| src.has_own());
+    let mut polled = start;
     let mut i = 0u32;
     loop {
         if m.has_inbox() || !m.nextp.load(Ordering::Acquire).is_null() {
@@ -450,8 +458,22 @@ fn wait_inbox_spin(m: &M) -> bool {
         }
         i = i.wrapping_add(1);
         if cfg!(gort_loom) || i % 64 == 0 {
-            if nanotime() - start > IDLE_SPIN_NS {
+            let now = nanotime();
+            if now - start > IDLE_SPIN_NS {
                 return false;
+            }
+            if s.next_deadline.load(Ordering::Relaxed) <= now {
+                return true;
+            }
+            if let Some(src) = own.filter(|_| now - polled >= WATCH_POLL_NS) {
+                polled = now;
+                src.poll_own();
+                // What it readied for us went to our own queues.
+                // SAFETY: our own thread; no switch happens in here.
+                let ml = unsafe { m.local() };
+                if ml.runnext.is_some() || !ml.runq.is_empty() {
+                    return true;
+                }
             }
             #[cfg(not(gort_loom))]
             std::thread::yield_now();

@@ -92,7 +92,7 @@ pub(super) struct MLocal {
     /// The M is letting go of its P while a goroutine of its own, parked on
     /// another goroutine, is likely to be readied soon (`spin_worthy` said
     /// so, but another M wanted the P): `stopm` watches the inbox a while
-    /// before it sleeps.
+    /// before it sleeps. Set just before `stopm`, which clears it.
     pub(super) inbox_watch: bool,
     /// A goroutine of this M parked on the network resumed since the M
     /// last went idle (`spin_worthy`).

@@ -433,7 +433,9 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
         if worthy.is_some_and(|ns| idle_spin(s, m, p, ns)) {
             continue;
         }
-        ml.inbox_watch = worthy == Some(IDLE_SPIN_NS);
+        // The watch gave up because an M waits for our P: watch on without
+        // it (`stopm`).
+        let watch_on = worthy == Some(IDLE_SPIN_NS) && s.nmwaitp.load(Ordering::Relaxed) > 0;
         if poll_sources(s) {
             continue;
         }
@@ -451,7 +453,11 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
             Err(Some((v, due))) if !std::mem::replace(&mut ml.gift_waited, true) => {
                 wait_for_gift(s, m, p, v, due);
             }
-            Err(_) => release_and_sleep(s, m),
+            Err(_) => {
+                // SAFETY: as above.
+                unsafe { m.local() }.inbox_watch = watch_on;
+                release_and_sleep(s, m);
+            }
         }
     }
 }
@@ -631,7 +637,8 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
         if worthy.is_some_and(|ns| !p_wanted(s, p) && own_spin(s, m, p, ns)) {
             continue;
         }
-        ml.inbox_watch = worthy == Some(IDLE_SPIN_NS);
+        // As in find_runnable: the P is wanted, watch on without it.
+        ml.inbox_watch = worthy == Some(IDLE_SPIN_NS) && p_wanted(s, p);
         give_p_away(s, m, p);
         stopm(s, m);
     }

@@ -195,3 +195,39 @@ fn give_to_an_m_still_waking(idle_m: bool) {
         shutdown(|| ());
     });
 }
+
+/// One P, two Ms with a goroutine each (not locked: `find_runnable`'s
+/// path): M A holds the P, its goroutine parked on another; M B's
+/// goroutine is readied, so B waits for the P. A, with nothing to run,
+/// lets go of the P to B and, its own goroutine likely back soon, watches
+/// its inbox without a P before sleeping (`stopm`'s inbox watch), while
+/// this thread readies A's goroutine. Both goroutines run, each on its own
+/// M.
+#[test]
+fn goroutine_readied_while_its_m_watches_without_a_p_runs() {
+    model(|| {
+        let s = new_sched(1);
+        let p = take_p(s);
+        let (ga, gb) = (new_g(1), new_g(2));
+        let mb = start_m(s, |s, m| {
+            stopm(s, m);
+            schedule(s, m)
+        });
+        bind(gb, mb);
+        ready_g(gb);
+        let ma = start_m(s, move |s, m| {
+            acquirep_here(m, p);
+            make_own_only(m, 0, 1, false);
+            schedule(s, m)
+        });
+        bind(ga, ma);
+        ready_g(ga);
+        let ran = wait_ran(2);
+        let on = ran_on();
+        for (g, m) in [(1, ma), (2, mb)] {
+            let i = ran.iter().position(|&x| x == g).expect("a goroutine ran");
+            assert_eq!(on[i], m_id(m), "goroutine {g} ran on another M");
+        }
+        shutdown(|| ());
+    });
+}

@@ -426,16 +426,8 @@ fn wait_nextp_spin(m: &M) -> bool {
             return true;
         }
         i = i.wrapping_add(1);
-        if cfg!(gort_loom) || i % 64 == 0 {
-            if nanotime() - start > IDLE_SPIN_NS {
-                return false;
-            }
-            // The P's holder may share our CPU (the OS tends to wake a
-            // thread where its waker ran): let it run, or we spin out our
-            // whole watch while it waits for us (locked_pingpong at 1 P:
-            // 35-45 µs per round trip in most runs, 1-5 µs in the others).
-            #[cfg(not(gort_loom))]
-            std::thread::yield_now();
+        if (cfg!(gort_loom) || i % 64 == 0) && nanotime() - start > IDLE_SPIN_NS {
+            return false;
         }
         spin_loop();
     }

@@ -19,12 +19,9 @@ use std::sync::{Arc, Mutex};
 /// five rounds must split at worst 11/5.
 #[test]
 fn spawn_bursts_spread_over_the_ms() {
-    if !is_child() {
-        let (ok, err) = run_alone("spawn_bursts_spread_over_the_ms");
-        assert!(ok, "{err}");
+    if !in_child("spawn_bursts_spread_over_the_ms") {
         return;
     }
-    assert_eq!(gomaxprocs(0), 2);
     const N: usize = 16;
     let mut splits = Vec::new();
     for _round in 0..5 {
@@ -55,12 +52,19 @@ fn spawn_bursts_spread_over_the_ms() {
     assert_mostly_even(N, &splits);
 }
 
-/// Runs `test` in a child process at GOMAXPROCS 2, one child at a time:
-/// two would compete for the two CPUs.
-fn run_alone(test: &str) -> (bool, String) {
+/// In the test process: runs `test` in a child process at GOMAXPROCS 2,
+/// one child at a time (two would compete for the two CPUs), checks that
+/// it passed, and returns false. In the child: true.
+fn in_child(test: &str) -> bool {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    run_child(test, &[("GOMAXPROCS", "2")])
+    if !is_child() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let (ok, err) = run_child(test, &[("GOMAXPROCS", "2")]);
+        assert!(ok, "{err}");
+        return false;
+    }
+    assert_eq!(gomaxprocs(0), 2);
+    true
 }
 
 /// How many of `ms` (the Ms goroutines started on) each M started.
@@ -96,12 +100,9 @@ fn assert_mostly_even(n: usize, splits: &[Vec<usize>]) {
 /// clients started all on one M in some runs).
 #[test]
 fn network_bound_bursts_spread_over_the_ms() {
-    if !is_child() {
-        let (ok, err) = run_alone("network_bound_bursts_spread_over_the_ms");
-        assert!(ok, "{err}");
+    if !in_child("network_bound_bursts_spread_over_the_ms") {
         return;
     }
-    assert_eq!(gomaxprocs(0), 2);
     const N: usize = 16;
     let mut splits = Vec::new();
     for _round in 0..5 {

@@ -457,15 +457,8 @@ fn wait_inbox_spin(s: &'static Sched, m: &M) -> bool {
             if s.next_deadline.load(Ordering::Relaxed) <= now {
                 return true;
             }
-            if let Some(src) = own.filter(|_| now - polled >= WATCH_POLL_NS) {
-                polled = now;
-                src.poll_own();
-                // What it readied for us went to our own queues.
-                // SAFETY: our own thread; no switch happens in here.
-                let ml = unsafe { m.local() };
-                if ml.runnext.is_some() || !ml.runq.is_empty() {
-                    return true;
-                }
+            if watch_poll_own(m, own, &mut polled, now) {
+                return true;
             }
             #[cfg(not(gort_loom))]
             std::thread::yield_now();
@@ -478,6 +471,21 @@ fn wait_inbox_spin(s: &'static Sched, m: &M) -> bool {
 /// its gifts: they are meant for its holder).
 pub(super) fn others_queued(s: &Sched, p: &P) -> bool {
     (0..s.gomaxprocs()).any(|id| id != p.id && s.p(id).is_some_and(|v| !v.runq.is_empty()))
+}
+
+/// A watching idle M's look at its own wait in the eager source (`own`,
+/// if it has one there), once `WATCH_POLL_NS` passed since the last
+/// (`polled`, moved to `now`): whether it readied one of our goroutines
+/// (onto our own queues: we are their M).
+fn watch_poll_own(m: &M, own: Option<&Arc<dyn Source>>, polled: &mut i64, now: i64) -> bool {
+    let Some(src) = own.filter(|_| now - *polled >= WATCH_POLL_NS) else {
+        return false;
+    };
+    *polled = now;
+    src.poll_own();
+    // SAFETY: our own thread; no switch happens in here.
+    let ml = unsafe { m.local() };
+    ml.runnext.is_some() || !ml.runq.is_empty()
 }
 
 /// Spins up to `budget_ns` for work: our inbox, the global queue, or
@@ -509,16 +517,8 @@ pub(super) fn idle_spin(s: &'static Sched, m: &M, p: &P, budget_ns: i64) -> bool
             if others || now - start > budget_ns {
                 return others;
             }
-            if let Some(src) = own.filter(|_| now - polled >= WATCH_POLL_NS) {
-                polled = now;
-                src.poll_own();
-                // What it readied for us went to our own queues (we are
-                // the goroutines' M).
-                // SAFETY: our own thread; no switch happens in here.
-                let ml = unsafe { m.local() };
-                if ml.runnext.is_some() || !ml.runq.is_empty() {
-                    return true;
-                }
+            if watch_poll_own(m, own, &mut polled, now) {
+                return true;
             }
         }
         spin_loop();

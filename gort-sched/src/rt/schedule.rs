@@ -181,8 +181,8 @@ fn yield_cpu() {
 /// another P if that P's holder has at least `BALANCE_MARGIN` less load
 /// (`MLocal::load`, plus the gifts not taken yet; ours counts the fresh
 /// goroutines queued on our P while the holder is still waking up);
-/// returns whether it did. The P is a random other one, held by an M that starts fresh
-/// goroutines. A goroutine is given at most once: its holder takes it
+/// returns whether it did. The P is a random other one, held by an M that
+/// starts fresh goroutines. A goroutine is given at most once: its holder takes it
 /// (`p_fresh`), or an M with nothing else to do if the holder is busy for
 /// `GIFT_GRACE_NS` (`reclaim_gift`), or any M once sysmon moved it to the
 /// global queue after 10 ms; none gives it on. A started goroutine never leaves its M, so
@@ -191,8 +191,9 @@ fn yield_cpu() {
 /// it (rwmutex_read's readers 7/1 in every run, tcp_echo's 200
 /// goroutines 150/52 or 200/2 in some: 1.2-1.4x slower).
 pub(super) fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static G) -> bool {
-    let load = ml.load() + 1; // counting g
-                              // SAFETY: find_runnable returned holding a P.
+    // Counting g.
+    let load = ml.load() + 1;
+    // SAFETY: find_runnable returned holding a P.
     let mine = unsafe { &*ml.p };
     let n = s.gomaxprocs();
     if n < 2 || g.migratable.load(Ordering::Relaxed) {
@@ -457,6 +458,10 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
                 // SAFETY: as above.
                 unsafe { m.local() }.inbox_watch = watch_on;
                 release_and_sleep(s, m);
+                // stopm took it, unless release_and_sleep returned early
+                // (keeping the P): not for a later stopm.
+                // SAFETY: as above (no switch in release_and_sleep).
+                unsafe { m.local() }.inbox_watch = false;
             }
         }
     }

@@ -94,6 +94,9 @@ pub(super) struct MLocal {
     /// so, but another M wanted the P): `stopm` watches the inbox a while
     /// before it sleeps. Set just before `stopm`, which clears it.
     pub(super) inbox_watch: bool,
+    /// The fresh goroutine just taken from the P came from its `runnext`
+    /// (`p_fresh`; for `place_fresh`).
+    pub(super) fresh_next: bool,
     /// A goroutine of this M parked on the network resumed since the M
     /// last went idle (`spin_worthy`).
     pub(super) quiet_resumed: bool,
@@ -353,6 +356,7 @@ impl MLocal {
             fresh_found: false,
             gift_waited: false,
             inbox_watch: false,
+            fresh_next: false,
             quiet_resumed: false,
             nlocked: 0,
             exit_when_idle: false,

@@ -218,7 +218,7 @@ pub(crate) fn place(s: &'static Sched, g: &'static G) -> bool {
     let m = unsafe { &*m };
     // SAFETY: the calling thread's own M; no switch in here.
     let ml = unsafe { m.local() };
-    super::place_fresh(s, m, ml, g)
+    super::place_fresh(s, m, ml, g, false)
 }
 
 /// Queues a fresh goroutine (as `go` does) from the calling thread.

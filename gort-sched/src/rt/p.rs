@@ -75,6 +75,13 @@ impl P {
         self.runq.get().map(|(g, _)| entry(g))
     }
 
+    /// Owner only: `runq_get`, and whether the G came from `runnext` (the
+    /// one spawned last: Go runs it next, as the spawner's likely partner).
+    #[inline]
+    pub(super) fn runq_get_next(&self) -> Option<(&'static G, bool)> {
+        self.runq.get().map(|(g, next)| (entry(g), next))
+    }
+
     /// Whether fresh goroutines wait on this P: in its queue, or given to it
     /// (a racy look).
     #[inline]

@@ -24,7 +24,8 @@ pub(super) fn schedule(s: &'static Sched, m: &'static M) {
             let ml = unsafe { m.local() };
             ml.gift_waited = false;
             let fresh = g.m.load(Ordering::Relaxed).is_null();
-            if fresh && place_fresh(s, m, ml, g) {
+            let from_next = std::mem::take(&mut ml.fresh_next);
+            if fresh && place_fresh(s, m, ml, g, from_next) {
                 continue;
             }
             // Counting a fresh goroutine about to start (start_g counts it
@@ -181,8 +182,8 @@ fn yield_cpu() {
 /// another P if that P's holder has at least `BALANCE_MARGIN` less load
 /// (`MLocal::load`, plus the gifts not taken yet; ours counts the fresh
 /// goroutines queued on our P while the holder is still waking up);
-/// returns whether it did. The P is a random other one, held by an M that
-/// starts fresh goroutines. A goroutine is given at most once: its holder takes it
+/// returns whether it did (`from_next`: `g` came from our P's `runnext`).
+/// The P is a random other one, held by an M that starts fresh goroutines. A goroutine is given at most once: its holder takes it
 /// (`p_fresh`), or an M with nothing else to do if the holder is busy for
 /// `GIFT_GRACE_NS` (`reclaim_gift`), or any M once sysmon moved it to the
 /// global queue after 10 ms; none gives it on. A started goroutine never leaves its M, so
@@ -190,7 +191,13 @@ fn yield_cpu() {
 /// whichever M happened to be awake during a spawn burst started most of
 /// it (rwmutex_read's readers 7/1 in every run, tcp_echo's 200
 /// goroutines 150/52 or 200/2 in some: 1.2-1.4x slower).
-pub(super) fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static G) -> bool {
+pub(super) fn place_fresh(
+    s: &'static Sched,
+    m: &M,
+    ml: &mut MLocal,
+    g: &'static G,
+    from_next: bool,
+) -> bool {
     // Counting g.
     let load = ml.load() + 1;
     // SAFETY: find_runnable returned holding a P.
@@ -200,9 +207,14 @@ pub(super) fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static
         return false;
     }
     // Not worth a look at another P, unless a burst is queued here while an
-    // M is on its way to an idle P (see below).
+    // M is on its way to an idle P (see below) -- and `g` is not the one
+    // the spawner made last (`runnext`, `from_next`), which runs here next
+    // as in Go: it is likely the spawner's partner (a waiter it is about to
+    // hand a semaphore to: golang_sema's test_sema_handoff2 failed when the
+    // burst rule gave it away, 59-439 direct hand-offs in 10,000).
     if load <= BALANCE_MARGIN
-        && (s.nmspinning.load(Ordering::Relaxed) == 0
+        && (from_next
+            || s.nmspinning.load(Ordering::Relaxed) == 0
             || mine.runq.len() as u32 + load <= BALANCE_MARGIN)
     {
         return false;
@@ -232,7 +244,7 @@ pub(super) fn place_fresh(s: &'static Sched, m: &M, ml: &mut MLocal, g: &'static
     // holder is awake to steal some. An awake holder steals from our queue
     // in batches, cheaper than gifts one by one (counting the queue
     // whatever the holder does made spawn_join 1.4-1.8x slower).
-    let load = if ptr::eq(t.nextp.load(Ordering::Relaxed), p) {
+    let load = if !from_next && ptr::eq(t.nextp.load(Ordering::Relaxed), p) {
         load + mine.runq.len() as u32
     } else {
         load
@@ -557,11 +569,18 @@ pub(super) fn local_work(
 /// that neither starves the other; bit 0 of the tick already orders bound
 /// and fresh work in `local_work`).
 #[inline]
-fn p_fresh(p: &P, ml: &MLocal) -> Option<&'static G> {
+fn p_fresh(p: &P, ml: &mut MLocal) -> Option<&'static G> {
+    let queued = |ml: &mut MLocal| {
+        p.runq_get_next().map(|(g, next)| {
+            ml.fresh_next = next;
+            g
+        })
+    };
+    ml.fresh_next = false;
     if ml.schedtick & 2 == 0 {
-        p.take_gift(i64::MAX).or_else(|| p.runq_get())
+        p.take_gift(i64::MAX).or_else(|| queued(ml))
     } else {
-        p.runq_get().or_else(|| p.take_gift(i64::MAX))
+        queued(ml).or_else(|| p.take_gift(i64::MAX))
     }
 }
 

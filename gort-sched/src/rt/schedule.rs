@@ -183,11 +183,12 @@ fn yield_cpu() {
 /// (`MLocal::load`, plus the gifts not taken yet; ours counts the fresh
 /// goroutines queued on our P while the holder is still waking up);
 /// returns whether it did (`from_next`: `g` came from our P's `runnext`).
-/// The P is a random other one, held by an M that starts fresh goroutines. A goroutine is given at most once: its holder takes it
-/// (`p_fresh`), or an M with nothing else to do if the holder is busy for
-/// `GIFT_GRACE_NS` (`reclaim_gift`), or any M once sysmon moved it to the
-/// global queue after 10 ms; none gives it on. A started goroutine never leaves its M, so
-/// the first placement decides the balance for good: without this,
+/// The P is a random other one, held by an M that starts fresh goroutines.
+/// A goroutine is given at most once: its holder takes it (`p_fresh`), or
+/// an M with nothing else to do if the holder is busy for `GIFT_GRACE_NS`
+/// (`reclaim_gift`), or any M once sysmon moved it to the global queue
+/// after 10 ms; none gives it on. A started goroutine never leaves its M,
+/// so the first placement decides the balance for good: without this,
 /// whichever M happened to be awake during a spawn burst started most of
 /// it (rwmutex_read's readers 7/1 in every run, tcp_echo's 200
 /// goroutines 150/52 or 200/2 in some: 1.2-1.4x slower).

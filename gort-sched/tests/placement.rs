@@ -23,32 +23,27 @@ fn spawn_bursts_spread_over_the_ms() {
         return;
     }
     const N: usize = 16;
-    let mut splits = Vec::new();
-    for _round in 0..5 {
-        let ms = go(|| {
-            let gate = Arc::new((Sema::new(), AtomicUsize::new(0)));
-            let hs: Vec<_> = (0..N)
-                .map(|_| {
-                    let gate = gate.clone();
-                    go(move || {
-                        let m = m_id().unwrap();
-                        if gate.1.fetch_add(1, Ordering::SeqCst) + 1 == N {
-                            (0..N - 1).for_each(|_| gate.0.release());
-                        } else {
-                            gate.0.acquire();
-                        }
-                        m
+    let splits: Vec<_> = (0..5)
+        .map(|_| {
+            split_of(|| {
+                let gate = Arc::new((Sema::new(), AtomicUsize::new(0)));
+                (0..N)
+                    .map(|_| {
+                        let gate = gate.clone();
+                        go(move || {
+                            let m = m_id().unwrap();
+                            if gate.1.fetch_add(1, Ordering::SeqCst) + 1 == N {
+                                (0..N - 1).for_each(|_| gate.0.release());
+                            } else {
+                                gate.0.acquire();
+                            }
+                            m
+                        })
                     })
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().unwrap())
-                .collect::<Vec<_>>()
+                    .collect()
+            })
         })
-        .join()
-        .unwrap();
-        splits.push(per_m(ms));
-    }
+        .collect();
     assert_mostly_even(N, &splits);
 }
 
@@ -67,8 +62,17 @@ fn in_child(test: &str) -> bool {
     true
 }
 
-/// How many of `ms` (the Ms goroutines started on) each M started.
-fn per_m(ms: Vec<u64>) -> Vec<usize> {
+/// One round: `spawn`, on a goroutine, starts goroutines that each return
+/// the M they started on; how many each M started.
+fn split_of(spawn: fn() -> Vec<JoinHandle<u64>>) -> Vec<usize> {
+    let ms = go(move || {
+        spawn()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    })
+    .join()
+    .unwrap();
     let mut per_m = std::collections::BTreeMap::new();
     for m in ms {
         *per_m.entry(m).or_insert(0usize) += 1;
@@ -104,41 +108,37 @@ fn network_bound_bursts_spread_over_the_ms() {
         return;
     }
     const N: usize = 16;
-    let mut splits = Vec::new();
-    for _round in 0..5 {
-        // Both Ms fall asleep (their idle watches last at most 50 µs).
-        std::thread::sleep(std::time::Duration::from_millis(30));
-        let ms = go(|| {
-            let all_parked = Arc::new(Sema::new());
-            let parked = Arc::new(Mutex::new(Vec::new()));
-            let hs: Vec<_> = (0..N)
-                .map(|_| {
-                    let (all_parked, parked) = (all_parked.clone(), parked.clone());
-                    go(move || {
-                        let mut v = parked.lock().unwrap();
-                        v.push(Waiter::current());
-                        if v.len() == N {
-                            all_parked.release();
-                        }
-                        park(WaitReason::IoWait, move || {
-                            drop(v);
-                            true
-                        });
-                        m_id().unwrap()
+    let splits: Vec<_> = (0..5)
+        .map(|_| {
+            // Both Ms fall asleep (their idle watches last at most 50 µs).
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            split_of(|| {
+                let all_parked = Arc::new(Sema::new());
+                let parked = Arc::new(Mutex::new(Vec::new()));
+                let hs = (0..N)
+                    .map(|_| {
+                        let (all_parked, parked) = (all_parked.clone(), parked.clone());
+                        go(move || {
+                            let mut v = parked.lock().unwrap();
+                            v.push(Waiter::current());
+                            if v.len() == N {
+                                all_parked.release();
+                            }
+                            park(WaitReason::IoWait, move || {
+                                drop(v);
+                                true
+                            });
+                            m_id().unwrap()
+                        })
                     })
-                })
-                .collect();
-            all_parked.acquire();
-            for w in parked.lock().unwrap().drain(..) {
-                w.ready();
-            }
-            hs.into_iter()
-                .map(|h| h.join().unwrap())
-                .collect::<Vec<_>>()
+                    .collect();
+                all_parked.acquire();
+                for w in parked.lock().unwrap().drain(..) {
+                    w.ready();
+                }
+                hs
+            })
         })
-        .join()
-        .unwrap();
-        splits.push(per_m(ms));
-    }
+        .collect();
     assert_mostly_even(N, &splits);
 }

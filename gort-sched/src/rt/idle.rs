@@ -211,7 +211,7 @@ pub(super) fn retire_p(s: &'static Sched, m: &'static M, p: &'static P) {
 }
 
 /// Gives up the P (nothing to run) and sleeps until this M has work and a P.
-pub(super) fn release_and_sleep(s: &'static Sched, m: &'static M) {
+pub(super) fn release_and_sleep(s: &'static Sched, m: &'static M, watch: bool) {
     // SAFETY: our own thread; we hold a P here.
     let p = unsafe { &*m.local().p };
     {
@@ -236,7 +236,7 @@ pub(super) fn release_and_sleep(s: &'static Sched, m: &'static M) {
         }
     }
     recheck_queues(s);
-    stopm(s, m);
+    stopm_watching(s, m, watch);
 }
 
 /// After an M dropped its P: work queued by someone who saw no idle P, or
@@ -294,12 +294,16 @@ pub(super) fn give_p_away(s: &'static Sched, m: &'static M, p: &'static P) {
 /// Returns without a P only for an M that is to leave the scheduler
 /// (`M::done`).
 pub(super) fn stopm(s: &'static Sched, m: &'static M) {
+    stopm_watching(s, m, false);
+}
+
+/// `stopm`; with `inbox_watch`, the M just let go of its P to an M that
+/// wanted it while a goroutine of its own, parked on another goroutine,
+/// is likely to be readied soon (`spin_worthy` said so): it watches its
+/// inbox a while before it sleeps (see below).
+pub(super) fn stopm_watching(s: &'static Sched, m: &'static M, mut inbox_watch: bool) {
     // Whether we already watched for a hand-off since queueing for a P.
     let mut watched = false;
-    // Whether to watch the inbox before sleeping (see below); the flag,
-    // set by the caller just before, never outlives this call.
-    // SAFETY: our own thread.
-    let mut inbox_watch = std::mem::take(&mut unsafe { m.local() }.inbox_watch);
     loop {
         // An M leaving the scheduler (nothing bound to it any more) must
         // not sleep here for good: it returns without a P, and `find_own`

@@ -89,11 +89,6 @@ pub(super) struct MLocal {
     /// The M waited for a gift to come of age since it last found work
     /// (`reclaim_gift`).
     pub(super) gift_waited: bool,
-    /// The M is letting go of its P while a goroutine of its own, parked on
-    /// another goroutine, is likely to be readied soon (`spin_worthy` said
-    /// so, but another M wanted the P): `stopm` watches the inbox a while
-    /// before it sleeps. Set just before `stopm`, which clears it.
-    pub(super) inbox_watch: bool,
     /// The fresh goroutine just taken from the P came from its `runnext`
     /// (`p_fresh`; for `place_fresh`).
     pub(super) fresh_next: bool,
@@ -355,7 +350,6 @@ impl MLocal {
             sync_resumed: false,
             fresh_found: false,
             gift_waited: false,
-            inbox_watch: false,
             fresh_next: false,
             quiet_resumed: false,
             nlocked: 0,

@@ -200,7 +200,7 @@ pub(crate) fn stopm(s: &'static Sched, m: &'static M) {
 /// `release_and_sleep`: gives up the M's P (it found nothing to run) and
 /// sleeps until it has a P again.
 pub(crate) fn release_and_sleep(s: &'static Sched, m: &'static M) {
-    super::release_and_sleep(s, m)
+    super::release_and_sleep(s, m, false)
 }
 
 /// The M's run loop (returns only if the M leaves the scheduler).

@@ -467,15 +467,7 @@ pub(super) fn find_runnable(s: &'static Sched, m: &'static M) -> &'static G {
             Err(Some((v, due))) if !std::mem::replace(&mut ml.gift_waited, true) => {
                 wait_for_gift(s, m, p, v, due);
             }
-            Err(_) => {
-                // SAFETY: as above.
-                unsafe { m.local() }.inbox_watch = watch_on;
-                release_and_sleep(s, m);
-                // stopm took it, unless release_and_sleep returned early
-                // (keeping the P): not for a later stopm.
-                // SAFETY: as above (no switch in release_and_sleep).
-                unsafe { m.local() }.inbox_watch = false;
-            }
+            Err(_) => release_and_sleep(s, m, watch_on),
         }
     }
 }
@@ -663,9 +655,9 @@ pub(super) fn find_own(s: &'static Sched, m: &'static M) -> Option<&'static G> {
             continue;
         }
         // As in find_runnable: the P is wanted, watch on without it.
-        ml.inbox_watch = worthy == Some(IDLE_SPIN_NS) && p_wanted(s, p);
+        let watch_on = worthy == Some(IDLE_SPIN_NS) && p_wanted(s, p);
         give_p_away(s, m, p);
-        stopm(s, m);
+        stopm_watching(s, m, watch_on);
     }
 }
 

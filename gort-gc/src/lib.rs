@@ -96,9 +96,13 @@
 //! Mutators do not wait for the collector's locks (an allocation that
 //! outruns a whole cycle waits for its end: see "Pacing"). An allocating thread that finds
 //! its shard locked registers in the next free shard; a freeing thread
-//! that finds the object's shard locked pushes it on the shard's lock-free
-//! `pending` stack, and whoever takes the lock next (an allocation, the
-//! collector's next chunk) unregisters and releases it; a free deferred to
+//! that finds the object's shard locked, or that frees an object of
+//! another thread's shard, pushes it on the shard's lock-free `pending`
+//! stack, and whoever takes the lock next (above all the allocating
+//! thread's next allocation, or the collector's next chunk) unregisters and
+//! deallocates it — so memory goes back to the allocator cache of the
+//! thread that allocated it, and a stack holds back at most 32 KiB before
+//! its pusher drains it (`heap::unregister_and_release`); a free deferred to
 //! the end of a cycle is a push on the shard's `deferred` list, whose lock
 //! the collector holds only to swap the list out. The one exception
 //! is a weak upgrade of an object in the middle of being claimed: it

@@ -184,3 +184,37 @@ fn last_drop_vs_registration() {
         assert!(dropped.load(SeqCst), "the last drop's free was lost");
     });
 }
+
+/// Objects whose last handles go on another thread than the one that
+/// allocated them are handed back on their shard's `pending` stack while
+/// the allocating thread allocates (its allocation drains that stack):
+/// each is unregistered and deallocated exactly once, after its value was
+/// dropped, and the registry's counts stay exact, whichever of the pushes
+/// and the drain comes first. Two objects, so that a drain may find a link
+/// the pusher wrote.
+#[test]
+fn hand_back_vs_the_allocating_threads_drain() {
+    model(|| {
+        let (a, a_dropped) = node();
+        let (b, b_dropped) = node();
+        let weak = [Gc::downgrade(&a), Gc::downgrade(&b)];
+        let m = loom::thread::spawn(move || drop((a, b)));
+        // Without this yield loom runs the allocation to its end before the
+        // other thread starts, and explores nothing else.
+        loom::thread::yield_now();
+        let (y, _) = node();
+        m.join().unwrap();
+        assert!(a_dropped.load(SeqCst) && b_dropped.load(SeqCst));
+        drop(y);
+        let (mallocs, frees, _, objs) = crate::heap::shard_totals();
+        assert_eq!(mallocs - frees, objs, "registry counts");
+        assert_eq!(objs, 0, "an object left registered");
+        for w in &weak {
+            assert_eq!(
+                w.header().weak.load(SeqCst),
+                1,
+                "the strong side's weak count was not released"
+            );
+        }
+    });
+}

@@ -24,7 +24,10 @@ use crate::collect::collect;
 use crate::gc::{
     touch_slow, GcBox, Header, CLAIMING, DEAD, EPOCH_SHIFT, SEVERED, STRONG, WEAK_DEAD,
 };
-use crate::heap::{drain_locked, heap, lock_shard, release_drained, shard_totals};
+use crate::heap::{
+    drain_locked, footprint, heap, lock_shard, release_drained, set_my_shard, shard_totals,
+    PENDING_MAX,
+};
 use crate::loom::{lock, Ordering::*};
 use crate::{Gc, Trace, Tracer, Weak};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -365,6 +368,84 @@ fn a_free_into_a_locked_shard_is_deferred_to_the_next_holder() {
     }
     assert_eq!(weak_count(&w), 1);
     drop(w);
+}
+
+/// Runs `f` on a new thread mapped to a shard other than `s`.
+fn on_another_shard(s: usize, f: impl FnOnce() + Send) {
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            set_my_shard((s + 1) % heap().shards.len());
+            f()
+        });
+    });
+}
+
+/// The entries of shard `s`'s `pending` stack (nobody drains it meanwhile:
+/// the tests run one at a time and hold no lock).
+fn pending_len(s: usize) -> usize {
+    let mut n = 0;
+    let mut p = heap().shards[s].pending.load(SeqCst);
+    while let Some(h) = NonNull::new(p) {
+        n += 1;
+        // SAFETY: pending objects stay allocated until drained.
+        p = std::ptr::with_exposed_provenance_mut(unsafe { h.as_ref() }.scan.load(SeqCst) as usize);
+    }
+    n
+}
+
+/// The last drop of an object on another thread than the one that
+/// allocated it (a finalizer goroutine, a consumer) drops the value at once
+/// and hands the object back with one push on its shard's `pending` stack;
+/// the allocating thread's next allocation unregisters and deallocates it
+/// (on the thread whose allocator cache it came from).
+#[test]
+fn a_free_on_another_thread_is_finished_by_the_allocating_one() {
+    let _s = serial();
+    let d = counter();
+    let a = probe(&d);
+    let h = a.header_ptr();
+    let w = Gc::downgrade(&a);
+    let (s, _) = position(a.header());
+    let shard = &heap().shards[s];
+    assert!(shard.pending.load(SeqCst).is_null());
+    on_another_shard(s, move || drop(a));
+    assert_eq!(d.load(SeqCst), 1, "the value is dropped at once");
+    assert_eq!(shard.pending.load(SeqCst), h.as_ptr(), "handed back");
+    assert_eq!(weak_count(&w), 2, "the pending entry holds a weak count");
+    assert!(w.upgrade().is_none(), "dead before it is unregistered");
+    let b = Gc::new(0u8);
+    assert_eq!(position(b.header()).0, s, "this thread's shard");
+    assert!(
+        shard.pending.load(SeqCst).is_null(),
+        "drained by the allocation"
+    );
+    assert_eq!(shard.pending_bytes.load(SeqCst), 0);
+    assert!(!registered(h));
+    assert_eq!(weak_count(&w), 1, "released");
+}
+
+/// What a shard's `pending` stack holds back is bounded: a thread that
+/// frees many objects of another thread's shard, while that thread
+/// allocates nothing, drains the stack itself past `PENDING_MAX` bytes.
+#[test]
+fn what_a_pending_stack_holds_back_is_bounded() {
+    let _s = serial();
+    let d = counter();
+    let first = probe(&d);
+    let each = footprint(first.header().vtable.size);
+    let n = (3 * PENDING_MAX / each) as usize; // three times the bound
+    let mut objs: Vec<_> = (1..n).map(|_| probe(&d)).collect();
+    objs.push(first);
+    let (s, _) = position(objs[0].header());
+    assert!(objs.iter().all(|o| position(o.header()).0 == s));
+    on_another_shard(s, move || drop(objs));
+    assert_eq!(d.load(SeqCst), n);
+    let held = pending_len(s) as i64;
+    assert!(
+        held * each < PENDING_MAX,
+        "{held} objects of {each} bytes held back"
+    );
+    assert_eq!(heap().shards[s].pending_bytes.load(SeqCst), held * each);
 }
 
 /// An allocation that finds its own shard locked registers in another one.

@@ -246,6 +246,9 @@ pub(crate) fn collect(forced: bool) {
             f();
         }
         let (longest_hold, panicked) = cycle(epoch, &mut bufs);
+        // The garbage the cycle freed went to its shards' `pending` stacks:
+        // count it out of the live heap the next goal is set from.
+        heap::drain_all();
         let live = hp.live.load(Relaxed).max(0);
         {
             let mut st = lock(&hp.collector);
@@ -323,6 +326,9 @@ fn cycle(epoch: u64, bufs: &mut Bufs) -> (u64, Option<Panic>) {
     let mut longest = 0u64;
     let t_start = Instant::now();
     let mut phases = [0u64; 5];
+    // Objects freed on other threads than their shard's wait on its
+    // `pending` stack; unregister them before the pass reads the lists.
+    heap::drain_all();
     for sh in hp.shards.iter() {
         let mut i = 0;
         loop {

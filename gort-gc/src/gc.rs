@@ -92,9 +92,13 @@ pub(crate) struct Header {
     /// (see `heap::zero_or_defer`). See [`reg_shard`], [`reg_slot`],
     /// [`reg_seen`].
     pub(crate) reg: AtomicU64,
-    /// Collector-private: `epoch << 32 | node` when examined by cycle
-    /// `epoch`.
-    /// Written and read only by the collector (one at a time), Relaxed.
+    /// `epoch << 32 | node` when examined by cycle `epoch`: written and
+    /// read only by the collector (one at a time), Relaxed. Once the object
+    /// is dead and unreachable, the link of its shard's `pending` stack
+    /// (written by the freeing thread): a pending object is never a node
+    /// of the running cycle (an examined object's free waits for the
+    /// cycle's end, `heap::zero_or_defer`), and a stale link that looks like
+    /// the epoch fails the collector's `nodes[..].h == h` check.
     pub(crate) scan: AtomicU64,
 }
 

@@ -36,11 +36,13 @@ pub(crate) struct Shard {
     /// Protected by the mutex: registration (allocating thread),
     /// unregistration (freeing thread), the collector's registration pass.
     pub(crate) inner: Mutex<ShardInner>,
-    /// Freed objects whose unregistration was deferred because the lock
-    /// was busy: a Treiber stack linked through `Header::scan` (the next
-    /// header's address, its provenance exposed). Pushed by
-    /// freeing mutators (Release CAS), drained by every lock holder
-    /// (Acquire swap).
+    /// Freed objects handed back for their unregistration and
+    /// deallocation (by a thread of another shard, or one that found the
+    /// lock busy: see `unregister_and_release`): a Treiber stack linked
+    /// through `Header::scan` (the next header's address, its provenance
+    /// exposed). Pushed by freeing mutators and the collector's frees
+    /// (Release CAS), drained by every lock holder (Acquire swap) but the
+    /// registration pass, which drains them all first (`drain_all`).
     pub(crate) pending: AtomicPtr<Header>,
     /// The footprints (`footprint`) on `pending`, roughly: added after a
     /// push, subtracted after a drain (Relaxed; it only bounds what a
@@ -299,7 +301,7 @@ pub(crate) fn drain_locked(
     mut g: MutexGuard<'static, ShardInner>,
 ) -> (MutexGuard<'static, ShardInner>, *mut Header) {
     let sh = &heap().shards[s];
-    // Acquire: pairs with the Release push in `unregister`.
+    // Acquire: pairs with the Release push in `unregister_and_release`.
     let list = if sh.pending.load(Relaxed).is_null() {
         std::ptr::null_mut()
     } else {
@@ -396,19 +398,23 @@ fn unregister_locked(s: usize, g: &mut ShardInner, h: &Header) {
 }
 
 /// What a shard's `pending` stack may hold back before a freeing thread
-/// drains it itself: 32 KiB of footprints (at most 2 MiB over the 64
-/// shards), a few hundred small objects.
+/// drains it itself: 32 KiB of footprints (about 2 MiB over the 64
+/// shards), a few hundred small objects. Under loom, one object: the
+/// models reach the pusher's own drain.
+#[cfg(not(gort_loom))]
 pub(crate) const PENDING_MAX: i64 = 32 << 10;
+#[cfg(gort_loom)]
+pub(crate) const PENDING_MAX: i64 = 1;
 
 /// Removes a freed object from the registry and releases the strong side's
-/// weak count.
+/// weak count (deallocating the object unless weak handles remain).
 ///
-/// An object of this thread's shard is unregistered and deallocated here
+/// An object of this thread's shard is unregistered and released here
 /// (under the shard's lock, taken without waiting). One of another
 /// thread's shard, or of a shard that is locked, goes on the shard's
 /// lock-free `pending` stack, and whoever takes that lock next — above all
 /// the thread that allocates there, at its next allocation — unregisters
-/// and deallocates it: one CAS here instead of a lock and an unlock on a
+/// and releases it: one CAS here instead of a lock and an unlock on a
 /// line the allocating thread keeps writing, and the memory goes back to
 /// the allocator on the thread that allocated it, whose free list
 /// (glibc's per-thread cache) hands it out again at once. Freeing on the
@@ -416,8 +422,10 @@ pub(crate) const PENDING_MAX: i64 = 32 << 10;
 /// each allocation: a finalizer goroutine freeing what a loop allocates
 /// spent 0.7x the time per object with this (gort-bench `finalizers`).
 /// A free never waits for the collector's registry locks either way. What
-/// a stack holds back is bounded: past `PENDING_MAX` bytes the pusher
-/// drains it itself if the lock is free.
+/// a stack holds back is bounded, softly: past `PENDING_MAX` bytes the
+/// pusher drains it itself if the lock is free (pushes made while the lock
+/// stays busy wait for its next holder), and each collection drains every
+/// stack (`drain_all`).
 ///
 /// # Safety
 /// The object's value has been dropped; the caller owns the strong side's
@@ -439,6 +447,10 @@ unsafe fn unregister_and_release(hp: NonNull<Header>) {
     }
     let sh = &heap().shards[s];
     let bytes = footprint(h.vtable.size);
+    // The next pusher links to us through our address: expose our
+    // provenance (the address may be a reused one whose earlier owner's
+    // was exposed instead).
+    let _ = hp.as_ptr().expose_provenance();
     let mut head = sh.pending.load(Relaxed);
     loop {
         h.scan.store(head.expose_provenance() as u64, Relaxed);
@@ -608,6 +620,19 @@ pub(crate) unsafe fn release_weak(hp: NonNull<Header>) {
         unsafe {
             special::free_specials(h);
             (h.vtable.dealloc)(hp);
+        }
+    }
+}
+
+/// Unregisters and deallocates what every shard's `pending` stack holds
+/// (the collector, before it reads the registry and before it reads the
+/// live heap for the next goal: the garbage it freed went there).
+pub(crate) fn drain_all() {
+    for s in 0..SHARDS {
+        if !heap().shards[s].pending.load(Relaxed).is_null() {
+            let (g, drained) = lock_shard(s);
+            drop(g);
+            release_drained(drained);
         }
     }
 }

@@ -99,10 +99,10 @@
 //! that finds the object's shard locked, or that frees an object of
 //! another thread's shard, pushes it on the shard's lock-free `pending`
 //! stack, and whoever takes the lock next (above all the allocating
-//! thread's next allocation, or the collector's next chunk) unregisters and
+//! thread's next allocation; each cycle drains every stack) unregisters and
 //! deallocates it — so memory goes back to the allocator cache of the
-//! thread that allocated it, and a stack holds back at most 32 KiB before
-//! its pusher drains it (`heap::unregister_and_release`); a free deferred to
+//! thread that allocated it; past about 32 KiB a stack's pusher drains it
+//! itself (`heap::unregister_and_release`); a free deferred to
 //! the end of a cycle is a push on the shard's `deferred` list, whose lock
 //! the collector holds only to swap the list out. The one exception
 //! is a weak upgrade of an object in the middle of being claimed: it
@@ -258,8 +258,9 @@
 //!   after either.
 //! * The allocation is freed when the weak count (weak handles + one for
 //!   the strong side, released after unregistering) reaches zero.
-//! * Only one collection runs at a time; `scan` and handle tags are
-//!   written by it alone.
+//! * Only one collection runs at a time; handle tags are written by it
+//!   alone, and `scan` too while the object lives (a freed object's
+//!   `scan` links its shard's `pending` stack).
 //!
 //! # Testing under miri
 //!

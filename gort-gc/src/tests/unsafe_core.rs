@@ -335,6 +335,46 @@ fn unregistration_keeps_positions_right() {
     assert_eq!(d.load(SeqCst), 3);
 }
 
+/// A probe watched through its header, a weak handle and its shard.
+struct Watched {
+    d: Arc<AtomicUsize>,
+    h: NonNull<Header>,
+    w: Weak<Probe>,
+    s: usize,
+}
+
+fn watched() -> (Gc<Probe>, Watched) {
+    let d = counter();
+    let a = probe(&d);
+    let (s, _) = position(a.header());
+    let x = Watched {
+        h: a.header_ptr(),
+        w: Gc::downgrade(&a),
+        s,
+        d,
+    };
+    (a, x)
+}
+
+impl Watched {
+    /// Its last handle is gone and it sits on top of its shard's `pending`
+    /// stack, still registered and holding the strong side's weak count.
+    fn assert_pending(&self) {
+        assert_eq!(self.d.load(SeqCst), 1, "the value is dropped at once");
+        assert_eq!(
+            heap().shards[self.s].pending.load(SeqCst),
+            self.h.as_ptr(),
+            "pushed"
+        );
+        assert_eq!(
+            weak_count(&self.w),
+            2,
+            "the pending entry holds a weak count"
+        );
+        assert!(self.w.upgrade().is_none(), "dead before it is unregistered");
+    }
+}
+
 /// A free that finds its shard locked (by the collector, here by the test)
 /// does not wait: the value is dropped at once, the object pushed on the
 /// shard's `pending` stack, still holding the strong side's weak count; the
@@ -342,21 +382,15 @@ fn unregistration_keeps_positions_right() {
 #[test]
 fn a_free_into_a_locked_shard_is_deferred_to_the_next_holder() {
     let _s = serial();
-    let d = counter();
-    let a = probe(&d);
-    let h = a.header_ptr();
-    let w = Gc::downgrade(&a);
-    let (s, _) = position(a.header());
+    let (a, x) = watched();
+    let (h, s) = (x.h, x.s);
     let shard = &heap().shards[s];
     {
         let g = lock(&shard.inner);
         let len = g.objs.len();
         drop(a); // the free's try_lock fails: we hold the lock
-        assert_eq!(d.load(SeqCst), 1, "the value is dropped at once");
-        assert_eq!(shard.pending.load(SeqCst), h.as_ptr(), "deferred");
+        x.assert_pending();
         assert_eq!(g.objs.len(), len, "still registered");
-        assert_eq!(weak_count(&w), 2, "the pending entry holds a weak count");
-        assert!(w.upgrade().is_none(), "dead before it is unregistered");
         // The next holder of the lock (here, still us) drains the stack.
         let (g, drained) = drain_locked(s, g);
         assert!(shard.pending.load(SeqCst).is_null(), "drained");
@@ -366,8 +400,7 @@ fn a_free_into_a_locked_shard_is_deferred_to_the_next_holder() {
         drop(g);
         release_drained(drained);
     }
-    assert_eq!(weak_count(&w), 1);
-    drop(w);
+    assert_eq!(weak_count(&x.w), 1);
 }
 
 /// Runs `f` on a new thread mapped to a shard other than `s`.
@@ -401,18 +434,12 @@ fn pending_len(s: usize) -> usize {
 #[test]
 fn a_free_on_another_thread_is_finished_by_the_allocating_one() {
     let _s = serial();
-    let d = counter();
-    let a = probe(&d);
-    let h = a.header_ptr();
-    let w = Gc::downgrade(&a);
-    let (s, _) = position(a.header());
+    let (a, x) = watched();
+    let s = x.s;
     let shard = &heap().shards[s];
     assert!(shard.pending.load(SeqCst).is_null());
     on_another_shard(s, move || drop(a));
-    assert_eq!(d.load(SeqCst), 1, "the value is dropped at once");
-    assert_eq!(shard.pending.load(SeqCst), h.as_ptr(), "handed back");
-    assert_eq!(weak_count(&w), 2, "the pending entry holds a weak count");
-    assert!(w.upgrade().is_none(), "dead before it is unregistered");
+    x.assert_pending();
     let b = Gc::new(0u8);
     assert_eq!(position(b.header()).0, s, "this thread's shard");
     assert!(
@@ -420,8 +447,8 @@ fn a_free_on_another_thread_is_finished_by_the_allocating_one() {
         "drained by the allocation"
     );
     assert_eq!(shard.pending_bytes.load(SeqCst), 0);
-    assert!(!registered(h));
-    assert_eq!(weak_count(&w), 1, "released");
+    assert!(!registered(x.h));
+    assert_eq!(weak_count(&x.w), 1, "released");
 }
 
 /// What a shard's `pending` stack holds back is bounded: a thread that

@@ -15,36 +15,33 @@ use std::sync::{Arc, Mutex};
 /// before the rule the spawner's M started 12 to 16 of them in every round
 /// (its peer was still waking up while it ran them one after another).
 /// A round can still come out uneven when the OS leaves the other M
-/// without a CPU for a while (its gifts are then taken back): three of
-/// five rounds must split at worst 11/5.
+/// without a CPU for a while (its gifts are then taken back): three
+/// rounds, of at most fifteen, must split at worst 11/5.
 #[test]
 fn spawn_bursts_spread_over_the_ms() {
     if !in_child("spawn_bursts_spread_over_the_ms") {
         return;
     }
     const N: usize = 16;
-    let splits: Vec<_> = (0..5)
-        .map(|_| {
-            split_of(|| {
-                let gate = Arc::new((Sema::new(), AtomicUsize::new(0)));
-                (0..N)
-                    .map(|_| {
-                        let gate = gate.clone();
-                        go(move || {
-                            let m = m_id().unwrap();
-                            if gate.1.fetch_add(1, Ordering::SeqCst) + 1 == N {
-                                (0..N - 1).for_each(|_| gate.0.release());
-                            } else {
-                                gate.0.acquire();
-                            }
-                            m
-                        })
+    assert_mostly_even(N, || {
+        split_of(|| {
+            let gate = Arc::new((Sema::new(), AtomicUsize::new(0)));
+            (0..N)
+                .map(|_| {
+                    let gate = gate.clone();
+                    go(move || {
+                        let m = m_id().unwrap();
+                        if gate.1.fetch_add(1, Ordering::SeqCst) + 1 == N {
+                            (0..N - 1).for_each(|_| gate.0.release());
+                        } else {
+                            gate.0.acquire();
+                        }
+                        m
                     })
-                    .collect()
-            })
+                })
+                .collect()
         })
-        .collect();
-    assert_mostly_even(N, &splits);
+    });
 }
 
 /// In the test process: runs `test` in a child process at GOMAXPROCS 2,
@@ -80,13 +77,21 @@ fn split_of(spawn: fn() -> Vec<JoinHandle<u64>>) -> Vec<usize> {
     per_m.into_values().collect()
 }
 
-/// Three of the rounds' splits of `n` goroutines over the two Ms are at
-/// worst `n / 2 + 3` to `n / 2 - 3`.
-fn assert_mostly_even(n: usize, splits: &[Vec<usize>]) {
-    let even = splits
-        .iter()
-        .filter(|c| c.len() == 2 && c.iter().all(|&c| c >= n / 2 - 3))
-        .count();
+/// Runs rounds (each returning how many of `n` goroutines each M started)
+/// until three of them split at worst `n / 2 + 3` to `n / 2 - 3`, at most
+/// fifteen: an unlucky round (the OS left the other M without a CPU) costs
+/// a round, not the test, while a build without the rule (every round on
+/// one M) still fails.
+fn assert_mostly_even(n: usize, mut round: impl FnMut() -> Vec<usize>) {
+    let mut splits = Vec::new();
+    let mut even = 0;
+    while even < 3 && splits.len() < 15 {
+        let c = round();
+        if c.len() == 2 && c.iter().all(|&c| c >= n / 2 - 3) {
+            even += 1;
+        }
+        splits.push(c);
+    }
     assert!(
         even >= 3,
         "{n} goroutines per round started {splits:?} on the two Ms"
@@ -108,37 +113,34 @@ fn network_bound_bursts_spread_over_the_ms() {
         return;
     }
     const N: usize = 16;
-    let splits: Vec<_> = (0..5)
-        .map(|_| {
-            // Both Ms fall asleep (their idle watches last at most 50 µs).
-            std::thread::sleep(std::time::Duration::from_millis(30));
-            split_of(|| {
-                let all_parked = Arc::new(Sema::new());
-                let parked = Arc::new(Mutex::new(Vec::new()));
-                let hs = (0..N)
-                    .map(|_| {
-                        let (all_parked, parked) = (all_parked.clone(), parked.clone());
-                        go(move || {
-                            let mut v = parked.lock().unwrap();
-                            v.push(Waiter::current());
-                            if v.len() == N {
-                                all_parked.release();
-                            }
-                            park(WaitReason::IoWait, move || {
-                                drop(v);
-                                true
-                            });
-                            m_id().unwrap()
-                        })
+    assert_mostly_even(N, || {
+        // Both Ms fall asleep (their idle watches last at most 50 µs).
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        split_of(|| {
+            let all_parked = Arc::new(Sema::new());
+            let parked = Arc::new(Mutex::new(Vec::new()));
+            let hs = (0..N)
+                .map(|_| {
+                    let (all_parked, parked) = (all_parked.clone(), parked.clone());
+                    go(move || {
+                        let mut v = parked.lock().unwrap();
+                        v.push(Waiter::current());
+                        if v.len() == N {
+                            all_parked.release();
+                        }
+                        park(WaitReason::IoWait, move || {
+                            drop(v);
+                            true
+                        });
+                        m_id().unwrap()
                     })
-                    .collect();
-                all_parked.acquire();
-                for w in parked.lock().unwrap().drain(..) {
-                    w.ready();
-                }
-                hs
-            })
+                })
+                .collect();
+            all_parked.acquire();
+            for w in parked.lock().unwrap().drain(..) {
+                w.ready();
+            }
+            hs
         })
-        .collect();
-    assert_mostly_even(N, &splits);
+    });
 }

@@ -15,10 +15,16 @@ use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
+/// Runs `test` in a child process (true in the parent). One child at a
+/// time: several of them measure CPU time or hand-off delays, which a
+/// busy sibling child (a GOMAXPROCS toggler, a loop of calls) competing for
+/// the two CPUs would skew.
 fn in_child(test: &str, env: &[(&str, &str)]) -> bool {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     if is_child() {
         return false;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (ok, err) = run_child(test, env);
     assert!(ok, "child {test} {env:?} failed:\n{err}");
     true

@@ -281,6 +281,10 @@ fn test_compacted_stack_during_blocked_send() {
     // SAFETY: nothing outside this goroutine refers to its stack: the
     // channel keeps values and queue entries on the heap.
     let b = unsafe { Builder::new().compact_when_parked(true) };
+    // Read before the sender can park (a stack is compacted once per park):
+    // here before it starts, then while it is parked and compacted, before
+    // the `recv` that lets it run on.
+    let mut before = gort_os::context::compactions();
     b.spawn(move || {
         for i in 0..N {
             tx.send(i).unwrap();
@@ -290,12 +294,12 @@ fn test_compacted_stack_during_blocked_send() {
         dtx.send(()).unwrap();
     });
     for i in 0..N {
-        let before = gort_os::context::compactions();
         wait_until("the sender blocks", || rx.blocked_senders() == 1);
         // Passes run every 10 ms and compact stacks parked a whole interval.
         wait_until("the blocked sender is compacted", || {
             gort_os::context::compactions() > before
         });
+        before = gort_os::context::compactions();
         assert_eq!(rx.recv(), Ok(i));
     }
     drx.recv().unwrap();

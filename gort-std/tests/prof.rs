@@ -44,7 +44,13 @@ fn record_of(recs: Vec<prof::BlockRecord>, function: &str) -> prof::BlockRecord 
 #[inline(never)]
 fn receiver_that_blocks_long() {
     let (tx, rx) = chan::<u32>(0);
+    let waiting = rx.clone();
     let h = go(move || {
+        // The 30 ms count from the receiver's block (another M may run
+        // this goroutine before the receiver reaches `recv`).
+        while waiting.blocked_receivers() == 0 {
+            gort_sched::gosched();
+        }
         gort_sched::blocking(|| std::thread::sleep(Duration::from_millis(30)));
         tx.send(1).unwrap();
     });

@@ -280,8 +280,12 @@ fn run_case(case: &str) {
         "deadlock" => gort::run(deadlocked_receiver),
         "overflow" => gort::run(|| {
             let (_tx, rx) = gort::chan::<i32>(0);
+            let parked = rx.clone();
             let _h = gort::go(move || parked_until_quit(rx));
-            gort::time::sleep(Duration::from_millis(20));
+            // The "all" dump lists it in `[chan receive]`: wait until it is.
+            while parked.blocked_receivers() == 0 {
+                gort::time::sleep(Duration::from_millis(1));
+            }
             gort::go(|| recurse_forever(0)).join().unwrap();
         }),
         "deadlock_holding_stderr" => gort::run(|| {

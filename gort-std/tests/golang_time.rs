@@ -771,3 +771,41 @@ fn tick_delivers_periodically() {
 fn tick_of_zero_panics() {
     let _ = gort_std::tick(Duration::ZERO);
 }
+
+/// Not a Go port: timers made from a plain thread keep firing while
+/// goroutines on every P arm, race and stop short timers of their own
+/// (the pattern of `test_reset_result` beside
+/// `test_no_stale_value_after_stop_or_reset`). A poller that skipped a
+/// heap another M was running could raise the scheduler's next deadline
+/// past that heap's next timer, and an idle M then kept time until the
+/// raised deadline while the runner, failing to take that role, slept with
+/// none: the timers here waited until the next far timer came due (30 s
+/// in golang_time's runs, 1 run in 10 stalled; here an hour). Each wait is
+/// bounded at 20 s, so the lost wake-up fails by name.
+#[test]
+fn timers_fire_while_other_heaps_run() {
+    let _far = Timer::new(Duration::from_secs(3600));
+    let stop = Arc::new(AtomicBool::new(false));
+    let wg = Arc::new(WaitGroup::new());
+    for _ in 0..200 {
+        let stop = stop.clone();
+        wg.go_arc(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let timer1 = Timer::new(MS);
+                let timer2 = Timer::new(MS);
+                let other = select! {
+                    recv(timer1.c()) -> _v => &timer2,
+                    recv(timer2.c()) -> _v => &timer1,
+                };
+                other.stop();
+            }
+        });
+    }
+    for round in 0..1000 {
+        after(MS)
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("round {round}: a 1 ms timer did not fire in 20 s"));
+    }
+    stop.store(true, Ordering::Relaxed);
+    wg.wait();
+}

@@ -17,6 +17,19 @@ pub(crate) fn register_source(src: Arc<dyn Source>) {
 /// A source has something due at `when` (nanotime): make sure some M looks
 /// by then.
 pub(crate) fn note_deadline(s: &'static Sched, when: i64) {
+    lower_deadline(s, when);
+}
+
+/// Lowers `next_deadline` to `when` if it is later, and then makes sure
+/// some M looks by `when`. Every lowering goes through here, a poll's too:
+/// a poller that skipped a heap another M was running (`try_run`) may
+/// raise the word past that heap's next timer, and an M may go to keep
+/// time until the raised deadline meanwhile; the runner's own poll then
+/// lowers the word again, and must wake that timekeeper (it failed to
+/// take the role itself, and would sleep with no deadline). Seen as
+/// golang_time's timer tests stalling 30 s in 1 run of 15, until a 30 s
+/// timer came due.
+fn lower_deadline(s: &'static Sched, when: i64) {
     let prev = s.next_deadline.fetch_min(when, Ordering::SeqCst);
     if when >= prev {
         return; // someone already waits for an earlier one
@@ -98,7 +111,6 @@ pub(super) fn poll_sources(s: &'static Sched) -> bool {
             .min()
             .unwrap_or(i64::MAX);
         if next <= seen || round == ROUNDS - 1 {
-            s.next_deadline.fetch_min(next, Ordering::SeqCst);
             break;
         }
         // Raising: look once more after a successful CAS (see above).
@@ -106,7 +118,9 @@ pub(super) fn poll_sources(s: &'static Sched) -> bool {
             .next_deadline
             .compare_exchange(seen, next, Ordering::SeqCst, Ordering::SeqCst);
     }
-    s.next_deadline.fetch_min(next, Ordering::SeqCst);
+    // (Outside the sources' read lock: the wake may take it again.)
+    drop(srcs);
+    lower_deadline(s, next);
     next <= nanotime()
 }
 
@@ -197,7 +211,14 @@ pub(super) fn sleep_idle(s: &'static Sched, m: &'static M) {
             .is_ok()
         {
             m.in_source.store(true, Ordering::SeqCst);
-            if m.inbox.load(Ordering::SeqCst).is_null() && m.nextp.load(Ordering::SeqCst).is_null()
+            // SeqCst stores, then these checks (the Dekker pairs with
+            // `wake_m` and with `note_deadline`, which lowers the deadline
+            // and then looks at `source_blocked`): work handed to us, or a
+            // deadline noted earlier than the one we would block until,
+            // and we do not block.
+            if m.inbox.load(Ordering::SeqCst).is_null()
+                && m.nextp.load(Ordering::SeqCst).is_null()
+                && s.next_deadline.load(Ordering::SeqCst) >= source_deadline
             {
                 // 0: an M is blocked in the poller (sysmon need not poll).
                 s.last_poll.store(0, Ordering::Relaxed);
@@ -210,6 +231,18 @@ pub(super) fn sleep_idle(s: &'static Sched, m: &'static M) {
         }
     }
     if source_deadline != i64::MAX && take_timekeeper(s, m) {
+        // `note_deadline` lowers the deadline, then wakes the timekeeper
+        // if there is one, else some other M: a deadline noted after our
+        // poll and before our CAS woke nobody who keeps time (the other M
+        // it woke found us keeping it, and went back to sleep). SeqCst CAS,
+        // then this load; the noter's SeqCst RMW, then its load of
+        // `timekeeper`: either we see the earlier deadline here, or it
+        // sees us and unparks us. (golang_time's timer tests stalled 30 s
+        // in 1 run of 10 until a 30 s timer came due.)
+        if s.next_deadline.load(Ordering::SeqCst) < source_deadline {
+            s.timekeeper.store(ptr::null_mut(), Ordering::SeqCst);
+            return;
+        }
         let wait = deadline - nanotime();
         if wait > 0 {
             // Wake a little early and spin the rest: a futex timeout fires

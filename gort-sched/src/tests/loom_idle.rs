@@ -288,3 +288,76 @@ fn note_deadline_racing_the_last_raise_below() {
 fn note_deadline_racing_the_last_raise_between() {
     deadline_race(4, 450);
 }
+
+/// A timer heap that another M is running (`try_run` skips it: the
+/// runner publishes its next deadline itself): while `running`, a poll
+/// reports only `far` (the other heaps' earliest); after, `near` too. It
+/// notes whether the M `keeper` (the one under test) has polled and seen
+/// `near`.
+struct SkippedHeap {
+    /// (running, the keeper saw `near`), under one lock.
+    st: Mutex<(bool, bool)>,
+    cv: Condvar,
+    keeper: Mutex<Option<loom::thread::ThreadId>>,
+    near: i64,
+    far: i64,
+}
+
+impl Source for SkippedHeap {
+    fn poll(&self, _now: i64) -> Option<i64> {
+        let mut st = self.st.lock().unwrap();
+        if st.0 {
+            return Some(self.far);
+        }
+        if *self.keeper.lock().unwrap() == Some(loom::thread::current().id()) {
+            st.1 = true;
+            self.cv.notify_all();
+        }
+        Some(self.near)
+    }
+}
+
+/// An idle M polls while another M runs a timer heap, so its poll skips
+/// that heap and raises the next deadline to `far`; it goes to keep time
+/// until then. The runner finishes, and its own poll lowers the deadline
+/// to the heap's next timer (`near`): that lowering must wake the
+/// timekeeper (or the timekeeper, taking the role, must see it), or it
+/// sleeps until `far` with nobody keeping `near` (the runner, failing to
+/// take the role, sleeps with no deadline). golang_time's timer tests
+/// stalled 30 s in 1 run of 10 this way. Here the keeper must poll again
+/// and see `near`; a lost wake-up leaves it asleep and this thread waiting
+/// (loom: deadlock). Shown to catch the bug: with `poll_sources` lowering
+/// the word by a plain `fetch_min` (no wake), loom reports the deadlock.
+#[test]
+fn a_poll_lowering_the_deadline_wakes_the_timekeeper() {
+    model(|| {
+        let s = new_sched(1);
+        let _p = take_p(s); // this thread is the runner's M, with the only P
+        let now = gort_os::clock::nanotime();
+        let heap = Arc::new(SkippedHeap {
+            st: Mutex::new((true, false)),
+            cv: Condvar::new(),
+            keeper: Mutex::new(None),
+            near: now + 3_600_000_000_000,
+            far: now + 7_200_000_000_000,
+        });
+        add_source(s, heap.clone());
+        set_next_deadline(s, i64::MAX);
+        let h2 = heap.clone();
+        let m = start_m(s, move |s, m| {
+            *h2.keeper.lock().unwrap() = Some(loom::thread::current().id());
+            stopm(s, m);
+            schedule(s, m)
+        });
+        let _ = m;
+        // The runner finishes the heap and polls.
+        heap.st.lock().unwrap().0 = false;
+        poll_sources(s);
+        let mut st = heap.st.lock().unwrap();
+        while !st.1 {
+            st = heap.cv.wait(st).unwrap();
+        }
+        drop(st);
+        shutdown(|| ());
+    });
+}

@@ -333,13 +333,13 @@ fn a_poll_lowering_the_deadline_wakes_the_timekeeper() {
     model(|| {
         let s = new_sched(1);
         let _p = take_p(s); // this thread is the runner's M, with the only P
-        let now = gort_os::clock::nanotime();
+                            // An hour and two on the model clock (0 now).
         let heap = Arc::new(SkippedHeap {
             st: Mutex::new((true, false)),
             cv: Condvar::new(),
             keeper: Mutex::new(None),
-            near: now + 3_600_000_000_000,
-            far: now + 7_200_000_000_000,
+            near: 3_600_000_000_000,
+            far: 7_200_000_000_000,
         });
         add_source(s, heap.clone());
         set_next_deadline(s, i64::MAX);
@@ -359,5 +359,74 @@ fn a_poll_lowering_the_deadline_wakes_the_timekeeper() {
         }
         drop(st);
         shutdown(|| ());
+    });
+}
+
+/// A blocking source with timers (the netpoller's stand-in when it keeps
+/// time: `block` sleeps until `until` or a `wake`). It notes whether an M
+/// blocked in it with a deadline no later than `near`.
+struct TimedBlocking {
+    timers: Mutex<Vec<i64>>,
+    gate: Gate,
+    /// An M blocked until `near` or earlier.
+    kept: Mutex<bool>,
+    cv: Condvar,
+    near: i64,
+}
+
+impl Source for TimedBlocking {
+    fn poll(&self, _now: i64) -> Option<i64> {
+        self.timers.lock().unwrap().iter().copied().min()
+    }
+    fn blocks(&self) -> bool {
+        true
+    }
+    fn block(&self, until: Option<i64>) {
+        if until.is_some_and(|u| u <= self.near) {
+            *self.kept.lock().unwrap() = true;
+            self.cv.notify_all();
+        }
+        self.gate.wait();
+    }
+    fn wake(&self) {
+        self.gate.open();
+    }
+}
+
+/// A timer noted (`note_deadline`) while the only idle M goes to block in
+/// the blocking source until a later deadline: the noter lowers the word,
+/// then looks at `source_blocked` (and wakes the source if set); the M sets
+/// `source_blocked`, then must look at the word again, or it blocks until
+/// the later deadline with nobody to wake it (the noter, finding no M in
+/// the source, unparked the M's parker, which does not end a block in the
+/// source). Shown to catch the bug: without the word's re-check in
+/// `sleep_idle`'s blocking path, loom reports the deadlock.
+#[test]
+fn a_deadline_noted_while_the_m_enters_the_blocking_source() {
+    model(|| {
+        let s = new_sched(1);
+        let _p = take_p(s); // this thread's M is busy, with the only P
+        let near = 3_600_000_000_000; // an hour on the model clock (0 now)
+        let src = Arc::new(TimedBlocking {
+            timers: Mutex::new(vec![near + 3_600_000_000_000]),
+            gate: Gate::new(),
+            kept: Mutex::new(false),
+            cv: Condvar::new(),
+            near,
+        });
+        add_source(s, src.clone());
+        set_next_deadline(s, i64::MAX);
+        start_m(s, |s, m| {
+            stopm(s, m);
+            schedule(s, m)
+        });
+        src.timers.lock().unwrap().push(near);
+        note_deadline(s, near);
+        let mut kept = src.kept.lock().unwrap();
+        while !*kept {
+            kept = src.cv.wait(kept).unwrap();
+        }
+        drop(kept);
+        shutdown(|| src.wake());
     });
 }

@@ -107,11 +107,17 @@ impl RawLock {
         }
     }
 
-    /// Acquires the lock if it is free.
+    /// Acquires the lock if it is free. A failed attempt still sees what
+    /// was done before the last unlock (Acquire on failure too: the word it
+    /// read is in that unlock's release sequence), so a caller may trust a
+    /// flag the last holder cleared before unlocking (gort-timer's
+    /// `try_run` reads `running` after a failed attempt; with a Relaxed
+    /// failure, a weakly ordered CPU could show it still set and the
+    /// caller skip a heap nobody runs).
     #[inline]
     pub fn try_lock(&self) -> bool {
         self.key
-            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Acquire)
             .is_ok()
     }
 

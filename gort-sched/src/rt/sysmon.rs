@@ -498,6 +498,7 @@ fn sysmon(s: &'static Sched, dbg: crate::config::Debug) -> ! {
             next_trace = now + trace_ns;
         }
         if trace_ns == 0 && all_ps_idle(s) {
+            poll_if_overdue(s, now);
             // Nothing runs and nothing is in a blocking call (such a P is
             // not idle): check for deadlock, then sleep until a P is taken.
             // The check (which takes the idle lock and may walk every
@@ -703,6 +704,14 @@ fn poll_if_starved(s: &'static Sched, now: i64) {
             src.poll(now);
         }
     }
+    poll_if_overdue(s, now);
+}
+
+/// Runs source deadlines overdue by a millisecond. With every M busy, no
+/// one else would; with every P idle, the timekeeper should have (this is
+/// the backstop should a wake-up of it ever be lost again: such a loss
+/// once let timers wait 30 s for the next far deadline).
+fn poll_if_overdue(s: &'static Sched, now: i64) {
     let d = s.next_deadline.load(Ordering::Relaxed);
     if d != i64::MAX && now - d > OVERDUE_NS {
         poll_sources(s);

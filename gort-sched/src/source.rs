@@ -13,7 +13,11 @@
 //!   deadline, interrupts it with [`Source::wake`] (Go's netpollBreak);
 //! * otherwise one idle M sleeps on its futex exactly until the earliest
 //!   deadline (no polling loop, no tick); [`note_deadline`] wakes it when an
-//!   earlier deadline appears.
+//!   earlier deadline appears, and so does a poll that finds one (a poll
+//!   may have skipped a timer heap another M was running, and reported a
+//!   later deadline than that heap's next);
+//! * sysmon runs deadlines overdue by a millisecond: a backstop, should
+//!   every M be busy, or a wake-up be lost.
 
 use std::sync::Arc;
 

@@ -780,7 +780,7 @@ fn tick_of_zero_panics() {
 /// past that heap's next timer, and an idle M then kept time until the
 /// raised deadline while the runner, failing to take that role, slept with
 /// none: the timers here waited until the next far timer came due (30 s
-/// in golang_time's runs, 1 run in 10 stalled; here an hour). Each wait is
+/// in golang_time's runs, about 1 run in 13 stalled; here an hour). Each wait is
 /// bounded at 20 s by a std channel (a bound made of a gort timer would be
 /// on the same heap, and fire after the stalled timer when a poll finally
 /// came), so the lost wake-up fails by name.

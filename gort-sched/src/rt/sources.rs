@@ -27,7 +27,7 @@ pub(crate) fn note_deadline(s: &'static Sched, when: i64) {
 /// time until the raised deadline meanwhile; the runner's own poll then
 /// lowers the word again, and must wake that timekeeper (it failed to
 /// take the role itself, and would sleep with no deadline). Seen as
-/// golang_time's timer tests stalling 30 s in 1 run of 15, until a 30 s
+/// golang_time's timer tests stalling 30 s in about 1 run of 13, until a 30 s
 /// timer came due.
 fn lower_deadline(s: &'static Sched, when: i64) {
     let prev = s.next_deadline.fetch_min(when, Ordering::SeqCst);
@@ -238,7 +238,7 @@ pub(super) fn sleep_idle(s: &'static Sched, m: &'static M) {
         // then this load; the noter's SeqCst RMW, then its load of
         // `timekeeper`: either we see the earlier deadline here, or it
         // sees us and unparks us. (golang_time's timer tests stalled 30 s
-        // in 1 run of 10 until a 30 s timer came due.)
+        // in about 1 run of 13 until a 30 s timer came due.)
         if s.next_deadline.load(Ordering::SeqCst) < source_deadline {
             s.timekeeper.store(ptr::null_mut(), Ordering::SeqCst);
             return;

@@ -324,7 +324,7 @@ impl Source for SkippedHeap {
 /// timekeeper (or the timekeeper, taking the role, must see it), or it
 /// sleeps until `far` with nobody keeping `near` (the runner, failing to
 /// take the role, sleeps with no deadline). golang_time's timer tests
-/// stalled 30 s in 1 run of 10 this way. Here the keeper must poll again
+/// stalled 30 s in about 1 run of 13 this way. Here the keeper must poll again
 /// and see `near`; a lost wake-up leaves it asleep and this thread waiting
 /// (loom: deadlock). Shown to catch the bug: with `poll_sources` lowering
 /// the word by a plain `fetch_min` (no wake), loom reports the deadlock.

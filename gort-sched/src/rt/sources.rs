@@ -252,7 +252,13 @@ pub(super) fn sleep_idle(s: &'static Sched, m: &'static M) {
             let woken = wait > early
                 && m.parker
                     .park_timeout(std::time::Duration::from_nanos((wait - early) as u64));
-            if !woken {
+            // Spin only the last stretch: a timed park also returns without
+            // a token before its time (a signal, a futex wake meant for an
+            // earlier park of ours), and spinning from there to a far
+            // deadline would burn a CPU for as long (found by a loom model
+            // whose stale wake did just that); the caller's loop sleeps
+            // again instead.
+            if !woken && deadline - nanotime() <= TIMER_EARLY_NS {
                 while nanotime() < deadline && !m.has_inbox() {
                     spin_loop();
                 }

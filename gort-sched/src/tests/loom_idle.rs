@@ -5,7 +5,7 @@
 //! an M "runs" a goroutine by recording it). A lost wake-up leaves every
 //! model thread blocked, which loom reports as a deadlock.
 
-use super::model;
+use super::{model, model_with_preemptions};
 use crate::loom::{exit_if_shutdown, shutdown};
 use crate::rt::model::{
     acquirep_here, add_source, become_m, bind, new_g, new_sched, next_deadline, poll_sources,
@@ -428,5 +428,75 @@ fn a_deadline_noted_while_the_m_enters_the_blocking_source() {
         }
         drop(kept);
         shutdown(|| src.wake());
+    });
+}
+
+/// A timer source whose one `near` timer is reported at its first sighting
+/// and fired at the second (the models have no clock to speak of: "a poll
+/// later" stands for "once it is due"); `far` stays armed.
+struct DueOnSecondLook {
+    /// (near armed, sightings, fired), under one lock.
+    st: Mutex<(bool, u32, bool)>,
+    cv: Condvar,
+    near: i64,
+    far: i64,
+}
+
+impl Source for DueOnSecondLook {
+    fn poll(&self, _now: i64) -> Option<i64> {
+        let mut st = self.st.lock().unwrap();
+        if !st.0 {
+            return Some(self.far);
+        }
+        st.1 += 1;
+        if st.1 >= 2 {
+            st.0 = false;
+            st.2 = true;
+            self.cv.notify_all();
+            return Some(self.far);
+        }
+        Some(self.near)
+    }
+}
+
+/// A timer noted while one of two idle Ms takes the timekeeper role: the
+/// noter lowers the word, finds no timekeeper yet, and wakes the idle M
+/// queued last — the other one, which polls, finds the role taken and
+/// sleeps with no deadline. The M that took the role must read the word
+/// again after its CAS, or it keeps time until the deadline it read
+/// before (`far`, which never comes here) and the timer is lost. Shown to
+/// catch the bug: without that re-read, loom reports the deadlock. It
+/// needs three preemptions (both Ms stopped between their poll and their
+/// CAS, one of them past the noter's look); at three, it also found a
+/// timekeeper woken early without a token (a stale futex wake) spinning
+/// toward `far` — `sleep_idle` now spins only the last 25 µs.
+#[test]
+fn a_deadline_noted_while_another_m_takes_the_timekeeper_role() {
+    model_with_preemptions(3, || {
+        let s = new_sched(1);
+        let _p = take_p(s); // this thread's M is busy, with the only P
+                            // On the model clock (0 now): `near` is due, `far` an hour away.
+        let src = Arc::new(DueOnSecondLook {
+            st: Mutex::new((false, 0, false)),
+            cv: Condvar::new(),
+            near: 0,
+            far: 3_600_000_000_000,
+        });
+        add_source(s, src.clone());
+        set_next_deadline(s, i64::MAX);
+        for _ in 0..2 {
+            start_m(s, |s, m| {
+                stopm(s, m);
+                schedule(s, m)
+            });
+        }
+        src.st.lock().unwrap().0 = true;
+        note_deadline(s, src.near);
+        let mut st = src.st.lock().unwrap();
+        while !st.2 {
+            st = src.cv.wait(st).unwrap();
+        }
+        drop(st);
+        shutdown(|| ());
     });
 }

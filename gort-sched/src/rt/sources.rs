@@ -14,14 +14,9 @@ pub(crate) fn register_source(src: Arc<dyn Source>) {
     note_deadline(s, 0);
 }
 
-/// A source has something due at `when` (nanotime): make sure some M looks
-/// by then.
-pub(crate) fn note_deadline(s: &'static Sched, when: i64) {
-    lower_deadline(s, when);
-}
-
-/// Lowers `next_deadline` to `when` if it is later, and then makes sure
-/// some M looks by `when`. Every lowering goes through here, a poll's too:
+/// A source has something due at `when` (nanotime): lowers `next_deadline`
+/// to `when` if it is later, and then makes sure some M looks by then.
+/// Every lowering goes through here, a poll's too:
 /// a poller that skipped a heap another M was running (`try_run`) may
 /// raise the word past that heap's next timer, and an M may go to keep
 /// time until the raised deadline meanwhile; the runner's own poll then
@@ -29,7 +24,7 @@ pub(crate) fn note_deadline(s: &'static Sched, when: i64) {
 /// take the role itself, and would sleep with no deadline). Seen as
 /// golang_time's timer tests stalling 30 s in about 1 run of 13, until a 30 s
 /// timer came due.
-fn lower_deadline(s: &'static Sched, when: i64) {
+pub(crate) fn note_deadline(s: &'static Sched, when: i64) {
     let prev = s.next_deadline.fetch_min(when, Ordering::SeqCst);
     if when >= prev {
         return; // someone already waits for an earlier one
@@ -120,7 +115,7 @@ pub(super) fn poll_sources(s: &'static Sched) -> bool {
     }
     // (Outside the sources' read lock: the wake may take it again.)
     drop(srcs);
-    lower_deadline(s, next);
+    note_deadline(s, next);
     next <= nanotime()
 }
 
